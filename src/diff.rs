@@ -1,0 +1,257 @@
+//! What changed between two versions of one entity schema, matched by stable ids.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EntitySchema, Field};
+
+/// One change to one entity. Field changes are matched by field id, or by
+/// `renamed_from` when a field's new id replaces an old one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChangeItem {
+    CreateEntity {
+        entity: EntitySchema,
+    },
+    DropEntity {
+        entity: EntitySchema,
+    },
+    /// Name, description or flags edited: recorded, no DDL.
+    EntityMetadata {
+        entity: String,
+        keys: Vec<String>,
+    },
+    AddField {
+        entity: String,
+        field: Field,
+    },
+    DropField {
+        entity: String,
+        field: Field,
+    },
+    RenameField {
+        entity: String,
+        from: Field,
+        to: Field,
+    },
+    AlterField {
+        entity: String,
+        old: Field,
+        new: Field,
+        aspects: Vec<FieldAspect>,
+    },
+}
+
+impl ChangeItem {
+    pub fn entity(&self) -> &str {
+        match self {
+            ChangeItem::CreateEntity { entity } | ChangeItem::DropEntity { entity } => &entity.id,
+            ChangeItem::EntityMetadata { entity, .. }
+            | ChangeItem::AddField { entity, .. }
+            | ChangeItem::DropField { entity, .. }
+            | ChangeItem::RenameField { entity, .. }
+            | ChangeItem::AlterField { entity, .. } => entity,
+        }
+    }
+
+    /// A one-line account for people: `+ field article.subtitle (text, optional)`.
+    pub fn summary(&self) -> String {
+        let describe = |f: &Field| {
+            let mut s = format!("{}{}", f.field_type.as_str(), if f.required { ", required" } else { ", optional" });
+            if !f.cardinality.is_single() {
+                s.push_str(", multi-valued");
+            }
+            s
+        };
+        match self {
+            ChangeItem::CreateEntity { entity } => format!("+ entity {} ({} fields)", entity.id, entity.fields.len()),
+            ChangeItem::DropEntity { entity } => format!("- entity {}", entity.id),
+            ChangeItem::EntityMetadata { entity, keys } => format!("~ entity {entity}: {} edited", keys.join(", ")),
+            ChangeItem::AddField { entity, field } => format!("+ field {entity}.{} ({})", field.id, describe(field)),
+            ChangeItem::DropField { entity, field } => format!("- field {entity}.{} ({})", field.id, describe(field)),
+            ChangeItem::RenameField { entity, from, to } => {
+                format!("~ field {entity}.{} renamed to {}", from.id, to.id)
+            }
+            ChangeItem::AlterField { entity, new, aspects, .. } => {
+                let names: Vec<&str> = aspects.iter().map(|a| a.as_str()).collect();
+                format!("~ field {entity}.{}: {} changed", new.id, names.join(", "))
+            }
+        }
+    }
+}
+
+/// Which property of a field changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldAspect {
+    Type,
+    Required,
+    Unique,
+    Indexed,
+    Default,
+    Values,
+    Cardinality,
+    TargetEntity,
+    Label,
+    Description,
+}
+
+impl FieldAspect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldAspect::Type => "type",
+            FieldAspect::Required => "required",
+            FieldAspect::Unique => "unique",
+            FieldAspect::Indexed => "indexed",
+            FieldAspect::Default => "default",
+            FieldAspect::Values => "values",
+            FieldAspect::Cardinality => "cardinality",
+            FieldAspect::TargetEntity => "target_entity",
+            FieldAspect::Label => "label",
+            FieldAspect::Description => "description",
+        }
+    }
+
+    /// Label and description live only in the YAML; they never touch the database.
+    pub fn is_metadata(self) -> bool {
+        matches!(self, FieldAspect::Label | FieldAspect::Description)
+    }
+}
+
+fn aspects(old: &Field, new: &Field) -> Vec<FieldAspect> {
+    let mut out = Vec::new();
+    let mut check = |changed: bool, a| {
+        if changed {
+            out.push(a)
+        }
+    };
+    check(old.field_type != new.field_type, FieldAspect::Type);
+    check(old.required != new.required, FieldAspect::Required);
+    check(old.unique != new.unique, FieldAspect::Unique);
+    check(old.indexed != new.indexed, FieldAspect::Indexed);
+    check(old.default != new.default, FieldAspect::Default);
+    check(old.values != new.values, FieldAspect::Values);
+    check(old.cardinality != new.cardinality, FieldAspect::Cardinality);
+    check(old.target_entity != new.target_entity, FieldAspect::TargetEntity);
+    check(old.label != new.label, FieldAspect::Label);
+    check(old.description != new.description, FieldAspect::Description);
+    out
+}
+
+/// Diffs two versions of a file's entity; `None` is "no file" (created or deleted).
+/// An entity whose id changed inside a file is dropped and created.
+pub fn diff_entities(old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> Vec<ChangeItem> {
+    match (old, new) {
+        (None, None) => vec![],
+        (None, Some(n)) => vec![ChangeItem::CreateEntity { entity: n.clone() }],
+        (Some(o), None) => vec![ChangeItem::DropEntity { entity: o.clone() }],
+        (Some(o), Some(n)) if o.id != n.id => {
+            vec![ChangeItem::DropEntity { entity: o.clone() }, ChangeItem::CreateEntity { entity: n.clone() }]
+        }
+        (Some(o), Some(n)) => diff_same_entity(o, n),
+    }
+}
+
+/// The old field that new field `nf` continues: the one with its id, or the one it
+/// was `renamed_from` when that id is gone from the new version.
+pub fn source_field<'a>(o: &'a EntitySchema, n: &EntitySchema, nf: &Field) -> Option<&'a Field> {
+    o.field(&nf.id).or_else(|| {
+        let from = nf.renamed_from.as_deref()?;
+        n.field(from).is_none().then(|| o.field(from)).flatten()
+    })
+}
+
+fn diff_same_entity(o: &EntitySchema, n: &EntitySchema) -> Vec<ChangeItem> {
+    let entity = n.id.clone();
+    let mut items = Vec::new();
+    let mut keys = Vec::new();
+    for (key, changed) in [
+        ("name", o.name != n.name),
+        ("description", o.description != n.description),
+        ("versioned", o.versioned != n.versioned),
+        ("recursive", o.recursive != n.recursive),
+        ("cacheable", o.cacheable != n.cacheable),
+    ] {
+        if changed {
+            keys.push(key.to_string());
+        }
+    }
+    if !keys.is_empty() {
+        items.push(ChangeItem::EntityMetadata { entity: entity.clone(), keys });
+    }
+
+    let source = |nf: &Field| source_field(o, n, nf);
+    let continued: Vec<&str> = n.fields.iter().filter_map(|nf| source(nf).map(|of| of.id.as_str())).collect();
+
+    for of in &o.fields {
+        if !continued.contains(&of.id.as_str()) {
+            items.push(ChangeItem::DropField { entity: entity.clone(), field: of.clone() });
+        }
+    }
+    for nf in &n.fields {
+        match source(nf) {
+            None => items.push(ChangeItem::AddField { entity: entity.clone(), field: nf.clone() }),
+            Some(of) => {
+                let renamed = of.id != nf.id;
+                if renamed {
+                    let to = Field { id: nf.id.clone(), ..of.clone() };
+                    items.push(ChangeItem::RenameField { entity: entity.clone(), from: of.clone(), to: to.clone() });
+                    let rest = aspects(&to, nf);
+                    if !rest.is_empty() {
+                        items.push(ChangeItem::AlterField {
+                            entity: entity.clone(),
+                            old: to,
+                            new: nf.clone(),
+                            aspects: rest,
+                        });
+                    }
+                } else {
+                    let a = aspects(of, nf);
+                    if !a.is_empty() {
+                        items.push(ChangeItem::AlterField {
+                            entity: entity.clone(),
+                            old: of.clone(),
+                            new: nf.clone(),
+                            aspects: a,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::parse_entity_schema;
+
+    fn entity(fields: &str) -> EntitySchema {
+        parse_entity_schema("x", &format!("id: article\nname: Article\nfields:\n{fields}")).unwrap()
+    }
+
+    #[test]
+    fn identical_is_empty() {
+        let a = entity("  - id: title\n    type: text\n");
+        assert!(diff_entities(Some(&a), Some(&a)).is_empty());
+    }
+
+    #[test]
+    fn add_drop_rename_alter() {
+        let a =
+            entity("  - id: title\n    type: text\n  - id: body\n    type: text\n  - id: headline\n    type: text\n");
+        let b = entity(
+            "  - id: title\n    type: text\n    label: Title\n  - id: heading\n    type: text\n    renamed_from: headline\n  - id: summary\n    type: text\n",
+        );
+        let summaries: Vec<String> = diff_entities(Some(&a), Some(&b)).iter().map(|i| i.summary()).collect();
+        assert_eq!(
+            summaries,
+            vec![
+                "- field article.body (text, optional)",
+                "~ field article.title: label changed",
+                "~ field article.headline renamed to heading",
+                "+ field article.summary (text, optional)",
+            ]
+        );
+    }
+}

@@ -1,0 +1,511 @@
+//! The coordinator: one task, one ordered queue. File events and approvals go in;
+//! applied versions, pending changes and events come out.
+//!
+//! All state changes happen on the worker task, so there are no races between a
+//! file event and an approval. Readers get the latest [`Snapshot`] through an
+//! atomic pointer swap and never wait for the worker.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::events::{EngineEvent, EventKind};
+use super::scan::{list_schema_files, read_site_file};
+use super::snapshot::{FileState, FileStatus, PendingChange, Snapshot};
+use super::store::{Store, VersionRecord, VersionRow};
+use super::watcher::{SiteWatcher, WatchSignal};
+use super::{now_rfc3339, EngineConfig, EngineError};
+use crate::diff::diff_entities;
+use crate::error::FileError;
+use crate::grade::grade;
+use crate::hash::sha256_hex;
+use crate::hazard::Severity;
+use crate::plan::{plan_change, PlanBinding};
+use crate::site::{is_schema_path, SchemaFile, Site};
+use crate::text_diff::text_diff;
+
+enum Command {
+    Approve { id: u64, actor: String, reason: Option<String>, reply: oneshot::Sender<Result<VersionRow, EngineError>> },
+    Rescan { reply: oneshot::Sender<()> },
+}
+
+struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    events: broadcast::Sender<EngineEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+    store: Store,
+}
+
+/// A cheap, cloneable handle to the running engine.
+#[derive(Clone)]
+pub struct Coordinator {
+    shared: Arc<Shared>,
+}
+
+impl Coordinator {
+    /// Opens the store, reconciles the files on disk with the last applied
+    /// versions (differences become changes, as if edited while the server was
+    /// down), starts watching, and runs until `shutdown` resolves.
+    pub async fn start(
+        config: EngineConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(Coordinator, JoinHandle<()>), EngineError> {
+        let store = Store::open(&config.database_url).await?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            events,
+            commands,
+            store: store.clone(),
+        });
+        let mut worker = Worker::new(config.clone(), store, shared.clone());
+        worker.load_applied().await?;
+        worker.rescan().await;
+
+        let (signal_tx, signal_rx) = mpsc::unbounded_channel();
+        let watcher = SiteWatcher::start(&config.site_root, config.debounce, signal_tx)?;
+        let task = tokio::spawn(worker.run(watcher, signal_rx, command_rx, shutdown));
+        Ok((Coordinator { shared }, task))
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load_full()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.shared.events.subscribe()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Applies pending change `id` on behalf of `actor`.
+    pub async fn approve(&self, id: u64, actor: &str, reason: Option<String>) -> Result<VersionRow, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Approve { id, actor: actor.to_string(), reason, reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Re-reads every file now, as after a lost event.
+    pub async fn rescan(&self) -> Result<(), EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Rescan { reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, EngineError> {
+        Ok(self.shared.store.history(file, limit).await?)
+    }
+
+    fn send(&self, command: Command) -> Result<(), EngineError> {
+        self.shared.commands.send(command).map_err(|_| EngineError::Stopped)
+    }
+}
+
+/// The state only the worker task touches.
+struct Worker {
+    root: PathBuf,
+    auto_apply_safe: bool,
+    store: Store,
+    shared: Arc<Shared>,
+    applied: Site,
+    /// Newest applied version number of every file ever applied, deleted ones too.
+    versions: BTreeMap<String, i64>,
+    pending: BTreeMap<String, PendingChange>,
+    rejected: BTreeMap<String, Vec<FileError>>,
+    failed: BTreeMap<String, FileError>,
+    /// Hash of what was last read from disk per path (`None`: absent), so an
+    /// event that leaves a file's bytes unchanged costs one read and nothing more.
+    seen: BTreeMap<String, Option<String>>,
+    /// Files rejected because of another file (a reference to an entity that is
+    /// missing, a deletion others depend on): re-checked with every batch, so they
+    /// go through as soon as the other file arrives.
+    waiting_on_others: BTreeSet<String>,
+    next_change_id: u64,
+    next_seq: u64,
+    last_sync: Option<String>,
+}
+
+impl Worker {
+    fn new(config: EngineConfig, store: Store, shared: Arc<Shared>) -> Self {
+        Self {
+            root: config.site_root,
+            auto_apply_safe: config.auto_apply_safe,
+            store,
+            shared,
+            applied: Site::default(),
+            versions: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            waiting_on_others: BTreeSet::new(),
+            next_change_id: 1,
+            next_seq: 1,
+            last_sync: None,
+        }
+    }
+
+    async fn run(
+        mut self,
+        _watcher: SiteWatcher,
+        mut signals: mpsc::UnboundedReceiver<WatchSignal>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(signal) = signals.recv() => {
+                    // Drain what else is queued so a burst is handled as one batch.
+                    let mut paths = BTreeSet::new();
+                    let mut rescan = false;
+                    for s in std::iter::once(signal).chain(std::iter::from_fn(|| signals.try_recv().ok())) {
+                        match s {
+                            WatchSignal::Paths(p) => paths.extend(p),
+                            WatchSignal::Rescan => rescan = true,
+                        }
+                    }
+                    if rescan { self.rescan().await } else { self.process(paths).await }
+                }
+                Some(command) = commands.recv() => match command {
+                    Command::Approve { id, actor, reason, reply } => {
+                        let result = self.approve(id, &actor, reason).await;
+                        let _ = reply.send(result);
+                    }
+                    Command::Rescan { reply } => {
+                        self.rescan().await;
+                        let _ = reply.send(());
+                    }
+                },
+                else => break,
+            }
+        }
+        tracing::debug!("coordinator stopped");
+    }
+
+    async fn load_applied(&mut self) -> Result<(), EngineError> {
+        for row in self.store.latest_versions().await? {
+            self.versions.insert(row.file.clone(), row.version);
+            let Some(text) = &row.yaml else { continue };
+            match SchemaFile::parse(&row.file, text) {
+                Ok(file) => self.applied.insert(file),
+                Err(errors) => {
+                    tracing::error!(file = %row.file, ?errors, "an applied version no longer parses; treating the file as new")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn rescan(&mut self) {
+        let mut paths: BTreeSet<String> = list_schema_files(&self.root).into_iter().collect();
+        paths.extend(self.applied.files().map(|f| f.path.clone()));
+        paths.extend(self.seen.keys().cloned());
+        paths.extend(self.pending.keys().cloned());
+        self.seen.clear();
+        self.process(paths).await;
+    }
+
+    fn emit(
+        &mut self,
+        kind: EventKind,
+        file: &str,
+        change: Option<&PendingChange>,
+        version: Option<i64>,
+        message: String,
+    ) {
+        let event = EngineEvent {
+            seq: self.next_seq,
+            at: now_rfc3339(),
+            kind,
+            file: file.to_string(),
+            change_id: change.map(|c| c.id),
+            version,
+            severity: change.map(|c| c.severity),
+            message,
+        };
+        self.next_seq += 1;
+        tracing::info!(kind = kind.as_str(), file, message = %event.message, "hot-reload");
+        // No subscribers is fine: nobody is watching the dashboard.
+        let _ = self.shared.events.send(event);
+    }
+
+    fn publish(&mut self) {
+        let mut paths: BTreeSet<&String> = self.versions.keys().collect();
+        paths.extend(self.pending.keys());
+        paths.extend(self.rejected.keys());
+        paths.extend(self.failed.keys());
+        let files = paths
+            .into_iter()
+            .filter(|p| {
+                self.applied.get(p).is_some()
+                    || self.pending.contains_key(*p)
+                    || self.rejected.contains_key(*p)
+                    || self.failed.contains_key(*p)
+            })
+            .map(|p| FileStatus {
+                path: p.clone(),
+                entity: self.applied.get(p).map(|f| f.entity.id.clone()),
+                version: self.versions.get(p).copied(),
+                hash: self.applied.get(p).map(|f| f.hash.clone()),
+                state: if self.rejected.contains_key(p) {
+                    FileState::Rejected
+                } else if self.failed.contains_key(p) {
+                    FileState::Failed
+                } else if self.pending.contains_key(p) {
+                    FileState::Pending
+                } else {
+                    FileState::InSync
+                },
+            })
+            .collect();
+        self.shared.snapshot.store(Arc::new(Snapshot {
+            applied: Arc::new(self.applied.clone()),
+            files,
+            pending: self.pending.values().cloned().collect(),
+            rejected: self.rejected.values().flatten().cloned().collect(),
+            failed: self.failed.values().cloned().collect(),
+            last_sync: self.last_sync.clone(),
+        }));
+    }
+
+    fn reject(&mut self, path: &str, errors: Vec<FileError>) {
+        self.supersede(path, "the file changed again and no longer validates");
+        if self.rejected.get(path) == Some(&errors) {
+            return;
+        }
+        let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        self.rejected.insert(path.to_string(), errors);
+        self.emit(EventKind::Rejected, path, None, None, message);
+    }
+
+    fn supersede(&mut self, path: &str, why: &str) {
+        if let Some(old) = self.pending.remove(path) {
+            self.emit(EventKind::Superseded, path, Some(&old), None, format!("change {} superseded: {why}", old.id));
+        }
+    }
+
+    /// Handles a batch of possibly-changed paths, in dependency order.
+    async fn process(&mut self, mut paths: BTreeSet<String>) {
+        let mut candidates: BTreeMap<String, Option<SchemaFile>> = BTreeMap::new();
+        paths.extend(self.waiting_on_others.iter().cloned());
+        for path in paths.into_iter().filter(|p| is_schema_path(p)) {
+            let recheck = self.waiting_on_others.remove(&path);
+            let disk = match read_site_file(&self.root, &path) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.seen.remove(&path);
+                    self.reject(&path, vec![e]);
+                    continue;
+                }
+            };
+            let disk_hash = disk.as_deref().map(|t| sha256_hex(t.as_bytes()));
+            if self.seen.get(&path) != Some(&disk_hash) {
+                self.seen.insert(path.clone(), disk_hash.clone());
+                self.emit(EventKind::Detected, &path, None, None, "file changed on disk".into());
+            } else if !recheck {
+                continue;
+            }
+            self.failed.remove(&path);
+            if disk_hash == self.applied.get(&path).map(|f| f.hash.clone()) {
+                self.rejected.remove(&path);
+                self.supersede(&path, "the file is back to its applied version");
+                continue;
+            }
+            match disk {
+                None => {
+                    self.rejected.remove(&path);
+                    candidates.insert(path, None);
+                }
+                Some(text) => match SchemaFile::parse(&path, &text) {
+                    Ok(file) => {
+                        self.rejected.remove(&path);
+                        candidates.insert(path, Some(file));
+                    }
+                    Err(errors) => self.reject(&path, errors),
+                },
+            }
+        }
+
+        let candidate_site = self.validate_batch(&mut candidates);
+        // Creations and edits in dependency order, deletions after them.
+        let order = candidate_site.dependency_order();
+        let rank = |f: &Option<SchemaFile>| match f {
+            Some(f) => order.iter().position(|id| *id == f.entity.id).unwrap_or(order.len()),
+            None => usize::MAX,
+        };
+        let mut ordered: Vec<(String, Option<SchemaFile>)> = candidates.into_iter().collect();
+        ordered.sort_by_key(|(_, f)| rank(f));
+        for (path, file) in ordered {
+            self.plan_and_gate(&path, file).await;
+        }
+        self.last_sync = Some(now_rfc3339());
+        self.publish();
+    }
+
+    /// Rejects the candidates that would break cross-file rules; returns the site
+    /// the accepted ones produce.
+    fn validate_batch(&mut self, candidates: &mut BTreeMap<String, Option<SchemaFile>>) -> Site {
+        loop {
+            let mut site = self.applied.clone();
+            for (path, file) in candidates.iter() {
+                match file {
+                    Some(f) => site.insert(f.clone()),
+                    None => {
+                        site.remove(path);
+                    }
+                }
+            }
+            let errors = site.check();
+            if errors.is_empty() || candidates.is_empty() {
+                return site;
+            }
+            let mut blamed: BTreeMap<String, Vec<FileError>> = BTreeMap::new();
+            for e in errors {
+                if candidates.contains_key(&e.file) {
+                    blamed.entry(e.file.clone()).or_default().push(e);
+                } else {
+                    // An untouched file broke: every change in the batch is suspect.
+                    for path in candidates.keys() {
+                        blamed.entry(path.clone()).or_default().push(FileError::new(
+                            path,
+                            (1, 1),
+                            None,
+                            format!("this change would leave {e}"),
+                        ));
+                    }
+                }
+            }
+            for (path, errs) in blamed {
+                candidates.remove(&path);
+                self.waiting_on_others.insert(path.clone());
+                self.reject(&path, errs);
+            }
+        }
+    }
+
+    async fn plan_and_gate(&mut self, path: &str, new: Option<SchemaFile>) {
+        let old = self.applied.get(path).cloned();
+        let graded = grade(diff_entities(old.as_ref().map(|f| &f.entity), new.as_ref().map(|f| &f.entity)));
+        let next_version = self.versions.get(path).copied().unwrap_or(0) + 1;
+        let base_hash = old.as_ref().map(|f| f.hash.clone()).unwrap_or_default();
+        let target_hash = new.as_ref().map(|f| f.hash.clone()).unwrap_or_default();
+        let short = if target_hash.is_empty() { &base_hash } else { &target_hash };
+        let binding = PlanBinding {
+            base_hash: base_hash.clone(),
+            target_hash: target_hash.clone(),
+            backup_tag: format!("v{next_version}_{}", &short[..short.len().min(8)]),
+        };
+        let plan = plan_change(old.as_ref().map(|f| &f.entity), new.as_ref().map(|f| &f.entity), &graded, binding);
+        self.supersede(path, "the file changed again before approval");
+        let change = PendingChange {
+            id: self.next_change_id,
+            file: path.to_string(),
+            severity: plan.severity(),
+            hazards: plan.hazards(),
+            from_version: old.as_ref().and_then(|_| self.versions.get(path).copied()),
+            from_hash: base_hash,
+            to_hash: target_hash,
+            created_at: now_rfc3339(),
+            summary: graded.items.iter().map(|i| i.item.summary()).collect(),
+            text_diff: text_diff(
+                old.as_ref().map(|f| f.text.as_str()).unwrap_or(""),
+                new.as_ref().map(|f| f.text.as_str()).unwrap_or(""),
+            ),
+            plan,
+            new_text: new.map(|f| f.text),
+        };
+        self.next_change_id += 1;
+        if change.severity.auto_applies() && self.auto_apply_safe {
+            // A failure is already recorded and announced by apply().
+            let _ = self.apply(change, "watcher", None).await;
+        } else {
+            let message = format!("{} change waits for approval: {}", change.severity, change.summary.join("; "));
+            self.emit(EventKind::Pending, path, Some(&change), None, message);
+            self.pending.insert(path.to_string(), change);
+        }
+    }
+
+    async fn approve(&mut self, id: u64, actor: &str, reason: Option<String>) -> Result<VersionRow, EngineError> {
+        let change = self.pending.values().find(|c| c.id == id).cloned().ok_or(EngineError::UnknownChange(id))?;
+        if change.severity >= Severity::Blocked {
+            return Err(EngineError::NotApprovable { id, file: change.file, severity: change.severity });
+        }
+        let applied_hash = self.applied.get(&change.file).map(|f| f.hash.clone()).unwrap_or_default();
+        if applied_hash != change.plan.binding.base_hash {
+            self.pending.remove(&change.file);
+            self.seen.remove(&change.file);
+            self.process(BTreeSet::from([change.file.clone()])).await;
+            return Err(EngineError::Stale { id, file: change.file });
+        }
+        self.pending.remove(&change.file);
+        self.emit(EventKind::Approved, &change.file, Some(&change), None, format!("approved by {actor}"));
+        let result = self.apply(change, actor, reason).await;
+        self.publish();
+        result
+    }
+
+    async fn apply(
+        &mut self,
+        change: PendingChange,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<VersionRow, EngineError> {
+        let record = VersionRecord {
+            file: change.file.clone(),
+            hash: change.to_hash.clone(),
+            yaml: change.new_text.clone(),
+            actor: actor.to_string(),
+            reason,
+            applied_at: now_rfc3339(),
+        };
+        match self.store.apply(&change.plan, record).await {
+            Ok(row) => {
+                self.versions.insert(change.file.clone(), row.version);
+                match &change.new_text {
+                    Some(text) => match SchemaFile::parse(&change.file, text) {
+                        Ok(file) => self.applied.insert(file),
+                        Err(_) => unreachable!("a planned file was validated"),
+                    },
+                    None => {
+                        self.applied.remove(&change.file);
+                    }
+                }
+                let message =
+                    format!("version {} applied ({}): {}", row.version, change.severity, change.summary.join("; "));
+                self.emit(EventKind::Applied, &change.file, Some(&change), Some(row.version), message);
+                Ok(row)
+            }
+            Err(e) => {
+                tracing::error!(file = %change.file, error = %e, "applying a change failed; the transaction was rolled back");
+                let message =
+                    format!("applying change {} failed and was rolled back: {}", change.id, public_reason(&e));
+                self.failed.insert(change.file.clone(), FileError::new(&change.file, (1, 1), None, message.clone()));
+                self.emit(EventKind::Failed, &change.file, Some(&change), None, message);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The part of a store error an operator can act on, without internals.
+fn public_reason(e: &super::store::StoreError) -> String {
+    use super::store::StoreError;
+    match e {
+        StoreError::Statement { source, .. } => source
+            .as_database_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| "the database refused a statement".into()),
+        StoreError::ForeignKeys(n) => format!("{n} rows would reference missing rows"),
+        _ => "the database is unavailable".into(),
+    }
+}

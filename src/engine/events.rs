@@ -1,0 +1,44 @@
+//! Events: one for every transition a file's change goes through.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hazard::Severity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Detected,
+    Rejected,
+    Pending,
+    Approved,
+    Applied,
+    Failed,
+    Superseded,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Detected => "detected",
+            EventKind::Rejected => "rejected",
+            EventKind::Pending => "pending",
+            EventKind::Approved => "approved",
+            EventKind::Applied => "applied",
+            EventKind::Failed => "failed",
+            EventKind::Superseded => "superseded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineEvent {
+    /// Strictly increasing within a process, so a client can spot gaps.
+    pub seq: u64,
+    pub at: String,
+    pub kind: EventKind,
+    pub file: String,
+    pub change_id: Option<u64>,
+    pub version: Option<i64>,
+    pub severity: Option<Severity>,
+    pub message: String,
+}

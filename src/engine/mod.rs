@@ -1,0 +1,50 @@
+//! The I/O shell around the pure core: it watches the site, keeps the database and
+//! history, and runs the one coordinator that turns file events into applied
+//! changes. Everything that touches disk, database or clock lives here.
+
+pub mod coordinator;
+pub mod error;
+pub mod events;
+pub mod scan;
+pub mod snapshot;
+pub mod store;
+pub mod watcher;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use coordinator::Coordinator;
+pub use error::EngineError;
+pub use events::{EngineEvent, EventKind};
+pub use snapshot::{FileState, FileStatus, PendingChange, Snapshot};
+pub use store::{Store, VersionRow};
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub site_root: PathBuf,
+    pub database_url: String,
+    /// Quiet time after the last event on a path before it is processed; editors
+    /// write a file in several steps, and this lets the last one land.
+    pub debounce: Duration,
+    /// Apply SAFE changes without a person; when false every change waits.
+    pub auto_apply_safe: bool,
+}
+
+impl EngineConfig {
+    pub fn new(site_root: impl Into<PathBuf>, database_url: impl Into<String>) -> Self {
+        Self {
+            site_root: site_root.into(),
+            database_url: database_url.into(),
+            debounce: Duration::from_millis(25),
+            auto_apply_safe: true,
+        }
+    }
+}
+
+/// Now, as RFC 3339 UTC: the engine's only clock.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a UTC timestamp formats")
+}

@@ -1,0 +1,61 @@
+//! Reading the site from disk, with the limits that protect the process.
+
+use std::path::Path;
+
+use crate::error::FileError;
+use crate::site::is_schema_path;
+use crate::yaml::MAX_FILE_BYTES;
+
+/// Every schema file under `root`, as site-relative paths, sorted.
+pub fn list_schema_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(root, &root.join("schemas"), &mut out);
+    out.sort();
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(rel) = super::watcher::relative(root, &path) else { continue };
+        if super::watcher::is_editor_noise(&rel) {
+            continue;
+        }
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            walk(root, &path, out);
+        } else if is_schema_path(&rel) {
+            out.push(rel);
+        }
+    }
+}
+
+/// Reads one site file: `Ok(None)` when it does not exist. Symlinks that resolve
+/// outside the site, files over the size limit and non-UTF-8 files are refused
+/// before their content is read.
+pub fn read_site_file(root: &Path, rel: &str) -> Result<Option<String>, FileError> {
+    let path = root.join(rel);
+    let refuse = |message: String| Err(FileError::new(rel, (1, 1), None, message));
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return refuse(format!("cannot read: {e}")),
+    };
+    if meta.file_type().is_symlink() {
+        let (Ok(target), Ok(base)) = (path.canonicalize(), root.canonicalize()) else {
+            return Ok(None);
+        };
+        if !target.starts_with(&base) {
+            return refuse(format!("symlink points outside the site, to {}; refused", target.display()));
+        }
+    }
+    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if len > MAX_FILE_BYTES as u64 {
+        return refuse(format!("file is {len} bytes, over the {MAX_FILE_BYTES}-byte limit"));
+    }
+    match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).or_else(|_| refuse("file is not valid UTF-8".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => refuse(format!("cannot read: {e}")),
+    }
+}

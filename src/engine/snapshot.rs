@@ -1,0 +1,72 @@
+//! What readers see: an immutable picture of the engine, swapped whole after
+//! every transition so no reader ever sees half a change.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FileError;
+use crate::hazard::{Hazard, Severity};
+use crate::plan::Plan;
+use crate::site::Site;
+use crate::text_diff::DiffLine;
+
+/// A planned change to one file, waiting for a person (or about to be applied).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingChange {
+    pub id: u64,
+    pub file: String,
+    pub severity: Severity,
+    pub hazards: Vec<Hazard>,
+    /// The applied version it starts from; `None` for a new file.
+    pub from_version: Option<i64>,
+    /// Hash of the applied file it was planned from ("" for none): approval is
+    /// refused if the applied state has moved on.
+    pub from_hash: String,
+    /// Hash of the file it brings in ("" when the file was deleted).
+    pub to_hash: String,
+    pub created_at: String,
+    /// One line per change item, e.g. `- field article.body (text, optional)`.
+    pub summary: Vec<String>,
+    pub text_diff: Vec<DiffLine>,
+    pub plan: Plan,
+    /// The text to record; `None` when the change deletes the file.
+    pub new_text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    InSync,
+    Pending,
+    Rejected,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileStatus {
+    pub path: String,
+    pub entity: Option<String>,
+    /// The newest applied version; `None` if nothing was ever applied.
+    pub version: Option<i64>,
+    pub hash: Option<String>,
+    pub state: FileState,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub applied: Arc<Site>,
+    pub files: Vec<FileStatus>,
+    pub pending: Vec<PendingChange>,
+    /// Files whose newest content could not be accepted; the applied version stays live.
+    pub rejected: Vec<FileError>,
+    /// Files whose change was approved but failed to apply (rolled back).
+    pub failed: Vec<FileError>,
+    pub last_sync: Option<String>,
+}
+
+impl Snapshot {
+    pub fn in_sync(&self) -> bool {
+        self.pending.is_empty() && self.rejected.is_empty() && self.failed.is_empty()
+    }
+}

@@ -1,0 +1,264 @@
+//! The database: typed content tables and the append-only history, via sqlx.
+//!
+//! Each apply is one `BEGIN IMMEDIATE` transaction holding the plan's SQL and the
+//! history row, so the database never shows a change without its record or a
+//! record without its change.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Connection, Row, SqlitePool};
+
+use crate::hash::sha256_parts;
+use crate::hazard::{Hazard, Severity};
+use crate::plan::Plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot migrate the history tables: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("statement failed: {statement}: {source}")]
+    Statement { statement: String, source: sqlx::Error },
+    #[error("foreign key check failed after the change: {0} rows reference missing rows")]
+    ForeignKeys(usize),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("history row {id} is corrupt: {message}")]
+    Corrupt { id: i64, message: String },
+}
+
+/// What the history records about one applied version, besides the plan.
+#[derive(Debug, Clone)]
+pub struct VersionRecord {
+    pub file: String,
+    pub hash: String,
+    /// `None` when this version deletes the file.
+    pub yaml: Option<String>,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub applied_at: String,
+}
+
+/// One row of the history, as the API and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRow {
+    pub id: i64,
+    pub file: String,
+    pub version: i64,
+    pub hash: String,
+    pub yaml: Option<String>,
+    pub severity: Severity,
+    pub hazards: Vec<Hazard>,
+    pub sql: Vec<String>,
+    pub rollback_sql: Vec<String>,
+    pub backups: Vec<String>,
+    pub status: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub applied_at: String,
+    pub duration_ms: i64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` in WAL mode and brings the
+    /// history tables up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open { url: url.to_string(), source };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(open_err)?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Runs `plan` and appends its history row in one transaction; returns the row.
+    pub async fn apply(&self, plan: &Plan, record: VersionRecord) -> Result<VersionRow, StoreError> {
+        let started = Instant::now();
+        let mut conn = self.pool.acquire().await?;
+        if plan.foreign_keys_off {
+            sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+        }
+        let result = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            for statement in plan.sql() {
+                sqlx::query(&statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+            }
+            if plan.foreign_keys_off {
+                let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *tx).await?.len();
+                if broken > 0 {
+                    return Err(StoreError::ForeignKeys(broken));
+                }
+            }
+            let (prev_row_hash, last_version) = chain_head(&mut tx, &record.file).await?;
+            let row = VersionRow {
+                id: 0,
+                file: record.file,
+                version: last_version + 1,
+                hash: record.hash,
+                yaml: record.yaml,
+                severity: plan.severity(),
+                hazards: plan.hazards(),
+                sql: plan.sql(),
+                rollback_sql: plan.rollback_sql(),
+                backups: plan.backups(),
+                status: "applied".into(),
+                actor: record.actor,
+                reason: record.reason,
+                applied_at: record.applied_at,
+                duration_ms: started.elapsed().as_millis() as i64,
+            };
+            let id = insert_row(&mut tx, &row, &prev_row_hash).await?;
+            tx.commit().await?;
+            Ok(VersionRow { id, ..row })
+        }
+        .await;
+        if plan.foreign_keys_off {
+            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+        }
+        result
+    }
+
+    /// The newest applied row of every file ever recorded (including deletions).
+    pub async fn latest_versions(&self) -> Result<Vec<VersionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM marain_history h WHERE status = 'applied' AND version = \
+             (SELECT MAX(version) FROM marain_history WHERE file = h.file AND status = 'applied') ORDER BY file",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_from_sql).collect()
+    }
+
+    /// History, newest first, optionally of one file.
+    pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM marain_history WHERE (?1 IS NULL OR file = ?1) ORDER BY id DESC LIMIT ?2")
+                .bind(file)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(row_from_sql).collect()
+    }
+
+    /// Column names of `table`, in order; empty when the table does not exist.
+    pub async fn table_columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>("name")).collect())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn chain_head(conn: &mut sqlx::SqliteConnection, file: &str) -> Result<(String, i64), StoreError> {
+    let prev: Option<String> = sqlx::query_scalar("SELECT row_hash FROM marain_history ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM marain_history WHERE file = ?1")
+        .bind(file)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((prev.unwrap_or_default(), version.unwrap_or(0)))
+}
+
+/// The hash a row's successor must quote: everything the row asserts.
+pub fn row_hash(prev: &str, row: &VersionRow) -> String {
+    sha256_parts([
+        prev,
+        &row.file,
+        &row.version.to_string(),
+        &row.hash,
+        row.yaml.as_deref().unwrap_or("\u{0}"),
+        row.severity.as_str(),
+        &to_json(&row.hazards),
+        &to_json(&row.sql),
+        &to_json(&row.rollback_sql),
+        &to_json(&row.backups),
+        &row.status,
+        &row.actor,
+        row.reason.as_deref().unwrap_or("\u{0}"),
+        &row.applied_at,
+    ])
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+async fn insert_row(conn: &mut sqlx::SqliteConnection, row: &VersionRow, prev: &str) -> Result<i64, StoreError> {
+    let id = sqlx::query(
+        "INSERT INTO marain_history (file, version, hash, yaml, severity, hazards, sql, rollback_sql, backups, status, \
+         actor, reason, applied_at, duration_ms, prev_row_hash, row_hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )
+    .bind(&row.file)
+    .bind(row.version)
+    .bind(&row.hash)
+    .bind(&row.yaml)
+    .bind(row.severity.as_str())
+    .bind(to_json(&row.hazards))
+    .bind(to_json(&row.sql))
+    .bind(to_json(&row.rollback_sql))
+    .bind(to_json(&row.backups))
+    .bind(&row.status)
+    .bind(&row.actor)
+    .bind(&row.reason)
+    .bind(&row.applied_at)
+    .bind(row.duration_ms)
+    .bind(prev)
+    .bind(row_hash(prev, row))
+    .execute(&mut *conn)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
+}
+
+fn row_from_sql(r: &sqlx::sqlite::SqliteRow) -> Result<VersionRow, StoreError> {
+    let id: i64 = r.get("id");
+    let corrupt = |message: String| StoreError::Corrupt { id, message };
+    fn parse<T: serde::de::DeserializeOwned>(r: &sqlx::sqlite::SqliteRow, col: &str) -> Result<T, String> {
+        serde_json::from_str(&r.get::<String, _>(col)).map_err(|e| format!("{col}: {e}"))
+    }
+    let severity: String = r.get("severity");
+    Ok(VersionRow {
+        id,
+        file: r.get("file"),
+        version: r.get("version"),
+        hash: r.get("hash"),
+        yaml: r.get("yaml"),
+        severity: Severity::parse(&severity).ok_or_else(|| corrupt(format!("unknown severity {severity}")))?,
+        hazards: parse(r, "hazards").map_err(corrupt)?,
+        sql: parse(r, "sql").map_err(corrupt)?,
+        rollback_sql: parse(r, "rollback_sql").map_err(corrupt)?,
+        backups: parse(r, "backups").map_err(corrupt)?,
+        status: r.get("status"),
+        actor: r.get("actor"),
+        reason: r.get("reason"),
+        applied_at: r.get("applied_at"),
+        duration_ms: r.get("duration_ms"),
+    })
+}

@@ -1,0 +1,116 @@
+//! Our wrapper around notify and its debouncer: directory watching, trailing-edge
+//! debouncing, editor-noise filtering, and notify's errors as our own variants.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("site directory {0} does not exist")]
+    RootMissing(PathBuf),
+    #[error("the inotify watch limit is reached; raise fs.inotify.max_user_watches (sysctl) and restart")]
+    WatchLimit,
+    #[error("cannot watch {path}: {message}")]
+    Notify { path: PathBuf, message: String },
+}
+
+/// What the watcher tells the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchSignal {
+    /// These site-relative paths (`/`-separated) may have changed.
+    Paths(Vec<String>),
+    /// Events may have been lost (queue overflow, a new directory): re-read everything.
+    Rescan,
+}
+
+/// Watches a site directory for as long as it lives.
+pub struct SiteWatcher {
+    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+}
+
+impl SiteWatcher {
+    /// Watches `root` recursively; debounced signals go to `signals`.
+    pub fn start(root: &Path, debounce: Duration, signals: UnboundedSender<WatchSignal>) -> Result<Self, WatchError> {
+        let root = root.canonicalize().map_err(|_| WatchError::RootMissing(root.to_path_buf()))?;
+        let base = root.clone();
+        let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+            let signal = match result {
+                Ok(events) => to_signal(&base, &events),
+                Err(errors) => {
+                    for e in errors {
+                        tracing::warn!(error = %e, "file watcher error; rescanning");
+                    }
+                    Some(WatchSignal::Rescan)
+                }
+            };
+            if let Some(signal) = signal {
+                // The receiver is gone only during shutdown.
+                let _ = signals.send(signal);
+            }
+        })
+        .map_err(|e| map_notify(&root, e))?;
+        debouncer.watch(&root, RecursiveMode::Recursive).map_err(|e| map_notify(&root, e))?;
+        Ok(Self { _debouncer: debouncer })
+    }
+}
+
+fn map_notify(path: &Path, e: notify::Error) -> WatchError {
+    match e.kind {
+        notify::ErrorKind::MaxFilesWatch => WatchError::WatchLimit,
+        notify::ErrorKind::PathNotFound => WatchError::RootMissing(path.to_path_buf()),
+        _ => WatchError::Notify { path: path.to_path_buf(), message: e.to_string() },
+    }
+}
+
+fn to_signal(root: &Path, events: &[notify_debouncer_full::DebouncedEvent]) -> Option<WatchSignal> {
+    let mut paths = Vec::new();
+    for event in events {
+        if event.need_rescan() || matches!(event.kind, EventKind::Create(notify::event::CreateKind::Folder)) {
+            return Some(WatchSignal::Rescan);
+        }
+        for p in &event.paths {
+            if let Some(rel) = relative(root, p) {
+                if p.is_dir() {
+                    return Some(WatchSignal::Rescan);
+                }
+                if !is_editor_noise(&rel) && !paths.contains(&rel) {
+                    paths.push(rel);
+                }
+            }
+        }
+    }
+    (!paths.is_empty()).then_some(WatchSignal::Paths(paths))
+}
+
+/// `root`-relative path with `/` separators, if `path` is under `root`.
+pub fn relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Swap files, backups and dotfiles that editors write next to the real file.
+pub fn is_editor_noise(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    name.starts_with('.')
+        || name.ends_with('~')
+        || [".swp", ".swx", ".tmp", ".bak"].iter().any(|s| name.ends_with(s))
+        || name.chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise() {
+        for n in ["schemas/.a.schema.yaml.swp", "schemas/a.schema.yaml~", "schemas/4913", "schemas/x.tmp"] {
+            assert!(is_editor_noise(n), "{n}");
+        }
+        assert!(!is_editor_noise("schemas/article.schema.yaml"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Grading: every change item gets the hazards SPEC §4 assigns it.
+//!
+//! Grading here is static — it sees only the files. Probes on live data (row,
+//! NULL and duplicate counts) re-grade later, in the engine.
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::{ChangeItem, FieldAspect};
+use crate::hazard::{worst, Hazard, HazardCode as C, Severity as S};
+use crate::model::{Field, FieldType};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradedItem {
+    pub item: ChangeItem,
+    pub hazards: Vec<Hazard>,
+}
+
+impl GradedItem {
+    pub fn severity(&self) -> S {
+        worst(&self.hazards)
+    }
+}
+
+/// The graded change set of one file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradedChange {
+    pub items: Vec<GradedItem>,
+}
+
+impl GradedChange {
+    pub fn severity(&self) -> S {
+        self.items.iter().map(GradedItem::severity).max().unwrap_or(S::Safe)
+    }
+
+    pub fn hazards(&self) -> impl Iterator<Item = &Hazard> {
+        self.items.iter().flat_map(|i| i.hazards.iter())
+    }
+}
+
+pub fn grade(items: Vec<ChangeItem>) -> GradedChange {
+    GradedChange { items: items.into_iter().map(|item| GradedItem { hazards: hazards_of(&item), item }).collect() }
+}
+
+fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
+    let h = Hazard::new;
+    match item {
+        ChangeItem::CreateEntity { entity } => {
+            vec![h(C::EntityCreated, S::Safe, format!("new entity `{}` gets table content_{}", entity.id, entity.id))]
+        }
+        ChangeItem::DropEntity { entity } => vec![h(
+            C::EntityDropped,
+            S::Breaking,
+            format!("entity `{}` is removed: its table and every row are dropped (backed up first)", entity.id),
+        )],
+        ChangeItem::EntityMetadata { entity, keys } => {
+            vec![h(C::MetadataOnly, S::Safe, format!("`{entity}`: {} edited; no database change", keys.join(", ")))]
+        }
+        ChangeItem::AddField { entity, field } => vec![added(entity, field)],
+        ChangeItem::DropField { entity, field } => vec![h(
+            C::FieldDropped,
+            S::Breaking,
+            format!("field `{}` of `{entity}` is removed: its values are deleted (backed up first)", field.id),
+        )],
+        ChangeItem::RenameField { entity, from, to } => vec![h(
+            C::FieldRenamed,
+            S::Breaking,
+            format!(
+                "field `{}` of `{entity}` is renamed to `{}`: data is kept, API readers of `{}` break",
+                from.id, to.id, from.id
+            ),
+        )],
+        ChangeItem::AlterField { entity, old, new, aspects } => {
+            let mut out: Vec<Hazard> = Vec::new();
+            for hz in aspects.iter().map(|a| altered(entity, old, new, *a)) {
+                if !out.contains(&hz) {
+                    out.push(hz);
+                }
+            }
+            out
+        }
+    }
+}
+
+fn added(entity: &str, f: &Field) -> Hazard {
+    if f.required && f.default.is_none() && f.cardinality.is_single() {
+        Hazard::new(
+            C::RequiredFieldWithoutDefault,
+            S::Warning,
+            format!(
+                "required field `{}` is added to `{entity}` without a default: existing rows have no value for it",
+                f.id
+            ),
+        )
+    } else {
+        Hazard::new(C::FieldAdded, S::Safe, format!("new field `{}` on `{entity}`", f.id))
+    }
+}
+
+/// Text-like types accept any value; integer widens to float.
+pub fn is_widening(from: FieldType, to: FieldType) -> bool {
+    use FieldType::*;
+    matches!((from, to), (Integer, Float))
+        || (matches!(to, Text | LongText | RichText) && from != EntityReference)
+        || (from == Slug && to == Slug)
+}
+
+fn altered(entity: &str, old: &Field, new: &Field, aspect: FieldAspect) -> Hazard {
+    let f = &new.id;
+    let h = Hazard::new;
+    match aspect {
+        FieldAspect::Label | FieldAspect::Description => {
+            h(C::MetadataOnly, S::Safe, format!("`{entity}.{f}`: label/description edited; no database change"))
+        }
+        FieldAspect::Indexed if new.indexed => h(C::IndexAdded, S::Safe, format!("index added on `{entity}.{f}`")),
+        FieldAspect::Indexed => {
+            h(C::IndexDropped, S::Warning, format!("index on `{entity}.{f}` is dropped: queries on it may slow down"))
+        }
+        FieldAspect::Type if is_widening(old.field_type, new.field_type) => h(
+            C::TypeWidened,
+            S::Warning,
+            format!(
+                "`{entity}.{f}` widens from {} to {}: every value fits",
+                old.field_type.as_str(),
+                new.field_type.as_str()
+            ),
+        ),
+        FieldAspect::Type => h(
+            C::TypeNarrowed,
+            S::Breaking,
+            format!(
+                "`{entity}.{f}` changes from {} to {}: values that do not convert would be lost",
+                old.field_type.as_str(),
+                new.field_type.as_str()
+            ),
+        ),
+        FieldAspect::Required if new.required => h(
+            C::RequiredAdded,
+            S::Warning,
+            format!("`{entity}.{f}` becomes required: rows without a value would block the change"),
+        ),
+        FieldAspect::Unique if new.unique => h(
+            C::UniqueAdded,
+            S::Warning,
+            format!("`{entity}.{f}` becomes unique: duplicate values would block the change"),
+        ),
+        FieldAspect::Required | FieldAspect::Unique | FieldAspect::Default => {
+            h(C::ConstraintRelaxed, S::Safe, format!("`{entity}.{f}`: {} changed; no data affected", aspect.as_str()))
+        }
+        FieldAspect::Values => {
+            let narrowed = match (&old.values, &new.values) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(o), Some(n)) => o.iter().any(|v| !n.contains(v)),
+            };
+            if narrowed {
+                h(
+                    C::AllowedValuesChanged,
+                    S::Warning,
+                    format!("`{entity}.{f}` allows fewer values: rows holding a removed value would block the change"),
+                )
+            } else {
+                h(C::ConstraintRelaxed, S::Safe, format!("`{entity}.{f}` allows more values"))
+            }
+        }
+        FieldAspect::Cardinality if new.cardinality.is_single() => h(
+            C::CardinalityChanged,
+            S::Breaking,
+            format!("`{entity}.{f}` goes from many values to one: all but the first value of each row would be lost"),
+        ),
+        FieldAspect::Cardinality => h(
+            C::CardinalityChanged,
+            S::Warning,
+            format!("`{entity}.{f}` goes from one value to many: values move to a child table"),
+        ),
+        FieldAspect::TargetEntity => h(
+            C::TargetChanged,
+            S::Breaking,
+            format!(
+                "`{entity}.{f}` now references `{}` instead of `{}`: existing references become invalid",
+                new.target_entity.as_deref().unwrap_or("?"),
+                old.target_entity.as_deref().unwrap_or("?")
+            ),
+        ),
+    }
+}

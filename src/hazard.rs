@@ -1,0 +1,125 @@
+//! Severities and hazards: what can go wrong with a change, in words and codes.
+
+use serde::{Deserialize, Serialize};
+
+/// Ordered from harmless to impossible; a change's severity is its worst hazard's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Safe,
+    Warning,
+    Breaking,
+    Blocked,
+    Rejected,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Safe => "SAFE",
+            Severity::Warning => "WARNING",
+            Severity::Breaking => "BREAKING",
+            Severity::Blocked => "BLOCKED",
+            Severity::Rejected => "REJECTED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Severity::Safe, Severity::Warning, Severity::Breaking, Severity::Blocked, Severity::Rejected]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// Whether the default policy may apply it without a person.
+    pub fn auto_applies(self) -> bool {
+        self == Severity::Safe
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stable machine codes; the UI and API key on these, so never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HazardCode {
+    EntityCreated,
+    EntityDropped,
+    MetadataOnly,
+    FieldAdded,
+    RequiredFieldWithoutDefault,
+    FieldDropped,
+    FieldRenamed,
+    IndexAdded,
+    IndexDropped,
+    TypeWidened,
+    TypeNarrowed,
+    RequiredAdded,
+    UniqueAdded,
+    ConstraintRelaxed,
+    AllowedValuesChanged,
+    TargetChanged,
+    TableRebuild,
+    CardinalityChanged,
+    NotYetSupported,
+}
+
+impl HazardCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HazardCode::EntityCreated => "entity_created",
+            HazardCode::EntityDropped => "entity_dropped",
+            HazardCode::MetadataOnly => "metadata_only",
+            HazardCode::FieldAdded => "field_added",
+            HazardCode::RequiredFieldWithoutDefault => "required_field_without_default",
+            HazardCode::FieldDropped => "field_dropped",
+            HazardCode::FieldRenamed => "field_renamed",
+            HazardCode::IndexAdded => "index_added",
+            HazardCode::IndexDropped => "index_dropped",
+            HazardCode::TypeWidened => "type_widened",
+            HazardCode::TypeNarrowed => "type_narrowed",
+            HazardCode::RequiredAdded => "required_added",
+            HazardCode::UniqueAdded => "unique_added",
+            HazardCode::ConstraintRelaxed => "constraint_relaxed",
+            HazardCode::AllowedValuesChanged => "allowed_values_changed",
+            HazardCode::TargetChanged => "target_changed",
+            HazardCode::TableRebuild => "table_rebuild",
+            HazardCode::CardinalityChanged => "cardinality_changed",
+            HazardCode::NotYetSupported => "not_yet_supported",
+        }
+    }
+}
+
+/// One thing that can go wrong, with a message naming the entity and field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hazard {
+    pub code: HazardCode,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Hazard {
+    pub fn new(code: HazardCode, severity: Severity, message: impl Into<String>) -> Self {
+        Self { code, severity, message: message.into() }
+    }
+}
+
+/// The worst severity among `hazards`; SAFE for none.
+pub fn worst<'a>(hazards: impl IntoIterator<Item = &'a Hazard>) -> Severity {
+    hazards.into_iter().map(|h| h.severity).max().unwrap_or(Severity::Safe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_and_empty() {
+        assert!(Severity::Safe < Severity::Warning && Severity::Breaking < Severity::Blocked);
+        assert_eq!(worst([]), Severity::Safe);
+        assert_eq!(serde_json::to_string(&Severity::Breaking).unwrap(), "\"BREAKING\"");
+    }
+}

@@ -1,0 +1,68 @@
+//! Finds where a key sits in a YAML text, so validation errors (found on the
+//! parsed model, which has no positions) can still name a line and column.
+//!
+//! This reads the block-style layout schema files use; when a key cannot be found
+//! the position falls back to the enclosing item or the top of the file.
+
+/// Position (1-based line, column) of a top-level `key:`.
+pub fn top_key(text: &str, key: &str) -> (usize, usize) {
+    text.lines().enumerate().find(|(_, l)| key_at(l, key) == Some(0)).map(|(i, _)| (i + 1, 1)).unwrap_or((1, 1))
+}
+
+/// Position of `key:` inside item `index` of the top-level `fields:` sequence,
+/// or of the item itself when the key is absent.
+pub fn field_key(text: &str, index: usize, key: &str) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| key_at(l, "fields") == Some(0)) else {
+        return (1, 1);
+    };
+    let items: Vec<(usize, usize)> = lines
+        .iter()
+        .enumerate()
+        .skip(start + 1)
+        .take_while(|(_, l)| l.trim().is_empty() || l.starts_with(' ') || l.starts_with('-') || l.starts_with('#'))
+        .filter_map(|(i, l)| {
+            let indent = l.len() - l.trim_start().len();
+            l.trim_start().starts_with("- ").then_some((i, indent))
+        })
+        .collect();
+    let Some(&(item_line, dash_indent)) = items.get(index) else {
+        return top_key(text, "fields");
+    };
+    let end =
+        items.iter().find(|(i, ind)| *i > item_line && *ind == dash_indent).map(|(i, _)| *i).unwrap_or(lines.len());
+    for (i, line) in lines.iter().enumerate().take(end).skip(item_line) {
+        let body = if i == item_line { line.replacen('-', " ", 1) } else { line.to_string() };
+        if let Some(col) = key_at(&body, key) {
+            return (i + 1, col + 1);
+        }
+    }
+    (item_line + 1, dash_indent + 1)
+}
+
+/// Column (0-based) at which `key:` starts on this line, if the line holds it.
+fn key_at(line: &str, key: &str) -> Option<usize> {
+    let trimmed = line.trim_start();
+    let col = line.len() - trimmed.len();
+    let rest = trimmed.strip_prefix(key)?;
+    rest.starts_with(':').then_some(col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "id: a\nname: A\nfields:\n  - id: t\n    type: text\n  - id: u\n    type: bogus\n";
+
+    #[test]
+    fn finds_keys_in_items() {
+        assert_eq!(field_key(TEXT, 1, "type"), (7, 5));
+        assert_eq!(field_key(TEXT, 0, "id"), (4, 5));
+        assert_eq!(top_key(TEXT, "name"), (2, 1));
+    }
+
+    #[test]
+    fn missing_key_falls_back_to_item() {
+        assert_eq!(field_key(TEXT, 1, "target_entity"), (6, 3));
+    }
+}

@@ -1,0 +1,416 @@
+//! Planning: a graded change becomes SQL steps, each with its inverse and hazards.
+//!
+//! SQLite can add, rename and drop simple columns in place. Everything else
+//! (constraints, types, reference columns) goes through SQLite's documented table
+//! rebuild: create the target table under a temporary name, copy the rows, drop
+//! the old table, rename. Every step that deletes data first copies it into a
+//! backup table, and the inverse SQL restores from that copy.
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::{source_field, ChangeItem, FieldAspect};
+use crate::grade::GradedChange;
+use crate::hazard::{worst, Hazard, HazardCode, Severity};
+use crate::model::{EntitySchema, Field, FieldType};
+use crate::sql::{backup_table, child_table, quote, rebuild_table, sqlite};
+
+/// What a plan is bound to: applying it to any other state is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanBinding {
+    /// Hash of the state the plan starts from (the applied file, or "" for none).
+    pub base_hash: String,
+    /// Hash of the state it produces.
+    pub target_hash: String,
+    /// Makes backup-table names unique per applied version.
+    pub backup_tag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub binding: PlanBinding,
+    pub steps: Vec<Step>,
+    /// A table rebuild must run with foreign-key enforcement off, and SQLite only
+    /// switches that outside a transaction; the store checks keys before commit.
+    pub foreign_keys_off: bool,
+    pub rollback_foreign_keys_off: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub summary: String,
+    pub sql: Vec<String>,
+    pub rollback_sql: Vec<String>,
+    pub hazards: Vec<Hazard>,
+    /// Backup tables this step fills before deleting data.
+    pub backups: Vec<String>,
+}
+
+impl Plan {
+    pub fn severity(&self) -> Severity {
+        worst(self.steps.iter().flat_map(|s| s.hazards.iter()))
+    }
+
+    pub fn hazards(&self) -> Vec<Hazard> {
+        self.steps.iter().flat_map(|s| s.hazards.iter().cloned()).collect()
+    }
+
+    pub fn sql(&self) -> Vec<String> {
+        self.steps.iter().flat_map(|s| s.sql.iter().cloned()).collect()
+    }
+
+    /// The inverse: steps in reverse order, each step's own inverse SQL.
+    pub fn rollback_sql(&self) -> Vec<String> {
+        self.steps.iter().rev().flat_map(|s| s.rollback_sql.iter().cloned()).collect()
+    }
+
+    pub fn backups(&self) -> Vec<String> {
+        self.steps.iter().flat_map(|s| s.backups.iter().cloned()).collect()
+    }
+
+    /// No steps at all: nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// Plans SQLite DDL taking a file's entity from `old` to `new`.
+pub fn plan_change(
+    old: Option<&EntitySchema>,
+    new: Option<&EntitySchema>,
+    graded: &GradedChange,
+    binding: PlanBinding,
+) -> Plan {
+    let tag = binding.backup_tag.clone();
+    let mut plan = Plan { binding, steps: Vec::new(), foreign_keys_off: false, rollback_foreign_keys_off: false };
+    let modification = match (old, new) {
+        (Some(o), Some(n)) if o.id == n.id => Some((o, n)),
+        _ => None,
+    };
+    let Some((o, n)) = modification else {
+        for gi in &graded.items {
+            plan.steps.push(match &gi.item {
+                ChangeItem::CreateEntity { entity } => Step {
+                    summary: gi.item.summary(),
+                    sql: sqlite::create_entity(entity),
+                    rollback_sql: sqlite::drop_entity(entity),
+                    hazards: gi.hazards.clone(),
+                    backups: vec![],
+                },
+                ChangeItem::DropEntity { entity } => drop_entity_step(entity, &tag, gi.hazards.clone()),
+                other => unreachable!("entity created or dropped, got {other:?}"),
+            });
+        }
+        return plan;
+    };
+
+    let mut storage = Vec::new();
+    for gi in &graded.items {
+        if storage_effect(&gi.item) {
+            storage.push(gi);
+        } else {
+            plan.steps.push(Step {
+                summary: gi.item.summary(),
+                sql: vec![],
+                rollback_sql: vec![],
+                hazards: gi.hazards.clone(),
+                backups: vec![],
+            });
+        }
+    }
+    if storage.is_empty() {
+        return plan;
+    }
+    if let Some(gi) = storage.iter().find(|gi| changes_cardinality(&gi.item)) {
+        let mut hazards = gi.hazards.clone();
+        hazards.push(Hazard::new(
+            HazardCode::NotYetSupported,
+            Severity::Blocked,
+            format!(
+                "{}: moving values between a column and a child table is not supported yet; revert this edit",
+                gi.item.summary()
+            ),
+        ));
+        plan.steps.push(Step {
+            summary: gi.item.summary(),
+            sql: vec![],
+            rollback_sql: vec![],
+            hazards,
+            backups: vec![],
+        });
+        return plan;
+    }
+    if storage.iter().all(|gi| native_both_ways(&gi.item)) {
+        plan.steps.extend(storage.iter().map(|gi| native_step(&gi.item, gi.hazards.clone(), &tag)));
+    } else {
+        let mut hazards: Vec<Hazard> = storage.iter().flat_map(|gi| gi.hazards.iter().cloned()).collect();
+        hazards.push(Hazard::new(
+            HazardCode::TableRebuild,
+            Severity::Warning,
+            format!("table content_{} is rebuilt: every row is copied into a new table", n.id),
+        ));
+        plan.steps.push(rebuild_step(o, n, hazards, &tag));
+        plan.foreign_keys_off = true;
+        plan.rollback_foreign_keys_off = true;
+    }
+    plan
+}
+
+fn storage_effect(item: &ChangeItem) -> bool {
+    match item {
+        ChangeItem::EntityMetadata { .. } => false,
+        ChangeItem::AlterField { aspects, .. } => aspects.iter().any(|a| !a.is_metadata()),
+        _ => true,
+    }
+}
+
+fn changes_cardinality(item: &ChangeItem) -> bool {
+    matches!(item, ChangeItem::AlterField { old, new, .. } if old.cardinality.is_single() != new.cardinality.is_single())
+}
+
+/// SQLite refuses DROP COLUMN on reference and UNIQUE columns.
+fn droppable(f: &Field) -> bool {
+    f.field_type != FieldType::EntityReference && !f.unique
+}
+
+/// SQLite refuses ADD COLUMN for UNIQUE, and for NOT NULL without a default.
+fn addable(f: &Field) -> bool {
+    !f.unique && !(f.required && f.default.is_none())
+}
+
+fn native_both_ways(item: &ChangeItem) -> bool {
+    match item {
+        ChangeItem::AddField { field, .. } | ChangeItem::DropField { field, .. } if !field.cardinality.is_single() => {
+            true
+        }
+        ChangeItem::AddField { field, .. } | ChangeItem::DropField { field, .. } => addable(field) && droppable(field),
+        ChangeItem::RenameField { .. } => true,
+        ChangeItem::AlterField { aspects, old, new, .. } => {
+            aspects.iter().all(|a| a.is_metadata() || *a == FieldAspect::Indexed)
+                && old.cardinality.is_single() == new.cardinality.is_single()
+        }
+        _ => false,
+    }
+}
+
+fn table(entity: &str) -> String {
+    quote(&crate::model::table_name(entity))
+}
+
+fn backup_column(tag: &str, entity: &str, f: &Field) -> (String, String) {
+    let col = f.column().expect("single-valued");
+    let bk = backup_table(tag, &crate::model::table_name(entity), Some(&col));
+    let sql = format!("CREATE TABLE {} AS SELECT {}, {} FROM {}", quote(&bk), quote("id"), quote(&col), table(entity));
+    (bk, sql)
+}
+
+fn backup_child(tag: &str, entity: &str, f: &Field) -> (String, String) {
+    let child = child_table(entity, &f.id);
+    let bk = backup_table(tag, &child, None);
+    (bk.clone(), format!("CREATE TABLE {} AS SELECT * FROM {}", quote(&bk), quote(&child)))
+}
+
+fn restore_child(bk: &str, entity: &str, f: &Field) -> String {
+    format!(
+        "INSERT INTO {} ({p}, {d}, {v}) SELECT {p}, {d}, {v} FROM {}",
+        quote(&child_table(entity, &f.id)),
+        quote(bk),
+        p = quote("parent_id"),
+        d = quote("delta"),
+        v = quote("value"),
+    )
+}
+
+fn drop_child(entity: &str, f: &Field) -> String {
+    format!("DROP TABLE {}", quote(&child_table(entity, &f.id)))
+}
+
+fn drop_entity_step(e: &EntitySchema, tag: &str, hazards: Vec<Hazard>) -> Step {
+    let mut sql = Vec::new();
+    let mut rollback = sqlite::create_entity(e);
+    let mut backups = Vec::new();
+    let bk = backup_table(tag, &e.table(), None);
+    let cols: Vec<String> = sqlite::table_columns(e).iter().map(|c| quote(c)).collect();
+    sql.push(format!("CREATE TABLE {} AS SELECT {} FROM {}", quote(&bk), cols.join(", "), quote(&e.table())));
+    rollback.push(format!(
+        "INSERT INTO {} ({c}) SELECT {c} FROM {}",
+        quote(&e.table()),
+        quote(&bk),
+        c = cols.join(", ")
+    ));
+    backups.push(bk);
+    for f in e.fields.iter().filter(|f| !f.cardinality.is_single()) {
+        let (bk, copy) = backup_child(tag, &e.id, f);
+        sql.push(copy);
+        rollback.push(restore_child(&bk, &e.id, f));
+        backups.push(bk);
+    }
+    sql.extend(sqlite::drop_entity(e));
+    Step { summary: format!("- entity {}", e.id), sql, rollback_sql: rollback, hazards, backups }
+}
+
+fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
+    let mut step = Step { summary: item.summary(), sql: vec![], rollback_sql: vec![], hazards, backups: vec![] };
+    let (sql, rb) = (&mut step.sql, &mut step.rollback_sql);
+    match item {
+        ChangeItem::AddField { entity, field } if field.cardinality.is_single() => {
+            sql.push(format!("ALTER TABLE {} ADD COLUMN {}", table(entity), sqlite::column_def(field)));
+            sql.extend(sqlite::create_index(entity, field));
+            if field.indexed {
+                rb.push(sqlite::drop_index(entity, field));
+            }
+            rb.push(format!("ALTER TABLE {} DROP COLUMN {}", table(entity), quote(&field.column().unwrap())));
+        }
+        ChangeItem::AddField { entity, field } => {
+            sql.push(sqlite::create_child_table(entity, field));
+            rb.push(drop_child(entity, field));
+        }
+        ChangeItem::DropField { entity, field } if field.cardinality.is_single() => {
+            let col = field.column().unwrap();
+            let (bk, copy) = backup_column(tag, entity, field);
+            sql.push(copy);
+            if field.indexed {
+                sql.push(sqlite::drop_index(entity, field));
+            }
+            sql.push(format!("ALTER TABLE {} DROP COLUMN {}", table(entity), quote(&col)));
+            rb.push(format!("ALTER TABLE {} ADD COLUMN {}", table(entity), sqlite::column_def(field)));
+            rb.push(format!(
+                "UPDATE {t} SET {c} = (SELECT {b}.{c} FROM {b} WHERE {b}.{id} = {t}.{id})",
+                t = table(entity),
+                c = quote(&col),
+                b = quote(&bk),
+                id = quote("id"),
+            ));
+            rb.extend(sqlite::create_index(entity, field));
+            step.backups.push(bk);
+        }
+        ChangeItem::DropField { entity, field } => {
+            let (bk, copy) = backup_child(tag, entity, field);
+            sql.push(copy);
+            sql.push(drop_child(entity, field));
+            rb.push(sqlite::create_child_table(entity, field));
+            rb.push(restore_child(&bk, entity, field));
+            step.backups.push(bk);
+        }
+        ChangeItem::RenameField { entity, from, to } if from.cardinality.is_single() => {
+            let rename = |a: &Field, b: &Field| {
+                let mut out = Vec::new();
+                if a.indexed {
+                    out.push(sqlite::drop_index(entity, a));
+                }
+                out.push(format!(
+                    "ALTER TABLE {} RENAME COLUMN {} TO {}",
+                    table(entity),
+                    quote(&a.column().unwrap()),
+                    quote(&b.column().unwrap())
+                ));
+                out.extend(sqlite::create_index(entity, b));
+                out
+            };
+            *sql = rename(from, to);
+            *rb = rename(to, from);
+        }
+        ChangeItem::RenameField { entity, from, to } => {
+            let (a, b) = (quote(&child_table(entity, &from.id)), quote(&child_table(entity, &to.id)));
+            sql.push(format!("ALTER TABLE {a} RENAME TO {b}"));
+            rb.push(format!("ALTER TABLE {b} RENAME TO {a}"));
+        }
+        ChangeItem::AlterField { entity, old, new, aspects } if aspects.contains(&FieldAspect::Indexed) => {
+            let toggle = |f: &Field| match sqlite::create_index(entity, f) {
+                Some(create) => create,
+                None => sqlite::drop_index(entity, f),
+            };
+            sql.push(toggle(new));
+            rb.push(toggle(old));
+        }
+        _ => {}
+    }
+    step
+}
+
+/// Copies `from`'s rows into a fresh table shaped like `to`. `source` gives, for
+/// each single-valued field of `to`, the SQL expression (over the old table) that
+/// fills it, or `None` to leave it to its default.
+fn rebuild_sql(to: &EntitySchema, source: impl Fn(&Field) -> Option<String>) -> Vec<String> {
+    let tmp = rebuild_table(&to.id);
+    let mut cols = vec![quote("id")];
+    let mut exprs = vec![quote("id")];
+    for f in to.fields.iter().filter(|f| f.cardinality.is_single()) {
+        if let Some(expr) = source(f) {
+            cols.push(quote(&f.column().unwrap()));
+            exprs.push(expr);
+        }
+    }
+    for c in ["created_at", "updated_at"] {
+        cols.push(quote(c));
+        exprs.push(quote(c));
+    }
+    let mut sql = vec![
+        sqlite::create_table_as(to, &tmp),
+        format!("INSERT INTO {} ({}) SELECT {} FROM {}", quote(&tmp), cols.join(", "), exprs.join(", "), table(&to.id)),
+        format!("DROP TABLE {}", table(&to.id)),
+        format!("ALTER TABLE {} RENAME TO {}", quote(&tmp), table(&to.id)),
+    ];
+    sql.extend(to.fields.iter().filter_map(|f| sqlite::create_index(&to.id, f)));
+    sql
+}
+
+fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &str) -> Step {
+    let entity = &n.id;
+    let mut sql = Vec::new();
+    let mut rollback = Vec::new();
+    let mut backups = Vec::new();
+    let mut restore_children = Vec::new();
+    let mut undo_children = Vec::new();
+
+    // Old fields no new field continues: back them up before they disappear.
+    let continued: Vec<&str> = n.fields.iter().filter_map(|nf| source_field(o, n, nf)).map(|f| f.id.as_str()).collect();
+    let mut dropped_columns: Vec<(&Field, String)> = Vec::new();
+    for of in o.fields.iter().filter(|f| !continued.contains(&f.id.as_str())) {
+        if of.cardinality.is_single() {
+            let (bk, copy) = backup_column(tag, entity, of);
+            sql.push(copy);
+            dropped_columns.push((of, bk.clone()));
+            backups.push(bk);
+        } else {
+            let (bk, copy) = backup_child(tag, entity, of);
+            sql.push(copy);
+            sql.push(drop_child(entity, of));
+            restore_children.push(sqlite::create_child_table(entity, of));
+            restore_children.push(restore_child(&bk, entity, of));
+            backups.push(bk);
+        }
+    }
+    for nf in n.fields.iter().filter(|f| !f.cardinality.is_single()) {
+        match source_field(o, n, nf) {
+            None => {
+                sql.push(sqlite::create_child_table(entity, nf));
+                undo_children.push(drop_child(entity, nf));
+            }
+            Some(of) if of.id != nf.id => {
+                let (a, b) = (quote(&child_table(entity, &of.id)), quote(&child_table(entity, &nf.id)));
+                sql.push(format!("ALTER TABLE {a} RENAME TO {b}"));
+                undo_children.push(format!("ALTER TABLE {b} RENAME TO {a}"));
+            }
+            Some(_) => {}
+        }
+    }
+    sql.extend(rebuild_sql(n, |nf| source_field(o, n, nf).and_then(Field::column).map(|c| quote(&c))));
+
+    rollback.extend(undo_children);
+    rollback.extend(rebuild_sql(o, |of| {
+        if let Some(nf) = n.fields.iter().find(|nf| source_field(o, n, nf).map(|s| &s.id) == Some(&of.id)) {
+            return nf.column().map(|c| quote(&c));
+        }
+        let (_, bk) = dropped_columns.iter().find(|(d, _)| d.id == of.id)?;
+        let col = quote(&of.column()?);
+        Some(format!(
+            "(SELECT {b}.{col} FROM {b} WHERE {b}.{id} = {t}.{id})",
+            b = quote(bk),
+            id = quote("id"),
+            t = table(entity)
+        ))
+    }));
+    rollback.extend(restore_children);
+
+    Step { summary: format!("~ rebuild table content_{entity}"), sql, rollback_sql: rollback, hazards, backups }
+}

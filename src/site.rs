@@ -1,0 +1,213 @@
+//! A site: every schema file at one moment, and the rules that span files.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FileError;
+use crate::hash::{sha256_hex, sha256_parts};
+use crate::locate::field_key;
+use crate::model::{EntitySchema, FieldType};
+use crate::validate::parse_entity_schema;
+
+/// One schema file as read: its text, its hash and the entity it defines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaFile {
+    /// Path relative to the site root, with `/` separators (`schemas/article.schema.yaml`).
+    pub path: String,
+    pub hash: String,
+    pub text: String,
+    pub entity: EntitySchema,
+}
+
+impl SchemaFile {
+    /// Parses and validates `text` as the file at `path`.
+    pub fn parse(path: &str, text: &str) -> Result<Self, Vec<FileError>> {
+        let entity = parse_entity_schema(path, text)?;
+        Ok(Self { path: path.to_string(), hash: sha256_hex(text.as_bytes()), text: text.to_string(), entity })
+    }
+}
+
+/// Is `path` (relative, `/`-separated) an entity-schema file?
+pub fn is_schema_path(path: &str) -> bool {
+    path.starts_with("schemas/")
+        && path.ends_with(".schema.yaml")
+        && !path.rsplit('/').next().unwrap_or("").starts_with('.')
+}
+
+/// The set of schema files, keyed by path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    files: BTreeMap<String, SchemaFile>,
+}
+
+impl Site {
+    pub fn files(&self) -> impl Iterator<Item = &SchemaFile> {
+        self.files.values()
+    }
+
+    pub fn get(&self, path: &str) -> Option<&SchemaFile> {
+        self.files.get(path)
+    }
+
+    pub fn insert(&mut self, file: SchemaFile) {
+        self.files.insert(file.path.clone(), file);
+    }
+
+    pub fn remove(&mut self, path: &str) -> Option<SchemaFile> {
+        self.files.remove(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The file that defines entity `id`.
+    pub fn entity_file(&self, id: &str) -> Option<&SchemaFile> {
+        self.files.values().find(|f| f.entity.id == id)
+    }
+
+    /// Hash of the whole state: what a plan is bound to.
+    pub fn state_hash(&self) -> String {
+        sha256_parts(self.files.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]))
+    }
+
+    /// Rules that span files: entity ids are unique, and every reference names an
+    /// entity some file defines. Errors are reported against the referencing file.
+    pub fn check(&self) -> Vec<FileError> {
+        let mut errors = Vec::new();
+        let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+        for f in self.files.values() {
+            if let Some(first) = owners.insert(&f.entity.id, &f.path) {
+                errors.push(FileError::new(
+                    &f.path,
+                    crate::locate::top_key(&f.text, "id"),
+                    Some("id".into()),
+                    format!("entity id `{}` is already defined by {first}", f.entity.id),
+                ));
+            }
+        }
+        for f in self.files.values() {
+            for (i, field) in f.entity.fields.iter().enumerate() {
+                let Some(target) = &field.target_entity else { continue };
+                if !owners.contains_key(target.as_str()) {
+                    errors.push(FileError::new(
+                        &f.path,
+                        field_key(&f.text, i, "target_entity"),
+                        Some(format!("fields[{i}].target_entity")),
+                        format!(
+                            "field `{}` references entity `{target}`, but no file defines it (expected schemas/{target}.schema.yaml)",
+                            field.id
+                        ),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Entity ids ordered so that every referenced entity comes before the ones
+    /// referring to it. Self references and cycles are legal; members of a cycle
+    /// keep their id order.
+    pub fn dependency_order(&self) -> Vec<String> {
+        let deps: BTreeMap<&str, BTreeSet<&str>> = self
+            .files
+            .values()
+            .map(|f| {
+                let targets = f
+                    .entity
+                    .fields
+                    .iter()
+                    .filter(|fl| fl.field_type == FieldType::EntityReference)
+                    .filter_map(|fl| fl.target_entity.as_deref())
+                    .filter(|t| *t != f.entity.id)
+                    .collect();
+                (f.entity.id.as_str(), targets)
+            })
+            .collect();
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        let mut order = Vec::with_capacity(deps.len());
+        while order.len() < deps.len() {
+            let ready: Vec<&str> = deps
+                .iter()
+                .filter(|(id, ds)| !done.contains(*id) && ds.iter().all(|d| done.contains(d) || !deps.contains_key(d)))
+                .map(|(id, _)| *id)
+                .collect();
+            // A cycle: release the smallest remaining id to break it.
+            let next = if ready.is_empty() {
+                vec![*deps.keys().find(|id| !done.contains(*id)).expect("remaining entity")]
+            } else {
+                ready
+            };
+            for id in next {
+                done.insert(id);
+                order.push(id.to_string());
+            }
+        }
+        order
+    }
+
+    /// Builds a site from files, returning it with the problems of the files that
+    /// had to be left out.
+    pub fn from_texts<'a>(texts: impl IntoIterator<Item = (&'a str, &'a str)>) -> (Site, Vec<FileError>) {
+        let mut site = Site::default();
+        let mut errors = Vec::new();
+        for (path, text) in texts {
+            match SchemaFile::parse(path, text) {
+                Ok(f) => site.insert(f),
+                Err(e) => errors.extend(e),
+            }
+        }
+        errors.extend(site.check());
+        (site, errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(id: &str, target: Option<&str>) -> (String, String) {
+        let reference = target
+            .map(|t| format!("  - id: ref\n    type: entity_reference\n    target_entity: {t}\n"))
+            .unwrap_or_default();
+        (
+            format!("schemas/{id}.schema.yaml"),
+            format!("id: {id}\nname: {id}\nfields:\n  - id: title\n    type: text\n{reference}"),
+        )
+    }
+
+    #[test]
+    fn dangling_reference_names_both_files() {
+        let (p, t) = file("article", Some("writer"));
+        let (_, errors) = Site::from_texts([(p.as_str(), t.as_str())]);
+        assert_eq!(errors.len(), 1);
+        let msg = errors[0].to_string();
+        assert!(msg.starts_with("schemas/article.schema.yaml:8:5:"), "{msg}");
+        assert!(msg.contains("schemas/writer.schema.yaml"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_entity_ids_rejected() {
+        let (_, t) = file("a", None);
+        let (_, errors) =
+            Site::from_texts([("schemas/a.schema.yaml", t.as_str()), ("schemas/b.schema.yaml", t.as_str())]);
+        assert!(errors[0].to_string().contains("already defined by schemas/a.schema.yaml"), "{errors:?}");
+    }
+
+    #[test]
+    fn dependency_order_puts_targets_first_and_tolerates_cycles() {
+        let files =
+            [file("article", Some("user")), file("user", Some("user")), file("a", Some("b")), file("b", Some("a"))];
+        let (site, errors) = Site::from_texts(files.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+        assert!(errors.is_empty(), "{errors:?}");
+        let order = site.dependency_order();
+        let pos = |id: &str| order.iter().position(|x| x == id).unwrap();
+        assert!(pos("user") < pos("article"));
+        assert_eq!(order.len(), 4);
+    }
+}

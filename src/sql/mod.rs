@@ -1,0 +1,38 @@
+//! SQL text for each dialect. Identifiers are validated upstream and still always
+//! quoted here, so a name can never be read as SQL.
+
+pub mod sqlite;
+
+/// `"name"`, with embedded quotes doubled.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// `'text'`, with embedded quotes doubled.
+pub fn string_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `idx_<entity>_<field>`: the name of a field's index.
+pub fn index_name(entity: &str, field: &str) -> String {
+    format!("idx_{entity}_{field}")
+}
+
+/// `content_<entity>__<field>`: the child table of a multi-valued field.
+pub fn child_table(entity: &str, field: &str) -> String {
+    format!("content_{entity}__{field}")
+}
+
+/// The table a rebuild fills before it takes the entity table's name.
+pub fn rebuild_table(entity: &str) -> String {
+    format!("marain_rebuild_{entity}")
+}
+
+/// Where a data-deleting step copies the data first. `tag` makes it unique per
+/// applied version, so repeating a transition never collides with an old backup.
+pub fn backup_table(tag: &str, table: &str, column: Option<&str>) -> String {
+    match column {
+        Some(c) => format!("marain_backup_{tag}_{table}__{c}"),
+        None => format!("marain_backup_{tag}_{table}"),
+    }
+}

@@ -1,0 +1,111 @@
+//! The only module that knows serde_yaml: swapping the YAML parser is a change here.
+//!
+//! It turns text into raw documents (every key the format allows, unknown keys
+//! rejected) and maps parser errors to [`FileError`]s with a position.
+
+use serde::Deserialize;
+
+use crate::error::FileError;
+
+/// Files larger than this are refused before parsing: nothing a person writes by
+/// hand is this big, and the limit bounds the parser's memory.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntity {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub versioned: Option<bool>,
+    pub recursive: Option<bool>,
+    pub cacheable: Option<bool>,
+    pub fields: Vec<RawField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub field_type: String,
+    pub required: Option<bool>,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub cardinality: Option<i64>,
+    pub target_entity: Option<String>,
+    pub unique: Option<bool>,
+    pub indexed: Option<bool>,
+    pub default: Option<RawScalar>,
+    pub renamed_from: Option<String>,
+    pub values: Option<Vec<String>>,
+}
+
+/// A scalar as YAML typed it, before it is checked against a field type.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RawScalar {
+    Bool(bool),
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// Parses an entity-schema document.
+pub fn parse_entity(file: &str, text: &str) -> Result<RawEntity, FileError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(FileError::new(
+            file,
+            (1, 1),
+            None,
+            format!("file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", text.len()),
+        ));
+    }
+    serde_yaml::from_str(text).map_err(|e| to_file_error(file, &e))
+}
+
+fn to_file_error(file: &str, e: &serde_yaml::Error) -> FileError {
+    let pos = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+    // serde_yaml prefixes the path inside the document ("fields[1]: ..."); keep it
+    // as the field and strip the position suffix it appends to the message.
+    let raw = e.to_string();
+    let msg = raw.split(" at line ").next().unwrap_or(&raw).to_string();
+    let (field, message) = match msg.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (Some(path.to_string()), rest.to_string()),
+        _ => (None, msg),
+    };
+    FileError::new(file, pos, field, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_reported_with_position() {
+        let text = "id: a\nname: A\nfields:\n  - id: t\n    type: text\n    colour: red\n";
+        let err = parse_entity("schemas/a.schema.yaml", text).unwrap_err();
+        assert_eq!(err.line, 6, "{err}");
+        assert!(err.message.contains("unknown field `colour`"), "{err}");
+        assert_eq!(err.field.as_deref(), Some("fields[0]"));
+    }
+
+    #[test]
+    fn bad_yaml_names_line_and_column() {
+        let err = parse_entity("x.yaml", "id: a\nname: [unclosed\n").unwrap_err();
+        assert!(err.line >= 2, "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let err = parse_entity("x.yaml", "id: a\nid: b\nname: A\nfields: []\n").unwrap_err();
+        assert!(err.message.contains("duplicate"), "{err}");
+    }
+
+    #[test]
+    fn oversized_file_is_refused_before_parsing() {
+        let text = "#".repeat(MAX_FILE_BYTES + 1);
+        let err = parse_entity("big.yaml", &text).unwrap_err();
+        assert!(err.message.contains("limit"), "{err}");
+    }
+}

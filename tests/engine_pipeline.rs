@@ -1,0 +1,176 @@
+//! The thin pipeline end to end: real files in a temp dir, the real watcher, a
+//! real SQLite file.
+
+mod support;
+
+use marain::engine::{EventKind, FileState};
+use support::{TestSite, ARTICLE, USER};
+
+const ARTICLE_PATH: &str = "schemas/article.schema.yaml";
+const USER_PATH: &str = "schemas/user.schema.yaml";
+
+#[tokio::test]
+async fn new_entities_apply_by_themselves_in_dependency_order() {
+    let mut site = TestSite::start().await;
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+
+    let store = site.coordinator.store();
+    assert_eq!(
+        store.table_columns("content_article").await.unwrap(),
+        ["id", "title", "body", "author_id", "created_at", "updated_at"]
+    );
+    assert_eq!(store.table_columns("content_user").await.unwrap(), ["id", "username", "created_at", "updated_at"]);
+    let history = site.coordinator.history(None, 10).await.unwrap();
+    let mut files: Vec<&str> = history.iter().map(|r| r.file.as_str()).collect();
+    files.sort();
+    assert_eq!(files, [ARTICLE_PATH, USER_PATH]);
+    let article = history.iter().find(|r| r.file == ARTICLE_PATH).unwrap();
+    assert_eq!(article.version, 1);
+    assert_eq!(article.yaml.as_deref(), Some(ARTICLE));
+    assert_eq!(article.hash, marain::hash::sha256_hex(ARTICLE.as_bytes()));
+    assert!(article.sql[0].starts_with("CREATE TABLE \"content_article\""), "{:?}", article.sql);
+    assert!(site.coordinator.snapshot().in_sync());
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn optional_field_applies_and_dropped_field_waits_for_approval() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    sqlx::query("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')")
+        .execute(site.coordinator.store().pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO content_article (id, title, body, author_id) VALUES ('a1', 'Hello', 'Lots of words', 'u1')",
+    )
+    .execute(site.coordinator.store().pool())
+    .await
+    .unwrap();
+
+    // SAFE: a new optional field is applied without anyone.
+    let with_summary = format!("{ARTICLE}  - id: summary\n    type: text\n");
+    site.write(ARTICLE_PATH, &with_summary);
+    let applied = site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    assert_eq!(applied.version, Some(2));
+    assert!(site.coordinator.store().table_columns("content_article").await.unwrap().contains(&"summary".to_string()));
+
+    // BREAKING: dropping `body` waits.
+    let without_body = with_summary.replace("  - id: body\n    type: long_text\n", "");
+    site.write(ARTICLE_PATH, &without_body);
+    let pending = site.wait_for(EventKind::Pending, ARTICLE_PATH).await;
+    assert_eq!(pending.severity, Some(marain::Severity::Breaking));
+    let snapshot = site.coordinator.snapshot();
+    assert_eq!(snapshot.pending.len(), 1);
+    assert!(!snapshot.in_sync());
+    assert_eq!(snapshot.files.iter().find(|f| f.path == ARTICLE_PATH).unwrap().state, FileState::Pending);
+    assert!(site.coordinator.store().table_columns("content_article").await.unwrap().contains(&"body".to_string()));
+
+    let row = site
+        .coordinator
+        .approve(pending.change_id.unwrap(), "tester", Some("body moves to blocks".into()))
+        .await
+        .unwrap();
+    assert_eq!(row.version, 3);
+    assert_eq!(row.actor, "tester");
+    let columns = site.coordinator.store().table_columns("content_article").await.unwrap();
+    assert!(!columns.contains(&"body".to_string()), "{columns:?}");
+
+    // The dropped values were copied to the backup the history row names.
+    assert_eq!(row.backups.len(), 1);
+    let kept: String = sqlx::query_scalar(&format!("SELECT body FROM \"{}\" WHERE id = 'a1'", row.backups[0]))
+        .fetch_one(site.coordinator.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, "Lots of words");
+    // The other data survived.
+    let title: String = sqlx::query_scalar("SELECT title FROM content_article WHERE id = 'a1'")
+        .fetch_one(site.coordinator.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(title, "Hello");
+    assert!(site.coordinator.snapshot().in_sync());
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_yaml_is_rejected_and_last_good_state_stays_live() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+
+    site.write(USER_PATH, "id: user\nname: User\nfields:\n  - id: username\n    type: [broken\n");
+    let rejected = site.wait_for(EventKind::Rejected, USER_PATH).await;
+    assert!(rejected.message.starts_with("schemas/user.schema.yaml:"), "{}", rejected.message);
+    let snapshot = site.coordinator.snapshot();
+    assert_eq!(snapshot.rejected.len(), 1);
+    assert!(snapshot.rejected[0].line >= 5, "{:?}", snapshot.rejected[0]);
+    assert!(snapshot.applied.entity_file("user").is_some(), "last good state stays live");
+
+    // Fixing the file back clears the rejection without a new version.
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Detected, USER_PATH).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let snapshot = site.coordinator.snapshot();
+    assert!(snapshot.rejected.is_empty() && snapshot.in_sync(), "{:?}", snapshot.rejected);
+    assert_eq!(site.coordinator.history(Some(USER_PATH), 10).await.unwrap().len(), 1);
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn reference_to_undefined_entity_is_rejected_naming_both_files() {
+    let mut site = TestSite::start().await;
+    site.write(ARTICLE_PATH, ARTICLE);
+    let rejected = site.wait_for(EventKind::Rejected, ARTICLE_PATH).await;
+    assert!(rejected.message.contains("schemas/user.schema.yaml"), "{}", rejected.message);
+    assert!(site.coordinator.store().table_columns("content_article").await.unwrap().is_empty());
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn files_edited_while_down_become_changes_at_start_up() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    let dir = site.stop().await;
+
+    // While the server is down: one SAFE edit, one BREAKING deletion.
+    let root = dir.path().join("site");
+    std::fs::write(root.join(USER_PATH), format!("{USER}  - id: bio\n    type: long_text\n")).unwrap();
+    let site = TestSite::start_in(dir).await;
+    let snapshot = site.coordinator.snapshot();
+    assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
+    assert_eq!(snapshot.files[0].version, Some(2));
+    assert!(site.coordinator.store().table_columns("content_user").await.unwrap().contains(&"bio".to_string()));
+    let dir = site.stop().await;
+
+    std::fs::remove_file(dir.path().join("site").join(USER_PATH)).unwrap();
+    let site = TestSite::start_in(dir).await;
+    let snapshot = site.coordinator.snapshot();
+    assert_eq!(snapshot.pending.len(), 1);
+    assert_eq!(snapshot.pending[0].severity, marain::Severity::Breaking);
+    assert!(!snapshot.in_sync());
+    // Restarting again does not apply or duplicate anything.
+    let dir = site.stop().await;
+    let site = TestSite::start_in(dir).await;
+    assert_eq!(site.coordinator.snapshot().pending.len(), 1);
+    assert_eq!(site.coordinator.history(Some(USER_PATH), 10).await.unwrap().len(), 2);
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn file_waiting_on_a_missing_entity_applies_once_it_arrives() {
+    let mut site = TestSite::start().await;
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Rejected, ARTICLE_PATH).await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    let snapshot = site.coordinator.snapshot();
+    assert!(snapshot.in_sync(), "{:?}", snapshot.rejected);
+    assert_eq!(snapshot.applied.len(), 2);
+    site.stop().await;
+}
