@@ -174,7 +174,7 @@ fn droppable(f: &Field) -> bool {
 
 /// SQLite refuses ADD COLUMN for UNIQUE, and for NOT NULL without a default.
 fn addable(f: &Field) -> bool {
-    !f.unique && !(f.required && f.default.is_none())
+    !(f.unique || (f.required && f.default.is_none()))
 }
 
 fn native_both_ways(item: &ChangeItem) -> bool {

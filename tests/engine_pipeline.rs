@@ -3,7 +3,7 @@
 
 mod support;
 
-use marain::engine::{EventKind, FileState};
+use marain::engine::{Approval, EngineError, EventKind, FileState};
 use support::{TestSite, ARTICLE, USER};
 
 const ARTICLE_PATH: &str = "schemas/article.schema.yaml";
@@ -70,11 +70,19 @@ async fn optional_field_applies_and_dropped_field_waits_for_approval() {
     assert_eq!(snapshot.files.iter().find(|f| f.path == ARTICLE_PATH).unwrap().state, FileState::Pending);
     assert!(site.coordinator.store().table_columns("content_article").await.unwrap().contains(&"body".to_string()));
 
-    let row = site
-        .coordinator
-        .approve(pending.change_id.unwrap(), "tester", Some("body moves to blocks".into()))
-        .await
-        .unwrap();
+    let id = pending.change_id.unwrap();
+    let unconfirmed = Approval { actor: "tester".into(), reason: None, confirm: Some("wrong".into()) };
+    let refused = site.coordinator.approve(id, unconfirmed).await.unwrap_err();
+    assert!(
+        matches!(refused, EngineError::ConfirmationRequired { ref expected, .. } if expected == "article"),
+        "{refused}"
+    );
+    let approval = Approval {
+        actor: "tester".into(),
+        reason: Some("body moves to blocks".into()),
+        confirm: Some("article".into()),
+    };
+    let row = site.coordinator.approve(id, approval).await.unwrap();
     assert_eq!(row.version, 3);
     assert_eq!(row.actor, "tester");
     let columns = site.coordinator.store().table_columns("content_article").await.unwrap();
@@ -172,5 +180,23 @@ async fn file_waiting_on_a_missing_entity_applies_once_it_arrives() {
     let snapshot = site.coordinator.snapshot();
     assert!(snapshot.in_sync(), "{:?}", snapshot.rejected);
     assert_eq!(snapshot.applied.len(), 2);
+    site.stop().await;
+}
+
+/// Reading files raises inotify access events; the engine must not react to its
+/// own reads (that once looped, re-detecting every file every debounce period).
+#[tokio::test]
+async fn engine_is_quiet_when_nothing_changes() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    site.coordinator.rescan().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let mut noise = Vec::new();
+    while let Ok(event) = site.events.try_recv() {
+        noise.push(event);
+    }
+    assert!(noise.is_empty(), "events without any file change: {noise:#?}");
+    assert_eq!(site.coordinator.history(None, 10).await.unwrap().len(), 1);
     site.stop().await;
 }

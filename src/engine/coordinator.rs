@@ -19,7 +19,7 @@ use super::scan::{list_schema_files, read_site_file};
 use super::snapshot::{FileState, FileStatus, PendingChange, Snapshot};
 use super::store::{Store, VersionRecord, VersionRow};
 use super::watcher::{SiteWatcher, WatchSignal};
-use super::{now_rfc3339, EngineConfig, EngineError};
+use super::{now_rfc3339, Approval, EngineConfig, EngineError};
 use crate::diff::diff_entities;
 use crate::error::FileError;
 use crate::grade::grade;
@@ -30,7 +30,7 @@ use crate::site::{is_schema_path, SchemaFile, Site};
 use crate::text_diff::text_diff;
 
 enum Command {
-    Approve { id: u64, actor: String, reason: Option<String>, reply: oneshot::Sender<Result<VersionRow, EngineError>> },
+    Approve { id: u64, approval: Approval, reply: oneshot::Sender<Result<VersionRow, EngineError>> },
     Rescan { reply: oneshot::Sender<()> },
 }
 
@@ -86,10 +86,11 @@ impl Coordinator {
         &self.shared.store
     }
 
-    /// Applies pending change `id` on behalf of `actor`.
-    pub async fn approve(&self, id: u64, actor: &str, reason: Option<String>) -> Result<VersionRow, EngineError> {
+    /// Applies pending change `id`. BREAKING changes need `approval.confirm` to
+    /// name the entity; BLOCKED ones are refused.
+    pub async fn approve(&self, id: u64, approval: Approval) -> Result<VersionRow, EngineError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Approve { id, actor: actor.to_string(), reason, reply })?;
+        self.send(Command::Approve { id, approval, reply })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -177,8 +178,8 @@ impl Worker {
                     if rescan { self.rescan().await } else { self.process(paths).await }
                 }
                 Some(command) = commands.recv() => match command {
-                    Command::Approve { id, actor, reason, reply } => {
-                        let result = self.approve(id, &actor, reason).await;
+                    Command::Approve { id, approval, reply } => {
+                        let result = self.approve(id, approval).await;
                         let _ = reply.send(result);
                     }
                     Command::Rescan { reply } => {
@@ -211,7 +212,7 @@ impl Worker {
         paths.extend(self.applied.files().map(|f| f.path.clone()));
         paths.extend(self.seen.keys().cloned());
         paths.extend(self.pending.keys().cloned());
-        self.seen.clear();
+        // `seen` stays: every path is re-read, and only real differences go on.
         self.process(paths).await;
     }
 
@@ -407,9 +408,11 @@ impl Worker {
         };
         let plan = plan_change(old.as_ref().map(|f| &f.entity), new.as_ref().map(|f| &f.entity), &graded, binding);
         self.supersede(path, "the file changed again before approval");
+        let entity = new.as_ref().or(old.as_ref()).map(|f| f.entity.id.clone()).unwrap_or_default();
         let change = PendingChange {
             id: self.next_change_id,
             file: path.to_string(),
+            entity,
             severity: plan.severity(),
             hazards: plan.hazards(),
             from_version: old.as_ref().and_then(|_| self.versions.get(path).copied()),
@@ -435,10 +438,13 @@ impl Worker {
         }
     }
 
-    async fn approve(&mut self, id: u64, actor: &str, reason: Option<String>) -> Result<VersionRow, EngineError> {
+    async fn approve(&mut self, id: u64, approval: Approval) -> Result<VersionRow, EngineError> {
         let change = self.pending.values().find(|c| c.id == id).cloned().ok_or(EngineError::UnknownChange(id))?;
         if change.severity >= Severity::Blocked {
             return Err(EngineError::NotApprovable { id, file: change.file, severity: change.severity });
+        }
+        if change.severity == Severity::Breaking && approval.confirm.as_deref().map(str::trim) != Some(&change.entity) {
+            return Err(EngineError::ConfirmationRequired { id, expected: change.entity });
         }
         let applied_hash = self.applied.get(&change.file).map(|f| f.hash.clone()).unwrap_or_default();
         if applied_hash != change.plan.binding.base_hash {
@@ -448,8 +454,8 @@ impl Worker {
             return Err(EngineError::Stale { id, file: change.file });
         }
         self.pending.remove(&change.file);
-        self.emit(EventKind::Approved, &change.file, Some(&change), None, format!("approved by {actor}"));
-        let result = self.apply(change, actor, reason).await;
+        self.emit(EventKind::Approved, &change.file, Some(&change), None, format!("approved by {}", approval.actor));
+        let result = self.apply(change, &approval.actor, approval.reason).await;
         self.publish();
         result
     }

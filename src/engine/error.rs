@@ -14,6 +14,8 @@ pub enum EngineError {
     UnknownChange(u64),
     #[error("change {id} to {file} is {severity} and cannot be applied until the data or the file changes")]
     NotApprovable { id: u64, file: String, severity: Severity },
+    #[error("change {id} is BREAKING: confirm it by typing `{expected}`")]
+    ConfirmationRequired { id: u64, expected: String },
     #[error("change {id} was planned from a state of {file} that is no longer applied; it has been re-planned")]
     Stale { id: u64, file: String },
     #[error("the engine has stopped")]

@@ -42,6 +42,15 @@ impl EngineConfig {
     }
 }
 
+/// A person's decision to apply a pending change.
+#[derive(Debug, Clone, Default)]
+pub struct Approval {
+    pub actor: String,
+    pub reason: Option<String>,
+    /// For BREAKING changes: the entity id, typed by the approver.
+    pub confirm: Option<String>,
+}
+
 /// Now, as RFC 3339 UTC: the engine's only clock.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()

@@ -16,6 +16,9 @@ use crate::text_diff::DiffLine;
 pub struct PendingChange {
     pub id: u64,
     pub file: String,
+    /// The entity the file defines (the old one when the file is deleted): what a
+    /// BREAKING approval must type to confirm.
+    pub entity: String,
     pub severity: Severity,
     pub hazards: Vec<Hazard>,
     /// The applied version it starts from; `None` for a new file.

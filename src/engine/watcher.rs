@@ -69,12 +69,19 @@ fn map_notify(path: &Path, e: notify::Error) -> WatchError {
 fn to_signal(root: &Path, events: &[notify_debouncer_full::DebouncedEvent]) -> Option<WatchSignal> {
     let mut paths = Vec::new();
     for event in events {
-        if event.need_rescan() || matches!(event.kind, EventKind::Create(notify::event::CreateKind::Folder)) {
+        if event.need_rescan() {
             return Some(WatchSignal::Rescan);
+        }
+        // Reads (ours included) raise access events; they never change content,
+        // and reacting to them would loop.
+        if matches!(event.kind, EventKind::Access(_)) {
+            continue;
         }
         for p in &event.paths {
             if let Some(rel) = relative(root, p) {
-                if p.is_dir() {
+                // A directory created or moved in may arrive with its files already
+                // inside, and no event for them.
+                if matches!(event.kind, EventKind::Create(_)) && p.is_dir() {
                     return Some(WatchSignal::Rescan);
                 }
                 if !is_editor_noise(&rel) && !paths.contains(&rel) {

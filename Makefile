@@ -1,0 +1,40 @@
+# The two commands the README promises: `make run` and `make test`.
+# Both install whatever is missing first (scripts/setup.sh), so they work on a
+# fresh machine of this kind.
+
+SITE ?= examples/site
+DATABASE_URL ?= sqlite://data/marain.db
+ADDR ?= 127.0.0.1:3000
+BIN := target/debug/marain
+
+.PHONY: setup setup-test build run test test-rust test-e2e lint
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+# Builds the server binary (target/debug/marain) and the hydrated dashboard (target/site).
+build: setup
+	cargo leptos build
+
+run: build
+	@echo "Serving $(SITE) on http://$(ADDR)/  (database $(DATABASE_URL))"
+	$(BIN) serve --site $(SITE) --database $(DATABASE_URL) --addr $(ADDR)
+
+test: setup-test
+	cargo leptos build
+	$(MAKE) test-rust
+	$(MAKE) test-e2e
+
+test-rust:
+	cargo test --workspace --no-fail-fast
+
+test-e2e:
+	cd end2end && npx playwright test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p marain-app --features hydrate --target wasm32-unknown-unknown -- -D warnings

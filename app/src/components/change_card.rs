@@ -1,0 +1,116 @@
+//! A pending change as a card: badge, hazards, YAML diff, SQL, and Approve.
+
+use leptos::prelude::*;
+
+use super::severity::SeverityBadge;
+use crate::api::ApproveChange;
+use crate::dto::{ChangeDto, DiffLineDto};
+
+#[component]
+pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>) -> impl IntoView {
+    let blocked = matches!(change.severity.as_str(), "BLOCKED" | "REJECTED");
+    let breaking = change.severity == "BREAKING";
+    let entity = change.entity.clone();
+    let from = change.from_version.map(|v| format!("v{v}")).unwrap_or_else(|| "new file".into());
+    let sql = if change.sql.is_empty() { "-- no database change".to_string() } else { change.sql.join(";\n\n") + ";" };
+    let rollback = change.rollback_sql.join(";\n\n");
+    let label = format!("Approve change {} to {}", change.id, change.file);
+    view! {
+        <article class="card" data-testid="change-card" data-severity=change.severity.clone() data-file=change.file.clone()>
+            <header class="card-head">
+                <SeverityBadge severity=change.severity.clone() />
+                <h3>{change.file.clone()}</h3>
+                <span class="muted">{from} " → " {short(&change.to_hash)}</span>
+            </header>
+            <ul class="summary">
+                {change.summary.iter().map(|s| view! { <li><code>{s.clone()}</code></li> }).collect_view()}
+            </ul>
+            <ul class="hazards" aria-label="Hazards">
+                {change
+                    .hazards
+                    .iter()
+                    .map(|h| {
+                        view! {
+                            <li>
+                                <SeverityBadge severity=h.severity.clone() />
+                                " "
+                                {h.message.clone()}
+                                " "
+                                <code class="muted">{h.code.clone()}</code>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+            <details open>
+                <summary>"YAML diff"</summary>
+                <div class="diff" role="table" aria-label="YAML diff">
+                    {change.diff.iter().map(diff_line).collect_view()}
+                </div>
+            </details>
+            <details open>
+                <summary>"SQL to run"</summary>
+                <pre class="sql" data-testid="sql">{sql}</pre>
+            </details>
+            <details>
+                <summary>"Rollback SQL"</summary>
+                <pre class="sql">{rollback}</pre>
+            </details>
+            <ActionForm action=approve attr:class="approve">
+                <input type="hidden" name="id" value=change.id.to_string() />
+                <label>
+                    "Reason " <input type="text" name="reason" placeholder="why this change is fine" />
+                </label>
+                {breaking
+                    .then(|| {
+                        view! {
+                            <label>
+                                "Type " <code>{entity.clone()}</code> " to confirm "
+                                <input type="text" name="confirm" autocomplete="off" required=true aria-label=format!("Type {entity} to confirm") />
+                            </label>
+                        }
+                    })}
+                <button type="submit" disabled=blocked aria-label=label>
+                    "Approve"
+                </button>
+            </ActionForm>
+        </article>
+    }
+}
+
+fn short(hash: &str) -> String {
+    if hash.is_empty() {
+        "deleted".into()
+    } else {
+        hash[..hash.len().min(8)].to_string()
+    }
+}
+
+fn diff_line(line: &DiffLineDto) -> impl IntoView {
+    let mark = match line.tag.as_str() {
+        "added" => "+",
+        "removed" => "-",
+        _ => " ",
+    };
+    let num = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_default();
+    view! {
+        <div class=format!("dl dl-{}", line.tag) role="row">
+            <span class="ln" role="cell">{num(line.old_line)}</span>
+            <span class="ln" role="cell">{num(line.new_line)}</span>
+            <span class="mk" role="cell">{mark}</span>
+            <code role="cell">
+                {line
+                    .segments
+                    .iter()
+                    .map(|(changed, text)| {
+                        if *changed {
+                            view! { <mark>{text.clone()}</mark> }.into_any()
+                        } else {
+                            text.clone().into_any()
+                        }
+                    })
+                    .collect_view()}
+            </code>
+        </div>
+    }
+}

@@ -1,0 +1,72 @@
+use leptos::prelude::*;
+
+use crate::dto::{FileDto, FileProblemDto};
+
+#[component]
+pub fn FileTable(files: Vec<FileDto>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="files-h">
+            <h2 id="files-h">"Watched files"</h2>
+            {if files.is_empty() {
+                view! { <p class="empty">"No schema files yet. Add one under schemas/, e.g. article.schema.yaml."</p> }
+                    .into_any()
+            } else {
+                view! {
+                    <table class="files">
+                        <thead>
+                            <tr>
+                                <th scope="col">"File"</th>
+                                <th scope="col">"Entity"</th>
+                                <th scope="col">"Version"</th>
+                                <th scope="col">"Status"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {files
+                                .into_iter()
+                                .map(|f| {
+                                    view! {
+                                        <tr data-file=f.path.clone()>
+                                            <td><code>{f.path.clone()}</code></td>
+                                            <td>{f.entity.clone().unwrap_or_default()}</td>
+                                            <td>{f.version.map(|v| format!("v{v}")).unwrap_or_else(|| "—".into())}</td>
+                                            <td><span class=format!("state state-{}", f.state)>{f.state.replace('_', " ")}</span></td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                }
+                    .into_any()
+            }}
+        </section>
+    }
+}
+
+/// Files that could not be accepted or applied, with the error at its line.
+#[component]
+pub fn Problems(rejected: Vec<FileProblemDto>, failed: Vec<FileProblemDto>) -> impl IntoView {
+    let any = !(rejected.is_empty() && failed.is_empty());
+    let row = |kind: &'static str, p: FileProblemDto| {
+        view! {
+            <li class="problem" data-testid=kind>
+                <code>{format!("{}:{}:{}", p.file, p.line, p.column)}</code>
+                " "
+                {p.message}
+            </li>
+        }
+    };
+    any.then(|| {
+        view! {
+            <section aria-labelledby="problems-h" class="problems">
+                <h2 id="problems-h">"Files that need fixing"</h2>
+                <p class="muted">"The last good version of each stays live until the file is fixed."</p>
+                <ul>
+                    {rejected.into_iter().map(|p| row("rejected", p)).collect_view()}
+                    {failed.into_iter().map(|p| row("failed", p)).collect_view()}
+                </ul>
+            </section>
+        }
+    })
+}

@@ -1,0 +1,131 @@
+//! Engine types → DTOs. Server-only; the REST API and the server functions both
+//! use these, so the two never disagree on a shape.
+
+use marain::engine::{EngineError, FileState, PendingChange, Snapshot, VersionRow};
+use marain::text_diff::LineTag;
+use marain::{FileError, Hazard};
+
+use crate::dto::*;
+use crate::error::AppError;
+
+impl From<&Hazard> for HazardDto {
+    fn from(h: &Hazard) -> Self {
+        HazardDto { code: h.code.as_str().into(), severity: h.severity.as_str().into(), message: h.message.clone() }
+    }
+}
+
+impl From<&PendingChange> for ChangeDto {
+    fn from(c: &PendingChange) -> Self {
+        ChangeDto {
+            id: c.id,
+            file: c.file.clone(),
+            entity: c.entity.clone(),
+            severity: c.severity.as_str().into(),
+            hazards: c.hazards.iter().map(HazardDto::from).collect(),
+            from_version: c.from_version,
+            to_hash: c.to_hash.clone(),
+            created_at: c.created_at.clone(),
+            summary: c.summary.clone(),
+            diff: c
+                .text_diff
+                .iter()
+                .map(|l| DiffLineDto {
+                    tag: match l.tag {
+                        LineTag::Same => "same",
+                        LineTag::Added => "added",
+                        LineTag::Removed => "removed",
+                    }
+                    .into(),
+                    old_line: l.old_line,
+                    new_line: l.new_line,
+                    segments: l.segments.clone(),
+                })
+                .collect(),
+            sql: c.plan.sql(),
+            rollback_sql: c.plan.rollback_sql(),
+        }
+    }
+}
+
+impl From<&FileError> for FileProblemDto {
+    fn from(e: &FileError) -> Self {
+        FileProblemDto { file: e.file.clone(), line: e.line, column: e.column, message: e.message.clone() }
+    }
+}
+
+impl From<&VersionRow> for VersionDto {
+    fn from(r: &VersionRow) -> Self {
+        VersionDto {
+            file: r.file.clone(),
+            version: r.version,
+            hash: r.hash.clone(),
+            severity: r.severity.as_str().into(),
+            status: r.status.clone(),
+            actor: r.actor.clone(),
+            reason: r.reason.clone(),
+            applied_at: r.applied_at.clone(),
+            duration_ms: r.duration_ms,
+            sql: r.sql.clone(),
+        }
+    }
+}
+
+impl From<&marain::engine::EngineEvent> for EventDto {
+    fn from(e: &marain::engine::EngineEvent) -> Self {
+        EventDto {
+            seq: e.seq,
+            at: e.at.clone(),
+            kind: e.kind.as_str().into(),
+            file: e.file.clone(),
+            change_id: e.change_id,
+            version: e.version,
+            severity: e.severity.map(|s| s.as_str().into()),
+            message: e.message.clone(),
+        }
+    }
+}
+
+pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
+    DashboardDto {
+        in_sync: snapshot.in_sync(),
+        last_sync: snapshot.last_sync.clone(),
+        files: snapshot
+            .files
+            .iter()
+            .map(|f| FileDto {
+                path: f.path.clone(),
+                entity: f.entity.clone(),
+                version: f.version,
+                state: match f.state {
+                    FileState::InSync => "in_sync",
+                    FileState::Pending => "pending",
+                    FileState::Rejected => "rejected",
+                    FileState::Failed => "failed",
+                }
+                .into(),
+            })
+            .collect(),
+        pending: snapshot.pending.iter().map(ChangeDto::from).collect(),
+        rejected: snapshot.rejected.iter().map(FileProblemDto::from).collect(),
+        failed: snapshot.failed.iter().map(FileProblemDto::from).collect(),
+        history: history.iter().map(VersionDto::from).collect(),
+    }
+}
+
+impl From<EngineError> for AppError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::UnknownChange(id) => AppError::UnknownChange(id),
+            e @ EngineError::NotApprovable { .. } => AppError::NotApprovable(e.to_string()),
+            e @ EngineError::Stale { .. } => AppError::Stale(e.to_string()),
+            e @ EngineError::ConfirmationRequired { .. } => AppError::ConfirmationRequired(e.to_string()),
+            EngineError::Store(_) => AppError::ApplyFailed(
+                "applying the change failed and was rolled back; the reason is on the file's card".into(),
+            ),
+            other => {
+                leptos::logging::error!("engine error: {other}");
+                AppError::Unavailable
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The shapes the dashboard and the REST API exchange. They are plain data so the
+//! browser build needs nothing from the engine.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardDto {
+    pub in_sync: bool,
+    pub last_sync: Option<String>,
+    pub files: Vec<FileDto>,
+    pub pending: Vec<ChangeDto>,
+    pub rejected: Vec<FileProblemDto>,
+    pub failed: Vec<FileProblemDto>,
+    pub history: Vec<VersionDto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDto {
+    pub path: String,
+    pub entity: Option<String>,
+    pub version: Option<i64>,
+    /// `in_sync`, `pending`, `rejected` or `failed`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HazardDto {
+    pub code: String,
+    pub severity: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiffLineDto {
+    /// `same`, `added` or `removed`.
+    pub tag: String,
+    pub old_line: Option<usize>,
+    pub new_line: Option<usize>,
+    /// Text runs of the line; `true` marks the words that changed.
+    pub segments: Vec<(bool, String)>,
+}
+
+/// A pending change, as SPEC §6's `Change` plus what a reviewer needs to decide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeDto {
+    pub id: u64,
+    pub file: String,
+    /// What a BREAKING approval must type to confirm.
+    pub entity: String,
+    pub severity: String,
+    pub hazards: Vec<HazardDto>,
+    pub from_version: Option<i64>,
+    pub to_hash: String,
+    pub created_at: String,
+    pub summary: Vec<String>,
+    pub diff: Vec<DiffLineDto>,
+    pub sql: Vec<String>,
+    pub rollback_sql: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileProblemDto {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionDto {
+    pub file: String,
+    pub version: i64,
+    pub hash: String,
+    pub severity: String,
+    pub status: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub applied_at: String,
+    pub duration_ms: i64,
+    pub sql: Vec<String>,
+}
+
+/// One engine event as the SSE stream sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventDto {
+    pub seq: u64,
+    pub at: String,
+    pub kind: String,
+    pub file: String,
+    pub change_id: Option<u64>,
+    pub version: Option<i64>,
+    pub severity: Option<String>,
+    pub message: String,
+}

@@ -1,0 +1,65 @@
+//! The overview: sync status, pending changes, problems, files, history, live feed.
+
+use leptos::prelude::*;
+
+use crate::api::{get_dashboard, ApproveChange};
+use crate::components::change_card::ChangeCard;
+use crate::components::feed::Feed;
+use crate::components::files::{FileTable, Problems};
+use crate::components::history::HistoryList;
+use crate::components::status::StatusBar;
+use crate::live::use_live_feed;
+
+#[component]
+pub fn Dashboard() -> impl IntoView {
+    let live = use_live_feed();
+    let approve = ServerAction::<ApproveChange>::new();
+    let data = Resource::new(move || (live.tick.get(), approve.version().get()), |_| get_dashboard());
+    let approve_error = move || approve.value().get().and_then(|r| r.err()).map(|e| e.to_string());
+
+    view! {
+        <header class="topbar">
+            <h1>"Marain hot-reload"</h1>
+            <span class="live" class:on=move || live.connected.get() role="status" aria-live="polite">
+                {move || if live.connected.get() { "● live" } else { "○ connecting…" }}
+            </span>
+        </header>
+        <main class="layout">
+            <Transition fallback=|| view! { <p class="empty">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(d) => {
+                            view! {
+                                <StatusBar in_sync=d.in_sync last_sync=d.last_sync.clone() pending=d.pending.len() />
+                                <section aria-labelledby="pending-h">
+                                    <h2 id="pending-h">"Pending changes"</h2>
+                                    {approve_error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                                    {if d.pending.is_empty() {
+                                        view! {
+                                            <p class="empty">
+                                                "Nothing waits for approval. Edit a file under schemas/ and its change appears here."
+                                            </p>
+                                        }
+                                            .into_any()
+                                    } else {
+                                        d.pending
+                                            .into_iter()
+                                            .map(|c| view! { <ChangeCard change=c approve /> })
+                                            .collect_view()
+                                            .into_any()
+                                    }}
+                                </section>
+                                <Problems rejected=d.rejected failed=d.failed />
+                                <FileTable files=d.files />
+                                <HistoryList history=d.history />
+                            }
+                                .into_any()
+                        }
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <Feed events=live.events />
+        </main>
+    }
+}

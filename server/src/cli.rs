@@ -1,0 +1,52 @@
+//! Command-line arguments. Every `serve` flag has an environment equivalent so the
+//! binary runs the same under a process manager.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "marain", version, about = "Marain hot-reload: YAML files as the live source of truth")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `marain` alone serves, with these flags.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch the site, apply changes, serve the dashboard and API (the default).
+    Serve(ServeArgs),
+    /// Validate every file of a site without touching a database.
+    /// Exit code 0: valid; 2: invalid.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The site directory, holding `schemas/` and `config/`.
+    #[arg(long, env = "MARAIN_SITE", default_value = "examples/site")]
+    pub site: PathBuf,
+    /// Where content tables and the history live.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/marain.db")]
+    pub database: String,
+    /// The address to listen on.
+    #[arg(long, env = "MARAIN_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// The built dashboard assets (cargo-leptos's site root).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub assets: PathBuf,
+    /// Quiet time after a file event before it is processed, in milliseconds.
+    #[arg(long, env = "MARAIN_DEBOUNCE_MS", default_value_t = 25)]
+    pub debounce_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[arg(long, env = "MARAIN_SITE", default_value = "examples/site")]
+    pub site: PathBuf,
+}

@@ -1,0 +1,120 @@
+//! `marain serve`: the engine plus the HTTP server, with graceful shutdown.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use marain::engine::{Coordinator, EngineConfig};
+use marain_app::{shell, App};
+use tokio::sync::watch;
+
+use crate::cli::ServeArgs;
+
+/// What every API handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Coordinator,
+    /// Flips to `true` at shutdown so long-lived streams can end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
+    match serve(args, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+    if !args.site.is_dir() {
+        return Err(format!("site directory {} does not exist", args.site.display()));
+    }
+    ensure_sqlite_parent(&args.database)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut config = EngineConfig::new(&args.site, &args.database);
+    config.debounce = std::time::Duration::from_millis(args.debounce_ms);
+    let engine_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let (engine, engine_task) = Coordinator::start(config, engine_stop).await.map_err(|e| e.to_string())?;
+
+    let listener =
+        tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = router(AppState { engine: engine.clone(), shutdown: stop_rx }, &args, addr);
+
+    let snapshot = engine.snapshot();
+    println!("marain: dashboard on http://{addr}/");
+    println!(
+        "marain: site {} · {} schema file(s) applied · {} pending · {} rejected",
+        args.site.display(),
+        snapshot.applied.len(),
+        snapshot.pending.len(),
+        snapshot.rejected.len()
+    );
+    println!("marain: no login is needed yet: open the URL above.");
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    engine_task.await.map_err(|e| e.to_string())?;
+    engine.store().close().await;
+    Ok(())
+}
+
+/// `sqlite://data/marain.db` needs `data/` to exist before SQLite can create the file.
+fn ensure_sqlite_parent(url: &str) -> Result<(), String> {
+    let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else { return Ok(()) };
+    let path = path.split('?').next().unwrap_or(path);
+    match std::path::Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && path != ":memory:" => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> Router {
+    let leptos_options = LeptosOptions::builder()
+        .output_name("marain")
+        .site_root(args.assets.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    let api = Router::new()
+        .route("/api/v1/hot-reload/status", get(crate::api::status))
+        .route("/api/v1/hot-reload/events", get(crate::sse::events))
+        .route("/api/v1/hot-reload/changes/{id}", get(crate::api::change))
+        .route("/api/v1/hot-reload/changes/{id}/approve", post(crate::api::approve))
+        .route("/api/v1/hot-reload/history", get(crate::api::history))
+        .route("/api/v1/hot-reload/reload", post(crate::api::reload))
+        .route("/api/{*rest}", get(crate::api::not_found).post(crate::api::not_found))
+        .with_state(state.clone());
+    let engine = state.engine.clone();
+    let pages = Router::new()
+        .leptos_routes_with_context(
+            &leptos_options,
+            generate_route_list(App),
+            move || provide_context(engine.clone()),
+            {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(leptos_options);
+    pages.merge(api)
+}
