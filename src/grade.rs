@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diff::{ChangeItem, FieldAspect};
 use crate::hazard::{worst, Hazard, HazardCode as C, Severity as S};
-use crate::model::{Field, FieldType};
+use crate::model::{Cardinality, Field, FieldType};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GradedItem {
@@ -96,6 +96,15 @@ fn added(entity: &str, f: &Field) -> Hazard {
     }
 }
 
+/// How many values a cardinality admits; unbounded is the largest.
+fn bound(c: Cardinality) -> u64 {
+    match c {
+        Cardinality::One => 1,
+        Cardinality::AtMost(n) => u64::from(n),
+        Cardinality::Unbounded => u64::MAX,
+    }
+}
+
 /// Text-like types accept any value; integer widens to float.
 pub fn is_widening(from: FieldType, to: FieldType) -> bool {
     use FieldType::*;
@@ -160,6 +169,17 @@ fn altered(entity: &str, old: &Field, new: &Field, aspect: FieldAspect) -> Hazar
                 )
             } else {
                 h(C::ConstraintRelaxed, S::Safe, format!("`{entity}.{f}` allows more values"))
+            }
+        }
+        FieldAspect::Cardinality if !old.cardinality.is_single() && !new.cardinality.is_single() => {
+            if bound(new.cardinality) < bound(old.cardinality) {
+                h(
+                    C::CardinalityChanged,
+                    S::Warning,
+                    format!("`{entity}.{f}` allows fewer values per row: rows holding more would block the change"),
+                )
+            } else {
+                h(C::ConstraintRelaxed, S::Safe, format!("`{entity}.{f}` allows more values per row"))
             }
         }
         FieldAspect::Cardinality if new.cardinality.is_single() => h(

@@ -14,6 +14,7 @@ pub mod locate;
 pub mod model;
 pub mod plan;
 pub mod site;
+pub mod site_plan;
 pub mod sql;
 pub mod text_diff;
 pub mod validate;

@@ -184,6 +184,8 @@ fn native_both_ways(item: &ChangeItem) -> bool {
         }
         ChangeItem::AddField { field, .. } | ChangeItem::DropField { field, .. } => addable(field) && droppable(field),
         ChangeItem::RenameField { .. } => true,
+        // A multi-valued field's storage is its own child table, rebuilt alone.
+        ChangeItem::AlterField { old, new, .. } if !old.cardinality.is_single() && !new.cardinality.is_single() => true,
         ChangeItem::AlterField { aspects, old, new, .. } => {
             aspects.iter().all(|a| a.is_metadata() || *a == FieldAspect::Indexed)
                 && old.cardinality.is_single() == new.cardinality.is_single()
@@ -314,6 +316,10 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             sql.push(format!("ALTER TABLE {a} RENAME TO {b}"));
             rb.push(format!("ALTER TABLE {b} RENAME TO {a}"));
         }
+        ChangeItem::AlterField { entity, old, new, .. } if !new.cardinality.is_single() => {
+            *sql = rebuild_child_sql(entity, new);
+            *rb = rebuild_child_sql(entity, old);
+        }
         ChangeItem::AlterField { entity, old, new, aspects } if aspects.contains(&FieldAspect::Indexed) => {
             let toggle = |f: &Field| match sqlite::create_index(entity, f) {
                 Some(create) => create,
@@ -325,6 +331,19 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
         _ => {}
     }
     step
+}
+
+/// Rebuilds a child table in the shape `field` asks for, keeping every value.
+fn rebuild_child_sql(entity: &str, field: &Field) -> Vec<String> {
+    let child = child_table(entity, &field.id);
+    let tmp = format!("marain_rebuild_{child}");
+    let cols = format!("{}, {}, {}", quote("parent_id"), quote("delta"), quote("value"));
+    vec![
+        sqlite::create_child_table(entity, field).replacen(&quote(&child), &quote(&tmp), 1),
+        format!("INSERT INTO {} ({cols}) SELECT {cols} FROM {}", quote(&tmp), quote(&child)),
+        format!("DROP TABLE {}", quote(&child)),
+        format!("ALTER TABLE {} RENAME TO {}", quote(&tmp), quote(&child)),
+    ]
 }
 
 /// Copies `from`'s rows into a fresh table shaped like `to`. `source` gives, for

@@ -22,7 +22,14 @@ pub struct AppState {
 }
 
 pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
-    match serve(args, shutdown).await {
+    let listener = match tokio::net::TcpListener::bind(args.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    match serve(listener, args, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -31,7 +38,12 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
     }
 }
 
-async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+/// Serves on an already-bound `listener` (tests bind port 0 and read it back).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     if !args.site.is_dir() {
         return Err(format!("site directory {} does not exist", args.site.display()));
     }
@@ -47,8 +59,6 @@ async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'sta
     };
     let (engine, engine_task) = Coordinator::start(config, engine_stop).await.map_err(|e| e.to_string())?;
 
-    let listener =
-        tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = router(AppState { engine: engine.clone(), shutdown: stop_rx }, &args, addr);
 

@@ -20,13 +20,11 @@ use super::snapshot::{FileState, FileStatus, PendingChange, Snapshot};
 use super::store::{Store, VersionRecord, VersionRow};
 use super::watcher::{SiteWatcher, WatchSignal};
 use super::{now_rfc3339, Approval, EngineConfig, EngineError};
-use crate::diff::diff_entities;
 use crate::error::FileError;
-use crate::grade::grade;
 use crate::hash::sha256_hex;
 use crate::hazard::Severity;
-use crate::plan::{plan_change, PlanBinding};
 use crate::site::{is_schema_path, SchemaFile, Site};
+use crate::site_plan::{plan_sites, FileChange};
 use crate::text_diff::text_diff;
 
 enum Command {
@@ -338,16 +336,12 @@ impl Worker {
         }
 
         let candidate_site = self.validate_batch(&mut candidates);
-        // Creations and edits in dependency order, deletions after them.
-        let order = candidate_site.dependency_order();
-        let rank = |f: &Option<SchemaFile>| match f {
-            Some(f) => order.iter().position(|id| *id == f.entity.id).unwrap_or(order.len()),
-            None => usize::MAX,
-        };
-        let mut ordered: Vec<(String, Option<SchemaFile>)> = candidates.into_iter().collect();
-        ordered.sort_by_key(|(_, f)| rank(f));
-        for (path, file) in ordered {
-            self.plan_and_gate(&path, file).await;
+        let versions = &self.versions;
+        let changes = plan_sites(&self.applied, &candidate_site, |file, short| {
+            format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
+        });
+        for change in changes {
+            self.gate(change).await;
         }
         self.last_sync = Some(now_rfc3339());
         self.publish();
@@ -394,38 +388,27 @@ impl Worker {
         }
     }
 
-    async fn plan_and_gate(&mut self, path: &str, new: Option<SchemaFile>) {
-        let old = self.applied.get(path).cloned();
-        let graded = grade(diff_entities(old.as_ref().map(|f| &f.entity), new.as_ref().map(|f| &f.entity)));
-        let next_version = self.versions.get(path).copied().unwrap_or(0) + 1;
-        let base_hash = old.as_ref().map(|f| f.hash.clone()).unwrap_or_default();
-        let target_hash = new.as_ref().map(|f| f.hash.clone()).unwrap_or_default();
-        let short = if target_hash.is_empty() { &base_hash } else { &target_hash };
-        let binding = PlanBinding {
-            base_hash: base_hash.clone(),
-            target_hash: target_hash.clone(),
-            backup_tag: format!("v{next_version}_{}", &short[..short.len().min(8)]),
-        };
-        let plan = plan_change(old.as_ref().map(|f| &f.entity), new.as_ref().map(|f| &f.entity), &graded, binding);
-        self.supersede(path, "the file changed again before approval");
-        let entity = new.as_ref().or(old.as_ref()).map(|f| f.entity.id.clone()).unwrap_or_default();
+    /// SAFE changes apply at once under the auto policy; the rest wait.
+    async fn gate(&mut self, planned: FileChange) {
+        let path = planned.file.clone();
+        self.supersede(&path, "the file changed again before approval");
         let change = PendingChange {
             id: self.next_change_id,
-            file: path.to_string(),
-            entity,
-            severity: plan.severity(),
-            hazards: plan.hazards(),
-            from_version: old.as_ref().and_then(|_| self.versions.get(path).copied()),
-            from_hash: base_hash,
-            to_hash: target_hash,
+            entity: planned.entity().to_string(),
+            severity: planned.severity(),
+            hazards: planned.plan.hazards(),
+            from_version: planned.old.as_ref().and_then(|_| self.versions.get(&path).copied()),
+            from_hash: planned.plan.binding.base_hash.clone(),
+            to_hash: planned.plan.binding.target_hash.clone(),
             created_at: now_rfc3339(),
-            summary: graded.items.iter().map(|i| i.item.summary()).collect(),
+            summary: planned.graded.items.iter().map(|i| i.item.summary()).collect(),
             text_diff: text_diff(
-                old.as_ref().map(|f| f.text.as_str()).unwrap_or(""),
-                new.as_ref().map(|f| f.text.as_str()).unwrap_or(""),
+                planned.old.as_ref().map(|f| f.text.as_str()).unwrap_or(""),
+                planned.new.as_ref().map(|f| f.text.as_str()).unwrap_or(""),
             ),
-            plan,
-            new_text: new.map(|f| f.text),
+            new_text: planned.new.map(|f| f.text),
+            plan: planned.plan,
+            file: path.clone(),
         };
         self.next_change_id += 1;
         if change.severity.auto_applies() && self.auto_apply_safe {
@@ -433,8 +416,8 @@ impl Worker {
             let _ = self.apply(change, "watcher", None).await;
         } else {
             let message = format!("{} change waits for approval: {}", change.severity, change.summary.join("; "));
-            self.emit(EventKind::Pending, path, Some(&change), None, message);
-            self.pending.insert(path.to_string(), change);
+            self.emit(EventKind::Pending, &path, Some(&change), None, message);
+            self.pending.insert(path, change);
         }
     }
 

@@ -1,0 +1,180 @@
+//! The REST API and the SSE stream over real HTTP, against the real engine on a
+//! temp site with a real SQLite file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use marain_server::cli::ServeArgs;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n  - id: bio\n    type: long_text\n";
+
+struct Server {
+    base: String,
+    site: PathBuf,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(site.join("schemas")).unwrap();
+        std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let args = ServeArgs {
+            site: site.clone(),
+            database: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+            addr,
+            assets: dir.path().join("assets"),
+            debounce_ms: 25,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {
+            let _ = stopped.await;
+        }));
+        let server = Server {
+            base: format!("http://{addr}/api/v1/hot-reload"),
+            site,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        };
+        server.wait_until(|s| s["in_sync"] == json!(true)).await;
+        server
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self.client.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// Polls the status until `done` holds; fails after 10 s.
+    async fn wait_until(&self, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            if let Ok(resp) = self.client.get(format!("{}/status", self.base)).send().await {
+                let status: Value = resp.json().await.unwrap();
+                if done(&status) {
+                    return status;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("status never reached the expected state");
+    }
+
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn status_has_the_spec_shape() {
+    let server = Server::start().await;
+    let (code, status) = server.get("/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(status["in_sync"], json!(true));
+    assert!(status["last_sync"].is_string());
+    assert_eq!(status["pending"], json!([]));
+    assert_eq!(status["rejected"], json!([]));
+    assert_eq!(status["drift"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn breaking_change_needs_confirmation_then_lands_in_history() {
+    let server = Server::start().await;
+    std::fs::write(
+        server.site.join("schemas/user.schema.yaml"),
+        USER.replace("  - id: bio\n    type: long_text\n", ""),
+    )
+    .unwrap();
+    let status = server.wait_until(|s| s["pending"].as_array().is_some_and(|p| !p.is_empty())).await;
+    let change = &status["pending"][0];
+    assert_eq!(change["file"], "schemas/user.schema.yaml");
+    assert_eq!(change["severity"], "BREAKING");
+    assert_eq!(change["from_version"], 1);
+    assert_eq!(change["hazards"][0]["code"], "field_dropped");
+    let id = change["id"].as_u64().unwrap();
+
+    let (code, detail) = server.get(&format!("/changes/{id}")).await;
+    assert_eq!(code, 200);
+    assert!(detail["sql"].to_string().contains(r#"DROP COLUMN \"bio\""#), "{detail}");
+    assert!(detail["rollback_sql"].to_string().contains("ADD COLUMN"), "{detail}");
+
+    let (code, err) = server.post(&format!("/changes/{id}/approve"), json!({"reason": "cleanup"})).await;
+    assert_eq!(code, 422);
+    assert_eq!(err["error"]["code"], "confirmation_required");
+    assert!(err["error"]["message"].as_str().unwrap().contains("`user`"), "{err}");
+
+    let (code, version) =
+        server.post(&format!("/changes/{id}/approve"), json!({"reason": "cleanup", "confirm": "user"})).await;
+    assert_eq!(code, 200, "{version}");
+    assert_eq!(version["version"], 2);
+    assert_eq!(version["actor"], "api");
+    assert_eq!(version["reason"], "cleanup");
+
+    let (code, history) = server.get("/history?file_path=schemas/user.schema.yaml").await;
+    assert_eq!(code, 200);
+    let versions: Vec<i64> =
+        history["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, [2, 1]);
+    assert_eq!(history["versions"][0]["severity"], "BREAKING");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_use_the_api_shape() {
+    let server = Server::start().await;
+    let (code, err) = server.get("/changes/999").await;
+    assert_eq!(code, 404);
+    assert_eq!(err["error"]["code"], "not_found");
+    let (code, err) = server.post("/changes/999/approve", json!({})).await;
+    assert_eq!(code, 404);
+    assert_eq!(err["error"]["code"], "not_found");
+    let (code, err) = server.get("/no-such-endpoint").await;
+    assert_eq!(code, 404);
+    assert_eq!(err["error"]["code"], "not_found");
+    let (code, body) = server.post("/reload", json!({})).await;
+    assert_eq!(code, 202, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn events_stream_announces_applied_changes() {
+    let server = Server::start().await;
+    let mut resp = server.client.get(format!("{}/events", server.base)).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
+        .unwrap();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(line) = seen.lines().find(|l| l.starts_with("data:") && l.contains("\"applied\"")) {
+                return line.to_string();
+            }
+        }
+        panic!("stream ended: {seen}");
+    })
+    .await
+    .expect("an applied event within 10 s");
+    let event: Value = serde_json::from_str(found.trim_start_matches("data:").trim()).unwrap();
+    assert_eq!(event["file"], "schemas/user.schema.yaml");
+    assert_eq!(event["version"], 2);
+    assert_eq!(event["severity"], "SAFE");
+    drop(resp);
+    server.stop().await;
+}

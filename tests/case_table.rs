@@ -1,0 +1,487 @@
+//! The table of old → new cases under `tests/cases/<name>/{old,new}/schemas/`.
+//!
+//! Every case is graded and planned (snapshot), then run on a real SQLite file:
+//! seed the old state with rows, apply the plan, compare the schema with one built
+//! directly from `new`, check no row or value was lost, then apply the inverse and
+//! expect the old schema and every row back — dropped data restored from backups.
+//!
+//! `case.yaml` (optional) tunes a case: `rows: N` seeds N rows per table (default
+//! 3); `apply_fails: true` says the live data must make the apply fail, leaving the
+//! database exactly as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use marain::diff::ChangeItem;
+use marain::site::Site;
+use marain::site_plan::{plan_sites, FileChange};
+use marain::Severity;
+use serde::Serialize;
+use sqlx::{Connection, Row, SqliteConnection};
+
+fn cases_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
+}
+
+fn case_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn load_site(dir: &Path) -> Site {
+    let mut texts = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir.join("schemas")) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let rel = format!("schemas/{}", path.file_name().unwrap().to_string_lossy());
+            texts.push((rel, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    let (site, errors) = Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    assert!(errors.is_empty(), "{}: {errors:#?}", dir.display());
+    site
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseOptions {
+    rows: Option<usize>,
+    #[serde(default)]
+    apply_fails: bool,
+}
+
+struct Case {
+    name: String,
+    old: Site,
+    new: Site,
+    options: CaseOptions,
+}
+
+fn load_case(name: &str) -> Case {
+    let dir = cases_dir().join(name);
+    let options =
+        std::fs::read_to_string(dir.join("case.yaml")).map(|t| serde_yaml::from_str(&t).unwrap()).unwrap_or_default();
+    Case { name: name.to_string(), old: load_site(&dir.join("old")), new: load_site(&dir.join("new")), options }
+}
+
+fn plan(old: &Site, new: &Site) -> Vec<FileChange> {
+    plan_sites(old, new, |_, short| format!("t_{short}"))
+}
+
+#[derive(Serialize)]
+struct FileSnapshot {
+    file: String,
+    severity: Severity,
+    items: Vec<String>,
+    hazards: Vec<String>,
+    sql: Vec<String>,
+    rollback_sql: Vec<String>,
+    foreign_keys_off: bool,
+}
+
+#[test]
+fn every_case_matches_its_snapshot() {
+    let names = case_names();
+    assert!(names.len() >= 40, "only {} cases", names.len());
+    for name in names {
+        let case = load_case(&name);
+        let snapshot: Vec<FileSnapshot> = plan(&case.old, &case.new)
+            .into_iter()
+            .map(|c| FileSnapshot {
+                severity: c.severity(),
+                items: c.graded.items.iter().map(|i| i.item.summary()).collect(),
+                hazards: c
+                    .plan
+                    .hazards()
+                    .iter()
+                    .map(|h| format!("{} {}: {}", h.severity, h.code.as_str(), h.message))
+                    .collect(),
+                sql: c.plan.sql(),
+                rollback_sql: c.plan.rollback_sql(),
+                foreign_keys_off: c.plan.foreign_keys_off,
+                file: c.file,
+            })
+            .collect();
+        insta::assert_yaml_snapshot!(format!("case__{name}"), snapshot);
+    }
+}
+
+#[test]
+fn planning_a_site_against_itself_is_empty() {
+    for name in case_names() {
+        let case = load_case(&name);
+        assert!(plan(&case.old, &case.old).is_empty(), "{name}: old → old");
+        assert!(plan(&case.new, &case.new).is_empty(), "{name}: new → new");
+    }
+}
+
+/// No data-deleting step is graded below BREAKING (tables here are not known empty).
+#[test]
+fn deleting_steps_are_breaking() {
+    for name in case_names() {
+        let case = load_case(&name);
+        for change in plan(&case.old, &case.new) {
+            for step in &change.plan.steps {
+                if !step.backups.is_empty() {
+                    let worst = step.hazards.iter().map(|h| h.severity).max().unwrap();
+                    assert!(worst >= Severity::Breaking, "{name}: {} backs up data but is {worst}", step.summary);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the database
+
+async fn open(path: &Path) -> SqliteConnection {
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut conn).await.unwrap();
+    conn
+}
+
+/// Runs statements in one transaction the way the store does; returns the error
+/// text on failure, with the transaction rolled back.
+async fn run(conn: &mut SqliteConnection, sql: &[String], foreign_keys_off: bool) -> Result<(), String> {
+    if foreign_keys_off {
+        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
+    }
+    let result = async {
+        let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
+        for statement in sql {
+            sqlx::query(statement).execute(&mut *tx).await.map_err(|e| format!("{statement}: {e}"))?;
+        }
+        let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *tx).await.map_err(|e| e.to_string())?;
+        if !broken.is_empty() {
+            return Err(format!("{} foreign key violations", broken.len()));
+        }
+        tx.commit().await.map_err(|e| e.to_string())
+    }
+    .await;
+    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.unwrap();
+    result
+}
+
+async fn build(conn: &mut SqliteConnection, site: &Site) {
+    for change in plan(&Site::default(), site) {
+        run(conn, &change.plan.sql(), change.plan.foreign_keys_off).await.unwrap();
+    }
+}
+
+/// Tables, columns, indexes, foreign keys and CHECKs, order-independent.
+async fn schema(conn: &mut SqliteConnection) -> BTreeMap<String, Vec<String>> {
+    let tables = sqlx::query(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name LIKE 'content\\_%' ESCAPE '\\' ORDER BY name",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let name: String = t.get("name");
+        let sql: String = t.get("sql");
+        let mut facts = Vec::new();
+        for c in sqlx::query("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)")
+            .bind(&name)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+        {
+            facts.push(format!(
+                "column {} {} notnull={} default={:?} pk={}",
+                c.get::<String, _>(0),
+                c.get::<String, _>(1),
+                c.get::<i64, _>(2),
+                c.get::<Option<String>, _>(3),
+                c.get::<i64, _>(4)
+            ));
+        }
+        for i in sqlx::query("SELECT name, \"unique\", origin FROM pragma_index_list(?1)")
+            .bind(&name)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+        {
+            let index: String = i.get(0);
+            let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+                .bind(&index)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let shown = if index.starts_with("sqlite_autoindex") { String::from("(auto)") } else { index };
+            facts.push(format!(
+                "index {shown} unique={} origin={} on {}",
+                i.get::<i64, _>(1),
+                i.get::<String, _>(2),
+                cols.join(",")
+            ));
+        }
+        for f in sqlx::query("SELECT \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list(?1)")
+            .bind(&name)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+        {
+            facts.push(format!(
+                "fk {} -> {}({}) on delete {}",
+                f.get::<String, _>(1),
+                f.get::<String, _>(0),
+                f.get::<String, _>(2),
+                f.get::<String, _>(3)
+            ));
+        }
+        facts.extend(checks(&sql).into_iter().map(|c| format!("check {c}")));
+        facts.sort();
+        out.insert(name, facts);
+    }
+    out
+}
+
+/// The `CHECK (...)` clauses of a CREATE TABLE text.
+fn checks(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = sql;
+    while let Some(at) = rest.find("CHECK (") {
+        let body = &rest[at + 6..];
+        let mut depth = 0;
+        let mut end = body.len();
+        for (i, ch) in body.char_indices() {
+            match ch {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(body[..end].to_string());
+        rest = &body[end..];
+    }
+    out
+}
+
+/// Every content row, each value in SQLite's own literal form (`quote()`), so
+/// `11`, `11.0` and `'11'` stay distinct.
+async fn data(conn: &mut SqliteConnection) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'content\\_%' ESCAPE '\\' ORDER BY name",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let mut out = BTreeMap::new();
+    for table in tables {
+        let cols: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+            .bind(&table)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let key = if cols.contains(&"id".to_string()) {
+            "\"id\"".to_string()
+        } else {
+            "\"parent_id\" || '#' || \"delta\"".to_string()
+        };
+        let select: Vec<String> = cols.iter().map(|c| format!("quote(\"{c}\")")).collect();
+        let rows = sqlx::query(&format!("SELECT {key}, {} FROM \"{table}\"", select.join(", ")))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let mut by_key = BTreeMap::new();
+        for r in rows {
+            let mut values = BTreeMap::new();
+            for (i, c) in cols.iter().enumerate() {
+                values.insert(c.clone(), r.get::<String, _>(i + 1));
+            }
+            by_key.insert(r.get::<String, _>(0), values);
+        }
+        out.insert(table, by_key);
+    }
+    out
+}
+
+/// Deterministic rows for every entity of `site`: `rows` per table, every field
+/// filled (references point at rows of the target), two values per multi field.
+async fn seed(conn: &mut SqliteConnection, site: &Site, rows: usize) {
+    use marain::model::FieldType;
+    sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
+    for file in site.files() {
+        let e = &file.entity;
+        for i in 0..rows {
+            let id = format!("{}-{i}", e.id);
+            let mut cols = vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into()];
+            let mut vals = vec![format!("'{id}'"), "'2026-01-01 00:00:00'".into(), "'2026-01-02 00:00:00'".into()];
+            for f in &e.fields {
+                let value = match (&f.field_type, &f.values, &f.target_entity) {
+                    (_, Some(allowed), _) => format!("'{}'", allowed[i % allowed.len()]),
+                    (FieldType::EntityReference, _, Some(t)) => format!("'{t}-{i}'"),
+                    (FieldType::Integer, ..) => (i * 10 + 1).to_string(),
+                    (FieldType::Float, ..) => format!("{}.5", i),
+                    (FieldType::Boolean, ..) => (i % 2).to_string(),
+                    (FieldType::Datetime, ..) => format!("'2026-02-0{}T10:00:00Z'", i % 9 + 1),
+                    _ => format!("'{}-{}-{i}'", e.id, f.id),
+                };
+                match f.column() {
+                    Some(c) => {
+                        cols.push(format!("\"{c}\""));
+                        vals.push(value);
+                    }
+                    None => {
+                        for delta in 0..2 {
+                            let child = format!("content_{}__{}", e.id, f.id);
+                            let sql = format!(
+                                "INSERT INTO \"{child}\" (parent_id, delta, value) VALUES ('{id}', {delta}, {value})"
+                            );
+                            sqlx::query(&sql).execute(&mut *conn).await.unwrap();
+                        }
+                    }
+                }
+            }
+            let sql = format!("INSERT INTO \"{}\" ({}) VALUES ({})", e.table(), cols.join(", "), vals.join(", "));
+            sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await.unwrap();
+    assert!(broken.is_empty(), "seed data breaks foreign keys");
+    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.unwrap();
+}
+
+/// (table, old column) → (table, new column) for every value the change keeps.
+fn kept_columns(changes: &[FileChange]) -> BTreeMap<(String, String), (String, String)> {
+    let mut kept = BTreeMap::new();
+    for change in changes {
+        let (Some(old), Some(new)) = (&change.old, &change.new) else { continue };
+        if old.entity.id != new.entity.id {
+            continue;
+        }
+        let table = new.entity.table();
+        for nf in &new.entity.fields {
+            let Some(of) = marain::diff::source_field(&old.entity, &new.entity, nf) else { continue };
+            if of.field_type != nf.field_type {
+                continue;
+            }
+            if let (Some(oc), Some(nc)) = (of.column(), nf.column()) {
+                kept.insert((table.clone(), oc), (table.clone(), nc));
+            }
+        }
+    }
+    kept
+}
+
+async fn run_case_on_sqlite(case: &Case) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir.path().join("case.db")).await;
+    build(&mut db, &case.old).await;
+    seed(&mut db, &case.old, case.options.rows.unwrap_or(3)).await;
+    let schema_before = schema(&mut db).await;
+    let data_before = data(&mut db).await;
+    let changes = plan(&case.old, &case.new);
+    if changes.iter().any(|c| c.severity() >= Severity::Blocked) {
+        return Ok(()); // Nothing may run; the snapshot shows why.
+    }
+
+    let mut failure = None;
+    for change in &changes {
+        if let Err(e) = run(&mut db, &change.plan.sql(), change.plan.foreign_keys_off).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    match (failure, case.options.apply_fails) {
+        (Some(e), false) => return Err(format!("apply failed: {e}")),
+        (None, true) => return Err("apply succeeded, but the case says the data must stop it".into()),
+        (Some(_), true) => {
+            // Only single-file cases can promise this: each file is one transaction.
+            if changes.len() == 1 && (schema(&mut db).await != schema_before || data(&mut db).await != data_before) {
+                return Err("a failed apply changed the database".into());
+            }
+            return Ok(());
+        }
+        (None, false) => {}
+    }
+
+    // The schema equals one built directly from `new`.
+    let mut fresh = open(&dir.path().join("fresh.db")).await;
+    build(&mut fresh, &case.new).await;
+    let expected = schema(&mut fresh).await;
+    let actual = schema(&mut db).await;
+    if actual != expected {
+        return Err(format!("schema after apply differs from a direct build:\n{}", diff(&expected, &actual)));
+    }
+
+    // No row lost unless its entity was dropped; every kept value unchanged.
+    let data_after = data(&mut db).await;
+    let dropped: Vec<String> = changes
+        .iter()
+        .flat_map(|c| c.graded.items.iter())
+        .filter_map(|i| match &i.item {
+            ChangeItem::DropEntity { entity } => Some(entity.table()),
+            _ => None,
+        })
+        .collect();
+    for (table, rows) in &data_before {
+        if dropped.iter().any(|d| table == d || table.starts_with(&format!("{d}__"))) {
+            continue;
+        }
+        if let Some(after) = data_after.get(table) {
+            if after.len() != rows.len() {
+                return Err(format!("{table}: {} rows before, {} after", rows.len(), after.len()));
+            }
+        }
+    }
+    for ((table, old_col), (new_table, new_col)) in kept_columns(&changes) {
+        for (id, row) in &data_before[&table] {
+            let after = data_after[&new_table][id].get(&new_col);
+            if after != row.get(&old_col) {
+                return Err(format!("{table}.{old_col} of {id}: {:?} became {after:?}", row.get(&old_col)));
+            }
+        }
+    }
+
+    // The inverse restores the old schema and every value.
+    for change in changes.iter().rev() {
+        run(&mut db, &change.plan.rollback_sql(), change.plan.rollback_foreign_keys_off)
+            .await
+            .map_err(|e| format!("rollback failed: {e}"))?;
+    }
+    let schema_back = schema(&mut db).await;
+    if schema_back != schema_before {
+        return Err(format!("schema after rollback differs from the old one:\n{}", diff(&schema_before, &schema_back)));
+    }
+    let data_back = data(&mut db).await;
+    if data_back != data_before {
+        return Err(format!("data after rollback differs:\nbefore {data_before:#?}\nafter {data_back:#?}"));
+    }
+    Ok(())
+}
+
+fn diff(expected: &BTreeMap<String, Vec<String>>, actual: &BTreeMap<String, Vec<String>>) -> String {
+    let e = format!("{expected:#?}");
+    let a = format!("{actual:#?}");
+    similar::TextDiff::from_lines(&e, &a).unified_diff().header("expected", "actual").to_string()
+}
+
+#[tokio::test]
+async fn every_case_applies_and_rolls_back_on_sqlite() {
+    let mut failures = Vec::new();
+    let names = case_names();
+    for name in &names {
+        let case = load_case(name);
+        if let Err(e) = run_case_on_sqlite(&case).await {
+            failures.push(format!("--- {}: {e}", case.name));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), names.len(), failures.join("\n"));
+}
