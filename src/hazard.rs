@@ -99,11 +99,14 @@ pub struct Hazard {
     pub code: HazardCode,
     pub severity: Severity,
     pub message: String,
+    /// The query that settles this hazard on live data, when one can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::probe::Probe>,
 }
 
 impl Hazard {
     pub fn new(code: HazardCode, severity: Severity, message: impl Into<String>) -> Self {
-        Self { code, severity, message: message.into() }
+        Self { code, severity, message: message.into(), probe: None }
     }
 }
 

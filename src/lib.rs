@@ -5,6 +5,7 @@
 //! compiles to wasm32 and every result can be snapshot-tested. The `engine` feature
 //! adds [`engine`], the I/O shell (watcher, store, coordinator) around it.
 
+pub mod content;
 pub mod diff;
 pub mod error;
 pub mod grade;
@@ -13,6 +14,7 @@ pub mod hazard;
 pub mod locate;
 pub mod model;
 pub mod plan;
+pub mod probe;
 pub mod site;
 pub mod site_plan;
 pub mod sql;

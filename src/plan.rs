@@ -12,6 +12,7 @@ use crate::diff::{source_field, ChangeItem, FieldAspect};
 use crate::grade::GradedChange;
 use crate::hazard::{worst, Hazard, HazardCode, Severity};
 use crate::model::{EntitySchema, Field, FieldType};
+use crate::probe::{probes_for, regrade, Probe};
 use crate::sql::{backup_table, child_table, quote, rebuild_table, sqlite};
 
 /// What a plan is bound to: applying it to any other state is refused.
@@ -63,6 +64,28 @@ impl Plan {
         self.steps.iter().rev().flat_map(|s| s.rollback_sql.iter().cloned()).collect()
     }
 
+    /// Every probe the plan's hazards carry, once each.
+    pub fn probes(&self) -> Vec<Probe> {
+        let mut out: Vec<Probe> = Vec::new();
+        for p in self.steps.iter().flat_map(|s| &s.hazards).filter_map(|h| h.probe.as_ref()) {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
+    /// Re-grades every probed hazard with `count(probe)`; a probe without a
+    /// result leaves its hazard as statically graded.
+    pub fn regrade(&mut self, count: impl Fn(&Probe) -> Option<i64>) {
+        for hazard in self.steps.iter_mut().flat_map(|s| s.hazards.iter_mut()) {
+            let Some(probe) = hazard.probe.clone() else { continue };
+            if let Some(n) = count(&probe) {
+                regrade(hazard, &probe, n);
+            }
+        }
+    }
+
     pub fn backups(&self) -> Vec<String> {
         self.steps.iter().flat_map(|s| s.backups.iter().cloned()).collect()
     }
@@ -80,6 +103,7 @@ pub fn plan_change(
     graded: &GradedChange,
     binding: PlanBinding,
 ) -> Plan {
+    let graded = &with_probes(graded, old, new);
     let tag = binding.backup_tag.clone();
     let mut plan = Plan { binding, steps: Vec::new(), foreign_keys_off: false, rollback_foreign_keys_off: false };
     let modification = match (old, new) {
@@ -139,20 +163,59 @@ pub fn plan_change(
         });
         return plan;
     }
-    if storage.iter().all(|gi| native_both_ways(&gi.item)) {
+    let forward_native = storage.iter().all(|gi| native(&gi.item, Direction::Forward));
+    let backward_native = storage.iter().all(|gi| native(&gi.item, Direction::Backward));
+    if forward_native {
         plan.steps.extend(storage.iter().map(|gi| native_step(&gi.item, gi.hazards.clone(), &tag)));
+        if !backward_native {
+            // SQLite can do this in place but cannot undo it in place: the inverse
+            // is one rebuild back to the old shape, run first when rolling back.
+            let inverse = rebuild_step(o, n, vec![], &tag);
+            for step in &mut plan.steps {
+                step.rollback_sql.clear();
+            }
+            plan.steps.push(Step {
+                summary: format!("~ inverse rebuilds table content_{}", n.id),
+                sql: vec![],
+                rollback_sql: inverse.rollback_sql,
+                hazards: vec![],
+                backups: vec![],
+            });
+            plan.rollback_foreign_keys_off = true;
+        }
     } else {
         let mut hazards: Vec<Hazard> = storage.iter().flat_map(|gi| gi.hazards.iter().cloned()).collect();
-        hazards.push(Hazard::new(
+        let mut rebuild = Hazard::new(
             HazardCode::TableRebuild,
             Severity::Warning,
             format!("table content_{} is rebuilt: every row is copied into a new table", n.id),
-        ));
+        );
+        rebuild.probe = Some(crate::probe::rebuild_probe(&n.id));
+        hazards.push(rebuild);
         plan.steps.push(rebuild_step(o, n, hazards, &tag));
         plan.foreign_keys_off = true;
         plan.rollback_foreign_keys_off = true;
     }
     plan
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Forward,
+    Backward,
+}
+
+/// Gives each hazard the probe that settles it, if there is one.
+fn with_probes(graded: &GradedChange, old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> GradedChange {
+    let mut graded = graded.clone();
+    for gi in &mut graded.items {
+        for probe in probes_for(&gi.item, old, new) {
+            if let Some(h) = gi.hazards.iter_mut().find(|h| h.code == probe.code && h.probe.is_none()) {
+                h.probe = Some(probe);
+            }
+        }
+    }
+    graded
 }
 
 fn storage_effect(item: &ChangeItem) -> bool {
@@ -177,12 +240,18 @@ fn addable(f: &Field) -> bool {
     !(f.unique || (f.required && f.default.is_none()))
 }
 
-fn native_both_ways(item: &ChangeItem) -> bool {
+/// Can SQLite do `item` (or, backward, undo it) in place, without a rebuild?
+fn native(item: &ChangeItem, direction: Direction) -> bool {
+    let adds = |f: &Field| addable(f);
+    let drops = |f: &Field| droppable(f);
     match item {
         ChangeItem::AddField { field, .. } | ChangeItem::DropField { field, .. } if !field.cardinality.is_single() => {
             true
         }
-        ChangeItem::AddField { field, .. } | ChangeItem::DropField { field, .. } => addable(field) && droppable(field),
+        ChangeItem::AddField { field, .. } if direction == Direction::Forward => adds(field),
+        ChangeItem::AddField { field, .. } => drops(field),
+        ChangeItem::DropField { field, .. } if direction == Direction::Forward => drops(field),
+        ChangeItem::DropField { field, .. } => adds(field),
         ChangeItem::RenameField { .. } => true,
         // A multi-valued field's storage is its own child table, rebuilt alone.
         ChangeItem::AlterField { old, new, .. } if !old.cardinality.is_single() && !new.cardinality.is_single() => true,

@@ -5,9 +5,14 @@
 //! directly from `new`, check no row or value was lost, then apply the inverse and
 //! expect the old schema and every row back — dropped data restored from backups.
 //!
+//! Probes run on the seeded data before the apply, and must be right: a plan the
+//! probes leave unblocked applies cleanly.
+//!
 //! `case.yaml` (optional) tunes a case: `rows: N` seeds N rows per table (default
-//! 3); `apply_fails: true` says the live data must make the apply fail, leaving the
-//! database exactly as it was.
+//! 3); `blocked: true` says the seeded data must make the probes block the plan.
+//! A blocked plan is still tried: if the database refuses it, it must be left
+//! exactly as it was. (SQLite's flexible typing accepts some changes that the
+//! probes rightly block, such as text in an integer column.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +58,7 @@ fn load_site(dir: &Path) -> Site {
 struct CaseOptions {
     rows: Option<usize>,
     #[serde(default)]
-    apply_fails: bool,
+    blocked: bool,
 }
 
 struct Case {
@@ -80,6 +85,7 @@ struct FileSnapshot {
     severity: Severity,
     items: Vec<String>,
     hazards: Vec<String>,
+    probes: Vec<String>,
     sql: Vec<String>,
     rollback_sql: Vec<String>,
     foreign_keys_off: bool,
@@ -102,6 +108,7 @@ fn every_case_matches_its_snapshot() {
                     .iter()
                     .map(|h| format!("{} {}: {}", h.severity, h.code.as_str(), h.message))
                     .collect(),
+                probes: c.plan.probes().into_iter().map(|p| p.sql).collect(),
                 sql: c.plan.sql(),
                 rollback_sql: c.plan.rollback_sql(),
                 foreign_keys_off: c.plan.foreign_keys_off,
@@ -380,16 +387,37 @@ fn kept_columns(changes: &[FileChange]) -> BTreeMap<(String, String), (String, S
     kept
 }
 
-async fn run_case_on_sqlite(case: &Case) -> Result<(), String> {
+/// Runs every probe of `plan` on `db` and re-grades it.
+async fn probe(db: &mut SqliteConnection, plan: &mut marain::Plan) -> Result<(), String> {
+    let mut counts = BTreeMap::new();
+    for p in plan.probes() {
+        let n: i64 =
+            sqlx::query_scalar(&p.sql).fetch_one(&mut *db).await.map_err(|e| format!("probe {}: {e}", p.sql))?;
+        counts.insert(p.sql, n);
+    }
+    plan.regrade(|p| counts.get(&p.sql).copied());
+    Ok(())
+}
+
+/// Static and probed severity of the case, for the overview snapshot.
+async fn run_case_on_sqlite(case: &Case) -> Result<(Severity, Severity), String> {
     let dir = tempfile::tempdir().unwrap();
     let mut db = open(&dir.path().join("case.db")).await;
     build(&mut db, &case.old).await;
     seed(&mut db, &case.old, case.options.rows.unwrap_or(3)).await;
     let schema_before = schema(&mut db).await;
     let data_before = data(&mut db).await;
-    let changes = plan(&case.old, &case.new);
-    if changes.iter().any(|c| c.severity() >= Severity::Blocked) {
-        return Ok(()); // Nothing may run; the snapshot shows why.
+    let mut changes = plan(&case.old, &case.new);
+    let static_severity = changes.iter().map(FileChange::severity).max().unwrap_or(Severity::Safe);
+    if static_severity >= Severity::Blocked {
+        return Ok((static_severity, static_severity)); // Nothing may run; the snapshot shows why.
+    }
+    for change in &mut changes {
+        probe(&mut db, &mut change.plan).await?;
+    }
+    let probed = changes.iter().map(FileChange::severity).max().unwrap_or(Severity::Safe);
+    if (probed == Severity::Blocked) != case.options.blocked {
+        return Err(format!("probes graded {probed}, but the case says blocked: {}", case.options.blocked));
     }
 
     let mut failure = None;
@@ -399,15 +427,15 @@ async fn run_case_on_sqlite(case: &Case) -> Result<(), String> {
             break;
         }
     }
-    match (failure, case.options.apply_fails) {
+    match (failure, case.options.blocked) {
         (Some(e), false) => return Err(format!("apply failed: {e}")),
-        (None, true) => return Err("apply succeeded, but the case says the data must stop it".into()),
+        (None, true) => return Ok((static_severity, probed)),
         (Some(_), true) => {
             // Only single-file cases can promise this: each file is one transaction.
             if changes.len() == 1 && (schema(&mut db).await != schema_before || data(&mut db).await != data_before) {
                 return Err("a failed apply changed the database".into());
             }
-            return Ok(());
+            return Ok((static_severity, probed));
         }
         (None, false) => {}
     }
@@ -464,7 +492,7 @@ async fn run_case_on_sqlite(case: &Case) -> Result<(), String> {
     if data_back != data_before {
         return Err(format!("data after rollback differs:\nbefore {data_before:#?}\nafter {data_back:#?}"));
     }
-    Ok(())
+    Ok((static_severity, probed))
 }
 
 fn diff(expected: &BTreeMap<String, Vec<String>>, actual: &BTreeMap<String, Vec<String>>) -> String {
@@ -476,12 +504,20 @@ fn diff(expected: &BTreeMap<String, Vec<String>>, actual: &BTreeMap<String, Vec<
 #[tokio::test]
 async fn every_case_applies_and_rolls_back_on_sqlite() {
     let mut failures = Vec::new();
+    let mut overview = BTreeMap::new();
     let names = case_names();
     for name in &names {
         let case = load_case(name);
-        if let Err(e) = run_case_on_sqlite(&case).await {
-            failures.push(format!("--- {}: {e}", case.name));
+        match run_case_on_sqlite(&case).await {
+            Ok((graded, probed)) if graded == probed => {
+                overview.insert(name.clone(), graded.as_str().to_string());
+            }
+            Ok((graded, probed)) => {
+                overview.insert(name.clone(), format!("{graded}, probed {probed}"));
+            }
+            Err(e) => failures.push(format!("--- {}: {e}", case.name)),
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), names.len(), failures.join("\n"));
+    insta::assert_yaml_snapshot!("severity_overview", overview);
 }

@@ -154,6 +154,7 @@ async fn files_edited_while_down_become_changes_at_start_up() {
     assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
     assert_eq!(snapshot.files[0].version, Some(2));
     assert!(site.coordinator.store().table_columns("content_user").await.unwrap().contains(&"bio".to_string()));
+    exec(&site, "INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
     let dir = site.stop().await;
 
     std::fs::remove_file(dir.path().join("site").join(USER_PATH)).unwrap();
@@ -198,5 +199,66 @@ async fn engine_is_quiet_when_nothing_changes() {
     }
     assert!(noise.is_empty(), "events without any file change: {noise:#?}");
     assert_eq!(site.coordinator.history(None, 10).await.unwrap().len(), 1);
+    site.stop().await;
+}
+
+async fn exec(site: &TestSite, sql: &str) {
+    sqlx::query(sql).execute(site.coordinator.store().pool()).await.unwrap();
+}
+
+#[tokio::test]
+async fn probes_block_a_required_field_on_rows_and_allow_it_on_an_empty_table() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+
+    // Empty table: the new required field cannot miss a value, so it is SAFE.
+    site.write(USER_PATH, &format!("{USER}  - id: email\n    type: text\n    required: true\n"));
+    let applied = site.wait_for(EventKind::Applied, USER_PATH).await;
+    assert_eq!(applied.severity, Some(marain::Severity::Safe));
+
+    // With a row, the next one is BLOCKED, says why, and cannot be approved.
+    exec(&site, "INSERT INTO content_user (id, username, email) VALUES ('u1', 'ann', 'a@x')").await;
+    site.write(USER_PATH, &format!("{USER}  - id: email\n    type: text\n    required: true\n  - id: phone\n    type: text\n    required: true\n"));
+    let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
+    assert_eq!(pending.severity, Some(marain::Severity::Blocked));
+    let change = site.coordinator.snapshot().pending[0].clone();
+    assert!(
+        change.hazards.iter().any(|h| h.message.starts_with("1 rows have no value for the new required field `phone`")),
+        "{:?}",
+        change.hazards
+    );
+    let refused =
+        site.coordinator.approve(change.id, Approval { actor: "t".into(), ..Default::default() }).await.unwrap_err();
+    assert!(matches!(refused, EngineError::NotApprovable { .. }), "{refused}");
+    assert!(!site.coordinator.store().table_columns("content_user").await.unwrap().contains(&"phone".to_string()));
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn dropping_an_empty_field_is_a_warning_and_data_arriving_later_is_caught() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: long_text\n"));
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    exec(&site, "INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+
+    // No value of `bio` exists: nothing is lost, so WARNING, not BREAKING.
+    site.write(USER_PATH, USER);
+    let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
+    assert_eq!(pending.severity, Some(marain::Severity::Warning));
+
+    // A value arrives before approval: the apply re-probes inside its transaction,
+    // refuses, and the change is graded afresh as BREAKING.
+    exec(&site, "UPDATE content_user SET bio = 'hello' WHERE id = 'u1'").await;
+    let approval = Approval { actor: "t".into(), ..Default::default() };
+    let refused = site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap_err();
+    assert!(refused.to_string().contains("changed since approval"), "{refused}");
+    let snapshot = site.coordinator.snapshot();
+    assert_eq!(snapshot.pending.len(), 1, "re-planned, not stranded");
+    assert_eq!(snapshot.pending[0].severity, marain::Severity::Breaking);
+    assert!(snapshot.failed.is_empty());
+    let bio: String =
+        sqlx::query_scalar("SELECT bio FROM content_user").fetch_one(site.coordinator.store().pool()).await.unwrap();
+    assert_eq!(bio, "hello");
     site.stop().await;
 }

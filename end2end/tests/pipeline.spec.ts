@@ -34,6 +34,13 @@ test.describe.serial('hot reload from disk to dashboard', () => {
   });
 
   test('a BREAKING edit waits, is approved with confirmation, and lands in history', async ({ page, request }) => {
+    // Real content, so that dropping `body` deletes data and is BREAKING.
+    const created = await request.post(`${base()}/api/v1/entity/article`, {
+      data: { id: 'a1', title: 'Hello', slug: 'hello', body: 'Lots of words' },
+    });
+    expect(created.status()).toBe(201);
+    expect((await created.json()).body).toBe('Lots of words');
+
     const text = fs.readFileSync(article(), 'utf8');
     const without = text.replace('  - id: body\n    type: rich_text\n    label: Body\n', '');
     expect(without).not.toEqual(text);
@@ -44,6 +51,7 @@ test.describe.serial('hot reload from disk to dashboard', () => {
     await expect(card).toHaveAttribute('data-severity', 'BREAKING');
     await expect(card.locator('.card-head .badge')).toHaveText(/BREAKING/);
     await expect(card).toContainText('- field article.body');
+    await expect(card.locator('.hazards')).toContainText('1 values of `body` are deleted');
     await expect(card.locator('.dl-removed')).toHaveText([/- id: body/, /type: rich_text/, /label: Body/]);
     await expect(card.locator('.dl-added')).toHaveCount(0);
     await expect(card.getByTestId('sql')).toContainText('DROP COLUMN "body"');
@@ -71,5 +79,9 @@ test.describe.serial('hot reload from disk to dashboard', () => {
     expect(history.versions[0].severity).toBe('BREAKING');
     expect(history.versions[0].actor).toBe('dashboard');
     expect(history.versions[0].sql.join('\n')).toContain('ALTER TABLE "content_article" DROP COLUMN "body"');
+    // The content API serves the article without the dropped field.
+    const stored = await (await request.get(`${base()}/api/v1/entity/article/a1`)).json();
+    expect(stored.title).toBe('Hello');
+    expect(stored).not.toHaveProperty('body');
   });
 });

@@ -21,6 +21,12 @@ pub struct ApiError {
     message: String,
 }
 
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: String) -> Self {
+        ApiError { status, code, message }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()

@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use marain::engine::scan::{list_schema_files, read_site_file};
-use marain::site::Site;
+use marain::engine::scan::load_site;
 
 use crate::cli::CheckArgs;
 
@@ -12,17 +11,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         eprintln!("error: site directory {} does not exist", args.site.display());
         return ExitCode::from(2);
     }
-    let mut errors = Vec::new();
-    let mut texts = Vec::new();
-    for path in list_schema_files(&args.site) {
-        match read_site_file(&args.site, &path) {
-            Ok(Some(text)) => texts.push((path, text)),
-            Ok(None) => {}
-            Err(e) => errors.push(e),
-        }
-    }
-    let (site, more) = Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
-    errors.extend(more);
+    let (site, errors) = load_site(&args.site);
     for e in &errors {
         eprintln!("{e}");
     }

@@ -24,6 +24,9 @@ pub enum Command {
     /// Validate every file of a site without touching a database.
     /// Exit code 0: valid; 2: invalid.
     Check(CheckArgs),
+    /// Show the graded plan that takes one site to another, without a database.
+    /// Exit code 0: all SAFE or nothing to do; 1: needs approval; 2: invalid input.
+    Plan(PlanArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -49,4 +52,30 @@ pub struct ServeArgs {
 pub struct CheckArgs {
     #[arg(long, env = "MARAIN_SITE", default_value = "examples/site")]
     pub site: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// The site as it is now.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The site as it should become.
+    #[arg(long)]
+    pub to: PathBuf,
+    #[arg(long, value_enum, default_value_t = Dialect::Sqlite)]
+    pub dialect: Dialect,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
 }

@@ -4,6 +4,8 @@
 pub mod api;
 pub mod check;
 pub mod cli;
+pub mod content_api;
+pub mod plan_cmd;
 pub mod serve;
 pub mod sse;
 
@@ -17,6 +19,7 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
     init_tracing();
     match cli.command {
         Some(Command::Check(args)) => check::run(&args),
+        Some(Command::Plan(args)) => plan_cmd::run(&args),
         Some(Command::Serve(args)) => serve::run(args, shutdown).await,
         None => serve::run(cli.serve, shutdown).await,
     }

@@ -96,6 +96,10 @@ async fn status_has_the_spec_shape() {
 #[tokio::test]
 async fn breaking_change_needs_confirmation_then_lands_in_history() {
     let server = Server::start().await;
+    let content = server.base.replace("/hot-reload", "/entity/user");
+    let resp =
+        server.client.post(&content).json(&json!({"id": "u1", "username": "ann", "bio": "hi"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
     std::fs::write(
         server.site.join("schemas/user.schema.yaml"),
         USER.replace("  - id: bio\n    type: long_text\n", ""),
@@ -132,6 +136,9 @@ async fn breaking_change_needs_confirmation_then_lands_in_history() {
         history["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, [2, 1]);
     assert_eq!(history["versions"][0]["severity"], "BREAKING");
+    let user: Value = server.client.get(format!("{content}/u1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["username"], "ann");
+    assert!(user.get("bio").is_none(), "{user}");
     server.stop().await;
 }
 
@@ -176,5 +183,53 @@ async fn events_stream_announces_applied_changes() {
     assert_eq!(event["version"], 2);
     assert_eq!(event["severity"], "SAFE");
     drop(resp);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn content_is_validated_against_the_live_schema() {
+    let server = Server::start().await;
+    let content = server.base.replace("/hot-reload", "/entity/user");
+    let resp = server.client.post(&content).json(&json!({"username": "ann", "bio": "hi"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let stored: Value = resp.json().await.unwrap();
+    let id = stored["id"].as_str().unwrap().to_string();
+    assert_eq!(stored["username"], "ann");
+    assert_eq!(stored["bio"], "hi");
+
+    let got: Value = server.client.get(format!("{content}/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got, stored);
+    let list: Value = server.client.get(&content).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["total"], 1);
+
+    let resp = server.client.post(&content).json(&json!({"bio": 3, "shoe_size": 9})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid");
+    let message = err["error"]["message"].as_str().unwrap();
+    for expected in ["shoe_size", "username: is required", "bio: must be a string"] {
+        assert!(message.contains(expected), "{message}");
+    }
+
+    // A field added to the file is accepted as soon as it is live.
+    std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
+        .unwrap();
+    server.wait_until(|s| s["in_sync"] == json!(true)).await;
+    let mut accepted = false;
+    for _ in 0..100 {
+        let resp =
+            server.client.post(&content).json(&json!({"username": "bob", "motto": "carpe"})).send().await.unwrap();
+        if resp.status().as_u16() == 201 {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(accepted, "the new field never became writable");
+
+    let resp = server.client.get(format!("{content}/nope")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = server.client.get(server.base.replace("/hot-reload", "/entity/ghost")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
     server.stop().await;
 }

@@ -99,6 +99,16 @@ impl Coordinator {
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// The live schema of entity `id`, taken once so a whole request sees one version.
+    pub fn live_entity(&self, id: &str) -> Result<crate::model::EntitySchema, super::content::ContentError> {
+        let snapshot = self.snapshot();
+        let file = snapshot
+            .applied
+            .entity_file(id)
+            .ok_or_else(|| super::content::ContentError::UnknownEntity(id.to_string()))?;
+        Ok(file.entity.clone())
+    }
+
     pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, EngineError> {
         Ok(self.shared.store.history(file, limit).await?)
     }
@@ -392,11 +402,12 @@ impl Worker {
     async fn gate(&mut self, planned: FileChange) {
         let path = planned.file.clone();
         self.supersede(&path, "the file changed again before approval");
+        let probed = self.probed(&planned.plan).await;
         let change = PendingChange {
             id: self.next_change_id,
             entity: planned.entity().to_string(),
-            severity: planned.severity(),
-            hazards: planned.plan.hazards(),
+            severity: probed.severity(),
+            hazards: probed.hazards(),
             from_version: planned.old.as_ref().and_then(|_| self.versions.get(&path).copied()),
             from_hash: planned.plan.binding.base_hash.clone(),
             to_hash: planned.plan.binding.target_hash.clone(),
@@ -421,6 +432,17 @@ impl Worker {
         }
     }
 
+    /// The plan re-graded on the live data; if a probe cannot run (the table is
+    /// not what the history says), the static grading stands.
+    async fn probed(&self, plan: &crate::plan::Plan) -> crate::plan::Plan {
+        let mut probed = plan.clone();
+        match self.store.probe(plan).await {
+            Ok(counts) => probed.regrade(|p| counts.get(&p.sql).copied()),
+            Err(e) => tracing::warn!(error = %e, "a probe failed; keeping the static grading"),
+        }
+        probed
+    }
+
     async fn approve(&mut self, id: u64, approval: Approval) -> Result<VersionRow, EngineError> {
         let change = self.pending.values().find(|c| c.id == id).cloned().ok_or(EngineError::UnknownChange(id))?;
         if change.severity >= Severity::Blocked {
@@ -438,7 +460,13 @@ impl Worker {
         }
         self.pending.remove(&change.file);
         self.emit(EventKind::Approved, &change.file, Some(&change), None, format!("approved by {}", approval.actor));
+        let file = change.file.clone();
         let result = self.apply(change, &approval.actor, approval.reason).await;
+        if let Err(EngineError::Store(super::store::StoreError::SeverityRose { .. })) = &result {
+            // The data moved under the approval: grade it afresh for a new decision.
+            self.seen.remove(&file);
+            self.process(BTreeSet::from([file])).await;
+        }
         self.publish();
         result
     }
@@ -457,7 +485,7 @@ impl Worker {
             reason,
             applied_at: now_rfc3339(),
         };
-        match self.store.apply(&change.plan, record).await {
+        match self.store.apply(&change.plan, change.severity, record).await {
             Ok(row) => {
                 self.versions.insert(change.file.clone(), row.version);
                 match &change.new_text {
@@ -495,6 +523,7 @@ fn public_reason(e: &super::store::StoreError) -> String {
             .map(|d| d.message().to_string())
             .unwrap_or_else(|| "the database refused a statement".into()),
         StoreError::ForeignKeys(n) => format!("{n} rows would reference missing rows"),
+        e @ StoreError::SeverityRose { .. } => e.to_string(),
         _ => "the database is unavailable".into(),
     }
 }

@@ -59,3 +59,20 @@ pub fn read_site_file(root: &Path, rel: &str) -> Result<Option<String>, FileErro
         Err(e) => refuse(format!("cannot read: {e}")),
     }
 }
+
+/// Reads every schema file under `root` into a [`Site`], with the problems of the
+/// files that had to be left out (unreadable, invalid, or breaking cross-file rules).
+pub fn load_site(root: &Path) -> (crate::site::Site, Vec<FileError>) {
+    let mut errors = Vec::new();
+    let mut texts = Vec::new();
+    for path in list_schema_files(root) {
+        match read_site_file(root, &path) {
+            Ok(Some(text)) => texts.push((path, text)),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    let (site, more) = crate::site::Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    errors.extend(more);
+    (site, errors)
+}

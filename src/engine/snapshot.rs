@@ -32,6 +32,8 @@ pub struct PendingChange {
     /// One line per change item, e.g. `- field article.body (text, optional)`.
     pub summary: Vec<String>,
     pub text_diff: Vec<DiffLine>,
+    /// As statically graded: `severity` and `hazards` above are after probes, and
+    /// the apply probes again inside its transaction.
     pub plan: Plan,
     /// The text to record; `None` when the change deletes the file.
     pub new_text: Option<String>,

@@ -4,6 +4,7 @@
 //! history row, so the database never shows a change without its record or a
 //! record without its change.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,8 @@ pub enum StoreError {
     ForeignKeys(usize),
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("the live data changed since approval: the change is now {now} (approved as {approved}): {reasons}")]
+    SeverityRose { approved: Severity, now: Severity, reasons: String },
     #[error("history row {id} is corrupt: {message}")]
     Corrupt { id: i64, message: String },
 }
@@ -88,8 +91,21 @@ impl Store {
         &self.pool
     }
 
-    /// Runs `plan` and appends its history row in one transaction; returns the row.
-    pub async fn apply(&self, plan: &Plan, record: VersionRecord) -> Result<VersionRow, StoreError> {
+    /// Counts what each of `plan`'s probes asks, on the live data.
+    pub async fn probe(&self, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        run_probes(&mut conn, plan).await
+    }
+
+    /// Runs `plan` (as statically graded) and appends its history row in one
+    /// transaction; returns the row. The probes run again inside the transaction,
+    /// and the change is refused if the data now grades it above `approved`.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        approved: Severity,
+        record: VersionRecord,
+    ) -> Result<VersionRow, StoreError> {
         let started = Instant::now();
         let mut conn = self.pool.acquire().await?;
         if plan.foreign_keys_off {
@@ -97,6 +113,18 @@ impl Store {
         }
         let result = async {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let counts = run_probes(&mut tx, plan).await?;
+            let mut plan = plan.clone();
+            plan.regrade(|p| counts.get(&p.sql).copied());
+            let now = plan.severity();
+            if now > approved {
+                let reasons = plan.hazards().into_iter().filter(|h| h.severity > approved).map(|h| h.message);
+                return Err(StoreError::SeverityRose {
+                    approved,
+                    now,
+                    reasons: reasons.collect::<Vec<_>>().join("; "),
+                });
+            }
             for statement in plan.sql() {
                 sqlx::query(&statement)
                     .execute(&mut *tx)
@@ -172,6 +200,18 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+async fn run_probes(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
+    let mut counts = BTreeMap::new();
+    for probe in plan.probes() {
+        let n: i64 = sqlx::query_scalar(&probe.sql)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|source| StoreError::Statement { statement: probe.sql.clone(), source })?;
+        counts.insert(probe.sql, n);
+    }
+    Ok(counts)
 }
 
 async fn chain_head(conn: &mut sqlx::SqliteConnection, file: &str) -> Result<(String, i64), StoreError> {

@@ -1,0 +1,125 @@
+//! The offline CLI, run as a real process: `marain check` and `marain plan`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn marain(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_marain")).args(args).env("NO_COLOR", "1").output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn case(name: &str, side: &str) -> String {
+    repo().join("tests/cases").join(name).join(side).display().to_string()
+}
+
+fn site_with(dir: &Path, file: &str, text: &str) -> String {
+    std::fs::create_dir_all(dir.join("schemas")).unwrap();
+    std::fs::write(dir.join("schemas").join(file), text).unwrap();
+    dir.display().to_string()
+}
+
+#[test]
+fn check_accepts_the_example_site() {
+    let (code, stdout, _) = marain(&["check", "--site", &repo().join("examples/site").display().to_string()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("2 schema files valid"), "{stdout}");
+}
+
+#[test]
+fn check_reports_file_line_column_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site_with(dir.path(), "a.schema.yaml", "id: a\nname: A\nfields:\n  - id: t\n    type: strnig\n");
+    let (code, _, stderr) = marain(&["check", "--site", &site]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("schemas/a.schema.yaml:5:5: unknown type `strnig`"), "{stderr}");
+}
+
+#[test]
+fn plan_exit_codes_follow_severity() {
+    let (code, stdout, _) = marain(&[
+        "plan",
+        "--from",
+        &case("field_add_optional_text", "old"),
+        "--to",
+        &case("field_add_optional_text", "new"),
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("Overall: SAFE"), "{stdout}");
+    let (code, stdout, _) =
+        marain(&["plan", "--from", &case("field_drop_optional", "old"), "--to", &case("field_drop_optional", "new")]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("~ schemas/article.schema.yaml (modify)  BREAKING"), "{stdout}");
+    let same = case("field_drop_optional", "old");
+    let (code, stdout, _) = marain(&["plan", "--from", &same, "--to", &same]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("No changes"), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = site_with(dir.path(), "a.schema.yaml", "id: A\n");
+    let (code, _, stderr) = marain(&["plan", "--from", &same, "--to", &bad]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("schemas/a.schema.yaml:"), "{stderr}");
+}
+
+#[test]
+fn plan_json_has_the_documented_shape() {
+    let (code, stdout, _) = marain(&[
+        "plan",
+        "--from",
+        &case("field_drop_optional", "old"),
+        "--to",
+        &case("field_drop_optional", "new"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["severity"], "BREAKING");
+    let change = &report["changes"][0];
+    assert_eq!(change["file"], "schemas/article.schema.yaml");
+    assert_eq!(change["kind"], "modify");
+    assert_eq!(change["severity"], "BREAKING");
+    assert_eq!(change["hazards"][0]["code"], "field_dropped");
+    assert_eq!(change["hazards"][0]["severity"], "BREAKING");
+    assert!(change["sql"][1].as_str().unwrap().contains("DROP COLUMN \"body\""));
+    assert!(change["rollback_sql"][0].as_str().unwrap().contains("ADD COLUMN \"body\""));
+}
+
+/// The upstream corpus against an empty site: a SAFE creation plan for all five entities.
+#[test]
+fn plan_of_the_upstream_corpus_creates_every_entity_safely() {
+    let corpus = repo().join("../shared/fixtures/marain-upstream");
+    if !corpus.is_dir() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but {} is missing", corpus.display());
+        return;
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = marain(&[
+        "plan",
+        "--from",
+        &empty.path().display().to_string(),
+        "--to",
+        &corpus.display().to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["severity"], "SAFE");
+    let files: Vec<&str> = report["changes"].as_array().unwrap().iter().map(|c| c["file"].as_str().unwrap()).collect();
+    assert_eq!(files.len(), 5, "{files:?}");
+    assert!(report["changes"].as_array().unwrap().iter().all(|c| c["kind"] == "create"));
+    // links before user (user.public_links refers to it), user before the rest.
+    let pos = |f: &str| files.iter().position(|x| *x == f).unwrap();
+    assert!(pos("schemas/links.schema.yaml") < pos("schemas/user.schema.yaml"));
+    assert!(pos("schemas/user.schema.yaml") < pos("schemas/snippet.schema.yaml"));
+}

@@ -1,0 +1,171 @@
+//! The content service: rows of the typed `content_<entity>` tables, read and
+//! written as JSON, always against the schema that is live at that instant.
+
+use serde_json::{Map, Value as Json};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, TypeInfo, ValueRef};
+
+use super::store::{Store, StoreError};
+use crate::content::{validate_record, FieldProblem, SqlValue};
+use crate::model::{EntitySchema, FieldType};
+use crate::sql::{child_table, quote, sqlite};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    #[error("no entity `{0}` is defined")]
+    UnknownEntity(String),
+    #[error("no `{entity}` with id `{id}`")]
+    NotFound { entity: String, id: String },
+    #[error("invalid `{entity}`: {}", .problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "))]
+    Invalid { entity: String, problems: Vec<FieldProblem> },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ContentError {
+    fn from(e: sqlx::Error) -> Self {
+        match e.as_database_error() {
+            Some(d) if d.is_unique_violation() => {
+                ContentError::Conflict(format!("a unique value is taken ({})", d.message()))
+            }
+            Some(d) if d.is_foreign_key_violation() => {
+                ContentError::Conflict("a reference points at a row that does not exist".into())
+            }
+            _ => ContentError::Store(StoreError::Sql(e)),
+        }
+    }
+}
+
+/// Inserts a record given as JSON; returns it as stored.
+pub async fn create(store: &Store, entity: &EntitySchema, input: &Map<String, Json>) -> Result<Json, ContentError> {
+    let record = validate_record(entity, input)
+        .map_err(|problems| ContentError::Invalid { entity: entity.id.clone(), problems })?;
+    let id = match input.get("id") {
+        Some(Json::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => {
+            let problems = vec![FieldProblem { field: "id".into(), message: "must be a non-empty string".into() }];
+            return Err(ContentError::Invalid { entity: entity.id.clone(), problems });
+        }
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let mut tx = store.pool().begin().await.map_err(StoreError::Sql)?;
+    let mut cols = vec![quote("id")];
+    cols.extend(record.columns.iter().map(|(c, _)| quote(c)));
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!("INSERT INTO {} ({}) VALUES ({})", quote(&entity.table()), cols.join(", "), marks.join(", "));
+    let mut query = sqlx::query(&sql).bind(&id);
+    for (_, v) in &record.columns {
+        query = bind(query, v);
+    }
+    query.execute(&mut *tx).await?;
+    for (field, values) in &record.children {
+        let sql = format!(
+            "INSERT INTO {} ({}, {}, {}) VALUES (?1, ?2, ?3)",
+            quote(&child_table(&entity.id, field)),
+            quote("parent_id"),
+            quote("delta"),
+            quote("value")
+        );
+        for (delta, v) in values.iter().enumerate() {
+            bind(sqlx::query(&sql).bind(&id).bind(delta as i64), v).execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await.map_err(StoreError::Sql)?;
+    get(store, entity, &id).await
+}
+
+/// `SELECT` of exactly the live schema's columns. Never `*`: sqlx caches each
+/// statement's column map per connection, and after a reload changes the table a
+/// cached `SELECT *` would describe columns that are gone.
+fn select(entity: &EntitySchema) -> String {
+    let cols: Vec<String> = sqlite::table_columns(entity).iter().map(|c| quote(c)).collect();
+    format!("SELECT {} FROM {}", cols.join(", "), quote(&entity.table()))
+}
+
+/// One record by id.
+pub async fn get(store: &Store, entity: &EntitySchema, id: &str) -> Result<Json, ContentError> {
+    let sql = format!("{} WHERE {} = ?1", select(entity), quote("id"));
+    let row = sqlx::query(&sql).bind(id).fetch_optional(store.pool()).await?;
+    let row = row.ok_or_else(|| ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() })?;
+    to_json(store, entity, &row).await
+}
+
+/// A page of records in id order, and how many there are in all.
+pub async fn list(
+    store: &Store,
+    entity: &EntitySchema,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Json>, i64), ContentError> {
+    let total: i64 =
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", quote(&entity.table()))).fetch_one(store.pool()).await?;
+    let sql = format!("{} ORDER BY {} LIMIT ?1 OFFSET ?2", select(entity), quote("id"));
+    let rows = sqlx::query(&sql).bind(limit).bind(offset).fetch_all(store.pool()).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push(to_json(store, entity, row).await?);
+    }
+    Ok((items, total))
+}
+
+fn bind<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    v: &'q SqlValue,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    match v {
+        SqlValue::Null => query.bind(None::<String>),
+        SqlValue::Text(s) => query.bind(s),
+        SqlValue::Integer(i) => query.bind(i),
+        SqlValue::Float(f) => query.bind(f),
+    }
+}
+
+/// The value at `index` as JSON, by what SQLite actually stored.
+fn column(row: &SqliteRow, index: usize) -> Json {
+    let Ok(raw) = row.try_get_raw(index) else { return Json::Null };
+    if raw.is_null() {
+        return Json::Null;
+    }
+    match raw.type_info().name() {
+        "INTEGER" => row.try_get::<i64, _>(index).map(Json::from).unwrap_or(Json::Null),
+        "REAL" => row.try_get::<f64, _>(index).map(Json::from).unwrap_or(Json::Null),
+        _ => row.try_get::<String, _>(index).map(Json::from).unwrap_or(Json::Null),
+    }
+}
+
+/// Builds the JSON of a row selected by [`select`]: columns in `table_columns` order.
+async fn to_json(store: &Store, entity: &EntitySchema, row: &SqliteRow) -> Result<Json, ContentError> {
+    let id: String = row.try_get(0).map_err(StoreError::Sql)?;
+    let mut out = Map::new();
+    out.insert("id".into(), Json::from(id.clone()));
+    let mut index = 1;
+    for field in &entity.fields {
+        let value = match field.column() {
+            Some(_) => {
+                let v = column(row, index);
+                index += 1;
+                match (field.field_type, &v) {
+                    (FieldType::Boolean, Json::Number(n)) => Json::Bool(n.as_i64() == Some(1)),
+                    _ => v,
+                }
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE {} = ?1 ORDER BY {}",
+                    quote("value"),
+                    quote(&child_table(&entity.id, &field.id)),
+                    quote("parent_id"),
+                    quote("delta")
+                );
+                let rows = sqlx::query(&sql).bind(&id).fetch_all(store.pool()).await?;
+                Json::Array(rows.iter().map(|r| column(r, 0)).collect())
+            }
+        };
+        out.insert(field.id.clone(), value);
+    }
+    out.insert("created_at".into(), column(row, index));
+    out.insert("updated_at".into(), column(row, index + 1));
+    Ok(Json::Object(out))
+}

@@ -1,0 +1,240 @@
+//! Probes: read-only SQL that counts, on the live data, what would make a change
+//! fail or lose data. Static grading sees only the files; probe results re-grade:
+//! violations make a step BLOCKED, an empty table downgrades a deletion.
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::{source_field, ChangeItem, FieldAspect};
+use crate::grade::is_widening;
+use crate::hazard::{Hazard, HazardCode, Severity};
+use crate::model::{table_name, Cardinality, EntitySchema, Field, FieldType};
+use crate::sql::{child_table, quote, string_literal};
+
+/// What a probe's count means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// Values the step deletes: none downgrades the deletion to WARNING.
+    DeletedValues,
+    /// Rows that get no value for a new required field: none makes it SAFE, any BLOCKS.
+    RowsWithoutValue,
+    /// Rows that would violate the new shape: any BLOCKS.
+    Violations,
+    /// Rows a table rebuild copies: a small table makes the rebuild SAFE.
+    RowsCopied,
+}
+
+/// Up to this many rows a rebuild is SAFE: at the targeted 1,000,000 rows/s it
+/// holds the write lock for about 10 ms.
+pub const SMALL_REBUILD_ROWS: i64 = 10_000;
+
+/// Counts the rows a rebuild of `entity`'s table copies.
+pub fn rebuild_probe(entity: &str) -> Probe {
+    Probe {
+        code: HazardCode::TableRebuild,
+        kind: ProbeKind::RowsCopied,
+        sql: format!("SELECT COUNT(*) FROM {}", quote(&table_name(entity))),
+        counts: "rows are copied".into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The hazard this probe settles.
+    pub code: HazardCode,
+    pub kind: ProbeKind,
+    /// Returns one integer.
+    pub sql: String,
+    /// Completes "N …" in the re-graded message, e.g. "rows have no value for `slug`".
+    pub counts: String,
+}
+
+/// Probes for one change item. `old` is the entity as the live table has it.
+pub fn probes_for(item: &ChangeItem, old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> Vec<Probe> {
+    let count = |from: &str, filter: &str| format!("SELECT COUNT(*) FROM {}{filter}", quote(from));
+    let p = |code, kind, sql, counts: String| Probe { code, kind, sql, counts };
+    match item {
+        ChangeItem::DropEntity { entity } => vec![p(
+            HazardCode::EntityDropped,
+            ProbeKind::DeletedValues,
+            count(&entity.table(), ""),
+            format!("rows of `{}` are deleted (backed up first)", entity.id),
+        )],
+        ChangeItem::DropField { entity, field } => {
+            let sql = match field.column() {
+                Some(col) => count(&table_name(entity), &format!(" WHERE {} IS NOT NULL", quote(&col))),
+                None => count(&child_table(entity, &field.id), ""),
+            };
+            vec![p(
+                HazardCode::FieldDropped,
+                ProbeKind::DeletedValues,
+                sql,
+                format!("values of `{}` are deleted", field.id),
+            )]
+        }
+        ChangeItem::AddField { entity, field }
+            if field.required && field.default.is_none() && field.cardinality.is_single() =>
+        {
+            vec![p(
+                HazardCode::RequiredFieldWithoutDefault,
+                ProbeKind::RowsWithoutValue,
+                count(&table_name(entity), ""),
+                format!("rows have no value for the new required field `{}`", field.id),
+            )]
+        }
+        ChangeItem::AlterField { entity, new: nf, aspects, .. } => {
+            let (Some(o), Some(n)) = (old, new) else { return vec![] };
+            let Some(live) = source_field(o, n, nf) else { return vec![] };
+            aspects.iter().filter_map(|a| violation_probe(entity, live, nf, *a)).collect()
+        }
+        _ => vec![],
+    }
+}
+
+/// A probe counting rows that the new version of a field would reject.
+fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect) -> Option<Probe> {
+    let table = table_name(entity);
+    let violations = |code, filter: String, counts: String| {
+        Some(Probe {
+            code,
+            kind: ProbeKind::Violations,
+            sql: format!("SELECT COUNT(*) FROM {} WHERE {filter}", quote(&table)),
+            counts,
+        })
+    };
+    if !live.cardinality.is_single() || !new.cardinality.is_single() {
+        return match (aspect, new.cardinality) {
+            (FieldAspect::Cardinality, Cardinality::AtMost(n)) if !live.cardinality.is_single() => Some(Probe {
+                code: HazardCode::CardinalityChanged,
+                kind: ProbeKind::Violations,
+                sql: format!(
+                    "SELECT COUNT(DISTINCT {}) FROM {} WHERE {} >= {n}",
+                    quote("parent_id"),
+                    quote(&child_table(entity, &live.id)),
+                    quote("delta")
+                ),
+                counts: format!("rows hold more than {n} values of `{}`", new.id),
+            }),
+            _ => None,
+        };
+    }
+    let col = quote(&live.column()?);
+    match aspect {
+        FieldAspect::Required if new.required => {
+            violations(HazardCode::RequiredAdded, format!("{col} IS NULL"), format!("rows have no value for `{}`", new.id))
+        }
+        FieldAspect::Unique if new.unique => Some(Probe {
+            code: HazardCode::UniqueAdded,
+            kind: ProbeKind::Violations,
+            sql: format!(
+                "SELECT COUNT(*) FROM (SELECT {col} FROM {} WHERE {col} IS NOT NULL GROUP BY {col} HAVING COUNT(*) > 1)",
+                quote(&table)
+            ),
+            counts: format!("values of `{}` appear more than once", new.id),
+        }),
+        FieldAspect::Type if !is_widening(live.field_type, new.field_type) => violations(
+            HazardCode::TypeNarrowed,
+            format!("{col} IS NOT NULL AND NOT ({})", fits(&col, new.field_type)),
+            format!("values of `{}` do not convert to {}", new.id, new.field_type.as_str()),
+        ),
+        FieldAspect::Values => {
+            let allowed = new.values.as_ref()?;
+            let list: Vec<String> = allowed.iter().map(|v| string_literal(v)).collect();
+            violations(
+                HazardCode::AllowedValuesChanged,
+                format!("{col} IS NOT NULL AND {col} NOT IN ({})", list.join(", ")),
+                format!("rows hold a value of `{}` that is no longer allowed", new.id),
+            )
+        }
+        FieldAspect::TargetEntity => {
+            let target = table_name(new.target_entity.as_deref()?);
+            violations(
+                HazardCode::TargetChanged,
+                format!("{col} IS NOT NULL AND {col} NOT IN (SELECT {} FROM {})", quote("id"), quote(&target)),
+                format!("rows of `{entity}` reference a `{}` that does not exist", new.target_entity.as_deref()?),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// SQLite condition: the value in `col` keeps its meaning as type `t`.
+fn fits(col: &str, t: FieldType) -> String {
+    match t {
+        FieldType::Integer => format!(
+            "typeof({col}) = 'integer' OR (typeof({col}) = 'real' AND {col} = CAST({col} AS INTEGER)) \
+             OR (typeof({col}) = 'text' AND CAST(CAST({col} AS INTEGER) AS TEXT) = {col})"
+        ),
+        FieldType::Float => format!(
+            "typeof({col}) IN ('integer', 'real') OR (typeof({col}) = 'text' AND CAST(CAST({col} AS REAL) AS TEXT) = {col})"
+        ),
+        FieldType::Boolean => format!("{col} IN (0, 1)"),
+        FieldType::Datetime => format!("julianday({col}) IS NOT NULL"),
+        _ => "1".to_string(),
+    }
+}
+
+/// Re-grades `hazard` with probe `probe`'s count.
+pub fn regrade(hazard: &mut Hazard, probe: &Probe, count: i64) {
+    let figure = format!("{count} {}", probe.counts);
+    match probe.kind {
+        ProbeKind::DeletedValues if count == 0 => {
+            hazard.severity = hazard.severity.min(Severity::Warning);
+            hazard.message = format!("{} — nothing to lose: 0 {}", hazard.message, probe.counts);
+        }
+        ProbeKind::DeletedValues => hazard.message = format!("{} — {figure}", hazard.message),
+        ProbeKind::RowsWithoutValue if count == 0 => {
+            hazard.severity = Severity::Safe;
+            hazard.message = format!("{} — the table is empty, so nothing is missing", hazard.message);
+        }
+        ProbeKind::RowsWithoutValue | ProbeKind::Violations if count > 0 => {
+            hazard.severity = Severity::Blocked;
+            hazard.message = format!("{figure}: fix the data or the file before this can apply");
+        }
+        ProbeKind::RowsWithoutValue | ProbeKind::Violations => {
+            hazard.message = format!("{} — checked: no row is affected", hazard.message);
+        }
+        ProbeKind::RowsCopied if count <= SMALL_REBUILD_ROWS => {
+            hazard.severity = Severity::Safe;
+            hazard.message = format!("{} — {figure}, a small table", hazard.message);
+        }
+        ProbeKind::RowsCopied => {
+            hazard.message = format!("{} — {figure}; writes wait until it is done", hazard.message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hazard(code: HazardCode, severity: Severity) -> Hazard {
+        Hazard::new(code, severity, "m")
+    }
+
+    fn probe(kind: ProbeKind) -> Probe {
+        Probe { code: HazardCode::FieldDropped, kind, sql: String::new(), counts: "rows x".into() }
+    }
+
+    #[test]
+    fn empty_deletion_is_downgraded_to_warning() {
+        let mut h = hazard(HazardCode::FieldDropped, Severity::Breaking);
+        regrade(&mut h, &probe(ProbeKind::DeletedValues), 0);
+        assert_eq!(h.severity, Severity::Warning);
+        let mut h = hazard(HazardCode::FieldDropped, Severity::Breaking);
+        regrade(&mut h, &probe(ProbeKind::DeletedValues), 3);
+        assert_eq!(h.severity, Severity::Breaking);
+        assert!(h.message.ends_with("3 rows x"));
+    }
+
+    #[test]
+    fn violations_block() {
+        let mut h = hazard(HazardCode::RequiredAdded, Severity::Warning);
+        regrade(&mut h, &probe(ProbeKind::Violations), 412);
+        assert_eq!(h.severity, Severity::Blocked);
+        assert!(h.message.starts_with("412 rows x"));
+        let mut h = hazard(HazardCode::RequiredFieldWithoutDefault, Severity::Warning);
+        regrade(&mut h, &probe(ProbeKind::RowsWithoutValue), 0);
+        assert_eq!(h.severity, Severity::Safe);
+    }
+}
