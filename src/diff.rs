@@ -1,5 +1,7 @@
 //! What changed between two versions of one entity schema, matched by stable ids.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{EntitySchema, Field};
@@ -160,6 +162,43 @@ pub fn source_field<'a>(o: &'a EntitySchema, n: &EntitySchema, nf: &Field) -> Op
     })
 }
 
+/// Which new field continues which old one, computed once for a whole entity
+/// (same rule as [`source_field`], without a scan per lookup).
+pub struct Continuations<'a> {
+    source: HashMap<&'a str, &'a Field>,
+    successor: HashMap<&'a str, &'a Field>,
+}
+
+impl<'a> Continuations<'a> {
+    pub fn new(o: &'a EntitySchema, n: &'a EntitySchema) -> Self {
+        let old: HashMap<&str, &Field> = o.fields.iter().map(|f| (f.id.as_str(), f)).collect();
+        let new_ids: HashSet<&str> = n.fields.iter().map(|f| f.id.as_str()).collect();
+        let mut source = HashMap::new();
+        let mut successor = HashMap::new();
+        for nf in &n.fields {
+            let of = old.get(nf.id.as_str()).or_else(|| {
+                let from = nf.renamed_from.as_deref()?;
+                (!new_ids.contains(from)).then(|| old.get(from)).flatten()
+            });
+            if let Some(of) = of {
+                source.insert(nf.id.as_str(), *of);
+                successor.insert(of.id.as_str(), nf);
+            }
+        }
+        Self { source, successor }
+    }
+
+    /// The old field new field `id` continues.
+    pub fn source(&self, id: &str) -> Option<&'a Field> {
+        self.source.get(id).copied()
+    }
+
+    /// The new field that continues old field `id`.
+    pub fn successor(&self, id: &str) -> Option<&'a Field> {
+        self.successor.get(id).copied()
+    }
+}
+
 fn diff_same_entity(o: &EntitySchema, n: &EntitySchema) -> Vec<ChangeItem> {
     let entity = n.id.clone();
     let mut items = Vec::new();
@@ -179,11 +218,11 @@ fn diff_same_entity(o: &EntitySchema, n: &EntitySchema) -> Vec<ChangeItem> {
         items.push(ChangeItem::EntityMetadata { entity: entity.clone(), keys });
     }
 
-    let source = |nf: &Field| source_field(o, n, nf);
-    let continued: Vec<&str> = n.fields.iter().filter_map(|nf| source(nf).map(|of| of.id.as_str())).collect();
+    let links = Continuations::new(o, n);
+    let source = |nf: &Field| links.source(&nf.id);
 
     for of in &o.fields {
-        if !continued.contains(&of.id.as_str()) {
+        if links.successor(&of.id).is_none() {
             items.push(ChangeItem::DropField { entity: entity.clone(), field: of.clone() });
         }
     }

@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{source_field, ChangeItem, FieldAspect};
+use std::collections::HashMap;
+
+use crate::diff::{ChangeItem, Continuations, FieldAspect};
 use crate::grade::GradedChange;
 use crate::hazard::{worst, Hazard, HazardCode, Severity};
 use crate::model::{EntitySchema, Field, FieldType};
@@ -451,13 +453,13 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     let mut undo_children = Vec::new();
 
     // Old fields no new field continues: back them up before they disappear.
-    let continued: Vec<&str> = n.fields.iter().filter_map(|nf| source_field(o, n, nf)).map(|f| f.id.as_str()).collect();
-    let mut dropped_columns: Vec<(&Field, String)> = Vec::new();
-    for of in o.fields.iter().filter(|f| !continued.contains(&f.id.as_str())) {
+    let links = Continuations::new(o, n);
+    let mut dropped_columns: HashMap<&str, String> = HashMap::new();
+    for of in o.fields.iter().filter(|f| links.successor(&f.id).is_none()) {
         if of.cardinality.is_single() {
             let (bk, copy) = backup_column(tag, entity, of);
             sql.push(copy);
-            dropped_columns.push((of, bk.clone()));
+            dropped_columns.insert(&of.id, bk.clone());
             backups.push(bk);
         } else {
             let (bk, copy) = backup_child(tag, entity, of);
@@ -469,7 +471,7 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
         }
     }
     for nf in n.fields.iter().filter(|f| !f.cardinality.is_single()) {
-        match source_field(o, n, nf) {
+        match links.source(&nf.id) {
             None => {
                 sql.push(sqlite::create_child_table(entity, nf));
                 undo_children.push(drop_child(entity, nf));
@@ -482,14 +484,14 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
             Some(_) => {}
         }
     }
-    sql.extend(rebuild_sql(n, |nf| source_field(o, n, nf).and_then(Field::column).map(|c| quote(&c))));
+    sql.extend(rebuild_sql(n, |nf| links.source(&nf.id).and_then(Field::column).map(|c| quote(&c))));
 
     rollback.extend(undo_children);
     rollback.extend(rebuild_sql(o, |of| {
-        if let Some(nf) = n.fields.iter().find(|nf| source_field(o, n, nf).map(|s| &s.id) == Some(&of.id)) {
+        if let Some(nf) = links.successor(&of.id) {
             return nf.column().map(|c| quote(&c));
         }
-        let (_, bk) = dropped_columns.iter().find(|(d, _)| d.id == of.id)?;
+        let bk = dropped_columns.get(of.id.as_str())?;
         let col = quote(&of.column()?);
         Some(format!(
             "(SELECT {b}.{col} FROM {b} WHERE {b}.{id} = {t}.{id})",

@@ -17,12 +17,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod support;
+
 use marain::diff::ChangeItem;
 use marain::site::Site;
-use marain::site_plan::{plan_sites, FileChange};
+use marain::site_plan::FileChange;
 use marain::Severity;
 use serde::Serialize;
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::SqliteConnection;
+use support::sqlite_harness::{build, data, open, plan, run, schema, seed};
 
 fn cases_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
@@ -73,10 +76,6 @@ fn load_case(name: &str) -> Case {
     let options =
         std::fs::read_to_string(dir.join("case.yaml")).map(|t| serde_yaml::from_str(&t).unwrap()).unwrap_or_default();
     Case { name: name.to_string(), old: load_site(&dir.join("old")), new: load_site(&dir.join("new")), options }
-}
-
-fn plan(old: &Site, new: &Site) -> Vec<FileChange> {
-    plan_sites(old, new, |_, short| format!("t_{short}"))
 }
 
 #[derive(Serialize)]
@@ -142,227 +141,6 @@ fn deleting_steps_are_breaking() {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------- the database
-
-async fn open(path: &Path) -> SqliteConnection {
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let mut conn = SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut conn).await.unwrap();
-    conn
-}
-
-/// Runs statements in one transaction the way the store does; returns the error
-/// text on failure, with the transaction rolled back.
-async fn run(conn: &mut SqliteConnection, sql: &[String], foreign_keys_off: bool) -> Result<(), String> {
-    if foreign_keys_off {
-        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
-    }
-    let result = async {
-        let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
-        for statement in sql {
-            sqlx::query(statement).execute(&mut *tx).await.map_err(|e| format!("{statement}: {e}"))?;
-        }
-        let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *tx).await.map_err(|e| e.to_string())?;
-        if !broken.is_empty() {
-            return Err(format!("{} foreign key violations", broken.len()));
-        }
-        tx.commit().await.map_err(|e| e.to_string())
-    }
-    .await;
-    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.unwrap();
-    result
-}
-
-async fn build(conn: &mut SqliteConnection, site: &Site) {
-    for change in plan(&Site::default(), site) {
-        run(conn, &change.plan.sql(), change.plan.foreign_keys_off).await.unwrap();
-    }
-}
-
-/// Tables, columns, indexes, foreign keys and CHECKs, order-independent.
-async fn schema(conn: &mut SqliteConnection) -> BTreeMap<String, Vec<String>> {
-    let tables = sqlx::query(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name LIKE 'content\\_%' ESCAPE '\\' ORDER BY name",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .unwrap();
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let name: String = t.get("name");
-        let sql: String = t.get("sql");
-        let mut facts = Vec::new();
-        for c in sqlx::query("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)")
-            .bind(&name)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap()
-        {
-            facts.push(format!(
-                "column {} {} notnull={} default={:?} pk={}",
-                c.get::<String, _>(0),
-                c.get::<String, _>(1),
-                c.get::<i64, _>(2),
-                c.get::<Option<String>, _>(3),
-                c.get::<i64, _>(4)
-            ));
-        }
-        for i in sqlx::query("SELECT name, \"unique\", origin FROM pragma_index_list(?1)")
-            .bind(&name)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap()
-        {
-            let index: String = i.get(0);
-            let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
-                .bind(&index)
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let shown = if index.starts_with("sqlite_autoindex") { String::from("(auto)") } else { index };
-            facts.push(format!(
-                "index {shown} unique={} origin={} on {}",
-                i.get::<i64, _>(1),
-                i.get::<String, _>(2),
-                cols.join(",")
-            ));
-        }
-        for f in sqlx::query("SELECT \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list(?1)")
-            .bind(&name)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap()
-        {
-            facts.push(format!(
-                "fk {} -> {}({}) on delete {}",
-                f.get::<String, _>(1),
-                f.get::<String, _>(0),
-                f.get::<String, _>(2),
-                f.get::<String, _>(3)
-            ));
-        }
-        facts.extend(checks(&sql).into_iter().map(|c| format!("check {c}")));
-        facts.sort();
-        out.insert(name, facts);
-    }
-    out
-}
-
-/// The `CHECK (...)` clauses of a CREATE TABLE text.
-fn checks(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = sql;
-    while let Some(at) = rest.find("CHECK (") {
-        let body = &rest[at + 6..];
-        let mut depth = 0;
-        let mut end = body.len();
-        for (i, ch) in body.char_indices() {
-            match ch {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i + 1;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        out.push(body[..end].to_string());
-        rest = &body[end..];
-    }
-    out
-}
-
-/// Every content row, each value in SQLite's own literal form (`quote()`), so
-/// `11`, `11.0` and `'11'` stay distinct.
-async fn data(conn: &mut SqliteConnection) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'content\\_%' ESCAPE '\\' ORDER BY name",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .unwrap();
-    let mut out = BTreeMap::new();
-    for table in tables {
-        let cols: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
-            .bind(&table)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
-        let key = if cols.contains(&"id".to_string()) {
-            "\"id\"".to_string()
-        } else {
-            "\"parent_id\" || '#' || \"delta\"".to_string()
-        };
-        let select: Vec<String> = cols.iter().map(|c| format!("quote(\"{c}\")")).collect();
-        let rows = sqlx::query(&format!("SELECT {key}, {} FROM \"{table}\"", select.join(", ")))
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
-        let mut by_key = BTreeMap::new();
-        for r in rows {
-            let mut values = BTreeMap::new();
-            for (i, c) in cols.iter().enumerate() {
-                values.insert(c.clone(), r.get::<String, _>(i + 1));
-            }
-            by_key.insert(r.get::<String, _>(0), values);
-        }
-        out.insert(table, by_key);
-    }
-    out
-}
-
-/// Deterministic rows for every entity of `site`: `rows` per table, every field
-/// filled (references point at rows of the target), two values per multi field.
-async fn seed(conn: &mut SqliteConnection, site: &Site, rows: usize) {
-    use marain::model::FieldType;
-    sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
-    for file in site.files() {
-        let e = &file.entity;
-        for i in 0..rows {
-            let id = format!("{}-{i}", e.id);
-            let mut cols = vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into()];
-            let mut vals = vec![format!("'{id}'"), "'2026-01-01 00:00:00'".into(), "'2026-01-02 00:00:00'".into()];
-            for f in &e.fields {
-                let value = match (&f.field_type, &f.values, &f.target_entity) {
-                    (_, Some(allowed), _) => format!("'{}'", allowed[i % allowed.len()]),
-                    (FieldType::EntityReference, _, Some(t)) => format!("'{t}-{i}'"),
-                    (FieldType::Integer, ..) => (i * 10 + 1).to_string(),
-                    (FieldType::Float, ..) => format!("{}.5", i),
-                    (FieldType::Boolean, ..) => (i % 2).to_string(),
-                    (FieldType::Datetime, ..) => format!("'2026-02-0{}T10:00:00Z'", i % 9 + 1),
-                    _ => format!("'{}-{}-{i}'", e.id, f.id),
-                };
-                match f.column() {
-                    Some(c) => {
-                        cols.push(format!("\"{c}\""));
-                        vals.push(value);
-                    }
-                    None => {
-                        for delta in 0..2 {
-                            let child = format!("content_{}__{}", e.id, f.id);
-                            let sql = format!(
-                                "INSERT INTO \"{child}\" (parent_id, delta, value) VALUES ('{id}', {delta}, {value})"
-                            );
-                            sqlx::query(&sql).execute(&mut *conn).await.unwrap();
-                        }
-                    }
-                }
-            }
-            let sql = format!("INSERT INTO \"{}\" ({}) VALUES ({})", e.table(), cols.join(", "), vals.join(", "));
-            sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
-    }
-    let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await.unwrap();
-    assert!(broken.is_empty(), "seed data breaks foreign keys");
-    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.unwrap();
 }
 
 /// (table, old column) → (table, new column) for every value the change keeps.

@@ -1,0 +1,52 @@
+//! diff + grade + plan: one 200-field schema, and a whole 1,000-file site.
+//! `cargo bench --bench plan` prints the timings (target: ≤ 1 ms for 200 fields).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use marain::site::Site;
+use marain::site_plan::plan_sites;
+
+const TYPES: [&str; 6] = ["text", "long_text", "integer", "float", "boolean", "datetime"];
+
+fn schema(id: &str, fields: usize, variant: usize) -> String {
+    let mut text = format!("id: {id}\nname: Entity {id}\nfields:\n");
+    for i in 0..fields {
+        // The variant drops every 10th field, retypes every 7th and adds one.
+        if variant == 1 && i % 10 == 3 {
+            continue;
+        }
+        let t = if variant == 1 && i % 7 == 0 { "text" } else { TYPES[i % TYPES.len()] };
+        text.push_str(&format!("  - id: f{i}\n    type: {t}\n    required: {}\n    label: Field {i}\n", i % 5 == 0));
+    }
+    if variant == 1 {
+        text.push_str("  - id: added\n    type: text\n");
+    }
+    text
+}
+
+fn site(files: usize, fields: usize, variant: usize) -> Site {
+    let texts: Vec<(String, String)> =
+        (0..files).map(|i| (format!("schemas/e{i}.schema.yaml"), schema(&format!("e{i}"), fields, variant))).collect();
+    let (site, errors) = Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    assert!(errors.is_empty(), "{errors:?}");
+    site
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("diff_grade_plan");
+    for (files, fields) in [(1, 200), (1000, 20)] {
+        let (a, b) = (site(files, fields, 0), site(files, fields, 1));
+        group.bench_with_input(BenchmarkId::new(format!("{files}_files"), fields), &(a, b), |bench, (a, b)| {
+            bench.iter(|| plan_sites(a, b, |_, s| s.to_string()))
+        });
+    }
+    group.finish();
+
+    let texts: Vec<(String, String)> =
+        (0..1000).map(|i| (format!("schemas/e{i}.schema.yaml"), schema(&format!("e{i}"), 20, 0))).collect();
+    c.bench_function("parse_and_validate_1000_files", |bench| {
+        bench.iter(|| Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str()))))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
