@@ -41,6 +41,47 @@ pub enum ChangeItem {
         new: Field,
         aspects: Vec<FieldAspect>,
     },
+    ConfigCreated {
+        config: String,
+    },
+    ConfigDeleted {
+        config: String,
+    },
+    /// `id` or `provider` changed: the consumer changes.
+    ConfigIdentity {
+        config: String,
+        key: String,
+        old: String,
+        new: String,
+    },
+    ConfigMetadata {
+        config: String,
+        keys: Vec<String>,
+    },
+    ConfigKeyAdded {
+        config: String,
+        path: String,
+    },
+    ConfigKeyRemoved {
+        config: String,
+        path: String,
+    },
+    ConfigValueChanged {
+        config: String,
+        path: String,
+        old: String,
+        new: String,
+    },
+    ConfigTypeChanged {
+        config: String,
+        path: String,
+        old_type: String,
+        new_type: String,
+    },
+    ConfigMappingReplaced {
+        config: String,
+        path: String,
+    },
 }
 
 impl ChangeItem {
@@ -52,6 +93,15 @@ impl ChangeItem {
             | ChangeItem::DropField { entity, .. }
             | ChangeItem::RenameField { entity, .. }
             | ChangeItem::AlterField { entity, .. } => entity,
+            ChangeItem::ConfigCreated { config }
+            | ChangeItem::ConfigDeleted { config }
+            | ChangeItem::ConfigIdentity { config, .. }
+            | ChangeItem::ConfigMetadata { config, .. }
+            | ChangeItem::ConfigKeyAdded { config, .. }
+            | ChangeItem::ConfigKeyRemoved { config, .. }
+            | ChangeItem::ConfigValueChanged { config, .. }
+            | ChangeItem::ConfigTypeChanged { config, .. }
+            | ChangeItem::ConfigMappingReplaced { config, .. } => config,
         }
     }
 
@@ -77,6 +127,17 @@ impl ChangeItem {
                 let names: Vec<&str> = aspects.iter().map(|a| a.as_str()).collect();
                 format!("~ field {entity}.{}: {} changed", new.id, names.join(", "))
             }
+            ChangeItem::ConfigCreated { config } => format!("+ config {config}"),
+            ChangeItem::ConfigDeleted { config } => format!("- config {config}"),
+            ChangeItem::ConfigIdentity { config, key, old, new } => format!("~ config {config}: {key} {old} → {new}"),
+            ChangeItem::ConfigMetadata { config, keys } => format!("~ config {config}: {} edited", keys.join(", ")),
+            ChangeItem::ConfigKeyAdded { config, path } => format!("+ {config}.{path}"),
+            ChangeItem::ConfigKeyRemoved { config, path } => format!("- {config}.{path}"),
+            ChangeItem::ConfigValueChanged { config, path, old, new } => format!("~ {config}.{path}: {old} → {new}"),
+            ChangeItem::ConfigTypeChanged { config, path, old_type, new_type } => {
+                format!("~ {config}.{path}: {old_type} → {new_type}")
+            }
+            ChangeItem::ConfigMappingReplaced { config, path } => format!("~ {config}.{path}: mapping → value"),
         }
     }
 }

@@ -55,7 +55,20 @@ fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
         ChangeItem::EntityMetadata { entity, keys } => {
             vec![h(C::MetadataOnly, S::Safe, format!("`{entity}`: {} edited; no database change", keys.join(", ")))]
         }
-        ChangeItem::AddField { entity, field } => vec![added(entity, field)],
+        ChangeItem::AddField { entity, field } => {
+            let mut hazards = vec![added(entity, field)];
+            if field.unique && field.default.is_some() && field.cardinality.is_single() {
+                hazards.push(Hazard::new(
+                    C::UniqueAdded,
+                    S::Warning,
+                    format!(
+                        "unique field `{}` is added to `{entity}` with a default: every existing row would get the same value",
+                        field.id
+                    ),
+                ));
+            }
+            hazards
+        }
         ChangeItem::DropField { entity, field } => vec![h(
             C::FieldDropped,
             S::Breaking,
@@ -69,6 +82,15 @@ fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
                 from.id, to.id, from.id
             ),
         )],
+        config_item @ (ChangeItem::ConfigCreated { .. }
+        | ChangeItem::ConfigDeleted { .. }
+        | ChangeItem::ConfigIdentity { .. }
+        | ChangeItem::ConfigMetadata { .. }
+        | ChangeItem::ConfigKeyAdded { .. }
+        | ChangeItem::ConfigKeyRemoved { .. }
+        | ChangeItem::ConfigValueChanged { .. }
+        | ChangeItem::ConfigTypeChanged { .. }
+        | ChangeItem::ConfigMappingReplaced { .. }) => crate::config::config_hazards(config_item),
         ChangeItem::AlterField { entity, old, new, aspects } => {
             let mut out: Vec<Hazard> = Vec::new();
             for hz in aspects.iter().map(|a| altered(entity, old, new, *a)) {

@@ -65,6 +65,13 @@ pub enum HazardCode {
     TableRebuild,
     CardinalityChanged,
     NotYetSupported,
+    ConfigCreated,
+    ConfigKeyAdded,
+    ConfigKeyRemoved,
+    ConfigValueChanged,
+    ConfigTypeChanged,
+    ConfigMappingReplaced,
+    ConfigIdentityChanged,
 }
 
 impl HazardCode {
@@ -89,6 +96,13 @@ impl HazardCode {
             HazardCode::TableRebuild => "table_rebuild",
             HazardCode::CardinalityChanged => "cardinality_changed",
             HazardCode::NotYetSupported => "not_yet_supported",
+            HazardCode::ConfigCreated => "config_created",
+            HazardCode::ConfigKeyAdded => "config_key_added",
+            HazardCode::ConfigKeyRemoved => "config_key_removed",
+            HazardCode::ConfigValueChanged => "config_value_changed",
+            HazardCode::ConfigTypeChanged => "config_type_changed",
+            HazardCode::ConfigMappingReplaced => "config_mapping_replaced",
+            HazardCode::ConfigIdentityChanged => "config_identity_changed",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! compiles to wasm32 and every result can be snapshot-tested. The `engine` feature
 //! adds [`engine`], the I/O shell (watcher, store, coordinator) around it.
 
+pub mod config;
 pub mod content;
 pub mod diff;
 pub mod error;

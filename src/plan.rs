@@ -207,6 +207,23 @@ enum Direction {
     Backward,
 }
 
+/// A configuration change: no SQL, one recorded step per change item; the engine
+/// applies it to the live state.
+pub fn plan_config(graded: &GradedChange, binding: PlanBinding) -> Plan {
+    let steps = graded
+        .items
+        .iter()
+        .map(|gi| Step {
+            summary: gi.item.summary(),
+            sql: vec![],
+            rollback_sql: vec![],
+            hazards: gi.hazards.clone(),
+            backups: vec![],
+        })
+        .collect();
+    Plan { binding, steps, foreign_keys_off: false, rollback_foreign_keys_off: false }
+}
+
 /// Gives each hazard the probe that settles it, if there is one.
 fn with_probes(graded: &GradedChange, old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> GradedChange {
     let mut graded = graded.clone();
@@ -476,12 +493,23 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
                 sql.push(sqlite::create_child_table(entity, nf));
                 undo_children.push(drop_child(entity, nf));
             }
-            Some(of) if of.id != nf.id => {
+            Some(of) => {
+                let renamed = of.id != nf.id;
                 let (a, b) = (quote(&child_table(entity, &of.id)), quote(&child_table(entity, &nf.id)));
-                sql.push(format!("ALTER TABLE {a} RENAME TO {b}"));
-                undo_children.push(format!("ALTER TABLE {b} RENAME TO {a}"));
+                if renamed {
+                    sql.push(format!("ALTER TABLE {a} RENAME TO {b}"));
+                }
+                // Same values, new shape (type, bound, allowed values): rebuild the
+                // child table under its new name; undo before renaming back.
+                let old_shape = Field { id: nf.id.clone(), ..of.clone() };
+                if !old_shape.same_storage(nf) {
+                    sql.extend(rebuild_child_sql(entity, nf));
+                    undo_children.extend(rebuild_child_sql(entity, &old_shape));
+                }
+                if renamed {
+                    undo_children.push(format!("ALTER TABLE {b} RENAME TO {a}"));
+                }
             }
-            Some(_) => {}
         }
     }
     sql.extend(rebuild_sql(n, |nf| links.source(&nf.id).and_then(Field::column).map(|c| quote(&c))));

@@ -82,6 +82,16 @@ pub fn probes_for(item: &ChangeItem, old: Option<&EntitySchema>, new: Option<&En
                 format!("rows have no value for the new required field `{}`", field.id),
             )]
         }
+        ChangeItem::AddField { entity, field }
+            if field.unique && field.default.is_some() && field.cardinality.is_single() =>
+        {
+            vec![p(
+                HazardCode::UniqueAdded,
+                ProbeKind::Violations,
+                format!("SELECT CASE WHEN COUNT(*) > 1 THEN COUNT(*) ELSE 0 END FROM {}", quote(&table_name(entity))),
+                format!("rows would share the default of the new unique field `{}`", field.id),
+            )]
+        }
         ChangeItem::AlterField { entity, new: nf, aspects, .. } => {
             let (Some(o), Some(n)) = (old, new) else { return vec![] };
             let Some(live) = source_field(o, n, nf) else { return vec![] };
@@ -91,9 +101,19 @@ pub fn probes_for(item: &ChangeItem, old: Option<&EntitySchema>, new: Option<&En
     }
 }
 
-/// A probe counting rows that the new version of a field would reject.
+/// A probe counting rows that the new version of a field would reject. Values
+/// live in the entity table, or in the child table's `value` column for a
+/// multi-valued field.
 fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect) -> Option<Probe> {
-    let table = table_name(entity);
+    let multi = !live.cardinality.is_single();
+    if multi == new.cardinality.is_single() {
+        return None; // Moving between column and child table is not planned yet.
+    }
+    let (table, col, unit) = if multi {
+        (child_table(entity, &live.id), quote("value"), "values")
+    } else {
+        (table_name(entity), quote(&live.column()?), "rows")
+    };
     let violations = |code, filter: String, counts: String| {
         Some(Probe {
             code,
@@ -102,28 +122,20 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect)
             counts,
         })
     };
-    if !live.cardinality.is_single() || !new.cardinality.is_single() {
-        return match (aspect, new.cardinality) {
-            (FieldAspect::Cardinality, Cardinality::AtMost(n)) if !live.cardinality.is_single() => Some(Probe {
+    match aspect {
+        FieldAspect::Cardinality => match new.cardinality {
+            Cardinality::AtMost(n) if multi => Some(Probe {
                 code: HazardCode::CardinalityChanged,
                 kind: ProbeKind::Violations,
-                sql: format!(
-                    "SELECT COUNT(DISTINCT {}) FROM {} WHERE {} >= {n}",
-                    quote("parent_id"),
-                    quote(&child_table(entity, &live.id)),
-                    quote("delta")
-                ),
+                sql: format!("SELECT COUNT(DISTINCT {}) FROM {} WHERE {} >= {n}", quote("parent_id"), quote(&table), quote("delta")),
                 counts: format!("rows hold more than {n} values of `{}`", new.id),
             }),
             _ => None,
-        };
-    }
-    let col = quote(&live.column()?);
-    match aspect {
-        FieldAspect::Required if new.required => {
+        },
+        FieldAspect::Required if new.required && !multi => {
             violations(HazardCode::RequiredAdded, format!("{col} IS NULL"), format!("rows have no value for `{}`", new.id))
         }
-        FieldAspect::Unique if new.unique => Some(Probe {
+        FieldAspect::Unique if new.unique && !multi => Some(Probe {
             code: HazardCode::UniqueAdded,
             kind: ProbeKind::Violations,
             sql: format!(
@@ -135,7 +147,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect)
         FieldAspect::Type if !is_widening(live.field_type, new.field_type) => violations(
             HazardCode::TypeNarrowed,
             format!("{col} IS NOT NULL AND NOT ({})", fits(&col, new.field_type)),
-            format!("values of `{}` do not convert to {}", new.id, new.field_type.as_str()),
+            format!("{unit} of `{}` do not convert to {}", new.id, new.field_type.as_str()),
         ),
         FieldAspect::Values => {
             let allowed = new.values.as_ref()?;
@@ -143,15 +155,15 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect)
             violations(
                 HazardCode::AllowedValuesChanged,
                 format!("{col} IS NOT NULL AND {col} NOT IN ({})", list.join(", ")),
-                format!("rows hold a value of `{}` that is no longer allowed", new.id),
+                format!("{unit} of `{}` are no longer allowed", new.id),
             )
         }
         FieldAspect::TargetEntity => {
-            let target = table_name(new.target_entity.as_deref()?);
+            let target = new.target_entity.as_deref()?;
             violations(
                 HazardCode::TargetChanged,
-                format!("{col} IS NOT NULL AND {col} NOT IN (SELECT {} FROM {})", quote("id"), quote(&target)),
-                format!("rows of `{entity}` reference a `{}` that does not exist", new.target_entity.as_deref()?),
+                format!("{col} IS NOT NULL AND {col} NOT IN (SELECT {} FROM {})", quote("id"), quote(&table_name(target))),
+                format!("{unit} of `{entity}.{}` reference a `{target}` that does not exist", new.id),
             )
         }
         _ => None,

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{is_config_path, ConfigFile};
 use crate::error::FileError;
 use crate::hash::{sha256_hex, sha256_parts};
 use crate::locate::field_key;
@@ -28,6 +29,77 @@ impl SchemaFile {
     }
 }
 
+/// A file of the site: an entity schema or a configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SiteFile {
+    Schema(SchemaFile),
+    Config(ConfigFile),
+}
+
+impl SiteFile {
+    /// Parses `text` as whichever kind of file `path` names.
+    pub fn parse(path: &str, text: &str) -> Result<Self, Vec<FileError>> {
+        if is_schema_path(path) {
+            SchemaFile::parse(path, text).map(SiteFile::Schema)
+        } else if is_config_path(path) {
+            ConfigFile::parse(path, text).map(SiteFile::Config)
+        } else {
+            Err(vec![FileError::new(path, (1, 1), None, "not a site file (schemas/*.schema.yaml or config/*.yaml)")])
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        match self {
+            SiteFile::Schema(f) => &f.path,
+            SiteFile::Config(f) => &f.path,
+        }
+    }
+
+    pub fn hash(&self) -> &str {
+        match self {
+            SiteFile::Schema(f) => &f.hash,
+            SiteFile::Config(f) => &f.hash,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            SiteFile::Schema(f) => &f.text,
+            SiteFile::Config(f) => &f.text,
+        }
+    }
+
+    /// The entity id or config id the file defines.
+    pub fn subject(&self) -> &str {
+        match self {
+            SiteFile::Schema(f) => &f.entity.id,
+            SiteFile::Config(f) => &f.doc.id,
+        }
+    }
+
+    pub fn entity(&self) -> Option<&EntitySchema> {
+        match self {
+            SiteFile::Schema(f) => Some(&f.entity),
+            SiteFile::Config(_) => None,
+        }
+    }
+
+    pub fn config(&self) -> Option<&ConfigFile> {
+        match self {
+            SiteFile::Config(f) => Some(f),
+            SiteFile::Schema(_) => None,
+        }
+    }
+}
+
+/// The environment whose `config.<id>.<env>.yaml` files apply when none is named.
+pub const DEFAULT_ENV: &str = "dev";
+
+/// Is `path` a file the site is made of?
+pub fn is_site_path(path: &str) -> bool {
+    is_schema_path(path) || is_config_path(path)
+}
+
 /// Is `path` (relative, `/`-separated) an entity-schema file?
 pub fn is_schema_path(path: &str) -> bool {
     path.starts_with("schemas/")
@@ -35,13 +107,49 @@ pub fn is_schema_path(path: &str) -> bool {
         && !path.rsplit('/').next().unwrap_or("").starts_with('.')
 }
 
-/// The set of schema files, keyed by path.
+/// The schema files and the active configuration files, keyed by path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Site {
     files: BTreeMap<String, SchemaFile>,
+    configs: BTreeMap<String, ConfigFile>,
 }
 
 impl Site {
+    pub fn configs(&self) -> impl Iterator<Item = &ConfigFile> {
+        self.configs.values()
+    }
+
+    pub fn config(&self, id: &str) -> Option<&ConfigFile> {
+        self.configs.values().find(|c| c.doc.id == id)
+    }
+
+    /// Either kind of file at `path`.
+    pub fn file(&self, path: &str) -> Option<SiteFile> {
+        self.files
+            .get(path)
+            .cloned()
+            .map(SiteFile::Schema)
+            .or_else(|| self.configs.get(path).cloned().map(SiteFile::Config))
+    }
+
+    pub fn hash_of(&self, path: &str) -> Option<&str> {
+        self.files.get(path).map(|f| f.hash.as_str()).or_else(|| self.configs.get(path).map(|f| f.hash.as_str()))
+    }
+
+    pub fn insert_file(&mut self, file: SiteFile) {
+        match file {
+            SiteFile::Schema(f) => self.insert(f),
+            SiteFile::Config(f) => {
+                self.configs.insert(f.path.clone(), f);
+            }
+        }
+    }
+
+    /// Every path, of both kinds.
+    pub fn paths(&self) -> impl Iterator<Item = &String> {
+        self.files.keys().chain(self.configs.keys())
+    }
+
     pub fn files(&self) -> impl Iterator<Item = &SchemaFile> {
         self.files.values()
     }
@@ -54,8 +162,10 @@ impl Site {
         self.files.insert(file.path.clone(), file);
     }
 
-    pub fn remove(&mut self, path: &str) -> Option<SchemaFile> {
-        self.files.remove(path)
+    /// Removes the file at `path`, of either kind.
+    pub fn remove(&mut self, path: &str) {
+        self.files.remove(path);
+        self.configs.remove(path);
     }
 
     pub fn len(&self) -> usize {
@@ -73,7 +183,9 @@ impl Site {
 
     /// Hash of the whole state: what a plan is bound to.
     pub fn state_hash(&self) -> String {
-        sha256_parts(self.files.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]))
+        let schemas = self.files.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
+        let configs = self.configs.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
+        sha256_parts(schemas.chain(configs))
     }
 
     /// Rules that span files: entity ids are unique, and every reference names an
@@ -88,6 +200,17 @@ impl Site {
                     crate::locate::top_key(&f.text, "id"),
                     Some("id".into()),
                     format!("entity id `{}` is already defined by {first}", f.entity.id),
+                ));
+            }
+        }
+        let mut config_owners: BTreeMap<&str, &str> = BTreeMap::new();
+        for c in self.configs.values() {
+            if let Some(first) = config_owners.insert(&c.doc.id, &c.path) {
+                errors.push(FileError::new(
+                    &c.path,
+                    crate::locate::top_key(&c.text, "id"),
+                    Some("id".into()),
+                    format!("config id `{}` is already defined by {first} for this environment", c.doc.id),
                 ));
             }
         }
@@ -151,14 +274,24 @@ impl Site {
         order
     }
 
-    /// Builds a site from files, returning it with the problems of the files that
-    /// had to be left out.
+    /// Builds a site from files for the default environment, returning it with
+    /// the problems of the files that had to be left out.
     pub fn from_texts<'a>(texts: impl IntoIterator<Item = (&'a str, &'a str)>) -> (Site, Vec<FileError>) {
+        Self::from_texts_for(DEFAULT_ENV, texts)
+    }
+
+    /// Builds a site for environment `env`: configuration files of other
+    /// environments are checked but left out.
+    pub fn from_texts_for<'a>(
+        env: &str,
+        texts: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> (Site, Vec<FileError>) {
         let mut site = Site::default();
         let mut errors = Vec::new();
         for (path, text) in texts {
-            match SchemaFile::parse(path, text) {
-                Ok(f) => site.insert(f),
+            match SiteFile::parse(path, text) {
+                Ok(SiteFile::Config(c)) if !c.is_active(env) => {}
+                Ok(f) => site.insert_file(f),
                 Err(e) => errors.extend(e),
             }
         }

@@ -41,6 +41,19 @@ pub struct RawField {
     pub values: Option<Vec<String>>,
 }
 
+/// A configuration document (`config/*.yaml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub provider: Option<String>,
+    pub version: Option<RawScalar>,
+    /// Any nested mapping; kept as JSON values so nothing else needs serde_yaml.
+    pub values: Option<serde_json::Value>,
+}
+
 /// A scalar as YAML typed it, before it is checked against a field type.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -53,6 +66,19 @@ pub enum RawScalar {
 
 /// Parses an entity-schema document.
 pub fn parse_entity(file: &str, text: &str) -> Result<RawEntity, FileError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(FileError::new(
+            file,
+            (1, 1),
+            None,
+            format!("file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", text.len()),
+        ));
+    }
+    serde_yaml::from_str(text).map_err(|e| to_file_error(file, &e))
+}
+
+/// Parses a configuration document.
+pub fn parse_config(file: &str, text: &str) -> Result<RawConfig, FileError> {
     if text.len() > MAX_FILE_BYTES {
         return Err(FileError::new(
             file,

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 mod support;
 
 use marain::diff::ChangeItem;
-use marain::site::Site;
+use marain::site::{Site, SiteFile};
 use marain::site_plan::FileChange;
 use marain::Severity;
 use serde::Serialize;
@@ -147,7 +147,7 @@ fn deleting_steps_are_breaking() {
 fn kept_columns(changes: &[FileChange]) -> BTreeMap<(String, String), (String, String)> {
     let mut kept = BTreeMap::new();
     for change in changes {
-        let (Some(old), Some(new)) = (&change.old, &change.new) else { continue };
+        let (Some(SiteFile::Schema(old)), Some(SiteFile::Schema(new))) = (&change.old, &change.new) else { continue };
         if old.entity.id != new.entity.id {
             continue;
         }

@@ -262,3 +262,41 @@ async fn dropping_an_empty_field_is_a_warning_and_data_arriving_later_is_caught(
     assert_eq!(bio, "hello");
     site.stop().await;
 }
+
+#[tokio::test]
+async fn config_files_are_versioned_graded_by_key_path_and_selected_by_environment() {
+    let mut site = TestSite::start().await;
+    let api = "config/config.api.yaml";
+    let text = "id: api\nprovider: api\nvalues:\n  rate_limit:\n    enabled: false\n    requests_per_minute: 60\n";
+    site.write(api, text);
+    let created = site.wait_for(EventKind::Applied, api).await;
+    assert_eq!(created.severity, Some(marain::Severity::Safe));
+    assert_eq!(site.coordinator.snapshot().applied.config("api").unwrap().doc.values["rate_limit"]["enabled"], false);
+
+    // A scalar changing value but not type: SAFE, applied, recorded.
+    site.write(api, &text.replace("enabled: false", "enabled: true"));
+    let changed = site.wait_for(EventKind::Applied, api).await;
+    assert_eq!(changed.version, Some(2));
+    assert!(changed.message.contains("api.rate_limit.enabled: false → true"), "{}", changed.message);
+    assert_eq!(site.coordinator.snapshot().applied.config("api").unwrap().doc.values["rate_limit"]["enabled"], true);
+
+    // A key removed: WARNING, waits.
+    site.write(api, "id: api\nprovider: api\nvalues:\n  rate_limit:\n    enabled: true\n");
+    let pending = site.wait_for(EventKind::Pending, api).await;
+    assert_eq!(pending.severity, Some(marain::Severity::Warning));
+    assert!(pending.message.contains("- api.rate_limit.requests_per_minute"), "{}", pending.message);
+
+    // Another environment's file is watched but never applied; dev's is.
+    site.write("config/config.system.prod.yaml", "id: system\nvalues:\n  logging: {level: warn}\n");
+    site.write("config/config.system.dev.yaml", "id: system\nvalues:\n  logging: {level: debug}\n");
+    site.wait_for(EventKind::Applied, "config/config.system.dev.yaml").await;
+    let snapshot = site.coordinator.snapshot();
+    assert_eq!(snapshot.applied.config("system").unwrap().doc.values["logging"]["level"], "debug");
+    assert!(site.coordinator.history(Some("config/config.system.prod.yaml"), 10).await.unwrap().is_empty());
+
+    // A config whose file name and id disagree is rejected, naming both.
+    site.write("config/config.cache.yaml", "id: kache\n");
+    let rejected = site.wait_for(EventKind::Rejected, "config/config.cache.yaml").await;
+    assert!(rejected.message.contains("file name says config `cache`"), "{}", rejected.message);
+    site.stop().await;
+}

@@ -55,6 +55,9 @@ async fn upstream_site_applies_to_sqlite() {
     let snapshot = coordinator.snapshot();
     assert!(snapshot.rejected.is_empty(), "{:#?}", snapshot.rejected);
     assert!(snapshot.pending.is_empty(), "creations are SAFE");
+    // The three configs, the system one being the `dev` environment's.
+    assert_eq!(snapshot.applied.configs().count(), 3);
+    assert_eq!(snapshot.applied.config("system").unwrap().doc.values["app"]["name"], "MarainCMS");
     let store = coordinator.store();
     assert!(store.table_columns("content_user").await.unwrap().contains(&"managed_by_id".to_string()));
     assert_eq!(store.table_columns("content_multi__infinite").await.unwrap(), ["parent_id", "delta", "value"]);

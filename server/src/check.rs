@@ -11,12 +11,12 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         eprintln!("error: site directory {} does not exist", args.site.display());
         return ExitCode::from(2);
     }
-    let (site, errors) = load_site(&args.site);
+    let (site, errors) = load_site(&args.site, &args.env);
     for e in &errors {
         eprintln!("{e}");
     }
     if errors.is_empty() {
-        println!("ok: {} schema files valid", site.len());
+        println!("ok: {} schema files and {} config files valid", site.len(), site.configs().count());
         ExitCode::SUCCESS
     } else {
         eprintln!("{} problem(s) found", errors.len());

@@ -46,12 +46,18 @@ pub struct ServeArgs {
     /// Quiet time after a file event before it is processed, in milliseconds.
     #[arg(long, env = "MARAIN_DEBOUNCE_MS", default_value_t = 25)]
     pub debounce_ms: u64,
+    /// Which `config.<id>.<env>.yaml` files apply.
+    #[arg(long, env = "MARAIN_ENV", default_value = "dev")]
+    pub env: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     #[arg(long, env = "MARAIN_SITE", default_value = "examples/site")]
     pub site: PathBuf,
+    /// Which `config.<id>.<env>.yaml` files apply.
+    #[arg(long, env = "MARAIN_ENV", default_value = "dev")]
+    pub env: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -66,6 +72,9 @@ pub struct PlanArgs {
     pub dialect: Dialect,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Which `config.<id>.<env>.yaml` files apply.
+    #[arg(long, env = "MARAIN_ENV", default_value = "dev")]
+    pub env: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

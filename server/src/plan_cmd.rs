@@ -54,7 +54,7 @@ pub fn run(args: &PlanArgs) -> ExitCode {
             invalid = true;
             return marain::site::Site::default();
         }
-        let (site, errors) = load_site(dir);
+        let (site, errors) = load_site(dir, &args.env);
         for e in &errors {
             eprintln!("{}: {e}", dir.display());
         }

@@ -51,6 +51,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut config = EngineConfig::new(&args.site, &args.database);
     config.debounce = std::time::Duration::from_millis(args.debounce_ms);
+    config.env = args.env.clone();
     let engine_stop = {
         let mut rx = stop_rx.clone();
         async move {
@@ -65,9 +66,11 @@ pub async fn serve(
     let snapshot = engine.snapshot();
     println!("marain: dashboard on http://{addr}/");
     println!(
-        "marain: site {} · {} schema file(s) applied · {} pending · {} rejected",
+        "marain: site {} ({}) · {} schema and {} config file(s) applied · {} pending · {} rejected",
         args.site.display(),
+        args.env,
         snapshot.applied.len(),
+        snapshot.applied.configs().count(),
         snapshot.pending.len(),
         snapshot.rejected.len()
     );

@@ -33,6 +33,7 @@ impl Server {
             addr,
             assets: dir.path().join("assets"),
             debounce_ms: 25,
+            env: "dev".into(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {

@@ -32,7 +32,7 @@ fn site_with(dir: &Path, file: &str, text: &str) -> String {
 fn check_accepts_the_example_site() {
     let (code, stdout, _) = marain(&["check", "--site", &repo().join("examples/site").display().to_string()]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("2 schema files valid"), "{stdout}");
+    assert!(stdout.contains("2 schema files and 2 config files valid"), "{stdout}");
 }
 
 #[test]
@@ -94,7 +94,8 @@ fn plan_json_has_the_documented_shape() {
     assert!(change["rollback_sql"][0].as_str().unwrap().contains("ADD COLUMN \"body\""));
 }
 
-/// The upstream corpus against an empty site: a SAFE creation plan for all five entities.
+/// The upstream corpus against an empty site: a SAFE creation plan for all five
+/// entities and three configs.
 #[test]
 fn plan_of_the_upstream_corpus_creates_every_entity_safely() {
     let corpus = repo().join("../shared/fixtures/marain-upstream");
@@ -116,7 +117,11 @@ fn plan_of_the_upstream_corpus_creates_every_entity_safely() {
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["severity"], "SAFE");
     let files: Vec<&str> = report["changes"].as_array().unwrap().iter().map(|c| c["file"].as_str().unwrap()).collect();
-    assert_eq!(files.len(), 5, "{files:?}");
+    // Five entities and the three configs (config.system.dev.yaml is dev's).
+    assert_eq!(files.len(), 8, "{files:?}");
+    for config in ["config/config.api.yaml", "config/config.content.yaml", "config/config.system.dev.yaml"] {
+        assert!(files.contains(&config), "{files:?}");
+    }
     assert!(report["changes"].as_array().unwrap().iter().all(|c| c["kind"] == "create"));
     // links before user (user.public_links refers to it), user before the rest.
     let pos = |f: &str| files.iter().position(|x| *x == f).unwrap();

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::events::{EngineEvent, EventKind};
-use super::scan::{list_schema_files, read_site_file};
+use super::scan::{list_site_files, read_site_file};
 use super::snapshot::{FileState, FileStatus, PendingChange, Snapshot};
 use super::store::{Store, VersionRecord, VersionRow};
 use super::watcher::{SiteWatcher, WatchSignal};
@@ -23,7 +23,7 @@ use super::{now_rfc3339, Approval, EngineConfig, EngineError};
 use crate::error::FileError;
 use crate::hash::sha256_hex;
 use crate::hazard::Severity;
-use crate::site::{is_schema_path, SchemaFile, Site};
+use crate::site::{is_site_path, Site, SiteFile};
 use crate::site_plan::{plan_sites, FileChange};
 use crate::text_diff::text_diff;
 
@@ -122,6 +122,7 @@ impl Coordinator {
 struct Worker {
     root: PathBuf,
     auto_apply_safe: bool,
+    env: String,
     store: Store,
     shared: Arc<Shared>,
     applied: Site,
@@ -147,6 +148,7 @@ impl Worker {
         Self {
             root: config.site_root,
             auto_apply_safe: config.auto_apply_safe,
+            env: config.env,
             store,
             shared,
             applied: Site::default(),
@@ -205,8 +207,8 @@ impl Worker {
         for row in self.store.latest_versions().await? {
             self.versions.insert(row.file.clone(), row.version);
             let Some(text) = &row.yaml else { continue };
-            match SchemaFile::parse(&row.file, text) {
-                Ok(file) => self.applied.insert(file),
+            match SiteFile::parse(&row.file, text) {
+                Ok(file) => self.applied.insert_file(file),
                 Err(errors) => {
                     tracing::error!(file = %row.file, ?errors, "an applied version no longer parses; treating the file as new")
                 }
@@ -216,8 +218,8 @@ impl Worker {
     }
 
     async fn rescan(&mut self) {
-        let mut paths: BTreeSet<String> = list_schema_files(&self.root).into_iter().collect();
-        paths.extend(self.applied.files().map(|f| f.path.clone()));
+        let mut paths: BTreeSet<String> = list_site_files(&self.root).into_iter().collect();
+        paths.extend(self.applied.paths().cloned());
         paths.extend(self.seen.keys().cloned());
         paths.extend(self.pending.keys().cloned());
         // `seen` stays: every path is re-read, and only real differences go on.
@@ -256,16 +258,16 @@ impl Worker {
         let files = paths
             .into_iter()
             .filter(|p| {
-                self.applied.get(p).is_some()
+                self.applied.hash_of(p).is_some()
                     || self.pending.contains_key(*p)
                     || self.rejected.contains_key(*p)
                     || self.failed.contains_key(*p)
             })
             .map(|p| FileStatus {
                 path: p.clone(),
-                entity: self.applied.get(p).map(|f| f.entity.id.clone()),
+                entity: self.applied.file(p).map(|f| f.subject().to_string()),
                 version: self.versions.get(p).copied(),
-                hash: self.applied.get(p).map(|f| f.hash.clone()),
+                hash: self.applied.hash_of(p).map(str::to_string),
                 state: if self.rejected.contains_key(p) {
                     FileState::Rejected
                 } else if self.failed.contains_key(p) {
@@ -305,9 +307,9 @@ impl Worker {
 
     /// Handles a batch of possibly-changed paths, in dependency order.
     async fn process(&mut self, mut paths: BTreeSet<String>) {
-        let mut candidates: BTreeMap<String, Option<SchemaFile>> = BTreeMap::new();
+        let mut candidates: BTreeMap<String, Option<SiteFile>> = BTreeMap::new();
         paths.extend(self.waiting_on_others.iter().cloned());
-        for path in paths.into_iter().filter(|p| is_schema_path(p)) {
+        for path in paths.into_iter().filter(|p| is_site_path(p)) {
             let recheck = self.waiting_on_others.remove(&path);
             let disk = match read_site_file(&self.root, &path) {
                 Ok(d) => d,
@@ -325,7 +327,7 @@ impl Worker {
                 continue;
             }
             self.failed.remove(&path);
-            if disk_hash == self.applied.get(&path).map(|f| f.hash.clone()) {
+            if disk_hash.as_deref() == self.applied.hash_of(&path) {
                 self.rejected.remove(&path);
                 self.supersede(&path, "the file is back to its applied version");
                 continue;
@@ -335,7 +337,14 @@ impl Worker {
                     self.rejected.remove(&path);
                     candidates.insert(path, None);
                 }
-                Some(text) => match SchemaFile::parse(&path, &text) {
+                Some(text) => match SiteFile::parse(&path, &text) {
+                    // Another environment's configuration: watched, not applied.
+                    Ok(SiteFile::Config(c)) if !c.is_active(&self.env) => {
+                        self.rejected.remove(&path);
+                        if self.applied.hash_of(&path).is_some() {
+                            candidates.insert(path, None);
+                        }
+                    }
                     Ok(file) => {
                         self.rejected.remove(&path);
                         candidates.insert(path, Some(file));
@@ -359,12 +368,12 @@ impl Worker {
 
     /// Rejects the candidates that would break cross-file rules; returns the site
     /// the accepted ones produce.
-    fn validate_batch(&mut self, candidates: &mut BTreeMap<String, Option<SchemaFile>>) -> Site {
+    fn validate_batch(&mut self, candidates: &mut BTreeMap<String, Option<SiteFile>>) -> Site {
         loop {
             let mut site = self.applied.clone();
             for (path, file) in candidates.iter() {
                 match file {
-                    Some(f) => site.insert(f.clone()),
+                    Some(f) => site.insert_file(f.clone()),
                     None => {
                         site.remove(path);
                     }
@@ -405,7 +414,7 @@ impl Worker {
         let probed = self.probed(&planned.plan).await;
         let change = PendingChange {
             id: self.next_change_id,
-            entity: planned.entity().to_string(),
+            entity: planned.subject().to_string(),
             severity: probed.severity(),
             hazards: probed.hazards(),
             from_version: planned.old.as_ref().and_then(|_| self.versions.get(&path).copied()),
@@ -414,10 +423,10 @@ impl Worker {
             created_at: now_rfc3339(),
             summary: planned.graded.items.iter().map(|i| i.item.summary()).collect(),
             text_diff: text_diff(
-                planned.old.as_ref().map(|f| f.text.as_str()).unwrap_or(""),
-                planned.new.as_ref().map(|f| f.text.as_str()).unwrap_or(""),
+                planned.old.as_ref().map(SiteFile::text).unwrap_or(""),
+                planned.new.as_ref().map(SiteFile::text).unwrap_or(""),
             ),
-            new_text: planned.new.map(|f| f.text),
+            new_text: planned.new.as_ref().map(|f| f.text().to_string()),
             plan: planned.plan,
             file: path.clone(),
         };
@@ -451,7 +460,7 @@ impl Worker {
         if change.severity == Severity::Breaking && approval.confirm.as_deref().map(str::trim) != Some(&change.entity) {
             return Err(EngineError::ConfirmationRequired { id, expected: change.entity });
         }
-        let applied_hash = self.applied.get(&change.file).map(|f| f.hash.clone()).unwrap_or_default();
+        let applied_hash = self.applied.hash_of(&change.file).unwrap_or_default().to_string();
         if applied_hash != change.plan.binding.base_hash {
             self.pending.remove(&change.file);
             self.seen.remove(&change.file);
@@ -489,8 +498,8 @@ impl Worker {
             Ok(row) => {
                 self.versions.insert(change.file.clone(), row.version);
                 match &change.new_text {
-                    Some(text) => match SchemaFile::parse(&change.file, text) {
-                        Ok(file) => self.applied.insert(file),
+                    Some(text) => match SiteFile::parse(&change.file, text) {
+                        Ok(file) => self.applied.insert_file(file),
                         Err(_) => unreachable!("a planned file was validated"),
                     },
                     None => {

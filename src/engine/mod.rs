@@ -30,6 +30,9 @@ pub struct EngineConfig {
     pub debounce: Duration,
     /// Apply SAFE changes without a person; when false every change waits.
     pub auto_apply_safe: bool,
+    /// Selects `config.<id>.<env>.yaml` files; files of other environments are
+    /// watched but not applied.
+    pub env: String,
 }
 
 impl EngineConfig {
@@ -39,6 +42,7 @@ impl EngineConfig {
             database_url: database_url.into(),
             debounce: Duration::from_millis(25),
             auto_apply_safe: true,
+            env: crate::site::DEFAULT_ENV.to_string(),
         }
     }
 }

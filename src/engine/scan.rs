@@ -3,13 +3,15 @@
 use std::path::Path;
 
 use crate::error::FileError;
-use crate::site::is_schema_path;
+use crate::site::is_site_path;
 use crate::yaml::MAX_FILE_BYTES;
 
-/// Every schema file under `root`, as site-relative paths, sorted.
-pub fn list_schema_files(root: &Path) -> Vec<String> {
+/// Every site file (schemas and configuration) under `root`, as site-relative
+/// paths, sorted.
+pub fn list_site_files(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     walk(root, &root.join("schemas"), &mut out);
+    walk(root, &root.join("config"), &mut out);
     out.sort();
     out
 }
@@ -24,7 +26,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         }
         if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             walk(root, &path, out);
-        } else if is_schema_path(&rel) {
+        } else if is_site_path(&rel) {
             out.push(rel);
         }
     }
@@ -60,19 +62,20 @@ pub fn read_site_file(root: &Path, rel: &str) -> Result<Option<String>, FileErro
     }
 }
 
-/// Reads every schema file under `root` into a [`Site`], with the problems of the
-/// files that had to be left out (unreadable, invalid, or breaking cross-file rules).
-pub fn load_site(root: &Path) -> (crate::site::Site, Vec<FileError>) {
+/// Reads every site file under `root` into a [`Site`] for environment `env`, with
+/// the problems of the files that had to be left out (unreadable, invalid, or
+/// breaking cross-file rules).
+pub fn load_site(root: &Path, env: &str) -> (crate::site::Site, Vec<FileError>) {
     let mut errors = Vec::new();
     let mut texts = Vec::new();
-    for path in list_schema_files(root) {
+    for path in list_site_files(root) {
         match read_site_file(root, &path) {
             Ok(Some(text)) => texts.push((path, text)),
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
     }
-    let (site, more) = crate::site::Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    let (site, more) = crate::site::Site::from_texts_for(env, texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
     errors.extend(more);
     (site, errors)
 }
