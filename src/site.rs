@@ -1,6 +1,7 @@
 //! A site: every schema file at one moment, and the rules that span files.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -107,29 +108,35 @@ pub fn is_schema_path(path: &str) -> bool {
         && !path.rsplit('/').next().unwrap_or("").starts_with('.')
 }
 
-/// The schema files and the active configuration files, keyed by path.
+/// The schema files and the active configuration files, keyed by path. Files are
+/// shared between copies: the engine takes a new copy per change, and a site of
+/// thousands of files must not be deep-copied on the hot path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Site {
-    files: BTreeMap<String, SchemaFile>,
-    configs: BTreeMap<String, ConfigFile>,
+    files: BTreeMap<String, Arc<SchemaFile>>,
+    configs: BTreeMap<String, Arc<ConfigFile>>,
 }
 
 impl Site {
     pub fn configs(&self) -> impl Iterator<Item = &ConfigFile> {
-        self.configs.values()
+        self.configs.values().map(Arc::as_ref)
     }
 
     pub fn config(&self, id: &str) -> Option<&ConfigFile> {
-        self.configs.values().find(|c| c.doc.id == id)
+        self.configs.values().map(Arc::as_ref).find(|c| c.doc.id == id)
     }
 
     /// Either kind of file at `path`.
     pub fn file(&self, path: &str) -> Option<SiteFile> {
         self.files
             .get(path)
-            .cloned()
-            .map(SiteFile::Schema)
-            .or_else(|| self.configs.get(path).cloned().map(SiteFile::Config))
+            .map(|f| SiteFile::Schema(f.as_ref().clone()))
+            .or_else(|| self.configs.get(path).map(|f| SiteFile::Config(f.as_ref().clone())))
+    }
+
+    /// The entity or config id of the file at `path`, without copying the file.
+    pub fn subject_of(&self, path: &str) -> Option<&str> {
+        self.files.get(path).map(|f| f.entity.id.as_str()).or_else(|| self.configs.get(path).map(|f| f.doc.id.as_str()))
     }
 
     pub fn hash_of(&self, path: &str) -> Option<&str> {
@@ -140,7 +147,7 @@ impl Site {
         match file {
             SiteFile::Schema(f) => self.insert(f),
             SiteFile::Config(f) => {
-                self.configs.insert(f.path.clone(), f);
+                self.configs.insert(f.path.clone(), Arc::new(f));
             }
         }
     }
@@ -151,15 +158,15 @@ impl Site {
     }
 
     pub fn files(&self) -> impl Iterator<Item = &SchemaFile> {
-        self.files.values()
+        self.files.values().map(Arc::as_ref)
     }
 
     pub fn get(&self, path: &str) -> Option<&SchemaFile> {
-        self.files.get(path)
+        self.files.get(path).map(Arc::as_ref)
     }
 
     pub fn insert(&mut self, file: SchemaFile) {
-        self.files.insert(file.path.clone(), file);
+        self.files.insert(file.path.clone(), Arc::new(file));
     }
 
     /// Removes the file at `path`, of either kind.
@@ -178,7 +185,7 @@ impl Site {
 
     /// The file that defines entity `id`.
     pub fn entity_file(&self, id: &str) -> Option<&SchemaFile> {
-        self.files.values().find(|f| f.entity.id == id)
+        self.files.values().map(Arc::as_ref).find(|f| f.entity.id == id)
     }
 
     /// Hash of the whole state: what a plan is bound to.

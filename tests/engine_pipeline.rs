@@ -300,3 +300,36 @@ async fn config_files_are_versioned_graded_by_key_path_and_selected_by_environme
     assert!(rejected.message.contains("file name says config `cache`"), "{}", rejected.message);
     site.stop().await;
 }
+
+/// Hostile files are refused before they cost memory, and the last good version
+/// stays live. (Durations are printed, not asserted: the machines are shared.)
+#[tokio::test]
+async fn oversized_files_alias_bombs_and_deep_nesting_are_rejected() {
+    let mut site = TestSite::start().await;
+    let api = "config/config.api.yaml";
+    site.write(api, "id: api\nvalues: {a: 1}\n");
+    site.wait_for(EventKind::Applied, api).await;
+
+    let mut bomb = String::from("id: api\nvalues:\n  l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("  l{i}: &l{i} [{refs}]\n"));
+    }
+    let deep = format!("id: api\nvalues:\n  deep: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let huge = format!("id: api\nvalues:\n  blob: \"{}\"\n", "x".repeat(5 * 1024 * 1024));
+    for (name, text, expect) in [
+        ("alias bomb", bomb, "repetition limit"),
+        ("10,000-deep nesting", deep, "recursion limit"),
+        ("5 MiB file", huge, "over the 1048576-byte limit"),
+    ] {
+        let started = std::time::Instant::now();
+        site.write(api, &text);
+        let rejected = site.wait_for(EventKind::Rejected, api).await;
+        eprintln!("{name}: rejected {:?} after the write", started.elapsed());
+        assert!(rejected.message.contains(expect), "{name}: {}", rejected.message);
+        let live = site.coordinator.snapshot();
+        assert_eq!(live.applied.config("api").unwrap().doc.values["a"], 1, "{name}: the last good version stays live");
+    }
+    assert_eq!(site.coordinator.history(Some(api), 10).await.unwrap().len(), 1);
+    site.stop().await;
+}

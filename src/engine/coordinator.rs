@@ -265,7 +265,7 @@ impl Worker {
             })
             .map(|p| FileStatus {
                 path: p.clone(),
-                entity: self.applied.file(p).map(|f| f.subject().to_string()),
+                entity: self.applied.subject_of(p).map(str::to_string),
                 version: self.versions.get(p).copied(),
                 hash: self.applied.hash_of(p).map(str::to_string),
                 state: if self.rejected.contains_key(p) {
