@@ -66,19 +66,16 @@ pub enum RawScalar {
 
 /// Parses an entity-schema document.
 pub fn parse_entity(file: &str, text: &str) -> Result<RawEntity, FileError> {
-    if text.len() > MAX_FILE_BYTES {
-        return Err(FileError::new(
-            file,
-            (1, 1),
-            None,
-            format!("file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", text.len()),
-        ));
-    }
-    serde_yaml::from_str(text).map_err(|e| to_file_error(file, &e))
+    parse_document(file, text)
 }
 
 /// Parses a configuration document.
 pub fn parse_config(file: &str, text: &str) -> Result<RawConfig, FileError> {
+    parse_document(file, text)
+}
+
+/// Size limit first, so an oversized file is never handed to the parser.
+fn parse_document<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, FileError> {
     if text.len() > MAX_FILE_BYTES {
         return Err(FileError::new(
             file,

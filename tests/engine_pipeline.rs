@@ -333,3 +333,40 @@ async fn oversized_files_alias_bombs_and_deep_nesting_are_rejected() {
     assert_eq!(site.coordinator.history(Some(api), 10).await.unwrap().len(), 1);
     site.stop().await;
 }
+
+#[tokio::test]
+async fn events_reach_the_secure_log_and_the_history_chain_detects_tampering() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: text\n"));
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+
+    let log = std::fs::read_to_string(site.dir.path().join("secure.log")).unwrap();
+    let events: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let applied: Vec<(&str, i64)> = events
+        .iter()
+        .filter(|e| e["kind"] == "applied")
+        .map(|e| (e["file"].as_str().unwrap(), e["version"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(applied, [(USER_PATH, 1), (USER_PATH, 2), (ARTICLE_PATH, 1)]);
+    assert!(events.iter().any(|e| e["kind"] == "detected"));
+
+    let store = site.coordinator.store();
+    assert_eq!(store.verify_chain().await, Ok(3));
+    // Editing a recorded row breaks its own hash…
+    exec(&site, "UPDATE marain_history SET actor = 'mallory' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
+        .await;
+    let broken = store.verify_chain().await.unwrap_err();
+    assert!(broken.reason.contains("edited"), "{broken}");
+    exec(&site, "UPDATE marain_history SET actor = 'watcher' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
+        .await;
+    assert_eq!(store.verify_chain().await, Ok(3));
+    // …and deleting one breaks the link of the row after it.
+    exec(&site, "DELETE FROM marain_history WHERE file = 'schemas/user.schema.yaml' AND version = 2").await;
+    let broken = store.verify_chain().await.unwrap_err();
+    assert!(broken.reason.contains("removed"), "{broken}");
+    site.stop().await;
+}

@@ -34,6 +34,7 @@ async fn start(site: &Path, db: &Path, addr: SocketAddr) -> Running {
         assets: site.join("no-assets"),
         debounce_ms: 25,
         env: "dev".into(),
+        secure_log: Some(db.with_file_name("secure.log")),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {

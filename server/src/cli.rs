@@ -27,6 +27,8 @@ pub enum Command {
     /// Show the graded plan that takes one site to another, without a database.
     /// Exit code 0: all SAFE or nothing to do; 1: needs approval; 2: invalid input.
     Plan(PlanArgs),
+    /// List applied versions, or verify the tamper-evident chain of the history.
+    History(HistoryArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -49,6 +51,29 @@ pub struct ServeArgs {
     /// Which `config.<id>.<env>.yaml` files apply.
     #[arg(long, env = "MARAIN_ENV", default_value = "dev")]
     pub env: String,
+    /// Every reload event is appended here as one JSON line.
+    #[arg(long, env = "MARAIN_SECURE_LOG", default_value = "data/secure.log")]
+    pub secure_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub action: Option<HistoryAction>,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/marain.db", global = true)]
+    pub database: String,
+    /// Only this file's versions (site-relative, e.g. schemas/article.schema.yaml).
+    #[arg(long)]
+    pub file: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum HistoryAction {
+    /// Recompute every row's hash and link; exit 0 when intact, 1 at the first
+    /// broken row.
+    Verify,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,6 +5,7 @@ pub mod api;
 pub mod check;
 pub mod cli;
 pub mod content_api;
+pub mod history_cmd;
 pub mod plan_cmd;
 pub mod serve;
 pub mod sse;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
     match cli.command {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Plan(args)) => plan_cmd::run(&args),
+        Some(Command::History(args)) => history_cmd::run(&args).await,
         Some(Command::Serve(args)) => serve::run(args, shutdown).await,
         None => serve::run(cli.serve, shutdown).await,
     }

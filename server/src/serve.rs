@@ -52,6 +52,7 @@ pub async fn serve(
     let mut config = EngineConfig::new(&args.site, &args.database);
     config.debounce = std::time::Duration::from_millis(args.debounce_ms);
     config.env = args.env.clone();
+    config.secure_log = args.secure_log.clone();
     let engine_stop = {
         let mut rx = stop_rx.clone();
         async move {

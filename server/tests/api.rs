@@ -34,6 +34,7 @@ impl Server {
             assets: dir.path().join("assets"),
             debounce_ms: 25,
             env: "dev".into(),
+            secure_log: Some(dir.path().join("secure.log")),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {

@@ -128,3 +128,15 @@ fn plan_of_the_upstream_corpus_creates_every_entity_safely() {
     assert!(pos("schemas/links.schema.yaml") < pos("schemas/user.schema.yaml"));
     assert!(pos("schemas/user.schema.yaml") < pos("schemas/snippet.schema.yaml"));
 }
+
+#[test]
+fn history_verify_on_an_empty_database_is_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("h.db").display());
+    let (code, stdout, stderr) = marain(&["history", "verify", "--database", &url]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("0 history rows, chain intact"), "{stdout}");
+    let (code, stdout, _) = marain(&["history", "--database", &url]);
+    assert_eq!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+}

@@ -63,6 +63,11 @@ impl Coordinator {
             store: store.clone(),
         });
         let mut worker = Worker::new(config.clone(), store, shared.clone());
+        if let Some(path) = &config.secure_log {
+            let log = super::secure_log::SecureLog::open(path)
+                .map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
+            worker.secure_log = Some(log);
+        }
         worker.load_applied().await?;
         worker.rescan().await;
 
@@ -140,6 +145,7 @@ struct Worker {
     waiting_on_others: BTreeSet<String>,
     next_change_id: u64,
     next_seq: u64,
+    secure_log: Option<super::secure_log::SecureLog>,
     last_sync: Option<String>,
 }
 
@@ -160,6 +166,7 @@ impl Worker {
             waiting_on_others: BTreeSet::new(),
             next_change_id: 1,
             next_seq: 1,
+            secure_log: None,
             last_sync: None,
         }
     }
@@ -246,6 +253,9 @@ impl Worker {
         };
         self.next_seq += 1;
         tracing::info!(kind = kind.as_str(), file, message = %event.message, "hot-reload");
+        if let Some(log) = &mut self.secure_log {
+            log.append(&event);
+        }
         // No subscribers is fine: nobody is watching the dashboard.
         let _ = self.shared.events.send(event);
     }

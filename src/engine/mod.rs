@@ -7,6 +7,7 @@ pub mod coordinator;
 pub mod error;
 pub mod events;
 pub mod scan;
+pub mod secure_log;
 pub mod snapshot;
 pub mod store;
 pub mod watcher;
@@ -33,6 +34,9 @@ pub struct EngineConfig {
     /// Selects `config.<id>.<env>.yaml` files; files of other environments are
     /// watched but not applied.
     pub env: String,
+    /// Every event is appended here as one JSON line, for auditors and log
+    /// shippers; `None` keeps events in memory only.
+    pub secure_log: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -43,6 +47,7 @@ impl EngineConfig {
             debounce: Duration::from_millis(25),
             auto_apply_safe: true,
             env: crate::site::DEFAULT_ENV.to_string(),
+            secure_log: None,
         }
     }
 }

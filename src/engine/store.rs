@@ -34,6 +34,14 @@ pub enum StoreError {
     Corrupt { id: i64, message: String },
 }
 
+/// Where the tamper-evident chain of history rows breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("history row {id} breaks the chain: {reason}")]
+pub struct ChainBreak {
+    pub id: i64,
+    pub reason: String,
+}
+
 /// What the history records about one applied version, besides the plan.
 #[derive(Debug, Clone)]
 pub struct VersionRecord {
@@ -186,6 +194,35 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(row_from_sql).collect()
+    }
+
+    /// Walks the history in order and checks every row's hash and its link to the
+    /// row before; returns how many rows are intact, or the first broken one.
+    pub async fn verify_chain(&self) -> Result<usize, ChainBreak> {
+        let rows = sqlx::query("SELECT * FROM marain_history ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| ChainBreak { id: 0, reason: format!("cannot read the history: {e}") })?;
+        let mut prev = String::new();
+        for r in &rows {
+            let row = row_from_sql(r).map_err(|e| ChainBreak { id: r.get("id"), reason: e.to_string() })?;
+            let stored_prev: String = r.get("prev_row_hash");
+            let stored_hash: String = r.get("row_hash");
+            if stored_prev != prev {
+                return Err(ChainBreak {
+                    id: row.id,
+                    reason: "it does not point at the row before it (a row was removed or inserted)".into(),
+                });
+            }
+            if row_hash(&prev, &row) != stored_hash {
+                return Err(ChainBreak {
+                    id: row.id,
+                    reason: "its content does not match its hash (the row was edited)".into(),
+                });
+            }
+            prev = stored_hash;
+        }
+        Ok(rows.len())
     }
 
     /// Column names of `table`, in order; empty when the table does not exist.

@@ -32,7 +32,8 @@ impl TestSite {
         let site = dir.path().join("site");
         std::fs::create_dir_all(site.join("schemas")).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = EngineConfig::new(&site, Self::db_url(dir.path()));
+        let mut config = EngineConfig::new(&site, Self::db_url(dir.path()));
+        config.secure_log = Some(dir.path().join("secure.log"));
         let (coordinator, task) = Coordinator::start(config, async move {
             let _ = stopped.await;
         })
