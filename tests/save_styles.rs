@@ -1,0 +1,129 @@
+//! Every way an editor or a tool saves a file is seen, and applied exactly once;
+//! a storm of files converges to what a fresh start on the same tree gives.
+
+mod support;
+
+use std::io::Write;
+use std::time::Duration;
+
+use marain::engine::EventKind;
+use marain::hash::sha256_hex;
+use support::{TestSite, USER};
+
+const USER_PATH: &str = "schemas/user.schema.yaml";
+
+/// The user schema with optional fields extra_1..=n: each save adds one (SAFE).
+fn with_fields(n: usize) -> String {
+    (1..=n).fold(USER.to_string(), |text, i| format!("{text}  - id: extra_{i}\n    type: text\n"))
+}
+
+/// Applies one save and checks: exactly one new version, and the applied hash is
+/// the hash of what is on disk.
+async fn assert_one_version(site: &mut TestSite, style: &str, save: impl FnOnce(&std::path::Path)) {
+    let before = site.coordinator.history(Some(USER_PATH), 100).await.unwrap().len();
+    let path = site.root().join(USER_PATH);
+    save(&path);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    // Any straggling event of the same save would land within a few debounce periods.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
+    assert_eq!(after.len(), before + 1, "{style}: expected exactly one new version");
+    let disk = std::fs::read(&path).unwrap();
+    assert_eq!(after[0].hash, sha256_hex(&disk), "{style}: applied hash differs from the file");
+    assert_eq!(site.coordinator.snapshot().applied.get(USER_PATH).unwrap().hash, sha256_hex(&disk), "{style}");
+}
+
+#[tokio::test]
+async fn each_save_style_is_applied_exactly_once() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+
+    assert_one_version(&mut site, "atomic rename", |path| {
+        let tmp = path.with_file_name(".user.schema.yaml.tmp");
+        std::fs::write(&tmp, with_fields(1)).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    })
+    .await;
+
+    assert_one_version(&mut site, "truncate and write in two chunks", |path| {
+        let text = with_fields(2);
+        let (head, tail) = text.split_at(text.len() / 2);
+        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
+        f.write_all(head.as_bytes()).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        f.write_all(tail.as_bytes()).unwrap();
+    })
+    .await;
+
+    assert_one_version(&mut site, "sed -i", |path| {
+        // A metadata-only edit: SAFE.
+        let status =
+            std::process::Command::new("sed").arg("-i").arg("s/^name: User$/name: Person/").arg(path).status().unwrap();
+        assert!(status.success());
+    })
+    .await;
+
+    assert_one_version(&mut site, "vim-style backup rename", |path| {
+        let backup = path.with_file_name("user.schema.yaml~");
+        std::fs::rename(path, &backup).unwrap();
+        std::fs::write(path, with_fields(3).replace("name: User\n", "name: Person\n")).unwrap();
+        std::fs::remove_file(&backup).unwrap();
+    })
+    .await;
+    site.stop().await;
+}
+
+/// 500 files written at once, each referring to the one before: whatever order
+/// the events arrive in, the end state is the one a fresh start reaches.
+#[tokio::test]
+async fn a_storm_of_500_files_converges_to_a_fresh_start() {
+    let site = TestSite::start().await;
+    let entity = |i: usize| {
+        let reference = if i == 0 {
+            String::new()
+        } else {
+            format!("  - id: prev\n    type: entity_reference\n    target_entity: e{}\n", i - 1)
+        };
+        format!("id: e{i}\nname: E{i}\nfields:\n  - id: title\n    type: text\n{reference}")
+    };
+    for i in (0..500).rev() {
+        std::fs::write(site.root().join(format!("schemas/e{i}.schema.yaml")), entity(i)).unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = site.coordinator.snapshot();
+        if s.applied.len() == 500 && s.in_sync() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} applied, {} rejected", s.applied.len(), s.rejected.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stormed = site.coordinator.snapshot().applied.state_hash();
+    let dir = site.stop().await;
+
+    // A fresh start on the same tree, with a new database.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(fresh_dir.path().join("site")).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(dir.path().join("site/schemas"))
+        .arg(fresh_dir.path().join("site"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let fresh = TestSite::start_in(fresh_dir).await;
+    assert_eq!(fresh.coordinator.snapshot().applied.state_hash(), stormed);
+    assert!(fresh.coordinator.snapshot().in_sync());
+    let count = |pool| async move {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'content_%'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        n
+    };
+    assert_eq!(count(fresh.coordinator.store().pool()).await, 500);
+    fresh.stop().await;
+}
