@@ -16,6 +16,7 @@ pub mod locate;
 pub mod model;
 pub mod plan;
 pub mod probe;
+pub mod restore;
 pub mod site;
 pub mod site_plan;
 pub mod sql;

@@ -370,3 +370,71 @@ async fn events_reach_the_secure_log_and_the_history_chain_detects_tampering() {
     assert!(broken.reason.contains("removed"), "{broken}");
     site.stop().await;
 }
+
+#[tokio::test]
+async fn rollback_after_a_dropped_field_restores_every_value_and_the_file() {
+    let mut site = TestSite::start().await;
+    let v1 = format!("{USER}  - id: bio\n    type: long_text\n  - id: tags\n    type: text\n    cardinality: -1\n");
+    site.write(USER_PATH, &v1);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    let pool = site.coordinator.store().pool().clone();
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..10_000 {
+        sqlx::query("INSERT INTO content_user (id, username, bio) VALUES (?1, ?2, ?3)")
+            .bind(format!("u{i}"))
+            .bind(format!("user{i}"))
+            .bind(format!("biography number {i}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        if i % 100 == 0 {
+            sqlx::query("INSERT INTO content_user__tags (parent_id, delta, value) VALUES (?1, 0, 'a'), (?1, 1, 'b')")
+                .bind(format!("u{i}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+
+    // v2 drops both fields: BREAKING, approved.
+    site.write(USER_PATH, USER);
+    let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
+    let drop = Approval { actor: "ann".into(), reason: Some("slimming".into()), confirm: Some("user".into()) };
+    site.coordinator.approve(pending.change_id.unwrap(), drop).await.unwrap();
+    let gone: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('content_user') WHERE name = 'bio'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(gone, 0);
+
+    // Roll back to v1: a pending change that re-adds the fields and refills them.
+    let change = site.coordinator.rollback(USER_PATH, 1).await.unwrap();
+    assert_eq!(change.rollback_to, Some(1));
+    assert!(
+        change.plan.sql().iter().any(|s| s.starts_with("UPDATE \"content_user\" SET \"bio\"")),
+        "{:?}",
+        change.plan.sql()
+    );
+    let back = Approval { actor: "bob".into(), reason: Some("we need bios".into()), confirm: Some("user".into()) };
+    let row = site.coordinator.approve(change.id, back).await.unwrap();
+    assert_eq!(row.version, 3);
+
+    let restored: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM content_user WHERE bio = 'biography number ' || substr(id, 2)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(restored, 10_000, "every value is back");
+    let tags: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM content_user__tags").fetch_one(&pool).await.unwrap();
+    assert_eq!(tags, 200);
+
+    // The file on disk says v1 again, and its event is recognised as applied.
+    assert_eq!(std::fs::read_to_string(site.root().join(USER_PATH)).unwrap(), v1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let history = site.coordinator.history(Some(USER_PATH), 10).await.unwrap();
+    assert_eq!(history.len(), 3, "the rewrite made no extra version");
+    assert_eq!(history[0].actor, "bob");
+    assert!(site.coordinator.snapshot().in_sync());
+    site.stop().await;
+}

@@ -27,3 +27,10 @@ pub async fn approve_change(id: u64, reason: Option<String>, confirm: Option<Str
     let row = engine.approve(id, approval).await?;
     Ok(VersionDto::from(&row))
 }
+
+/// Plans a file back to an applied version; the change then waits for approval.
+#[server(prefix = "/_sfn", endpoint = "rollback")]
+pub async fn rollback_to(file: String, version: i64) -> Result<u64, AppError> {
+    let engine = expect_context::<marain::engine::Coordinator>();
+    Ok(engine.rollback(&file, version).await?.id)
+}

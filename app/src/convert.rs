@@ -24,6 +24,7 @@ impl From<&PendingChange> for ChangeDto {
             hazards: c.hazards.iter().map(HazardDto::from).collect(),
             from_version: c.from_version,
             to_hash: c.to_hash.clone(),
+            rollback_to: c.rollback_to,
             created_at: c.created_at.clone(),
             summary: c.summary.clone(),
             diff: c
@@ -119,6 +120,9 @@ impl From<EngineError> for AppError {
             e @ EngineError::NotApprovable { .. } => AppError::NotApprovable(e.to_string()),
             e @ EngineError::Stale { .. } => AppError::Stale(e.to_string()),
             e @ EngineError::ConfirmationRequired { .. } => AppError::ConfirmationRequired(e.to_string()),
+            e @ (EngineError::UnknownVersion { .. } | EngineError::InvalidRollback { .. }) => {
+                AppError::NotApprovable(e.to_string())
+            }
             EngineError::Store(_) => AppError::ApplyFailed(
                 "applying the change failed and was rolled back; the reason is on the file's card".into(),
             ),

@@ -51,6 +51,8 @@ pub struct ChangeDto {
     pub hazards: Vec<HazardDto>,
     pub from_version: Option<i64>,
     pub to_hash: String,
+    /// Set when the change rolls the file back to this version.
+    pub rollback_to: Option<i64>,
     pub created_at: String,
     pub summary: Vec<String>,
     pub diff: Vec<DiffLineDto>,

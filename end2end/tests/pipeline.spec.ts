@@ -84,4 +84,21 @@ test.describe.serial('hot reload from disk to dashboard', () => {
     expect(stored.title).toBe('Hello');
     expect(stored).not.toHaveProperty('body');
   });
+
+  test('rolling back to the previous version brings the dropped data back', async ({ page, request }) => {
+    await page.getByRole('button', { name: `Roll back ${ARTICLE} to version 2` }).click();
+    const card = page.locator(`[data-testid="change-card"][data-file="${ARTICLE}"]`);
+    await expect(card).toBeVisible();
+    await expect(card).toContainText('+ field article.body');
+    await expect(card.locator('.tag')).toHaveText('rollback to v2');
+    await expect(card.getByTestId('sql')).toContainText('UPDATE "content_article" SET "body"');
+    await page.screenshot({ path: 'screenshots/rollback-pending.png', fullPage: true });
+    await card.getByRole('button', { name: 'Approve change' }).click();
+    await expect(page.locator(`.history li[data-file="${ARTICLE}"][data-version="4"]`)).toBeVisible();
+    await expect(page.getByTestId('sync-status')).toHaveAttribute('data-in-sync', 'true');
+
+    const stored = await (await request.get(`${base()}/api/v1/entity/article/a1`)).json();
+    expect(stored.body).toBe('Lots of words');
+    expect(fs.readFileSync(article(), 'utf8')).toContain('  - id: body\n');
+  });
 });

@@ -41,12 +41,14 @@ impl From<EngineError> for ApiError {
             EngineError::ConfirmationRequired { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "confirmation_required"),
             EngineError::Stale { .. } => (StatusCode::CONFLICT, "stale"),
             EngineError::Store(_) => (StatusCode::CONFLICT, "apply_failed"),
+            EngineError::UnknownVersion { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            EngineError::InvalidRollback { .. } => (StatusCode::CONFLICT, "invalid_rollback"),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
         let message = match &e {
             // Database details stay in the server log.
             EngineError::Store(_) => "applying the change failed and was rolled back; see the file's status".into(),
-            EngineError::Watch(_) | EngineError::Io { .. } | EngineError::Stopped => {
+            EngineError::Watch(_) | EngineError::Io { .. } | EngineError::Write { .. } | EngineError::Stopped => {
                 tracing::error!(error = %e, "engine error");
                 "the engine is unavailable".into()
             }
@@ -132,6 +134,21 @@ pub async fn history(
     let rows = state.engine.history(q.file_path.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000)).await?;
     let versions: Vec<VersionDto> = rows.iter().map(VersionDto::from).collect();
     Ok(Json(json!({ "versions": versions })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RollbackBody {
+    pub file: String,
+    pub version: i64,
+}
+
+/// 202 and the pending change; it is approved like any other.
+pub async fn rollback(
+    State(state): State<AppState>,
+    Json(body): Json<RollbackBody>,
+) -> Result<(StatusCode, Json<ChangeSummary>), ApiError> {
+    let change = state.engine.rollback(&body.file, body.version).await?;
+    Ok((StatusCode::ACCEPTED, Json(ChangeDto::from(&change).into())))
 }
 
 pub async fn reload(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

@@ -115,6 +115,7 @@ pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> 
         .route("/api/v1/hot-reload/changes/{id}/approve", post(crate::api::approve))
         .route("/api/v1/hot-reload/history", get(crate::api::history))
         .route("/api/v1/hot-reload/reload", post(crate::api::reload))
+        .route("/api/v1/hot-reload/rollback", post(crate::api::rollback))
         .route("/api/v1/entity/{entity}", get(crate::content_api::list).post(crate::content_api::create))
         .route("/api/v1/entity/{entity}/{id}", get(crate::content_api::get))
         .route("/api/{*rest}", get(crate::api::not_found).post(crate::api::not_found))

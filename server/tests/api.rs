@@ -141,6 +141,20 @@ async fn breaking_change_needs_confirmation_then_lands_in_history() {
     let user: Value = server.client.get(format!("{content}/u1")).send().await.unwrap().json().await.unwrap();
     assert_eq!(user["username"], "ann");
     assert!(user.get("bio").is_none(), "{user}");
+
+    // Roll back to version 1: 202 and a pending change; approving it brings `bio` back.
+    let (code, change) = server.post("/rollback", json!({"file": "schemas/user.schema.yaml", "version": 1})).await;
+    assert_eq!(code, 202, "{change}");
+    let (code, _) = server.post("/rollback", json!({"file": "schemas/user.schema.yaml", "version": 9})).await;
+    assert_eq!(code, 404);
+    let id = change["id"].as_u64().unwrap();
+    let (code, version) =
+        server.post(&format!("/changes/{id}/approve"), json!({"reason": "undo", "confirm": "user"})).await;
+    assert_eq!(code, 200, "{version}");
+    assert_eq!(version["version"], 3);
+    let user: Value = server.client.get(format!("{content}/u1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["bio"], "hi", "{user}");
+    assert_eq!(std::fs::read_to_string(server.site.join("schemas/user.schema.yaml")).unwrap(), USER);
     server.stop().await;
 }
 

@@ -30,6 +30,7 @@ use crate::text_diff::text_diff;
 enum Command {
     Approve { id: u64, approval: Approval, reply: oneshot::Sender<Result<VersionRow, EngineError>> },
     Rescan { reply: oneshot::Sender<()> },
+    Rollback { file: String, version: i64, reply: oneshot::Sender<Result<PendingChange, EngineError>> },
 }
 
 struct Shared {
@@ -94,6 +95,15 @@ impl Coordinator {
     pub async fn approve(&self, id: u64, approval: Approval) -> Result<VersionRow, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Approve { id, approval, reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Plans `file` back to its applied version `version`; the returned change
+    /// waits for approval, and applying it restores dropped data from backups and
+    /// rewrites the file.
+    pub async fn rollback(&self, file: &str, version: i64) -> Result<PendingChange, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Rollback { file: file.to_string(), version, reply })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -202,6 +212,10 @@ impl Worker {
                     Command::Rescan { reply } => {
                         self.rescan().await;
                         let _ = reply.send(());
+                    }
+                    Command::Rollback { file, version, reply } => {
+                        let result = self.rollback(&file, version).await;
+                        let _ = reply.send(result);
                     }
                 },
                 else => break,
@@ -421,6 +435,24 @@ impl Worker {
     async fn gate(&mut self, planned: FileChange) {
         let path = planned.file.clone();
         self.supersede(&path, "the file changed again before approval");
+        let change = self.pending_change(planned, None).await;
+        if change.severity.auto_applies() && self.auto_apply_safe {
+            // A failure is already recorded and announced by apply().
+            let _ = self.apply(change, "watcher", None).await;
+        } else {
+            self.hold(change);
+        }
+    }
+
+    fn hold(&mut self, change: PendingChange) {
+        let message = format!("{} change waits for approval: {}", change.severity, change.summary.join("; "));
+        self.emit(EventKind::Pending, &change.file.clone(), Some(&change), None, message);
+        self.pending.insert(change.file.clone(), change);
+    }
+
+    /// A planned change, probed on the live data, as it waits for a decision.
+    async fn pending_change(&mut self, planned: FileChange, rollback_to: Option<i64>) -> PendingChange {
+        let path = planned.file.clone();
         let probed = self.probed(&planned.plan).await;
         let change = PendingChange {
             id: self.next_change_id,
@@ -438,17 +470,82 @@ impl Worker {
             ),
             new_text: planned.new.as_ref().map(|f| f.text().to_string()),
             plan: planned.plan,
-            file: path.clone(),
+            file: path,
+            rollback_to,
         };
         self.next_change_id += 1;
-        if change.severity.auto_applies() && self.auto_apply_safe {
-            // A failure is already recorded and announced by apply().
-            let _ = self.apply(change, "watcher", None).await;
-        } else {
-            let message = format!("{} change waits for approval: {}", change.severity, change.summary.join("; "));
-            self.emit(EventKind::Pending, &path, Some(&change), None, message);
-            self.pending.insert(path, change);
+        change
+    }
+
+    /// Plans `file` back to its applied version `version`, refilling from backups
+    /// what that brings back; the change waits for approval like any other.
+    async fn rollback(&mut self, file: &str, version: i64) -> Result<PendingChange, EngineError> {
+        let target = self
+            .store
+            .version(file, version)
+            .await?
+            .ok_or_else(|| EngineError::UnknownVersion { file: file.to_string(), version })?;
+        let invalid = |reason: String| EngineError::InvalidRollback { file: file.to_string(), version, reason };
+        let target_file = match &target.yaml {
+            Some(text) => Some(SiteFile::parse(file, text).map_err(|e| invalid(format!("{e:?}")))?),
+            None => None,
+        };
+        let mut site = self.applied.clone();
+        match &target_file {
+            Some(f) => site.insert_file(f.clone()),
+            None => site.remove(file),
         }
+        let problems = site.check();
+        if !problems.is_empty() {
+            let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(invalid(reasons.join("; ")));
+        }
+        let next = self.versions.get(file).copied().unwrap_or(0) + 1;
+        let mut planned =
+            crate::site_plan::plan_file(file, self.applied.file(file).as_ref(), target_file.as_ref(), |_, short| {
+                format!("v{next}_{short}")
+            });
+        // Backups made by the versions being undone, oldest first.
+        let mut later: Vec<VersionRow> =
+            self.store.history(Some(file), i64::MAX).await?.into_iter().filter(|r| r.version > version).collect();
+        later.sort_by_key(|r| r.version);
+        let backups: Vec<String> = later.iter().flat_map(|r| r.backups.iter().cloned()).collect();
+        let items: Vec<_> = planned.graded.items.iter().map(|i| i.item.clone()).collect();
+        crate::restore::add_restore_steps(&mut planned.plan, &items, &backups);
+
+        self.supersede(file, "a rollback was requested");
+        let change = self.pending_change(planned, Some(version)).await;
+        self.hold(change.clone());
+        self.publish();
+        Ok(change)
+    }
+
+    /// Makes the file on disk say what was just applied: temp file, fsync, rename.
+    fn rewrite_file(&mut self, path: &str, text: Option<&str>) -> Result<(), EngineError> {
+        let full = self.root.join(path);
+        let write_err = |source| EngineError::Write { path: path.to_string(), source };
+        match text {
+            Some(text) => {
+                if let Some(dir) = full.parent() {
+                    std::fs::create_dir_all(dir).map_err(write_err)?;
+                }
+                let tmp = full
+                    .with_file_name(format!(".{}.marain-tmp", full.file_name().unwrap_or_default().to_string_lossy()));
+                let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
+                std::io::Write::write_all(&mut f, text.as_bytes()).map_err(write_err)?;
+                f.sync_all().map_err(write_err)?;
+                std::fs::rename(&tmp, &full).map_err(write_err)?;
+                self.seen.insert(path.to_string(), Some(sha256_hex(text.as_bytes())));
+            }
+            None => {
+                match std::fs::remove_file(&full) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_err(e)),
+                    _ => {}
+                }
+                self.seen.insert(path.to_string(), None);
+            }
+        }
+        Ok(())
     }
 
     /// The plan re-graded on the live data; if a probe cannot run (the table is
@@ -516,8 +613,20 @@ impl Worker {
                         self.applied.remove(&change.file);
                     }
                 }
-                let message =
-                    format!("version {} applied ({}): {}", row.version, change.severity, change.summary.join("; "));
+                if change.rollback_to.is_some() {
+                    // The database already holds the change; the file follows it. A
+                    // failure here leaves the file differing from what is applied,
+                    // which the next file event or rescan turns into a change.
+                    if let Err(e) = self.rewrite_file(&change.file, change.new_text.as_deref()) {
+                        tracing::error!(error = %e, "rolled back in the database but could not rewrite the file");
+                    }
+                }
+                let message = match change.rollback_to {
+                    Some(v) => format!("version {} applied: rolled back to version {v}", row.version),
+                    None => {
+                        format!("version {} applied ({}): {}", row.version, change.severity, change.summary.join("; "))
+                    }
+                };
                 self.emit(EventKind::Applied, &change.file, Some(&change), Some(row.version), message);
                 Ok(row)
             }

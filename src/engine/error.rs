@@ -18,6 +18,12 @@ pub enum EngineError {
     ConfirmationRequired { id: u64, expected: String },
     #[error("change {id} was planned from a state of {file} that is no longer applied; it has been re-planned")]
     Stale { id: u64, file: String },
+    #[error("{file} has no applied version {version}")]
+    UnknownVersion { file: String, version: i64 },
+    #[error("rolling {file} back to version {version} is not valid now: {reason}")]
+    InvalidRollback { file: String, version: i64, reason: String },
+    #[error("writing {path}: {source}")]
+    Write { path: String, source: std::io::Error },
     #[error("the engine has stopped")]
     Stopped,
 }

@@ -37,6 +37,9 @@ pub struct PendingChange {
     pub plan: Plan,
     /// The text to record; `None` when the change deletes the file.
     pub new_text: Option<String>,
+    /// Set for a rollback: the version it returns to. Applying it rewrites the
+    /// file on disk, so the files stay the source of truth.
+    pub rollback_to: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -185,6 +185,16 @@ impl Store {
         rows.iter().map(row_from_sql).collect()
     }
 
+    /// The applied version `version` of `file`.
+    pub async fn version(&self, file: &str, version: i64) -> Result<Option<VersionRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM marain_history WHERE file = ?1 AND version = ?2 AND status = 'applied'")
+            .bind(file)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_from_sql).transpose()
+    }
+
     /// History, newest first, optionally of one file.
     pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, StoreError> {
         let rows =

@@ -21,6 +21,7 @@ pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>) -> im
                 <SeverityBadge severity=change.severity.clone() />
                 <h3>{change.file.clone()}</h3>
                 <span class="muted">{from} " → " {short(&change.to_hash)}</span>
+                {change.rollback_to.map(|v| view! { <span class="tag">{format!("rollback to v{v}")}</span> })}
             </header>
             <ul class="summary">
                 {change.summary.iter().map(|s| view! { <li><code>{s.clone()}</code></li> }).collect_view()}

@@ -2,10 +2,14 @@ use leptos::prelude::*;
 
 use super::severity::SeverityBadge;
 use super::time::Timestamp;
+use crate::api::RollbackTo;
 use crate::dto::VersionDto;
 
+/// History, newest first. Every version but a file's newest can be rolled back to.
 #[component]
-pub fn HistoryList(history: Vec<VersionDto>) -> impl IntoView {
+pub fn HistoryList(history: Vec<VersionDto>, rollback: ServerAction<RollbackTo>) -> impl IntoView {
+    let mut seen = std::collections::HashSet::new();
+    let newest: Vec<bool> = history.iter().map(|v| seen.insert(v.file.clone())).collect();
     view! {
         <section aria-labelledby="history-h">
             <h2 id="history-h">"History"</h2>
@@ -16,7 +20,10 @@ pub fn HistoryList(history: Vec<VersionDto>) -> impl IntoView {
                     <ol class="history" data-testid="history">
                         {history
                             .into_iter()
-                            .map(|v| {
+                            .zip(newest)
+                            .map(|(v, is_newest)| {
+                                let label = format!("Roll back {} to version {}", v.file, v.version);
+                                let (file, version) = (v.file.clone(), v.version.to_string());
                                 view! {
                                     <li data-file=v.file.clone() data-version=v.version.to_string()>
                                         <SeverityBadge severity=v.severity.clone() />
@@ -29,7 +36,19 @@ pub fn HistoryList(history: Vec<VersionDto>) -> impl IntoView {
                                             {format!("{} by {} · {} ms · ", v.status, v.actor, v.duration_ms)}
                                             <Timestamp at=v.applied_at.clone() />
                                         </span>
-                                        {v.reason.clone().map(|r| view! { <q>{r}</q> })}
+                                        {v.reason.clone().map(|r| view! { " " <q>{r}</q> })}
+                                        {(!is_newest)
+                                            .then(|| {
+                                                view! {
+                                                    <ActionForm action=rollback attr:class="rollback">
+                                                        <input type="hidden" name="file" value=file />
+                                                        <input type="hidden" name="version" value=version />
+                                                        <button type="submit" class="secondary" aria-label=label>
+                                                            "Roll back to this version"
+                                                        </button>
+                                                    </ActionForm>
+                                                }
+                                            })}
                                     </li>
                                 }
                             })

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{get_dashboard, ApproveChange};
+use crate::api::{get_dashboard, ApproveChange, RollbackTo};
 use crate::components::change_card::ChangeCard;
 use crate::components::feed::Feed;
 use crate::components::files::{FileTable, Problems};
@@ -14,8 +14,16 @@ use crate::live::use_live_feed;
 pub fn Dashboard() -> impl IntoView {
     let live = use_live_feed();
     let approve = ServerAction::<ApproveChange>::new();
-    let data = Resource::new(move || (live.tick.get(), approve.version().get()), |_| get_dashboard());
-    let approve_error = move || approve.value().get().and_then(|r| r.err()).map(|e| e.to_string());
+    let rollback = ServerAction::<RollbackTo>::new();
+    let data = Resource::new(
+        move || (live.tick.get(), approve.version().get(), rollback.version().get()),
+        |_| get_dashboard(),
+    );
+    let approve_error = move || {
+        let approve = approve.value().get().and_then(|r| r.err());
+        let rollback = rollback.value().get().and_then(|r| r.err());
+        approve.or(rollback).map(|e| e.to_string())
+    };
 
     view! {
         <header class="topbar">
@@ -51,7 +59,7 @@ pub fn Dashboard() -> impl IntoView {
                                 </section>
                                 <Problems rejected=d.rejected failed=d.failed />
                                 <FileTable files=d.files />
-                                <HistoryList history=d.history />
+                                <HistoryList history=d.history rollback />
                             }
                                 .into_any()
                         }
