@@ -127,3 +127,18 @@ async fn a_storm_of_500_files_converges_to_a_fresh_start() {
     assert_eq!(count(fresh.coordinator.store().pool()).await, 500);
     fresh.stop().await;
 }
+
+#[tokio::test]
+async fn a_symlink_escaping_the_site_is_refused() {
+    let mut site = TestSite::start().await;
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("evil.schema.yaml");
+    std::fs::write(&target, "id: evil\nname: Evil\nfields:\n  - id: x\n    type: text\n").unwrap();
+    std::os::unix::fs::symlink(&target, site.root().join("schemas/evil.schema.yaml")).unwrap();
+    let rejected = site.wait_for(EventKind::Rejected, "schemas/evil.schema.yaml").await;
+    assert!(rejected.message.contains("symlink points outside the site"), "{}", rejected.message);
+    assert!(site.coordinator.snapshot().applied.entity_file("evil").is_none());
+    let tables = site.coordinator.store().table_columns("content_evil").await.unwrap();
+    assert!(tables.is_empty());
+    site.stop().await;
+}
