@@ -438,3 +438,33 @@ async fn rollback_after_a_dropped_field_restores_every_value_and_the_file() {
     assert!(site.coordinator.snapshot().in_sync());
     site.stop().await;
 }
+
+#[tokio::test]
+async fn drift_is_detected_at_start_up_and_reported_not_repaired() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: text\n"));
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    assert!(site.coordinator.snapshot().drift.is_empty());
+    // Someone edits the database by hand while the server is down.
+    exec(&site, "ALTER TABLE content_user DROP COLUMN bio").await;
+    exec(&site, "ALTER TABLE content_user ADD COLUMN nickname TEXT").await;
+    exec(&site, "CREATE TABLE content_orphan (id TEXT PRIMARY KEY)").await;
+    let dir = site.stop().await;
+
+    let site = TestSite::start_in(dir).await;
+    let snapshot = site.coordinator.snapshot();
+    let found: Vec<(String, String)> = snapshot.drift.iter().map(|d| (d.table.clone(), d.problem.clone())).collect();
+    assert_eq!(
+        found,
+        [
+            ("content_user".to_string(), "column `bio` is missing".to_string()),
+            ("content_user".to_string(), "column `nickname` is in the database but in no schema".to_string()),
+            ("content_orphan".to_string(), "the table exists but no schema defines it".to_string()),
+        ]
+    );
+    assert!(!snapshot.in_sync());
+    // Reported, not repaired: the database is exactly as it was left.
+    let columns = site.coordinator.store().table_columns("content_user").await.unwrap();
+    assert!(columns.contains(&"nickname".to_string()) && !columns.contains(&"bio".to_string()), "{columns:?}");
+    site.stop().await;
+}

@@ -109,6 +109,7 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
         pending: snapshot.pending.iter().map(ChangeDto::from).collect(),
         rejected: snapshot.rejected.iter().map(FileProblemDto::from).collect(),
         failed: snapshot.failed.iter().map(FileProblemDto::from).collect(),
+        drift: snapshot.drift.iter().map(|d| DriftDto { table: d.table.clone(), problem: d.problem.clone() }).collect(),
         history: history.iter().map(VersionDto::from).collect(),
     }
 }

@@ -11,7 +11,15 @@ pub struct DashboardDto {
     pub pending: Vec<ChangeDto>,
     pub rejected: Vec<FileProblemDto>,
     pub failed: Vec<FileProblemDto>,
+    /// Where the database no longer matches the applied files.
+    pub drift: Vec<DriftDto>,
     pub history: Vec<VersionDto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftDto {
+    pub table: String,
+    pub problem: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

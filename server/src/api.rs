@@ -94,7 +94,7 @@ pub async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
         "last_sync": snapshot.last_sync,
         "pending": pending,
         "rejected": rejected,
-        "drift": [],
+        "drift": snapshot.drift,
     }))
 }
 

@@ -153,6 +153,7 @@ struct Worker {
     /// missing, a deletion others depend on): re-checked with every batch, so they
     /// go through as soon as the other file arrives.
     waiting_on_others: BTreeSet<String>,
+    drift: Vec<super::drift::Drift>,
     next_change_id: u64,
     next_seq: u64,
     secure_log: Option<super::secure_log::SecureLog>,
@@ -174,6 +175,7 @@ impl Worker {
             failed: BTreeMap::new(),
             seen: BTreeMap::new(),
             waiting_on_others: BTreeSet::new(),
+            drift: Vec::new(),
             next_change_id: 1,
             next_seq: 1,
             secure_log: None,
@@ -245,6 +247,16 @@ impl Worker {
         paths.extend(self.pending.keys().cloned());
         // `seen` stays: every path is re-read, and only real differences go on.
         self.process(paths).await;
+        match super::drift::detect(&self.store, &self.applied).await {
+            Ok(drift) => {
+                for d in drift.iter().filter(|d| !self.drift.contains(d)) {
+                    tracing::warn!(table = %d.table, problem = %d.problem, "drift: the database differs from the files");
+                }
+                self.drift = drift;
+            }
+            Err(e) => tracing::error!(error = %e, "drift check failed"),
+        }
+        self.publish();
     }
 
     fn emit(
@@ -309,6 +321,7 @@ impl Worker {
             pending: self.pending.values().cloned().collect(),
             rejected: self.rejected.values().flatten().cloned().collect(),
             failed: self.failed.values().cloned().collect(),
+            drift: self.drift.clone(),
             last_sync: self.last_sync.clone(),
         }));
     }

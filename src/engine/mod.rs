@@ -4,6 +4,7 @@
 
 pub mod content;
 pub mod coordinator;
+pub mod drift;
 pub mod error;
 pub mod events;
 pub mod scan;

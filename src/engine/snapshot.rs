@@ -70,11 +70,14 @@ pub struct Snapshot {
     pub rejected: Vec<FileError>,
     /// Files whose change was approved but failed to apply (rolled back).
     pub failed: Vec<FileError>,
+    /// Where the database no longer matches the applied files (checked at start-up
+    /// and on every rescan); reported, never repaired behind anyone's back.
+    pub drift: Vec<super::drift::Drift>,
     pub last_sync: Option<String>,
 }
 
 impl Snapshot {
     pub fn in_sync(&self) -> bool {
-        self.pending.is_empty() && self.rejected.is_empty() && self.failed.is_empty()
+        self.pending.is_empty() && self.rejected.is_empty() && self.failed.is_empty() && self.drift.is_empty()
     }
 }

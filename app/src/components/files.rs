@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::dto::{FileDto, FileProblemDto};
+use crate::dto::{DriftDto, FileDto, FileProblemDto};
 
 #[component]
 pub fn FileTable(files: Vec<FileDto>) -> impl IntoView {
@@ -65,6 +65,25 @@ pub fn Problems(rejected: Vec<FileProblemDto>, failed: Vec<FileProblemDto>) -> i
                 <ul>
                     {rejected.into_iter().map(|p| row("rejected", p)).collect_view()}
                     {failed.into_iter().map(|p| row("failed", p)).collect_view()}
+                </ul>
+            </section>
+        }
+    })
+}
+
+/// The database differs from the applied files: shown, never repaired silently.
+#[component]
+pub fn DriftList(drift: Vec<DriftDto>) -> impl IntoView {
+    (!drift.is_empty()).then(|| {
+        view! {
+            <section aria-labelledby="drift-h" class="problems">
+                <h2 id="drift-h">"Drift: the database differs from the files"</h2>
+                <p class="muted">"Someone changed the database outside Marain. Nothing is repaired automatically."</p>
+                <ul>
+                    {drift
+                        .into_iter()
+                        .map(|d| view! { <li class="problem" data-testid="drift"><code>{d.table}</code> " " {d.problem}</li> })
+                        .collect_view()}
                 </ul>
             </section>
         }

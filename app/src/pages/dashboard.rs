@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::api::{get_dashboard, ApproveChange, RollbackTo};
 use crate::components::change_card::ChangeCard;
 use crate::components::feed::Feed;
-use crate::components::files::{FileTable, Problems};
+use crate::components::files::{DriftList, FileTable, Problems};
 use crate::components::history::HistoryList;
 use crate::components::status::StatusBar;
 use crate::live::use_live_feed;
@@ -58,6 +58,7 @@ pub fn Dashboard() -> impl IntoView {
                                     }}
                                 </section>
                                 <Problems rejected=d.rejected failed=d.failed />
+                                <DriftList drift=d.drift />
                                 <FileTable files=d.files />
                                 <HistoryList history=d.history rollback />
                             }

@@ -1,0 +1,59 @@
+//! Drift: the database's real tables no longer match what the applied files say.
+//! Detected by introspection and reported; never "fixed" silently.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::store::{Store, StoreError};
+use crate::site::Site;
+use crate::sql::{child_table, sqlite};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub table: String,
+    pub problem: String,
+}
+
+/// Compares every table the applied site implies with the database.
+pub async fn detect(store: &Store, site: &Site) -> Result<Vec<Drift>, StoreError> {
+    let mut drift = Vec::new();
+    let actual: BTreeSet<String> =
+        sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'content\\_%' ESCAPE '\\'")
+            .fetch_all(store.pool())
+            .await?
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+    let mut expected = BTreeSet::new();
+    for file in site.files() {
+        let e = &file.entity;
+        let mut tables = vec![(e.table(), sqlite::table_columns(e))];
+        for f in e.fields.iter().filter(|f| !f.cardinality.is_single()) {
+            tables.push((child_table(&e.id, &f.id), vec!["parent_id".into(), "delta".into(), "value".into()]));
+        }
+        for (table, columns) in tables {
+            expected.insert(table.clone());
+            if !actual.contains(&table) {
+                drift.push(Drift { table, problem: format!("the table is missing (it belongs to {})", file.path) });
+                continue;
+            }
+            let real: BTreeSet<String> = store.table_columns(&table).await?.into_iter().collect();
+            let wanted: BTreeSet<String> = columns.into_iter().collect();
+            for c in wanted.difference(&real) {
+                drift.push(Drift { table: table.clone(), problem: format!("column `{c}` is missing") });
+            }
+            for c in real.difference(&wanted) {
+                drift.push(Drift {
+                    table: table.clone(),
+                    problem: format!("column `{c}` is in the database but in no schema"),
+                });
+            }
+        }
+    }
+    for table in actual.difference(&expected) {
+        drift.push(Drift { table: table.clone(), problem: "the table exists but no schema defines it".into() });
+    }
+    Ok(drift)
+}
