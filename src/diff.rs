@@ -216,15 +216,13 @@ pub fn diff_entities(old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> 
 
 /// The old field that new field `nf` continues: the one with its id, or the one it
 /// was `renamed_from` when that id is gone from the new version.
-pub fn source_field<'a>(o: &'a EntitySchema, n: &EntitySchema, nf: &Field) -> Option<&'a Field> {
-    o.field(&nf.id).or_else(|| {
-        let from = nf.renamed_from.as_deref()?;
-        n.field(from).is_none().then(|| o.field(from)).flatten()
-    })
+pub fn source_field<'a>(o: &'a EntitySchema, n: &'a EntitySchema, nf: &Field) -> Option<&'a Field> {
+    Continuations::new(o, n).source(&nf.id)
 }
 
-/// Which new field continues which old one, computed once for a whole entity
-/// (same rule as [`source_field`], without a scan per lookup).
+/// Which new field continues which old one, computed once for a whole entity.
+/// The one place the matching rule lives; prefer it to [`source_field`] when
+/// asking about more than one field.
 pub struct Continuations<'a> {
     source: HashMap<&'a str, &'a Field>,
     successor: HashMap<&'a str, &'a Field>,

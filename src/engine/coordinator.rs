@@ -287,18 +287,13 @@ impl Worker {
     }
 
     fn publish(&mut self) {
-        let mut paths: BTreeSet<&String> = self.versions.keys().collect();
+        // Live files, and files with something to say; a deleted file drops out.
+        let mut paths: BTreeSet<&String> = self.applied.paths().collect();
         paths.extend(self.pending.keys());
         paths.extend(self.rejected.keys());
         paths.extend(self.failed.keys());
         let files = paths
             .into_iter()
-            .filter(|p| {
-                self.applied.hash_of(p).is_some()
-                    || self.pending.contains_key(*p)
-                    || self.rejected.contains_key(*p)
-                    || self.failed.contains_key(*p)
-            })
             .map(|p| FileStatus {
                 path: p.clone(),
                 entity: self.applied.subject_of(p).map(str::to_string),
@@ -481,7 +476,7 @@ impl Worker {
                 planned.old.as_ref().map(SiteFile::text).unwrap_or(""),
                 planned.new.as_ref().map(SiteFile::text).unwrap_or(""),
             ),
-            new_text: planned.new.as_ref().map(|f| f.text().to_string()),
+            new_file: planned.new,
             plan: planned.plan,
             file: path,
             rollback_to,
@@ -518,11 +513,7 @@ impl Worker {
             crate::site_plan::plan_file(file, self.applied.file(file).as_ref(), target_file.as_ref(), |_, short| {
                 format!("v{next}_{short}")
             });
-        // Backups made by the versions being undone, oldest first.
-        let mut later: Vec<VersionRow> =
-            self.store.history(Some(file), i64::MAX).await?.into_iter().filter(|r| r.version > version).collect();
-        later.sort_by_key(|r| r.version);
-        let backups: Vec<String> = later.iter().flat_map(|r| r.backups.iter().cloned()).collect();
+        let backups = self.store.backups_after(file, version).await?;
         let items: Vec<_> = planned.graded.items.iter().map(|i| i.item.clone()).collect();
         crate::restore::add_restore_steps(&mut planned.plan, &items, &backups);
 
@@ -609,7 +600,7 @@ impl Worker {
         let record = VersionRecord {
             file: change.file.clone(),
             hash: change.to_hash.clone(),
-            yaml: change.new_text.clone(),
+            yaml: change.new_text().map(str::to_string),
             actor: actor.to_string(),
             reason,
             applied_at: now_rfc3339(),
@@ -617,20 +608,15 @@ impl Worker {
         match self.store.apply(&change.plan, change.severity, record).await {
             Ok(row) => {
                 self.versions.insert(change.file.clone(), row.version);
-                match &change.new_text {
-                    Some(text) => match SiteFile::parse(&change.file, text) {
-                        Ok(file) => self.applied.insert_file(file),
-                        Err(_) => unreachable!("a planned file was validated"),
-                    },
-                    None => {
-                        self.applied.remove(&change.file);
-                    }
+                match &change.new_file {
+                    Some(file) => self.applied.insert_file(file.clone()),
+                    None => self.applied.remove(&change.file),
                 }
                 if change.rollback_to.is_some() {
                     // The database already holds the change; the file follows it. A
                     // failure here leaves the file differing from what is applied,
                     // which the next file event or rescan turns into a change.
-                    if let Err(e) = self.rewrite_file(&change.file, change.new_text.as_deref()) {
+                    if let Err(e) = self.rewrite_file(&change.file, change.new_text()) {
                         tracing::error!(error = %e, "rolled back in the database but could not rewrite the file");
                     }
                 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::FileError;
 use crate::hazard::{Hazard, Severity};
 use crate::plan::Plan;
-use crate::site::Site;
+use crate::site::{Site, SiteFile};
 use crate::text_diff::DiffLine;
 
 /// A planned change to one file, waiting for a person (or about to be applied).
@@ -35,8 +35,9 @@ pub struct PendingChange {
     /// As statically graded: `severity` and `hazards` above are after probes, and
     /// the apply probes again inside its transaction.
     pub plan: Plan,
-    /// The text to record; `None` when the change deletes the file.
-    pub new_text: Option<String>,
+    /// The file as it will be applied, parsed once when planned; `None` when the
+    /// change deletes the file.
+    pub new_file: Option<SiteFile>,
     /// Set for a rollback: the version it returns to. Applying it rewrites the
     /// file on disk, so the files stay the source of truth.
     pub rollback_to: Option<i64>,
@@ -74,6 +75,13 @@ pub struct Snapshot {
     /// and on every rescan); reported, never repaired behind anyone's back.
     pub drift: Vec<super::drift::Drift>,
     pub last_sync: Option<String>,
+}
+
+impl PendingChange {
+    /// The text to record and write; `None` when the change deletes the file.
+    pub fn new_text(&self) -> Option<&str> {
+        self.new_file.as_ref().map(SiteFile::text)
+    }
 }
 
 impl Snapshot {

@@ -195,6 +195,25 @@ impl Store {
         row.as_ref().map(row_from_sql).transpose()
     }
 
+    /// The backup tables made by `file`'s applied versions after `version`,
+    /// oldest first: what a rollback to `version` restores from.
+    pub async fn backups_after(&self, file: &str, version: i64) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, backups FROM marain_history WHERE file = ?1 AND version > ?2 AND status = 'applied' ORDER BY version",
+        )
+        .bind(file)
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for (id, json) in rows {
+            let names: Vec<String> = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })?;
+            out.extend(names);
+        }
+        Ok(out)
+    }
+
     /// History, newest first, optionally of one file.
     pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, StoreError> {
         let rows =
