@@ -46,7 +46,19 @@ if [ "${1:-}" = "--test" ]; then
     echo "setup: FAILED: no chromium browser could be installed; browser tests cannot run" >&2
     exit 1
   fi
-  # 5. The Playwright runner, from the lock file, without its browser download.
+  # 5. PostgreSQL's server binaries (initdb, pg_ctl): the case table and the
+  #    property tests start a throw-away server from them. No service is enabled.
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    say "installing Debian's PostgreSQL server binaries"
+    if [ "$(id -u)" = 0 ]; then APT=(apt-get); else APT=(sudo apt-get); fi
+    "${APT[@]}" update
+    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y postgresql
+  fi
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "setup: FAILED: no PostgreSQL initdb could be installed; the PostgreSQL tests cannot run" >&2
+    exit 1
+  fi
+  # 6. The Playwright runner, from the lock file, without its browser download.
   if [ ! -x end2end/node_modules/.bin/playwright ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing the Playwright test runner"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -17,6 +17,13 @@ pub enum ChangeItem {
     DropEntity {
         entity: EntitySchema,
     },
+    /// The entity's id changed and it names the old id in `renamed_from`: the
+    /// table (and its child tables) take the new name, rows kept. `entity` is the
+    /// old version, under its old id.
+    RenameEntity {
+        entity: EntitySchema,
+        to: String,
+    },
     /// Name, description or flags edited: recorded, no DDL.
     EntityMetadata {
         entity: String,
@@ -88,6 +95,7 @@ impl ChangeItem {
     pub fn entity(&self) -> &str {
         match self {
             ChangeItem::CreateEntity { entity } | ChangeItem::DropEntity { entity } => &entity.id,
+            ChangeItem::RenameEntity { to, .. } => to,
             ChangeItem::EntityMetadata { entity, .. }
             | ChangeItem::AddField { entity, .. }
             | ChangeItem::DropField { entity, .. }
@@ -117,6 +125,7 @@ impl ChangeItem {
         match self {
             ChangeItem::CreateEntity { entity } => format!("+ entity {} ({} fields)", entity.id, entity.fields.len()),
             ChangeItem::DropEntity { entity } => format!("- entity {}", entity.id),
+            ChangeItem::RenameEntity { entity, to } => format!("~ entity {} renamed to {to}", entity.id),
             ChangeItem::EntityMetadata { entity, keys } => format!("~ entity {entity}: {} edited", keys.join(", ")),
             ChangeItem::AddField { entity, field } => format!("+ field {entity}.{} ({})", field.id, describe(field)),
             ChangeItem::DropField { entity, field } => format!("- field {entity}.{} ({})", field.id, describe(field)),
@@ -201,12 +210,19 @@ fn aspects(old: &Field, new: &Field) -> Vec<FieldAspect> {
 }
 
 /// Diffs two versions of a file's entity; `None` is "no file" (created or deleted).
-/// An entity whose id changed inside a file is dropped and created.
+/// An entity whose id changed inside a file is renamed when the new version says
+/// it was `renamed_from` the old id, and otherwise dropped and created.
 pub fn diff_entities(old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> Vec<ChangeItem> {
     match (old, new) {
         (None, None) => vec![],
         (None, Some(n)) => vec![ChangeItem::CreateEntity { entity: n.clone() }],
         (Some(o), None) => vec![ChangeItem::DropEntity { entity: o.clone() }],
+        (Some(o), Some(n)) if o.id != n.id && n.renamed_from.as_deref() == Some(o.id.as_str()) => {
+            let mut items = vec![ChangeItem::RenameEntity { entity: o.clone(), to: n.id.clone() }];
+            let moved = EntitySchema { id: n.id.clone(), renamed_from: n.renamed_from.clone(), ..o.clone() };
+            items.extend(diff_same_entity(&moved, n));
+            items
+        }
         (Some(o), Some(n)) if o.id != n.id => {
             vec![ChangeItem::DropEntity { entity: o.clone() }, ChangeItem::CreateEntity { entity: n.clone() }]
         }

@@ -52,6 +52,14 @@ fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
             S::Breaking,
             format!("entity `{}` is removed: its table and every row are dropped (backed up first)", entity.id),
         )],
+        ChangeItem::RenameEntity { entity, to } => vec![h(
+            C::EntityRenamed,
+            S::Breaking,
+            format!(
+                "entity `{}` is renamed to `{to}`: table content_{} becomes content_{to}, rows kept; API readers of /api/v1/entity/{} must move to /api/v1/entity/{to}",
+                entity.id, entity.id, entity.id
+            ),
+        )],
         ChangeItem::EntityMetadata { entity, keys } => {
             vec![h(C::MetadataOnly, S::Safe, format!("`{entity}`: {} edited; no database change", keys.join(", ")))]
         }
@@ -97,6 +105,19 @@ fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
                 if !out.contains(&hz) {
                     out.push(hz);
                 }
+            }
+            let moves = old.cardinality.is_single() != new.cardinality.is_single();
+            let reshapes = aspects.iter().any(|a| matches!(a, FieldAspect::Type | FieldAspect::Values | FieldAspect::TargetEntity));
+            if moves && reshapes {
+                out.push(h(
+                    C::NotYetSupported,
+                    S::Blocked,
+                    format!(
+                        "`{entity}.{}` moves between a column and a child table while its type, allowed values or target also change; \
+                         change the cardinality in one edit and the rest in another",
+                        new.id
+                    ),
+                ));
             }
             out
         }

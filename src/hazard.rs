@@ -48,6 +48,7 @@ impl std::fmt::Display for Severity {
 pub enum HazardCode {
     EntityCreated,
     EntityDropped,
+    EntityRenamed,
     MetadataOnly,
     FieldAdded,
     RequiredFieldWithoutDefault,
@@ -79,6 +80,7 @@ impl HazardCode {
         match self {
             HazardCode::EntityCreated => "entity_created",
             HazardCode::EntityDropped => "entity_dropped",
+            HazardCode::EntityRenamed => "entity_renamed",
             HazardCode::MetadataOnly => "metadata_only",
             HazardCode::FieldAdded => "field_added",
             HazardCode::RequiredFieldWithoutDefault => "required_field_without_default",

@@ -14,6 +14,9 @@ pub struct EntitySchema {
     pub versioned: Option<bool>,
     pub recursive: Option<bool>,
     pub cacheable: Option<bool>,
+    /// Rename hint (an extension of this project): the table of entity
+    /// `renamed_from` is renamed, its rows kept, when that entity is gone.
+    pub renamed_from: Option<String>,
     pub fields: Vec<Field>,
 }
 

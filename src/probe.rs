@@ -8,7 +8,7 @@ use crate::diff::{source_field, ChangeItem, FieldAspect};
 use crate::grade::is_widening;
 use crate::hazard::{Hazard, HazardCode, Severity};
 use crate::model::{table_name, Cardinality, EntitySchema, Field, FieldType};
-use crate::sql::{child_table, quote, string_literal};
+use crate::sql::{child_table, postgres, quote, string_literal, Dialect};
 
 /// What a probe's count means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,9 +49,15 @@ pub struct Probe {
     pub counts: String,
 }
 
-/// Probes for one change item. `old` is the entity as the live table has it.
-pub fn probes_for(item: &ChangeItem, old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> Vec<Probe> {
-    let count = |from: &str, filter: &str| format!("SELECT COUNT(*) FROM {}{filter}", quote(from));
+/// Probes for one change item, in `dialect`'s SQL. `old` is the entity as the
+/// live table has it.
+pub fn probes_for(
+    item: &ChangeItem,
+    old: Option<&EntitySchema>,
+    new: Option<&EntitySchema>,
+    dialect: Dialect,
+) -> Vec<Probe> {
+    let count = |from: &str, filter: &str| format!("SELECT COUNT(*) FROM {}{filter}", table_ident(from, dialect));
     let p = |code, kind, sql, counts: String| Probe { code, kind, sql, counts };
     match item {
         ChangeItem::DropEntity { entity } => vec![p(
@@ -95,7 +101,7 @@ pub fn probes_for(item: &ChangeItem, old: Option<&EntitySchema>, new: Option<&En
         ChangeItem::AlterField { entity, new: nf, aspects, .. } => {
             let (Some(o), Some(n)) = (old, new) else { return vec![] };
             let Some(live) = source_field(o, n, nf) else { return vec![] };
-            aspects.iter().filter_map(|a| violation_probe(entity, live, nf, *a)).collect()
+            aspects.iter().filter_map(|a| violation_probe(entity, live, nf, *a, dialect)).collect()
         }
         _ => vec![],
     }
@@ -104,21 +110,40 @@ pub fn probes_for(item: &ChangeItem, old: Option<&EntitySchema>, new: Option<&En
 /// A probe counting rows that the new version of a field would reject. Values
 /// live in the entity table, or in the child table's `value` column for a
 /// multi-valued field.
-fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect) -> Option<Probe> {
+fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect, dialect: Dialect) -> Option<Probe> {
     let multi = !live.cardinality.is_single();
+    if multi && new.cardinality.is_single() && aspect == FieldAspect::Cardinality {
+        let child = child_table(entity, &live.id);
+        return Some(Probe {
+            code: HazardCode::CardinalityChanged,
+            kind: ProbeKind::DeletedValues,
+            sql: format!(
+                "SELECT COUNT(*) - COUNT(DISTINCT {}) FROM {}",
+                quote("parent_id"),
+                table_ident(&child, dialect)
+            ),
+            counts: format!("values of `{}` beyond each row's first are dropped (backed up first)", new.id),
+        });
+    }
     if multi == new.cardinality.is_single() {
-        return None; // Moving between column and child table is not planned yet.
+        return None; // Values moving between a column and a child table are only moved.
     }
     let (table, col, unit) = if multi {
         (child_table(entity, &live.id), quote("value"), "values")
     } else {
         (table_name(entity), quote(&live.column()?), "rows")
     };
+    // Compared with text (allowed values, referenced ids): PostgreSQL compares
+    // typed columns only with their own type.
+    let as_text = match dialect {
+        Dialect::Postgres if postgres::column_type(live.field_type) != "TEXT" => format!("CAST({col} AS TEXT)"),
+        _ => col.clone(),
+    };
     let violations = |code, filter: String, counts: String| {
         Some(Probe {
             code,
             kind: ProbeKind::Violations,
-            sql: format!("SELECT COUNT(*) FROM {} WHERE {filter}", quote(&table)),
+            sql: format!("SELECT COUNT(*) FROM {} WHERE {filter}", table_ident(&table, dialect)),
             counts,
         })
     };
@@ -127,7 +152,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect)
             Cardinality::AtMost(n) if multi => Some(Probe {
                 code: HazardCode::CardinalityChanged,
                 kind: ProbeKind::Violations,
-                sql: format!("SELECT COUNT(DISTINCT {}) FROM {} WHERE {} >= {n}", quote("parent_id"), quote(&table), quote("delta")),
+                sql: format!("SELECT COUNT(DISTINCT {}) FROM {} WHERE {} >= {n}", quote("parent_id"), table_ident(&table, dialect), quote("delta")),
                 counts: format!("rows hold more than {n} values of `{}`", new.id),
             }),
             _ => None,
@@ -139,14 +164,15 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect)
             code: HazardCode::UniqueAdded,
             kind: ProbeKind::Violations,
             sql: format!(
-                "SELECT COUNT(*) FROM (SELECT {col} FROM {} WHERE {col} IS NOT NULL GROUP BY {col} HAVING COUNT(*) > 1)",
-                quote(&table)
+                "SELECT COUNT(*) FROM (SELECT {col} FROM {} WHERE {col} IS NOT NULL GROUP BY {col} HAVING COUNT(*) > 1) AS {}",
+                table_ident(&table, dialect),
+                quote("duplicates")
             ),
             counts: format!("values of `{}` appear more than once", new.id),
         }),
         FieldAspect::Type if !is_widening(live.field_type, new.field_type) => violations(
             HazardCode::TypeNarrowed,
-            format!("{col} IS NOT NULL AND NOT ({})", fits(&col, new.field_type)),
+            format!("{col} IS NOT NULL AND NOT ({})", fits(&col, live.field_type, new.field_type, dialect)),
             format!("{unit} of `{}` do not convert to {}", new.id, new.field_type.as_str()),
         ),
         FieldAspect::Values => {
@@ -154,7 +180,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect)
             let list: Vec<String> = allowed.iter().map(|v| string_literal(v)).collect();
             violations(
                 HazardCode::AllowedValuesChanged,
-                format!("{col} IS NOT NULL AND {col} NOT IN ({})", list.join(", ")),
+                format!("{col} IS NOT NULL AND {as_text} NOT IN ({})", list.join(", ")),
                 format!("{unit} of `{}` are no longer allowed", new.id),
             )
         }
@@ -162,7 +188,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect)
             let target = new.target_entity.as_deref()?;
             violations(
                 HazardCode::TargetChanged,
-                format!("{col} IS NOT NULL AND {col} NOT IN (SELECT {} FROM {})", quote("id"), quote(&table_name(target))),
+                format!("{col} IS NOT NULL AND {as_text} NOT IN (SELECT {} FROM {})", quote("id"), quote(&table_name(target))),
                 format!("{unit} of `{entity}.{}` reference a `{target}` that does not exist", new.id),
             )
         }
@@ -170,8 +196,19 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect)
     }
 }
 
-/// SQLite condition: the value in `col` keeps its meaning as type `t`.
-fn fits(col: &str, t: FieldType) -> String {
+/// A quoted table name; PostgreSQL's are shortened as its DDL shortens them.
+fn table_ident(name: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => quote(name),
+        Dialect::Postgres => postgres::q(name),
+    }
+}
+
+/// Condition: the value in `col` keeps its meaning when converted from `from` to `t`.
+fn fits(col: &str, from: FieldType, t: FieldType, dialect: Dialect) -> String {
+    if dialect == Dialect::Postgres {
+        return postgres::fits(col, from, t);
+    }
     match t {
         FieldType::Integer => format!(
             "typeof({col}) = 'integer' OR (typeof({col}) = 'real' AND {col} = CAST({col} AS INTEGER)) \

@@ -222,6 +222,20 @@ impl Site {
             }
         }
         for f in self.files.values() {
+            let Some(from) = &f.entity.renamed_from else { continue };
+            if let Some(other) = owners.get(from.as_str()) {
+                errors.push(FileError::new(
+                    &f.path,
+                    crate::locate::top_key(&f.text, "renamed_from"),
+                    Some("renamed_from".into()),
+                    format!(
+                        "`{}` is renamed_from `{from}`, but {other} still defines `{from}`; delete that file or drop the hint",
+                        f.entity.id
+                    ),
+                ));
+            }
+        }
+        for f in self.files.values() {
             for (i, field) in f.entity.fields.iter().enumerate() {
                 let Some(target) = &field.target_entity else { continue };
                 if !owners.contains_key(target.as_str()) {

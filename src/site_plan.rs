@@ -1,15 +1,15 @@
 //! Planning a whole site: every file that differs between two sites, in an order
 //! the database accepts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::diff_configs;
-use crate::diff::diff_entities;
+use crate::diff::{diff_entities, ChangeItem, FieldAspect};
 use crate::grade::{grade, GradedChange};
 use crate::hazard::Severity;
-use crate::plan::{plan_change, plan_config, Plan, PlanBinding};
+use crate::plan::{plan_change_in, plan_config, Dialect, ForeignKey, Plan, PlanBinding, PlanContext};
 use crate::site::{Site, SiteFile};
 
 /// One file's change between two sites.
@@ -38,6 +38,16 @@ impl FileChange {
 /// after them in reverse `old` order (referring entities dropped first).
 /// `backup_tag(file, short_hash)` names the backups a file's plan may create.
 pub fn plan_sites(old: &Site, new: &Site, backup_tag: impl Fn(&str, &str) -> String) -> Vec<FileChange> {
+    plan_sites_in(Dialect::Sqlite, old, new, backup_tag)
+}
+
+/// [`plan_sites`] for `dialect`.
+pub fn plan_sites_in(
+    dialect: Dialect,
+    old: &Site,
+    new: &Site,
+    backup_tag: impl Fn(&str, &str) -> String,
+) -> Vec<FileChange> {
     let paths: BTreeSet<&str> = old.paths().chain(new.paths()).map(String::as_str).collect();
     let changed: Vec<&str> = paths.into_iter().filter(|p| old.hash_of(p) != new.hash_of(p)).collect();
     let new_order = new.dependency_order();
@@ -52,18 +62,73 @@ pub fn plan_sites(old: &Site, new: &Site, backup_tag: impl Fn(&str, &str) -> Str
     };
     let mut ordered = changed;
     ordered.sort_by_key(|p| rank(p));
-    ordered
-        .into_iter()
-        .map(|path| plan_file(path, old.file(path).as_ref(), new.file(path).as_ref(), &backup_tag))
-        .collect()
+
+    let entity_at = |site: &Site, path: &str| site.get(path).map(|f| f.entity.id.clone());
+    let renames: BTreeMap<String, String> = ordered
+        .iter()
+        .filter_map(|p| {
+            let (from, to) = (entity_at(old, p)?, new.get(p)?);
+            (to.entity.renamed_from.as_deref() == Some(from.as_str()) && to.entity.id != from)
+                .then(|| (from, to.entity.id.clone()))
+        })
+        .collect();
+    // Entities whose table is gone once its file's plan has run (not renamed).
+    let dropped: Vec<Option<String>> = ordered
+        .iter()
+        .map(|p| entity_at(old, p).filter(|id| entity_at(new, p).as_ref() != Some(id) && !renames.contains_key(id)))
+        .collect();
+    let mut existing: BTreeSet<String> = old.files().map(|f| f.entity.id.clone()).collect();
+    let mut waiting: Vec<ForeignKey> = Vec::new();
+    let mut out = Vec::with_capacity(ordered.len());
+    for (i, path) in ordered.iter().enumerate() {
+        let (was, will_be) = (entity_at(old, path), entity_at(new, path));
+        let mut ctx =
+            PlanContext { dialect, existing: existing.clone(), renames: renames.clone(), ..Default::default() };
+        if let Some(t) = will_be.as_ref().filter(|t| !existing.contains(*t)) {
+            let (now, later) = waiting.into_iter().partition(|fk| fk.target() == t);
+            ctx.waiting = now;
+            waiting = later;
+        }
+        if let Some(x) = &dropped[i] {
+            for y in dropped[i + 1..].iter().flatten().filter(|y| *y != x) {
+                let Some(yf) = old.files().find(|f| f.entity.id == *y) else { continue };
+                ctx.referrers_dropped_later.extend(
+                    yf.entity
+                        .fields
+                        .iter()
+                        .filter(|f| f.target_entity.as_ref() == Some(x))
+                        .map(|f| ForeignKey { entity: y.clone(), field: f.clone() }),
+                );
+            }
+        }
+        let change = plan_file_in(path, old.file(path).as_ref(), new.file(path).as_ref(), &backup_tag, &ctx);
+        waiting.extend(change.plan.deferred.iter().cloned());
+        if let Some(x) = was.filter(|x| will_be.as_ref() != Some(x)) {
+            existing.remove(&x);
+        }
+        existing.extend(will_be);
+        out.push(change);
+    }
+    out
 }
 
-/// Plans one file from `old` to `new` (either may be absent).
+/// Plans one file from `old` to `new` (either may be absent), for SQLite.
 pub fn plan_file(
     path: &str,
     old: Option<&SiteFile>,
     new: Option<&SiteFile>,
     backup_tag: impl Fn(&str, &str) -> String,
+) -> FileChange {
+    plan_file_in(path, old, new, backup_tag, &PlanContext::default())
+}
+
+/// Plans one file from `old` to `new` in the setting `ctx` describes.
+pub fn plan_file_in(
+    path: &str,
+    old: Option<&SiteFile>,
+    new: Option<&SiteFile>,
+    backup_tag: impl Fn(&str, &str) -> String,
+    ctx: &PlanContext,
 ) -> FileChange {
     let is_config = old.or(new).is_some_and(|f| f.config().is_some());
     let graded = if is_config {
@@ -72,7 +137,8 @@ pub fn plan_file(
             new.and_then(SiteFile::config).map(|c| &c.doc),
         ))
     } else {
-        grade(diff_entities(old.and_then(SiteFile::entity), new.and_then(SiteFile::entity)))
+        let items = diff_entities(old.and_then(SiteFile::entity), new.and_then(SiteFile::entity));
+        grade(follow_renames(items, &ctx.renames))
     };
     let base_hash = old.map(|f| f.hash().to_string()).unwrap_or_default();
     let target_hash = new.map(|f| f.hash().to_string()).unwrap_or_default();
@@ -81,7 +147,25 @@ pub fn plan_file(
     let plan = if is_config {
         plan_config(&graded, binding)
     } else {
-        plan_change(old.and_then(SiteFile::entity), new.and_then(SiteFile::entity), &graded, binding)
+        plan_change_in(old.and_then(SiteFile::entity), new.and_then(SiteFile::entity), &graded, binding, ctx)
     };
     FileChange { file: path.to_string(), old: old.cloned(), new: new.cloned(), graded, plan }
+}
+
+/// A reference retargeted from an entity to that entity's new name is no change
+/// to the database: the foreign key follows the renamed table.
+fn follow_renames(items: Vec<ChangeItem>, renames: &BTreeMap<String, String>) -> Vec<ChangeItem> {
+    items
+        .into_iter()
+        .filter_map(|item| match item {
+            ChangeItem::AlterField { entity, old, new, mut aspects }
+                if aspects.contains(&FieldAspect::TargetEntity)
+                    && old.target_entity.as_ref().and_then(|t| renames.get(t)) == new.target_entity.as_ref() =>
+            {
+                aspects.retain(|a| *a != FieldAspect::TargetEntity);
+                (!aspects.is_empty()).then_some(ChangeItem::AlterField { entity, old, new, aspects })
+            }
+            other => Some(other),
+        })
+        .collect()
 }

@@ -44,6 +44,13 @@ pub fn parse_entity_schema(file: &str, text: &str) -> Result<EntitySchema, Vec<F
             format!("entity id `{}` must not contain `__` (reserved for child tables)", raw.id),
         );
     }
+    if let Some(from) = &raw.renamed_from {
+        if let Some(p) = identifier_problem(from) {
+            err(top_key(text, "renamed_from"), "renamed_from".into(), format!("renamed_from {p}"));
+        } else if *from == raw.id {
+            err(top_key(text, "renamed_from"), "renamed_from".into(), "renamed_from names the entity itself".into());
+        }
+    }
     if raw.name.trim().is_empty() {
         err(top_key(text, "name"), "name".into(), "name must not be empty".into());
     }
@@ -79,6 +86,7 @@ pub fn parse_entity_schema(file: &str, text: &str) -> Result<EntitySchema, Vec<F
         versioned: raw.versioned,
         recursive: raw.recursive,
         cacheable: raw.cacheable,
+        renamed_from: raw.renamed_from,
         fields,
     })
 }

@@ -20,6 +20,7 @@ pub struct RawEntity {
     pub versioned: Option<bool>,
     pub recursive: Option<bool>,
     pub cacheable: Option<bool>,
+    pub renamed_from: Option<String>,
     pub fields: Vec<RawField>,
 }
 

@@ -1,6 +1,7 @@
 //! The table of old → new cases under `tests/cases/<name>/{old,new}/schemas/`.
 //!
-//! Every case is graded and planned (snapshot), then run on a real SQLite file:
+//! Every case is graded and planned for each dialect (snapshots), then run on a
+//! real SQLite file and on a throw-away PostgreSQL server:
 //! seed the old state with rows, apply the plan, compare the schema with one built
 //! directly from `new`, check no row or value was lost, then apply the inverse and
 //! expect the old schema and every row back — dropped data restored from backups.
@@ -20,12 +21,14 @@ use std::path::{Path, PathBuf};
 mod support;
 
 use marain::diff::ChangeItem;
+use marain::plan::Dialect;
 use marain::site::{Site, SiteFile};
 use marain::site_plan::FileChange;
 use marain::Severity;
 use serde::Serialize;
-use sqlx::SqliteConnection;
-use support::sqlite_harness::{build, data, open, plan, run, schema, seed};
+use support::case_db::{build_in, CaseDb};
+use support::postgres_harness::PgServer;
+use support::sqlite_harness::{open, plan_in};
 
 fn cases_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
@@ -93,37 +96,43 @@ struct FileSnapshot {
 #[test]
 fn every_case_matches_its_snapshot() {
     let names = case_names();
-    assert!(names.len() >= 40, "only {} cases", names.len());
+    assert!(names.len() >= 60, "only {} cases", names.len());
     for name in names {
         let case = load_case(&name);
-        let snapshot: Vec<FileSnapshot> = plan(&case.old, &case.new)
-            .into_iter()
-            .map(|c| FileSnapshot {
-                severity: c.severity(),
-                items: c.graded.items.iter().map(|i| i.item.summary()).collect(),
-                hazards: c
-                    .plan
-                    .hazards()
-                    .iter()
-                    .map(|h| format!("{} {}: {}", h.severity, h.code.as_str(), h.message))
-                    .collect(),
-                probes: c.plan.probes().into_iter().map(|p| p.sql).collect(),
-                sql: c.plan.sql(),
-                rollback_sql: c.plan.rollback_sql(),
-                foreign_keys_off: c.plan.foreign_keys_off,
-                file: c.file,
-            })
-            .collect();
-        insta::assert_yaml_snapshot!(format!("case__{name}"), snapshot);
+        insta::assert_yaml_snapshot!(format!("case__{name}"), snapshot(&case, Dialect::Sqlite));
+        insta::assert_yaml_snapshot!(format!("case__{name}__postgres"), snapshot(&case, Dialect::Postgres));
     }
+}
+
+fn snapshot(case: &Case, dialect: Dialect) -> Vec<FileSnapshot> {
+    plan_in(dialect, &case.old, &case.new)
+        .into_iter()
+        .map(|c| FileSnapshot {
+            severity: c.severity(),
+            items: c.graded.items.iter().map(|i| i.item.summary()).collect(),
+            hazards: c
+                .plan
+                .hazards()
+                .iter()
+                .map(|h| format!("{} {}: {}", h.severity, h.code.as_str(), h.message))
+                .collect(),
+            probes: c.plan.probes().into_iter().map(|p| p.sql).collect(),
+            sql: c.plan.sql(),
+            rollback_sql: c.plan.rollback_sql(),
+            foreign_keys_off: c.plan.foreign_keys_off,
+            file: c.file,
+        })
+        .collect()
 }
 
 #[test]
 fn planning_a_site_against_itself_is_empty() {
     for name in case_names() {
         let case = load_case(&name);
-        assert!(plan(&case.old, &case.old).is_empty(), "{name}: old → old");
-        assert!(plan(&case.new, &case.new).is_empty(), "{name}: new → new");
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            assert!(plan_in(dialect, &case.old, &case.old).is_empty(), "{name}: old → old");
+            assert!(plan_in(dialect, &case.new, &case.new).is_empty(), "{name}: new → new");
+        }
     }
 }
 
@@ -132,7 +141,11 @@ fn planning_a_site_against_itself_is_empty() {
 fn deleting_steps_are_breaking() {
     for name in case_names() {
         let case = load_case(&name);
-        for change in plan(&case.old, &case.new) {
+        for change in plan_in(Dialect::Sqlite, &case.old, &case.new).into_iter().chain(plan_in(
+            Dialect::Postgres,
+            &case.old,
+            &case.new,
+        )) {
             for step in &change.plan.steps {
                 if !step.backups.is_empty() {
                     let worst = step.hazards.iter().map(|h| h.severity).max().unwrap();
@@ -148,17 +161,17 @@ fn kept_columns(changes: &[FileChange]) -> BTreeMap<(String, String), (String, S
     let mut kept = BTreeMap::new();
     for change in changes {
         let (Some(SiteFile::Schema(old)), Some(SiteFile::Schema(new))) = (&change.old, &change.new) else { continue };
-        if old.entity.id != new.entity.id {
+        if old.entity.id != new.entity.id && new.entity.renamed_from.as_ref() != Some(&old.entity.id) {
             continue;
         }
-        let table = new.entity.table();
+        let (old_table, table) = (old.entity.table(), new.entity.table());
         for nf in &new.entity.fields {
             let Some(of) = marain::diff::source_field(&old.entity, &new.entity, nf) else { continue };
             if of.field_type != nf.field_type {
                 continue;
             }
             if let (Some(oc), Some(nc)) = (of.column(), nf.column()) {
-                kept.insert((table.clone(), oc), (table.clone(), nc));
+                kept.insert((old_table.clone(), oc), (table.clone(), nc));
             }
         }
     }
@@ -166,26 +179,29 @@ fn kept_columns(changes: &[FileChange]) -> BTreeMap<(String, String), (String, S
 }
 
 /// Runs every probe of `plan` on `db` and re-grades it.
-async fn probe(db: &mut SqliteConnection, plan: &mut marain::Plan) -> Result<(), String> {
+async fn probe(db: &mut impl CaseDb, plan: &mut marain::Plan) -> Result<(), String> {
     let mut counts = BTreeMap::new();
     for p in plan.probes() {
-        let n: i64 =
-            sqlx::query_scalar(&p.sql).fetch_one(&mut *db).await.map_err(|e| format!("probe {}: {e}", p.sql))?;
+        let n = db.count(&p.sql).await?;
         counts.insert(p.sql, n);
     }
     plan.regrade(|p| counts.get(&p.sql).copied());
     Ok(())
 }
 
-/// Static and probed severity of the case, for the overview snapshot.
-async fn run_case_on_sqlite(case: &Case) -> Result<(Severity, Severity), String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut db = open(&dir.path().join("case.db")).await;
-    build(&mut db, &case.old).await;
-    seed(&mut db, &case.old, case.options.rows.unwrap_or(3)).await;
-    let schema_before = schema(&mut db).await;
-    let data_before = data(&mut db).await;
-    let mut changes = plan(&case.old, &case.new);
+/// Static and probed severity of the case, for the overview snapshot. `open`
+/// makes a new empty database under the given name.
+async fn run_case<D: CaseDb>(
+    case: &Case,
+    dialect: Dialect,
+    mut open: impl AsyncFnMut(&str) -> D,
+) -> Result<(Severity, Severity), String> {
+    let mut db = open("case").await;
+    build_in(&mut db, dialect, &case.old).await;
+    db.seed(&case.old, case.options.rows.unwrap_or(3)).await;
+    let schema_before = db.schema().await;
+    let data_before = db.data().await;
+    let mut changes = plan_in(dialect, &case.old, &case.new);
     let static_severity = changes.iter().map(FileChange::severity).max().unwrap_or(Severity::Safe);
     if static_severity >= Severity::Blocked {
         return Ok((static_severity, static_severity)); // Nothing may run; the snapshot shows why.
@@ -200,7 +216,7 @@ async fn run_case_on_sqlite(case: &Case) -> Result<(Severity, Severity), String>
 
     let mut failure = None;
     for change in &changes {
-        if let Err(e) = run(&mut db, &change.plan.sql(), change.plan.foreign_keys_off).await {
+        if let Err(e) = db.run(&change.plan.sql(), change.plan.foreign_keys_off, &change.plan.dangling).await {
             failure = Some(e);
             break;
         }
@@ -210,7 +226,7 @@ async fn run_case_on_sqlite(case: &Case) -> Result<(Severity, Severity), String>
         (None, true) => return Ok((static_severity, probed)),
         (Some(_), true) => {
             // Only single-file cases can promise this: each file is one transaction.
-            if changes.len() == 1 && (schema(&mut db).await != schema_before || data(&mut db).await != data_before) {
+            if changes.len() == 1 && (db.schema().await != schema_before || db.data().await != data_before) {
                 return Err("a failed apply changed the database".into());
             }
             return Ok((static_severity, probed));
@@ -219,16 +235,16 @@ async fn run_case_on_sqlite(case: &Case) -> Result<(Severity, Severity), String>
     }
 
     // The schema equals one built directly from `new`.
-    let mut fresh = open(&dir.path().join("fresh.db")).await;
-    build(&mut fresh, &case.new).await;
-    let expected = schema(&mut fresh).await;
-    let actual = schema(&mut db).await;
+    let mut fresh = open("fresh").await;
+    build_in(&mut fresh, dialect, &case.new).await;
+    let expected = fresh.schema().await;
+    let actual = db.schema().await;
     if actual != expected {
         return Err(format!("schema after apply differs from a direct build:\n{}", diff(&expected, &actual)));
     }
 
     // No row lost unless its entity was dropped; every kept value unchanged.
-    let data_after = data(&mut db).await;
+    let data_after = db.data().await;
     let dropped: Vec<String> = changes
         .iter()
         .flat_map(|c| c.graded.items.iter())
@@ -258,15 +274,15 @@ async fn run_case_on_sqlite(case: &Case) -> Result<(Severity, Severity), String>
 
     // The inverse restores the old schema and every value.
     for change in changes.iter().rev() {
-        run(&mut db, &change.plan.rollback_sql(), change.plan.rollback_foreign_keys_off)
+        db.run(&change.plan.rollback_sql(), change.plan.rollback_foreign_keys_off, &change.plan.rollback_dangling)
             .await
             .map_err(|e| format!("rollback failed: {e}"))?;
     }
-    let schema_back = schema(&mut db).await;
+    let schema_back = db.schema().await;
     if schema_back != schema_before {
         return Err(format!("schema after rollback differs from the old one:\n{}", diff(&schema_before, &schema_back)));
     }
-    let data_back = data(&mut db).await;
+    let data_back = db.data().await;
     if data_back != data_before {
         return Err(format!("data after rollback differs:\nbefore {data_before:#?}\nafter {data_back:#?}"));
     }
@@ -281,12 +297,35 @@ fn diff(expected: &BTreeMap<String, Vec<String>>, actual: &BTreeMap<String, Vec<
 
 #[tokio::test]
 async fn every_case_applies_and_rolls_back_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let overview = run_all(Dialect::Sqlite, async |name: &str| {
+        n += 1;
+        open(&dir.path().join(format!("{name}-{n}.db"))).await
+    })
+    .await;
+    insta::assert_yaml_snapshot!("severity_overview", overview);
+}
+
+#[tokio::test]
+async fn every_case_applies_and_rolls_back_on_postgres() {
+    let Some(server) = PgServer::start() else { return };
+    let mut n = 0;
+    let overview = run_all(Dialect::Postgres, async |name: &str| {
+        n += 1;
+        server.database(&format!("{name}_{n}")).await
+    })
+    .await;
+    insta::assert_yaml_snapshot!("severity_overview_postgres", overview);
+}
+
+async fn run_all<D: CaseDb>(dialect: Dialect, mut open: impl AsyncFnMut(&str) -> D) -> BTreeMap<String, String> {
     let mut failures = Vec::new();
     let mut overview = BTreeMap::new();
     let names = case_names();
     for name in &names {
         let case = load_case(name);
-        match run_case_on_sqlite(&case).await {
+        match run_case(&case, dialect, &mut open).await {
             Ok((graded, probed)) if graded == probed => {
                 overview.insert(name.clone(), graded.as_str().to_string());
             }
@@ -297,5 +336,5 @@ async fn every_case_applies_and_rolls_back_on_sqlite() {
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), names.len(), failures.join("\n"));
-    insta::assert_yaml_snapshot!("severity_overview", overview);
+    overview
 }

@@ -1,15 +1,18 @@
 //! Properties of the pure core over generated schemas, and of its plans on a real
-//! SQLite file.
+//! SQLite file and a throw-away PostgreSQL server.
 
 mod support;
 
 use marain::hash::sha256_hex;
 use marain::model::{Cardinality, EntitySchema, Field, FieldType, Literal};
+use marain::plan::Dialect;
 use marain::site::{SchemaFile, Site};
 use marain::validate::parse_entity_schema;
 use marain::Severity;
 use proptest::prelude::*;
-use support::sqlite_harness::{build, data, open, plan, run, schema, seed};
+use support::case_db::{build_in, CaseDb};
+use support::postgres_harness::PgServer;
+use support::sqlite_harness::{open, plan, plan_in};
 
 /// Field ids come from a small pool so two generated versions share most fields.
 const IDS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
@@ -80,6 +83,7 @@ fn entity() -> impl Strategy<Value = EntitySchema> {
             versioned: None,
             recursive: None,
             cacheable: None,
+            renamed_from: None,
             fields,
         })
     })
@@ -139,48 +143,76 @@ proptest! {
     }
 }
 
+/// a → b → a on a real database gives back a's schema and every row and value,
+/// whenever the probes let a → b run at all.
+async fn round_trip<D: CaseDb>(
+    dialect: Dialect,
+    a: &EntitySchema,
+    b: &EntitySchema,
+    mut open: impl AsyncFnMut(&str) -> D,
+) -> Result<(), TestCaseError> {
+    let (sa, sb) = (site(a), site(b));
+    let mut db = open("p").await;
+    build_in(&mut db, dialect, &sa).await;
+    db.seed(&sa, 2).await;
+    let (schema_a, data_a) = (db.schema().await, db.data().await);
+    let mut changes = plan_in(dialect, &sa, &sb);
+    if changes.iter().any(|c| c.severity() >= Severity::Blocked) {
+        return Ok(());
+    }
+    for c in &mut changes {
+        let mut counts = std::collections::BTreeMap::new();
+        for p in c.plan.probes() {
+            counts.insert(p.sql.clone(), db.count(&p.sql).await.map_err(TestCaseError::fail)?);
+        }
+        c.plan.regrade(|p| counts.get(&p.sql).copied());
+    }
+    if changes.iter().any(|c| c.severity() >= Severity::Blocked) {
+        return Ok(());
+    }
+    for c in &changes {
+        db.run(&c.plan.sql(), c.plan.foreign_keys_off, &c.plan.dangling)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("apply: {e}")))?;
+    }
+    let mut fresh = open("fresh").await;
+    build_in(&mut fresh, dialect, &sb).await;
+    prop_assert_eq!(db.schema().await, fresh.schema().await, "a → b differs from a direct build of b");
+    for c in changes.iter().rev() {
+        db.run(&c.plan.rollback_sql(), c.plan.rollback_foreign_keys_off, &c.plan.rollback_dangling)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("rollback: {e}")))?;
+    }
+    prop_assert_eq!(db.schema().await, schema_a);
+    prop_assert_eq!(db.data().await, data_a);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// a → b → a on a real database gives back a's schema and every row and value,
-    /// whenever the probes let a → b run at all.
     #[test]
     fn plans_round_trip_on_sqlite(a in entity(), b in entity()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let (sa, sb) = (site(&a), site(&b));
-            let dir = tempfile::tempdir().unwrap();
-            let mut db = open(&dir.path().join("p.db")).await;
-            build(&mut db, &sa).await;
-            seed(&mut db, &sa, 2).await;
-            let (schema_a, data_a) = (schema(&mut db).await, data(&mut db).await);
-            let mut changes = plan(&sa, &sb);
-            if changes.iter().any(|c| c.severity() >= Severity::Blocked) {
-                return Ok(());
-            }
-            for c in &mut changes {
-                let mut counts = std::collections::BTreeMap::new();
-                for p in c.plan.probes() {
-                    let n: i64 = sqlx::query_scalar(&p.sql).fetch_one(&mut db).await.unwrap();
-                    counts.insert(p.sql, n);
-                }
-                c.plan.regrade(|p| counts.get(&p.sql).copied());
-            }
-            if changes.iter().any(|c| c.severity() >= Severity::Blocked) {
-                return Ok(());
-            }
-            for c in &changes {
-                run(&mut db, &c.plan.sql(), c.plan.foreign_keys_off).await.map_err(|e| TestCaseError::fail(format!("apply: {e}")))?;
-            }
-            let mut fresh = open(&dir.path().join("fresh.db")).await;
-            build(&mut fresh, &sb).await;
-            prop_assert_eq!(schema(&mut db).await, schema(&mut fresh).await, "a → b differs from a direct build of b");
-            for c in changes.iter().rev() {
-                run(&mut db, &c.plan.rollback_sql(), c.plan.rollback_foreign_keys_off).await.map_err(|e| TestCaseError::fail(format!("rollback: {e}")))?;
-            }
-            prop_assert_eq!(schema(&mut db).await, schema_a);
-            prop_assert_eq!(data(&mut db).await, data_a);
-            Ok(())
-        })?;
+        let dir = tempfile::tempdir().unwrap();
+        rt.block_on(round_trip(Dialect::Sqlite, &a, &b, async |name: &str| open(&dir.path().join(format!("{name}.db"))).await))?;
+    }
+}
+
+/// The same property on one throw-away PostgreSQL server, two databases per case.
+#[test]
+fn plans_round_trip_on_postgres() {
+    let Some(server) = PgServer::start() else { return };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let databases = std::cell::Cell::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 32, ..ProptestConfig::default() });
+    let result = runner.run(&(entity(), entity()), |(a, b)| {
+        rt.block_on(round_trip(Dialect::Postgres, &a, &b, async |name: &str| {
+            databases.set(databases.get() + 1);
+            server.database(&format!("{name}_{}", databases.get())).await
+        }))
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }

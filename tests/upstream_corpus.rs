@@ -3,7 +3,12 @@
 
 use std::path::PathBuf;
 
+mod support;
+
+use marain::plan::Dialect;
 use marain::site::Site;
+use support::case_db::{build_in, CaseDb};
+use support::postgres_harness::PgServer;
 
 fn corpus() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/marain-upstream");
@@ -19,9 +24,7 @@ fn corpus() -> Option<PathBuf> {
     None
 }
 
-#[test]
-fn every_upstream_schema_loads_and_plans() {
-    let Some(dir) = corpus() else { return };
+fn upstream_schemas(dir: &std::path::Path) -> Site {
     let mut texts = Vec::new();
     for entry in std::fs::read_dir(dir.join("schemas")).unwrap() {
         let path = entry.unwrap().path();
@@ -31,6 +34,13 @@ fn every_upstream_schema_loads_and_plans() {
     assert_eq!(texts.len(), 5);
     let (site, errors) = Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
     assert!(errors.is_empty(), "{errors:#?}");
+    site
+}
+
+#[test]
+fn every_upstream_schema_loads_and_plans() {
+    let Some(dir) = corpus() else { return };
+    let site = upstream_schemas(&dir);
     let order = site.dependency_order();
     assert_eq!(order.len(), 5);
     let pos = |id: &str| order.iter().position(|x| x == id).unwrap();
@@ -64,4 +74,33 @@ async fn upstream_site_applies_to_sqlite() {
     assert_eq!(store.table_columns("content_user__public_links").await.unwrap(), ["parent_id", "delta", "value"]);
     stop.send(()).unwrap();
     task.await.unwrap();
+}
+
+/// The upstream schemas created on PostgreSQL (the self reference `user.managed_by`
+/// included), then dropped again by the inverse plans.
+#[tokio::test]
+async fn upstream_site_applies_to_postgres() {
+    let Some(dir) = corpus() else { return };
+    let Some(server) = PgServer::start() else { return };
+    let site = upstream_schemas(&dir);
+    let mut db = server.database("upstream").await;
+    build_in(&mut db, Dialect::Postgres, &site).await;
+    db.seed(&site, 3).await;
+    let schema = db.schema().await;
+    assert!(
+        schema["content_user"].iter().any(|f| f.starts_with("column managed_by_id text nullable=NO")),
+        "{schema:#?}"
+    );
+    assert!(
+        schema["content_user"]
+            .iter()
+            .any(|f| f
+                .contains("content_user_managed_by_id_fkey FOREIGN KEY (managed_by_id) REFERENCES content_user(id)"))
+    );
+    assert!(schema.contains_key("content_user__public_links"));
+    let changes = support::sqlite_harness::plan_in(Dialect::Postgres, &Site::default(), &site);
+    for change in changes.iter().rev() {
+        db.run(&change.plan.rollback_sql(), false, &[]).await.unwrap();
+    }
+    assert!(db.schema().await.is_empty());
 }

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use marain::engine::scan::load_site;
-use marain::site_plan::{plan_sites, FileChange};
+use marain::site_plan::{plan_sites_in, FileChange};
 use marain::Severity;
 use serde::Serialize;
 
@@ -43,10 +43,6 @@ fn kind(c: &FileChange) -> &'static str {
 }
 
 pub fn run(args: &PlanArgs) -> ExitCode {
-    if args.dialect == Dialect::Postgres {
-        eprintln!("error: the postgres dialect is not available yet; use --dialect sqlite");
-        return ExitCode::from(2);
-    }
     let mut invalid = false;
     let mut load = |dir: &std::path::Path| {
         if !dir.is_dir() {
@@ -66,7 +62,11 @@ pub fn run(args: &PlanArgs) -> ExitCode {
     if invalid {
         return ExitCode::from(2);
     }
-    let changes = plan_sites(&from, &to, |_, short| format!("plan_{short}"));
+    let dialect = match args.dialect {
+        Dialect::Sqlite => marain::plan::Dialect::Sqlite,
+        Dialect::Postgres => marain::plan::Dialect::Postgres,
+    };
+    let changes = plan_sites_in(dialect, &from, &to, |_, short| format!("plan_{short}"));
     let report = Report {
         severity: changes.iter().map(FileChange::severity).max().unwrap_or(Severity::Safe),
         changes: changes

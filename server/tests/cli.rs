@@ -127,6 +127,23 @@ fn plan_of_the_upstream_corpus_creates_every_entity_safely() {
     let pos = |f: &str| files.iter().position(|x| *x == f).unwrap();
     assert!(pos("schemas/links.schema.yaml") < pos("schemas/user.schema.yaml"));
     assert!(pos("schemas/user.schema.yaml") < pos("schemas/snippet.schema.yaml"));
+
+    let (code, stdout, stderr) = marain(&[
+        "plan",
+        "--from",
+        &empty.path().display().to_string(),
+        "--to",
+        &corpus.display().to_string(),
+        "--dialect",
+        "postgres",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["severity"], "SAFE");
+    let sql = report["changes"].to_string();
+    assert!(sql.contains("TIMESTAMPTZ") && sql.contains("content_user_managed_by_id_fkey"), "{sql}");
 }
 
 #[test]

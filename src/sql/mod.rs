@@ -1,7 +1,28 @@
 //! SQL text for each dialect. Identifiers are validated upstream and still always
 //! quoted here, so a name can never be read as SQL.
 
+pub mod postgres;
 pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+/// Which database a plan's SQL is written for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
 
 /// `"name"`, with embedded quotes doubled.
 pub fn quote(ident: &str) -> String {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod case_db;
+pub mod postgres_harness;
 pub mod sqlite_harness;
 
 use std::path::{Path, PathBuf};

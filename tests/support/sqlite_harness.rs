@@ -4,12 +4,20 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use marain::plan::Dialect;
 use marain::site::Site;
-use marain::site_plan::{plan_sites, FileChange};
+use marain::site_plan::{plan_sites_in, FileChange};
 use sqlx::{Connection, Row, SqliteConnection};
 
+/// Rows by table, then by key, then by column, each value as a literal.
+pub type Data = BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>;
+
 pub fn plan(old: &Site, new: &Site) -> Vec<FileChange> {
-    plan_sites(old, new, |_, short| format!("t_{short}"))
+    plan_in(Dialect::Sqlite, old, new)
+}
+
+pub fn plan_in(dialect: Dialect, old: &Site, new: &Site) -> Vec<FileChange> {
+    plan_sites_in(dialect, old, new, |_, short| format!("t_{short}"))
 }
 
 pub async fn open(path: &Path) -> SqliteConnection {
@@ -22,6 +30,16 @@ pub async fn open(path: &Path) -> SqliteConnection {
 /// Runs statements in one transaction the way the store does; returns the error
 /// text on failure, with the transaction rolled back.
 pub async fn run(conn: &mut SqliteConnection, sql: &[String], foreign_keys_off: bool) -> Result<(), String> {
+    run_leaving(conn, sql, foreign_keys_off, &[]).await
+}
+
+/// [`run`], skipping `dangling` tables in the foreign-key check.
+pub async fn run_leaving(
+    conn: &mut SqliteConnection,
+    sql: &[String],
+    foreign_keys_off: bool,
+    dangling: &[String],
+) -> Result<(), String> {
     if foreign_keys_off {
         sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
     }
@@ -30,9 +48,13 @@ pub async fn run(conn: &mut SqliteConnection, sql: &[String], foreign_keys_off: 
         for statement in sql {
             sqlx::query(statement).execute(&mut *tx).await.map_err(|e| format!("{statement}: {e}"))?;
         }
-        let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *tx).await.map_err(|e| e.to_string())?;
+        let broken: Vec<String> = sqlx::query_scalar("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        let broken: Vec<&String> = broken.iter().filter(|t| !dangling.contains(t)).collect();
         if !broken.is_empty() {
-            return Err(format!("{} foreign key violations", broken.len()));
+            return Err(format!("{} foreign key violations in {broken:?}", broken.len()));
         }
         tx.commit().await.map_err(|e| e.to_string())
     }
@@ -148,7 +170,7 @@ pub fn checks(sql: &str) -> Vec<String> {
 
 /// Every content row, each value in SQLite's own literal form (`quote()`), so
 /// `11`, `11.0` and `'11'` stay distinct.
-pub async fn data(conn: &mut SqliteConnection) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>> {
+pub async fn data(conn: &mut SqliteConnection) -> Data {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'content\\_%' ESCAPE '\\' ORDER BY name",
     )

@@ -1,120 +1,41 @@
-//! Planning: a graded change becomes SQL steps, each with its inverse and hazards.
+//! The SQLite planner.
 //!
 //! SQLite can add, rename and drop simple columns in place. Everything else
-//! (constraints, types, reference columns) goes through SQLite's documented table
-//! rebuild: create the target table under a temporary name, copy the rows, drop
-//! the old table, rename. Every step that deletes data first copies it into a
-//! backup table, and the inverse SQL restores from that copy.
-
-use serde::{Deserialize, Serialize};
+//! (constraints, types, reference columns, values moving between a column and a
+//! child table) goes through SQLite's documented table rebuild: create the target
+//! table under a temporary name, copy the rows, drop the old table, rename.
 
 use std::collections::HashMap;
 
+use super::{renamed_old, ForeignKey, Plan, PlanBinding, PlanContext, Step};
 use crate::diff::{ChangeItem, Continuations, FieldAspect};
 use crate::grade::GradedChange;
-use crate::hazard::{worst, Hazard, HazardCode, Severity};
+use crate::hazard::{Hazard, HazardCode, Severity};
 use crate::model::{EntitySchema, Field, FieldType};
-use crate::probe::{probes_for, regrade, Probe};
-use crate::sql::{backup_table, child_table, quote, rebuild_table, sqlite};
+use crate::sql::{backup_table, child_table, index_name, quote, rebuild_table, sqlite, Dialect};
 
-/// What a plan is bound to: applying it to any other state is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanBinding {
-    /// Hash of the state the plan starts from (the applied file, or "" for none).
-    pub base_hash: String,
-    /// Hash of the state it produces.
-    pub target_hash: String,
-    /// Makes backup-table names unique per applied version.
-    pub backup_tag: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    pub binding: PlanBinding,
-    pub steps: Vec<Step>,
-    /// A table rebuild must run with foreign-key enforcement off, and SQLite only
-    /// switches that outside a transaction; the store checks keys before commit.
-    pub foreign_keys_off: bool,
-    pub rollback_foreign_keys_off: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    pub summary: String,
-    pub sql: Vec<String>,
-    pub rollback_sql: Vec<String>,
-    pub hazards: Vec<Hazard>,
-    /// Backup tables this step fills before deleting data.
-    pub backups: Vec<String>,
-}
-
-impl Plan {
-    pub fn severity(&self) -> Severity {
-        worst(self.steps.iter().flat_map(|s| s.hazards.iter()))
-    }
-
-    pub fn hazards(&self) -> Vec<Hazard> {
-        self.steps.iter().flat_map(|s| s.hazards.iter().cloned()).collect()
-    }
-
-    pub fn sql(&self) -> Vec<String> {
-        self.steps.iter().flat_map(|s| s.sql.iter().cloned()).collect()
-    }
-
-    /// The inverse: steps in reverse order, each step's own inverse SQL.
-    pub fn rollback_sql(&self) -> Vec<String> {
-        self.steps.iter().rev().flat_map(|s| s.rollback_sql.iter().cloned()).collect()
-    }
-
-    /// Every probe the plan's hazards carry, once each.
-    pub fn probes(&self) -> Vec<Probe> {
-        let mut out: Vec<Probe> = Vec::new();
-        for p in self.steps.iter().flat_map(|s| &s.hazards).filter_map(|h| h.probe.as_ref()) {
-            if !out.contains(p) {
-                out.push(p.clone());
-            }
-        }
-        out
-    }
-
-    /// Re-grades every probed hazard with `count(probe)`; a probe without a
-    /// result leaves its hazard as statically graded.
-    pub fn regrade(&mut self, count: impl Fn(&Probe) -> Option<i64>) {
-        for hazard in self.steps.iter_mut().flat_map(|s| s.hazards.iter_mut()) {
-            let Some(probe) = hazard.probe.clone() else { continue };
-            if let Some(n) = count(&probe) {
-                regrade(hazard, &probe, n);
-            }
-        }
-    }
-
-    pub fn backups(&self) -> Vec<String> {
-        self.steps.iter().flat_map(|s| s.backups.iter().cloned()).collect()
-    }
-
-    /// No steps at all: nothing changed.
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-}
-
-/// Plans SQLite DDL taking a file's entity from `old` to `new`.
-pub fn plan_change(
+pub(super) fn plan(
     old: Option<&EntitySchema>,
     new: Option<&EntitySchema>,
     graded: &GradedChange,
     binding: PlanBinding,
+    ctx: &PlanContext,
 ) -> Plan {
-    let graded = &with_probes(graded, old, new);
     let tag = binding.backup_tag.clone();
-    let mut plan = Plan { binding, steps: Vec::new(), foreign_keys_off: false, rollback_foreign_keys_off: false };
+    let mut plan = Plan::new(binding, Dialect::Sqlite);
+    let renamed = graded.items.iter().any(|gi| matches!(gi.item, ChangeItem::RenameEntity { .. }));
+    let moved;
     let modification = match (old, new) {
         (Some(o), Some(n)) if o.id == n.id => Some((o, n)),
+        (Some(o), Some(n)) if renamed => {
+            moved = renamed_old(o, n);
+            Some((&moved, n))
+        }
         _ => None,
     };
     let Some((o, n)) = modification else {
         for gi in &graded.items {
-            plan.steps.push(match &gi.item {
+            let step = match &gi.item {
                 ChangeItem::CreateEntity { entity } => Step {
                     summary: gi.item.summary(),
                     sql: sqlite::create_entity(entity),
@@ -122,58 +43,40 @@ pub fn plan_change(
                     hazards: gi.hazards.clone(),
                     backups: vec![],
                 },
-                ChangeItem::DropEntity { entity } => drop_entity_step(entity, &tag, gi.hazards.clone()),
+                ChangeItem::DropEntity { entity } => {
+                    dangle(&mut plan, entity, ctx);
+                    drop_entity_step(entity, &tag, gi.hazards.clone())
+                }
                 other => unreachable!("entity created or dropped, got {other:?}"),
-            });
+            };
+            plan.steps.push(step);
         }
         return plan;
     };
 
     let mut storage = Vec::new();
     for gi in &graded.items {
-        if storage_effect(&gi.item) {
+        if let ChangeItem::RenameEntity { entity, to } = &gi.item {
+            plan.steps.push(rename_entity_step(entity, to, gi));
+        } else if storage_effect(&gi.item) {
             storage.push(gi);
         } else {
-            plan.steps.push(Step {
-                summary: gi.item.summary(),
-                sql: vec![],
-                rollback_sql: vec![],
-                hazards: gi.hazards.clone(),
-                backups: vec![],
-            });
+            plan.steps.push(Step::record(gi.item.summary(), gi.hazards.clone()));
         }
     }
     if storage.is_empty() {
         return plan;
     }
-    if let Some(gi) = storage.iter().find(|gi| changes_cardinality(&gi.item)) {
-        let mut hazards = gi.hazards.clone();
-        hazards.push(Hazard::new(
-            HazardCode::NotYetSupported,
-            Severity::Blocked,
-            format!(
-                "{}: moving values between a column and a child table is not supported yet; revert this edit",
-                gi.item.summary()
-            ),
-        ));
-        plan.steps.push(Step {
-            summary: gi.item.summary(),
-            sql: vec![],
-            rollback_sql: vec![],
-            hazards,
-            backups: vec![],
-        });
-        return plan;
-    }
     let forward_native = storage.iter().all(|gi| native(&gi.item, Direction::Forward));
     let backward_native = storage.iter().all(|gi| native(&gi.item, Direction::Backward));
     if forward_native {
+        let first = plan.steps.len();
         plan.steps.extend(storage.iter().map(|gi| native_step(&gi.item, gi.hazards.clone(), &tag)));
         if !backward_native {
             // SQLite can do this in place but cannot undo it in place: the inverse
             // is one rebuild back to the old shape, run first when rolling back.
             let inverse = rebuild_step(o, n, vec![], &tag);
-            for step in &mut plan.steps {
+            for step in &mut plan.steps[first..] {
                 step.rollback_sql.clear();
             }
             plan.steps.push(Step {
@@ -194,11 +97,33 @@ pub fn plan_change(
         );
         rebuild.probe = Some(crate::probe::rebuild_probe(&n.id));
         hazards.push(rebuild);
-        plan.steps.push(rebuild_step(o, n, hazards, &tag));
+        let mut step = rebuild_step(o, n, hazards, &tag);
+        step.summary = storage.iter().map(|gi| gi.item.summary()).chain([step.summary]).collect::<Vec<_>>().join("; ");
+        plan.steps.push(step);
         plan.foreign_keys_off = true;
         plan.rollback_foreign_keys_off = true;
     }
     plan
+}
+
+/// A reference cycle deleted in one batch: no order of drops keeps every key
+/// valid between the files' transactions, so keys are off and the tables that
+/// are dropped later (forward) or restored earlier (inverse) are left dangling.
+fn dangle(plan: &mut Plan, e: &EntitySchema, ctx: &PlanContext) {
+    if !ctx.referrers_dropped_later.is_empty() {
+        plan.foreign_keys_off = true;
+        plan.dangling.extend(ctx.referrers_dropped_later.iter().map(ForeignKey::table));
+    }
+    let gone_targets: Vec<ForeignKey> = e
+        .fields
+        .iter()
+        .map(|f| ForeignKey { entity: e.id.clone(), field: f.clone() })
+        .filter(|fk| !fk.target().is_empty() && fk.target() != e.id && !ctx.existing.contains(fk.target()))
+        .collect();
+    if !gone_targets.is_empty() {
+        plan.rollback_foreign_keys_off = true;
+        plan.rollback_dangling.extend(gone_targets.iter().map(ForeignKey::table));
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -207,34 +132,34 @@ enum Direction {
     Backward,
 }
 
-/// A configuration change: no SQL, one recorded step per change item; the engine
-/// applies it to the live state.
-pub fn plan_config(graded: &GradedChange, binding: PlanBinding) -> Plan {
-    let steps = graded
-        .items
-        .iter()
-        .map(|gi| Step {
-            summary: gi.item.summary(),
-            sql: vec![],
-            rollback_sql: vec![],
-            hazards: gi.hazards.clone(),
-            backups: vec![],
-        })
-        .collect();
-    Plan { binding, steps, foreign_keys_off: false, rollback_foreign_keys_off: false }
-}
-
-/// Gives each hazard the probe that settles it, if there is one.
-fn with_probes(graded: &GradedChange, old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> GradedChange {
-    let mut graded = graded.clone();
-    for gi in &mut graded.items {
-        for probe in probes_for(&gi.item, old, new) {
-            if let Some(h) = gi.hazards.iter_mut().find(|h| h.code == probe.code && h.probe.is_none()) {
-                h.probe = Some(probe);
+/// Renames the entity's table and child tables. SQLite rewrites the references
+/// other tables hold; indexes carry the entity's name, so they are recreated.
+fn rename_entity_step(old: &EntitySchema, to: &str, gi: &crate::grade::GradedItem) -> Step {
+    let renamed = EntitySchema { id: to.to_string(), ..old.clone() };
+    let sql_for = |a: &EntitySchema, b: &EntitySchema| {
+        let mut sql = vec![format!("ALTER TABLE {} RENAME TO {}", quote(&a.table()), quote(&b.table()))];
+        for f in &a.fields {
+            if !f.cardinality.is_single() {
+                sql.push(format!(
+                    "ALTER TABLE {} RENAME TO {}",
+                    quote(&child_table(&a.id, &f.id)),
+                    quote(&child_table(&b.id, &f.id))
+                ));
+            }
+            if f.indexed && f.cardinality.is_single() {
+                sql.push(format!("DROP INDEX {}", quote(&index_name(&a.id, &f.id))));
+                sql.extend(sqlite::create_index(&b.id, f));
             }
         }
+        sql
+    };
+    Step {
+        summary: gi.item.summary(),
+        sql: sql_for(old, &renamed),
+        rollback_sql: sql_for(&renamed, old),
+        hazards: gi.hazards.clone(),
+        backups: vec![],
     }
-    graded
 }
 
 fn storage_effect(item: &ChangeItem) -> bool {
@@ -243,10 +168,6 @@ fn storage_effect(item: &ChangeItem) -> bool {
         ChangeItem::AlterField { aspects, .. } => aspects.iter().any(|a| !a.is_metadata()),
         _ => true,
     }
-}
-
-fn changes_cardinality(item: &ChangeItem) -> bool {
-    matches!(item, ChangeItem::AlterField { old, new, .. } if old.cardinality.is_single() != new.cardinality.is_single())
 }
 
 /// SQLite refuses DROP COLUMN on reference and UNIQUE columns.
@@ -464,7 +385,7 @@ fn rebuild_sql(to: &EntitySchema, source: impl Fn(&Field) -> Option<String>) -> 
 fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &str) -> Step {
     let entity = &n.id;
     let mut sql = Vec::new();
-    let mut rollback = Vec::new();
+    let mut after_rebuild = Vec::new();
     let mut backups = Vec::new();
     let mut restore_children = Vec::new();
     let mut undo_children = Vec::new();
@@ -487,13 +408,32 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
             backups.push(bk);
         }
     }
-    for nf in n.fields.iter().filter(|f| !f.cardinality.is_single()) {
-        match links.source(&nf.id) {
-            None => {
+    for nf in &n.fields {
+        let Some(of) = links.source(&nf.id) else {
+            if !nf.cardinality.is_single() {
                 sql.push(sqlite::create_child_table(entity, nf));
                 undo_children.push(drop_child(entity, nf));
             }
-            Some(of) => {
+            continue;
+        };
+        match (of.cardinality.is_single(), nf.cardinality.is_single()) {
+            (true, true) => {}
+            // One → many: the column's values become each row's first value.
+            (true, false) => {
+                sql.push(sqlite::create_child_table(entity, nf));
+                sql.push(move_into_child(entity, of, nf));
+                restore_children.push(drop_child(entity, nf));
+            }
+            // Many → one: the first value stays, the child table is backed up.
+            (false, true) => {
+                let (bk, copy) = backup_child(tag, entity, of);
+                sql.push(copy);
+                after_rebuild.push(drop_child(entity, of));
+                undo_children.push(sqlite::create_child_table(entity, of));
+                undo_children.push(restore_child(&bk, entity, of));
+                backups.push(bk);
+            }
+            (false, false) => {
                 let renamed = of.id != nf.id;
                 let (a, b) = (quote(&child_table(entity, &of.id)), quote(&child_table(entity, &nf.id)));
                 if renamed {
@@ -512,12 +452,22 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
             }
         }
     }
-    sql.extend(rebuild_sql(n, |nf| links.source(&nf.id).and_then(Field::column).map(|c| quote(&c))));
+    sql.extend(rebuild_sql(n, |nf| {
+        let of = links.source(&nf.id)?;
+        match of.column() {
+            Some(c) => Some(quote(&c)),
+            None => Some(first_value(entity, of)),
+        }
+    }));
+    sql.extend(after_rebuild);
 
-    rollback.extend(undo_children);
+    let mut rollback = undo_children;
     rollback.extend(rebuild_sql(o, |of| {
         if let Some(nf) = links.successor(&of.id) {
-            return nf.column().map(|c| quote(&c));
+            return Some(match nf.column() {
+                Some(c) => quote(&c),
+                None => first_value(entity, nf),
+            });
         }
         let bk = dropped_columns.get(of.id.as_str())?;
         let col = quote(&of.column()?);
@@ -531,4 +481,32 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     rollback.extend(restore_children);
 
     Step { summary: format!("~ rebuild table content_{entity}"), sql, rollback_sql: rollback, hazards, backups }
+}
+
+/// The first value (lowest delta) of multi-valued field `f` for the row of the
+/// entity table being copied.
+fn first_value(entity: &str, f: &Field) -> String {
+    format!(
+        "(SELECT {v} FROM {c} WHERE {c}.{p} = {t}.{id} ORDER BY {d} LIMIT 1)",
+        v = quote("value"),
+        c = quote(&child_table(entity, &f.id)),
+        p = quote("parent_id"),
+        t = table(entity),
+        id = quote("id"),
+        d = quote("delta"),
+    )
+}
+
+/// Copies single-valued `of`'s column into `nf`'s child table as each row's value 0.
+fn move_into_child(entity: &str, of: &Field, nf: &Field) -> String {
+    let col = quote(&of.column().expect("single-valued"));
+    format!(
+        "INSERT INTO {} ({}, {}, {}) SELECT {}, 0, {col} FROM {} WHERE {col} IS NOT NULL",
+        quote(&child_table(entity, &nf.id)),
+        quote("parent_id"),
+        quote("delta"),
+        quote("value"),
+        quote("id"),
+        table(entity),
+    )
 }

@@ -1,0 +1,238 @@
+//! Planning: a graded change becomes SQL steps, each with its inverse and hazards.
+//!
+//! One planner per dialect: [`sqlite`] works around SQLite's limited ALTER TABLE
+//! with table rebuilds, [`postgres`] alters in place. Both obey the same rules:
+//! every step carries its hazards and its inverse, and every step that deletes
+//! data first copies it into a backup table that the inverse restores from.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::grade::GradedChange;
+use crate::hazard::{worst, Hazard, Severity};
+use crate::model::{EntitySchema, Field};
+use crate::probe::{probes_for, regrade, Probe};
+pub use crate::sql::Dialect;
+
+/// What a plan is bound to: applying it to any other state is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanBinding {
+    /// Hash of the state the plan starts from (the applied file, or "" for none).
+    pub base_hash: String,
+    /// Hash of the state it produces.
+    pub target_hash: String,
+    /// Makes backup-table names unique per applied version.
+    pub backup_tag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub binding: PlanBinding,
+    #[serde(default)]
+    pub dialect: Dialect,
+    pub steps: Vec<Step>,
+    /// A table rebuild must run with foreign-key enforcement off, and SQLite only
+    /// switches that outside a transaction; the store checks keys before commit.
+    pub foreign_keys_off: bool,
+    pub rollback_foreign_keys_off: bool,
+    /// Foreign keys this plan could not add because their target table does not
+    /// exist yet (a reference cycle created in one batch, on PostgreSQL): the plan
+    /// creating the target adds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<ForeignKey>,
+    /// Tables whose references may point at a table this plan drops, because a
+    /// later plan of the same batch drops them too (a reference cycle deleted at
+    /// once, on SQLite): the foreign-key check before commit skips them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dangling: Vec<String>,
+    /// The same for the inverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_dangling: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub summary: String,
+    pub sql: Vec<String>,
+    pub rollback_sql: Vec<String>,
+    pub hazards: Vec<Hazard>,
+    /// Backup tables this step fills before deleting data.
+    pub backups: Vec<String>,
+}
+
+impl Step {
+    /// A step that only records: no SQL.
+    pub fn record(summary: String, hazards: Vec<Hazard>) -> Self {
+        Step { summary, sql: vec![], rollback_sql: vec![], hazards, backups: vec![] }
+    }
+}
+
+/// A reference field whose foreign key belongs to another file's plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// The entity holding the reference.
+    pub entity: String,
+    pub field: Field,
+}
+
+impl ForeignKey {
+    pub fn target(&self) -> &str {
+        self.field.target_entity.as_deref().unwrap_or_default()
+    }
+
+    /// The table holding the reference: the entity table or the field's child table.
+    pub fn table(&self) -> String {
+        match self.field.cardinality.is_single() {
+            true => crate::model::table_name(&self.entity),
+            false => crate::sql::child_table(&self.entity, &self.field.id),
+        }
+    }
+}
+
+/// What a file's plan needs to know about the rest of the site.
+#[derive(Debug, Clone, Default)]
+pub struct PlanContext {
+    pub dialect: Dialect,
+    /// Entities whose tables exist just before this plan runs. PostgreSQL checks a
+    /// foreign key's target when the key is added.
+    pub existing: BTreeSet<String>,
+    /// Foreign keys of tables created earlier in the batch that waited for this
+    /// file's entity to exist.
+    pub waiting: Vec<ForeignKey>,
+    /// Foreign keys pointing at this file's entity from tables that are dropped
+    /// later in the batch: they must go before this table does.
+    pub referrers_dropped_later: Vec<ForeignKey>,
+    /// Entities renamed in the same batch (old id → new id): a reference that
+    /// follows its target's rename needs no DDL, the key follows the table.
+    pub renames: BTreeMap<String, String>,
+}
+
+impl PlanContext {
+    pub fn new(dialect: Dialect) -> Self {
+        PlanContext { dialect, ..PlanContext::default() }
+    }
+}
+
+impl Plan {
+    pub fn new(binding: PlanBinding, dialect: Dialect) -> Self {
+        Plan {
+            binding,
+            dialect,
+            steps: Vec::new(),
+            foreign_keys_off: false,
+            rollback_foreign_keys_off: false,
+            deferred: Vec::new(),
+            dangling: Vec::new(),
+            rollback_dangling: Vec::new(),
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        worst(self.steps.iter().flat_map(|s| s.hazards.iter()))
+    }
+
+    pub fn hazards(&self) -> Vec<Hazard> {
+        self.steps.iter().flat_map(|s| s.hazards.iter().cloned()).collect()
+    }
+
+    pub fn sql(&self) -> Vec<String> {
+        self.steps.iter().flat_map(|s| s.sql.iter().cloned()).collect()
+    }
+
+    /// The inverse: steps in reverse order, each step's own inverse SQL.
+    pub fn rollback_sql(&self) -> Vec<String> {
+        self.steps.iter().rev().flat_map(|s| s.rollback_sql.iter().cloned()).collect()
+    }
+
+    /// Every probe the plan's hazards carry, once each.
+    pub fn probes(&self) -> Vec<Probe> {
+        let mut out: Vec<Probe> = Vec::new();
+        for p in self.steps.iter().flat_map(|s| &s.hazards).filter_map(|h| h.probe.as_ref()) {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
+    /// Re-grades every probed hazard with `count(probe)`; a probe without a
+    /// result leaves its hazard as statically graded.
+    pub fn regrade(&mut self, count: impl Fn(&Probe) -> Option<i64>) {
+        for hazard in self.steps.iter_mut().flat_map(|s| s.hazards.iter_mut()) {
+            let Some(probe) = hazard.probe.clone() else { continue };
+            if let Some(n) = count(&probe) {
+                regrade(hazard, &probe, n);
+            }
+        }
+    }
+
+    pub fn backups(&self) -> Vec<String> {
+        self.steps.iter().flat_map(|s| s.backups.iter().cloned()).collect()
+    }
+
+    /// No steps at all: nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// Plans SQLite DDL taking a file's entity from `old` to `new`.
+pub fn plan_change(
+    old: Option<&EntitySchema>,
+    new: Option<&EntitySchema>,
+    graded: &GradedChange,
+    binding: PlanBinding,
+) -> Plan {
+    plan_change_in(old, new, graded, binding, &PlanContext::default())
+}
+
+/// Plans DDL in `ctx`'s dialect taking a file's entity from `old` to `new`.
+pub fn plan_change_in(
+    old: Option<&EntitySchema>,
+    new: Option<&EntitySchema>,
+    graded: &GradedChange,
+    binding: PlanBinding,
+    ctx: &PlanContext,
+) -> Plan {
+    let graded = &with_probes(graded, old, new, ctx.dialect);
+    match ctx.dialect {
+        Dialect::Sqlite => sqlite::plan(old, new, graded, binding, ctx),
+        Dialect::Postgres => postgres::plan(graded, binding, ctx),
+    }
+}
+
+/// A configuration change: no SQL, one recorded step per change item; the engine
+/// applies it to the live state.
+pub fn plan_config(graded: &GradedChange, binding: PlanBinding) -> Plan {
+    let mut plan = Plan::new(binding, Dialect::default());
+    plan.steps = graded.items.iter().map(|gi| Step::record(gi.item.summary(), gi.hazards.clone())).collect();
+    plan
+}
+
+/// Gives each hazard the probe that settles it, if there is one.
+fn with_probes(
+    graded: &GradedChange,
+    old: Option<&EntitySchema>,
+    new: Option<&EntitySchema>,
+    dialect: Dialect,
+) -> GradedChange {
+    let mut graded = graded.clone();
+    for gi in &mut graded.items {
+        for probe in probes_for(&gi.item, old, new, dialect) {
+            if let Some(h) = gi.hazards.iter_mut().find(|h| h.code == probe.code && h.probe.is_none()) {
+                h.probe = Some(probe);
+            }
+        }
+    }
+    graded
+}
+
+/// The old entity as it stands after an entity rename in the same plan: the
+/// table has the new name, the fields are still the old ones.
+fn renamed_old(old: &EntitySchema, new: &EntitySchema) -> EntitySchema {
+    EntitySchema { id: new.id.clone(), renamed_from: None, ..old.clone() }
+}

@@ -1,0 +1,66 @@
+//! One interface over the real databases the case table runs on.
+
+#![allow(async_fn_in_trait)]
+
+use std::collections::BTreeMap;
+
+use marain::plan::Dialect;
+use marain::site::Site;
+use sqlx::{PgConnection, SqliteConnection};
+
+use super::sqlite_harness::Data;
+use super::{postgres_harness as pg, sqlite_harness as lite};
+
+pub trait CaseDb {
+    /// Runs statements in one transaction; the error text on failure. Keys of
+    /// `dangling` tables may point at dropped tables (SQLite only).
+    async fn run(&mut self, sql: &[String], foreign_keys_off: bool, dangling: &[String]) -> Result<(), String>;
+    async fn schema(&mut self) -> BTreeMap<String, Vec<String>>;
+    async fn data(&mut self) -> Data;
+    async fn seed(&mut self, site: &Site, rows: usize);
+    /// A probe's single integer.
+    async fn count(&mut self, sql: &str) -> Result<i64, String>;
+}
+
+impl CaseDb for SqliteConnection {
+    async fn run(&mut self, sql: &[String], foreign_keys_off: bool, dangling: &[String]) -> Result<(), String> {
+        lite::run_leaving(self, sql, foreign_keys_off, dangling).await
+    }
+    async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
+        lite::schema(self).await
+    }
+    async fn data(&mut self) -> Data {
+        lite::data(self).await
+    }
+    async fn seed(&mut self, site: &Site, rows: usize) {
+        lite::seed(self, site, rows).await
+    }
+    async fn count(&mut self, sql: &str) -> Result<i64, String> {
+        sqlx::query_scalar(sql).fetch_one(self).await.map_err(|e| format!("probe {sql}: {e}"))
+    }
+}
+
+impl CaseDb for PgConnection {
+    async fn run(&mut self, sql: &[String], _: bool, _: &[String]) -> Result<(), String> {
+        pg::run(self, sql).await
+    }
+    async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
+        pg::schema(self).await
+    }
+    async fn data(&mut self) -> Data {
+        pg::data(self).await
+    }
+    async fn seed(&mut self, site: &Site, rows: usize) {
+        pg::seed(self, site, rows).await
+    }
+    async fn count(&mut self, sql: &str) -> Result<i64, String> {
+        sqlx::query_scalar(sql).fetch_one(self).await.map_err(|e| format!("probe {sql}: {e}"))
+    }
+}
+
+/// Creates `site` from nothing, as a fresh start would.
+pub async fn build_in(db: &mut impl CaseDb, dialect: Dialect, site: &Site) {
+    for change in lite::plan_in(dialect, &Site::default(), site) {
+        db.run(&change.plan.sql(), change.plan.foreign_keys_off, &[]).await.unwrap();
+    }
+}

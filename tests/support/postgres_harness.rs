@@ -1,0 +1,278 @@
+//! A throw-away PostgreSQL server started from the installed `initdb`/`pg_ctl`,
+//! and the same schema/data read-back as the SQLite harness, for the case table.
+//!
+//! PostgreSQL refuses to run as root; when the tests run as root the cluster is
+//! owned by, and started as, the `postgres` system user.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use marain::model::FieldType;
+use marain::site::Site;
+use sqlx::{Connection, PgConnection, Row};
+
+use super::sqlite_harness::Data;
+
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    run_as: Option<String>,
+}
+
+/// The newest installed server's binaries, or `MARAIN_PG_BIN`.
+pub fn pg_bin() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("MARAIN_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+impl PgServer {
+    /// Starts a server, or `None` when PostgreSQL is not installed. Under
+    /// `CI=true` a missing installation is a failure, not a skip.
+    pub fn start() -> Option<PgServer> {
+        let Some(bin) = pg_bin() else {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "PostgreSQL is not installed (needed under CI=true)");
+            eprintln!("skipping: no PostgreSQL under /usr/lib/postgresql (set MARAIN_PG_BIN)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let run_as = is_root().then(|| "postgres".to_string());
+        if let Some(user) = &run_as {
+            chmod(dir.path(), 0o777);
+            let status = Command::new("chown").arg(user).arg(dir.path()).status().unwrap();
+            assert!(status.success(), "chown {user} {}", dir.path().display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = PgServer { dir, bin, port, run_as };
+        let data = server.data_dir();
+        server.run(
+            "initdb",
+            &["-D", data.to_str().unwrap(), "-U", "marain", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            server.dir.path().display()
+        );
+        let log = server.dir.path().join("server.log");
+        server
+            .run("pg_ctl", &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &options, "-w", "start"]);
+        Some(server)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let output = match &self.run_as {
+            Some(user) => Command::new("runuser").args(["-u", user, "--"]).arg(&exe).args(args).output(),
+            None => Command::new(&exe).args(args).output(),
+        }
+        .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+        assert!(
+            output.status.success(),
+            "{tool} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://marain@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A new, empty database.
+    pub async fn database(&self, name: &str) -> PgConnection {
+        let mut admin = PgConnection::connect(&self.url("postgres")).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
+        admin.close().await.unwrap();
+        PgConnection::connect(&self.url(name)).await.unwrap()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let data = self.data_dir();
+        let exe = self.bin.join("pg_ctl");
+        let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"];
+        let _ = match &self.run_as {
+            Some(user) => Command::new("runuser").args(["-u", user, "--"]).arg(&exe).args(args).output(),
+            None => Command::new(&exe).args(args).output(),
+        };
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Runs statements in one transaction the way the store does; on failure the
+/// transaction is rolled back and the error text returned.
+pub async fn run(conn: &mut PgConnection, sql: &[String]) -> Result<(), String> {
+    let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
+    for statement in sql {
+        sqlx::query(statement).execute(&mut *tx).await.map_err(|e| format!("{statement}: {e}"))?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
+async fn content_tables(conn: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'content\\_%' ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap()
+}
+
+/// Tables, columns (type, nullability, default), constraints by name with their
+/// definition and validity, and indexes, order-independent.
+pub async fn schema(conn: &mut PgConnection) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for table in content_tables(conn).await {
+        let mut facts = Vec::new();
+        for c in sqlx::query(
+            "SELECT column_name::text, data_type::text, is_nullable::text, column_default::text \
+             FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1",
+        )
+        .bind(&table)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        {
+            facts.push(format!(
+                "column {} {} nullable={} default={:?}",
+                c.get::<String, _>(0),
+                c.get::<String, _>(1),
+                c.get::<String, _>(2),
+                c.get::<Option<String>, _>(3)
+            ));
+        }
+        for c in sqlx::query(
+            "SELECT conname::text, pg_get_constraintdef(oid), convalidated FROM pg_constraint \
+             WHERE conrelid = (SELECT oid FROM pg_class WHERE relname = $1 AND relnamespace = 'public'::regnamespace)",
+        )
+        .bind(&table)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        {
+            facts.push(format!(
+                "constraint {} {} validated={}",
+                c.get::<String, _>(0),
+                c.get::<String, _>(1),
+                c.get::<bool, _>(2)
+            ));
+        }
+        for i in sqlx::query(
+            "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1",
+        )
+        .bind(&table)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        {
+            facts.push(format!("index {} {}", i.get::<String, _>(0), i.get::<String, _>(1)));
+        }
+        facts.sort();
+        out.insert(table, facts);
+    }
+    out
+}
+
+/// Every content row, each value as PostgreSQL's text form, quoted (`NULL` for null).
+pub async fn data(conn: &mut PgConnection) -> Data {
+    let mut out = BTreeMap::new();
+    for table in content_tables(conn).await {
+        let cols: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind(&table)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let key = if cols.contains(&"id".to_string()) {
+            "\"id\"".to_string()
+        } else {
+            "\"parent_id\" || '#' || \"delta\"".to_string()
+        };
+        let select: Vec<String> =
+            cols.iter().map(|c| format!("COALESCE(quote_literal(\"{c}\"::text), 'NULL')")).collect();
+        let rows = sqlx::query(&format!("SELECT {key}, {} FROM \"{table}\"", select.join(", ")))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let mut by_key = BTreeMap::new();
+        for r in rows {
+            let mut values = BTreeMap::new();
+            for (i, c) in cols.iter().enumerate() {
+                values.insert(c.clone(), r.get::<String, _>(i + 1));
+            }
+            by_key.insert(r.get::<String, _>(0), values);
+        }
+        out.insert(table, by_key);
+    }
+    out
+}
+
+/// The same rows as the SQLite harness seeds, in PostgreSQL's literals. Foreign
+/// keys are not enforced while seeding (rows may reference rows seeded later).
+pub async fn seed(conn: &mut PgConnection, site: &Site, rows: usize) {
+    sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    for file in site.files() {
+        let e = &file.entity;
+        for i in 0..rows {
+            let id = format!("{}-{i}", e.id);
+            let mut cols = vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into()];
+            let mut vals =
+                vec![format!("'{id}'"), "'2026-01-01 00:00:00+00'".into(), "'2026-01-02 00:00:00+00'".into()];
+            for f in &e.fields {
+                let value = match (&f.field_type, &f.values, &f.target_entity) {
+                    (_, Some(allowed), _) => format!("'{}'", allowed[i % allowed.len()]),
+                    (FieldType::EntityReference, _, Some(t)) => format!("'{t}-{i}'"),
+                    (FieldType::Integer, ..) => (i * 10 + 1).to_string(),
+                    (FieldType::Float, ..) => format!("{}.5", i),
+                    (FieldType::Boolean, ..) => (i % 2 == 1).to_string(),
+                    (FieldType::Datetime, ..) => format!("'2026-02-0{}T10:00:00Z'", i % 9 + 1),
+                    _ => format!("'{}-{}-{i}'", e.id, f.id),
+                };
+                match f.column() {
+                    Some(c) => {
+                        cols.push(format!("\"{c}\""));
+                        vals.push(value);
+                    }
+                    None => {
+                        for delta in 0..2 {
+                            let child = marain::sql::postgres::q(&format!("content_{}__{}", e.id, f.id));
+                            let sql = format!(
+                                "INSERT INTO {child} (parent_id, delta, value) VALUES ('{id}', {delta}, {value})"
+                            );
+                            sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                        }
+                    }
+                }
+            }
+            let sql = format!("INSERT INTO \"{}\" ({}) VALUES ({})", e.table(), cols.join(", "), vals.join(", "));
+            sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    sqlx::query("SET session_replication_role = DEFAULT").execute(&mut *conn).await.unwrap();
+}
