@@ -2,8 +2,9 @@
 //! `cargo bench --bench plan` prints the timings (target: ≤ 1 ms for 200 fields).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use marain::plan::Dialect;
 use marain::site::Site;
-use marain::site_plan::plan_sites;
+use marain::site_plan::plan_sites_in;
 
 const TYPES: [&str; 6] = ["text", "long_text", "integer", "float", "boolean", "datetime"];
 
@@ -33,11 +34,14 @@ fn site(files: usize, fields: usize, variant: usize) -> Site {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("diff_grade_plan");
-    for (files, fields) in [(1, 200), (1000, 20)] {
-        let (a, b) = (site(files, fields, 0), site(files, fields, 1));
-        group.bench_with_input(BenchmarkId::new(format!("{files}_files"), fields), &(a, b), |bench, (a, b)| {
-            bench.iter(|| plan_sites(a, b, |_, s| s.to_string()))
-        });
+    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+        for (files, fields) in [(1, 200), (1000, 20)] {
+            let (a, b) = (site(files, fields, 0), site(files, fields, 1));
+            let id = BenchmarkId::new(format!("{}/{files}_files", dialect.as_str()), fields);
+            group.bench_with_input(id, &(a, b), |bench, (a, b)| {
+                bench.iter(|| plan_sites_in(dialect, a, b, |_, s| s.to_string()))
+            });
+        }
     }
     group.finish();
 

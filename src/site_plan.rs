@@ -82,8 +82,13 @@ pub fn plan_sites_in(
     let mut out = Vec::with_capacity(ordered.len());
     for (i, path) in ordered.iter().enumerate() {
         let (was, will_be) = (entity_at(old, path), entity_at(new, path));
-        let mut ctx =
-            PlanContext { dialect, existing: existing.clone(), renames: renames.clone(), ..Default::default() };
+        let mut ctx = PlanContext {
+            dialect,
+            existing: &existing,
+            waiting: Vec::new(),
+            referrers_dropped_later: Vec::new(),
+            renames: &renames,
+        };
         if let Some(t) = will_be.as_ref().filter(|t| !existing.contains(*t)) {
             let (now, later) = waiting.into_iter().partition(|fk| fk.target() == t);
             ctx.waiting = now;
@@ -91,7 +96,7 @@ pub fn plan_sites_in(
         }
         if let Some(x) = &dropped[i] {
             for y in dropped[i + 1..].iter().flatten().filter(|y| *y != x) {
-                let Some(yf) = old.files().find(|f| f.entity.id == *y) else { continue };
+                let Some(yf) = old.entity_file(y) else { continue };
                 ctx.referrers_dropped_later.extend(
                     yf.entity
                         .fields
@@ -119,7 +124,7 @@ pub fn plan_file(
     new: Option<&SiteFile>,
     backup_tag: impl Fn(&str, &str) -> String,
 ) -> FileChange {
-    plan_file_in(path, old, new, backup_tag, &PlanContext::default())
+    plan_file_in(path, old, new, backup_tag, &PlanContext::alone(Dialect::Sqlite))
 }
 
 /// Plans one file from `old` to `new` in the setting `ctx` describes.
@@ -138,7 +143,7 @@ pub fn plan_file_in(
         ))
     } else {
         let items = diff_entities(old.and_then(SiteFile::entity), new.and_then(SiteFile::entity));
-        grade(follow_renames(items, &ctx.renames))
+        grade(follow_renames(items, ctx.renames))
     };
     let base_hash = old.map(|f| f.hash().to_string()).unwrap_or_default();
     let target_hash = new.map(|f| f.hash().to_string()).unwrap_or_default();

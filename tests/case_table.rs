@@ -1,4 +1,4 @@
-//! The table of old → new cases under `tests/cases/<name>/{old,new}/schemas/`.
+//! The table of old → new cases under `tests/cases/<name>/{old,new}/{schemas,config}/`.
 //!
 //! Every case is graded and planned for each dialect (snapshots), then run on a
 //! real SQLite file and on a throw-away PostgreSQL server:
@@ -47,10 +47,11 @@ fn case_names() -> Vec<String> {
 
 fn load_site(dir: &Path) -> Site {
     let mut texts = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir.join("schemas")) {
+    for kind in ["schemas", "config"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(kind)) else { continue };
         for entry in entries {
             let path = entry.unwrap().path();
-            let rel = format!("schemas/{}", path.file_name().unwrap().to_string_lossy());
+            let rel = format!("{kind}/{}", path.file_name().unwrap().to_string_lossy());
             texts.push((rel, std::fs::read_to_string(&path).unwrap()));
         }
     }

@@ -130,15 +130,21 @@ proptest! {
         }
     }
 
-    /// parse → validate → diff → plan never panics, whatever the bytes.
+    /// parse → validate → diff → plan never panics, whatever the bytes, as a
+    /// schema or as a config file, in either dialect.
     #[test]
-    fn arbitrary_text_never_panics(text in "\\PC{0,400}", yamlish in "(id: [a-z_]{1,6}\\n|name: [A-Za-z ]{0,8}\\n|fields:\\n|  - id: [a-z]{1,5}\\n|    type: [a-z_]{3,16}\\n|    required: (true|false|maybe)\\n|    cardinality: -?[0-9]{1,3}\\n|    default: [a-z0-9.]{0,4}\\n|&a \\[\\*a\\]\\n){0,16}") {
-        for t in [&text, &yamlish] {
+    fn arbitrary_text_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600), text in "\\PC{0,400}", yamlish in "(id: [a-z_]{1,6}\\n|name: [A-Za-z ]{0,8}\\n|fields:\\n|  - id: [a-z]{1,5}\\n|    type: [a-z_]{3,16}\\n|    required: (true|false|maybe)\\n|    cardinality: -?[0-9]{1,3}\\n|    default: [a-z0-9.]{0,4}\\n|&a \\[\\*a\\]\\n){0,16}") {
+        let lossy = String::from_utf8_lossy(&bytes).into_owned();
+        for t in [&lossy, &text, &yamlish] {
             if let Ok(e) = parse_entity_schema("schemas/x.schema.yaml", t) {
                 let s = site(&e);
-                let _ = plan(&Site::default(), &s);
-                let _ = plan(&s, &Site::default());
+                for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+                    let _ = plan_in(dialect, &Site::default(), &s);
+                    let _ = plan_in(dialect, &s, &Site::default());
+                }
             }
+            let (configs, _) = Site::from_texts([("config/config.x.yaml", t.as_str())]);
+            let _ = plan(&Site::default(), &configs);
         }
     }
 }

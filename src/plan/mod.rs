@@ -93,13 +93,14 @@ impl ForeignKey {
     }
 }
 
-/// What a file's plan needs to know about the rest of the site.
-#[derive(Debug, Clone, Default)]
-pub struct PlanContext {
+/// What a file's plan needs to know about the rest of the site. Borrowed, so a
+/// batch of a thousand files does not copy the site's sets a thousand times.
+#[derive(Debug, Clone)]
+pub struct PlanContext<'a> {
     pub dialect: Dialect,
     /// Entities whose tables exist just before this plan runs. PostgreSQL checks a
     /// foreign key's target when the key is added.
-    pub existing: BTreeSet<String>,
+    pub existing: &'a BTreeSet<String>,
     /// Foreign keys of tables created earlier in the batch that waited for this
     /// file's entity to exist.
     pub waiting: Vec<ForeignKey>,
@@ -108,12 +109,22 @@ pub struct PlanContext {
     pub referrers_dropped_later: Vec<ForeignKey>,
     /// Entities renamed in the same batch (old id → new id): a reference that
     /// follows its target's rename needs no DDL, the key follows the table.
-    pub renames: BTreeMap<String, String>,
+    pub renames: &'a BTreeMap<String, String>,
 }
 
-impl PlanContext {
-    pub fn new(dialect: Dialect) -> Self {
-        PlanContext { dialect, ..PlanContext::default() }
+static NO_ENTITIES: BTreeSet<String> = BTreeSet::new();
+static NO_RENAMES: BTreeMap<String, String> = BTreeMap::new();
+
+impl PlanContext<'static> {
+    /// A file planned on its own: nothing known about the rest of the site.
+    pub fn alone(dialect: Dialect) -> Self {
+        PlanContext {
+            dialect,
+            existing: &NO_ENTITIES,
+            waiting: Vec::new(),
+            referrers_dropped_later: Vec::new(),
+            renames: &NO_RENAMES,
+        }
     }
 }
 
@@ -187,7 +198,7 @@ pub fn plan_change(
     graded: &GradedChange,
     binding: PlanBinding,
 ) -> Plan {
-    plan_change_in(old, new, graded, binding, &PlanContext::default())
+    plan_change_in(old, new, graded, binding, &PlanContext::alone(Dialect::Sqlite))
 }
 
 /// Plans DDL in `ctx`'s dialect taking a file's entity from `old` to `new`.

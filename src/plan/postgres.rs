@@ -45,7 +45,7 @@ pub(super) fn plan(graded: &GradedChange, binding: PlanBinding, ctx: &PlanContex
 }
 
 struct Planner<'a> {
-    ctx: &'a PlanContext,
+    ctx: &'a PlanContext<'a>,
     tag: &'a str,
     deferred: &'a mut Vec<ForeignKey>,
 }
