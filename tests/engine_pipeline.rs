@@ -468,3 +468,51 @@ async fn drift_is_detected_at_start_up_and_reported_not_repaired() {
     assert!(columns.contains(&"nickname".to_string()) && !columns.contains(&"bio".to_string()), "{columns:?}");
     site.stop().await;
 }
+
+/// An entity renamed with `renamed_from`, and the reference to it retargeted in
+/// the same save burst: the table is renamed with its rows, the reference needs
+/// no DDL, and the content API serves the rows under the new name.
+#[tokio::test]
+async fn entity_rename_keeps_rows_and_references_follow() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    exec(&site, "INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    exec(&site, "INSERT INTO content_article (id, title, author_id) VALUES ('a1', 'Hello', 'u1')").await;
+
+    let member = USER.replace("id: user\n", "id: member\nrenamed_from: user\n");
+    site.write(USER_PATH, &member);
+    site.write(ARTICLE_PATH, &ARTICLE.replace("target_entity: user", "target_entity: member"));
+    let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
+    let id = pending.change_id.unwrap();
+    let mut change = None;
+    for _ in 0..200 {
+        change = site.coordinator.snapshot().pending.iter().find(|c| c.id == id).cloned();
+        if change.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let change = change.expect("the pending change is published");
+    assert_eq!(change.severity, marain::Severity::Breaking);
+    assert_eq!(change.plan.sql(), ["ALTER TABLE \"content_user\" RENAME TO \"content_member\""]);
+    let approval = Approval { actor: "ann".into(), reason: Some("new name".into()), confirm: Some("member".into()) };
+    site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+
+    let pool = site.coordinator.store().pool().clone();
+    let name: String =
+        sqlx::query_scalar("SELECT username FROM content_member WHERE id = 'u1'").fetch_one(&pool).await.unwrap();
+    assert_eq!(name, "ann");
+    let target: String = sqlx::query_scalar("SELECT \"table\" FROM pragma_foreign_key_list('content_article')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(target, "content_member");
+    let article_history = site.coordinator.history(Some(ARTICLE_PATH), 10).await.unwrap();
+    assert_eq!(article_history.len(), 2, "the retargeted reference is a recorded version");
+    assert!(article_history[0].sql.is_empty(), "{:?}", article_history[0].sql);
+    assert!(site.coordinator.snapshot().in_sync());
+    site.stop().await;
+}
