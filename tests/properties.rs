@@ -189,8 +189,35 @@ async fn round_trip<D: CaseDb>(
             .await
             .map_err(|e| TestCaseError::fail(format!("rollback: {e}")))?;
     }
-    prop_assert_eq!(db.schema().await, schema_a);
+    prop_assert_eq!(db.schema().await, schema_a.clone());
     prop_assert_eq!(db.data().await, data_a);
+
+    // Forward again on a fresh database, then plan(b, a) — a forward plan, not
+    // the inverse — must arrive at a's schema whenever its probes let it run.
+    let mut again = open("again").await;
+    build_in(&mut again, dialect, &sa).await;
+    again.seed(&sa, 2).await;
+    for c in &changes {
+        again.run(&c.plan.sql(), c.plan.foreign_keys_off, &c.plan.dangling).await.map_err(TestCaseError::fail)?;
+    }
+    let mut back = plan_in(dialect, &sb, &sa);
+    for c in &mut back {
+        let mut counts = std::collections::BTreeMap::new();
+        for p in c.plan.probes() {
+            counts.insert(p.sql.clone(), again.count(&p.sql).await.map_err(TestCaseError::fail)?);
+        }
+        c.plan.regrade(|p| counts.get(&p.sql).copied());
+    }
+    if back.iter().any(|c| c.severity() >= Severity::Blocked) {
+        return Ok(());
+    }
+    for c in &back {
+        again
+            .run(&c.plan.sql(), c.plan.foreign_keys_off, &c.plan.dangling)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("b → a: {e}")))?;
+    }
+    prop_assert_eq!(again.schema().await, schema_a, "plan(b, a) does not arrive at a");
     Ok(())
 }
 
