@@ -32,22 +32,44 @@ pub async fn create(
     Path(entity): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let _gate = state.engine.content_gate().await;
     let schema = state.engine.live_entity(&entity)?;
-    let Value::Object(input) = body else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "the body must be a JSON object".into(),
-        ));
-    };
-    let stored = content::create(state.engine.store(), &schema, &input).await?;
+    let stored = content::create(state.engine.store(), &schema, &object(body)?).await?;
     Ok((StatusCode::CREATED, Json(stored)))
+}
+
+fn object(body: Value) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(input) => Ok(input),
+        _ => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "the body must be a JSON object".into())),
+    }
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path((entity, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let _gate = state.engine.content_gate().await;
+    let schema = state.engine.live_entity(&entity)?;
+    Ok(Json(content::update(state.engine.store(), &schema, &id, &object(body)?).await?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let _gate = state.engine.content_gate().await;
+    let schema = state.engine.live_entity(&entity)?;
+    content::delete(state.engine.store(), &schema, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Path((entity, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    let _gate = state.engine.content_gate().await;
     let schema = state.engine.live_entity(&entity)?;
     Ok(Json(content::get(state.engine.store(), &schema, &id).await?))
 }
@@ -63,6 +85,7 @@ pub async fn list(
     Path(entity): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
+    let _gate = state.engine.content_gate().await;
     let schema = state.engine.live_entity(&entity)?;
     let (limit, offset) = (page.limit.unwrap_or(50).clamp(1, 500), page.offset.unwrap_or(0).max(0));
     let (items, total) = content::list(state.engine.store(), &schema, limit, offset).await?;

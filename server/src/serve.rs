@@ -117,7 +117,10 @@ pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> 
         .route("/api/v1/hot-reload/reload", post(crate::api::reload))
         .route("/api/v1/hot-reload/rollback", post(crate::api::rollback))
         .route("/api/v1/entity/{entity}", get(crate::content_api::list).post(crate::content_api::create))
-        .route("/api/v1/entity/{entity}/{id}", get(crate::content_api::get))
+        .route(
+            "/api/v1/entity/{entity}/{id}",
+            get(crate::content_api::get).put(crate::content_api::update).delete(crate::content_api::delete),
+        )
         .route("/api/{*rest}", get(crate::api::not_found).post(crate::api::not_found))
         .with_state(state.clone());
     let engine = state.engine.clone();

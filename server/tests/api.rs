@@ -249,3 +249,116 @@ async fn content_is_validated_against_the_live_schema() {
     assert_eq!(resp.status().as_u16(), 404);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn content_can_be_replaced_and_deleted() {
+    let server = Server::start().await;
+    let content = server.base.replace("/hot-reload", "/entity/user");
+    let resp =
+        server.client.post(&content).json(&json!({"id": "ann", "username": "ann", "bio": "hi"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+
+    let resp = server.client.put(format!("{content}/ann")).json(&json!({"username": "annie"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let replaced: Value = resp.json().await.unwrap();
+    assert_eq!(replaced["username"], "annie");
+    assert_eq!(replaced["bio"], Value::Null, "PUT replaces: a field left out is cleared");
+
+    let resp = server.client.put(format!("{content}/ann")).json(&json!({"bio": "no name"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let resp =
+        server.client.put(format!("{content}/ann")).json(&json!({"id": "bob", "username": "x"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let resp = server.client.put(format!("{content}/ghost")).json(&json!({"username": "x"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+
+    let resp = server.client.delete(format!("{content}/ann")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let resp = server.client.get(format!("{content}/ann")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = server.client.delete(format!("{content}/ann")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "not_found");
+    server.stop().await;
+}
+
+/// Writers keep inserting while the table is rebuilt twice (once by itself, once
+/// approved): no request fails, and every acknowledged row is there afterwards.
+#[tokio::test]
+async fn writes_during_table_rebuilds_lose_nothing() {
+    let server = Server::start().await;
+    let content = server.base.replace("/hot-reload", "/entity/user");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, url, stop) = (server.client.clone(), content.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut acknowledged, mut failed) = (Vec::new(), Vec::new());
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = format!("w{w}-{n}");
+                n += 1;
+                let body = json!({"id": id, "username": id});
+                match client.post(&url).json(&body).send().await {
+                    Ok(resp) if resp.status().as_u16() == 201 => acknowledged.push(id),
+                    Ok(resp) => {
+                        failed.push(format!("{id}: {} {}", resp.status(), resp.text().await.unwrap_or_default()))
+                    }
+                    Err(e) => failed.push(format!("{id}: {e}")),
+                }
+            }
+            (acknowledged, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // required → optional: a rebuild, probed SAFE on a small table, applies alone.
+    let optional = USER.replace("    required: true\n", "");
+    std::fs::write(server.site.join("schemas/user.schema.yaml"), &optional).unwrap();
+    let mut versions = 0;
+    for _ in 0..200 {
+        versions =
+            server.get("/history?file_path=schemas/user.schema.yaml").await.1["versions"].as_array().unwrap().len();
+        if versions == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(versions, 2, "the SAFE rebuild did not apply by itself");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // optional → required: a rebuild that waits for approval.
+    std::fs::write(server.site.join("schemas/user.schema.yaml"), USER).unwrap();
+    let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let (code, body) =
+        server.post(&format!("/changes/{id}/approve"), json!({"reason": "names are required again"})).await;
+    assert_eq!(code, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut acknowledged, mut failed) = (Vec::new(), Vec::new());
+    for w in writers {
+        let (a, f) = w.await.unwrap();
+        acknowledged.extend(a);
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} requests failed during the reloads: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(acknowledged.len() > 20, "only {} writes went through", acknowledged.len());
+    let list: Value = server.client.get(format!("{content}?limit=1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["total"].as_u64().unwrap() as usize, acknowledged.len());
+    for id in acknowledged.iter().step_by(7) {
+        let resp = server.client.get(format!("{content}/{id}")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{id} is missing");
+    }
+    let history = server.get("/history?file_path=schemas/user.schema.yaml").await.1;
+    assert_eq!(history["versions"].as_array().unwrap().len(), 3);
+    assert!(history["versions"][0]["sql"].to_string().contains("marain_rebuild_user"), "{history}");
+    server.stop().await;
+}

@@ -61,19 +61,88 @@ pub async fn create(store: &Store, entity: &EntitySchema, input: &Map<String, Js
     }
     query.execute(&mut *tx).await?;
     for (field, values) in &record.children {
-        let sql = format!(
-            "INSERT INTO {} ({}, {}, {}) VALUES (?1, ?2, ?3)",
-            quote(&child_table(&entity.id, field)),
-            quote("parent_id"),
-            quote("delta"),
-            quote("value")
-        );
-        for (delta, v) in values.iter().enumerate() {
-            bind(sqlx::query(&sql).bind(&id).bind(delta as i64), v).execute(&mut *tx).await?;
-        }
+        insert_children(&mut tx, &quote(&child_table(&entity.id, field)), &id, values).await?;
     }
     tx.commit().await.map_err(StoreError::Sql)?;
     get(store, entity, &id).await
+}
+
+/// Replaces record `id` with `input` (PUT): fields left out take their default
+/// or NULL, multi-valued fields are replaced as a whole.
+pub async fn update(
+    store: &Store,
+    entity: &EntitySchema,
+    id: &str,
+    input: &Map<String, Json>,
+) -> Result<Json, ContentError> {
+    let record = validate_record(entity, input)
+        .map_err(|problems| ContentError::Invalid { entity: entity.id.clone(), problems })?;
+    if let Some(given) = input.get("id").filter(|v| v.as_str() != Some(id)) {
+        let problems =
+            vec![FieldProblem { field: "id".into(), message: format!("is `{id}` in the path, {given} in the body") }];
+        return Err(ContentError::Invalid { entity: entity.id.clone(), problems });
+    }
+    let null = SqlValue::Null;
+    let values: Vec<(String, &SqlValue)> = entity
+        .fields
+        .iter()
+        .filter_map(|f| f.column())
+        .map(|c| {
+            let v = record.columns.iter().find(|(col, _)| *col == c).map(|(_, v)| v).unwrap_or(&null);
+            (c, v)
+        })
+        .collect();
+    let mut sets: Vec<String> =
+        values.iter().enumerate().map(|(i, (c, _))| format!("{} = ?{}", quote(c), i + 2)).collect();
+    sets.push(format!("{} = CURRENT_TIMESTAMP", quote("updated_at")));
+    let sql = format!("UPDATE {} SET {} WHERE {} = ?1", quote(&entity.table()), sets.join(", "), quote("id"));
+    let mut tx = store.pool().begin().await.map_err(StoreError::Sql)?;
+    let mut query = sqlx::query(&sql).bind(id);
+    for (_, v) in &values {
+        query = bind(query, v);
+    }
+    if query.execute(&mut *tx).await?.rows_affected() == 0 {
+        return Err(ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() });
+    }
+    for field in entity.fields.iter().filter(|f| !f.cardinality.is_single()) {
+        let child = quote(&child_table(&entity.id, &field.id));
+        sqlx::query(&format!("DELETE FROM {child} WHERE {} = ?1", quote("parent_id")))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let given = record.children.iter().find(|(f, _)| *f == field.id).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+        insert_children(&mut tx, &child, id, given).await?;
+    }
+    tx.commit().await.map_err(StoreError::Sql)?;
+    get(store, entity, id).await
+}
+
+/// Deletes record `id`; its multi-valued fields go with it (ON DELETE CASCADE).
+/// A record other records still reference is refused as a conflict.
+pub async fn delete(store: &Store, entity: &EntitySchema, id: &str) -> Result<(), ContentError> {
+    let sql = format!("DELETE FROM {} WHERE {} = ?1", quote(&entity.table()), quote("id"));
+    if sqlx::query(&sql).bind(id).execute(store.pool()).await?.rows_affected() == 0 {
+        return Err(ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() });
+    }
+    Ok(())
+}
+
+async fn insert_children(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    child: &str,
+    id: &str,
+    values: &[SqlValue],
+) -> Result<(), ContentError> {
+    let sql = format!(
+        "INSERT INTO {child} ({}, {}, {}) VALUES (?1, ?2, ?3)",
+        quote("parent_id"),
+        quote("delta"),
+        quote("value")
+    );
+    for (delta, v) in values.iter().enumerate() {
+        bind(sqlx::query(&sql).bind(id).bind(delta as i64), v).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// `SELECT` of exactly the live schema's columns. Never `*`: sqlx caches each

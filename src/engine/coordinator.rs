@@ -35,6 +35,10 @@ enum Command {
 
 struct Shared {
     snapshot: ArcSwap<Snapshot>,
+    /// Content requests hold it shared from schema lookup to their last query; an
+    /// apply holds it exclusively from its first statement to the snapshot swap.
+    /// So a request runs wholly before or wholly after a change, never across.
+    schema_gate: tokio::sync::RwLock<()>,
     events: broadcast::Sender<EngineEvent>,
     commands: mpsc::UnboundedSender<Command>,
     store: Store,
@@ -59,6 +63,7 @@ impl Coordinator {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            schema_gate: tokio::sync::RwLock::new(()),
             events,
             commands,
             store: store.clone(),
@@ -112,6 +117,12 @@ impl Coordinator {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Rescan { reply })?;
         rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Held by a content request for its whole duration: no change applies while
+    /// it runs, so the schema it looked up stays the table's shape.
+    pub async fn content_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.shared.schema_gate.read().await
     }
 
     /// The live schema of entity `id`, taken once so a whole request sees one version.
@@ -605,6 +616,8 @@ impl Worker {
             reason,
             applied_at: now_rfc3339(),
         };
+        let shared = self.shared.clone();
+        let gate = shared.schema_gate.write().await;
         match self.store.apply(&change.plan, change.severity, record).await {
             Ok(row) => {
                 self.versions.insert(change.file.clone(), row.version);
@@ -612,6 +625,8 @@ impl Worker {
                     Some(file) => self.applied.insert_file(file.clone()),
                     None => self.applied.remove(&change.file),
                 }
+                self.publish();
+                drop(gate);
                 if change.rollback_to.is_some() {
                     // The database already holds the change; the file follows it. A
                     // failure here leaves the file differing from what is applied,
