@@ -620,6 +620,7 @@ impl Worker {
         let gate = shared.schema_gate.write().await;
         match self.store.apply(&change.plan, change.severity, record).await {
             Ok(row) => {
+                self.store.failpoints().reach("after_commit");
                 self.versions.insert(change.file.clone(), row.version);
                 match &change.new_file {
                     Some(file) => self.applied.insert_file(file.clone()),

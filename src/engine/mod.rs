@@ -7,6 +7,7 @@ pub mod coordinator;
 pub mod drift;
 pub mod error;
 pub mod events;
+pub mod failpoint;
 pub mod scan;
 pub mod secure_log;
 pub mod snapshot;

@@ -77,6 +77,8 @@ pub struct VersionRow {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Crash points for the kill -9 tests (inert in release builds).
+    failpoints: super::failpoint::Failpoints,
 }
 
 impl Store {
@@ -92,11 +94,15 @@ impl Store {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, failpoints: super::failpoint::Failpoints::from_env() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    pub fn failpoints(&self) -> &super::failpoint::Failpoints {
+        &self.failpoints
     }
 
     /// Counts what each of `plan`'s probes asks, on the live data.
@@ -115,6 +121,7 @@ impl Store {
         record: VersionRecord,
     ) -> Result<VersionRow, StoreError> {
         let started = Instant::now();
+        self.failpoints.begin_apply();
         let mut conn = self.pool.acquire().await?;
         if plan.foreign_keys_off {
             sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
@@ -138,7 +145,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+                if statement.contains("marain_backup_") {
+                    self.failpoints.reach("after_backup");
+                }
             }
+            self.failpoints.reach("after_ddl");
             if plan.foreign_keys_off {
                 let broken = sqlx::query_scalar::<_, String>("SELECT \"table\" FROM pragma_foreign_key_check")
                     .fetch_all(&mut *tx)
@@ -151,6 +162,7 @@ impl Store {
                 }
             }
             let (prev_row_hash, last_version) = chain_head(&mut tx, &record.file).await?;
+            self.failpoints.reach("before_history");
             let row = VersionRow {
                 id: 0,
                 file: record.file,
@@ -169,6 +181,7 @@ impl Store {
                 duration_ms: started.elapsed().as_millis() as i64,
             };
             let id = insert_row(&mut tx, &row, &prev_row_hash).await?;
+            self.failpoints.reach("before_commit");
             tx.commit().await?;
             Ok(VersionRow { id, ..row })
         }

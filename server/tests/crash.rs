@@ -1,0 +1,225 @@
+//! `kill -9` at every step of an apply, on the real binary: after a restart the
+//! database, the history and the in-memory state agree, nothing is applied twice,
+//! and no acknowledged change is lost.
+//!
+//! Each run creates a site, stores rows, then approves a BREAKING change (a field
+//! dropped, its values backed up) with `MARAIN_FAILPOINT=<point>@2` set: the second
+//! apply stops at `<point>`, announces it on stderr, and is killed with SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sqlx::{Connection, SqliteConnection};
+
+const RUNS: usize = 20;
+const V1: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n  - id: bio\n    type: long_text\n";
+const V2: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n";
+const FILE: &str = "schemas/user.schema.yaml";
+
+struct Server {
+    child: Child,
+    base: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(dir: &Path, failpoint: Option<&str>) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
+        command
+            .args(["serve", "--site"])
+            .arg(dir.join("site"))
+            .arg("--database")
+            .arg(db_url(dir))
+            .args(["--addr", &format!("127.0.0.1:{port}"), "--debounce-ms", "10", "--secure-log"])
+            .arg(dir.join("secure.log"))
+            .arg("--assets")
+            .arg(dir.join("assets"))
+            .env_remove("MARAIN_FAILPOINT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(point) = failpoint {
+            command.env("MARAIN_FAILPOINT", format!("{point}@2"));
+        }
+        let mut child = command.spawn().unwrap();
+        let (tx, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Server { child, base: format!("http://127.0.0.1:{port}/api/v1"), stderr }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    fn wait_stderr(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("the server never printed `{needle}`");
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+fn db_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("db.sqlite").display())
+}
+
+async fn status(client: &reqwest::Client, base: &str) -> Option<Value> {
+    client.get(format!("{base}/hot-reload/status")).send().await.ok()?.json().await.ok()
+}
+
+async fn wait_status(client: &reqwest::Client, base: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..400 {
+        if let Some(s) = status(client, base).await {
+            if done(&s) {
+                return s;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("status never reached the expected state: {:?}", status(client, base).await);
+}
+
+async fn approve_pending(client: &reqwest::Client, base: &str) -> reqwest::Result<reqwest::Response> {
+    let s = wait_status(client, base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let id = s["pending"][0]["id"].as_u64().unwrap();
+    client
+        .post(format!("{base}/hot-reload/changes/{id}/approve"))
+        .json(&json!({"reason": "slimming", "confirm": "user"}))
+        .send()
+        .await
+}
+
+async fn versions(client: &reqwest::Client, base: &str) -> Vec<Value> {
+    let url = format!("{base}/hot-reload/history?file_path={FILE}");
+    let history: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    history["versions"].as_array().unwrap().clone()
+}
+
+async fn backed_up_bios(dir: &Path) -> i64 {
+    let mut db = SqliteConnection::connect(&db_url(dir)).await.unwrap();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'marain_backup_%'")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    let mut n = 0;
+    for t in tables {
+        n += sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM \"{t}\" WHERE bio LIKE 'bio of %'"))
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    }
+    n
+}
+
+fn history_verifies(dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_marain"))
+        .args(["history", "verify", "--database", &db_url(dir)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "history verify: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// One crash at `point` and the restart after it.
+async fn crash_once(point: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+
+    let server = Server::start(dir.path(), Some(point));
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    for i in 0..5 {
+        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
+        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
+    let pending = tokio::spawn({
+        let (client, base) = (client.clone(), server.base.clone());
+        // The approval hangs at the failpoint; its answer never comes.
+        async move { approve_pending(&client, &base).await }
+    });
+    server.wait_stderr(&format!("failpoint {point} reached"));
+    server.kill();
+    pending.abort();
+
+    let server = Server::start(dir.path(), None);
+    let committed = point == "after_commit";
+    let s = wait_status(&client, &server.base, |s| {
+        if committed {
+            s["in_sync"] == json!(true)
+        } else {
+            !s["pending"].as_array().unwrap().is_empty()
+        }
+    })
+    .await;
+    assert_eq!(s["drift"], json!([]), "{point}: the database and the applied files disagree: {s}");
+    assert_eq!(s["rejected"], json!([]), "{point}: {s}");
+    history_verifies(dir.path());
+    let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
+    if committed {
+        // Acknowledged by the commit: kept, and not applied a second time.
+        assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}");
+        assert!(user.get("bio").is_none(), "{point}: {user}");
+        assert_eq!(backed_up_bios(dir.path()).await, 5, "{point}: the backup holds every value");
+    } else {
+        // Never committed: nothing of it is left, and the edit waits again.
+        assert_eq!(versions(&client, &server.base).await.len(), 1, "{point}");
+        assert_eq!(user["bio"], "bio of 3", "{point}: {user}");
+        assert_eq!(backed_up_bios(dir.path()).await, 0, "{point}: a rolled-back backup must not survive");
+        let resp = approve_pending(&client, &server.base).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{point}");
+        assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}: applied exactly once");
+        assert_eq!(backed_up_bios(dir.path()).await, 5, "{point}");
+        history_verifies(dir.path());
+    }
+    server.kill();
+}
+
+async fn crash_runs(point: &str) {
+    for _ in 0..RUNS {
+        crash_once(point).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_backup() {
+    crash_runs("after_backup").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_ddl() {
+    crash_runs("after_ddl").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_before_history_row() {
+    crash_runs("before_history").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_before_commit() {
+    crash_runs("before_commit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_commit_before_state_swap() {
+    crash_runs("after_commit").await;
+}

@@ -1,0 +1,56 @@
+//! Crash points for the `kill -9` tests: `MARAIN_FAILPOINT=<name>[@<n>]` makes the
+//! process's `n`-th apply (default the first) announce point `<name>` on stderr
+//! when it gets there, and stop until the test kills the process.
+//!
+//! Only debug builds (what `cargo test` builds) read the variable; in a release
+//! build [`Failpoints::from_env`] is always inert, so production binaries cannot be
+//! told to hang. Points, in apply order: `after_backup`, `after_ddl`,
+//! `before_history`, `before_commit`, `after_commit` (before the state swap).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The armed point, if any. Cloned with the store; the count is shared.
+#[derive(Clone, Default)]
+pub struct Failpoints {
+    armed: Option<Arc<Armed>>,
+}
+
+struct Armed {
+    name: String,
+    nth: usize,
+    applies: AtomicUsize,
+}
+
+impl Failpoints {
+    pub fn from_env() -> Self {
+        if !cfg!(debug_assertions) {
+            return Self::default();
+        }
+        let Ok(spec) = std::env::var("MARAIN_FAILPOINT") else { return Self::default() };
+        let (name, nth) = match spec.split_once('@') {
+            Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
+            None => (spec, 1),
+        };
+        Failpoints { armed: Some(Arc::new(Armed { name, nth, applies: AtomicUsize::new(0) })) }
+    }
+
+    /// Called as an apply starts.
+    pub fn begin_apply(&self) {
+        if let Some(armed) = &self.armed {
+            armed.applies.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Called at point `name`; returns at once unless it is the armed one.
+    pub fn reach(&self, name: &str) {
+        let Some(armed) = &self.armed else { return };
+        if armed.name != name || armed.applies.load(Ordering::SeqCst) != armed.nth {
+            return;
+        }
+        eprintln!("failpoint {name} reached; waiting to be killed");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
