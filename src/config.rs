@@ -82,6 +82,18 @@ impl ConfigFile {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let shape_doc = ConfigDoc {
+            id: raw.id.clone(),
+            name: None,
+            description: None,
+            provider: None,
+            version: None,
+            values: values.clone(),
+        };
+        let problems = crate::live_config::shape_problems(&shape_doc, path, text);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let version = raw.version.map(|v| match v {
             RawScalar::Text(s) => s,
             RawScalar::Integer(i) => i.to_string(),
@@ -195,8 +207,31 @@ fn diff_values(config: &str, path: &str, o: &Json, n: &Json, out: &mut Vec<Chang
     }
 }
 
-/// SPEC §4's grades for configuration changes.
+/// SPEC §4's grades for configuration changes, and a flag on keys the running
+/// process cannot apply live.
 pub fn config_hazards(item: &ChangeItem) -> Vec<Hazard> {
+    let mut hazards = key_hazards(item);
+    let restart_path = match item {
+        ChangeItem::ConfigKeyAdded { config, path }
+        | ChangeItem::ConfigKeyRemoved { config, path }
+        | ChangeItem::ConfigValueChanged { config, path, .. }
+        | ChangeItem::ConfigTypeChanged { config, path, .. }
+        | ChangeItem::ConfigMappingReplaced { config, path } => Some((config, path)),
+        _ => None,
+    };
+    if let Some((config, path)) = restart_path.filter(|(c, p)| crate::live_config::takes_effect_on_restart(c, p)) {
+        hazards.push(Hazard::new(
+            HazardCode::RestartRequired,
+            Severity::Safe,
+            format!(
+                "`{config}.{path}` takes effect on restart: it is stored now, the running server keeps the old value"
+            ),
+        ));
+    }
+    hazards
+}
+
+fn key_hazards(item: &ChangeItem) -> Vec<Hazard> {
     use HazardCode as C;
     use Severity as S;
     let h = |code, sev, msg: String| vec![Hazard::new(code, sev, msg)];
@@ -243,7 +278,7 @@ mod tests {
     use super::*;
 
     fn doc(text: &str) -> ConfigDoc {
-        ConfigFile::parse("config/config.api.yaml", text).unwrap().doc
+        ConfigFile::parse("config/config.gateway.yaml", text).unwrap().doc
     }
 
     #[test]
@@ -257,8 +292,8 @@ mod tests {
 
     #[test]
     fn key_paths_and_grades() {
-        let a = doc("id: api\nprovider: api\nvalues:\n  rate_limit:\n    enabled: false\n    rpm: 60\n  cors: {origins: [a]}\n  old: 1\n");
-        let b = doc("id: api\nprovider: api\nvalues:\n  rate_limit:\n    enabled: true\n    rpm: \"60\"\n  cors: none\n  new: 2\n");
+        let a = doc("id: gateway\nprovider: api\nvalues:\n  rate_limit:\n    enabled: false\n    rpm: 60\n  cors: {origins: [a]}\n  old: 1\n");
+        let b = doc("id: gateway\nprovider: api\nvalues:\n  rate_limit:\n    enabled: true\n    rpm: \"60\"\n  cors: none\n  new: 2\n");
         let items = diff_configs(Some(&a), Some(&b));
         let graded: Vec<String> = items
             .iter()
@@ -282,8 +317,8 @@ mod tests {
 
     #[test]
     fn comment_only_edit_is_empty() {
-        let a = doc("id: api\nvalues: {a: 1}\n");
-        let b = doc("# hello\nid: api\nvalues:\n  a: 1\n");
+        let a = doc("id: gateway\nvalues: {a: 1}\n");
+        let b = doc("# hello\nid: gateway\nvalues:\n  a: 1\n");
         assert!(diff_configs(Some(&a), Some(&b)).is_empty());
     }
 }

@@ -73,6 +73,7 @@ pub enum HazardCode {
     ConfigTypeChanged,
     ConfigMappingReplaced,
     ConfigIdentityChanged,
+    RestartRequired,
 }
 
 impl HazardCode {
@@ -105,6 +106,7 @@ impl HazardCode {
             HazardCode::ConfigTypeChanged => "config_type_changed",
             HazardCode::ConfigMappingReplaced => "config_mapping_replaced",
             HazardCode::ConfigIdentityChanged => "config_identity_changed",
+            HazardCode::RestartRequired => "restart_required",
         }
     }
 }

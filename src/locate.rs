@@ -40,6 +40,35 @@ pub fn field_key(text: &str, index: usize, key: &str) -> (usize, usize) {
     (item_line + 1, dash_indent + 1)
 }
 
+/// Position of a nested mapping key, e.g. `["values", "logging", "level"]`: each
+/// segment is looked for inside the block of the one before. Where a segment is
+/// missing (a list index, a key not written), the deepest one found is given.
+pub fn key_path(text: &str, segments: &[&str]) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut found = (1, 1);
+    let (mut from, mut parent_indent): (usize, Option<usize>) = (0, None);
+    'segments: for segment in segments {
+        for (i, line) in lines.iter().enumerate().skip(from) {
+            let blank = line.trim().is_empty() || line.trim_start().starts_with('#');
+            if blank {
+                continue;
+            }
+            if parent_indent.is_some_and(|p| indent(line) <= p) {
+                break;
+            }
+            if let Some(col) = key_at(line, segment) {
+                found = (i + 1, col + 1);
+                from = i + 1;
+                parent_indent = Some(col);
+                continue 'segments;
+            }
+        }
+        break;
+    }
+    found
+}
+
 /// Column (0-based) at which `key:` starts on this line, if the line holds it.
 fn key_at(line: &str, key: &str) -> Option<usize> {
     let trimmed = line.trim_start();
@@ -59,6 +88,14 @@ mod tests {
         assert_eq!(field_key(TEXT, 1, "type"), (7, 5));
         assert_eq!(field_key(TEXT, 0, "id"), (4, 5));
         assert_eq!(top_key(TEXT, "name"), (2, 1));
+    }
+
+    #[test]
+    fn nested_keys() {
+        let text = "id: x\nvalues:\n  app:\n    level: 1\n  logging:\n    # note\n    level: info\n";
+        assert_eq!(key_path(text, &["values", "logging", "level"]), (7, 5));
+        assert_eq!(key_path(text, &["values", "app", "level"]), (4, 5));
+        assert_eq!(key_path(text, &["values", "logging", "nope"]), (5, 3));
     }
 
     #[test]

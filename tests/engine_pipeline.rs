@@ -516,3 +516,45 @@ async fn entity_rename_keeps_rows_and_references_follow() {
     assert!(site.coordinator.snapshot().in_sync());
     site.stop().await;
 }
+
+/// The `hot_reload` config is read live: a directory's policy holds SAFE changes
+/// for approval, a new debounce restarts the watcher, and both revert live.
+#[tokio::test]
+async fn hot_reload_policy_and_debounce_change_live() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    const HOT: &str = "config/config.hot_reload.yaml";
+    site.write(
+        HOT,
+        "id: hot_reload\nvalues:\n  debounce_ms: 60\n  directories:\n    schemas:\n      auto_apply: none\n",
+    );
+    site.wait_for(EventKind::Applied, HOT).await;
+    assert_eq!(site.coordinator.snapshot().settings.debounce_ms, Some(60));
+
+    let v2 = format!("{USER}  - id: nickname\n    type: text\n");
+    site.write(USER_PATH, &v2);
+    let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
+    assert!(pending.message.starts_with("SAFE change waits for approval"), "{}", pending.message);
+
+    // Config files still apply alone (the policy is per directory), and lifting
+    // the hold lets the next SAFE schema change through without a person.
+    site.write(
+        HOT,
+        "id: hot_reload\nvalues:\n  debounce_ms: 20\n  directories:\n    schemas:\n      auto_apply: safe\n",
+    );
+    site.wait_for(EventKind::Applied, HOT).await;
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: None };
+    site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
+    site.write(USER_PATH, &format!("{v2}  - id: motto\n    type: text\n"));
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    assert_eq!(site.coordinator.snapshot().settings.debounce_ms, Some(20));
+    assert!(site.coordinator.snapshot().in_sync());
+
+    // A value of the wrong type is rejected at its line; the last good settings stay.
+    site.write(HOT, "id: hot_reload\nvalues:\n  debounce_ms: soon\n");
+    let rejected = site.wait_for(EventKind::Rejected, HOT).await;
+    assert!(rejected.message.contains("config/config.hot_reload.yaml:3:3"), "{}", rejected.message);
+    assert_eq!(site.coordinator.snapshot().settings.debounce_ms, Some(20));
+    site.stop().await;
+}

@@ -87,6 +87,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let _gate = state.engine.content_gate().await;
     let schema = state.engine.live_entity(&entity)?;
+    tracing::debug!(entity = %entity, "content list");
     let (limit, offset) = (page.limit.unwrap_or(50).clamp(1, 500), page.offset.unwrap_or(0).max(0));
     let (items, total) = content::list(state.engine.store(), &schema, limit, offset).await?;
     Ok(Json(json!({"items": items, "total": total, "limit": limit, "offset": offset})))

@@ -5,8 +5,11 @@ pub mod api;
 pub mod check;
 pub mod cli;
 pub mod content_api;
+pub mod cors;
 pub mod history_cmd;
+pub mod log_level;
 pub mod plan_cmd;
+pub mod rate_limit;
 pub mod serve;
 pub mod sse;
 
@@ -17,21 +20,25 @@ use cli::{Cli, Command};
 
 /// Runs the command `cli` names until it finishes or `shutdown` resolves.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
-    init_tracing();
+    let log = init_tracing();
     match cli.command {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Plan(args)) => plan_cmd::run(&args),
         Some(Command::History(args)) => history_cmd::run(&args).await,
-        Some(Command::Serve(args)) => serve::run(args, shutdown).await,
-        None => serve::run(cli.serve, shutdown).await,
+        Some(Command::Serve(args)) => serve::run(args, log, shutdown).await,
+        None => serve::run(cli.serve, log, shutdown).await,
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    // A second call (tests start several servers in one process) keeps the first.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+/// Installs the process's tracing subscriber with a reloadable filter; `None`
+/// when one is already installed (tests start several servers in one process).
+fn init_tracing() -> Option<log_level::LogControl> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fallback = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".to_string());
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(&fallback));
+    let installed = tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer()).try_init();
+    installed.is_ok().then(|| log_level::LogControl::new(handle, fallback))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -21,7 +21,11 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
+pub async fn run(
+    args: ServeArgs,
+    log: Option<crate::log_level::LogControl>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(args.addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -29,7 +33,7 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
             return ExitCode::FAILURE;
         }
     };
-    match serve(listener, args, shutdown).await {
+    match serve_logged(listener, args, log, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -42,6 +46,16 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
 pub async fn serve(
     listener: tokio::net::TcpListener,
     args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    serve_logged(listener, args, None, shutdown).await
+}
+
+/// [`serve`], with the process's log filter following `system.logging.level`.
+pub async fn serve_logged(
+    listener: tokio::net::TcpListener,
+    args: ServeArgs,
+    log: Option<crate::log_level::LogControl>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     if !args.site.is_dir() {
@@ -62,6 +76,9 @@ pub async fn serve(
     let (engine, engine_task) = Coordinator::start(config, engine_stop).await.map_err(|e| e.to_string())?;
 
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(control) = log {
+        tokio::spawn(crate::log_level::follow(engine.clone(), control, stop_rx.clone()));
+    }
     let app = router(AppState { engine: engine.clone(), shutdown: stop_rx }, &args, addr);
 
     let snapshot = engine.snapshot();
@@ -77,7 +94,7 @@ pub async fn serve(
     );
     println!("marain: no login is needed yet: open the URL above.");
 
-    axum::serve(listener, app)
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -116,13 +133,22 @@ pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> 
         .route("/api/v1/hot-reload/history", get(crate::api::history))
         .route("/api/v1/hot-reload/reload", post(crate::api::reload))
         .route("/api/v1/hot-reload/rollback", post(crate::api::rollback))
+        .route("/api/{*rest}", get(crate::api::not_found).post(crate::api::not_found))
+        .with_state(state.clone());
+    // The content API is the public one: `api.rate_limit` applies to it (the
+    // operator's own endpoints never lock the operator out).
+    let content = Router::new()
         .route("/api/v1/entity/{entity}", get(crate::content_api::list).post(crate::content_api::create))
         .route(
             "/api/v1/entity/{entity}/{id}",
             get(crate::content_api::get).put(crate::content_api::update).delete(crate::content_api::delete),
         )
-        .route("/api/{*rest}", get(crate::api::not_found).post(crate::api::not_found))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            crate::rate_limit::LiveRateLimit::new(state.engine.clone()),
+            crate::rate_limit::limit,
+        ));
+    let api = content.merge(api).layer(crate::cors::layer(state.engine.clone()));
     let engine = state.engine.clone();
     let pages = Router::new()
         .leptos_routes_with_context(

@@ -62,6 +62,18 @@ impl Server {
         (resp.status().as_u16(), resp.json().await.unwrap())
     }
 
+    /// Polls the history of `file` until it has `n` versions; fails after 10 s.
+    async fn wait_versions(&self, file: &str, n: usize) {
+        for _ in 0..200 {
+            let (_, history) = self.get(&format!("/history?file_path={file}")).await;
+            if history["versions"].as_array().map(Vec::len) == Some(n) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{file} never reached {n} versions");
+    }
+
     /// Polls the status until `done` holds; fails after 10 s.
     async fn wait_until(&self, done: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..200 {
@@ -360,5 +372,65 @@ async fn writes_during_table_rebuilds_lose_nothing() {
     let history = server.get("/history?file_path=schemas/user.schema.yaml").await.1;
     assert_eq!(history["versions"].as_array().unwrap().len(), 3);
     assert!(history["versions"][0]["sql"].to_string().contains("marain_rebuild_user"), "{history}");
+    server.stop().await;
+}
+
+/// `api.rate_limit` and `api.cors.allowed_origins` take effect on the next
+/// request after the config file changes, and stop when it changes back.
+#[tokio::test]
+async fn rate_limit_and_cors_follow_the_api_config() {
+    let server = Server::start().await;
+    let content = server.base.replace("/hot-reload", "/entity/user");
+    let config = server.site.join("config/config.api.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let api = |enabled: bool, origin: &str| {
+        format!(
+            "id: api\nvalues:\n  rate_limit:\n    enabled: {enabled}\n    requests_per_minute: 60\n    burst_size: 3\n  cors:\n    allowed_origins:\n      - {origin}\n"
+        )
+    };
+    let origin_of = |resp: &reqwest::Response| {
+        resp.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string())
+    };
+
+    std::fs::write(&config, api(true, "http://a.example")).unwrap();
+    server.wait_versions("config/config.api.yaml", 1).await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(server.client.get(&content).header("origin", "http://a.example").send().await.unwrap());
+    }
+    let statuses: Vec<u16> = codes.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    let limited = codes.into_iter().find(|r| r.status().as_u16() == 429).unwrap();
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+
+    // Limit off, another origin allowed: both on the next requests.
+    std::fs::write(&config, api(false, "http://b.example")).unwrap();
+    let mut live = false;
+    for _ in 0..100 {
+        let resp = server.client.get(&content).header("origin", "http://b.example").send().await.unwrap();
+        if resp.status().as_u16() == 200 && origin_of(&resp).as_deref() == Some("http://b.example") {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(live, "the new api config never took effect");
+    for _ in 0..10 {
+        let resp = server.client.get(&content).header("origin", "http://a.example").send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(origin_of(&resp), None, "a.example is no longer allowed");
+    }
+    let preflight = server
+        .client
+        .request(reqwest::Method::OPTIONS, &content)
+        .header("origin", "http://b.example")
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(origin_of(&preflight).as_deref(), Some("http://b.example"));
     server.stop().await;
 }

@@ -78,8 +78,9 @@ impl Coordinator {
         worker.rescan().await;
 
         let (signal_tx, signal_rx) = mpsc::unbounded_channel();
-        let watcher = SiteWatcher::start(&config.site_root, config.debounce, signal_tx)?;
-        let task = tokio::spawn(worker.run(watcher, signal_rx, command_rx, shutdown));
+        worker.debounce = worker.wanted_debounce();
+        let watcher = SiteWatcher::start(&config.site_root, worker.debounce, signal_tx.clone())?;
+        let task = tokio::spawn(worker.run(watcher, signal_tx, signal_rx, command_rx, shutdown));
         Ok((Coordinator { shared }, task))
     }
 
@@ -148,6 +149,10 @@ impl Coordinator {
 struct Worker {
     root: PathBuf,
     auto_apply_safe: bool,
+    /// The command line's debounce; a `hot_reload` config's `debounce_ms` wins.
+    default_debounce: std::time::Duration,
+    /// The debounce the running watcher was started with.
+    debounce: std::time::Duration,
     env: String,
     store: Store,
     shared: Arc<Shared>,
@@ -176,6 +181,8 @@ impl Worker {
         Self {
             root: config.site_root,
             auto_apply_safe: config.auto_apply_safe,
+            default_debounce: config.debounce,
+            debounce: config.debounce,
             env: config.env,
             store,
             shared,
@@ -196,7 +203,8 @@ impl Worker {
 
     async fn run(
         mut self,
-        _watcher: SiteWatcher,
+        mut watcher: SiteWatcher,
+        signal_tx: mpsc::UnboundedSender<WatchSignal>,
         mut signals: mpsc::UnboundedReceiver<WatchSignal>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         shutdown: impl Future<Output = ()>,
@@ -233,8 +241,34 @@ impl Worker {
                 },
                 else => break,
             }
+            self.retune_watcher(&mut watcher, &signal_tx).await;
         }
         tracing::debug!("coordinator stopped");
+    }
+
+    fn wanted_debounce(&self) -> std::time::Duration {
+        let settings = crate::live_config::LiveSettings::from_site(&self.applied);
+        settings.debounce_ms.map(std::time::Duration::from_millis).unwrap_or(self.default_debounce)
+    }
+
+    /// A `hot_reload.debounce_ms` change takes effect at once: the watcher is
+    /// replaced, and a rescan covers any event that fell between the two.
+    async fn retune_watcher(&mut self, watcher: &mut SiteWatcher, signals: &mpsc::UnboundedSender<WatchSignal>) {
+        let wanted = self.wanted_debounce();
+        if wanted == self.debounce {
+            return;
+        }
+        match SiteWatcher::start(&self.root, wanted, signals.clone()) {
+            Ok(fresh) => {
+                *watcher = fresh;
+                self.debounce = wanted;
+                tracing::info!(debounce_ms = wanted.as_millis() as u64, "watcher debounce changed");
+                self.rescan().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not restart the watcher with the new debounce; keeping the old one")
+            }
+        }
     }
 
     async fn load_applied(&mut self) -> Result<(), EngineError> {
@@ -328,6 +362,7 @@ impl Worker {
             rejected: self.rejected.values().flatten().cloned().collect(),
             failed: self.failed.values().cloned().collect(),
             drift: self.drift.clone(),
+            settings: Arc::new(crate::live_config::LiveSettings::from_site(&self.applied)),
             last_sync: self.last_sync.clone(),
         }));
     }
@@ -455,7 +490,8 @@ impl Worker {
         let path = planned.file.clone();
         self.supersede(&path, "the file changed again before approval");
         let change = self.pending_change(planned, None).await;
-        if change.severity.auto_applies() && self.auto_apply_safe {
+        let policy = crate::live_config::LiveSettings::from_site(&self.applied);
+        if change.severity.auto_applies() && policy.auto_applies(&path, self.auto_apply_safe) {
             // A failure is already recorded and announced by apply().
             let _ = self.apply(change, "watcher", None).await;
         } else {

@@ -75,6 +75,9 @@ pub struct Snapshot {
     /// and on every rescan); reported, never repaired behind anyone's back.
     pub drift: Vec<super::drift::Drift>,
     pub last_sync: Option<String>,
+    /// What the applied configs set for the running server (log level, rate
+    /// limit, CORS, hot-reload policy); consumers read it per request.
+    pub settings: Arc<crate::live_config::LiveSettings>,
 }
 
 impl PendingChange {

@@ -1,0 +1,73 @@
+//! `system.logging.level` changes the running process's log filter, observed on
+//! the real binary's output.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n";
+
+fn system(level: &str) -> String {
+    format!("id: system\nvalues:\n  app:\n    name: Test\n  logging:\n    level: {level}\n")
+}
+
+#[test]
+fn the_log_level_follows_the_system_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("schemas")).unwrap();
+    std::fs::create_dir_all(site.join("config")).unwrap();
+    std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
+    std::fs::write(site.join("config/config.system.yaml"), system("info")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_marain"))
+        .args(["serve", "--site"])
+        .arg(&site)
+        .arg("--database")
+        .arg(format!("sqlite://{}", dir.path().join("db.sqlite").display()))
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--secure-log"])
+        .arg(dir.path().join("secure.log"))
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let list = format!("http://127.0.0.1:{port}/api/v1/entity/user");
+    let get = |url: &str| -> Option<u16> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { reqwest::get(url).await.ok().map(|r| r.status().as_u16()) })
+    };
+    // Waits for a line containing `needle`, requesting the list between tries.
+    let saw = |needle: &str, within: Duration| -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let _ = get(&list);
+            while let Ok(line) = lines.recv_timeout(Duration::from_millis(50)) {
+                if line.contains(needle) {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+
+    assert!(saw("dashboard on", Duration::from_secs(20)), "the server did not start");
+    assert!(!saw("content list", Duration::from_secs(1)), "debug lines are shown at level info");
+    std::fs::write(site.join("config/config.system.yaml"), system("debug")).unwrap();
+    assert!(saw("content list", Duration::from_secs(10)), "level debug never took effect");
+    std::fs::write(site.join("config/config.system.yaml"), system("warn")).unwrap();
+    assert!(saw("filter=warn", Duration::from_secs(10)), "the warn level was never applied");
+    while lines.try_recv().is_ok() {}
+    assert!(!saw("content list", Duration::from_secs(1)), "debug lines still shown at level warn");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,272 @@
+//! The built-in configuration consumers (SPEC §2.2): the typed shapes of the
+//! `system`, `api` and `hot_reload` configs, the settings the running server takes
+//! from them without a restart, and the keys that only a restart can apply.
+//!
+//! Shapes accept keys they do not know (the upstream files carry many), but a key
+//! they do know must have the right type: a file that does not fit is rejected
+//! with the key's path and line, and the last good settings stay live.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::config::ConfigDoc;
+use crate::error::FileError;
+use crate::locate::key_path;
+use crate::site::Site;
+
+/// Keys applied to the stored state but read by the process only at start.
+pub const RESTART_ONLY: &[(&str, &str)] = &[
+    ("api", "host"),
+    ("api", "port"),
+    ("api", "max_connections"),
+    ("system", "database"),
+    ("system", "server"),
+    ("system", "logging.file"),
+    ("system", "logging.format"),
+];
+
+/// Whether a change at `path` of config `config` only takes effect on restart.
+pub fn takes_effect_on_restart(config: &str, path: &str) -> bool {
+    RESTART_ONLY.iter().any(|(c, p)| *c == config && (path == *p || path.starts_with(&format!("{p}."))))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Whether SAFE changes apply without a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoApply {
+    Safe,
+    None,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SystemValues {
+    app: AppValues,
+    logging: LoggingValues,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AppValues {
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LoggingValues {
+    level: Option<LogLevel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ApiValues {
+    rate_limit: RateLimit,
+    cors: CorsValues,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CorsValues {
+    allowed_origins: Vec<String>,
+}
+
+/// Requests per client address; a burst may spend `burst_size` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimit {
+    pub enabled: bool,
+    pub requests_per_minute: u32,
+    pub burst_size: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { enabled: false, requests_per_minute: 600, burst_size: 60 }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HotReloadValues {
+    debounce_ms: Option<u64>,
+    auto_apply: Option<AutoApply>,
+    directories: BTreeMap<String, DirectoryValues>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DirectoryValues {
+    auto_apply: Option<AutoApply>,
+}
+
+/// What the running server applies live, taken from the applied configs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveSettings {
+    pub app_name: Option<String>,
+    pub log_level: Option<LogLevel>,
+    pub rate_limit: RateLimit,
+    pub cors_allowed_origins: Vec<String>,
+    /// Trailing-edge debounce of the watcher; `None` keeps the command line's.
+    pub debounce_ms: Option<u64>,
+    pub auto_apply: Option<AutoApply>,
+    /// Per top-level directory (`schemas`, `config`), overriding `auto_apply`.
+    pub directory_auto_apply: BTreeMap<String, AutoApply>,
+}
+
+impl LiveSettings {
+    pub fn from_site(site: &Site) -> Self {
+        let values = |id: &str| site.config(id).map(|c| Json::Object(c.doc.values.clone()));
+        let system: SystemValues = values("system").and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        let api: ApiValues = values("api").and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        let hot: HotReloadValues =
+            values("hot_reload").and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        LiveSettings {
+            app_name: system.app.name,
+            log_level: system.logging.level,
+            rate_limit: api.rate_limit,
+            cors_allowed_origins: api.cors.allowed_origins,
+            debounce_ms: hot.debounce_ms,
+            auto_apply: hot.auto_apply,
+            directory_auto_apply: hot.directories.into_iter().filter_map(|(d, v)| Some((d, v.auto_apply?))).collect(),
+        }
+    }
+
+    /// Whether a SAFE change to `path` applies by itself; `default` is the
+    /// command line's policy when no config says.
+    pub fn auto_applies(&self, path: &str, default: bool) -> bool {
+        let dir = path.split('/').next().unwrap_or("");
+        match self.directory_auto_apply.get(dir).copied().or(self.auto_apply) {
+            Some(AutoApply::Safe) => true,
+            Some(AutoApply::None) => false,
+            None => default,
+        }
+    }
+}
+
+/// Checks the values of a built-in config against its shape; other configs pass.
+pub fn shape_problems(doc: &ConfigDoc, path: &str, text: &str) -> Vec<FileError> {
+    let result = match doc.id.as_str() {
+        "system" => fits::<SystemValues>(&doc.values),
+        "api" => fits::<ApiValues>(&doc.values).and_then(|()| rate_limit_sane(&doc.values)),
+        "hot_reload" => fits::<HotReloadValues>(&doc.values).and_then(|()| debounce_sane(&doc.values)),
+        _ => Ok(()),
+    };
+    match result {
+        Ok(()) => vec![],
+        Err((key, message)) => {
+            let segments: Vec<&str> = std::iter::once("values").chain(key.split('.')).collect();
+            vec![FileError::new(path, key_path(text, &segments), Some(format!("values.{key}")), message)]
+        }
+    }
+}
+
+fn fits<T: DeserializeOwned>(values: &Map<String, Json>) -> Result<(), (String, String)> {
+    let value = Json::Object(values.clone());
+    serde_path_to_error::deserialize::<_, T>(value).map(|_| ()).map_err(|e| {
+        let key = e.path().to_string();
+        (key.clone(), format!("`{key}`: {}", e.inner()))
+    })
+}
+
+fn rate_limit_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
+    let limit: RateLimit =
+        values.get("rate_limit").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    if limit.enabled && limit.requests_per_minute == 0 {
+        let key = "rate_limit.requests_per_minute".to_string();
+        return Err((key, "requests_per_minute must be at least 1 when the limit is enabled".into()));
+    }
+    Ok(())
+}
+
+fn debounce_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
+    match values.get("debounce_ms").and_then(Json::as_u64) {
+        Some(ms) if !(1..=10_000).contains(&ms) => {
+            Err(("debounce_ms".into(), format!("debounce_ms is {ms}; use 1 to 10000 milliseconds")))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+
+    fn parse(path: &str, text: &str) -> Result<ConfigFile, Vec<FileError>> {
+        ConfigFile::parse(path, text)
+    }
+
+    #[test]
+    fn a_known_key_of_the_wrong_type_is_rejected_at_its_line() {
+        let text = "id: system\nvalues:\n  app:\n    name: Demo\n  logging:\n    level: loud\n";
+        let errors = parse("config/config.system.yaml", text).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].column), (6, 5));
+        assert_eq!(errors[0].field.as_deref(), Some("values.logging.level"));
+        assert!(errors[0].message.contains("unknown variant `loud`"), "{}", errors[0].message);
+
+        let text = "id: api\nvalues:\n  rate_limit:\n    enabled: true\n    requests_per_minute: many\n";
+        let errors = parse("config/config.api.yaml", text).unwrap_err();
+        assert_eq!(errors[0].line, 5, "{errors:?}");
+        let text = "id: hot_reload\nvalues:\n  debounce_ms: 0\n";
+        assert_eq!(parse("config/config.hot_reload.yaml", text).unwrap_err()[0].line, 3);
+    }
+
+    #[test]
+    fn unknown_keys_pass_and_settings_are_read() {
+        let mut site = Site::default();
+        for (path, text) in [
+            ("config/config.system.yaml", "id: system\nvalues:\n  logging:\n    level: debug\n    format: json\n"),
+            (
+                "config/config.api.yaml",
+                "id: api\nvalues:\n  port: 3030\n  rate_limit:\n    enabled: true\n    requests_per_minute: 60\n    burst_size: 5\n  cors:\n    enabled: true\n    allowed_origins: [\"http://a.example\"]\n",
+            ),
+            (
+                "config/config.hot_reload.yaml",
+                "id: hot_reload\nvalues:\n  auto_apply: safe\n  directories:\n    schemas:\n      auto_apply: none\n",
+            ),
+        ] {
+            site.insert_file(crate::site::SiteFile::Config(parse(path, text).unwrap()));
+        }
+        let s = LiveSettings::from_site(&site);
+        assert_eq!(s.log_level, Some(LogLevel::Debug));
+        assert_eq!(s.rate_limit, RateLimit { enabled: true, requests_per_minute: 60, burst_size: 5 });
+        assert_eq!(s.cors_allowed_origins, ["http://a.example"]);
+        assert!(!s.auto_applies("schemas/a.schema.yaml", true));
+        assert!(s.auto_applies("config/config.api.yaml", false));
+        assert!(LiveSettings::default().auto_applies("schemas/a.schema.yaml", true));
+    }
+
+    #[test]
+    fn restart_only_keys() {
+        assert!(takes_effect_on_restart("api", "port"));
+        assert!(takes_effect_on_restart("system", "database.connections.sqlite.file"));
+        assert!(!takes_effect_on_restart("api", "portal"));
+        assert!(!takes_effect_on_restart("system", "logging.level"));
+    }
+}
