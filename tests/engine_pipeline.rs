@@ -558,3 +558,62 @@ async fn hot_reload_policy_and_debounce_change_live() {
     assert_eq!(site.coordinator.snapshot().settings.debounce_ms, Some(20));
     site.stop().await;
 }
+
+/// Point-in-time recovery: every file back to its version at a moment, as one
+/// batch — a dropped field returns with its values, a file created later goes —
+/// then the backups are listed and pruned by age.
+#[tokio::test]
+async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned() {
+    let mut site = TestSite::start().await;
+    let v1 = format!("{USER}  - id: bio\n    type: long_text\n");
+    site.write(USER_PATH, &v1);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    exec(&site, "INSERT INTO content_user (id, username, bio) VALUES ('u1', 'ann', 'hello'), ('u2', 'bob', 'hi')")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let moment = marain::engine::now_rfc3339();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    site.write(USER_PATH, USER);
+    let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
+    let drop = Approval { actor: "ann".into(), reason: Some("no bios".into()), confirm: Some("user".into()) };
+    site.coordinator.approve(pending.change_id.unwrap(), drop).await.unwrap();
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+
+    let changes = site.coordinator.recover_to(&moment).await.unwrap();
+    let files: Vec<&str> = changes.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(files, [USER_PATH, ARTICLE_PATH], "edits first, deletions after (dependency order)");
+    assert_eq!(changes[0].rollback_to, Some(1));
+    assert_eq!(changes[1].rollback_to, Some(0), "the article did not exist then");
+    for change in &changes {
+        let approval =
+            Approval { actor: "ops".into(), reason: Some("recover".into()), confirm: Some(change.entity.clone()) };
+        site.coordinator.approve(change.id, approval).await.unwrap();
+    }
+    let pool = site.coordinator.store().pool().clone();
+    let bios: Vec<String> =
+        sqlx::query_scalar("SELECT bio FROM content_user ORDER BY id").fetch_all(&pool).await.unwrap();
+    assert_eq!(bios, ["hello", "hi"]);
+    assert_eq!(std::fs::read_to_string(site.root().join(USER_PATH)).unwrap(), v1);
+    assert!(!site.root().join(ARTICLE_PATH).exists());
+    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'content_article'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tables, 0);
+
+    // The bio backup of the drop and the article backup of the recovery are listed.
+    let store = site.coordinator.store();
+    let backups = store.backups().await.unwrap();
+    assert!(backups.iter().any(|b| b.table.contains("content_user__bio") && b.rows == Some(2)), "{backups:#?}");
+    assert!(backups.iter().any(|b| b.table.contains("content_article") && b.rows == Some(0)), "{backups:#?}");
+    let none = store.prune_backups(time::OffsetDateTime::now_utc() - time::Duration::hours(1)).await.unwrap();
+    assert!(none.is_empty(), "nothing is an hour old");
+    let pruned = store.prune_backups(time::OffsetDateTime::now_utc() + time::Duration::seconds(1)).await.unwrap();
+    assert_eq!(pruned.len(), backups.len());
+    assert!(store.backups().await.unwrap().iter().all(|b| b.rows.is_none()));
+    // A rollback after pruning still plans; it just has nothing to refill from.
+    assert!(store.backups_after(USER_PATH, 1).await.unwrap().is_empty());
+    site.stop().await;
+}

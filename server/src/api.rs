@@ -43,6 +43,7 @@ impl From<EngineError> for ApiError {
             EngineError::Store(_) => (StatusCode::CONFLICT, "apply_failed"),
             EngineError::UnknownVersion { .. } => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::InvalidRollback { .. } => (StatusCode::CONFLICT, "invalid_rollback"),
+            EngineError::InvalidRecovery { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_recovery"),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
         let message = match &e {
@@ -149,6 +150,43 @@ pub async fn rollback(
 ) -> Result<(StatusCode, Json<ChangeSummary>), ApiError> {
     let change = state.engine.rollback(&body.file, body.version).await?;
     Ok((StatusCode::ACCEPTED, Json(ChangeDto::from(&change).into())))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecoverBody {
+    /// RFC 3339, e.g. `2026-11-26T10:00:00Z`.
+    pub at: String,
+}
+
+/// Point-in-time recovery: 202 and one pending change per file that differs
+/// from its version at `at`, in the order they must be approved.
+pub async fn recover(
+    State(state): State<AppState>,
+    Json(body): Json<RecoverBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let changes = state.engine.recover_to(&body.at).await?;
+    let changes: Vec<ChangeSummary> = changes.iter().map(|c| ChangeDto::from(c).into()).collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "changes": changes }))))
+}
+
+pub async fn backups(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let backups = state.engine.store().backups().await.map_err(EngineError::from)?;
+    Ok(Json(json!({ "backups": backups })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PruneBody {
+    pub older_than_days: u32,
+}
+
+/// Drops the backups of versions applied more than `older_than_days` ago.
+pub async fn prune_backups(
+    State(state): State<AppState>,
+    Json(body): Json<PruneBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(body.older_than_days));
+    let pruned = state.engine.store().prune_backups(cutoff).await.map_err(EngineError::from)?;
+    Ok(Json(json!({ "pruned": pruned })))
 }
 
 pub async fn reload(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

@@ -29,6 +29,26 @@ pub enum Command {
     Plan(PlanArgs),
     /// List applied versions, or verify the tamper-evident chain of the history.
     History(HistoryArgs),
+    /// List the backup tables of dropped data, or prune old ones.
+    Backups(BackupsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupsArgs {
+    #[command(subcommand)]
+    pub action: Option<BackupsAction>,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/marain.db", global = true)]
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BackupsAction {
+    /// Drop the backups of versions applied more than N days ago; rollbacks past
+    /// them can no longer refill that data.
+    Prune {
+        #[arg(long)]
+        older_than_days: u32,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,6 +2,7 @@
 //! engine. The binary's `main` only parses arguments and calls [`run`].
 
 pub mod api;
+pub mod backups_cmd;
 pub mod check;
 pub mod cli;
 pub mod content_api;
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Plan(args)) => plan_cmd::run(&args),
         Some(Command::History(args)) => history_cmd::run(&args).await,
+        Some(Command::Backups(args)) => backups_cmd::run(&args).await,
         Some(Command::Serve(args)) => serve::run(args, log, shutdown).await,
         None => serve::run(cli.serve, log, shutdown).await,
     }

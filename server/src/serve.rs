@@ -133,6 +133,9 @@ pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> 
         .route("/api/v1/hot-reload/history", get(crate::api::history))
         .route("/api/v1/hot-reload/reload", post(crate::api::reload))
         .route("/api/v1/hot-reload/rollback", post(crate::api::rollback))
+        .route("/api/v1/hot-reload/recover", post(crate::api::recover))
+        .route("/api/v1/hot-reload/backups", get(crate::api::backups))
+        .route("/api/v1/hot-reload/backups/prune", post(crate::api::prune_backups))
         .route("/api/{*rest}", get(crate::api::not_found).post(crate::api::not_found))
         .with_state(state.clone());
     // The content API is the public one: `api.rate_limit` applies to it (the

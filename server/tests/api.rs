@@ -434,3 +434,33 @@ async fn rate_limit_and_cors_follow_the_api_config() {
     assert_eq!(origin_of(&preflight).as_deref(), Some("http://b.example"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn recovery_and_backups_endpoints() {
+    let server = Server::start().await;
+    let (code, body) = server.post("/recover", json!({"at": "yesterday"})).await;
+    assert_eq!(code, 422);
+    assert_eq!(body["error"]["code"], "invalid_recovery");
+    // Drop `bio` (BREAKING, approved): one backup, listed, then pruned.
+    std::fs::write(
+        server.site.join("schemas/user.schema.yaml"),
+        USER.replace("  - id: bio\n    type: long_text\n", ""),
+    )
+    .unwrap();
+    let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let (code, _) = server.post(&format!("/changes/{id}/approve"), json!({"reason": "r", "confirm": "user"})).await;
+    assert_eq!(code, 200);
+    let (code, body) = server.get("/backups").await;
+    assert_eq!(code, 200);
+    assert_eq!(body["backups"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["backups"][0]["rows"], 0);
+    let (_, body) = server.post("/backups/prune", json!({"older_than_days": 1})).await;
+    assert_eq!(body["pruned"], json!([]));
+    // Recovering to now is a no-op: nothing differs.
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let (code, body) = server.post("/recover", json!({"at": now})).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["changes"], json!([]));
+    server.stop().await;
+}

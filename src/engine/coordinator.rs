@@ -31,6 +31,7 @@ enum Command {
     Approve { id: u64, approval: Approval, reply: oneshot::Sender<Result<VersionRow, EngineError>> },
     Rescan { reply: oneshot::Sender<()> },
     Rollback { file: String, version: i64, reply: oneshot::Sender<Result<PendingChange, EngineError>> },
+    Recover { at: String, reply: oneshot::Sender<Result<Vec<PendingChange>, EngineError>> },
 }
 
 struct Shared {
@@ -110,6 +111,16 @@ impl Coordinator {
     pub async fn rollback(&self, file: &str, version: i64) -> Result<PendingChange, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Rollback { file: file.to_string(), version, reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Point-in-time recovery: plans every file back to the version it had at
+    /// `at` (RFC 3339), as one batch in dependency order. Files created later are
+    /// deleted. Each change waits for approval like any other; applied, they
+    /// restore dropped data from backups and rewrite the files.
+    pub async fn recover_to(&self, at: &str) -> Result<Vec<PendingChange>, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Recover { at: at.to_string(), reply })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -236,6 +247,10 @@ impl Worker {
                     }
                     Command::Rollback { file, version, reply } => {
                         let result = self.rollback(&file, version).await;
+                        let _ = reply.send(result);
+                    }
+                    Command::Recover { at, reply } => {
+                        let result = self.recover(&at).await;
                         let _ = reply.send(result);
                     }
                 },
@@ -569,6 +584,55 @@ impl Worker {
         self.hold(change.clone());
         self.publish();
         Ok(change)
+    }
+
+    async fn recover(&mut self, at: &str) -> Result<Vec<PendingChange>, EngineError> {
+        use time::format_description::well_known::Rfc3339;
+        let invalid = |reason: String| EngineError::InvalidRecovery { at: at.to_string(), reason };
+        let cutoff =
+            time::OffsetDateTime::parse(at, &Rfc3339).map_err(|e| invalid(format!("not an RFC 3339 time: {e}")))?;
+        // The newest version of each file applied at or before the cutoff.
+        let mut then: BTreeMap<String, i64> = BTreeMap::new();
+        let mut ever: BTreeSet<String> = BTreeSet::new();
+        for (file, version, applied_at, _) in self.store.applied_versions().await? {
+            if time::OffsetDateTime::parse(&applied_at, &Rfc3339).is_ok_and(|t| t <= cutoff) {
+                then.insert(file.clone(), version);
+            }
+            ever.insert(file);
+        }
+        let mut target = self.applied.clone();
+        for file in &ever {
+            let text = match then.get(file) {
+                Some(v) => self.store.version(file, *v).await?.and_then(|row| row.yaml),
+                None => None,
+            };
+            match text {
+                Some(text) => target.insert_file(SiteFile::parse(file, &text).map_err(|e| invalid(format!("{e:?}")))?),
+                None => target.remove(file),
+            }
+        }
+        let problems = target.check();
+        if !problems.is_empty() {
+            return Err(invalid(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")));
+        }
+        let next: BTreeMap<String, i64> =
+            ever.iter().map(|f| (f.clone(), self.versions.get(f).copied().unwrap_or(0) + 1)).collect();
+        let planned = plan_sites(&self.applied, &target, |file, short| {
+            format!("v{}_{short}", next.get(file).copied().unwrap_or(1))
+        });
+        let mut changes = Vec::new();
+        for mut change in planned {
+            let version = then.get(&change.file).copied().unwrap_or(0);
+            let backups = self.store.backups_after(&change.file, version).await?;
+            let items: Vec<_> = change.graded.items.iter().map(|i| i.item.clone()).collect();
+            crate::restore::add_restore_steps(&mut change.plan, &items, &backups);
+            self.supersede(&change.file, "a point-in-time recovery was requested");
+            let pending = self.pending_change(change, Some(version)).await;
+            self.hold(pending.clone());
+            changes.push(pending);
+        }
+        self.publish();
+        Ok(changes)
     }
 
     /// Makes the file on disk say what was just applied: temp file, fsync, rename.

@@ -22,6 +22,8 @@ pub enum EngineError {
     UnknownVersion { file: String, version: i64 },
     #[error("rolling {file} back to version {version} is not valid now: {reason}")]
     InvalidRollback { file: String, version: i64, reason: String },
+    #[error("cannot recover the site as of `{at}`: {reason}")]
+    InvalidRecovery { at: String, reason: String },
     #[error("writing {path}: {source}")]
     Write { path: String, source: std::io::Error },
     #[error("the engine has stopped")]

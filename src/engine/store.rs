@@ -15,6 +15,7 @@ use sqlx::{Connection, Row, SqlitePool};
 use crate::hash::sha256_parts;
 use crate::hazard::{Hazard, Severity};
 use crate::plan::Plan;
+use crate::sql::quote;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,6 +73,17 @@ pub struct VersionRow {
     pub reason: Option<String>,
     pub applied_at: String,
     pub duration_ms: i64,
+}
+
+/// One backup table and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackupInfo {
+    pub table: String,
+    pub file: String,
+    pub version: i64,
+    pub applied_at: String,
+    /// `None` once pruned.
+    pub rows: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -215,6 +227,65 @@ impl Store {
 
     /// The backup tables made by `file`'s applied versions after `version`,
     /// oldest first: what a rollback to `version` restores from.
+    /// Every backup table the history names, with the version that made it, its
+    /// rows, and whether it still exists (pruned ones do not).
+    pub async fn backups(&self) -> Result<Vec<BackupInfo>, StoreError> {
+        let rows: Vec<(i64, String, i64, String, String)> = sqlx::query_as(
+            "SELECT id, file, version, applied_at, backups FROM marain_history WHERE status = 'applied' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let existing: std::collections::BTreeSet<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'marain\\_backup\\_%' ESCAPE '\\'",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
+        let mut out = Vec::new();
+        for (id, file, version, applied_at, json) in rows {
+            let names: Vec<String> = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })?;
+            for table in names {
+                let rows = match existing.contains(&table) {
+                    true => Some(
+                        sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {}", quote(&table)))
+                            .fetch_one(&self.pool)
+                            .await?,
+                    ),
+                    false => None,
+                };
+                out.push(BackupInfo { table, file: file.clone(), version, applied_at: applied_at.clone(), rows });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops the backup tables of versions applied before `cutoff` (RFC 3339);
+    /// returns their names. Their data can no longer be restored by a rollback.
+    pub async fn prune_backups(&self, cutoff: time::OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let mut pruned = Vec::new();
+        for backup in self.backups().await? {
+            let applied =
+                time::OffsetDateTime::parse(&backup.applied_at, &time::format_description::well_known::Rfc3339);
+            if backup.rows.is_some() && applied.is_ok_and(|t| t < cutoff) {
+                sqlx::query(&format!("DROP TABLE IF EXISTS {}", quote(&backup.table))).execute(&self.pool).await?;
+                pruned.push(backup.table);
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// Every applied version of every file: (file, version, applied_at, has text).
+    pub async fn applied_versions(&self) -> Result<Vec<(String, i64, String, bool)>, StoreError> {
+        let rows: Vec<(String, i64, String, bool)> = sqlx::query_as(
+            "SELECT file, version, applied_at, yaml IS NOT NULL FROM marain_history WHERE status = 'applied' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     pub async fn backups_after(&self, file: &str, version: i64) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT id, backups FROM marain_history WHERE file = ?1 AND version > ?2 AND status = 'applied' ORDER BY version",
@@ -223,11 +294,18 @@ impl Store {
         .bind(version)
         .fetch_all(&self.pool)
         .await?;
+        let existing: std::collections::BTreeSet<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect();
         let mut out = Vec::new();
         for (id, json) in rows {
             let names: Vec<String> = serde_json::from_str(&json)
                 .map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })?;
-            out.extend(names);
+            // A pruned backup cannot refill anything.
+            out.extend(names.into_iter().filter(|n| existing.contains(n)));
         }
         Ok(out)
     }
