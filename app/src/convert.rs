@@ -50,8 +50,29 @@ impl From<&PendingChange> for ChangeDto {
 
 impl From<&FileError> for FileProblemDto {
     fn from(e: &FileError) -> Self {
-        FileProblemDto { file: e.file.clone(), line: e.line, column: e.column, message: e.message.clone() }
+        FileProblemDto {
+            file: e.file.clone(),
+            line: e.line,
+            column: e.column,
+            message: e.message.clone(),
+            excerpt: Vec::new(),
+        }
     }
+}
+
+/// The problem with the lines around it (one before, one after) from `text`.
+pub fn problem_in(e: &FileError, text: Option<&String>) -> FileProblemDto {
+    let mut dto = FileProblemDto::from(e);
+    if let Some(text) = text {
+        let first = e.line.saturating_sub(1).max(1);
+        dto.excerpt = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.to_string()))
+            .filter(|(n, _)| *n >= first && *n <= e.line + 1)
+            .collect();
+    }
+    dto
 }
 
 impl From<&VersionRow> for VersionDto {
@@ -107,10 +128,11 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
             })
             .collect(),
         pending: snapshot.pending.iter().map(ChangeDto::from).collect(),
-        rejected: snapshot.rejected.iter().map(FileProblemDto::from).collect(),
+        rejected: snapshot.rejected.iter().map(|e| problem_in(e, snapshot.rejected_sources.get(&e.file))).collect(),
         failed: snapshot.failed.iter().map(FileProblemDto::from).collect(),
         drift: snapshot.drift.iter().map(|d| DriftDto { table: d.table.clone(), problem: d.problem.clone() }).collect(),
         history: history.iter().map(VersionDto::from).collect(),
+        user: None,
     }
 }
 

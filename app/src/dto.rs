@@ -14,6 +14,15 @@ pub struct DashboardDto {
     /// Where the database no longer matches the applied files.
     pub drift: Vec<DriftDto>,
     pub history: Vec<VersionDto>,
+    /// Who is looking; approve and roll-back controls show for approvers only.
+    pub user: Option<UserDto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDto {
+    pub name: String,
+    pub role: String,
+    pub may_change: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +83,9 @@ pub struct FileProblemDto {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The lines around the problem, numbered, when the file's text is known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excerpt: Vec<(usize, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,10 @@ pub enum AppError {
     ApplyFailed(String),
     #[error("the server is unavailable; try again")]
     Unavailable,
+    #[error("you are not signed in, or your session has expired; sign in again")]
+    Unauthenticated,
+    #[error("your role ({0}) may not do this; an approver can")]
+    Forbidden(String),
     #[error("request failed: {0}")]
     Transport(String),
 }

@@ -45,6 +45,7 @@ pub fn App() -> impl IntoView {
                 // Async: the whole page is rendered before it is sent, so it reads
                 // without JavaScript.
                 <Route path=path!("/") view=pages::dashboard::Dashboard ssr=SsrMode::Async />
+                <Route path=path!("/login") view=pages::login::Login />
             </Routes>
         </Router>
     }

@@ -35,6 +35,8 @@ async fn start(site: &Path, db: &Path, addr: SocketAddr) -> Running {
         debounce_ms: 25,
         env: "dev".into(),
         secure_log: Some(db.with_file_name("secure.log")),
+        admin_password: Some("bench password, long enough".into()),
+        secure_cookies: false,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {
@@ -88,8 +90,16 @@ fn edit(root: &Path, entity: &str, n: usize) {
     std::fs::write(path, text).unwrap();
 }
 
+/// A client sending `token` with every request.
+fn authed(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
+
 /// Reads the content API in a loop until `running` clears; counts failures.
 fn reader(
+    client: reqwest::Client,
     base: String,
     entity: String,
     running: Arc<AtomicBool>,
@@ -97,9 +107,13 @@ fn reader(
     failed: Arc<AtomicU64>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
         while running.load(Ordering::Relaxed) {
-            match client.get(format!("{base}/api/v1/entity/{entity}?limit=5")).send().await {
+            match client
+                .get(format!("{base}/api/v1/entity/{entity}?limit=5"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => ok.fetch_add(1, Ordering::Relaxed),
                 _ => failed.fetch_add(1, Ordering::Relaxed),
             };
@@ -160,7 +174,13 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
     let file = format!("schemas/{entity}.schema.yaml");
     let addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let base = format!("http://{addr}");
-    let client = reqwest::Client::new();
+    let token = {
+        let store = marain::engine::Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+        let token = store.create_token("bench", marain::engine::accounts::Role::Viewer).await.unwrap();
+        store.close().await;
+        token
+    };
+    let client = authed(&token);
 
     let t = Instant::now();
     let server = start(&root, &db, addr).await;
@@ -175,7 +195,7 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
     // Hot reload: save, then wait for the applied event on the SSE stream.
     let (running, ok, failed) =
         (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = reader(base.clone(), entity.clone(), running.clone(), ok.clone(), failed.clone());
+    let load = reader(client.clone(), base.clone(), entity.clone(), running.clone(), ok.clone(), failed.clone());
     let mut stream = client.get(format!("{base}/api/v1/hot-reload/events")).send().await.unwrap();
     let mut buffer = String::new();
     let mut hot = Vec::with_capacity(edits);
@@ -198,7 +218,7 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
     // Restart: stop, save, start, wait until the edit is applied and served.
     let (running, ok, failed) =
         (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = reader(base.clone(), entity.clone(), running.clone(), ok.clone(), failed.clone());
+    let load = reader(client.clone(), base.clone(), entity.clone(), running.clone(), ok.clone(), failed.clone());
     let mut restart = Vec::with_capacity(restarts);
     for n in 0..restarts {
         let t = Instant::now();

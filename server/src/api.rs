@@ -5,7 +5,9 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
+use marain::engine::accounts::Identity;
 use marain::engine::{Approval, EngineError};
 use marain_app::dto::{ChangeDto, FileProblemDto, HazardDto, VersionDto};
 use serde::{Deserialize, Serialize};
@@ -113,13 +115,30 @@ pub struct ApproveBody {
 
 pub async fn approve(
     State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
     Path(id): Path<u64>,
     body: Option<Json<ApproveBody>>,
 ) -> Result<Json<VersionDto>, ApiError> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
-    let approval = Approval { actor: "api".into(), reason: body.reason, confirm: body.confirm };
+    let approval = Approval { actor: identity.name, reason: body.reason, confirm: body.confirm };
     let row = state.engine.approve(id, approval).await?;
     Ok(Json(VersionDto::from(&row)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RejectBody {
+    pub reason: Option<String>,
+}
+
+pub async fn reject(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<u64>,
+    body: Option<Json<RejectBody>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let reason = body.and_then(|Json(b)| b.reason);
+    state.engine.reject(id, &identity.name, reason).await?;
+    Ok(Json(json!({"rejected": id})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +160,9 @@ pub async fn history(
 pub struct RollbackBody {
     pub file: String,
     pub version: i64,
+    /// Recorded when the rollback is approved (the approval's own reason wins).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// 202 and the pending change; it is approved like any other.

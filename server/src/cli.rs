@@ -31,6 +31,79 @@ pub enum Command {
     History(HistoryArgs),
     /// List the backup tables of dropped data, or prune old ones.
     Backups(BackupsArgs),
+    /// Manage dashboard accounts.
+    Admin(AdminArgs),
+    /// Manage API tokens (`Authorization: Bearer`).
+    Token(TokenArgs),
+    /// Ask the running server to roll a file back to a version; the change waits
+    /// for approval in the dashboard unless `--approve` is given with an
+    /// approver's token.
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub action: AdminAction,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/marain.db", global = true)]
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminAction {
+    /// Add an account; the password is read from `MARAIN_PASSWORD` or, if unset,
+    /// from the first line of standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["viewer", "approver"])]
+        role: String,
+        /// Replace the password and role of an existing account.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/marain.db", global = true)]
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// Create a token; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["viewer", "approver"])]
+        role: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// Site-relative path, e.g. schemas/article.schema.yaml.
+    #[arg(long)]
+    pub file: String,
+    #[arg(long)]
+    pub version: i64,
+    /// Why; recorded with the version.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Apply at once (needs an approver token); BREAKING rollbacks also need `--confirm`.
+    #[arg(long)]
+    pub approve: bool,
+    /// The entity or config id, for a BREAKING rollback with `--approve`.
+    #[arg(long)]
+    pub confirm: Option<String>,
+    /// The running server.
+    #[arg(long, env = "MARAIN_URL", default_value = "http://127.0.0.1:3000")]
+    pub server: String,
+    #[arg(long, env = "MARAIN_TOKEN", hide_env_values = true)]
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -74,6 +147,12 @@ pub struct ServeArgs {
     /// Every reload event is appended here as one JSON line.
     #[arg(long, env = "MARAIN_SECURE_LOG", default_value = "data/secure.log")]
     pub secure_log: Option<PathBuf>,
+    /// The first start's `admin` password (otherwise a random one is printed).
+    #[arg(long, env = "MARAIN_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Mark the session cookie `Secure` (behind HTTPS).
+    #[arg(long, env = "MARAIN_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone, Args)]

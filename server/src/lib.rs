@@ -1,7 +1,9 @@
 //! The `marain` server: CLI, REST API, SSE, and the Leptos dashboard, wired to the
 //! engine. The binary's `main` only parses arguments and calls [`run`].
 
+pub mod accounts_cmd;
 pub mod api;
+pub mod auth;
 pub mod backups_cmd;
 pub mod check;
 pub mod cli;
@@ -11,6 +13,7 @@ pub mod history_cmd;
 pub mod log_level;
 pub mod plan_cmd;
 pub mod rate_limit;
+pub mod rollback_cmd;
 pub mod serve;
 pub mod sse;
 
@@ -27,6 +30,9 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
         Some(Command::Plan(args)) => plan_cmd::run(&args),
         Some(Command::History(args)) => history_cmd::run(&args).await,
         Some(Command::Backups(args)) => backups_cmd::run(&args).await,
+        Some(Command::Admin(args)) => accounts_cmd::admin(&args).await,
+        Some(Command::Token(args)) => accounts_cmd::token(&args).await,
+        Some(Command::Rollback(args)) => rollback_cmd::run(&args).await,
         Some(Command::Serve(args)) => serve::run(args, log, shutdown).await,
         None => serve::run(cli.serve, log, shutdown).await,
     }

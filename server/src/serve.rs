@@ -75,6 +75,15 @@ pub async fn serve_logged(
     };
     let (engine, engine_task) = Coordinator::start(config, engine_stop).await.map_err(|e| e.to_string())?;
 
+    match engine.store().ensure_admin(args.admin_password.as_deref()).await {
+        Ok(Some(password)) if args.admin_password.is_none() => println!(
+            "marain: first start: account `admin` (approver) created with the one-time password: {password}\n\
+             marain: sign in and replace it with `marain admin add --username admin --role approver --replace`"
+        ),
+        Ok(Some(_)) => println!("marain: first start: account `admin` (approver) created from MARAIN_ADMIN_PASSWORD"),
+        Ok(None) => {}
+        Err(e) => return Err(format!("cannot create the first account: {e}")),
+    }
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     if let Some(control) = log {
         tokio::spawn(crate::log_level::follow(engine.clone(), control, stop_rx.clone()));
@@ -92,7 +101,6 @@ pub async fn serve_logged(
         snapshot.pending.len(),
         snapshot.rejected.len()
     );
-    println!("marain: no login is needed yet: open the URL above.");
 
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -130,6 +138,7 @@ pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> 
         .route("/api/v1/hot-reload/events", get(crate::sse::events))
         .route("/api/v1/hot-reload/changes/{id}", get(crate::api::change))
         .route("/api/v1/hot-reload/changes/{id}/approve", post(crate::api::approve))
+        .route("/api/v1/hot-reload/changes/{id}/reject", post(crate::api::reject))
         .route("/api/v1/hot-reload/history", get(crate::api::history))
         .route("/api/v1/hot-reload/reload", post(crate::api::reload))
         .route("/api/v1/hot-reload/rollback", post(crate::api::rollback))
@@ -165,5 +174,20 @@ pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> 
         )
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
-    pages.merge(api)
+    let auth = crate::auth::Auth::new(state.engine.store().clone());
+    let sessions = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+        .with_name("marain_session")
+        .with_http_only(true)
+        .with_same_site(tower_sessions::cookie::SameSite::Strict)
+        .with_secure(args.secure_cookies)
+        .with_expiry(tower_sessions::Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(8)));
+    let sign_in = Router::new()
+        .route("/login", post(crate::auth::login))
+        .route("/logout", post(crate::auth::logout))
+        .with_state(auth.clone());
+    pages
+        .merge(api)
+        .merge(sign_in)
+        .layer(axum::middleware::from_fn_with_state(auth, crate::auth::require_identity))
+        .layer(sessions)
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use marain::engine::accounts::Role;
 use marain_server::cli::ServeArgs;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -13,10 +14,28 @@ const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: t
 struct Server {
     base: String,
     site: PathBuf,
+    /// Sends an approver's API token with every request.
     client: reqwest::Client,
+    /// Sends nothing: no session, no token.
+    anonymous: reqwest::Client,
+    db: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), String>>>,
     _dir: tempfile::TempDir,
+}
+
+/// A token made straight in the database, as `marain token create` makes one.
+async fn token(db: &str, name: &str, role: Role) -> String {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let secret = store.create_token(name, role).await.unwrap();
+    store.close().await;
+    secret
+}
+
+fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 impl Server {
@@ -27,14 +46,18 @@ impl Server {
         std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let token = token(&db, "tests", Role::Approver).await;
         let args = ServeArgs {
             site: site.clone(),
-            database: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+            database: db.clone(),
             addr,
             assets: dir.path().join("assets"),
             debounce_ms: 25,
             env: "dev".into(),
             secure_log: Some(dir.path().join("secure.log")),
+            admin_password: Some("correct horse battery staple".into()),
+            secure_cookies: false,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {
@@ -43,7 +66,9 @@ impl Server {
         let server = Server {
             base: format!("http://{addr}/api/v1/hot-reload"),
             site,
-            client: reqwest::Client::new(),
+            client: client_with(&token),
+            anonymous: reqwest::Client::new(),
+            db,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -141,7 +166,7 @@ async fn breaking_change_needs_confirmation_then_lands_in_history() {
         server.post(&format!("/changes/{id}/approve"), json!({"reason": "cleanup", "confirm": "user"})).await;
     assert_eq!(code, 200, "{version}");
     assert_eq!(version["version"], 2);
-    assert_eq!(version["actor"], "api");
+    assert_eq!(version["actor"], "tests", "the token that approved it");
     assert_eq!(version["reason"], "cleanup");
 
     let (code, history) = server.get("/history?file_path=schemas/user.schema.yaml").await;
@@ -462,5 +487,138 @@ async fn recovery_and_backups_endpoints() {
     let (code, body) = server.post("/recover", json!({"at": now})).await;
     assert_eq!(code, 202, "{body}");
     assert_eq!(body["changes"], json!([]));
+    server.stop().await;
+}
+
+/// Everything but the sign-in page needs a session or a token; a viewer reads
+/// but may not change; state changes with a session must come from this site.
+#[tokio::test]
+async fn sign_in_sessions_tokens_roles_and_origin() {
+    let server = Server::start().await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+
+    // No credentials: 401 in the API's shape; pages send you to sign in.
+    let resp = server.anonymous.get(format!("{}/status", server.base)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    let resp = server.anonymous.get(server.base.replace("/hot-reload", "/entity/user")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = no_redirects.get(format!("{root}/")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/login?next=/");
+    let bogus = client_with("mrn_not-a-token");
+    assert_eq!(bogus.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 401);
+
+    // A viewer token reads, and is refused every change with 403.
+    let viewer = client_with(&token(&server.db, "reader", Role::Viewer).await);
+    assert_eq!(viewer.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 200);
+    for (path, body) in [
+        ("/changes/1/approve", json!({"reason": "r"})),
+        ("/changes/1/reject", json!({})),
+        ("/rollback", json!({"file": "schemas/user.schema.yaml", "version": 1})),
+        ("/reload", json!({})),
+    ] {
+        let resp = viewer.post(format!("{}{path}", server.base)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "{path}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "forbidden", "{path}");
+    }
+    let resp = viewer
+        .post(server.base.replace("/hot-reload", "/entity/user"))
+        .json(&json!({"username": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+
+    // Sign in with a session: a wrong password is refused, the right one gives a
+    // new HttpOnly, SameSite=Strict cookie.
+    fn form(password: &str) -> [(&'static str, String); 3] {
+        [("username", "admin".into()), ("password", password.into()), ("next", "/".into())]
+    }
+    let origin = root.clone();
+    let resp = no_redirects
+        .post(format!("{root}/login"))
+        .header("origin", &origin)
+        .form(&form("wrong password!"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/login?error=invalid");
+    let resp = no_redirects
+        .post(format!("{root}/login"))
+        .header("origin", &origin)
+        .form(&form("correct horse battery staple"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let with_session = |req: reqwest::RequestBuilder| req.header("cookie", &session);
+    let resp = with_session(no_redirects.get(format!("{}/status", server.base))).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // With a session, a POST from elsewhere (or from nowhere) is refused.
+    for from in [Some("http://evil.example"), None] {
+        let mut req = with_session(no_redirects.post(format!("{}/reload", server.base)));
+        if let Some(from) = from {
+            req = req.header("origin", from);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "{from:?}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "origin_mismatch");
+    }
+    let resp = with_session(no_redirects.post(format!("{}/reload", server.base)).header("origin", &origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+
+    // Signing out ends the session.
+    let resp =
+        with_session(no_redirects.post(format!("{root}/logout")).header("origin", &origin)).send().await.unwrap();
+    assert_eq!(resp.headers()["location"], "/login");
+    let resp = with_session(no_redirects.get(format!("{}/status", server.base))).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+
+    // Failed sign-ins are rate-limited per address.
+    let mut last = String::new();
+    for _ in 0..8 {
+        let resp = no_redirects
+            .post(format!("{root}/login"))
+            .header("origin", &origin)
+            .form(&form("still wrong!!"))
+            .send()
+            .await
+            .unwrap();
+        last = resp.headers()["location"].to_str().unwrap().to_string();
+    }
+    assert_eq!(last, "/login?error=rate");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_change_records_who_and_why() {
+    let server = Server::start().await;
+    std::fs::write(
+        server.site.join("schemas/user.schema.yaml"),
+        "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n",
+    )
+    .unwrap();
+    let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let (code, _) = server.post(&format!("/changes/{id}/reject"), json!({"reason": "we still need bios"})).await;
+    assert_eq!(code, 200);
+    let status = server.wait_until(|s| s["pending"].as_array().unwrap().is_empty()).await;
+    let message = status["rejected"][0]["message"].as_str().unwrap();
+    assert!(message.contains("rejected by tests: we still need bios"), "{message}");
+    let (code, err) = server.post(&format!("/changes/{id}/reject"), json!({})).await;
+    assert_eq!(code, 404, "{err}");
     server.stop().await;
 }

@@ -136,12 +136,23 @@ fn history_verifies(dir: &Path) {
     assert!(out.status.success(), "history verify: {}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// A client carrying an approver's API token, made in the database the server
+/// will open.
+async fn approver_client(dir: &Path) -> reqwest::Client {
+    let store = marain::engine::Store::open(&db_url(dir)).await.unwrap();
+    let token = store.create_token("crash-test", marain::engine::accounts::Role::Approver).await.unwrap();
+    store.close().await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build().unwrap()
+}
+
 /// One crash at `point` and the restart after it.
 async fn crash_once(point: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
     std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let client = approver_client(dir.path()).await;
 
     let server = Server::start(dir.path(), Some(point));
     wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;

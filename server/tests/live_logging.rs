@@ -21,11 +21,20 @@ fn the_log_level_follows_the_system_config() {
     std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
     std::fs::write(site.join("config/config.system.yaml"), system("info")).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    // `marain token create`, the real command, makes the reader's token.
+    let out = Command::new(env!("CARGO_BIN_EXE_marain"))
+        .args(["token", "create", "--name", "reader", "--role", "viewer", "--database", &db])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("mrn_"), "{token}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_marain"))
         .args(["serve", "--site"])
         .arg(&site)
         .arg("--database")
-        .arg(format!("sqlite://{}", dir.path().join("db.sqlite").display()))
+        .arg(&db)
         .args(["--addr", &format!("127.0.0.1:{port}"), "--secure-log"])
         .arg(dir.path().join("secure.log"))
         .env_remove("RUST_LOG")
@@ -44,7 +53,10 @@ fn the_log_level_follows_the_system_config() {
     let list = format!("http://127.0.0.1:{port}/api/v1/entity/user");
     let get = |url: &str| -> Option<u16> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async { reqwest::get(url).await.ok().map(|r| r.status().as_u16()) })
+        rt.block_on(async {
+            let client = reqwest::Client::new();
+            client.get(url).bearer_auth(&token).send().await.ok().map(|r| r.status().as_u16())
+        })
     };
     // Waits for a line containing `needle`, requesting the list between tries.
     let saw = |needle: &str, within: Duration| -> bool {

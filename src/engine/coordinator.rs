@@ -32,6 +32,7 @@ enum Command {
     Rescan { reply: oneshot::Sender<()> },
     Rollback { file: String, version: i64, reply: oneshot::Sender<Result<PendingChange, EngineError>> },
     Recover { at: String, reply: oneshot::Sender<Result<Vec<PendingChange>, EngineError>> },
+    Reject { id: u64, actor: String, reason: Option<String>, reply: oneshot::Sender<Result<(), EngineError>> },
 }
 
 struct Shared {
@@ -39,7 +40,7 @@ struct Shared {
     /// Content requests hold it shared from schema lookup to their last query; an
     /// apply holds it exclusively from its first statement to the snapshot swap.
     /// So a request runs wholly before or wholly after a change, never across.
-    schema_gate: tokio::sync::RwLock<()>,
+    schema_gate: Arc<tokio::sync::RwLock<()>>,
     events: broadcast::Sender<EngineEvent>,
     commands: mpsc::UnboundedSender<Command>,
     store: Store,
@@ -64,7 +65,7 @@ impl Coordinator {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
-            schema_gate: tokio::sync::RwLock::new(()),
+            schema_gate: Arc::new(tokio::sync::RwLock::new(())),
             events,
             commands,
             store: store.clone(),
@@ -111,6 +112,15 @@ impl Coordinator {
     pub async fn rollback(&self, file: &str, version: i64) -> Result<PendingChange, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Rollback { file: file.to_string(), version, reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Turns pending change `id` down: the file stays as it is on disk, shown as
+    /// rejected with who and why, and the applied version stays live until the
+    /// file changes again.
+    pub async fn reject(&self, id: u64, actor: &str, reason: Option<String>) -> Result<(), EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Reject { id, actor: actor.to_string(), reason, reply })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -172,6 +182,8 @@ struct Worker {
     versions: BTreeMap<String, i64>,
     pending: BTreeMap<String, PendingChange>,
     rejected: BTreeMap<String, Vec<FileError>>,
+    /// The text of files rejected as unparsable, for showing the error in place.
+    rejected_sources: BTreeMap<String, String>,
     failed: BTreeMap<String, FileError>,
     /// Hash of what was last read from disk per path (`None`: absent), so an
     /// event that leaves a file's bytes unchanged costs one read and nothing more.
@@ -185,6 +197,13 @@ struct Worker {
     next_seq: u64,
     secure_log: Option<super::secure_log::SecureLog>,
     last_sync: Option<String>,
+    /// Held while a batch applies: content requests wait for the whole batch and
+    /// its one snapshot swap, instead of one swap per file.
+    batch_gate: Option<tokio::sync::OwnedRwLockWriteGuard<()>>,
+    /// Events of the signal or command being handled: sent once the snapshot
+    /// that reflects them is published, so a client that refetches on an event
+    /// never reads the state from before it.
+    outbox: Option<Vec<EngineEvent>>,
 }
 
 impl Worker {
@@ -201,6 +220,7 @@ impl Worker {
             versions: BTreeMap::new(),
             pending: BTreeMap::new(),
             rejected: BTreeMap::new(),
+            rejected_sources: BTreeMap::new(),
             failed: BTreeMap::new(),
             seen: BTreeMap::new(),
             waiting_on_others: BTreeSet::new(),
@@ -209,6 +229,8 @@ impl Worker {
             next_seq: 1,
             secure_log: None,
             last_sync: None,
+            batch_gate: None,
+            outbox: None,
         }
     }
 
@@ -222,6 +244,7 @@ impl Worker {
     ) {
         tokio::pin!(shutdown);
         loop {
+            self.outbox = Some(Vec::new());
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(signal) = signals.recv() => {
@@ -253,10 +276,19 @@ impl Worker {
                         let result = self.recover(&at).await;
                         let _ = reply.send(result);
                     }
+                    Command::Reject { id, actor, reason, reply } => {
+                        let result = self.reject_change(id, &actor, reason);
+                        let _ = reply.send(result);
+                    }
                 },
                 else => break,
             }
             self.retune_watcher(&mut watcher, &signal_tx).await;
+            self.publish();
+            for event in self.outbox.take().unwrap_or_default() {
+                // No subscribers is fine: nobody is watching the dashboard.
+                let _ = self.shared.events.send(event);
+            }
         }
         tracing::debug!("coordinator stopped");
     }
@@ -343,7 +375,12 @@ impl Worker {
             log.append(&event);
         }
         // No subscribers is fine: nobody is watching the dashboard.
-        let _ = self.shared.events.send(event);
+        match &mut self.outbox {
+            Some(outbox) => outbox.push(event),
+            None => {
+                let _ = self.shared.events.send(event);
+            }
+        }
     }
 
     fn publish(&mut self) {
@@ -378,6 +415,10 @@ impl Worker {
             failed: self.failed.values().cloned().collect(),
             drift: self.drift.clone(),
             settings: Arc::new(crate::live_config::LiveSettings::from_site(&self.applied)),
+            rejected_sources: {
+                self.rejected_sources.retain(|path, _| self.rejected.contains_key(path));
+                self.rejected_sources.clone()
+            },
             last_sync: self.last_sync.clone(),
         }));
     }
@@ -390,6 +431,17 @@ impl Worker {
         let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         self.rejected.insert(path.to_string(), errors);
         self.emit(EventKind::Rejected, path, None, None, message);
+    }
+
+    fn reject_change(&mut self, id: u64, actor: &str, reason: Option<String>) -> Result<(), EngineError> {
+        let change = self.pending.values().find(|c| c.id == id).cloned().ok_or(EngineError::UnknownChange(id))?;
+        self.pending.remove(&change.file);
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let message = format!("change {id} was rejected by {actor}{why}; the applied version stays live");
+        self.rejected.insert(change.file.clone(), vec![FileError::new(&change.file, (1, 1), None, message.clone())]);
+        self.emit(EventKind::Rejected, &change.file, Some(&change), None, message);
+        self.publish();
+        Ok(())
     }
 
     fn supersede(&mut self, path: &str, why: &str) {
@@ -421,7 +473,10 @@ impl Worker {
             }
             self.failed.remove(&path);
             if disk_hash.as_deref() == self.applied.hash_of(&path) {
-                self.rejected.remove(&path);
+                if self.rejected.remove(&path).is_some() {
+                    let message = "the file is back to its applied version; nothing to fix".to_string();
+                    self.emit(EventKind::Cleared, &path, None, None, message);
+                }
                 self.supersede(&path, "the file is back to its applied version");
                 continue;
             }
@@ -442,7 +497,10 @@ impl Worker {
                         self.rejected.remove(&path);
                         candidates.insert(path, Some(file));
                     }
-                    Err(errors) => self.reject(&path, errors),
+                    Err(errors) => {
+                        self.rejected_sources.insert(path.clone(), text);
+                        self.reject(&path, errors)
+                    }
                 },
             }
         }
@@ -452,11 +510,15 @@ impl Worker {
         let changes = plan_sites(&self.applied, &candidate_site, |file, short| {
             format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
         });
+        if changes.len() > 1 {
+            self.batch_gate = Some(self.shared.schema_gate.clone().write_owned().await);
+        }
         for change in changes {
             self.gate(change).await;
         }
         self.last_sync = Some(now_rfc3339());
         self.publish();
+        self.batch_gate = None;
     }
 
     /// Rejects the candidates that would break cross-file rules; returns the site
@@ -716,8 +778,11 @@ impl Worker {
             reason,
             applied_at: now_rfc3339(),
         };
-        let shared = self.shared.clone();
-        let gate = shared.schema_gate.write().await;
+        // Within a batch the batch holds the gate and publishes once at its end.
+        let own_gate = match self.batch_gate {
+            Some(_) => None,
+            None => Some(self.shared.schema_gate.clone().write_owned().await),
+        };
         match self.store.apply(&change.plan, change.severity, record).await {
             Ok(row) => {
                 self.store.failpoints().reach("after_commit");
@@ -726,8 +791,10 @@ impl Worker {
                     Some(file) => self.applied.insert_file(file.clone()),
                     None => self.applied.remove(&change.file),
                 }
-                self.publish();
-                drop(gate);
+                if let Some(gate) = own_gate {
+                    self.publish();
+                    drop(gate);
+                }
                 if change.rollback_to.is_some() {
                     // The database already holds the change; the file follows it. A
                     // failure here leaves the file differing from what is applied,

@@ -14,6 +14,8 @@ pub enum EventKind {
     Applied,
     Failed,
     Superseded,
+    /// A rejected file is back to its applied version: nothing to fix any more.
+    Cleared,
 }
 
 impl EventKind {
@@ -26,6 +28,7 @@ impl EventKind {
             EventKind::Applied => "applied",
             EventKind::Failed => "failed",
             EventKind::Superseded => "superseded",
+            EventKind::Cleared => "cleared",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! history, and runs the one coordinator that turns file events into applied
 //! changes. Everything that touches disk, database or clock lives here.
 
+pub mod accounts;
 pub mod content;
 pub mod coordinator;
 pub mod drift;

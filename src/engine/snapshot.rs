@@ -78,6 +78,8 @@ pub struct Snapshot {
     /// What the applied configs set for the running server (log level, rate
     /// limit, CORS, hot-reload policy); consumers read it per request.
     pub settings: Arc<crate::live_config::LiveSettings>,
+    /// The text of each rejected file as read, so the error can be shown in place.
+    pub rejected_sources: std::collections::BTreeMap<String, String>,
 }
 
 impl PendingChange {

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqlitePool};
 
 use crate::hash::sha256_parts;
@@ -102,6 +102,11 @@ impl Store {
             .map_err(open_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a commit survives a process crash (kill -9) without an
+            // fsync; only a power loss can drop the newest commits, and those are
+            // re-derived from the files at start-up. Transactions that delete or
+            // restore data switch to FULL (see `apply`): they cannot be re-derived.
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(open_err)?;
@@ -137,6 +142,10 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         if plan.foreign_keys_off {
             sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+        }
+        let touches_data = plan.sql().iter().any(|s| s.contains("marain_backup_"));
+        if touches_data {
+            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
         }
         let result = async {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -200,6 +209,9 @@ impl Store {
         .await;
         if plan.foreign_keys_off {
             sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+        }
+        if touches_data {
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         }
         result
     }

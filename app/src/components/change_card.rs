@@ -7,7 +7,7 @@ use crate::api::ApproveChange;
 use crate::dto::{ChangeDto, DiffLineDto};
 
 #[component]
-pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>) -> impl IntoView {
+pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>, may_change: bool) -> impl IntoView {
     let blocked = matches!(change.severity.as_str(), "BLOCKED" | "REJECTED");
     let breaking = change.severity == "BREAKING";
     let entity = change.entity.clone();
@@ -16,7 +16,7 @@ pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>) -> im
     let rollback = change.rollback_sql.join(";\n\n");
     let label = format!("Approve change {} to {}", change.id, change.file);
     view! {
-        <article class="card" data-testid="change-card" data-severity=change.severity.clone() data-file=change.file.clone()>
+        <article class="card" data-testid="change-card" data-id=change.id.to_string() data-severity=change.severity.clone() data-file=change.file.clone()>
             <header class="card-head">
                 <SeverityBadge severity=change.severity.clone() />
                 <h3>{change.file.clone()}</h3>
@@ -57,6 +57,8 @@ pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>) -> im
                 <summary>"Rollback SQL"</summary>
                 <pre class="sql">{rollback}</pre>
             </details>
+            {(!may_change).then(|| view! { <p class="muted">"An approver can approve this change."</p> })}
+            {may_change.then(move || view! {
             <ActionForm action=approve attr:class="approve">
                 <input type="hidden" name="id" value=change.id.to_string() />
                 <label>
@@ -71,10 +73,11 @@ pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>) -> im
                             </label>
                         }
                     })}
-                <button type="submit" disabled=blocked aria-label=label>
+                <button type="submit" disabled=blocked aria-label=label.clone()>
                     "Approve"
                 </button>
             </ActionForm>
+            })}
         </article>
     }
 }

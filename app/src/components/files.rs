@@ -49,11 +49,30 @@ pub fn FileTable(files: Vec<FileDto>) -> impl IntoView {
 pub fn Problems(rejected: Vec<FileProblemDto>, failed: Vec<FileProblemDto>) -> impl IntoView {
     let any = !(rejected.is_empty() && failed.is_empty());
     let row = |kind: &'static str, p: FileProblemDto| {
+        let (at, column) = (p.line, p.column);
+        let excerpt = (!p.excerpt.is_empty()).then(|| {
+            view! {
+                <pre class="excerpt" data-testid="excerpt">
+                    {p.excerpt
+                        .into_iter()
+                        .map(|(n, text)| {
+                            let caret = (n == at).then(|| format!("\n{}^", " ".repeat(column.saturating_sub(1) + 6)));
+                            view! {
+                                <span class:at=n == at>{format!("{n:>4}  {text}")}</span>
+                                {caret}
+                                "\n"
+                            }
+                        })
+                        .collect_view()}
+                </pre>
+            }
+        });
         view! {
-            <li class="problem" data-testid=kind>
+            <li class="problem" data-testid=kind data-file=p.file.clone()>
                 <code>{format!("{}:{}:{}", p.file, p.line, p.column)}</code>
                 " "
                 {p.message}
+                {excerpt}
             </li>
         }
     };

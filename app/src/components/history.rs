@@ -7,7 +7,7 @@ use crate::dto::VersionDto;
 
 /// History, newest first. Every version but a file's newest can be rolled back to.
 #[component]
-pub fn HistoryList(history: Vec<VersionDto>, rollback: ServerAction<RollbackTo>) -> impl IntoView {
+pub fn HistoryList(history: Vec<VersionDto>, rollback: ServerAction<RollbackTo>, may_change: bool) -> impl IntoView {
     let mut seen = std::collections::HashSet::new();
     let newest: Vec<bool> = history.iter().map(|v| seen.insert(v.file.clone())).collect();
     view! {
@@ -37,7 +37,7 @@ pub fn HistoryList(history: Vec<VersionDto>, rollback: ServerAction<RollbackTo>)
                                             <Timestamp at=v.applied_at.clone() />
                                         </span>
                                         {v.reason.clone().map(|r| view! { " " <q>{r}</q> })}
-                                        {(!is_newest)
+                                        {(!is_newest && may_change)
                                             .then(|| {
                                                 view! {
                                                     <ActionForm action=rollback attr:class="rollback">

@@ -37,7 +37,9 @@ pub fn Dashboard() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Ok(d) => {
+                            let may_change = d.user.as_ref().is_some_and(|u| u.may_change);
                             view! {
+                                {d.user.clone().map(|u| view! { <UserBar name=u.name role=u.role /> }.into_any())}
                                 <StatusBar in_sync=d.in_sync last_sync=d.last_sync.clone() pending=d.pending.len() />
                                 <section aria-labelledby="pending-h">
                                     <h2 id="pending-h">"Pending changes"</h2>
@@ -52,15 +54,15 @@ pub fn Dashboard() -> impl IntoView {
                                     } else {
                                         d.pending
                                             .into_iter()
-                                            .map(|c| view! { <ChangeCard change=c approve /> })
+                                            .map(|c| view! { <ChangeCard change=c approve may_change /> })
                                             .collect_view()
                                             .into_any()
                                     }}
                                 </section>
-                                <Problems rejected=d.rejected failed=d.failed />
-                                <DriftList drift=d.drift />
-                                <FileTable files=d.files />
-                                <HistoryList history=d.history rollback />
+                                {view! { <Problems rejected=d.rejected failed=d.failed /> }.into_any()}
+                                {view! { <DriftList drift=d.drift /> }.into_any()}
+                                {view! { <FileTable files=d.files /> }.into_any()}
+                                <HistoryList history=d.history rollback may_change />
                             }
                                 .into_any()
                         }
@@ -70,5 +72,16 @@ pub fn Dashboard() -> impl IntoView {
             </Transition>
             <Feed events=live.events />
         </main>
+    }
+}
+
+/// Who is signed in, and the way out. A plain form: it works without JavaScript.
+#[component]
+fn UserBar(name: String, role: String) -> impl IntoView {
+    view! {
+        <form class="userbar" method="post" action="/logout">
+            <span>"Signed in as " <strong data-testid="user">{name}</strong> " (" {role} ") "</span>
+            <button type="submit" class="secondary">"Sign out"</button>
+        </form>
     }
 }

@@ -1,0 +1,33 @@
+//! Sign-in: a plain HTML form posted to `/login`, so it works without JavaScript.
+//! The server answers with a redirect; a failure comes back as `?error=`.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+pub fn Login() -> impl IntoView {
+    let query = use_query_map();
+    let message = move || match query.read().get("error").as_deref() {
+        Some("invalid") => Some("Wrong user name or password."),
+        Some("rate") => Some("Too many attempts from this address; wait a minute and try again."),
+        Some("origin") => Some("The sign-in form must be sent from this site."),
+        Some(_) => Some("Signing in failed; try again."),
+        None => None,
+    };
+    let next = move || query.read().get("next").unwrap_or_default();
+    view! {
+        <main class="login">
+            <h1>"Marain hot-reload"</h1>
+            <form method="post" action="/login" class="login-form">
+                <h2>"Sign in"</h2>
+                {move || message().map(|m| view! { <p class="error" role="alert" data-testid="login-error">{m}</p> })}
+                <input type="hidden" name="next" value=next />
+                <label>"User name" <input type="text" name="username" autocomplete="username" required=true /></label>
+                <label>
+                    "Password" <input type="password" name="password" autocomplete="current-password" required=true />
+                </label>
+                <button type="submit">"Sign in"</button>
+            </form>
+        </main>
+    }
+}

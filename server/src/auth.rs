@@ -1,0 +1,220 @@
+//! Sign-in, sessions, API tokens, roles and the Origin check.
+//!
+//! Every request except the sign-in page and the static assets needs an
+//! identity: a session cookie (HttpOnly, SameSite=Strict, a new id at sign-in)
+//! or an `Authorization: Bearer` API token. State changes (anything but GET, HEAD
+//! and OPTIONS) made with a session must come from this site's own pages (the
+//! `Origin` header names this host), and on the REST API need the `approver`
+//! role; server functions check the role themselves (reading the dashboard is a
+//! POST too).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Form, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use marain::engine::accounts::Identity;
+use marain::engine::Store;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::api::ApiError;
+
+const IDENTITY_KEY: &str = "identity";
+
+pub struct Auth {
+    store: Store,
+    /// Failed sign-ins per client address: after `MAX_FAILURES` within
+    /// `FAILURE_WINDOW`, the address may not try again until the window ends.
+    /// A successful sign-in clears its count.
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+impl Auth {
+    pub fn new(store: Store) -> Arc<Self> {
+        Arc::new(Auth { store, failures: Mutex::new(HashMap::new()) })
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn locked_out(&self, ip: IpAddr) -> bool {
+        let mut failures = self.failures();
+        failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        failures.get(&ip).is_some_and(|(n, _)| *n >= MAX_FAILURES)
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut failures = self.failures();
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, ip: IpAddr) {
+        self.failures().remove(&ip);
+    }
+}
+
+fn is_public(path: &str) -> bool {
+    path == "/login" || path.starts_with("/pkg/") || path == "/favicon.ico"
+}
+
+/// The request comes from a page of this site: its `Origin` (or, lacking one,
+/// its `Referer`) is this host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let from = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    ["http://", "https://"].iter().any(|scheme| {
+        from.strip_prefix(scheme)
+            .is_some_and(|rest| rest == host || rest.strip_prefix(host).is_some_and(|tail| tail.starts_with('/')))
+    })
+}
+
+async fn identify(auth: &Auth, bearer: Option<String>, session: Option<Session>) -> Option<Identity> {
+    if let Some(bearer) = bearer {
+        return auth.store.token_identity(bearer.trim()).await.ok().flatten();
+    }
+    session?.get::<Identity>(IDENTITY_KEY).await.ok().flatten()
+}
+
+/// The gate in front of everything but the public paths.
+pub async fn require_identity(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    // CORS preflights carry no credentials; the CORS layer answers them.
+    if is_public(&path) || request.method() == Method::OPTIONS {
+        return next.run(request).await;
+    }
+    let api = path.starts_with("/api/") || path.starts_with("/_sfn/");
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let session = request.extensions().get::<Session>().cloned();
+    let Some(identity) = identify(&auth, bearer, session).await else {
+        if api {
+            let message = "sign in, or send an API token as `Authorization: Bearer <token>`".to_string();
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response();
+        }
+        return Redirect::to(&format!("/login?next={}", urlencoding(&path))).into_response();
+    };
+    let changes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes && !identity.token && !same_origin(request.headers()) {
+        let message = "a state change with a session must come from this site's own pages".to_string();
+        return ApiError::new(StatusCode::FORBIDDEN, "origin_mismatch", message).into_response();
+    }
+    if changes && path.starts_with("/api/") && !identity.role.may_change() {
+        let message = format!("`{}` is a {}; only an approver may do this", identity.name, identity.role.as_str());
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
+    }
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    pub username: String,
+    pub password: String,
+    pub next: Option<String>,
+}
+
+/// Only a path on this site: never `//elsewhere` or a full URL.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
+}
+
+pub async fn login(
+    State(auth): State<Arc<Auth>>,
+    session: Session,
+    request_headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&request_headers) {
+        return Redirect::to("/login?error=origin").into_response();
+    }
+    let ip = peer.ip();
+    if auth.locked_out(ip) {
+        tracing::warn!(%ip, user = %form.username, "sign-in refused: too many attempts");
+        return Redirect::to("/login?error=rate").into_response();
+    }
+    match auth.store.verify_password(&form.username, &form.password).await {
+        Ok(Some(identity)) => {
+            auth.succeeded(ip);
+            // A new session id at every sign-in: a fixated id is worth nothing.
+            if session.cycle_id().await.is_err() || session.insert(IDENTITY_KEY, &identity).await.is_err() {
+                return (StatusCode::SERVICE_UNAVAILABLE, "the session store failed").into_response();
+            }
+            tracing::info!(user = %identity.name, role = identity.role.as_str(), "signed in");
+            Redirect::to(safe_next(form.next.as_deref())).into_response()
+        }
+        Ok(None) => {
+            auth.failed(ip);
+            tracing::warn!(%ip, user = %form.username, "sign-in failed");
+            Redirect::to("/login?error=invalid").into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in could not read the accounts");
+            Redirect::to("/login?error=unavailable").into_response()
+        }
+    }
+}
+
+pub async fn logout(session: Session) -> Response {
+    let _ = session.flush().await;
+    Redirect::to("/login").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_check() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "127.0.0.1:3000".parse().unwrap());
+        assert!(!same_origin(&h), "no Origin, no Referer");
+        h.insert(header::ORIGIN, "http://127.0.0.1:3000".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, "http://127.0.0.1:3000.evil.example".parse().unwrap());
+        assert!(!same_origin(&h));
+        h.remove(header::ORIGIN);
+        h.insert(header::REFERER, "http://127.0.0.1:3000/login".parse().unwrap());
+        assert!(same_origin(&h));
+    }
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/history")), "/history");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,196 @@
+//! Accounts and API tokens: who may read, and who may approve.
+//!
+//! Passwords are stored as argon2id hashes (verified off the async runtime, they
+//! are slow on purpose); API tokens are 32 random bytes shown once and stored as
+//! their SHA-256, which is enough for a secret that cannot be guessed.
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+
+use super::store::{Store, StoreError};
+use crate::hash::sha256_hex;
+
+/// `viewer` reads; `approver` also approves, rejects, rolls back and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Approver,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "approver" => Some(Role::Approver),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Approver => "approver",
+        }
+    }
+
+    pub fn may_change(self) -> bool {
+        self == Role::Approver
+    }
+}
+
+/// Who is asking, and how they proved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub name: String,
+    pub role: Role,
+    /// True for an API token; false for a dashboard session.
+    pub token: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("user name `{0}` is not valid: use 1 to 64 letters, digits, `.`, `_` or `-`")]
+    BadName(String),
+    #[error("the password is too short: use at least 12 characters")]
+    WeakPassword,
+    #[error("`{0}` already exists")]
+    Exists(String),
+    #[error("hashing the password failed: {0}")]
+    Hash(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AccountError {
+    fn from(e: sqlx::Error) -> Self {
+        AccountError::Store(StoreError::Sql(e))
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A random secret of `bytes` bytes, hex-encoded.
+pub fn random_secret(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+fn now() -> String {
+    super::now_rfc3339()
+}
+
+impl Store {
+    pub async fn account_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM marain_accounts").fetch_one(self.pool()).await?)
+    }
+
+    /// Creates an account, or replaces the password and role of an existing one
+    /// when `replace` is set.
+    pub async fn add_account(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+        replace: bool,
+    ) -> Result<(), AccountError> {
+        if !valid_name(username) {
+            return Err(AccountError::BadName(username.to_string()));
+        }
+        if password.chars().count() < 12 {
+            return Err(AccountError::WeakPassword);
+        }
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+        })
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))?
+        .map_err(|e| AccountError::Hash(e.to_string()))?;
+        let verb = if replace { "INSERT OR REPLACE" } else { "INSERT" };
+        let sql =
+            format!("{verb} INTO marain_accounts (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)");
+        match sqlx::query(&sql).bind(username).bind(hash).bind(role.as_str()).bind(now()).execute(self.pool()).await {
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                Err(AccountError::Exists(username.to_string()))
+            }
+            other => other.map(|_| ()).map_err(AccountError::from),
+        }
+    }
+
+    /// The account's identity if `password` is right; `None` otherwise (an
+    /// unknown user costs the same hash as a known one, so timing tells nothing).
+    pub async fn verify_password(&self, username: &str, password: &str) -> Result<Option<Identity>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT password_hash, role FROM marain_accounts WHERE username = ?1")
+                .bind(username)
+                .fetch_optional(self.pool())
+                .await?;
+        // A fixed hash of a random password stands in for a missing account.
+        const DECOY: &str =
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$3pDRnVxm2QqUp4QxWX5D+cD5ENSeFxcOsWsoFW7nxKQ";
+        let (hash, role) = row.clone().unwrap_or_else(|| (DECOY.to_string(), String::new()));
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        })
+        .await
+        .unwrap_or(false);
+        Ok(match (ok && row.is_some(), Role::parse(&role)) {
+            (true, Some(role)) => Some(Identity { name: username.to_string(), role, token: false }),
+            _ => None,
+        })
+    }
+
+    /// Creates an API token; returns its secret, which is not stored and cannot
+    /// be shown again.
+    pub async fn create_token(&self, name: &str, role: Role) -> Result<String, AccountError> {
+        if !valid_name(name) {
+            return Err(AccountError::BadName(name.to_string()));
+        }
+        let secret = format!("mrn_{}", random_secret(32));
+        let result =
+            sqlx::query("INSERT INTO marain_tokens (name, token_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)")
+                .bind(name)
+                .bind(sha256_hex(secret.as_bytes()))
+                .bind(role.as_str())
+                .bind(now())
+                .execute(self.pool())
+                .await;
+        match result {
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                Err(AccountError::Exists(name.to_string()))
+            }
+            other => other.map(|_| secret).map_err(AccountError::from),
+        }
+    }
+
+    /// The identity behind an API token's secret, if it is one.
+    pub async fn token_identity(&self, secret: &str) -> Result<Option<Identity>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT name, role FROM marain_tokens WHERE token_hash = ?1")
+                .bind(sha256_hex(secret.as_bytes()))
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.and_then(|(name, role)| Some(Identity { name, role: Role::parse(&role)?, token: true })))
+    }
+
+    /// On first start (no accounts at all), creates `admin` as an approver with
+    /// `password`, or a random one; returns the password to show once.
+    pub async fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>, AccountError> {
+        if self.account_count().await? > 0 {
+            return Ok(None);
+        }
+        let password = password.map(str::to_string).unwrap_or_else(|| random_secret(12));
+        self.add_account("admin", &password, Role::Approver, false).await?;
+        Ok(Some(password))
+    }
+}
