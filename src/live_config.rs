@@ -116,6 +116,17 @@ struct HotReloadValues {
     debounce_ms: Option<u64>,
     auto_apply: Option<AutoApply>,
     directories: BTreeMap<String, DirectoryValues>,
+    webhooks: Vec<Webhook>,
+}
+
+/// Where every engine event is POSTed as JSON, signed with HMAC-SHA256 of the
+/// body under `secret` when one is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +147,7 @@ pub struct LiveSettings {
     pub auto_apply: Option<AutoApply>,
     /// Per top-level directory (`schemas`, `config`), overriding `auto_apply`.
     pub directory_auto_apply: BTreeMap<String, AutoApply>,
+    pub webhooks: Vec<Webhook>,
 }
 
 impl LiveSettings {
@@ -153,6 +165,7 @@ impl LiveSettings {
             debounce_ms: hot.debounce_ms,
             auto_apply: hot.auto_apply,
             directory_auto_apply: hot.directories.into_iter().filter_map(|(d, v)| Some((d, v.auto_apply?))).collect(),
+            webhooks: hot.webhooks,
         }
     }
 
@@ -173,7 +186,9 @@ pub fn shape_problems(doc: &ConfigDoc, path: &str, text: &str) -> Vec<FileError>
     let result = match doc.id.as_str() {
         "system" => fits::<SystemValues>(&doc.values),
         "api" => fits::<ApiValues>(&doc.values).and_then(|()| rate_limit_sane(&doc.values)),
-        "hot_reload" => fits::<HotReloadValues>(&doc.values).and_then(|()| debounce_sane(&doc.values)),
+        "hot_reload" => fits::<HotReloadValues>(&doc.values)
+            .and_then(|()| debounce_sane(&doc.values))
+            .and_then(|()| webhooks_sane(&doc.values)),
         _ => Ok(()),
     };
     match result {
@@ -199,6 +214,20 @@ fn rate_limit_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
     if limit.enabled && limit.requests_per_minute == 0 {
         let key = "rate_limit.requests_per_minute".to_string();
         return Err((key, "requests_per_minute must be at least 1 when the limit is enabled".into()));
+    }
+    Ok(())
+}
+
+fn webhooks_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
+    let hooks: Vec<Webhook> =
+        values.get("webhooks").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    for (i, hook) in hooks.iter().enumerate() {
+        if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+            return Err((
+                format!("webhooks.{i}.url"),
+                format!("webhook url `{}` must start with http:// or https://", hook.url),
+            ));
+        }
     }
     Ok(())
 }

@@ -419,6 +419,8 @@ async fn rollback_after_a_dropped_field_restores_every_value_and_the_file() {
     let back = Approval { actor: "bob".into(), reason: Some("we need bios".into()), confirm: Some("user".into()) };
     let row = site.coordinator.approve(change.id, back).await.unwrap();
     assert_eq!(row.version, 3);
+    let rolled = site.wait_for(EventKind::RolledBack, USER_PATH).await;
+    assert_eq!(rolled.version, Some(3));
 
     let restored: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM content_user WHERE bio = 'biography number ' || substr(id, 2)")

@@ -142,3 +142,53 @@ async fn a_symlink_escaping_the_site_is_refused() {
     assert!(tables.is_empty());
     site.stop().await;
 }
+
+/// A torn write: half the bytes, then the rest. Inside the debounce window the
+/// whole file applies once; with a pause longer than the debounce, the half file
+/// is graded on its own (rejected when invalid) and then the whole file applies.
+#[tokio::test]
+async fn torn_writes_end_with_the_whole_file_applied_once() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    let path = site.root().join(USER_PATH);
+    let torn = |pause: Duration, text: String| {
+        let path = path.clone();
+        move || {
+            // Cut inside the last field's type: the first half alone says `type: te`.
+            let (head, tail) = text.split_at(text.rfind("type: text").unwrap() + "type: te".len());
+            let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+            f.write_all(head.as_bytes()).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(pause);
+            f.write_all(tail.as_bytes()).unwrap();
+        }
+    };
+
+    // 10 ms apart, inside the 25 ms debounce: one version, the whole file.
+    let before = site.coordinator.history(Some(USER_PATH), 100).await.unwrap().len();
+    let whole = with_fields(1);
+    tokio::task::spawn_blocking(torn(Duration::from_millis(10), whole.clone())).await.unwrap();
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
+    assert_eq!(after.len(), before + 1, "exactly one version for a torn write inside the debounce");
+    assert_eq!(after[0].hash, sha256_hex(whole.as_bytes()));
+    let rejected_meanwhile = site.coordinator.snapshot().rejected.len();
+    assert_eq!(rejected_meanwhile, 0);
+
+    // 300 ms apart, far beyond the debounce: the half file is seen on its own and
+    // rejected (it cuts a field in two), then the whole file applies once.
+    let whole = with_fields(2);
+    let writer = tokio::task::spawn_blocking(torn(Duration::from_millis(300), whole.clone()));
+    let rejected = site.wait_for(EventKind::Rejected, USER_PATH).await;
+    assert!(rejected.message.contains(USER_PATH), "{}", rejected.message);
+    writer.await.unwrap();
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let last = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
+    assert_eq!(last.len(), before + 2, "the half file never applied");
+    assert_eq!(last[0].hash, sha256_hex(whole.as_bytes()));
+    assert!(site.coordinator.snapshot().in_sync());
+    site.stop().await;
+}

@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod rollback_cmd;
 pub mod serve;
 pub mod sse;
+pub mod webhooks;
 
 use std::future::Future;
 use std::process::ExitCode;

@@ -88,6 +88,7 @@ pub async fn serve_logged(
     if let Some(control) = log {
         tokio::spawn(crate::log_level::follow(engine.clone(), control, stop_rx.clone()));
     }
+    tokio::spawn(crate::webhooks::deliver(engine.clone(), stop_rx.clone()));
     let app = router(AppState { engine: engine.clone(), shutdown: stop_rx }, &args, addr);
 
     let snapshot = engine.snapshot();

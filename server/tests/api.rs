@@ -622,3 +622,63 @@ async fn a_rejected_change_records_who_and_why() {
     assert_eq!(code, 404, "{err}");
     server.stop().await;
 }
+
+/// `hot_reload.webhooks`: events are POSTed, HMAC-signed, and retried when the
+/// receiver fails.
+#[tokio::test]
+async fn webhooks_deliver_signed_events_and_retry() {
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::{Arc, Mutex};
+    type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+    let seen: Seen = Arc::default();
+    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let (seen, attempts) = (seen.clone(), attempts.clone());
+            move |headers: HeaderMap, body: String| async move {
+                // The very first delivery fails: it must be retried.
+                if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let header = |k: &str| headers.get(k).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+                seen.lock().unwrap().push((header("x-marain-event"), header("x-marain-signature"), body));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+
+    let server = Server::start().await;
+    std::fs::create_dir_all(server.site.join("config")).unwrap();
+    std::fs::write(
+        server.site.join("config/config.hot_reload.yaml"),
+        format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: http://{hook_addr}/hook\n      secret: s3cret\n"),
+    )
+    .unwrap();
+    server.wait_versions("config/config.hot_reload.yaml", 1).await;
+    std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
+        .unwrap();
+    let mut applied = None;
+    for _ in 0..200 {
+        let found = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(kind, _, body)| kind == "applied" && body.contains("user.schema.yaml"))
+            .cloned();
+        if let Some(found) = found {
+            applied = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, signature, body) = applied.expect("the applied event reached the webhook");
+    assert_eq!(signature, marain_server::webhooks::signature("s3cret", body.as_bytes()));
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["kind"], "applied");
+    assert!(attempts.load(std::sync::atomic::Ordering::SeqCst) > seen.lock().unwrap().len() as u32, "a retry happened");
+    server.stop().await;
+}

@@ -810,6 +810,10 @@ impl Worker {
                     }
                 };
                 self.emit(EventKind::Applied, &change.file, Some(&change), Some(row.version), message);
+                if let Some(to) = change.rollback_to {
+                    let message = format!("{} is version {to} again (applied as version {})", change.file, row.version);
+                    self.emit(EventKind::RolledBack, &change.file, Some(&change), Some(row.version), message);
+                }
                 Ok(row)
             }
             Err(e) => {

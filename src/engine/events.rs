@@ -14,6 +14,8 @@ pub enum EventKind {
     Applied,
     Failed,
     Superseded,
+    /// A rollback or recovery change applied: the file is an earlier version again.
+    RolledBack,
     /// A rejected file is back to its applied version: nothing to fix any more.
     Cleared,
 }
@@ -28,6 +30,7 @@ impl EventKind {
             EventKind::Applied => "applied",
             EventKind::Failed => "failed",
             EventKind::Superseded => "superseded",
+            EventKind::RolledBack => "rolled_back",
             EventKind::Cleared => "cleared",
         }
     }
