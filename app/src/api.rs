@@ -59,3 +59,67 @@ pub async fn rollback_to(file: String, version: i64) -> Result<u64, AppError> {
     let engine = expect_context::<marain::engine::Coordinator>();
     Ok(engine.rollback(&file, version).await?.id)
 }
+
+/// One file's versions (newest first) and the YAML diff from version `from` to
+/// version `to` (by default the newest and the one before it).
+#[server(prefix = "/_sfn", endpoint = "file_history")]
+pub async fn get_file_history(
+    file: String,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<crate::dto::FileHistoryDto, AppError> {
+    let user = identity().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    let rows = engine.history(Some(&file), 1000).await?;
+    let versions: Vec<VersionDto> = rows.iter().map(VersionDto::from).collect();
+    let to = to.or_else(|| rows.first().map(|r| r.version));
+    let from = from.or_else(|| to.map(|t| t - 1).filter(|f| *f >= 1));
+    let text =
+        |v: Option<i64>| rows.iter().find(|r| Some(r.version) == v).and_then(|r| r.yaml.clone()).unwrap_or_default();
+    let diff = match (from, to) {
+        (Some(_), Some(_)) => crate::convert::diff_lines(&marain::text_diff::text_diff(&text(from), &text(to))),
+        _ => Vec::new(),
+    };
+    Ok(crate::dto::FileHistoryDto {
+        file,
+        versions,
+        from,
+        to,
+        diff,
+        may_change: user.role.may_change(),
+        now: Some(marain::engine::now_rfc3339()),
+    })
+}
+
+/// The audit log, newest first, filtered by file, actor and event kind.
+#[server(prefix = "/_sfn", endpoint = "audit")]
+pub async fn get_audit(
+    file: Option<String>,
+    actor: Option<String>,
+    kind: Option<String>,
+) -> Result<Vec<crate::dto::AuditEntryDto>, AppError> {
+    identity().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    let keep = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let filter = marain::engine::AuditFilter { file: keep(file), actor: keep(actor), kind: keep(kind) };
+    let events = engine.audit(filter, 500).await?;
+    Ok(events
+        .into_iter()
+        .map(|e| crate::dto::AuditEntryDto {
+            seq: e.seq,
+            at: e.at,
+            kind: e.kind.as_str().into(),
+            file: e.file,
+            actor: e.actor,
+            message: e.message,
+        })
+        .collect())
+}
+
+/// Turns a pending change down, with a reason.
+#[server(prefix = "/_sfn", endpoint = "reject")]
+pub async fn reject_change(id: u64, reason: Option<String>) -> Result<(), AppError> {
+    let user = approver().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    Ok(engine.reject(id, &user.name, reason.filter(|r| !r.trim().is_empty())).await?)
+}

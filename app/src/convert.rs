@@ -27,21 +27,7 @@ impl From<&PendingChange> for ChangeDto {
             rollback_to: c.rollback_to,
             created_at: c.created_at.clone(),
             summary: c.summary.clone(),
-            diff: c
-                .text_diff
-                .iter()
-                .map(|l| DiffLineDto {
-                    tag: match l.tag {
-                        LineTag::Same => "same",
-                        LineTag::Added => "added",
-                        LineTag::Removed => "removed",
-                    }
-                    .into(),
-                    old_line: l.old_line,
-                    new_line: l.new_line,
-                    segments: l.segments.clone(),
-                })
-                .collect(),
+            diff: diff_lines(&c.text_diff),
             sql: c.plan.sql(),
             rollback_sql: c.plan.rollback_sql(),
         }
@@ -133,6 +119,7 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
         drift: snapshot.drift.iter().map(|d| DriftDto { table: d.table.clone(), problem: d.problem.clone() }).collect(),
         history: history.iter().map(VersionDto::from).collect(),
         user: None,
+        now: Some(marain::engine::now_rfc3339()),
     }
 }
 
@@ -155,4 +142,22 @@ impl From<EngineError> for AppError {
             }
         }
     }
+}
+
+/// The core's line diff as DTOs.
+pub fn diff_lines(lines: &[marain::text_diff::DiffLine]) -> Vec<DiffLineDto> {
+    lines
+        .iter()
+        .map(|l| DiffLineDto {
+            tag: match l.tag {
+                LineTag::Same => "same",
+                LineTag::Added => "added",
+                LineTag::Removed => "removed",
+            }
+            .into(),
+            old_line: l.old_line,
+            new_line: l.new_line,
+            segments: l.segments.clone(),
+        })
+        .collect()
 }

@@ -16,6 +16,8 @@ pub struct DashboardDto {
     pub history: Vec<VersionDto>,
     /// Who is looking; approve and roll-back controls show for approvers only.
     pub user: Option<UserDto>,
+    /// When the server answered: times show relative to it.
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,5 +114,29 @@ pub struct EventDto {
     pub change_id: Option<u64>,
     pub version: Option<i64>,
     pub severity: Option<String>,
+    pub message: String,
+}
+
+/// One file's versions, and the diff between two of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileHistoryDto {
+    pub file: String,
+    /// Newest first.
+    pub versions: Vec<VersionDto>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub diff: Vec<DiffLineDto>,
+    pub may_change: bool,
+    pub now: Option<String>,
+}
+
+/// One line of the audit log (an engine event as `secure.log` keeps it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntryDto {
+    pub seq: u64,
+    pub at: String,
+    pub kind: String,
+    pub file: String,
+    pub actor: Option<String>,
     pub message: String,
 }

@@ -46,6 +46,8 @@ pub fn App() -> impl IntoView {
                 // without JavaScript.
                 <Route path=path!("/") view=pages::dashboard::Dashboard ssr=SsrMode::Async />
                 <Route path=path!("/login") view=pages::login::Login />
+                <Route path=path!("/history") view=pages::history::FileHistory ssr=SsrMode::Async />
+                <Route path=path!("/audit") view=pages::audit::Audit ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -682,3 +682,90 @@ async fn webhooks_deliver_signed_events_and_retry() {
     assert!(attempts.load(std::sync::atomic::Ordering::SeqCst) > seen.lock().unwrap().len() as u32, "a retry happened");
     server.stop().await;
 }
+
+/// The remaining error codes: a BLOCKED change cannot be approved (409
+/// `not_approvable`), a duplicate id conflicts (409 `conflict`), an unknown
+/// version is 404, a body that is not an object is 422 `invalid`.
+#[tokio::test]
+async fn more_error_codes() {
+    let server = Server::start().await;
+    let content = server.base.replace("/hot-reload", "/entity/user");
+    let resp = server.client.post(&content).json(&json!({"id": "u1", "username": "ann"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let resp = server.client.post(&content).json(&json!({"id": "u1", "username": "ann"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "conflict");
+    let resp = server.client.post(&content).json(&json!(["not", "an", "object"])).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "invalid");
+
+    // A required field without a default, on a table with a row: BLOCKED.
+    std::fs::write(
+        server.site.join("schemas/user.schema.yaml"),
+        format!("{USER}  - id: age\n    type: integer\n    required: true\n"),
+    )
+    .unwrap();
+    let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
+    assert_eq!(status["pending"][0]["severity"], "BLOCKED");
+    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let (code, err) = server.post(&format!("/changes/{id}/approve"), json!({"reason": "try"})).await;
+    assert_eq!(code, 409, "{err}");
+    assert_eq!(err["error"]["code"], "not_approvable");
+
+    let (code, err) = server.post("/rollback", json!({"file": "schemas/user.schema.yaml", "version": 99})).await;
+    assert_eq!(code, 404, "{err}");
+    assert_eq!(err["error"]["code"], "not_found");
+    server.stop().await;
+}
+
+/// `marain rollback`, the real command against the running server: without
+/// `--approve` the change waits; with it (an approver's token) it applies.
+#[tokio::test]
+async fn the_rollback_command_asks_the_running_server() {
+    let server = Server::start().await;
+    std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
+        .unwrap();
+    server.wait_versions("schemas/user.schema.yaml", 2).await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    let token = token(&server.db, "cli", Role::Approver).await;
+    let run = move |extra: &[&str]| {
+        let mut args = vec![
+            "rollback",
+            "--file",
+            "schemas/user.schema.yaml",
+            "--version",
+            "1",
+            "--server",
+            &root,
+            "--token",
+            &token,
+        ];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_marain")).args(&args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, stderr) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&[])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("waits for approval"), "{stdout}");
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        run(&["--approve", "--reason", "motto was a mistake", "--confirm", "user"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("applied as version 3"), "{stdout}");
+    let (_, history) = server.get("/history?file_path=schemas/user.schema.yaml").await;
+    assert_eq!(history["versions"][0]["actor"], "cli");
+    assert_eq!(history["versions"][0]["reason"], "motto was a mistake");
+    assert!(!std::fs::read_to_string(server.site.join("schemas/user.schema.yaml")).unwrap().contains("motto"));
+    server.stop().await;
+}

@@ -37,6 +37,8 @@ enum Command {
 
 struct Shared {
     snapshot: ArcSwap<Snapshot>,
+    /// Where every event is appended; the audit log reads it back.
+    secure_log: Option<PathBuf>,
     /// Content requests hold it shared from schema lookup to their last query; an
     /// apply holds it exclusively from its first statement to the snapshot swap.
     /// So a request runs wholly before or wholly after a change, never across.
@@ -44,6 +46,16 @@ struct Shared {
     events: broadcast::Sender<EngineEvent>,
     commands: mpsc::UnboundedSender<Command>,
     store: Store,
+}
+
+/// Which audit-log entries to show; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// A part of the file path.
+    pub file: Option<String>,
+    pub actor: Option<String>,
+    /// An event kind (`applied`, `rejected`, …).
+    pub kind: Option<String>,
 }
 
 /// A cheap, cloneable handle to the running engine.
@@ -65,6 +77,7 @@ impl Coordinator {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            secure_log: config.secure_log.clone(),
             schema_gate: Arc::new(tokio::sync::RwLock::new(())),
             events,
             commands,
@@ -157,6 +170,29 @@ impl Coordinator {
         Ok(file.entity.clone())
     }
 
+    /// The audit log: events from `secure.log`, newest first, those matching
+    /// every filter given (file, actor, kind), at most `limit`.
+    pub async fn audit(&self, filter: AuditFilter, limit: usize) -> Result<Vec<EngineEvent>, EngineError> {
+        let Some(path) = self.shared.secure_log.clone() else { return Ok(vec![]) };
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(EngineError::Io { path: path.display().to_string(), source }),
+        };
+        let matches = |e: &EngineEvent| {
+            filter.file.as_ref().is_none_or(|f| e.file.contains(f.as_str()))
+                && filter.actor.as_ref().is_none_or(|a| e.actor.as_deref() == Some(a.as_str()))
+                && filter.kind.as_ref().is_none_or(|k| e.kind.as_str() == k)
+        };
+        Ok(text
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<EngineEvent>(line).ok())
+            .filter(matches)
+            .take(limit)
+            .collect())
+    }
+
     pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, EngineError> {
         Ok(self.shared.store.history(file, limit).await?)
     }
@@ -204,6 +240,8 @@ struct Worker {
     /// that reflects them is published, so a client that refetches on an event
     /// never reads the state from before it.
     outbox: Option<Vec<EngineEvent>>,
+    /// Who the events being emitted are attributed to.
+    actor: Option<String>,
 }
 
 impl Worker {
@@ -231,6 +269,7 @@ impl Worker {
             last_sync: None,
             batch_gate: None,
             outbox: None,
+            actor: None,
         }
     }
 
@@ -261,7 +300,9 @@ impl Worker {
                 }
                 Some(command) = commands.recv() => match command {
                     Command::Approve { id, approval, reply } => {
+                        self.actor = Some(approval.actor.clone());
                         let result = self.approve(id, approval).await;
+                        self.actor = None;
                         let _ = reply.send(result);
                     }
                     Command::Rescan { reply } => {
@@ -277,15 +318,21 @@ impl Worker {
                         let _ = reply.send(result);
                     }
                     Command::Reject { id, actor, reason, reply } => {
+                        self.actor = Some(actor.clone());
                         let result = self.reject_change(id, &actor, reason);
+                        self.actor = None;
                         let _ = reply.send(result);
                     }
                 },
                 else => break,
             }
             self.retune_watcher(&mut watcher, &signal_tx).await;
-            self.publish();
-            for event in self.outbox.take().unwrap_or_default() {
+            let events = self.outbox.take().unwrap_or_default();
+            // Every state change emits an event; no event, nothing to publish.
+            if !events.is_empty() {
+                self.publish();
+            }
+            for event in events {
                 // No subscribers is fine: nobody is watching the dashboard.
                 let _ = self.shared.events.send(event);
             }
@@ -367,6 +414,7 @@ impl Worker {
             change_id: change.map(|c| c.id),
             version,
             severity: change.map(|c| c.severity),
+            actor: self.actor.clone(),
             message,
         };
         self.next_seq += 1;
@@ -517,8 +565,11 @@ impl Worker {
             self.gate(change).await;
         }
         self.last_sync = Some(now_rfc3339());
-        self.publish();
-        self.batch_gate = None;
+        // A batch that applied anything published nothing yet (it held the gate).
+        if let Some(gate) = self.batch_gate.take() {
+            self.publish();
+            drop(gate);
+        }
     }
 
     /// Rejects the candidates that would break cross-file rules; returns the site
@@ -765,6 +816,18 @@ impl Worker {
     }
 
     async fn apply(
+        &mut self,
+        change: PendingChange,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<VersionRow, EngineError> {
+        let previous_actor = self.actor.replace(actor.to_string());
+        let result = self.apply_as(change, actor, reason).await;
+        self.actor = previous_actor;
+        result
+    }
+
+    async fn apply_as(
         &mut self,
         change: PendingChange,
         actor: &str,

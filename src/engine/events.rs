@@ -46,5 +46,9 @@ pub struct EngineEvent {
     pub change_id: Option<u64>,
     pub version: Option<i64>,
     pub severity: Option<Severity>,
+    /// Who caused it: the approver, the rejecter, `watcher` for changes applied
+    /// by themselves; none for what the file system did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     pub message: String,
 }

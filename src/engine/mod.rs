@@ -18,7 +18,7 @@ pub mod watcher;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use coordinator::Coordinator;
+pub use coordinator::{AuditFilter, Coordinator};
 pub use error::EngineError;
 pub use events::{EngineEvent, EventKind};
 pub use snapshot::{FileState, FileStatus, PendingChange, Snapshot};

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,10 @@ pub struct BackupInfo {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The one connection every apply runs on. SQLite re-reads the whole schema
+    /// on a connection whose schema another connection changed; applying on one
+    /// connection keeps a thousand-table first start linear, not quadratic.
+    writer: Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>,
     /// Crash points for the kill -9 tests (inert in release builds).
     failpoints: super::failpoint::Failpoints,
 }
@@ -109,9 +114,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(open_err)?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await.map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, failpoints: super::failpoint::Failpoints::from_env() })
+        let writer = sqlx::SqliteConnection::connect_with(&options).await.map_err(open_err)?;
+        let writer = Arc::new(tokio::sync::Mutex::new(writer));
+        Ok(Self { pool, writer, failpoints: super::failpoint::Failpoints::from_env() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -139,7 +146,8 @@ impl Store {
     ) -> Result<VersionRow, StoreError> {
         let started = Instant::now();
         self.failpoints.begin_apply();
-        let mut conn = self.pool.acquire().await?;
+        let mut writer = self.writer.lock().await;
+        let conn: &mut sqlx::SqliteConnection = &mut writer;
         if plan.foreign_keys_off {
             sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
         }

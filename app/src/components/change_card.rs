@@ -3,11 +3,18 @@
 use leptos::prelude::*;
 
 use super::severity::SeverityBadge;
-use crate::api::ApproveChange;
+use crate::api::{ApproveChange, RejectChange};
 use crate::dto::{ChangeDto, DiffLineDto};
 
 #[component]
-pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>, may_change: bool) -> impl IntoView {
+pub fn ChangeCard(
+    change: ChangeDto,
+    approve: ServerAction<ApproveChange>,
+    reject: ServerAction<RejectChange>,
+    may_change: bool,
+) -> impl IntoView {
+    let reject_label = format!("Reject change {} to {}", change.id, change.file);
+    let reject_id = change.id.to_string();
     let blocked = matches!(change.severity.as_str(), "BLOCKED" | "REJECTED");
     let breaking = change.severity == "BREAKING";
     let entity = change.entity.clone();
@@ -62,7 +69,7 @@ pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>, may_c
             <ActionForm action=approve attr:class="approve">
                 <input type="hidden" name="id" value=change.id.to_string() />
                 <label>
-                    "Reason " <input type="text" name="reason" placeholder="why this change is fine" />
+                    "Reason " <input type="text" name="reason" placeholder="why this change is fine" aria-label="Reason to approve" />
                 </label>
                 {breaking
                     .then(|| {
@@ -78,6 +85,15 @@ pub fn ChangeCard(change: ChangeDto, approve: ServerAction<ApproveChange>, may_c
                 </button>
             </ActionForm>
             })}
+            {may_change.then(move || view! {
+                <ActionForm action=reject attr:class="reject">
+                    <input type="hidden" name="id" value=reject_id />
+                    <label>
+                        "Reason " <input type="text" name="reason" placeholder="why not" aria-label="Reason to reject" />
+                    </label>
+                    <button type="submit" class="secondary" aria-label=reject_label>"Reject"</button>
+                </ActionForm>
+            })}
         </article>
     }
 }
@@ -90,7 +106,8 @@ fn short(hash: &str) -> String {
     }
 }
 
-fn diff_line(line: &DiffLineDto) -> impl IntoView {
+/// One line of a YAML diff: old and new line numbers, +/-, changed words marked.
+pub fn diff_line(line: &DiffLineDto) -> impl IntoView {
     let mark = match line.tag.as_str() {
         "added" => "+",
         "removed" => "-",

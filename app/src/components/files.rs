@@ -27,7 +27,7 @@ pub fn FileTable(files: Vec<FileDto>) -> impl IntoView {
                                 .map(|f| {
                                     view! {
                                         <tr data-file=f.path.clone()>
-                                            <td><code>{f.path.clone()}</code></td>
+                                            <td><a href=format!("/history?file={}", f.path) aria-label=format!("History of {}", f.path)><code>{f.path.clone()}</code></a></td>
                                             <td>{f.entity.clone().unwrap_or_default()}</td>
                                             <td>{f.version.map(|v| format!("v{v}")).unwrap_or_else(|| "—".into())}</td>
                                             <td><span class=format!("state state-{}", f.state)>{f.state.replace('_', " ")}</span></td>

@@ -7,7 +7,12 @@ use crate::dto::VersionDto;
 
 /// History, newest first. Every version but a file's newest can be rolled back to.
 #[component]
-pub fn HistoryList(history: Vec<VersionDto>, rollback: ServerAction<RollbackTo>, may_change: bool) -> impl IntoView {
+pub fn HistoryList(
+    history: Vec<VersionDto>,
+    rollback: ServerAction<RollbackTo>,
+    may_change: bool,
+    now: Option<String>,
+) -> impl IntoView {
     let mut seen = std::collections::HashSet::new();
     let newest: Vec<bool> = history.iter().map(|v| seen.insert(v.file.clone())).collect();
     view! {
@@ -34,7 +39,7 @@ pub fn HistoryList(history: Vec<VersionDto>, rollback: ServerAction<RollbackTo>,
                                         " "
                                         <span class="muted">
                                             {format!("{} by {} · {} ms · ", v.status, v.actor, v.duration_ms)}
-                                            <Timestamp at=v.applied_at.clone() />
+                                            <Timestamp at=v.applied_at.clone() now=now.clone().unwrap_or_default() />
                                         </span>
                                         {v.reason.clone().map(|r| view! { " " <q>{r}</q> })}
                                         {(!is_newest && may_change)

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{get_dashboard, ApproveChange, RollbackTo};
+use crate::api::{get_dashboard, ApproveChange, RejectChange, RollbackTo};
 use crate::components::change_card::ChangeCard;
 use crate::components::feed::Feed;
 use crate::components::files::{DriftList, FileTable, Problems};
@@ -15,19 +15,25 @@ pub fn Dashboard() -> impl IntoView {
     let live = use_live_feed();
     let approve = ServerAction::<ApproveChange>::new();
     let rollback = ServerAction::<RollbackTo>::new();
+    let reject = ServerAction::<RejectChange>::new();
     let data = Resource::new(
-        move || (live.tick.get(), approve.version().get(), rollback.version().get()),
+        move || (live.tick.get(), approve.version().get(), rollback.version().get(), reject.version().get()),
         |_| get_dashboard(),
     );
     let approve_error = move || {
         let approve = approve.value().get().and_then(|r| r.err());
         let rollback = rollback.value().get().and_then(|r| r.err());
-        approve.or(rollback).map(|e| e.to_string())
+        let rejected = reject.value().get().and_then(|r| r.err());
+        approve.or(rollback).or(rejected).map(|e| e.to_string())
     };
 
     view! {
         <header class="topbar">
             <h1>"Marain hot-reload"</h1>
+            <nav aria-label="Pages">
+                <a href="/">"Overview"</a>
+                <a href="/audit">"Audit log"</a>
+            </nav>
             <span class="live" class:on=move || live.connected.get() role="status" aria-live="polite">
                 {move || if live.connected.get() { "● live" } else { "○ connecting…" }}
             </span>
@@ -40,7 +46,7 @@ pub fn Dashboard() -> impl IntoView {
                             let may_change = d.user.as_ref().is_some_and(|u| u.may_change);
                             view! {
                                 {d.user.clone().map(|u| view! { <UserBar name=u.name role=u.role /> }.into_any())}
-                                <StatusBar in_sync=d.in_sync last_sync=d.last_sync.clone() pending=d.pending.len() />
+                                <StatusBar in_sync=d.in_sync last_sync=d.last_sync.clone() pending=d.pending.len() now=d.now.clone() />
                                 <section aria-labelledby="pending-h">
                                     <h2 id="pending-h">"Pending changes"</h2>
                                     {approve_error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
@@ -54,7 +60,7 @@ pub fn Dashboard() -> impl IntoView {
                                     } else {
                                         d.pending
                                             .into_iter()
-                                            .map(|c| view! { <ChangeCard change=c approve may_change /> })
+                                            .map(|c| view! { <ChangeCard change=c approve reject may_change /> })
                                             .collect_view()
                                             .into_any()
                                     }}
@@ -62,7 +68,7 @@ pub fn Dashboard() -> impl IntoView {
                                 {view! { <Problems rejected=d.rejected failed=d.failed /> }.into_any()}
                                 {view! { <DriftList drift=d.drift /> }.into_any()}
                                 {view! { <FileTable files=d.files /> }.into_any()}
-                                <HistoryList history=d.history rollback may_change />
+                                <HistoryList history=d.history rollback may_change now=d.now.clone() />
                             }
                                 .into_any()
                         }

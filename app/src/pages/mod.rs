@@ -1,2 +1,4 @@
+pub mod audit;
 pub mod dashboard;
+pub mod history;
 pub mod login;
