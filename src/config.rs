@@ -82,15 +82,7 @@ impl ConfigFile {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let shape_doc = ConfigDoc {
-            id: raw.id.clone(),
-            name: None,
-            description: None,
-            provider: None,
-            version: None,
-            values: values.clone(),
-        };
-        let problems = crate::live_config::shape_problems(&shape_doc, path, text);
+        let problems = crate::live_config::shape_problems(&raw.id, &values, path, text);
         if !problems.is_empty() {
             return Err(problems);
         }

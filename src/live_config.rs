@@ -12,7 +12,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use crate::config::ConfigDoc;
 use crate::error::FileError;
 use crate::locate::key_path;
 use crate::site::Site;
@@ -181,14 +180,14 @@ impl LiveSettings {
     }
 }
 
-/// Checks the values of a built-in config against its shape; other configs pass.
-pub fn shape_problems(doc: &ConfigDoc, path: &str, text: &str) -> Vec<FileError> {
-    let result = match doc.id.as_str() {
-        "system" => fits::<SystemValues>(&doc.values),
-        "api" => fits::<ApiValues>(&doc.values).and_then(|()| rate_limit_sane(&doc.values)),
-        "hot_reload" => fits::<HotReloadValues>(&doc.values)
-            .and_then(|()| debounce_sane(&doc.values))
-            .and_then(|()| webhooks_sane(&doc.values)),
+/// Checks the `values` of built-in config `id` against its shape; other configs pass.
+pub fn shape_problems(id: &str, values: &Map<String, Json>, path: &str, text: &str) -> Vec<FileError> {
+    let result = match id {
+        "system" => fits::<SystemValues>(values),
+        "api" => fits::<ApiValues>(values).and_then(|()| rate_limit_sane(values)),
+        "hot_reload" => {
+            fits::<HotReloadValues>(values).and_then(|()| debounce_sane(values)).and_then(|()| webhooks_sane(values))
+        }
         _ => Ok(()),
     };
     match result {

@@ -242,6 +242,8 @@ struct Worker {
     outbox: Option<Vec<EngineEvent>>,
     /// Who the events being emitted are attributed to.
     actor: Option<String>,
+    /// What the applied configs set; recomputed only when a config file applies.
+    settings: Arc<crate::live_config::LiveSettings>,
 }
 
 impl Worker {
@@ -270,6 +272,7 @@ impl Worker {
             batch_gate: None,
             outbox: None,
             actor: None,
+            settings: Arc::default(),
         }
     }
 
@@ -341,8 +344,7 @@ impl Worker {
     }
 
     fn wanted_debounce(&self) -> std::time::Duration {
-        let settings = crate::live_config::LiveSettings::from_site(&self.applied);
-        settings.debounce_ms.map(std::time::Duration::from_millis).unwrap_or(self.default_debounce)
+        self.settings.debounce_ms.map(std::time::Duration::from_millis).unwrap_or(self.default_debounce)
     }
 
     /// A `hot_reload.debounce_ms` change takes effect at once: the watcher is
@@ -376,6 +378,7 @@ impl Worker {
                 }
             }
         }
+        self.settings = Arc::new(crate::live_config::LiveSettings::from_site(&self.applied));
         Ok(())
     }
 
@@ -462,7 +465,7 @@ impl Worker {
             rejected: self.rejected.values().flatten().cloned().collect(),
             failed: self.failed.values().cloned().collect(),
             drift: self.drift.clone(),
-            settings: Arc::new(crate::live_config::LiveSettings::from_site(&self.applied)),
+            settings: self.settings.clone(),
             rejected_sources: {
                 self.rejected_sources.retain(|path, _| self.rejected.contains_key(path));
                 self.rejected_sources.clone()
@@ -618,8 +621,7 @@ impl Worker {
         let path = planned.file.clone();
         self.supersede(&path, "the file changed again before approval");
         let change = self.pending_change(planned, None).await;
-        let policy = crate::live_config::LiveSettings::from_site(&self.applied);
-        if change.severity.auto_applies() && policy.auto_applies(&path, self.auto_apply_safe) {
+        if change.severity.auto_applies() && self.settings.auto_applies(&path, self.auto_apply_safe) {
             // A failure is already recorded and announced by apply().
             let _ = self.apply(change, "watcher", None).await;
         } else {
@@ -853,6 +855,9 @@ impl Worker {
                 match &change.new_file {
                     Some(file) => self.applied.insert_file(file.clone()),
                     None => self.applied.remove(&change.file),
+                }
+                if crate::config::is_config_path(&change.file) {
+                    self.settings = Arc::new(crate::live_config::LiveSettings::from_site(&self.applied));
                 }
                 if let Some(gate) = own_gate {
                     self.publish();
