@@ -769,3 +769,39 @@ async fn the_rollback_command_asks_the_running_server() {
     assert!(!std::fs::read_to_string(server.site.join("schemas/user.schema.yaml")).unwrap().contains("motto"));
     server.stop().await;
 }
+
+/// A rollback to a version that no longer fits the rest of the site is refused
+/// with 409 `invalid_rollback`, naming why.
+#[tokio::test]
+async fn a_rollback_that_no_longer_fits_is_refused() {
+    let server = Server::start().await;
+    let team = "id: team\nname: Team\nfields:\n  - id: name\n    type: text\n";
+    let member = |with_team: bool| {
+        let mut s = "id: member\nname: Member\nfields:\n  - id: nick\n    type: text\n".to_string();
+        if with_team {
+            s.push_str("  - id: team\n    type: entity_reference\n    target_entity: team\n");
+        }
+        s
+    };
+    std::fs::write(server.site.join("schemas/team.schema.yaml"), team).unwrap();
+    std::fs::write(server.site.join("schemas/member.schema.yaml"), member(true)).unwrap();
+    server.wait_versions("schemas/member.schema.yaml", 1).await;
+    // v2 drops the reference (empty table: WARNING, approved); then `team` goes.
+    std::fs::write(server.site.join("schemas/member.schema.yaml"), member(false)).unwrap();
+    let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let (code, body) = server.post(&format!("/changes/{id}/approve"), json!({"reason": "no teams"})).await;
+    assert_eq!(code, 200, "{body}");
+    std::fs::remove_file(server.site.join("schemas/team.schema.yaml")).unwrap();
+    let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let (code, body) =
+        server.post(&format!("/changes/{id}/approve"), json!({"reason": "gone", "confirm": "team"})).await;
+    assert_eq!(code, 200, "{body}");
+
+    let (code, err) = server.post("/rollback", json!({"file": "schemas/member.schema.yaml", "version": 1})).await;
+    assert_eq!(code, 409, "{err}");
+    assert_eq!(err["error"]["code"], "invalid_rollback");
+    assert!(err["error"]["message"].as_str().unwrap().contains("team"), "{err}");
+    server.stop().await;
+}
