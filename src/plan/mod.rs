@@ -242,6 +242,28 @@ fn with_probes(
     graded
 }
 
+/// Copies a multi-valued field's child table into backup table
+/// `marain_backup_<tag>_…`; returns its name and the SQL.
+fn backup_child(dialect: Dialect, tag: &str, entity: &str, f: &Field) -> (String, String) {
+    let child = crate::sql::child_table(entity, &f.id);
+    let bk = crate::sql::backup_table(tag, &child, None);
+    let sql = format!("CREATE TABLE {} AS SELECT * FROM {}", dialect.table(&bk), dialect.table(&child));
+    (bk, sql)
+}
+
+/// Refills a multi-valued field's child table from backup `bk`.
+fn restore_child(dialect: Dialect, bk: &str, entity: &str, f: &Field) -> String {
+    use crate::sql::quote;
+    format!(
+        "INSERT INTO {} ({p}, {d}, {v}) SELECT {p}, {d}, {v} FROM {}",
+        dialect.table(&crate::sql::child_table(entity, &f.id)),
+        dialect.table(bk),
+        p = quote("parent_id"),
+        d = quote("delta"),
+        v = quote("value"),
+    )
+}
+
 /// The old entity as it stands after an entity rename in the same plan: the
 /// table has the new name, the fields are still the old ones.
 fn renamed_old(old: &EntitySchema, new: &EntitySchema) -> EntitySchema {

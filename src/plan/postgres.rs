@@ -6,7 +6,7 @@
 //! left to the plan that creates the target. Every constraint has a name, so
 //! renames carry their constraints along and inverses drop exactly what was added.
 
-use super::{ForeignKey, Plan, PlanBinding, PlanContext, Step};
+use super::{backup_child, restore_child, ForeignKey, Plan, PlanBinding, PlanContext, Step};
 use crate::diff::ChangeItem;
 use crate::grade::{GradedChange, GradedItem};
 use crate::hazard::{Hazard, HazardCode, Severity};
@@ -107,9 +107,9 @@ impl Planner<'_> {
         let mut restore =
             vec![format!("INSERT INTO {} ({c}) SELECT {c} FROM {}", q(&e.table()), q(&bk), c = cols.join(", "))];
         for f in e.fields.iter().filter(|f| !f.cardinality.is_single()) {
-            let (bk, copy) = backup_child(self.tag, &e.id, f);
+            let (bk, copy) = backup_child(Dialect::Postgres, self.tag, &e.id, f);
             step.sql.push(copy);
-            restore.push(restore_child(&bk, &e.id, f));
+            restore.push(restore_child(Dialect::Postgres, &bk, &e.id, f));
             step.backups.push(bk);
         }
         // Keys of tables dropped later in this batch that still point here.
@@ -141,7 +141,7 @@ impl Planner<'_> {
         if !f.cardinality.is_single() {
             let mut sql = vec![create_child_table(entity, f)];
             if let Some(bk) = backup {
-                sql.push(restore_child(bk, entity, f));
+                sql.push(restore_child(Dialect::Postgres, bk, entity, f));
             }
             sql.extend(self.fkey(&spec, f, backup.is_some()));
             return sql;
@@ -189,7 +189,7 @@ impl Planner<'_> {
                 bk
             }
             None => {
-                let (bk, copy) = backup_child(self.tag, entity, f);
+                let (bk, copy) = backup_child(Dialect::Postgres, self.tag, entity, f);
                 step.sql.push(copy);
                 bk
             }
@@ -229,13 +229,13 @@ impl Planner<'_> {
                 step.rollback_sql = self.many_to_one(entity, new, old);
             }
             (false, true) => {
-                let (bk, copy) = backup_child(self.tag, entity, old);
+                let (bk, copy) = backup_child(Dialect::Postgres, self.tag, entity, old);
                 step.sql.push(copy);
                 step.sql.extend(self.many_to_one(entity, old, new));
                 step.rollback_sql = self.one_to_many(entity, new, old);
                 // The inverse refills every value, not just the first.
                 step.rollback_sql.push(format!("DELETE FROM {}", q(&child_table(entity, &old.id))));
-                step.rollback_sql.push(restore_child(&bk, entity, old));
+                step.rollback_sql.push(restore_child(Dialect::Postgres, &bk, entity, old));
                 step.backups.push(bk);
             }
         }
@@ -389,23 +389,6 @@ fn drop_field_sql(entity: &str, f: &Field) -> Vec<String> {
         Some(col) => vec![format!("ALTER TABLE {} DROP COLUMN {}", q(&table_name(entity)), quote(&col))],
         None => vec![format!("DROP TABLE {}", q(&child_table(entity, &f.id)))],
     }
-}
-
-fn backup_child(tag: &str, entity: &str, f: &Field) -> (String, String) {
-    let child = child_table(entity, &f.id);
-    let bk = backup_table(tag, &child, None);
-    (bk.clone(), format!("CREATE TABLE {} AS SELECT * FROM {}", q(&bk), q(&child)))
-}
-
-fn restore_child(bk: &str, entity: &str, f: &Field) -> String {
-    format!(
-        "INSERT INTO {} ({p}, {d}, {v}) SELECT {p}, {d}, {v} FROM {}",
-        q(&child_table(entity, &f.id)),
-        q(bk),
-        p = quote("parent_id"),
-        d = quote("delta"),
-        v = quote("value"),
-    )
 }
 
 fn rename_constraint(table: &str, from: &str, to: &str) -> String {

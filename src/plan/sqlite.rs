@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::{renamed_old, ForeignKey, Plan, PlanBinding, PlanContext, Step};
+use super::{backup_child, renamed_old, restore_child, ForeignKey, Plan, PlanBinding, PlanContext, Step};
 use crate::diff::{ChangeItem, Continuations, FieldAspect};
 use crate::grade::GradedChange;
 use crate::hazard::{Hazard, HazardCode, Severity};
@@ -214,23 +214,6 @@ fn backup_column(tag: &str, entity: &str, f: &Field) -> (String, String) {
     (bk, sql)
 }
 
-fn backup_child(tag: &str, entity: &str, f: &Field) -> (String, String) {
-    let child = child_table(entity, &f.id);
-    let bk = backup_table(tag, &child, None);
-    (bk.clone(), format!("CREATE TABLE {} AS SELECT * FROM {}", quote(&bk), quote(&child)))
-}
-
-fn restore_child(bk: &str, entity: &str, f: &Field) -> String {
-    format!(
-        "INSERT INTO {} ({p}, {d}, {v}) SELECT {p}, {d}, {v} FROM {}",
-        quote(&child_table(entity, &f.id)),
-        quote(bk),
-        p = quote("parent_id"),
-        d = quote("delta"),
-        v = quote("value"),
-    )
-}
-
 fn drop_child(entity: &str, f: &Field) -> String {
     format!("DROP TABLE {}", quote(&child_table(entity, &f.id)))
 }
@@ -250,9 +233,9 @@ fn drop_entity_step(e: &EntitySchema, tag: &str, hazards: Vec<Hazard>) -> Step {
     ));
     backups.push(bk);
     for f in e.fields.iter().filter(|f| !f.cardinality.is_single()) {
-        let (bk, copy) = backup_child(tag, &e.id, f);
+        let (bk, copy) = backup_child(Dialect::Sqlite, tag, &e.id, f);
         sql.push(copy);
-        rollback.push(restore_child(&bk, &e.id, f));
+        rollback.push(restore_child(Dialect::Sqlite, &bk, &e.id, f));
         backups.push(bk);
     }
     sql.extend(sqlite::drop_entity(e));
@@ -295,11 +278,11 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             step.backups.push(bk);
         }
         ChangeItem::DropField { entity, field } => {
-            let (bk, copy) = backup_child(tag, entity, field);
+            let (bk, copy) = backup_child(Dialect::Sqlite, tag, entity, field);
             sql.push(copy);
             sql.push(drop_child(entity, field));
             rb.push(sqlite::create_child_table(entity, field));
-            rb.push(restore_child(&bk, entity, field));
+            rb.push(restore_child(Dialect::Sqlite, &bk, entity, field));
             step.backups.push(bk);
         }
         ChangeItem::RenameField { entity, from, to } if from.cardinality.is_single() => {
@@ -400,11 +383,11 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
             dropped_columns.insert(&of.id, bk.clone());
             backups.push(bk);
         } else {
-            let (bk, copy) = backup_child(tag, entity, of);
+            let (bk, copy) = backup_child(Dialect::Sqlite, tag, entity, of);
             sql.push(copy);
             sql.push(drop_child(entity, of));
             restore_children.push(sqlite::create_child_table(entity, of));
-            restore_children.push(restore_child(&bk, entity, of));
+            restore_children.push(restore_child(Dialect::Sqlite, &bk, entity, of));
             backups.push(bk);
         }
     }
@@ -426,11 +409,11 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
             }
             // Many → one: the first value stays, the child table is backed up.
             (false, true) => {
-                let (bk, copy) = backup_child(tag, entity, of);
+                let (bk, copy) = backup_child(Dialect::Sqlite, tag, entity, of);
                 sql.push(copy);
                 after_rebuild.push(drop_child(entity, of));
                 undo_children.push(sqlite::create_child_table(entity, of));
-                undo_children.push(restore_child(&bk, entity, of));
+                undo_children.push(restore_child(Dialect::Sqlite, &bk, entity, of));
                 backups.push(bk);
             }
             (false, false) => {

@@ -22,6 +22,14 @@ impl Dialect {
             Dialect::Postgres => "postgres",
         }
     }
+
+    /// A quoted table name; PostgreSQL's shortened as its DDL shortens them.
+    pub fn table(self, name: &str) -> String {
+        match self {
+            Dialect::Sqlite => quote(name),
+            Dialect::Postgres => postgres::q(name),
+        }
+    }
 }
 
 /// `"name"`, with embedded quotes doubled.

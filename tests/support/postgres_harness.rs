@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use marain::model::FieldType;
 use marain::site::Site;
 use sqlx::{Connection, PgConnection, Row};
 
-use super::sqlite_harness::Data;
+use super::sqlite_harness::{seed_value, Data};
+use marain::plan::Dialect;
 
 pub struct PgServer {
     dir: tempfile::TempDir,
@@ -245,15 +245,7 @@ pub async fn seed(conn: &mut PgConnection, site: &Site, rows: usize) {
             let mut vals =
                 vec![format!("'{id}'"), "'2026-01-01 00:00:00+00'".into(), "'2026-01-02 00:00:00+00'".into()];
             for f in &e.fields {
-                let value = match (&f.field_type, &f.values, &f.target_entity) {
-                    (_, Some(allowed), _) => format!("'{}'", allowed[i % allowed.len()]),
-                    (FieldType::EntityReference, _, Some(t)) => format!("'{t}-{i}'"),
-                    (FieldType::Integer, ..) => (i * 10 + 1).to_string(),
-                    (FieldType::Float, ..) => format!("{}.5", i),
-                    (FieldType::Boolean, ..) => (i % 2 == 1).to_string(),
-                    (FieldType::Datetime, ..) => format!("'2026-02-0{}T10:00:00Z'", i % 9 + 1),
-                    _ => format!("'{}-{}-{i}'", e.id, f.id),
-                };
+                let value = seed_value(e, f, i, Dialect::Postgres);
                 match f.column() {
                     Some(c) => {
                         cols.push(format!("\"{c}\""));

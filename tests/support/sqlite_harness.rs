@@ -207,10 +207,25 @@ pub async fn data(conn: &mut SqliteConnection) -> Data {
     out
 }
 
+/// The value row `i` of the seed gives field `f` of entity `e`, as a literal:
+/// allowed values in turn, references to the target's row `i`, numbers, a date.
+pub fn seed_value(e: &marain::model::EntitySchema, f: &marain::model::Field, i: usize, dialect: Dialect) -> String {
+    use marain::model::FieldType;
+    match (&f.field_type, &f.values, &f.target_entity) {
+        (_, Some(allowed), _) => format!("'{}'", allowed[i % allowed.len()]),
+        (FieldType::EntityReference, _, Some(t)) => format!("'{t}-{i}'"),
+        (FieldType::Integer, ..) => (i * 10 + 1).to_string(),
+        (FieldType::Float, ..) => format!("{}.5", i),
+        (FieldType::Boolean, ..) if dialect == Dialect::Postgres => (i % 2 == 1).to_string(),
+        (FieldType::Boolean, ..) => (i % 2).to_string(),
+        (FieldType::Datetime, ..) => format!("'2026-02-0{}T10:00:00Z'", i % 9 + 1),
+        _ => format!("'{}-{}-{i}'", e.id, f.id),
+    }
+}
+
 /// Deterministic rows for every entity of `site`: `rows` per table, every field
 /// filled (references point at rows of the target), two values per multi field.
 pub async fn seed(conn: &mut SqliteConnection, site: &Site, rows: usize) {
-    use marain::model::FieldType;
     sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
     for file in site.files() {
         let e = &file.entity;
@@ -219,15 +234,7 @@ pub async fn seed(conn: &mut SqliteConnection, site: &Site, rows: usize) {
             let mut cols = vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into()];
             let mut vals = vec![format!("'{id}'"), "'2026-01-01 00:00:00'".into(), "'2026-01-02 00:00:00'".into()];
             for f in &e.fields {
-                let value = match (&f.field_type, &f.values, &f.target_entity) {
-                    (_, Some(allowed), _) => format!("'{}'", allowed[i % allowed.len()]),
-                    (FieldType::EntityReference, _, Some(t)) => format!("'{t}-{i}'"),
-                    (FieldType::Integer, ..) => (i * 10 + 1).to_string(),
-                    (FieldType::Float, ..) => format!("{}.5", i),
-                    (FieldType::Boolean, ..) => (i % 2).to_string(),
-                    (FieldType::Datetime, ..) => format!("'2026-02-0{}T10:00:00Z'", i % 9 + 1),
-                    _ => format!("'{}-{}-{i}'", e.id, f.id),
-                };
+                let value = seed_value(e, f, i, Dialect::Sqlite);
                 match f.column() {
                     Some(c) => {
                         cols.push(format!("\"{c}\""));
