@@ -57,7 +57,7 @@ pub fn probes_for(
     new: Option<&EntitySchema>,
     dialect: Dialect,
 ) -> Vec<Probe> {
-    let count = |from: &str, filter: &str| format!("SELECT COUNT(*) FROM {}{filter}", table_ident(from, dialect));
+    let count = |from: &str, filter: &str| format!("SELECT COUNT(*) FROM {}{filter}", dialect.table(from));
     let p = |code, kind, sql, counts: String| Probe { code, kind, sql, counts };
     match item {
         ChangeItem::DropEntity { entity } => vec![p(
@@ -117,11 +117,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
         return Some(Probe {
             code: HazardCode::CardinalityChanged,
             kind: ProbeKind::DeletedValues,
-            sql: format!(
-                "SELECT COUNT(*) - COUNT(DISTINCT {}) FROM {}",
-                quote("parent_id"),
-                table_ident(&child, dialect)
-            ),
+            sql: format!("SELECT COUNT(*) - COUNT(DISTINCT {}) FROM {}", quote("parent_id"), dialect.table(&child)),
             counts: format!("values of `{}` beyond each row's first are dropped (backed up first)", new.id),
         });
     }
@@ -143,7 +139,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
         Some(Probe {
             code,
             kind: ProbeKind::Violations,
-            sql: format!("SELECT COUNT(*) FROM {} WHERE {filter}", table_ident(&table, dialect)),
+            sql: format!("SELECT COUNT(*) FROM {} WHERE {filter}", dialect.table(&table)),
             counts,
         })
     };
@@ -152,7 +148,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
             Cardinality::AtMost(n) if multi => Some(Probe {
                 code: HazardCode::CardinalityChanged,
                 kind: ProbeKind::Violations,
-                sql: format!("SELECT COUNT(DISTINCT {}) FROM {} WHERE {} >= {n}", quote("parent_id"), table_ident(&table, dialect), quote("delta")),
+                sql: format!("SELECT COUNT(DISTINCT {}) FROM {} WHERE {} >= {n}", quote("parent_id"), dialect.table(&table), quote("delta")),
                 counts: format!("rows hold more than {n} values of `{}`", new.id),
             }),
             _ => None,
@@ -165,7 +161,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
             kind: ProbeKind::Violations,
             sql: format!(
                 "SELECT COUNT(*) FROM (SELECT {col} FROM {} WHERE {col} IS NOT NULL GROUP BY {col} HAVING COUNT(*) > 1) AS {}",
-                table_ident(&table, dialect),
+                dialect.table(&table),
                 quote("duplicates")
             ),
             counts: format!("values of `{}` appear more than once", new.id),
@@ -193,14 +189,6 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
             )
         }
         _ => None,
-    }
-}
-
-/// A quoted table name; PostgreSQL's are shortened as its DDL shortens them.
-fn table_ident(name: &str, dialect: Dialect) -> String {
-    match dialect {
-        Dialect::Sqlite => quote(name),
-        Dialect::Postgres => postgres::q(name),
     }
 }
 
