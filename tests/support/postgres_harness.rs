@@ -11,7 +11,7 @@ use std::process::Command;
 use marain::site::Site;
 use sqlx::{Connection, PgConnection, Row};
 
-use super::sqlite_harness::{seed_value, Data};
+use super::sqlite_harness::{rows_by_key, seed_statements, Data};
 use marain::plan::Dialect;
 
 pub struct PgServer {
@@ -220,15 +220,7 @@ pub async fn data(conn: &mut PgConnection) -> Data {
             .fetch_all(&mut *conn)
             .await
             .unwrap();
-        let mut by_key = BTreeMap::new();
-        for r in rows {
-            let mut values = BTreeMap::new();
-            for (i, c) in cols.iter().enumerate() {
-                values.insert(c.clone(), r.get::<String, _>(i + 1));
-            }
-            by_key.insert(r.get::<String, _>(0), values);
-        }
-        out.insert(table, by_key);
+        out.insert(table, rows_by_key(&rows, &cols));
     }
     out
 }
@@ -237,34 +229,8 @@ pub async fn data(conn: &mut PgConnection) -> Data {
 /// keys are not enforced while seeding (rows may reference rows seeded later).
 pub async fn seed(conn: &mut PgConnection, site: &Site, rows: usize) {
     sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
-    for file in site.files() {
-        let e = &file.entity;
-        for i in 0..rows {
-            let id = format!("{}-{i}", e.id);
-            let mut cols = vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into()];
-            let mut vals =
-                vec![format!("'{id}'"), "'2026-01-01 00:00:00+00'".into(), "'2026-01-02 00:00:00+00'".into()];
-            for f in &e.fields {
-                let value = seed_value(e, f, i, Dialect::Postgres);
-                match f.column() {
-                    Some(c) => {
-                        cols.push(format!("\"{c}\""));
-                        vals.push(value);
-                    }
-                    None => {
-                        for delta in 0..2 {
-                            let child = marain::sql::postgres::q(&format!("content_{}__{}", e.id, f.id));
-                            let sql = format!(
-                                "INSERT INTO {child} (parent_id, delta, value) VALUES ('{id}', {delta}, {value})"
-                            );
-                            sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-                        }
-                    }
-                }
-            }
-            let sql = format!("INSERT INTO \"{}\" ({}) VALUES ({})", e.table(), cols.join(", "), vals.join(", "));
-            sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
+    for sql in seed_statements(site, rows, Dialect::Postgres) {
+        sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     sqlx::query("SET session_replication_role = DEFAULT").execute(&mut *conn).await.unwrap();
 }

@@ -194,17 +194,23 @@ pub async fn data(conn: &mut SqliteConnection) -> Data {
             .fetch_all(&mut *conn)
             .await
             .unwrap();
-        let mut by_key = BTreeMap::new();
-        for r in rows {
-            let mut values = BTreeMap::new();
-            for (i, c) in cols.iter().enumerate() {
-                values.insert(c.clone(), r.get::<String, _>(i + 1));
-            }
-            by_key.insert(r.get::<String, _>(0), values);
-        }
-        out.insert(table, by_key);
+        out.insert(table, rows_by_key(&rows, &cols));
     }
     out
+}
+
+/// Rows read as `SELECT key, col…` (every value as text): key → column → value.
+pub fn rows_by_key<R: Row>(rows: &[R], cols: &[String]) -> BTreeMap<String, BTreeMap<String, String>>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    rows.iter()
+        .map(|r| {
+            let values = cols.iter().enumerate().map(|(i, c)| (c.clone(), r.get::<String, _>(i + 1))).collect();
+            (r.get::<String, _>(0), values)
+        })
+        .collect()
 }
 
 /// The value row `i` of the seed gives field `f` of entity `e`, as a literal:
@@ -223,37 +229,49 @@ pub fn seed_value(e: &marain::model::EntitySchema, f: &marain::model::Field, i: 
     }
 }
 
-/// Deterministic rows for every entity of `site`: `rows` per table, every field
-/// filled (references point at rows of the target), two values per multi field.
-pub async fn seed(conn: &mut SqliteConnection, site: &Site, rows: usize) {
-    sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
+/// The INSERTs of the seed: `rows` rows per entity table, every field filled
+/// (references point at rows of the target), two values per multi-valued field.
+/// Rows may reference rows inserted later: run them with keys unenforced.
+pub fn seed_statements(site: &Site, rows: usize, dialect: Dialect) -> Vec<String> {
+    let stamp = |day: u8| match dialect {
+        Dialect::Sqlite => format!("'2026-01-0{day} 00:00:00'"),
+        Dialect::Postgres => format!("'2026-01-0{day} 00:00:00+00'"),
+    };
+    let mut out = Vec::new();
     for file in site.files() {
         let e = &file.entity;
         for i in 0..rows {
             let id = format!("{}-{i}", e.id);
             let mut cols = vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into()];
-            let mut vals = vec![format!("'{id}'"), "'2026-01-01 00:00:00'".into(), "'2026-01-02 00:00:00'".into()];
+            let mut vals = vec![format!("'{id}'"), stamp(1), stamp(2)];
             for f in &e.fields {
-                let value = seed_value(e, f, i, Dialect::Sqlite);
+                let value = seed_value(e, f, i, dialect);
                 match f.column() {
                     Some(c) => {
                         cols.push(format!("\"{c}\""));
                         vals.push(value);
                     }
                     None => {
+                        let child = dialect.table(&marain::sql::child_table(&e.id, &f.id));
                         for delta in 0..2 {
-                            let child = format!("content_{}__{}", e.id, f.id);
-                            let sql = format!(
-                                "INSERT INTO \"{child}\" (parent_id, delta, value) VALUES ('{id}', {delta}, {value})"
-                            );
-                            sqlx::query(&sql).execute(&mut *conn).await.unwrap();
+                            out.push(format!(
+                                "INSERT INTO {child} (parent_id, delta, value) VALUES ('{id}', {delta}, {value})"
+                            ));
                         }
                     }
                 }
             }
-            let sql = format!("INSERT INTO \"{}\" ({}) VALUES ({})", e.table(), cols.join(", "), vals.join(", "));
-            sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            out.push(format!("INSERT INTO \"{}\" ({}) VALUES ({})", e.table(), cols.join(", "), vals.join(", ")));
         }
+    }
+    out
+}
+
+/// Deterministic rows for every entity of `site` ([`seed_statements`]).
+pub async fn seed(conn: &mut SqliteConnection, site: &Site, rows: usize) {
+    sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
+    for sql in seed_statements(site, rows, Dialect::Sqlite) {
+        sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await.unwrap();
     assert!(broken.is_empty(), "seed data breaks foreign keys");
