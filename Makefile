@@ -1,6 +1,7 @@
 # The two commands the README promises: `make run` and `make test`.
 # Both install whatever is missing first (scripts/setup.sh), so they work on a
-# fresh machine of this kind.
+# fresh machine of this kind. Builds go through `cargo xtask build` (xtask/): the
+# server, the dashboard's wasm and target/site, with no tool to install first.
 
 SITE ?= examples/site
 DATABASE_URL ?= sqlite://data/marain.db
@@ -17,24 +18,30 @@ setup-test:
 
 # Builds the server binary (target/debug/marain) and the hydrated dashboard (target/site).
 build: setup
-	cargo leptos build
+	cargo xtask build
 
 run: build
 	@echo "Serving $(SITE) on http://$(ADDR)/  (database $(DATABASE_URL))"
 	$(BIN) serve --site $(SITE) --database $(DATABASE_URL) --addr $(ADDR)
 
 test: setup-test
-	cargo leptos build
+	cargo xtask build
 	$(MAKE) test-rust
 	$(MAKE) test-e2e
 
 test-rust:
 	cargo test --workspace --no-fail-fast
+	cargo test --quiet --manifest-path xtask/Cargo.toml --target-dir target/xtask
 
 test-e2e:
 	cd end2end && npx playwright test
 
+# Formatting, clippy on every target, and the build invariants ARCHITECTURE.md
+# names: the pure core builds for wasm32 without its engine (no I/O).
 lint:
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path xtask/Cargo.toml -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --manifest-path xtask/Cargo.toml --target-dir target/xtask -- -D warnings
 	cargo clippy -p marain-app --features hydrate --target wasm32-unknown-unknown -- -D warnings
+	cargo check -p marain --no-default-features --target wasm32-unknown-unknown

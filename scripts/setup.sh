@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Installs what building and testing Marain needs, skipping what is already there
-# at the right version. Safe to run again and again.
-#   scripts/setup.sh          build tools: wasm32 target, cargo-leptos, wasm-bindgen-cli
-#   scripts/setup.sh --test   also Debian's Chromium and the Playwright runner
+# Installs what building and testing Marain needs, skipping what is already there.
+# Safe to run again and again.
+#   scripts/setup.sh          build tools: the wasm32 target (the build itself is `cargo xtask build`)
+#   scripts/setup.sh --test   also Debian's Chromium, PostgreSQL's server binaries and the Playwright runner
+#   scripts/setup.sh --leptos also cargo-leptos and the wasm-bindgen CLI, for `cargo leptos watch`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_LEPTOS_VERSION=0.3.10
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then APT=(apt-get); else APT=(sudo apt-get); fi
+  "${APT[@]}" update
+  DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y "$@"
+}
 
 # 1. The wasm32 target for the hydrate build.
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
@@ -15,50 +21,43 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# 2. cargo-leptos, pinned: 0.3.11 needs a newer rustc than this toolchain.
-#    no_downloads makes it take wasm-bindgen and wasm-opt from PATH.
-if ! cargo leptos --version 2>/dev/null | grep -q " ${CARGO_LEPTOS_VERSION}\$"; then
-  say "installing cargo-leptos ${CARGO_LEPTOS_VERSION} (about 20 minutes on 2 cores)"
-  cargo install --locked "cargo-leptos@${CARGO_LEPTOS_VERSION}" --features no_downloads
-fi
-
-# 3. wasm-bindgen-cli at exactly the version Cargo.lock resolves.
-WBG_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
-if [ -z "$WBG_VERSION" ]; then
-  echo "setup: cannot find the wasm-bindgen version in Cargo.lock" >&2
-  exit 1
-fi
-if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WBG_VERSION}\$"; then
-  say "installing wasm-bindgen-cli ${WBG_VERSION} (about 5 minutes)"
-  # Not --locked: its own lock file names a webpki-roots release the registry lacks.
-  cargo install wasm-bindgen-cli --version "${WBG_VERSION}"
+if [ "${1:-}" = "--leptos" ]; then
+  # Optional: live reload while developing the dashboard. cargo-leptos is
+  # pinned (0.3.11 needs a newer rustc); no_downloads makes it take wasm-bindgen
+  # from PATH, which must match the wasm-bindgen crate in Cargo.lock.
+  if ! cargo leptos --version 2>/dev/null | grep -q " ${CARGO_LEPTOS_VERSION}\$"; then
+    say "installing cargo-leptos ${CARGO_LEPTOS_VERSION} (about 20 minutes on 2 cores)"
+    cargo install --locked "cargo-leptos@${CARGO_LEPTOS_VERSION}" --features no_downloads
+  fi
+  WBG_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WBG_VERSION}\$"; then
+    say "installing wasm-bindgen-cli ${WBG_VERSION} (about 5 minutes)"
+    # Not --locked: its own lock file names a webpki-roots release the registry lacks.
+    cargo install wasm-bindgen-cli --version "${WBG_VERSION}"
+  fi
 fi
 
 if [ "${1:-}" = "--test" ]; then
-  # 4. Debian's Chromium: Playwright must never download a browser here.
+  # 2. Debian's Chromium: Playwright must never download a browser here.
   if ! command -v chromium >/dev/null 2>&1; then
     say "installing Debian's chromium"
-    if [ "$(id -u)" = 0 ]; then APT=(apt-get); else APT=(sudo apt-get); fi
-    "${APT[@]}" update
-    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y chromium
+    apt_install chromium
   fi
   if ! command -v chromium >/dev/null 2>&1; then
     echo "setup: FAILED: no chromium browser could be installed; browser tests cannot run" >&2
     exit 1
   fi
-  # 5. PostgreSQL's server binaries (initdb, pg_ctl): the case table and the
+  # 3. PostgreSQL's server binaries (initdb, pg_ctl): the case table and the
   #    property tests start a throw-away server from them. No service is enabled.
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     say "installing Debian's PostgreSQL server binaries"
-    if [ "$(id -u)" = 0 ]; then APT=(apt-get); else APT=(sudo apt-get); fi
-    "${APT[@]}" update
-    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y postgresql
+    apt_install postgresql
   fi
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "setup: FAILED: no PostgreSQL initdb could be installed; the PostgreSQL tests cannot run" >&2
     exit 1
   fi
-  # 6. The Playwright runner, from the lock file, without its browser download.
+  # 4. The Playwright runner, from the lock file, without its browser download.
   if [ ! -x end2end/node_modules/.bin/playwright ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing the Playwright test runner"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -199,7 +199,7 @@ fn diff_values(config: &str, path: &str, o: &Json, n: &Json, out: &mut Vec<Chang
     }
 }
 
-/// SPEC §4's grades for configuration changes, and a flag on keys the running
+/// The grades of configuration changes (`docs/grading.md`), and a flag on keys the running
 /// process cannot apply live.
 pub fn config_hazards(item: &ChangeItem) -> Vec<Hazard> {
     let mut hazards = key_hazards(item);

@@ -1,4 +1,5 @@
-//! Grading: every change item gets the hazards SPEC §4 assigns it.
+//! Grading: every change item gets its hazards; `docs/grading.md` lists every
+//! code with its severity.
 //!
 //! Grading here is static — it sees only the files. Probes on live data (row,
 //! NULL and duplicate counts) re-grade later, in the engine.

@@ -29,7 +29,7 @@ pub mod yaml;
 pub mod engine;
 
 pub use diff::{diff_entities, ChangeItem, FieldAspect};
-pub use error::FileError;
+pub use error::{ErrorKind, FileError};
 pub use grade::{grade, GradedChange, GradedItem};
 pub use hazard::{Hazard, HazardCode, Severity};
 pub use model::{Cardinality, EntitySchema, Field, FieldType, Literal};

@@ -1,4 +1,4 @@
-//! The built-in configuration consumers (SPEC §2.2): the typed shapes of the
+//! The built-in configuration consumers (`docs/config-format.md`): the typed shapes of the
 //! `system`, `api` and `hot_reload` configs, the settings the running server takes
 //! from them without a restart, and the keys that only a restart can apply.
 //!

@@ -1,4 +1,5 @@
-//! Raw document → [`EntitySchema`], enforcing every single-file rule of SPEC §2.1.
+//! Raw document → [`EntitySchema`], enforcing every single-file rule of
+//! `docs/schema-format.md`.
 //! Cross-file rules (duplicate ids, dangling references) live in [`crate::site`].
 
 use std::collections::HashSet;

@@ -610,12 +610,52 @@ async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned(
     let backups = store.backups().await.unwrap();
     assert!(backups.iter().any(|b| b.table.contains("content_user__bio") && b.rows == Some(2)), "{backups:#?}");
     assert!(backups.iter().any(|b| b.table.contains("content_article") && b.rows == Some(0)), "{backups:#?}");
-    let none = store.prune_backups(time::OffsetDateTime::now_utc() - time::Duration::hours(1)).await.unwrap();
-    assert!(none.is_empty(), "nothing is an hour old");
-    let pruned = store.prune_backups(time::OffsetDateTime::now_utc() + time::Duration::seconds(1)).await.unwrap();
+    let none = store.prune_backups(1).await.unwrap();
+    assert!(none.is_empty(), "nothing is a day old");
+    let pruned = store.prune_backups(0).await.unwrap();
     assert_eq!(pruned.len(), backups.len());
     assert!(store.backups().await.unwrap().iter().all(|b| b.rows.is_none()));
     // A rollback after pruning still plans; it just has nothing to refill from.
-    assert!(store.backups_after(USER_PATH, 1).await.unwrap().is_empty());
+    let since = std::collections::BTreeMap::from([(USER_PATH.to_string(), 1)]);
+    assert!(store.backups_since(&since).await.unwrap()[USER_PATH].is_empty());
+    site.stop().await;
+}
+
+/// One approval is one turn of the worker: it publishes exactly one snapshot,
+/// and its events go out only after it, so a client refetching on an event
+/// never reads the state from before the approval.
+#[tokio::test]
+async fn an_approval_publishes_one_snapshot_before_its_events() {
+    let mut site = TestSite::start().await;
+    site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: long_text\n"));
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    site.write(USER_PATH, USER);
+    let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
+    let before = site.coordinator.snapshot().generation;
+
+    // A reader that looks at the state the moment each event arrives.
+    let mut events = site.coordinator.subscribe();
+    let reader = site.coordinator.clone();
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let event = events.recv().await.unwrap();
+            let snapshot = reader.snapshot();
+            seen.push((event.kind, event.actor, snapshot.generation, snapshot.pending.len()));
+        }
+        seen
+    });
+    let approval = Approval { actor: "ann".into(), confirm: Some("user".into()), ..Default::default() };
+    let row = site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
+    let after = site.coordinator.snapshot();
+    assert_eq!(after.generation, before + 1, "an approval publishes one snapshot");
+    assert!(after.pending.is_empty());
+    assert_eq!(after.files.iter().find(|f| f.path == USER_PATH).unwrap().version, Some(row.version));
+
+    // Each event arrived when the snapshot reflecting it was already in place.
+    let seen = seen.await.unwrap();
+    let ann = Some("ann".to_string());
+    assert_eq!(seen, vec![(EventKind::Approved, ann.clone(), before + 1, 0), (EventKind::Applied, ann, before + 1, 0)]);
+    assert_eq!(site.coordinator.snapshot().generation, before + 1, "the events came with no second publish");
     site.stop().await;
 }

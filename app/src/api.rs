@@ -15,7 +15,7 @@ async fn identity() -> Result<marain::engine::accounts::Identity, AppError> {
     leptos_axum::extract::<axum::Extension<marain::engine::accounts::Identity>>()
         .await
         .map(|axum::Extension(identity)| identity)
-        .map_err(|_| AppError::Unauthenticated)
+        .map_err(|_| AppError::unauthenticated())
 }
 
 /// The identity, if it may change things.
@@ -24,7 +24,7 @@ async fn approver() -> Result<marain::engine::accounts::Identity, AppError> {
     let identity = identity().await?;
     match identity.role.may_change() {
         true => Ok(identity),
-        false => Err(AppError::Forbidden(identity.role.as_str().into())),
+        false => Err(AppError::forbidden(identity.role.as_str())),
     }
 }
 
@@ -103,17 +103,7 @@ pub async fn get_audit(
     let keep = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     let filter = marain::engine::AuditFilter { file: keep(file), actor: keep(actor), kind: keep(kind) };
     let events = engine.audit(filter, 500).await?;
-    Ok(events
-        .into_iter()
-        .map(|e| crate::dto::AuditEntryDto {
-            seq: e.seq,
-            at: e.at,
-            kind: e.kind.as_str().into(),
-            file: e.file,
-            actor: e.actor,
-            message: e.message,
-        })
-        .collect())
+    Ok(events.iter().map(crate::dto::AuditEntryDto::from).collect())
 }
 
 /// Turns a pending change down, with a reason.

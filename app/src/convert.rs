@@ -1,7 +1,8 @@
 //! Engine types → DTOs. Server-only; the REST API and the server functions both
 //! use these, so the two never disagree on a shape.
 
-use marain::engine::{EngineError, FileState, PendingChange, Snapshot, VersionRow};
+use marain::engine::drift::Drift;
+use marain::engine::{EngineError, EngineEvent, FileState, PendingChange, Snapshot, VersionRow};
 use marain::text_diff::LineTag;
 use marain::{FileError, Hazard};
 
@@ -68,7 +69,7 @@ impl From<&VersionRow> for VersionDto {
             version: r.version,
             hash: r.hash.clone(),
             severity: r.severity.as_str().into(),
-            status: r.status.clone(),
+            status: r.status.as_str().into(),
             actor: r.actor.clone(),
             reason: r.reason.clone(),
             applied_at: r.applied_at.clone(),
@@ -78,8 +79,8 @@ impl From<&VersionRow> for VersionDto {
     }
 }
 
-impl From<&marain::engine::EngineEvent> for EventDto {
-    fn from(e: &marain::engine::EngineEvent) -> Self {
+impl From<&EngineEvent> for EventDto {
+    fn from(e: &EngineEvent) -> Self {
         EventDto {
             seq: e.seq,
             at: e.at.clone(),
@@ -116,7 +117,7 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
         pending: snapshot.pending.iter().map(ChangeDto::from).collect(),
         rejected: snapshot.rejected.iter().map(|e| problem_in(e, snapshot.rejected_sources.get(&e.file))).collect(),
         failed: snapshot.failed.iter().map(FileProblemDto::from).collect(),
-        drift: snapshot.drift.iter().map(|d| DriftDto { table: d.table.clone(), problem: d.problem.clone() }).collect(),
+        drift: snapshot.drift.iter().map(DriftDto::from).collect(),
         history: history.iter().map(VersionDto::from).collect(),
         user: None,
         now: Some(marain::engine::now_rfc3339()),
@@ -125,22 +126,52 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
 
 impl From<EngineError> for AppError {
     fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::UnknownChange(id) => AppError::UnknownChange(id),
-            e @ EngineError::NotApprovable { .. } => AppError::NotApprovable(e.to_string()),
-            e @ EngineError::Stale { .. } => AppError::Stale(e.to_string()),
-            e @ EngineError::ConfirmationRequired { .. } => AppError::ConfirmationRequired(e.to_string()),
-            e @ (EngineError::UnknownVersion { .. } | EngineError::InvalidRollback { .. }) => {
-                AppError::NotApprovable(e.to_string())
-            }
-            EngineError::Store(_) => AppError::ApplyFailed(
-                "applying the change failed and was rolled back; the reason is on the file's card".into(),
-            ),
-            other => {
-                leptos::logging::error!("engine error: {other}");
-                AppError::Unavailable
-            }
+        e.log_internal();
+        AppError::new(e.kind(), e.public_message())
+    }
+}
+
+impl From<&PendingChange> for ChangeSummaryDto {
+    fn from(c: &PendingChange) -> Self {
+        ChangeSummaryDto {
+            id: c.id,
+            file: c.file.clone(),
+            severity: c.severity.as_str().into(),
+            hazards: c.hazards.iter().map(HazardDto::from).collect(),
+            from_version: c.from_version,
+            to_hash: c.to_hash.clone(),
+            created_at: c.created_at.clone(),
         }
+    }
+}
+
+impl From<&Drift> for DriftDto {
+    fn from(d: &Drift) -> Self {
+        DriftDto { table: d.table.clone(), problem: d.problem.clone() }
+    }
+}
+
+impl From<&EngineEvent> for AuditEntryDto {
+    fn from(e: &EngineEvent) -> Self {
+        AuditEntryDto {
+            seq: e.seq,
+            at: e.at.clone(),
+            kind: e.kind.as_str().into(),
+            file: e.file.clone(),
+            actor: e.actor.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// The sync status, as `GET /api/v1/hot-reload/status` answers it.
+pub fn status(snapshot: &Snapshot) -> StatusDto {
+    StatusDto {
+        in_sync: snapshot.in_sync(),
+        last_sync: snapshot.last_sync.clone(),
+        pending: snapshot.pending.iter().map(ChangeSummaryDto::from).collect(),
+        rejected: snapshot.rejected.iter().chain(&snapshot.failed).map(FileProblemDto::from).collect(),
+        drift: snapshot.drift.iter().map(DriftDto::from).collect(),
     }
 }
 

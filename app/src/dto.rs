@@ -59,7 +59,8 @@ pub struct DiffLineDto {
     pub segments: Vec<(bool, String)>,
 }
 
-/// A pending change, as SPEC §6's `Change` plus what a reviewer needs to decide.
+/// A pending change in full: [`ChangeSummaryDto`] plus what a reviewer needs to
+/// decide (the YAML diff, the SQL and its inverse). `docs/api.md` lists the fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeDto {
     pub id: u64,
@@ -139,4 +140,28 @@ pub struct AuditEntryDto {
     pub file: String,
     pub actor: Option<String>,
     pub message: String,
+}
+
+/// A pending change in brief, as the status, rollback and recovery answers list it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSummaryDto {
+    pub id: u64,
+    pub file: String,
+    pub severity: String,
+    pub hazards: Vec<HazardDto>,
+    pub from_version: Option<i64>,
+    pub to_hash: String,
+    pub created_at: String,
+}
+
+/// `GET /api/v1/hot-reload/status`: is the database what the files say, and if
+/// not, what waits, what was refused and where the database drifted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDto {
+    pub in_sync: bool,
+    pub last_sync: Option<String>,
+    pub pending: Vec<ChangeSummaryDto>,
+    /// Files rejected (invalid, or turned down) and files whose apply failed.
+    pub rejected: Vec<FileProblemDto>,
+    pub drift: Vec<DriftDto>,
 }

@@ -1,36 +1,38 @@
-//! The error that crosses the server-function boundary: typed, safe to show, and
-//! never a raw database message.
+//! The error that crosses the server-function boundary: the engine's own
+//! classification ([`ErrorKind`], decided once where the error is made) and its
+//! public message, so the dashboard and the REST API cannot disagree on what a
+//! failure is, and no raw database text ever reaches the browser.
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use marain::ErrorKind;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-pub enum AppError {
-    #[error("change {0} is not pending any more")]
-    UnknownChange(u64),
-    #[error("{0}")]
-    NotApprovable(String),
-    #[error("{0}")]
-    Stale(String),
-    #[error("{0}")]
-    ConfirmationRequired(String),
-    #[error("{0}")]
-    ApplyFailed(String),
-    #[error("the server is unavailable; try again")]
-    Unavailable,
-    #[error("you are not signed in, or your session has expired; sign in again")]
-    Unauthenticated,
-    #[error("your role ({0}) may not do this; an approver can")]
-    Forbidden(String),
-    #[error("request failed: {0}")]
-    Transport(String),
+#[error("{message}")]
+pub struct AppError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        AppError { kind, message: message.into() }
+    }
+
+    pub fn unauthenticated() -> Self {
+        AppError::new(ErrorKind::Unauthenticated, "you are not signed in, or your session has expired; sign in again")
+    }
+
+    pub fn forbidden(role: &str) -> Self {
+        AppError::new(ErrorKind::Forbidden, format!("your role ({role}) may not do this; an approver can"))
+    }
 }
 
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        AppError::Transport(value.to_string())
+        AppError::new(ErrorKind::Unavailable, format!("request failed: {value}"))
     }
 }

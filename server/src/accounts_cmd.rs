@@ -4,26 +4,15 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use marain::engine::accounts::Role;
-use marain::engine::Store;
 
 use crate::cli::{AdminAction, AdminArgs, TokenAction, TokenArgs};
-
-async fn open(url: &str) -> Result<Store, ExitCode> {
-    Store::open(url).await.map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })
-}
+use crate::store_cmd::{failed, with_store};
 
 fn role(s: &str) -> Role {
     Role::parse(s).expect("clap allows viewer and approver only")
 }
 
 pub async fn admin(args: &AdminArgs) -> ExitCode {
-    let store = match open(&args.database).await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     let AdminAction::Add { username, role: r, replace } = &args.action;
     let password = match std::env::var("MARAIN_PASSWORD") {
         Ok(p) => p,
@@ -37,37 +26,25 @@ pub async fn admin(args: &AdminArgs) -> ExitCode {
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    let result = store.add_account(username, &password, role(r), *replace).await;
-    store.close().await;
-    match result {
+    with_store(&args.database, async |store| match store.add_account(username, &password, role(r), *replace).await {
         Ok(()) => {
             println!("account `{username}` ({r}) saved");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+        Err(e) => failed(e),
+    })
+    .await
 }
 
 pub async fn token(args: &TokenArgs) -> ExitCode {
-    let store = match open(&args.database).await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     let TokenAction::Create { name, role: r } = &args.action;
-    let result = store.create_token(name, role(r)).await;
-    store.close().await;
-    match result {
+    with_store(&args.database, async |store| match store.create_token(name, role(r)).await {
         Ok(secret) => {
             eprintln!("token `{name}` ({r}) created; it is shown only this once:");
             println!("{secret}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+        Err(e) => failed(e),
+    })
+    .await
 }

@@ -4,101 +4,21 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Extension;
 use axum::Json;
 use marain::engine::accounts::Identity;
 use marain::engine::{Approval, EngineError};
-use marain_app::dto::{ChangeDto, FileProblemDto, HazardDto, VersionDto};
-use serde::{Deserialize, Serialize};
+use marain::ErrorKind;
+use marain_app::dto::{ChangeDto, ChangeSummaryDto, StatusDto, VersionDto};
+use serde::Deserialize;
 use serde_json::json;
 
-use crate::serve::AppState;
+use crate::error::ApiError;
+use crate::state::AppState;
 
-/// `{"error": {"code", "message"}}` with the matching status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: String) -> Self {
-        ApiError { status, code, message }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
-    }
-}
-
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> Self {
-        let (status, code) = match &e {
-            EngineError::UnknownChange(_) => (StatusCode::NOT_FOUND, "not_found"),
-            EngineError::NotApprovable { .. } => (StatusCode::CONFLICT, "not_approvable"),
-            EngineError::ConfirmationRequired { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "confirmation_required"),
-            EngineError::Stale { .. } => (StatusCode::CONFLICT, "stale"),
-            EngineError::Store(_) => (StatusCode::CONFLICT, "apply_failed"),
-            EngineError::UnknownVersion { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            EngineError::InvalidRollback { .. } => (StatusCode::CONFLICT, "invalid_rollback"),
-            EngineError::InvalidRecovery { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_recovery"),
-            _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        };
-        let message = match &e {
-            // Database details stay in the server log.
-            EngineError::Store(_) => "applying the change failed and was rolled back; see the file's status".into(),
-            EngineError::Watch(_) | EngineError::Io { .. } | EngineError::Write { .. } | EngineError::Stopped => {
-                tracing::error!(error = %e, "engine error");
-                "the engine is unavailable".into()
-            }
-            other => other.to_string(),
-        };
-        ApiError { status, code, message }
-    }
-}
-
-/// SPEC §6's compact `Change`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ChangeSummary {
-    pub id: u64,
-    pub file: String,
-    pub severity: String,
-    pub hazards: Vec<HazardDto>,
-    pub from_version: Option<i64>,
-    pub to_hash: String,
-    pub created_at: String,
-}
-
-impl From<ChangeDto> for ChangeSummary {
-    fn from(c: ChangeDto) -> Self {
-        ChangeSummary {
-            id: c.id,
-            file: c.file,
-            severity: c.severity,
-            hazards: c.hazards,
-            from_version: c.from_version,
-            to_hash: c.to_hash,
-            created_at: c.created_at,
-        }
-    }
-}
-
-pub async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let snapshot = state.engine.snapshot();
-    let pending: Vec<ChangeSummary> = snapshot.pending.iter().map(|c| ChangeDto::from(c).into()).collect();
-    let rejected: Vec<FileProblemDto> =
-        snapshot.rejected.iter().chain(&snapshot.failed).map(FileProblemDto::from).collect();
-    Json(json!({
-        "in_sync": snapshot.in_sync(),
-        "last_sync": snapshot.last_sync,
-        "pending": pending,
-        "rejected": rejected,
-        "drift": snapshot.drift,
-    }))
+pub async fn status(State(state): State<AppState>) -> Json<StatusDto> {
+    Json(marain_app::convert::status(&state.engine.snapshot()))
 }
 
 pub async fn change(State(state): State<AppState>, Path(id): Path<u64>) -> Result<Json<ChangeDto>, ApiError> {
@@ -169,9 +89,9 @@ pub struct RollbackBody {
 pub async fn rollback(
     State(state): State<AppState>,
     Json(body): Json<RollbackBody>,
-) -> Result<(StatusCode, Json<ChangeSummary>), ApiError> {
+) -> Result<(StatusCode, Json<ChangeSummaryDto>), ApiError> {
     let change = state.engine.rollback(&body.file, body.version).await?;
-    Ok((StatusCode::ACCEPTED, Json(ChangeDto::from(&change).into())))
+    Ok((StatusCode::ACCEPTED, Json(ChangeSummaryDto::from(&change))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,12 +107,12 @@ pub async fn recover(
     Json(body): Json<RecoverBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let changes = state.engine.recover_to(&body.at).await?;
-    let changes: Vec<ChangeSummary> = changes.iter().map(|c| ChangeDto::from(c).into()).collect();
+    let changes: Vec<ChangeSummaryDto> = changes.iter().map(ChangeSummaryDto::from).collect();
     Ok((StatusCode::ACCEPTED, Json(json!({ "changes": changes }))))
 }
 
 pub async fn backups(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let backups = state.engine.store().backups().await.map_err(EngineError::from)?;
+    let backups = state.engine.backups().await?;
     Ok(Json(json!({ "backups": backups })))
 }
 
@@ -206,8 +126,7 @@ pub async fn prune_backups(
     State(state): State<AppState>,
     Json(body): Json<PruneBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(body.older_than_days));
-    let pruned = state.engine.store().prune_backups(cutoff).await.map_err(EngineError::from)?;
+    let pruned = state.engine.prune_backups(body.older_than_days).await?;
     Ok(Json(json!({ "pruned": pruned })))
 }
 
@@ -218,5 +137,5 @@ pub async fn reload(State(state): State<AppState>) -> Result<impl IntoResponse, 
 
 /// Unknown paths under `/api` answer in the API's error shape, not with HTML.
 pub async fn not_found() -> ApiError {
-    ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: "no such API endpoint".into() }
+    ApiError::new(ErrorKind::NotFound, "no such API endpoint")
 }

@@ -19,10 +19,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use marain::engine::accounts::Identity;
 use marain::engine::Store;
+use marain::ErrorKind;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 const IDENTITY_KEY: &str = "identity";
 
@@ -107,18 +108,18 @@ pub async fn require_identity(State(auth): State<Arc<Auth>>, mut request: Reques
     let Some(identity) = identify(&auth, bearer, session).await else {
         if api {
             let message = "sign in, or send an API token as `Authorization: Bearer <token>`".to_string();
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response();
+            return ApiError::new(ErrorKind::Unauthenticated, message).into_response();
         }
         return Redirect::to(&format!("/login?next={}", urlencoding(&path))).into_response();
     };
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes && !identity.token && !same_origin(request.headers()) {
         let message = "a state change with a session must come from this site's own pages".to_string();
-        return ApiError::new(StatusCode::FORBIDDEN, "origin_mismatch", message).into_response();
+        return ApiError::new(ErrorKind::OriginMismatch, message).into_response();
     }
     if changes && path.starts_with("/api/") && !identity.role.may_change() {
         let message = format!("`{}` is a {}; only an approver may do this", identity.name, identity.role.as_str());
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
+        return ApiError::new(ErrorKind::Forbidden, message).into_response();
     }
     request.extensions_mut().insert(identity);
     next.run(request).await

@@ -2,41 +2,31 @@
 
 use std::process::ExitCode;
 
-use marain::engine::Store;
-
 use crate::cli::{BackupsAction, BackupsArgs};
+use crate::store_cmd::{failed, with_store};
 
 pub async fn run(args: &BackupsArgs) -> ExitCode {
-    let store = match Store::open(&args.database).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = match &args.action {
-        None => store.backups().await.map(|backups| {
-            for b in backups {
-                let rows = b.rows.map(|n| format!("{n} rows")).unwrap_or_else(|| "pruned".into());
-                println!("{:<64} {:<40} v{:<4} {} {rows}", b.table, b.file, b.version, b.applied_at);
+    with_store(&args.database, async |store| match &args.action {
+        None => match store.backups().await {
+            Ok(backups) => {
+                for b in backups {
+                    let rows = b.rows.map(|n| format!("{n} rows")).unwrap_or_else(|| "pruned".into());
+                    println!("{:<64} {:<40} v{:<4} {} {rows}", b.table, b.file, b.version, b.applied_at);
+                }
+                ExitCode::SUCCESS
             }
-        }),
-        Some(BackupsAction::Prune { older_than_days }) => {
-            let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(*older_than_days));
-            store.prune_backups(cutoff).await.map(|pruned| {
+            Err(e) => failed(e),
+        },
+        Some(BackupsAction::Prune { older_than_days }) => match store.prune_backups(*older_than_days).await {
+            Ok(pruned) => {
                 for table in &pruned {
                     println!("pruned {table}");
                 }
                 println!("{} backup table(s) pruned", pruned.len());
-            })
-        }
-    };
-    store.close().await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        },
+    })
+    .await
 }

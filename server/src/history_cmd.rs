@@ -2,19 +2,11 @@
 
 use std::process::ExitCode;
 
-use marain::engine::Store;
-
 use crate::cli::{HistoryAction, HistoryArgs};
+use crate::store_cmd::{failed, with_store};
 
 pub async fn run(args: &HistoryArgs) -> ExitCode {
-    let store = match Store::open(&args.database).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let code = match args.action {
+    with_store(&args.database, async |store| match args.action {
         Some(HistoryAction::Verify) => match store.verify_chain().await {
             Ok(rows) => {
                 println!("ok: {rows} history rows, chain intact");
@@ -33,7 +25,7 @@ pub async fn run(args: &HistoryArgs) -> ExitCode {
                         r.file,
                         r.version,
                         r.severity.as_str(),
-                        r.status,
+                        r.status.as_str(),
                         r.applied_at,
                         r.actor,
                         r.reason.map(|x| format!(" — {x}")).unwrap_or_default()
@@ -41,12 +33,8 @@ pub async fn run(args: &HistoryArgs) -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
+            Err(e) => failed(e),
         },
-    };
-    store.close().await;
-    code
+    })
+    .await
 }

@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod content_api;
 pub mod cors;
+pub mod error;
 pub mod history_cmd;
 pub mod log_level;
 pub mod plan_cmd;
@@ -16,6 +17,8 @@ pub mod rate_limit;
 pub mod rollback_cmd;
 pub mod serve;
 pub mod sse;
+pub mod state;
+pub mod store_cmd;
 pub mod webhooks;
 
 use std::future::Future;

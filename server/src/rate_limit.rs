@@ -7,15 +7,16 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use marain::engine::Coordinator;
 use marain::live_config::RateLimit;
+use marain::ErrorKind;
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 pub struct LiveRateLimit {
     engine: Coordinator,
@@ -61,7 +62,7 @@ pub async fn limit(State(live): State<Arc<LiveRateLimit>>, request: Request, nex
                 "more than {} requests per minute from {client}; retry in {wait} s",
                 settings.requests_per_minute
             );
-            let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+            let mut response = ApiError::new(ErrorKind::RateLimited, message).into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
             response
         }

@@ -12,14 +12,7 @@ use marain_app::{shell, App};
 use tokio::sync::watch;
 
 use crate::cli::ServeArgs;
-
-/// What every API handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Coordinator,
-    /// Flips to `true` at shutdown so long-lived streams can end.
-    pub shutdown: watch::Receiver<bool>,
-}
+use crate::state::AppState;
 
 pub async fn run(
     args: ServeArgs,

@@ -9,7 +9,7 @@ use marain_app::dto::EventDto;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::serve::AppState;
+use crate::state::AppState;
 
 pub async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = BroadcastStream::new(state.engine.subscribe()).map(|item| {

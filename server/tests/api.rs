@@ -805,3 +805,40 @@ async fn a_rollback_that_no_longer_fits_is_refused() {
     assert!(err["error"]["message"].as_str().unwrap().contains("team"), "{err}");
     server.stop().await;
 }
+
+/// Database error text stays in the server log: a unique violation on the
+/// content API and a DDL statement the database refuses both reach the client
+/// as our own words, never as SQLite's sentence.
+#[tokio::test]
+async fn database_text_never_reaches_a_client() {
+    let server = Server::start().await;
+    let tag = "id: tag\nname: Tag\nfields:\n  - id: slug\n    type: slug\n    unique: true\n";
+    std::fs::write(server.site.join("schemas/tag.schema.yaml"), tag).unwrap();
+    server.wait_versions("schemas/tag.schema.yaml", 1).await;
+    let tags = server.base.replace("/hot-reload", "/entity/tag");
+    let first = server.client.post(&tags).json(&json!({"slug": "rust"})).send().await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    let again = server.client.post(&tags).json(&json!({"slug": "rust"})).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    let body = again.text().await.unwrap();
+    assert!(body.contains("\"conflict\"") && body.contains("`slug`"), "{body}");
+    assert!(!body.contains("UNIQUE constraint") && !body.contains("content_tag."), "{body}");
+
+    // A table the history does not know blocks the CREATE TABLE of a new entity.
+    let pool = sqlx::SqlitePool::connect(&server.db).await.unwrap();
+    sqlx::query("CREATE TABLE content_widget (id TEXT PRIMARY KEY)").execute(&pool).await.unwrap();
+    pool.close().await;
+    let widget = "id: widget\nname: Widget\nfields:\n  - id: label\n    type: text\n";
+    std::fs::write(server.site.join("schemas/widget.schema.yaml"), widget).unwrap();
+    let status = server
+        .wait_until(|s| {
+            s["rejected"].as_array().is_some_and(|r| r.iter().any(|e| e["file"] == "schemas/widget.schema.yaml"))
+        })
+        .await;
+    let text = status.to_string();
+    assert!(text.contains("the database refused a statement"), "{text}");
+    assert!(!text.contains("already exists") && !text.contains("CREATE TABLE"), "{text}");
+    let (_, history) = server.get("/history?file_path=schemas/widget.schema.yaml").await;
+    assert_eq!(history["versions"], json!([]), "nothing was applied");
+    server.stop().await;
+}

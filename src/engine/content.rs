@@ -1,12 +1,22 @@
 //! The content service: rows of the typed `content_<entity>` tables, read and
 //! written as JSON, always against the schema that is live at that instant.
+//!
+//! [`ContentService`] is the one way in: each call takes the schema lock shared
+//! for its whole duration and looks the entity up in the snapshot once, so a
+//! request runs wholly before or wholly after a schema change and sees one
+//! version of the schema throughout.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use serde_json::{Map, Value as Json};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, TypeInfo, ValueRef};
 
+use super::snapshot::Snapshot;
 use super::store::{Store, StoreError};
 use crate::content::{validate_record, FieldProblem, SqlValue};
+use crate::error::ErrorKind;
 use crate::model::{EntitySchema, FieldType};
 use crate::sql::{child_table, quote, sqlite};
 
@@ -24,22 +34,108 @@ pub enum ContentError {
     Store(#[from] StoreError),
 }
 
+impl ContentError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ContentError::UnknownEntity(_) | ContentError::NotFound { .. } => ErrorKind::NotFound,
+            ContentError::Invalid { .. } => ErrorKind::Invalid,
+            ContentError::Conflict(_) => ErrorKind::Conflict,
+            ContentError::Store(_) => ErrorKind::Unavailable,
+        }
+    }
+
+    /// What the client is told; a store failure is logged here, in full, once.
+    pub fn public_message(&self) -> String {
+        match self {
+            ContentError::Store(inner) => {
+                tracing::error!(error = %inner, "content request failed");
+                "the content store is unavailable; the server log has the details".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ContentError {
     fn from(e: sqlx::Error) -> Self {
         match e.as_database_error() {
             Some(d) if d.is_unique_violation() => {
-                ContentError::Conflict(format!("a unique value is taken ({})", d.message()))
+                let taken = unique_column(d.message())
+                    .map(|c| format!("the value of `{c}` is taken by another record"))
+                    .unwrap_or_else(|| "a value that must be unique is taken by another record".into());
+                ContentError::Conflict(taken)
             }
-            Some(d) if d.is_foreign_key_violation() => {
-                ContentError::Conflict("a reference points at a row that does not exist".into())
-            }
+            Some(d) if d.is_foreign_key_violation() => ContentError::Conflict(
+                "a reference points at a record that does not exist, or other records still reference this one".into(),
+            ),
             _ => ContentError::Store(StoreError::Sql(e)),
         }
     }
 }
 
+/// The column SQLite names in `UNIQUE constraint failed: <table>.<column>`; only
+/// the column name leaves, never the database's sentence.
+fn unique_column(message: &str) -> Option<&str> {
+    let target = message.strip_prefix("UNIQUE constraint failed: ")?;
+    let first = target.split(',').next()?.trim();
+    let column = first.rsplit('.').next()?;
+    column.chars().all(|c| c.is_ascii_alphanumeric() || c == '_').then_some(column)
+}
+
+/// The content API's entry point: a cheap handle on the engine's store, snapshot
+/// and schema lock.
+#[derive(Clone)]
+pub struct ContentService {
+    store: Store,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    schema_lock: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl ContentService {
+    pub(super) fn new(
+        store: Store,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        schema_lock: Arc<tokio::sync::RwLock<()>>,
+    ) -> Self {
+        Self { store, snapshot, schema_lock }
+    }
+
+    /// The live schema of entity `id`, taken once so a whole request sees one version.
+    fn live_entity(&self, id: &str) -> Result<EntitySchema, ContentError> {
+        let snapshot = self.snapshot.load();
+        let file = snapshot.applied.entity_file(id).ok_or_else(|| ContentError::UnknownEntity(id.to_string()))?;
+        Ok(file.entity.clone())
+    }
+
+    pub async fn create(&self, entity: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
+        let _lock = self.schema_lock.read().await;
+        create(&self.store, &self.live_entity(entity)?, input).await
+    }
+
+    pub async fn update(&self, entity: &str, id: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
+        let _lock = self.schema_lock.read().await;
+        update(&self.store, &self.live_entity(entity)?, id, input).await
+    }
+
+    pub async fn delete(&self, entity: &str, id: &str) -> Result<(), ContentError> {
+        let _lock = self.schema_lock.read().await;
+        delete(&self.store, &self.live_entity(entity)?, id).await
+    }
+
+    pub async fn get(&self, entity: &str, id: &str) -> Result<Json, ContentError> {
+        let _lock = self.schema_lock.read().await;
+        get(&self.store, &self.live_entity(entity)?, id).await
+    }
+
+    /// A page of records in id order, and how many there are in all.
+    pub async fn list(&self, entity: &str, limit: i64, offset: i64) -> Result<(Vec<Json>, i64), ContentError> {
+        let _lock = self.schema_lock.read().await;
+        list(&self.store, &self.live_entity(entity)?, limit, offset).await
+    }
+}
+
 /// Inserts a record given as JSON; returns it as stored.
-pub async fn create(store: &Store, entity: &EntitySchema, input: &Map<String, Json>) -> Result<Json, ContentError> {
+async fn create(store: &Store, entity: &EntitySchema, input: &Map<String, Json>) -> Result<Json, ContentError> {
     let record = validate_record(entity, input)
         .map_err(|problems| ContentError::Invalid { entity: entity.id.clone(), problems })?;
     let id = match input.get("id") {
@@ -69,7 +165,7 @@ pub async fn create(store: &Store, entity: &EntitySchema, input: &Map<String, Js
 
 /// Replaces record `id` with `input` (PUT): fields left out take their default
 /// or NULL, multi-valued fields are replaced as a whole.
-pub async fn update(
+async fn update(
     store: &Store,
     entity: &EntitySchema,
     id: &str,
@@ -119,9 +215,16 @@ pub async fn update(
 
 /// Deletes record `id`; its multi-valued fields go with it (ON DELETE CASCADE).
 /// A record other records still reference is refused as a conflict.
-pub async fn delete(store: &Store, entity: &EntitySchema, id: &str) -> Result<(), ContentError> {
+async fn delete(store: &Store, entity: &EntitySchema, id: &str) -> Result<(), ContentError> {
     let sql = format!("DELETE FROM {} WHERE {} = ?1", quote(&entity.table()), quote("id"));
-    if sqlx::query(&sql).bind(id).execute(store.pool()).await?.rows_affected() == 0 {
+    let deleted = sqlx::query(&sql).bind(id).execute(store.pool()).await.map_err(|e| match ContentError::from(e) {
+        ContentError::Conflict(_) => ContentError::Conflict(format!(
+            "other records still reference `{}` `{id}`; change or remove them first",
+            entity.id
+        )),
+        other => other,
+    })?;
+    if deleted.rows_affected() == 0 {
         return Err(ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() });
     }
     Ok(())
@@ -154,7 +257,7 @@ fn select(entity: &EntitySchema) -> String {
 }
 
 /// One record by id.
-pub async fn get(store: &Store, entity: &EntitySchema, id: &str) -> Result<Json, ContentError> {
+async fn get(store: &Store, entity: &EntitySchema, id: &str) -> Result<Json, ContentError> {
     let sql = format!("{} WHERE {} = ?1", select(entity), quote("id"));
     let row = sqlx::query(&sql).bind(id).fetch_optional(store.pool()).await?;
     let row = row.ok_or_else(|| ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() })?;
@@ -162,12 +265,7 @@ pub async fn get(store: &Store, entity: &EntitySchema, id: &str) -> Result<Json,
 }
 
 /// A page of records in id order, and how many there are in all.
-pub async fn list(
-    store: &Store,
-    entity: &EntitySchema,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<Json>, i64), ContentError> {
+async fn list(store: &Store, entity: &EntitySchema, limit: i64, offset: i64) -> Result<(Vec<Json>, i64), ContentError> {
     let total: i64 =
         sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", quote(&entity.table()))).fetch_one(store.pool()).await?;
     let sql = format!("{} ORDER BY {} LIMIT ?1 OFFSET ?2", select(entity), quote("id"));

@@ -1,13 +1,18 @@
-//! The engine's errors: one enum, lower-case messages with the context to act on.
+//! The engine's errors: one enum, lower-case messages with the context to act on,
+//! classified once here ([`EngineError::kind`]) and given one public message
+//! ([`EngineError::public_message`]) that every interface shows.
 
+use crate::error::ErrorKind;
 use crate::hazard::Severity;
+
+use super::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("watcher: {0}")]
     Watch(#[from] super::watcher::WatchError),
     #[error("store: {0}")]
-    Store(#[from] super::store::StoreError),
+    Store(#[from] StoreError),
     #[error("reading {path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("no pending change with id {0}")]
@@ -28,4 +33,77 @@ pub enum EngineError {
     Write { path: String, source: std::io::Error },
     #[error("the engine has stopped")]
     Stopped,
+}
+
+impl EngineError {
+    /// What kind of failure this is, for every interface.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::UnknownChange(_) | EngineError::UnknownVersion { .. } => ErrorKind::NotFound,
+            EngineError::NotApprovable { .. } => ErrorKind::NotApprovable,
+            EngineError::ConfirmationRequired { .. } => ErrorKind::ConfirmationRequired,
+            EngineError::Stale { .. } => ErrorKind::Stale,
+            EngineError::InvalidRollback { .. } => ErrorKind::InvalidRollback,
+            EngineError::InvalidRecovery { .. } => ErrorKind::InvalidRecovery,
+            EngineError::Store(e) => e.kind(),
+            EngineError::Watch(_) | EngineError::Io { .. } | EngineError::Write { .. } | EngineError::Stopped => {
+                ErrorKind::Unavailable
+            }
+        }
+    }
+
+    /// The message a person may see: this error's own words where they carry
+    /// no internals, otherwise a plain sentence. Database text, paths on the
+    /// server and I/O details stay in the server log ([`Self::log_internal`]).
+    pub fn public_message(&self) -> String {
+        match self {
+            EngineError::Store(e) => e.public_message(),
+            EngineError::Watch(_) | EngineError::Io { .. } | EngineError::Write { .. } | EngineError::Stopped => {
+                "the engine is unavailable; the server log has the details".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Writes the whole error to the server log when its public message leaves
+    /// something out; the interfaces call this once before answering.
+    pub fn log_internal(&self) {
+        if matches!(self.kind(), ErrorKind::Unavailable | ErrorKind::ApplyFailed) {
+            tracing::error!(error = %self, "engine error");
+        }
+    }
+}
+
+impl StoreError {
+    /// Refusals of a change are `apply_failed`; a database that cannot be read
+    /// or written is `unavailable`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Statement { .. } | StoreError::ForeignKeys(_) | StoreError::SeverityRose { .. } => {
+                ErrorKind::ApplyFailed
+            }
+            StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Sql(_) | StoreError::Corrupt { .. } => {
+                ErrorKind::Unavailable
+            }
+        }
+    }
+
+    /// The part of a store error an operator can act on, without the
+    /// database's own text (which names internals and may quote data).
+    pub fn public_message(&self) -> String {
+        match self {
+            StoreError::Statement { .. } => {
+                "the database refused a statement of the change, which was rolled back; the server log has the \
+                 statement and the database's reason"
+                    .into()
+            }
+            StoreError::ForeignKeys(n) => {
+                format!("the change was rolled back: {n} rows would reference rows that do not exist")
+            }
+            e @ StoreError::SeverityRose { .. } => format!("the change was rolled back: {e}"),
+            StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Sql(_) | StoreError::Corrupt { .. } => {
+                "the database is unavailable; the server log has the details".into()
+            }
+        }
+    }
 }

@@ -9,20 +9,23 @@ pub mod drift;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod recovery;
 pub mod scan;
 pub mod secure_log;
 pub mod snapshot;
 pub mod store;
 pub mod watcher;
+mod worker;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use coordinator::{AuditFilter, Coordinator};
+pub use coordinator::Coordinator;
 pub use error::EngineError;
 pub use events::{EngineEvent, EventKind};
+pub use secure_log::AuditFilter;
 pub use snapshot::{FileState, FileStatus, PendingChange, Snapshot};
-pub use store::{Store, VersionRow};
+pub use store::{AppliedVersion, Store, VersionRow, VersionStatus};
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]

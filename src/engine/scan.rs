@@ -1,4 +1,5 @@
-//! Reading the site from disk, with the limits that protect the process.
+//! The site on disk: reading files with the limits that protect the process, and
+//! writing one atomically when a rollback makes the file follow the database.
 
 use std::path::Path;
 
@@ -78,4 +79,28 @@ pub fn load_site(root: &Path, env: &str) -> (crate::site::Site, Vec<FileError>) 
     let (site, more) = crate::site::Site::from_texts_for(env, texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
     errors.extend(more);
     (site, errors)
+}
+
+/// Makes site file `rel` hold `text` (or removes it for `None`) atomically: a
+/// temporary file beside it, fsync, rename. A reader (the watcher, an editor)
+/// sees the old file or the new one, never half of either.
+pub fn write_site_file(root: &Path, rel: &str, text: Option<&str>) -> std::io::Result<()> {
+    let full = root.join(rel);
+    match text {
+        Some(text) => {
+            if let Some(dir) = full.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let name = full.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = full.with_file_name(format!(".{name}.marain-tmp"));
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &full)
+        }
+        None => match std::fs::remove_file(&full) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
 }

@@ -64,6 +64,10 @@ pub struct FileStatus {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// How many snapshots the engine has published before this one: it grows by
+    /// one per turn of the worker that changed anything (a batch of files, an
+    /// approval), so a reader can tell whether the state moved.
+    pub generation: u64,
     pub applied: Arc<Site>,
     pub files: Vec<FileStatus>,
     pub pending: Vec<PendingChange>,

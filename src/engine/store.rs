@@ -69,11 +69,42 @@ pub struct VersionRow {
     pub sql: Vec<String>,
     pub rollback_sql: Vec<String>,
     pub backups: Vec<String>,
-    pub status: String,
+    pub status: VersionStatus,
     pub actor: String,
     pub reason: Option<String>,
     pub applied_at: String,
     pub duration_ms: i64,
+}
+
+/// What became of a recorded version. The history records applied versions;
+/// refused and superseded changes are in the audit log (`secure.log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionStatus {
+    Applied,
+}
+
+impl VersionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Applied => "applied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "applied" => Some(VersionStatus::Applied),
+            _ => None,
+        }
+    }
+}
+
+/// One applied version, without its texts: what point-in-time recovery scans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedVersion {
+    pub file: String,
+    pub version: i64,
+    pub applied_at: String,
 }
 
 /// One backup table and where it came from.
@@ -151,7 +182,7 @@ impl Store {
         if plan.foreign_keys_off {
             sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
         }
-        let touches_data = plan.sql().iter().any(|s| s.contains("marain_backup_"));
+        let touches_data = plan.moves_data();
         if touches_data {
             sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
         }
@@ -169,13 +200,15 @@ impl Store {
                     reasons: reasons.collect::<Vec<_>>().join("; "),
                 });
             }
-            for statement in plan.sql() {
-                sqlx::query(&statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
-                if statement.contains("marain_backup_") {
-                    self.failpoints.reach("after_backup");
+            for step in &plan.steps {
+                for statement in &step.sql {
+                    sqlx::query(statement)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+                    if step.fills_backup(statement) {
+                        self.failpoints.reach("after_backup");
+                    }
                 }
             }
             self.failpoints.reach("after_ddl");
@@ -203,7 +236,7 @@ impl Store {
                 sql: plan.sql(),
                 rollback_sql: plan.rollback_sql(),
                 backups: plan.backups(),
-                status: "applied".into(),
+                status: VersionStatus::Applied,
                 actor: record.actor,
                 reason: record.reason,
                 applied_at: record.applied_at,
@@ -281,9 +314,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Drops the backup tables of versions applied before `cutoff` (RFC 3339);
-    /// returns their names. Their data can no longer be restored by a rollback.
-    pub async fn prune_backups(&self, cutoff: time::OffsetDateTime) -> Result<Vec<String>, StoreError> {
+    /// Drops the backup tables of versions applied more than `older_than_days`
+    /// days ago; returns their names. Their data can no longer be restored by a
+    /// rollback.
+    pub async fn prune_backups(&self, older_than_days: u32) -> Result<Vec<String>, StoreError> {
+        let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(older_than_days));
         let mut pruned = Vec::new();
         for backup in self.backups().await? {
             let applied =
@@ -296,22 +331,25 @@ impl Store {
         Ok(pruned)
     }
 
-    /// Every applied version of every file: (file, version, applied_at, has text).
-    pub async fn applied_versions(&self) -> Result<Vec<(String, i64, String, bool)>, StoreError> {
-        let rows: Vec<(String, i64, String, bool)> = sqlx::query_as(
-            "SELECT file, version, applied_at, yaml IS NOT NULL FROM marain_history WHERE status = 'applied' ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
+    /// Every applied version of every file, oldest first.
+    pub async fn applied_versions(&self) -> Result<Vec<AppliedVersion>, StoreError> {
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT file, version, applied_at FROM marain_history WHERE status = 'applied' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(file, version, applied_at)| AppliedVersion { file, version, applied_at }).collect())
     }
 
-    pub async fn backups_after(&self, file: &str, version: i64) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, backups FROM marain_history WHERE file = ?1 AND version > ?2 AND status = 'applied' ORDER BY version",
+    /// For each file of `since` (file → version), the backup tables its applied
+    /// versions after that version made and that still exist, oldest first:
+    /// what a rollback to that version refills from. One pass over the history.
+    pub async fn backups_since(
+        &self,
+        since: &BTreeMap<String, i64>,
+    ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+            "SELECT id, file, version, backups FROM marain_history WHERE status = 'applied' ORDER BY file, version",
         )
-        .bind(file)
-        .bind(version)
         .fetch_all(&self.pool)
         .await?;
         let existing: std::collections::BTreeSet<String> =
@@ -320,12 +358,15 @@ impl Store {
                 .await?
                 .into_iter()
                 .collect();
-        let mut out = Vec::new();
-        for (id, json) in rows {
-            let names: Vec<String> = serde_json::from_str(&json)
+        let mut out: BTreeMap<String, Vec<String>> = since.keys().map(|f| (f.clone(), Vec::new())).collect();
+        for (id, file, version, json) in rows {
+            let Some(names) = out.get_mut(&file).filter(|_| since.get(&file).is_some_and(|v| version > *v)) else {
+                continue;
+            };
+            let made: Vec<String> = serde_json::from_str(&json)
                 .map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })?;
             // A pruned backup cannot refill anything.
-            out.extend(names.into_iter().filter(|n| existing.contains(n)));
+            names.extend(made.into_iter().filter(|n| existing.contains(n)));
         }
         Ok(out)
     }
@@ -420,7 +461,7 @@ pub fn row_hash(prev: &str, row: &VersionRow) -> String {
         &to_json(&row.sql),
         &to_json(&row.rollback_sql),
         &to_json(&row.backups),
-        &row.status,
+        row.status.as_str(),
         &row.actor,
         row.reason.as_deref().unwrap_or("\u{0}"),
         &row.applied_at,
@@ -446,7 +487,7 @@ async fn insert_row(conn: &mut sqlx::SqliteConnection, row: &VersionRow, prev: &
     .bind(to_json(&row.sql))
     .bind(to_json(&row.rollback_sql))
     .bind(to_json(&row.backups))
-    .bind(&row.status)
+    .bind(row.status.as_str())
     .bind(&row.actor)
     .bind(&row.reason)
     .bind(&row.applied_at)
@@ -466,6 +507,7 @@ fn row_from_sql(r: &sqlx::sqlite::SqliteRow) -> Result<VersionRow, StoreError> {
         serde_json::from_str(&r.get::<String, _>(col)).map_err(|e| format!("{col}: {e}"))
     }
     let severity: String = r.get("severity");
+    let status: String = r.get("status");
     Ok(VersionRow {
         id,
         file: r.get("file"),
@@ -477,7 +519,7 @@ fn row_from_sql(r: &sqlx::sqlite::SqliteRow) -> Result<VersionRow, StoreError> {
         sql: parse(r, "sql").map_err(corrupt)?,
         rollback_sql: parse(r, "rollback_sql").map_err(corrupt)?,
         backups: parse(r, "backups").map_err(corrupt)?,
-        status: r.get("status"),
+        status: VersionStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?,
         actor: r.get("actor"),
         reason: r.get("reason"),
         applied_at: r.get("applied_at"),

@@ -62,12 +62,25 @@ pub struct Step {
     pub hazards: Vec<Hazard>,
     /// Backup tables this step fills before deleting data.
     pub backups: Vec<String>,
+    /// Backup tables this step refills data from (a rollback's restore steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<String>,
 }
 
 impl Step {
     /// A step that only records: no SQL.
     pub fn record(summary: String, hazards: Vec<Hazard>) -> Self {
-        Step { summary, sql: vec![], rollback_sql: vec![], hazards, backups: vec![] }
+        Step { summary, sql: vec![], rollback_sql: vec![], hazards, backups: vec![], restores: vec![] }
+    }
+
+    /// Whether `statement`, one of this step's, copies data into one of its
+    /// backup tables (`CREATE TABLE <backup> AS SELECT …`).
+    pub fn fills_backup(&self, statement: &str) -> bool {
+        let Some(table) = statement.strip_prefix("CREATE TABLE ").and_then(|rest| rest.split_whitespace().next())
+        else {
+            return false;
+        };
+        self.backups.iter().any(|b| [Dialect::Sqlite, Dialect::Postgres].iter().any(|d| d.table(b) == table))
     }
 }
 
@@ -179,6 +192,12 @@ impl Plan {
                 regrade(hazard, &probe, n);
             }
         }
+    }
+
+    /// Whether applying it deletes data into backups or refills data from them:
+    /// such a commit must survive a power cut, since the files cannot re-derive it.
+    pub fn moves_data(&self) -> bool {
+        self.steps.iter().any(|s| !s.backups.is_empty() || !s.restores.is_empty())
     }
 
     pub fn backups(&self) -> Vec<String> {

@@ -42,6 +42,7 @@ pub(super) fn plan(
                     rollback_sql: sqlite::drop_entity(entity),
                     hazards: gi.hazards.clone(),
                     backups: vec![],
+                    restores: vec![],
                 },
                 ChangeItem::DropEntity { entity } => {
                     dangle(&mut plan, entity, ctx);
@@ -85,6 +86,7 @@ pub(super) fn plan(
                 rollback_sql: inverse.rollback_sql,
                 hazards: vec![],
                 backups: vec![],
+                restores: vec![],
             });
             plan.rollback_foreign_keys_off = true;
         }
@@ -159,6 +161,7 @@ fn rename_entity_step(old: &EntitySchema, to: &str, gi: &crate::grade::GradedIte
         rollback_sql: sql_for(&renamed, old),
         hazards: gi.hazards.clone(),
         backups: vec![],
+        restores: vec![],
     }
 }
 
@@ -239,11 +242,11 @@ fn drop_entity_step(e: &EntitySchema, tag: &str, hazards: Vec<Hazard>) -> Step {
         backups.push(bk);
     }
     sql.extend(sqlite::drop_entity(e));
-    Step { summary: format!("- entity {}", e.id), sql, rollback_sql: rollback, hazards, backups }
+    Step { summary: format!("- entity {}", e.id), sql, rollback_sql: rollback, hazards, backups, restores: vec![] }
 }
 
 fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
-    let mut step = Step { summary: item.summary(), sql: vec![], rollback_sql: vec![], hazards, backups: vec![] };
+    let mut step = Step::record(item.summary(), hazards);
     let (sql, rb) = (&mut step.sql, &mut step.rollback_sql);
     match item {
         ChangeItem::AddField { entity, field } if field.cardinality.is_single() => {
@@ -463,7 +466,14 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     }));
     rollback.extend(restore_children);
 
-    Step { summary: format!("~ rebuild table content_{entity}"), sql, rollback_sql: rollback, hazards, backups }
+    Step {
+        summary: format!("~ rebuild table content_{entity}"),
+        sql,
+        rollback_sql: rollback,
+        hazards,
+        backups,
+        restores: vec![],
+    }
 }
 
 /// The first value (lowest delta) of multi-valued field `f` for the row of the

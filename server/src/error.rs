@@ -1,0 +1,43 @@
+//! `ApiError`: the REST API's error shape, `{"error": {"code", "message"}}` with
+//! the status its [`ErrorKind`] names. It only translates: every engine and
+//! content error arrives already classified, with its public message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use marain::engine::content::ContentError;
+use marain::engine::EngineError;
+use marain::ErrorKind;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError { kind, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(json!({"error": {"code": self.kind.code(), "message": self.message}}))).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        e.log_internal();
+        ApiError::new(e.kind(), e.public_message())
+    }
+}
+
+impl From<ContentError> for ApiError {
+    fn from(e: ContentError) -> Self {
+        ApiError::new(e.kind(), e.public_message())
+    }
+}

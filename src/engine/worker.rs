@@ -1,0 +1,699 @@
+//! The worker: the one task that owns the engine's mutable state. It takes file
+//! batches and commands off the coordinator's queue, one at a time, and moves
+//! each file through its states (detected → rejected | pending | applied |
+//! failed). Planning is the core's; reading and writing files is `scan`'s;
+//! gathering rollback targets is `recovery`'s. What is left here is the queue
+//! and the state machine.
+//!
+//! Each item taken off the queue is one [`Turn`]: the events it emits are sent
+//! only after the one snapshot that reflects them is published, so a client that
+//! refetches on an event never reads the state from before it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, OwnedRwLockWriteGuard};
+
+use super::coordinator::{Command, Shared};
+use super::events::{EngineEvent, EventKind};
+use super::scan::{list_site_files, read_site_file, write_site_file};
+use super::secure_log::SecureLog;
+use super::snapshot::{FileState, FileStatus, PendingChange, Snapshot};
+use super::store::{Store, StoreError, VersionRecord, VersionRow};
+use super::watcher::{SiteWatcher, WatchSignal};
+use super::{now_rfc3339, recovery, Approval, EngineConfig, EngineError};
+use crate::error::FileError;
+use crate::hash::sha256_hex;
+use crate::hazard::Severity;
+use crate::live_config::LiveSettings;
+use crate::restore::{plan_restore, Restore, Unchanged};
+use crate::site::{is_site_path, Site, SiteFile};
+use crate::site_plan::{plan_sites, FileChange};
+use crate::text_diff::text_diff;
+
+/// The context of one item off the queue, passed down explicitly.
+#[derive(Default)]
+struct Turn {
+    /// Who the events are attributed to (the approver, the rejecter); `None`
+    /// for what the file system did.
+    actor: Option<String>,
+    /// Emitted events, sent once the snapshot that reflects them is published.
+    events: Vec<EngineEvent>,
+    /// Taken by the first apply of the turn and held until its snapshot is
+    /// published: content requests wait for the whole batch, not each file.
+    schema_lock: Option<OwnedRwLockWriteGuard<()>>,
+    /// Something changed that no event announces (drift found by a rescan).
+    changed: bool,
+}
+
+impl Turn {
+    fn by(actor: &str) -> Self {
+        Turn { actor: Some(actor.to_string()), ..Turn::default() }
+    }
+}
+
+/// The state only the worker task touches.
+pub(super) struct Worker {
+    root: PathBuf,
+    env: String,
+    /// The command line's policy; `hot_reload.auto_apply` refines it per directory.
+    auto_apply_safe: bool,
+    /// The command line's debounce; a `hot_reload` config's `debounce_ms` wins.
+    default_debounce: Duration,
+    /// The debounce the running watcher was started with.
+    debounce: Duration,
+    store: Store,
+    shared: Arc<Shared>,
+    secure_log: Option<SecureLog>,
+    applied: Site,
+    /// What the applied configs set; recomputed only when a config file applies.
+    settings: Arc<LiveSettings>,
+    /// Newest applied version number of every file ever applied, deleted ones too.
+    versions: BTreeMap<String, i64>,
+    pending: BTreeMap<String, PendingChange>,
+    rejected: BTreeMap<String, Vec<FileError>>,
+    /// The text of files rejected as unparsable, for showing the error in place.
+    rejected_sources: BTreeMap<String, String>,
+    failed: BTreeMap<String, FileError>,
+    /// Hash of what was last read from disk per path (`None`: absent), so an
+    /// event that leaves a file's bytes unchanged costs one read and nothing more.
+    seen: BTreeMap<String, Option<String>>,
+    /// Files rejected because of another file (a reference to an entity that is
+    /// missing, a deletion others depend on): re-checked with every batch, so they
+    /// go through as soon as the other file arrives.
+    waiting_on_others: BTreeSet<String>,
+    drift: Vec<super::drift::Drift>,
+    last_sync: Option<String>,
+    next_change_id: u64,
+    next_seq: u64,
+    /// Snapshots published so far.
+    generation: u64,
+}
+
+impl Worker {
+    pub fn new(config: &EngineConfig, store: Store, shared: Arc<Shared>, secure_log: Option<SecureLog>) -> Self {
+        Self {
+            root: config.site_root.clone(),
+            env: config.env.clone(),
+            auto_apply_safe: config.auto_apply_safe,
+            default_debounce: config.debounce,
+            debounce: config.debounce,
+            store,
+            shared,
+            secure_log,
+            applied: Site::default(),
+            settings: Arc::default(),
+            versions: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            rejected_sources: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            waiting_on_others: BTreeSet::new(),
+            drift: Vec::new(),
+            last_sync: None,
+            next_change_id: 1,
+            next_seq: 1,
+            generation: 0,
+        }
+    }
+
+    /// The debounce the watcher should run with: a `hot_reload.debounce_ms`
+    /// config wins over the command line's.
+    pub fn debounce(&self) -> Duration {
+        self.settings.debounce_ms.map(Duration::from_millis).unwrap_or(self.default_debounce)
+    }
+
+    /// The applied state, as the history's newest versions say.
+    pub async fn load_applied(&mut self) -> Result<(), EngineError> {
+        for row in self.store.latest_versions().await? {
+            self.versions.insert(row.file.clone(), row.version);
+            let Some(text) = &row.yaml else { continue };
+            match SiteFile::parse(&row.file, text) {
+                Ok(file) => self.applied.insert_file(file),
+                Err(errors) => {
+                    tracing::error!(file = %row.file, ?errors, "an applied version no longer parses; treating the file as new")
+                }
+            }
+        }
+        self.settings = Arc::new(LiveSettings::from_site(&self.applied));
+        self.debounce = self.debounce();
+        Ok(())
+    }
+
+    /// Start-up: every file on disk against the applied state, as one turn.
+    pub async fn reconcile(&mut self) {
+        let mut turn = Turn::default();
+        self.rescan(&mut turn).await;
+        self.finish(turn);
+    }
+
+    pub async fn run(
+        mut self,
+        mut watcher: SiteWatcher,
+        signal_tx: mpsc::UnboundedSender<WatchSignal>,
+        mut signals: mpsc::UnboundedReceiver<WatchSignal>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(signal) = signals.recv() => {
+                    // Drain what else is queued so a burst is handled as one batch.
+                    let mut paths = BTreeSet::new();
+                    let mut rescan = false;
+                    for s in std::iter::once(signal).chain(std::iter::from_fn(|| signals.try_recv().ok())) {
+                        match s {
+                            WatchSignal::Paths(p) => paths.extend(p),
+                            WatchSignal::Rescan => rescan = true,
+                        }
+                    }
+                    let mut turn = Turn::default();
+                    if rescan { self.rescan(&mut turn).await } else { self.process(&mut turn, paths).await }
+                    self.finish(turn);
+                }
+                Some(command) = commands.recv() => self.command(command).await,
+                else => break,
+            }
+            self.retune_watcher(&mut watcher, &signal_tx).await;
+        }
+        tracing::debug!("coordinator stopped");
+    }
+
+    /// One command as one turn; its answer goes out after the turn's snapshot
+    /// is published, so the caller's next read sees what it did.
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Approve { id, approval, reply } => {
+                let mut turn = Turn::by(&approval.actor);
+                let result = self.approve(&mut turn, id, approval).await;
+                self.finish(turn);
+                let _ = reply.send(result);
+            }
+            Command::Rescan { reply } => {
+                let mut turn = Turn::default();
+                self.rescan(&mut turn).await;
+                self.finish(turn);
+                let _ = reply.send(());
+            }
+            Command::Rollback { file, version, reply } => {
+                let mut turn = Turn::default();
+                let result = self.rollback(&mut turn, &file, version).await;
+                self.finish(turn);
+                let _ = reply.send(result);
+            }
+            Command::Recover { at, reply } => {
+                let mut turn = Turn::default();
+                let result = self.recover(&mut turn, &at).await;
+                self.finish(turn);
+                let _ = reply.send(result);
+            }
+            Command::Reject { id, actor, reason, reply } => {
+                let mut turn = Turn::by(&actor);
+                let result = self.reject_change(&mut turn, id, &actor, reason);
+                self.finish(turn);
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Ends a turn: publishes the one snapshot that reflects it (if anything
+    /// changed), opens the schema lock, then sends the turn's events.
+    fn finish(&mut self, turn: Turn) {
+        if !turn.events.is_empty() || turn.changed || turn.schema_lock.is_some() {
+            self.publish();
+        }
+        drop(turn.schema_lock);
+        for event in turn.events {
+            // No subscribers is fine: nobody is watching the dashboard.
+            let _ = self.shared.events.send(event);
+        }
+    }
+
+    /// A `hot_reload.debounce_ms` change takes effect at once: the watcher is
+    /// replaced, and a rescan covers any event that fell between the two.
+    async fn retune_watcher(&mut self, watcher: &mut SiteWatcher, signals: &mpsc::UnboundedSender<WatchSignal>) {
+        let wanted = self.debounce();
+        if wanted == self.debounce {
+            return;
+        }
+        match SiteWatcher::start(&self.root, wanted, signals.clone()) {
+            Ok(fresh) => {
+                *watcher = fresh;
+                self.debounce = wanted;
+                tracing::info!(debounce_ms = wanted.as_millis() as u64, "watcher debounce changed");
+                let mut turn = Turn::default();
+                self.rescan(&mut turn).await;
+                self.finish(turn);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not restart the watcher with the new debounce; keeping the old one")
+            }
+        }
+    }
+
+    async fn rescan(&mut self, turn: &mut Turn) {
+        let mut paths: BTreeSet<String> = list_site_files(&self.root).into_iter().collect();
+        paths.extend(self.applied.paths().cloned());
+        paths.extend(self.seen.keys().cloned());
+        paths.extend(self.pending.keys().cloned());
+        // `seen` stays: every path is re-read, and only real differences go on.
+        self.process(turn, paths).await;
+        match super::drift::detect(&self.store, &self.applied).await {
+            Ok(drift) => {
+                for d in drift.iter().filter(|d| !self.drift.contains(d)) {
+                    tracing::warn!(table = %d.table, problem = %d.problem, "drift: the database differs from the files");
+                }
+                self.drift = drift;
+            }
+            Err(e) => tracing::error!(error = %e, "drift check failed"),
+        }
+        turn.changed = true;
+    }
+
+    /// Emits an event attributed to the turn's actor.
+    fn emit(
+        &mut self,
+        turn: &mut Turn,
+        kind: EventKind,
+        file: &str,
+        change: Option<&PendingChange>,
+        version: Option<i64>,
+        message: String,
+    ) {
+        let event = EngineEvent { actor: turn.actor.clone(), ..self.event(kind, file, change, version, message) };
+        self.record(turn, event);
+    }
+
+    /// A new event, numbered, not yet attributed to anyone.
+    fn event(
+        &mut self,
+        kind: EventKind,
+        file: &str,
+        change: Option<&PendingChange>,
+        version: Option<i64>,
+        message: String,
+    ) -> EngineEvent {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        EngineEvent {
+            seq,
+            at: now_rfc3339(),
+            kind,
+            file: file.to_string(),
+            change_id: change.map(|c| c.id),
+            version,
+            severity: change.map(|c| c.severity),
+            actor: None,
+            message,
+        }
+    }
+
+    /// Logs `event`, appends it to `secure.log`, and keeps it for the end of the turn.
+    fn record(&mut self, turn: &mut Turn, event: EngineEvent) {
+        tracing::info!(kind = event.kind.as_str(), file = %event.file, message = %event.message, "hot-reload");
+        if let Some(log) = &mut self.secure_log {
+            log.append(&event);
+        }
+        turn.events.push(event);
+    }
+
+    fn publish(&mut self) {
+        // Live files, and files with something to say; a deleted file drops out.
+        let mut paths: BTreeSet<&String> = self.applied.paths().collect();
+        paths.extend(self.pending.keys());
+        paths.extend(self.rejected.keys());
+        paths.extend(self.failed.keys());
+        let files = paths
+            .into_iter()
+            .map(|p| FileStatus {
+                path: p.clone(),
+                entity: self.applied.subject_of(p).map(str::to_string),
+                version: self.versions.get(p).copied(),
+                hash: self.applied.hash_of(p).map(str::to_string),
+                state: if self.rejected.contains_key(p) {
+                    FileState::Rejected
+                } else if self.failed.contains_key(p) {
+                    FileState::Failed
+                } else if self.pending.contains_key(p) {
+                    FileState::Pending
+                } else {
+                    FileState::InSync
+                },
+            })
+            .collect();
+        self.rejected_sources.retain(|path, _| self.rejected.contains_key(path));
+        self.generation += 1;
+        self.shared.snapshot.store(Arc::new(Snapshot {
+            generation: self.generation,
+            applied: Arc::new(self.applied.clone()),
+            files,
+            pending: self.pending.values().cloned().collect(),
+            rejected: self.rejected.values().flatten().cloned().collect(),
+            failed: self.failed.values().cloned().collect(),
+            drift: self.drift.clone(),
+            settings: self.settings.clone(),
+            rejected_sources: self.rejected_sources.clone(),
+            last_sync: self.last_sync.clone(),
+        }));
+    }
+
+    fn reject(&mut self, turn: &mut Turn, path: &str, errors: Vec<FileError>) {
+        self.supersede(turn, path, "the file changed again and no longer validates");
+        if self.rejected.get(path) == Some(&errors) {
+            return;
+        }
+        let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        self.rejected.insert(path.to_string(), errors);
+        self.emit(turn, EventKind::Rejected, path, None, None, message);
+    }
+
+    fn reject_change(
+        &mut self,
+        turn: &mut Turn,
+        id: u64,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        let change = self.pending.values().find(|c| c.id == id).cloned().ok_or(EngineError::UnknownChange(id))?;
+        self.pending.remove(&change.file);
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let message = format!("change {id} was rejected by {actor}{why}; the applied version stays live");
+        self.rejected.insert(change.file.clone(), vec![FileError::new(&change.file, (1, 1), None, message.clone())]);
+        self.emit(turn, EventKind::Rejected, &change.file, Some(&change), None, message);
+        Ok(())
+    }
+
+    fn supersede(&mut self, turn: &mut Turn, path: &str, why: &str) {
+        if let Some(old) = self.pending.remove(path) {
+            let message = format!("change {} superseded: {why}", old.id);
+            self.emit(turn, EventKind::Superseded, path, Some(&old), None, message);
+        }
+    }
+
+    /// Handles a batch of possibly-changed paths, in dependency order.
+    async fn process(&mut self, turn: &mut Turn, mut paths: BTreeSet<String>) {
+        let mut candidates: BTreeMap<String, Option<SiteFile>> = BTreeMap::new();
+        paths.extend(self.waiting_on_others.iter().cloned());
+        for path in paths.into_iter().filter(|p| is_site_path(p)) {
+            let recheck = self.waiting_on_others.remove(&path);
+            let disk = match read_site_file(&self.root, &path) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.seen.remove(&path);
+                    self.reject(turn, &path, vec![e]);
+                    continue;
+                }
+            };
+            let disk_hash = disk.as_deref().map(|t| sha256_hex(t.as_bytes()));
+            if self.seen.get(&path) != Some(&disk_hash) {
+                self.seen.insert(path.clone(), disk_hash.clone());
+                self.emit(turn, EventKind::Detected, &path, None, None, "file changed on disk".into());
+            } else if !recheck {
+                continue;
+            }
+            self.failed.remove(&path);
+            if disk_hash.as_deref() == self.applied.hash_of(&path) {
+                if self.rejected.remove(&path).is_some() {
+                    let message = "the file is back to its applied version; nothing to fix".to_string();
+                    self.emit(turn, EventKind::Cleared, &path, None, None, message);
+                }
+                self.supersede(turn, &path, "the file is back to its applied version");
+                continue;
+            }
+            match disk {
+                None => {
+                    self.rejected.remove(&path);
+                    candidates.insert(path, None);
+                }
+                Some(text) => match SiteFile::parse(&path, &text) {
+                    // Another environment's configuration: watched, not applied.
+                    Ok(SiteFile::Config(c)) if !c.is_active(&self.env) => {
+                        self.rejected.remove(&path);
+                        if self.applied.hash_of(&path).is_some() {
+                            candidates.insert(path, None);
+                        }
+                    }
+                    Ok(file) => {
+                        self.rejected.remove(&path);
+                        candidates.insert(path, Some(file));
+                    }
+                    Err(errors) => {
+                        self.rejected_sources.insert(path.clone(), text);
+                        self.reject(turn, &path, errors)
+                    }
+                },
+            }
+        }
+
+        let candidate_site = self.validate_batch(turn, &mut candidates);
+        let versions = &self.versions;
+        let changes = plan_sites(&self.applied, &candidate_site, |file, short| {
+            format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
+        });
+        for change in changes {
+            self.decide(turn, change).await;
+        }
+        self.last_sync = Some(now_rfc3339());
+    }
+
+    /// Rejects the candidates that would break cross-file rules; returns the site
+    /// the accepted ones produce.
+    fn validate_batch(&mut self, turn: &mut Turn, candidates: &mut BTreeMap<String, Option<SiteFile>>) -> Site {
+        loop {
+            let mut site = self.applied.clone();
+            for (path, file) in candidates.iter() {
+                match file {
+                    Some(f) => site.insert_file(f.clone()),
+                    None => site.remove(path),
+                }
+            }
+            let errors = site.check();
+            if errors.is_empty() || candidates.is_empty() {
+                return site;
+            }
+            let mut blamed: BTreeMap<String, Vec<FileError>> = BTreeMap::new();
+            for e in errors {
+                if candidates.contains_key(&e.file) {
+                    blamed.entry(e.file.clone()).or_default().push(e);
+                } else {
+                    // An untouched file broke: every change in the batch is suspect.
+                    for path in candidates.keys() {
+                        blamed.entry(path.clone()).or_default().push(FileError::new(
+                            path,
+                            (1, 1),
+                            None,
+                            format!("this change would leave {e}"),
+                        ));
+                    }
+                }
+            }
+            for (path, errs) in blamed {
+                candidates.remove(&path);
+                self.waiting_on_others.insert(path.clone());
+                self.reject(turn, &path, errs);
+            }
+        }
+    }
+
+    /// The gate: SAFE changes apply at once under the auto policy; the rest wait
+    /// for a person.
+    async fn decide(&mut self, turn: &mut Turn, planned: FileChange) {
+        let path = planned.file.clone();
+        self.supersede(turn, &path, "the file changed again before approval");
+        let change = self.pending_change(planned, None).await;
+        if change.severity.auto_applies() && self.settings.auto_applies(&path, self.auto_apply_safe) {
+            // A failure is already recorded and announced by apply().
+            let _ = self.apply(turn, change, "watcher", None).await;
+        } else {
+            self.hold(turn, change);
+        }
+    }
+
+    fn hold(&mut self, turn: &mut Turn, change: PendingChange) {
+        let message = format!("{} change waits for approval: {}", change.severity, change.summary.join("; "));
+        self.emit(turn, EventKind::Pending, &change.file.clone(), Some(&change), None, message);
+        self.pending.insert(change.file.clone(), change);
+    }
+
+    /// A planned change, probed on the live data, as it waits for a decision.
+    async fn pending_change(&mut self, planned: FileChange, rollback_to: Option<i64>) -> PendingChange {
+        let path = planned.file.clone();
+        let probed = self.probed(&planned.plan).await;
+        let change = PendingChange {
+            id: self.next_change_id,
+            entity: planned.subject().to_string(),
+            severity: probed.severity(),
+            hazards: probed.hazards(),
+            from_version: planned.old.as_ref().and_then(|_| self.versions.get(&path).copied()),
+            from_hash: planned.plan.binding.base_hash.clone(),
+            to_hash: planned.plan.binding.target_hash.clone(),
+            created_at: now_rfc3339(),
+            summary: planned.graded.items.iter().map(|i| i.item.summary()).collect(),
+            text_diff: text_diff(
+                planned.old.as_ref().map(SiteFile::text).unwrap_or(""),
+                planned.new.as_ref().map(SiteFile::text).unwrap_or(""),
+            ),
+            new_file: planned.new,
+            plan: planned.plan,
+            file: path,
+            rollback_to,
+        };
+        self.next_change_id += 1;
+        change
+    }
+
+    /// The plan re-graded on the live data; if a probe cannot run (the table is
+    /// not what the history says), the static grading stands.
+    async fn probed(&self, plan: &crate::plan::Plan) -> crate::plan::Plan {
+        let mut probed = plan.clone();
+        match self.store.probe(plan).await {
+            Ok(counts) => probed.regrade(|p| counts.get(&p.sql).copied()),
+            Err(e) => tracing::warn!(error = %e, "a probe failed; keeping the static grading"),
+        }
+        probed
+    }
+
+    /// Plans `file` back to its applied version `version`; the change waits for
+    /// approval like any other.
+    async fn rollback(&mut self, turn: &mut Turn, file: &str, version: i64) -> Result<PendingChange, EngineError> {
+        let invalid = |reason: String| EngineError::InvalidRollback { file: file.to_string(), version, reason };
+        let targets = recovery::rollback_target(&self.store, file, version).await?;
+        let restores =
+            plan_restore(&self.applied, &targets, |f| self.next_version(f), Unchanged::Rewrite).map_err(invalid)?;
+        let mut changes = self.hold_restores(turn, restores, "a rollback was requested").await;
+        // `Unchanged::Rewrite` plans the one target even when it is applied already.
+        changes.pop().ok_or_else(|| invalid("nothing to plan".into()))
+    }
+
+    /// Every file back to its version at `at`, one pending change per file.
+    async fn recover(&mut self, turn: &mut Turn, at: &str) -> Result<Vec<PendingChange>, EngineError> {
+        let targets = recovery::recovery_targets(&self.store, at).await?;
+        let restores = plan_restore(&self.applied, &targets, |f| self.next_version(f), Unchanged::Skip)
+            .map_err(|reason| EngineError::InvalidRecovery { at: at.to_string(), reason })?;
+        Ok(self.hold_restores(turn, restores, "a point-in-time recovery was requested").await)
+    }
+
+    /// The version the next apply of `file` will be recorded as.
+    fn next_version(&self, file: &str) -> i64 {
+        self.versions.get(file).copied().unwrap_or(0) + 1
+    }
+
+    async fn hold_restores(&mut self, turn: &mut Turn, restores: Vec<Restore>, why: &str) -> Vec<PendingChange> {
+        let mut changes = Vec::with_capacity(restores.len());
+        for restore in restores {
+            self.supersede(turn, &restore.change.file, why);
+            let change = self.pending_change(restore.change, Some(restore.to_version)).await;
+            self.hold(turn, change.clone());
+            changes.push(change);
+        }
+        changes
+    }
+
+    async fn approve(&mut self, turn: &mut Turn, id: u64, approval: Approval) -> Result<VersionRow, EngineError> {
+        let change = self.pending.values().find(|c| c.id == id).cloned().ok_or(EngineError::UnknownChange(id))?;
+        if change.severity >= Severity::Blocked {
+            return Err(EngineError::NotApprovable { id, file: change.file, severity: change.severity });
+        }
+        if change.severity == Severity::Breaking && approval.confirm.as_deref().map(str::trim) != Some(&change.entity) {
+            return Err(EngineError::ConfirmationRequired { id, expected: change.entity });
+        }
+        let applied_hash = self.applied.hash_of(&change.file).unwrap_or_default().to_string();
+        if applied_hash != change.plan.binding.base_hash {
+            self.pending.remove(&change.file);
+            self.seen.remove(&change.file);
+            self.process(turn, BTreeSet::from([change.file.clone()])).await;
+            return Err(EngineError::Stale { id, file: change.file });
+        }
+        self.pending.remove(&change.file);
+        let message = format!("approved by {}", approval.actor);
+        self.emit(turn, EventKind::Approved, &change.file, Some(&change), None, message);
+        let file = change.file.clone();
+        let result = self.apply(turn, change, &approval.actor, approval.reason).await;
+        if let Err(EngineError::Store(StoreError::SeverityRose { .. })) = &result {
+            // The data moved under the approval: grade it afresh for a new decision.
+            self.seen.remove(&file);
+            self.process(turn, BTreeSet::from([file])).await;
+        }
+        result
+    }
+
+    /// Applies `change` on behalf of `actor`: one transaction with its history
+    /// row, then the in-memory state follows. The turn's snapshot is published
+    /// before the schema lock this takes is released.
+    async fn apply(
+        &mut self,
+        turn: &mut Turn,
+        change: PendingChange,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<VersionRow, EngineError> {
+        let record = VersionRecord {
+            file: change.file.clone(),
+            hash: change.to_hash.clone(),
+            yaml: change.new_text().map(str::to_string),
+            actor: actor.to_string(),
+            reason,
+            applied_at: now_rfc3339(),
+        };
+        if turn.schema_lock.is_none() {
+            turn.schema_lock = Some(self.shared.schema_lock.clone().write_owned().await);
+        }
+        let by = Some(actor.to_string());
+        match self.store.apply(&change.plan, change.severity, record).await {
+            Ok(row) => {
+                self.store.failpoints().reach("after_commit");
+                self.versions.insert(change.file.clone(), row.version);
+                match &change.new_file {
+                    Some(file) => self.applied.insert_file(file.clone()),
+                    None => self.applied.remove(&change.file),
+                }
+                if crate::config::is_config_path(&change.file) {
+                    self.settings = Arc::new(LiveSettings::from_site(&self.applied));
+                }
+                if change.rollback_to.is_some() {
+                    // The database already holds the change; the file follows it. A
+                    // failure here leaves the file differing from what is applied,
+                    // which the next file event or rescan turns into a change.
+                    let text = change.new_text();
+                    match write_site_file(&self.root, &change.file, text) {
+                        Ok(()) => {
+                            self.seen.insert(change.file.clone(), text.map(|t| sha256_hex(t.as_bytes())));
+                        }
+                        Err(e) => {
+                            tracing::error!(file = %change.file, error = %e, "rolled back in the database but could not rewrite the file")
+                        }
+                    }
+                }
+                let message = match change.rollback_to {
+                    Some(v) => format!("version {} applied: rolled back to version {v}", row.version),
+                    None => {
+                        format!("version {} applied ({}): {}", row.version, change.severity, change.summary.join("; "))
+                    }
+                };
+                let applied = self.event(EventKind::Applied, &change.file, Some(&change), Some(row.version), message);
+                self.record(turn, EngineEvent { actor: by.clone(), ..applied });
+                if let Some(to) = change.rollback_to {
+                    let message = format!("{} is version {to} again (applied as version {})", change.file, row.version);
+                    let back =
+                        self.event(EventKind::RolledBack, &change.file, Some(&change), Some(row.version), message);
+                    self.record(turn, EngineEvent { actor: by, ..back });
+                }
+                Ok(row)
+            }
+            Err(e) => {
+                tracing::error!(file = %change.file, error = %e, "applying a change failed; the transaction was rolled back");
+                let message = format!("applying change {} failed: {}", change.id, e.public_message());
+                self.failed.insert(change.file.clone(), FileError::new(&change.file, (1, 1), None, message.clone()));
+                let failed = self.event(EventKind::Failed, &change.file, Some(&change), None, message);
+                self.record(turn, EngineEvent { actor: by, ..failed });
+                Err(e.into())
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Tidy checks, in the manner of rust-analyzer's: the rules `ARCHITECTURE.md`
+//! states, checked on the source text so that breaking one fails `make test`
+//! instead of waiting for a reviewer to notice. Each invariant in ARCHITECTURE.md
+//! names the check that enforces it, and `every_invariant_names_its_check` makes
+//! sure that check exists.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every file under `dir` (relative to the repository root) ending in `ext`.
+fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, ext, out);
+            } else if path.to_string_lossy().ends_with(ext) {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join(dir), ext, &mut out);
+    out.sort();
+    out
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root()).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}
+
+/// The lines of `path` that are code, not comments, with their numbers.
+fn code_lines(path: &Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with("//"))
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect()
+}
+
+/// `file:line: text` for every code line of `paths` containing one of `needles`.
+fn occurrences(paths: &[PathBuf], needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in paths {
+        for (n, line) in code_lines(path) {
+            if needles.iter().any(|needle| line.contains(needle)) {
+                found.push(format!("{}:{n}: {}", relative(path), line.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// Architecture Invariant: nothing under `src/` outside `src/engine/` does I/O,
+/// reads the clock or spawns tasks.
+#[test]
+fn the_core_does_no_io() {
+    let core: Vec<PathBuf> =
+        files("src", ".rs").into_iter().filter(|p| !relative(p).starts_with("src/engine/")).collect();
+    assert!(core.len() > 10, "the core's files were not found");
+    let io = [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "std::thread",
+        "std::env",
+        "std::io::stdin",
+        "SystemTime",
+        "Instant::now",
+        "now_utc",
+        "tokio",
+        "sqlx",
+        "notify",
+        "reqwest",
+        "println!",
+        "eprintln!",
+    ];
+    let found = occurrences(&core, &io);
+    assert!(found.is_empty(), "the pure core must not do I/O, read the clock or spawn tasks:\n{}", found.join("\n"));
+}
+
+/// Architecture Invariant: in the product's code, only `src/yaml.rs` names
+/// serde_yaml (test harnesses may read their own YAML with it).
+#[test]
+fn only_the_yaml_module_names_serde_yaml() {
+    let mut paths = Vec::new();
+    for dir in ["src", "app/src", "server/src"] {
+        paths.extend(files(dir, ".rs"));
+    }
+    paths.retain(|p| relative(p) != "src/yaml.rs");
+    let found = occurrences(&paths, &["serde_yaml"]);
+    assert!(found.is_empty(), "serde_yaml outside src/yaml.rs:\n{}", found.join("\n"));
+}
+
+/// Architecture Invariant: only the coordinator's worker task mutates engine
+/// state; everything else reads a `Snapshot` or sends a command. The snapshot is
+/// published in exactly one place.
+#[test]
+fn only_the_worker_publishes_snapshots() {
+    let mut paths = Vec::new();
+    for dir in ["src", "app/src", "server/src"] {
+        paths.extend(files(dir, ".rs"));
+    }
+    let found = occurrences(&paths, &["snapshot.store(", ".snapshot.swap(", ".snapshot.rcu("]);
+    assert_eq!(found.len(), 1, "the snapshot must be published in one place:\n{}", found.join("\n"));
+    assert!(found[0].starts_with("src/engine/worker.rs:"), "{}", found[0]);
+}
+
+/// Architecture Invariant: database error text stays in the server log. The
+/// only reading of a database's own message is the content service picking the
+/// column name out of SQLite's unique-violation text.
+#[test]
+fn database_text_is_never_copied_out() {
+    let mut paths = Vec::new();
+    for dir in ["src", "app/src", "server/src"] {
+        paths.extend(files(dir, ".rs"));
+    }
+    let found: Vec<String> = occurrences(&paths, &[".message()"])
+        .into_iter()
+        .filter(|hit| !hit.starts_with("src/engine/content.rs:") || !hit.contains("unique_column(d.message())"))
+        .collect();
+    assert!(found.is_empty(), "a database error's message copied out:\n{}", found.join("\n"));
+}
+
+/// Architecture Invariant: the REST handlers and the server functions hold no
+/// business rules: they reach the engine only through the `Coordinator`'s
+/// methods, never the store underneath it.
+#[test]
+fn interfaces_do_not_reach_around_the_engine() {
+    let paths =
+        vec![root().join("server/src/api.rs"), root().join("server/src/content_api.rs"), root().join("app/src/api.rs")];
+    let found = occurrences(&paths, &[".store()", "Store::", "sqlx"]);
+    assert!(found.is_empty(), "an interface bypasses the coordinator:\n{}", found.join("\n"));
+}
+
+/// The repository documents itself: a user who clones it has no `../shared/`,
+/// so nothing may send them to the product specification kept there.
+#[test]
+fn docs_live_in_the_repo() {
+    let mut paths = vec![root().join("README.md"), root().join("ARCHITECTURE.md")];
+    for (dir, ext) in [
+        ("docs", ".md"),
+        ("src", ".rs"),
+        ("app/src", ".rs"),
+        ("server/src", ".rs"),
+        ("tests", ".rs"),
+        ("server/tests", ".rs"),
+        ("xtask/src", ".rs"),
+        ("end2end/tests", ".ts"),
+    ] {
+        paths.extend(files(dir, ext));
+    }
+    paths.retain(|p| relative(p) != "tests/tidy.rs");
+    let mut found = Vec::new();
+    for path in &paths {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("SPEC §") || line.contains("SPEC.md") {
+                found.push(format!("{}:{}: {}", relative(path), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "cite docs/ in the repo, not the specification outside it:\n{}", found.join("\n"));
+    for doc in ["schema-format.md", "config-format.md", "grading.md", "api.md"] {
+        assert!(root().join("docs").join(doc).is_file(), "docs/{doc} is missing");
+    }
+}
+
+/// Every source file of the three crates is named in ARCHITECTURE.md's code map,
+/// so the map cannot fall behind the code.
+#[test]
+fn the_code_map_names_every_module() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let mut missing = Vec::new();
+    // (directory, how its files are named in the map)
+    let dirs = [
+        ("src", ""),
+        ("src/engine", ""),
+        ("src/plan", "plan/"),
+        ("src/sql", "sql/"),
+        ("server/src", ""),
+        ("app/src", ""),
+        ("xtask/src", ""),
+    ];
+    for (dir, prefix) in dirs {
+        let entries = std::fs::read_dir(root().join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let skip = ["lib.rs", "main.rs", "mod.rs"];
+            if name.ends_with(".rs") && !skip.contains(&name.as_str()) && !map.contains(&format!("`{prefix}{name}`")) {
+                missing.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in ARCHITECTURE.md's code map (as `name.rs`, `plan/name.rs`): {missing:?}");
+}
+
+/// Each bullet under "## Invariants" in ARCHITECTURE.md ends with
+/// `Checked by <check>`: a test as `file::function`, or `make lint`'s step. The
+/// named test must exist, so an invariant cannot be left as prose.
+#[test]
+fn every_invariant_names_its_check() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let section = map.split("## Invariants").nth(1).expect("ARCHITECTURE.md has an Invariants section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut bullets: Vec<String> = Vec::new();
+    for line in section.lines() {
+        if let Some(rest) = line.strip_prefix("- ") {
+            bullets.push(rest.to_string());
+        } else if let Some(last) = bullets.last_mut().filter(|_| line.starts_with("  ")) {
+            last.push(' ');
+            last.push_str(line.trim());
+        }
+    }
+    assert!(bullets.len() >= 8, "the invariants were not found: {bullets:#?}");
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    for bullet in &bullets {
+        let (_, check) = bullet.split_once("Checked by").unwrap_or_else(|| panic!("no `Checked by` in: {bullet}"));
+        let names: Vec<&str> = check.split('`').skip(1).step_by(2).collect();
+        assert!(!names.is_empty(), "`Checked by` names nothing in: {bullet}");
+        for name in names {
+            if let Some(step) = name.strip_prefix("make lint: ") {
+                assert!(makefile.contains(step), "make lint has no step `{step}` (named in: {bullet})");
+                continue;
+            }
+            let (file, function) = name.rsplit_once("::").unwrap_or_else(|| panic!("`{name}` is not file::function"));
+            let text =
+                std::fs::read_to_string(root().join(file)).unwrap_or_else(|_| panic!("{file} (named in: {bullet})"));
+            assert!(text.contains(&format!("fn {function}(")), "{file} has no fn {function} (named in: {bullet})");
+        }
+    }
+}

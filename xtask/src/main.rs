@@ -1,0 +1,67 @@
+//! Build logic for Marain, in Rust (the cargo-xtask pattern): `cargo xtask build`
+//! builds the `marain` server binary, the dashboard's hydrate library for wasm32,
+//! runs wasm-bindgen as a library, and lays out `target/site` the way the server
+//! serves it. It replaces cargo-leptos for `make run` and `make test`, so a fresh
+//! machine needs no 20-minute tool install; `cargo leptos watch` still works for
+//! live-reload development (see the README).
+
+mod bindgen;
+mod cargo;
+mod layout;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask build [--release]
+
+  build       the server (target/<profile>/marain) and the dashboard (target/site)
+  --release   optimised server and size-optimised wasm (runs wasm-opt when it is on PATH)
+";
+
+/// What the build produces and from where.
+pub struct Paths {
+    /// The product's workspace root (this crate's parent directory).
+    pub root: PathBuf,
+    /// Cargo's target directory (`CARGO_TARGET_DIR` or `<root>/target`).
+    pub target: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let release = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["build"] => false,
+        ["build", "--release"] => true,
+        ["help" | "--help" | "-h"] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits inside the workspace").to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let paths = Paths { root, target };
+    match build(&paths, release) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build(paths: &Paths, release: bool) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    bindgen::check_version(&paths.root)?;
+    cargo::build_server(paths, release)?;
+    let wasm = cargo::build_hydrate(paths, release)?;
+    let site = paths.target.join("site");
+    bindgen::generate(&wasm, &site.join("pkg"), release)?;
+    layout::copy_assets(&paths.root, &site)?;
+    eprintln!("xtask: built the server and {} in {:.1} s", site.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
