@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use crate::diff::ChangeItem;
+use crate::diff::ConfigChange;
 use crate::error::FileError;
 use crate::hash::sha256_hex;
 use crate::hazard::{Hazard, HazardCode, Severity};
@@ -127,18 +127,18 @@ fn kind(v: &Json) -> &'static str {
 }
 
 /// Diffs two versions of a configuration file; `None` is "no file".
-pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>) -> Vec<ChangeItem> {
+pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>) -> Vec<ConfigChange> {
     let (o, n) = match (old, new) {
         (None, None) => return vec![],
-        (None, Some(n)) => return vec![ChangeItem::ConfigCreated { config: n.id.clone() }],
-        (Some(o), None) => return vec![ChangeItem::ConfigDeleted { config: o.id.clone() }],
+        (None, Some(n)) => return vec![ConfigChange::ConfigCreated { config: n.id.clone() }],
+        (Some(o), None) => return vec![ConfigChange::ConfigDeleted { config: o.id.clone() }],
         (Some(o), Some(n)) => (o, n),
     };
     let config = n.id.clone();
     let mut items = Vec::new();
     for (key, a, b) in [("id", Some(&o.id), Some(&n.id)), ("provider", o.provider.as_ref(), n.provider.as_ref())] {
         if a != b {
-            items.push(ChangeItem::ConfigIdentity {
+            items.push(ConfigChange::ConfigIdentity {
                 config: config.clone(),
                 key: key.into(),
                 old: a.cloned().unwrap_or_default(),
@@ -156,41 +156,41 @@ pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>) -> Vec<Cha
     .map(|(k, _)| k.to_string())
     .collect();
     if !keys.is_empty() {
-        items.push(ChangeItem::ConfigMetadata { config: config.clone(), keys });
+        items.push(ConfigChange::ConfigMetadata { config: config.clone(), keys });
     }
     diff_maps(&config, "", &o.values, &n.values, &mut items);
     items
 }
 
-fn diff_maps(config: &str, prefix: &str, o: &Map<String, Json>, n: &Map<String, Json>, out: &mut Vec<ChangeItem>) {
+fn diff_maps(config: &str, prefix: &str, o: &Map<String, Json>, n: &Map<String, Json>, out: &mut Vec<ConfigChange>) {
     let path = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
     for (k, ov) in o {
         match n.get(k) {
-            None => out.push(ChangeItem::ConfigKeyRemoved { config: config.into(), path: path(k) }),
+            None => out.push(ConfigChange::ConfigKeyRemoved { config: config.into(), path: path(k) }),
             Some(nv) => diff_values(config, &path(k), ov, nv, out),
         }
     }
     for k in n.keys().filter(|k| !o.contains_key(*k)) {
-        out.push(ChangeItem::ConfigKeyAdded { config: config.into(), path: path(k) });
+        out.push(ConfigChange::ConfigKeyAdded { config: config.into(), path: path(k) });
     }
 }
 
-fn diff_values(config: &str, path: &str, o: &Json, n: &Json, out: &mut Vec<ChangeItem>) {
+fn diff_values(config: &str, path: &str, o: &Json, n: &Json, out: &mut Vec<ConfigChange>) {
     match (o, n) {
         (Json::Object(a), Json::Object(b)) => diff_maps(config, path, a, b, out),
         _ if o == n => {}
         (Json::Object(_), _) => {
-            out.push(ChangeItem::ConfigMappingReplaced { config: config.into(), path: path.into() })
+            out.push(ConfigChange::ConfigMappingReplaced { config: config.into(), path: path.into() })
         }
         _ if kind(o) != kind(n) && !(matches!(o, Json::Number(_)) && matches!(n, Json::Number(_))) => {
-            out.push(ChangeItem::ConfigTypeChanged {
+            out.push(ConfigChange::ConfigTypeChanged {
                 config: config.into(),
                 path: path.into(),
                 old_type: kind(o).into(),
                 new_type: kind(n).into(),
             })
         }
-        _ => out.push(ChangeItem::ConfigValueChanged {
+        _ => out.push(ConfigChange::ConfigValueChanged {
             config: config.into(),
             path: path.into(),
             old: o.to_string(),
@@ -201,15 +201,18 @@ fn diff_values(config: &str, path: &str, o: &Json, n: &Json, out: &mut Vec<Chang
 
 /// The grades of configuration changes (`docs/grading.md`), and a flag on keys the running
 /// process cannot apply live.
-pub fn config_hazards(item: &ChangeItem) -> Vec<Hazard> {
+pub fn config_hazards(item: &ConfigChange) -> Vec<Hazard> {
     let mut hazards = key_hazards(item);
     let restart_path = match item {
-        ChangeItem::ConfigKeyAdded { config, path }
-        | ChangeItem::ConfigKeyRemoved { config, path }
-        | ChangeItem::ConfigValueChanged { config, path, .. }
-        | ChangeItem::ConfigTypeChanged { config, path, .. }
-        | ChangeItem::ConfigMappingReplaced { config, path } => Some((config, path)),
-        _ => None,
+        ConfigChange::ConfigKeyAdded { config, path }
+        | ConfigChange::ConfigKeyRemoved { config, path }
+        | ConfigChange::ConfigValueChanged { config, path, .. }
+        | ConfigChange::ConfigTypeChanged { config, path, .. }
+        | ConfigChange::ConfigMappingReplaced { config, path } => Some((config, path)),
+        ConfigChange::ConfigCreated { .. }
+        | ConfigChange::ConfigDeleted { .. }
+        | ConfigChange::ConfigIdentity { .. }
+        | ConfigChange::ConfigMetadata { .. } => None,
     };
     if let Some((config, path)) = restart_path.filter(|(c, p)| crate::live_config::takes_effect_on_restart(c, p)) {
         hazards.push(Hazard::new(
@@ -223,45 +226,44 @@ pub fn config_hazards(item: &ChangeItem) -> Vec<Hazard> {
     hazards
 }
 
-fn key_hazards(item: &ChangeItem) -> Vec<Hazard> {
+fn key_hazards(item: &ConfigChange) -> Vec<Hazard> {
     use HazardCode as C;
     use Severity as S;
     let h = |code, sev, msg: String| vec![Hazard::new(code, sev, msg)];
     match item {
-        ChangeItem::ConfigCreated { config } => h(C::ConfigCreated, S::Safe, format!("new config `{config}`")),
-        ChangeItem::ConfigDeleted { config } => h(
+        ConfigChange::ConfigCreated { config } => h(C::ConfigCreated, S::Safe, format!("new config `{config}`")),
+        ConfigChange::ConfigDeleted { config } => h(
             C::ConfigKeyRemoved,
             S::Warning,
             format!("config `{config}` is removed: its consumers fall back to defaults"),
         ),
-        ChangeItem::ConfigIdentity { config, key, old, new } => h(
+        ConfigChange::ConfigIdentity { config, key, old, new } => h(
             C::ConfigIdentityChanged,
             S::Breaking,
             format!("config `{config}`: `{key}` changes from `{old}` to `{new}`; its consumer changes"),
         ),
-        ChangeItem::ConfigMetadata { config, keys } => {
+        ConfigChange::ConfigMetadata { config, keys } => {
             h(C::MetadataOnly, S::Safe, format!("config `{config}`: {} edited", keys.join(", ")))
         }
-        ChangeItem::ConfigKeyAdded { config, path } => {
+        ConfigChange::ConfigKeyAdded { config, path } => {
             h(C::ConfigKeyAdded, S::Safe, format!("`{config}.{path}` is added"))
         }
-        ChangeItem::ConfigKeyRemoved { config, path } => h(
+        ConfigChange::ConfigKeyRemoved { config, path } => h(
             C::ConfigKeyRemoved,
             S::Warning,
             format!("`{config}.{path}` is removed: its consumer falls back to a default"),
         ),
-        ChangeItem::ConfigValueChanged { config, path, old, new } => {
+        ConfigChange::ConfigValueChanged { config, path, old, new } => {
             h(C::ConfigValueChanged, S::Safe, format!("`{config}.{path}` changes from {old} to {new}"))
         }
-        ChangeItem::ConfigTypeChanged { config, path, old_type, new_type } => {
+        ConfigChange::ConfigTypeChanged { config, path, old_type, new_type } => {
             h(C::ConfigTypeChanged, S::Warning, format!("`{config}.{path}` changes type from {old_type} to {new_type}"))
         }
-        ChangeItem::ConfigMappingReplaced { config, path } => h(
+        ConfigChange::ConfigMappingReplaced { config, path } => h(
             C::ConfigMappingReplaced,
             S::Breaking,
             format!("`{config}.{path}` was a mapping and is replaced by a single value: every key under it is gone"),
         ),
-        _ => vec![],
     }
 }
 

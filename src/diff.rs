@@ -6,11 +6,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{EntitySchema, Field};
 
+/// One change to one file: to an entity schema or to a configuration. Matching
+/// on it is exhaustive per kind, so a new kind of change cannot be silently left
+/// unplanned by a planner that only handles the other kind.
+///
+/// Serialised as the inner change alone (`{"kind": "add_field", …}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChangeItem {
+    Entity(EntityChange),
+    Config(ConfigChange),
+}
+
 /// One change to one entity. Field changes are matched by field id, or by
 /// `renamed_from` when a field's new id replaces an old one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ChangeItem {
+pub enum EntityChange {
     CreateEntity {
         entity: EntitySchema,
     },
@@ -48,6 +60,12 @@ pub enum ChangeItem {
         new: Field,
         aspects: Vec<FieldAspect>,
     },
+}
+
+/// One change to one configuration file, by key path under `values`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConfigChange {
     ConfigCreated {
         config: String,
     },
@@ -92,28 +110,37 @@ pub enum ChangeItem {
 }
 
 impl ChangeItem {
+    /// The entity or config the change is to.
     pub fn entity(&self) -> &str {
         match self {
-            ChangeItem::CreateEntity { entity } | ChangeItem::DropEntity { entity } => &entity.id,
-            ChangeItem::RenameEntity { to, .. } => to,
-            ChangeItem::EntityMetadata { entity, .. }
-            | ChangeItem::AddField { entity, .. }
-            | ChangeItem::DropField { entity, .. }
-            | ChangeItem::RenameField { entity, .. }
-            | ChangeItem::AlterField { entity, .. } => entity,
-            ChangeItem::ConfigCreated { config }
-            | ChangeItem::ConfigDeleted { config }
-            | ChangeItem::ConfigIdentity { config, .. }
-            | ChangeItem::ConfigMetadata { config, .. }
-            | ChangeItem::ConfigKeyAdded { config, .. }
-            | ChangeItem::ConfigKeyRemoved { config, .. }
-            | ChangeItem::ConfigValueChanged { config, .. }
-            | ChangeItem::ConfigTypeChanged { config, .. }
-            | ChangeItem::ConfigMappingReplaced { config, .. } => config,
+            ChangeItem::Entity(e) => e.entity(),
+            ChangeItem::Config(c) => c.config(),
         }
     }
 
     /// A one-line account for people: `+ field article.subtitle (text, optional)`.
+    pub fn summary(&self) -> String {
+        match self {
+            ChangeItem::Entity(e) => e.summary(),
+            ChangeItem::Config(c) => c.summary(),
+        }
+    }
+}
+
+impl EntityChange {
+    /// The entity it changes (the new id for a rename).
+    pub fn entity(&self) -> &str {
+        match self {
+            EntityChange::CreateEntity { entity } | EntityChange::DropEntity { entity } => &entity.id,
+            EntityChange::RenameEntity { to, .. } => to,
+            EntityChange::EntityMetadata { entity, .. }
+            | EntityChange::AddField { entity, .. }
+            | EntityChange::DropField { entity, .. }
+            | EntityChange::RenameField { entity, .. }
+            | EntityChange::AlterField { entity, .. } => entity,
+        }
+    }
+
     pub fn summary(&self) -> String {
         let describe = |f: &Field| {
             let mut s = format!("{}{}", f.field_type.as_str(), if f.required { ", required" } else { ", optional" });
@@ -123,30 +150,52 @@ impl ChangeItem {
             s
         };
         match self {
-            ChangeItem::CreateEntity { entity } => format!("+ entity {} ({} fields)", entity.id, entity.fields.len()),
-            ChangeItem::DropEntity { entity } => format!("- entity {}", entity.id),
-            ChangeItem::RenameEntity { entity, to } => format!("~ entity {} renamed to {to}", entity.id),
-            ChangeItem::EntityMetadata { entity, keys } => format!("~ entity {entity}: {} edited", keys.join(", ")),
-            ChangeItem::AddField { entity, field } => format!("+ field {entity}.{} ({})", field.id, describe(field)),
-            ChangeItem::DropField { entity, field } => format!("- field {entity}.{} ({})", field.id, describe(field)),
-            ChangeItem::RenameField { entity, from, to } => {
+            EntityChange::CreateEntity { entity } => format!("+ entity {} ({} fields)", entity.id, entity.fields.len()),
+            EntityChange::DropEntity { entity } => format!("- entity {}", entity.id),
+            EntityChange::RenameEntity { entity, to } => format!("~ entity {} renamed to {to}", entity.id),
+            EntityChange::EntityMetadata { entity, keys } => format!("~ entity {entity}: {} edited", keys.join(", ")),
+            EntityChange::AddField { entity, field } => format!("+ field {entity}.{} ({})", field.id, describe(field)),
+            EntityChange::DropField { entity, field } => format!("- field {entity}.{} ({})", field.id, describe(field)),
+            EntityChange::RenameField { entity, from, to } => {
                 format!("~ field {entity}.{} renamed to {}", from.id, to.id)
             }
-            ChangeItem::AlterField { entity, new, aspects, .. } => {
+            EntityChange::AlterField { entity, new, aspects, .. } => {
                 let names: Vec<&str> = aspects.iter().map(|a| a.as_str()).collect();
                 format!("~ field {entity}.{}: {} changed", new.id, names.join(", "))
             }
-            ChangeItem::ConfigCreated { config } => format!("+ config {config}"),
-            ChangeItem::ConfigDeleted { config } => format!("- config {config}"),
-            ChangeItem::ConfigIdentity { config, key, old, new } => format!("~ config {config}: {key} {old} → {new}"),
-            ChangeItem::ConfigMetadata { config, keys } => format!("~ config {config}: {} edited", keys.join(", ")),
-            ChangeItem::ConfigKeyAdded { config, path } => format!("+ {config}.{path}"),
-            ChangeItem::ConfigKeyRemoved { config, path } => format!("- {config}.{path}"),
-            ChangeItem::ConfigValueChanged { config, path, old, new } => format!("~ {config}.{path}: {old} → {new}"),
-            ChangeItem::ConfigTypeChanged { config, path, old_type, new_type } => {
+        }
+    }
+}
+
+impl ConfigChange {
+    /// The config id it changes.
+    pub fn config(&self) -> &str {
+        match self {
+            ConfigChange::ConfigCreated { config }
+            | ConfigChange::ConfigDeleted { config }
+            | ConfigChange::ConfigIdentity { config, .. }
+            | ConfigChange::ConfigMetadata { config, .. }
+            | ConfigChange::ConfigKeyAdded { config, .. }
+            | ConfigChange::ConfigKeyRemoved { config, .. }
+            | ConfigChange::ConfigValueChanged { config, .. }
+            | ConfigChange::ConfigTypeChanged { config, .. }
+            | ConfigChange::ConfigMappingReplaced { config, .. } => config,
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        match self {
+            ConfigChange::ConfigCreated { config } => format!("+ config {config}"),
+            ConfigChange::ConfigDeleted { config } => format!("- config {config}"),
+            ConfigChange::ConfigIdentity { config, key, old, new } => format!("~ config {config}: {key} {old} → {new}"),
+            ConfigChange::ConfigMetadata { config, keys } => format!("~ config {config}: {} edited", keys.join(", ")),
+            ConfigChange::ConfigKeyAdded { config, path } => format!("+ {config}.{path}"),
+            ConfigChange::ConfigKeyRemoved { config, path } => format!("- {config}.{path}"),
+            ConfigChange::ConfigValueChanged { config, path, old, new } => format!("~ {config}.{path}: {old} → {new}"),
+            ConfigChange::ConfigTypeChanged { config, path, old_type, new_type } => {
                 format!("~ {config}.{path}: {old_type} → {new_type}")
             }
-            ChangeItem::ConfigMappingReplaced { config, path } => format!("~ {config}.{path}: mapping → value"),
+            ConfigChange::ConfigMappingReplaced { config, path } => format!("~ {config}.{path}: mapping → value"),
         }
     }
 }
@@ -215,16 +264,20 @@ fn aspects(old: &Field, new: &Field) -> Vec<FieldAspect> {
 pub fn diff_entities(old: Option<&EntitySchema>, new: Option<&EntitySchema>) -> Vec<ChangeItem> {
     match (old, new) {
         (None, None) => vec![],
-        (None, Some(n)) => vec![ChangeItem::CreateEntity { entity: n.clone() }],
-        (Some(o), None) => vec![ChangeItem::DropEntity { entity: o.clone() }],
+        (None, Some(n)) => vec![ChangeItem::Entity(EntityChange::CreateEntity { entity: n.clone() })],
+        (Some(o), None) => vec![ChangeItem::Entity(EntityChange::DropEntity { entity: o.clone() })],
         (Some(o), Some(n)) if o.id != n.id && n.renamed_from.as_deref() == Some(o.id.as_str()) => {
-            let mut items = vec![ChangeItem::RenameEntity { entity: o.clone(), to: n.id.clone() }];
+            let mut items =
+                vec![ChangeItem::Entity(EntityChange::RenameEntity { entity: o.clone(), to: n.id.clone() })];
             let moved = EntitySchema { id: n.id.clone(), renamed_from: n.renamed_from.clone(), ..o.clone() };
             items.extend(diff_same_entity(&moved, n));
             items
         }
         (Some(o), Some(n)) if o.id != n.id => {
-            vec![ChangeItem::DropEntity { entity: o.clone() }, ChangeItem::CreateEntity { entity: n.clone() }]
+            vec![
+                ChangeItem::Entity(EntityChange::DropEntity { entity: o.clone() }),
+                ChangeItem::Entity(EntityChange::CreateEntity { entity: n.clone() }),
+            ]
         }
         (Some(o), Some(n)) => diff_same_entity(o, n),
     }
@@ -290,7 +343,7 @@ fn diff_same_entity(o: &EntitySchema, n: &EntitySchema) -> Vec<ChangeItem> {
         }
     }
     if !keys.is_empty() {
-        items.push(ChangeItem::EntityMetadata { entity: entity.clone(), keys });
+        items.push(ChangeItem::Entity(EntityChange::EntityMetadata { entity: entity.clone(), keys }));
     }
 
     let links = Continuations::new(o, n);
@@ -298,35 +351,41 @@ fn diff_same_entity(o: &EntitySchema, n: &EntitySchema) -> Vec<ChangeItem> {
 
     for of in &o.fields {
         if links.successor(&of.id).is_none() {
-            items.push(ChangeItem::DropField { entity: entity.clone(), field: of.clone() });
+            items.push(ChangeItem::Entity(EntityChange::DropField { entity: entity.clone(), field: of.clone() }));
         }
     }
     for nf in &n.fields {
         match source(nf) {
-            None => items.push(ChangeItem::AddField { entity: entity.clone(), field: nf.clone() }),
+            None => {
+                items.push(ChangeItem::Entity(EntityChange::AddField { entity: entity.clone(), field: nf.clone() }))
+            }
             Some(of) => {
                 let renamed = of.id != nf.id;
                 if renamed {
                     let to = Field { id: nf.id.clone(), ..of.clone() };
-                    items.push(ChangeItem::RenameField { entity: entity.clone(), from: of.clone(), to: to.clone() });
+                    items.push(ChangeItem::Entity(EntityChange::RenameField {
+                        entity: entity.clone(),
+                        from: of.clone(),
+                        to: to.clone(),
+                    }));
                     let rest = aspects(&to, nf);
                     if !rest.is_empty() {
-                        items.push(ChangeItem::AlterField {
+                        items.push(ChangeItem::Entity(EntityChange::AlterField {
                             entity: entity.clone(),
                             old: to,
                             new: nf.clone(),
                             aspects: rest,
-                        });
+                        }));
                     }
                 } else {
                     let a = aspects(of, nf);
                     if !a.is_empty() {
-                        items.push(ChangeItem::AlterField {
+                        items.push(ChangeItem::Entity(EntityChange::AlterField {
                             entity: entity.clone(),
                             old: of.clone(),
                             new: nf.clone(),
                             aspects: a,
-                        });
+                        }));
                     }
                 }
             }

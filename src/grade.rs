@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{ChangeItem, FieldAspect};
+use crate::diff::{ChangeItem, EntityChange, FieldAspect};
 use crate::hazard::{worst, Hazard, HazardCode as C, Severity as S};
 use crate::model::{Cardinality, Field, FieldType};
 
@@ -45,15 +45,15 @@ pub fn grade(items: Vec<ChangeItem>) -> GradedChange {
 fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
     let h = Hazard::new;
     match item {
-        ChangeItem::CreateEntity { entity } => {
+        ChangeItem::Entity(EntityChange::CreateEntity { entity }) => {
             vec![h(C::EntityCreated, S::Safe, format!("new entity `{}` gets table content_{}", entity.id, entity.id))]
         }
-        ChangeItem::DropEntity { entity } => vec![h(
+        ChangeItem::Entity(EntityChange::DropEntity { entity }) => vec![h(
             C::EntityDropped,
             S::Breaking,
             format!("entity `{}` is removed: its table and every row are dropped (backed up first)", entity.id),
         )],
-        ChangeItem::RenameEntity { entity, to } => vec![h(
+        ChangeItem::Entity(EntityChange::RenameEntity { entity, to }) => vec![h(
             C::EntityRenamed,
             S::Breaking,
             format!(
@@ -61,10 +61,10 @@ fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
                 entity.id, entity.id, entity.id
             ),
         )],
-        ChangeItem::EntityMetadata { entity, keys } => {
+        ChangeItem::Entity(EntityChange::EntityMetadata { entity, keys }) => {
             vec![h(C::MetadataOnly, S::Safe, format!("`{entity}`: {} edited; no database change", keys.join(", ")))]
         }
-        ChangeItem::AddField { entity, field } => {
+        ChangeItem::Entity(EntityChange::AddField { entity, field }) => {
             let mut hazards = vec![added(entity, field)];
             if field.unique && field.default.is_some() && field.cardinality.is_single() {
                 hazards.push(Hazard::new(
@@ -78,12 +78,12 @@ fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
             }
             hazards
         }
-        ChangeItem::DropField { entity, field } => vec![h(
+        ChangeItem::Entity(EntityChange::DropField { entity, field }) => vec![h(
             C::FieldDropped,
             S::Breaking,
             format!("field `{}` of `{entity}` is removed: its values are deleted (backed up first)", field.id),
         )],
-        ChangeItem::RenameField { entity, from, to } => vec![h(
+        ChangeItem::Entity(EntityChange::RenameField { entity, from, to }) => vec![h(
             C::FieldRenamed,
             S::Breaking,
             format!(
@@ -91,16 +91,8 @@ fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
                 from.id, to.id, from.id
             ),
         )],
-        config_item @ (ChangeItem::ConfigCreated { .. }
-        | ChangeItem::ConfigDeleted { .. }
-        | ChangeItem::ConfigIdentity { .. }
-        | ChangeItem::ConfigMetadata { .. }
-        | ChangeItem::ConfigKeyAdded { .. }
-        | ChangeItem::ConfigKeyRemoved { .. }
-        | ChangeItem::ConfigValueChanged { .. }
-        | ChangeItem::ConfigTypeChanged { .. }
-        | ChangeItem::ConfigMappingReplaced { .. }) => crate::config::config_hazards(config_item),
-        ChangeItem::AlterField { entity, old, new, aspects } => {
+        ChangeItem::Config(config_item) => crate::config::config_hazards(config_item),
+        ChangeItem::Entity(EntityChange::AlterField { entity, old, new, aspects }) => {
             let mut out: Vec<Hazard> = Vec::new();
             for hz in aspects.iter().map(|a| altered(entity, old, new, *a)) {
                 if !out.contains(&hz) {

@@ -119,7 +119,34 @@ pub struct Hazard {
     pub message: String,
     /// The query that settles this hazard on live data, when one can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe: Option<crate::probe::Probe>,
+    pub probe: Option<Probe>,
+}
+
+/// What a probe's count means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// Values the step deletes: none downgrades the deletion to WARNING.
+    DeletedValues,
+    /// Rows that get no value for a new required field: none makes it SAFE, any BLOCKS.
+    RowsWithoutValue,
+    /// Rows that would violate the new shape: any BLOCKS.
+    Violations,
+    /// Rows a table rebuild copies: a small table makes the rebuild SAFE.
+    RowsCopied,
+}
+
+/// The read-only query that settles a hazard on live data (`probe.rs` makes
+/// them and re-grades with their counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The hazard this probe settles.
+    pub code: HazardCode,
+    pub kind: ProbeKind,
+    /// Returns one integer.
+    pub sql: String,
+    /// Completes "N …" in the re-graded message, e.g. "rows have no value for `slug`".
+    pub counts: String,
 }
 
 impl Hazard {

@@ -28,7 +28,7 @@ pub mod yaml;
 #[cfg(feature = "engine")]
 pub mod engine;
 
-pub use diff::{diff_entities, ChangeItem, FieldAspect};
+pub use diff::{diff_entities, ChangeItem, ConfigChange, EntityChange, FieldAspect};
 pub use error::{ErrorKind, FileError};
 pub use grade::{grade, GradedChange, GradedItem};
 pub use hazard::{Hazard, HazardCode, Severity};

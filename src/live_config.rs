@@ -14,7 +14,6 @@ use serde_json::{Map, Value as Json};
 
 use crate::error::FileError;
 use crate::locate::key_path;
-use crate::site::Site;
 
 /// Keys applied to the stored state but read by the process only at start.
 pub const RESTART_ONLY: &[(&str, &str)] = &[
@@ -150,8 +149,10 @@ pub struct LiveSettings {
 }
 
 impl LiveSettings {
-    pub fn from_site(site: &Site) -> Self {
-        let values = |id: &str| site.config(id).map(|c| Json::Object(c.doc.values.clone()));
+    /// The settings the built-in configs give; `values(id)` is the `values` of the
+    /// applied config `id`, if any.
+    pub fn from_configs<'a>(values: impl Fn(&str) -> Option<&'a Map<String, Json>>) -> Self {
+        let values = |id: &str| values(id).map(|v| Json::Object(v.clone()));
         let system: SystemValues = values("system").and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
         let api: ApiValues = values("api").and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
         let hot: HotReloadValues =
@@ -244,6 +245,7 @@ fn debounce_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
 mod tests {
     use super::*;
     use crate::config::ConfigFile;
+    use crate::site::Site;
 
     fn parse(path: &str, text: &str) -> Result<ConfigFile, Vec<FileError>> {
         ConfigFile::parse(path, text)
@@ -281,7 +283,7 @@ mod tests {
         ] {
             site.insert_file(crate::site::SiteFile::Config(parse(path, text).unwrap()));
         }
-        let s = LiveSettings::from_site(&site);
+        let s = site.live_settings();
         assert_eq!(s.log_level, Some(LogLevel::Debug));
         assert_eq!(s.rate_limit, RateLimit { enabled: true, requests_per_minute: 60, burst_size: 5 });
         assert_eq!(s.cors_allowed_origins, ["http://a.example"]);

@@ -2,27 +2,12 @@
 //! fail or lose data. Static grading sees only the files; probe results re-grade:
 //! violations make a step BLOCKED, an empty table downgrades a deletion.
 
-use serde::{Deserialize, Serialize};
-
-use crate::diff::{source_field, ChangeItem, FieldAspect};
+use crate::diff::{source_field, ChangeItem, EntityChange, FieldAspect};
 use crate::grade::is_widening;
 use crate::hazard::{Hazard, HazardCode, Severity};
+pub use crate::hazard::{Probe, ProbeKind};
 use crate::model::{table_name, Cardinality, EntitySchema, Field, FieldType};
 use crate::sql::{child_table, postgres, quote, string_literal, Dialect};
-
-/// What a probe's count means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeKind {
-    /// Values the step deletes: none downgrades the deletion to WARNING.
-    DeletedValues,
-    /// Rows that get no value for a new required field: none makes it SAFE, any BLOCKS.
-    RowsWithoutValue,
-    /// Rows that would violate the new shape: any BLOCKS.
-    Violations,
-    /// Rows a table rebuild copies: a small table makes the rebuild SAFE.
-    RowsCopied,
-}
 
 /// Up to this many rows a rebuild is SAFE: at the targeted 1,000,000 rows/s it
 /// holds the write lock for about 10 ms.
@@ -38,17 +23,6 @@ pub fn rebuild_probe(entity: &str) -> Probe {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Probe {
-    /// The hazard this probe settles.
-    pub code: HazardCode,
-    pub kind: ProbeKind,
-    /// Returns one integer.
-    pub sql: String,
-    /// Completes "N …" in the re-graded message, e.g. "rows have no value for `slug`".
-    pub counts: String,
-}
-
 /// Probes for one change item, in `dialect`'s SQL. `old` is the entity as the
 /// live table has it.
 pub fn probes_for(
@@ -60,13 +34,13 @@ pub fn probes_for(
     let count = |from: &str, filter: &str| format!("SELECT COUNT(*) FROM {}{filter}", dialect.table(from));
     let p = |code, kind, sql, counts: String| Probe { code, kind, sql, counts };
     match item {
-        ChangeItem::DropEntity { entity } => vec![p(
+        ChangeItem::Entity(EntityChange::DropEntity { entity }) => vec![p(
             HazardCode::EntityDropped,
             ProbeKind::DeletedValues,
             count(&entity.table(), ""),
             format!("rows of `{}` are deleted (backed up first)", entity.id),
         )],
-        ChangeItem::DropField { entity, field } => {
+        ChangeItem::Entity(EntityChange::DropField { entity, field }) => {
             let sql = match field.column() {
                 Some(col) => count(&table_name(entity), &format!(" WHERE {} IS NOT NULL", quote(&col))),
                 None => count(&child_table(entity, &field.id), ""),
@@ -78,7 +52,7 @@ pub fn probes_for(
                 format!("values of `{}` are deleted", field.id),
             )]
         }
-        ChangeItem::AddField { entity, field }
+        ChangeItem::Entity(EntityChange::AddField { entity, field })
             if field.required && field.default.is_none() && field.cardinality.is_single() =>
         {
             vec![p(
@@ -88,7 +62,7 @@ pub fn probes_for(
                 format!("rows have no value for the new required field `{}`", field.id),
             )]
         }
-        ChangeItem::AddField { entity, field }
+        ChangeItem::Entity(EntityChange::AddField { entity, field })
             if field.unique && field.default.is_some() && field.cardinality.is_single() =>
         {
             vec![p(
@@ -98,12 +72,20 @@ pub fn probes_for(
                 format!("rows would share the default of the new unique field `{}`", field.id),
             )]
         }
-        ChangeItem::AlterField { entity, new: nf, aspects, .. } => {
+        ChangeItem::Entity(EntityChange::AlterField { entity, new: nf, aspects, .. }) => {
             let (Some(o), Some(n)) = (old, new) else { return vec![] };
             let Some(live) = source_field(o, n, nf) else { return vec![] };
             aspects.iter().filter_map(|a| violation_probe(entity, live, nf, *a, dialect)).collect()
         }
-        _ => vec![],
+        // Nothing on the live data can make these fail or lose anything.
+        ChangeItem::Entity(
+            EntityChange::CreateEntity { .. }
+            | EntityChange::RenameEntity { .. }
+            | EntityChange::EntityMetadata { .. }
+            | EntityChange::AddField { .. }
+            | EntityChange::RenameField { .. },
+        )
+        | ChangeItem::Config(_) => vec![],
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::diff::ChangeItem;
+use crate::diff::{ChangeItem, EntityChange};
 use crate::model::table_name;
 use crate::plan::{Plan, Step};
 use crate::site::{Site, SiteFile};
@@ -97,7 +97,7 @@ pub fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[Strin
         let mut sql = Vec::new();
         let mut restores = Vec::new();
         match item {
-            ChangeItem::AddField { entity, field } => {
+            ChangeItem::Entity(EntityChange::AddField { entity, field }) => {
                 let table = table_name(entity);
                 match field.column() {
                     Some(col) => {
@@ -121,7 +121,7 @@ pub fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[Strin
                     }
                 }
             }
-            ChangeItem::CreateEntity { entity } => {
+            ChangeItem::Entity(EntityChange::CreateEntity { entity }) => {
                 let table = entity.table();
                 if let Some(bk) = find(&format!("_{table}")) {
                     let cols: Vec<String> = sqlite::table_columns(entity).iter().map(|c| quote(c)).collect();
@@ -143,21 +143,15 @@ pub fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[Strin
             }
             // Nothing else re-creates data that a later version dropped: a
             // dropped field or entity comes back only as AddField/CreateEntity.
-            ChangeItem::DropEntity { .. }
-            | ChangeItem::RenameEntity { .. }
-            | ChangeItem::EntityMetadata { .. }
-            | ChangeItem::DropField { .. }
-            | ChangeItem::RenameField { .. }
-            | ChangeItem::AlterField { .. }
-            | ChangeItem::ConfigCreated { .. }
-            | ChangeItem::ConfigDeleted { .. }
-            | ChangeItem::ConfigIdentity { .. }
-            | ChangeItem::ConfigMetadata { .. }
-            | ChangeItem::ConfigKeyAdded { .. }
-            | ChangeItem::ConfigKeyRemoved { .. }
-            | ChangeItem::ConfigValueChanged { .. }
-            | ChangeItem::ConfigTypeChanged { .. }
-            | ChangeItem::ConfigMappingReplaced { .. } => {}
+            ChangeItem::Entity(
+                EntityChange::DropEntity { .. }
+                | EntityChange::RenameEntity { .. }
+                | EntityChange::EntityMetadata { .. }
+                | EntityChange::DropField { .. }
+                | EntityChange::RenameField { .. }
+                | EntityChange::AlterField { .. },
+            )
+            | ChangeItem::Config(_) => {}
         }
         if !sql.is_empty() {
             plan.steps.push(Step {

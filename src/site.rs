@@ -197,6 +197,12 @@ impl Site {
 
     /// Rules that span files: entity ids are unique, and every reference names an
     /// entity some file defines. Errors are reported against the referencing file.
+    /// What the applied built-in configs (`system`, `api`, `hot_reload`) set for
+    /// the running server.
+    pub fn live_settings(&self) -> crate::live_config::LiveSettings {
+        crate::live_config::LiveSettings::from_configs(|id| self.config(id).map(|c| &c.doc.values))
+    }
+
     pub fn check(&self) -> Vec<FileError> {
         let mut errors = Vec::new();
         let mut owners: BTreeMap<&str, &str> = BTreeMap::new();

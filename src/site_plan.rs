@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::config::diff_configs;
-use crate::diff::{diff_entities, ChangeItem, FieldAspect};
+use crate::diff::{diff_entities, ChangeItem, EntityChange, FieldAspect};
 use crate::grade::{grade, GradedChange};
 use crate::hazard::Severity;
 use crate::plan::{plan_change_in, plan_config, Dialect, ForeignKey, Plan, PlanBinding, PlanContext};
@@ -137,10 +137,15 @@ pub fn plan_file_in(
 ) -> FileChange {
     let is_config = old.or(new).is_some_and(|f| f.config().is_some());
     let graded = if is_config {
-        grade(diff_configs(
-            old.and_then(SiteFile::config).map(|c| &c.doc),
-            new.and_then(SiteFile::config).map(|c| &c.doc),
-        ))
+        grade(
+            diff_configs(
+                old.and_then(SiteFile::config).map(|c| &c.doc),
+                new.and_then(SiteFile::config).map(|c| &c.doc),
+            )
+            .into_iter()
+            .map(ChangeItem::Config)
+            .collect(),
+        )
     } else {
         let items = diff_entities(old.and_then(SiteFile::entity), new.and_then(SiteFile::entity));
         grade(follow_renames(items, ctx.renames))
@@ -163,12 +168,17 @@ fn follow_renames(items: Vec<ChangeItem>, renames: &BTreeMap<String, String>) ->
     items
         .into_iter()
         .filter_map(|item| match item {
-            ChangeItem::AlterField { entity, old, new, mut aspects }
+            ChangeItem::Entity(EntityChange::AlterField { entity, old, new, mut aspects })
                 if aspects.contains(&FieldAspect::TargetEntity)
                     && old.target_entity.as_ref().and_then(|t| renames.get(t)) == new.target_entity.as_ref() =>
             {
                 aspects.retain(|a| *a != FieldAspect::TargetEntity);
-                (!aspects.is_empty()).then_some(ChangeItem::AlterField { entity, old, new, aspects })
+                (!aspects.is_empty()).then_some(ChangeItem::Entity(EntityChange::AlterField {
+                    entity,
+                    old,
+                    new,
+                    aspects,
+                }))
             }
             other => Some(other),
         })

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 mod support;
 
-use marain::diff::ChangeItem;
+use marain::diff::{ChangeItem, EntityChange};
 use marain::plan::Dialect;
 use marain::site::{Site, SiteFile};
 use marain::site_plan::FileChange;
@@ -250,7 +250,7 @@ async fn run_case<D: CaseDb>(
         .iter()
         .flat_map(|c| c.graded.items.iter())
         .filter_map(|i| match &i.item {
-            ChangeItem::DropEntity { entity } => Some(entity.table()),
+            ChangeItem::Entity(EntityChange::DropEntity { entity }) => Some(entity.table()),
             _ => None,
         })
         .collect();

@@ -235,3 +235,103 @@ fn every_invariant_names_its_check() {
         }
     }
 }
+
+/// The modules a file's code (not its `#[cfg(test)]` part) names through
+/// `crate::x` (and `super::x` / `super::{x, …}` when `sibling` is set).
+fn named_modules(path: &Path, sibling: bool) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    let ident = |s: &str| s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+    let mut out = Vec::new();
+    for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        let mut prefixes = vec!["crate::"];
+        if sibling {
+            prefixes.push("super::");
+        }
+        for prefix in prefixes {
+            for (i, _) in line.match_indices(prefix) {
+                let rest = &line[i + prefix.len()..];
+                match rest.strip_prefix('{') {
+                    Some(group) => {
+                        let group = group.split('}').next().unwrap_or("");
+                        out.extend(group.split(',').map(|g| ident(g.trim())).filter(|g| !g.is_empty()));
+                    }
+                    None => out.push(ident(rest)),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The first import circle among `modules` (name → the names it uses), if any.
+fn find_circle(
+    modules: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        modules: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|p| p == node) {
+            let mut circle = path[start..].to_vec();
+            circle.push(node.to_string());
+            return Some(circle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in modules.get(node).into_iter().flatten() {
+            if let Some(circle) = visit(next, modules, path, done) {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    modules.keys().find_map(|m| visit(m, modules, &mut Vec::new(), &mut done))
+}
+
+/// No two modules of a crate import each other, directly or around a circle:
+/// each layer can be read (and changed) knowing only the ones below it.
+/// Checked for the core's modules, the engine's, the server's and the app's.
+#[test]
+fn modules_form_no_import_circle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    // (the directory, whether `super::` names siblings there, the module a file belongs to)
+    let module_of = |dir: &str, path: &Path| -> String {
+        let rel = path.strip_prefix(root().join(dir)).unwrap();
+        let first = rel.components().next().unwrap().as_os_str().to_string_lossy().to_string();
+        first.trim_end_matches(".rs").to_string()
+    };
+    for (dir, sibling) in [("src", false), ("src/engine", true), ("server/src", false), ("app/src", false)] {
+        let mut modules: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let paths = files(dir, ".rs");
+        for path in &paths {
+            modules.entry(module_of(dir, path)).or_default();
+        }
+        for path in &paths {
+            let from = module_of(dir, path);
+            if ["lib", "main", "mod"].contains(&from.as_str()) {
+                continue;
+            }
+            let uses: Vec<String> = named_modules(path, sibling)
+                .into_iter()
+                .filter(|m| *m != from && modules.contains_key(m) && !["lib", "main", "mod"].contains(&m.as_str()))
+                .collect();
+            modules.get_mut(&from).unwrap().extend(uses);
+        }
+        if dir == "src" {
+            // The engine is the shell around the core; its own circles are checked separately.
+            modules.remove("engine");
+        }
+        assert!(modules.len() > 3, "{dir}: no modules found");
+        if let Some(circle) = find_circle(&modules) {
+            panic!("{dir}: an import circle: {}", circle.join(" → "));
+        }
+    }
+}

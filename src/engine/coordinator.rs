@@ -5,7 +5,6 @@
 //! through an atomic pointer swap and never wait for the worker.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -15,36 +14,12 @@ use tokio::task::JoinHandle;
 use super::content::ContentService;
 use super::events::EngineEvent;
 use super::secure_log::{read_audit, AuditFilter};
+use super::shared::{Command, Shared};
 use super::snapshot::{PendingChange, Snapshot};
 use super::store::{BackupInfo, Store, VersionRow};
 use super::watcher::SiteWatcher;
 use super::worker::Worker;
 use super::{Approval, EngineConfig, EngineError};
-
-/// What the worker is asked to do; each carries where its answer goes.
-pub(super) enum Command {
-    Approve { id: u64, approval: Approval, reply: oneshot::Sender<Result<VersionRow, EngineError>> },
-    Rescan { reply: oneshot::Sender<()> },
-    Rollback { file: String, version: i64, reply: oneshot::Sender<Result<PendingChange, EngineError>> },
-    Recover { at: String, reply: oneshot::Sender<Result<Vec<PendingChange>, EngineError>> },
-    Reject { id: u64, actor: String, reason: Option<String>, reply: oneshot::Sender<Result<(), EngineError>> },
-}
-
-/// What the handle and the worker share: the published snapshot, the event
-/// channel, the queue's sending end, the store and the schema lock.
-pub(super) struct Shared {
-    pub snapshot: Arc<ArcSwap<Snapshot>>,
-    /// Where every event is appended; the audit log reads it back.
-    pub secure_log: Option<PathBuf>,
-    /// Content requests hold it shared for their whole duration; an apply holds
-    /// it exclusively from its first statement to the snapshot swap. So a
-    /// request runs wholly before or wholly after a change, never across.
-    pub schema_lock: Arc<tokio::sync::RwLock<()>>,
-    pub events: broadcast::Sender<EngineEvent>,
-    pub commands: mpsc::UnboundedSender<Command>,
-    pub store: Store,
-    pub content: ContentService,
-}
 
 /// A cheap, cloneable handle to the running engine.
 #[derive(Clone)]

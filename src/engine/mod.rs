@@ -12,6 +12,7 @@ pub mod failpoint;
 pub mod recovery;
 pub mod scan;
 pub mod secure_log;
+mod shared;
 pub mod snapshot;
 pub mod store;
 pub mod watcher;

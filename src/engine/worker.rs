@@ -11,16 +11,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, OwnedRwLockWriteGuard};
 
-use super::coordinator::{Command, Shared};
 use super::events::{EngineEvent, EventKind};
 use super::scan::{list_site_files, read_site_file, write_site_file};
 use super::secure_log::SecureLog;
+use super::shared::{Command, Shared};
 use super::snapshot::{FileState, FileStatus, PendingChange, Snapshot};
 use super::store::{Store, StoreError, VersionRecord, VersionRow};
 use super::watcher::{SiteWatcher, WatchSignal};
@@ -57,12 +56,9 @@ impl Turn {
 
 /// The state only the worker task touches.
 pub(super) struct Worker {
-    root: PathBuf,
-    env: String,
-    /// The command line's policy; `hot_reload.auto_apply` refines it per directory.
-    auto_apply_safe: bool,
-    /// The command line's debounce; a `hot_reload` config's `debounce_ms` wins.
-    default_debounce: Duration,
+    /// How the engine was started: the site root, the environment, the command
+    /// line's auto-apply policy and debounce (the `hot_reload` config refines both).
+    config: EngineConfig,
     /// The debounce the running watcher was started with.
     debounce: Duration,
     store: Store,
@@ -96,10 +92,7 @@ pub(super) struct Worker {
 impl Worker {
     pub fn new(config: &EngineConfig, store: Store, shared: Arc<Shared>, secure_log: Option<SecureLog>) -> Self {
         Self {
-            root: config.site_root.clone(),
-            env: config.env.clone(),
-            auto_apply_safe: config.auto_apply_safe,
-            default_debounce: config.debounce,
+            config: config.clone(),
             debounce: config.debounce,
             store,
             shared,
@@ -124,7 +117,7 @@ impl Worker {
     /// The debounce the watcher should run with: a `hot_reload.debounce_ms`
     /// config wins over the command line's.
     pub fn debounce(&self) -> Duration {
-        self.settings.debounce_ms.map(Duration::from_millis).unwrap_or(self.default_debounce)
+        self.settings.debounce_ms.map(Duration::from_millis).unwrap_or(self.config.debounce)
     }
 
     /// The applied state, as the history's newest versions say.
@@ -139,7 +132,7 @@ impl Worker {
                 }
             }
         }
-        self.settings = Arc::new(LiveSettings::from_site(&self.applied));
+        self.settings = Arc::new(self.applied.live_settings());
         self.debounce = self.debounce();
         Ok(())
     }
@@ -242,7 +235,7 @@ impl Worker {
         if wanted == self.debounce {
             return;
         }
-        match SiteWatcher::start(&self.root, wanted, signals.clone()) {
+        match SiteWatcher::start(&self.config.site_root, wanted, signals.clone()) {
             Ok(fresh) => {
                 *watcher = fresh;
                 self.debounce = wanted;
@@ -258,7 +251,7 @@ impl Worker {
     }
 
     async fn rescan(&mut self, turn: &mut Turn) {
-        let mut paths: BTreeSet<String> = list_site_files(&self.root).into_iter().collect();
+        let mut paths: BTreeSet<String> = list_site_files(&self.config.site_root).into_iter().collect();
         paths.extend(self.applied.paths().cloned());
         paths.extend(self.seen.keys().cloned());
         paths.extend(self.pending.keys().cloned());
@@ -402,7 +395,7 @@ impl Worker {
         paths.extend(self.waiting_on_others.iter().cloned());
         for path in paths.into_iter().filter(|p| is_site_path(p)) {
             let recheck = self.waiting_on_others.remove(&path);
-            let disk = match read_site_file(&self.root, &path) {
+            let disk = match read_site_file(&self.config.site_root, &path) {
                 Ok(d) => d,
                 Err(e) => {
                     self.seen.remove(&path);
@@ -433,7 +426,7 @@ impl Worker {
                 }
                 Some(text) => match SiteFile::parse(&path, &text) {
                     // Another environment's configuration: watched, not applied.
-                    Ok(SiteFile::Config(c)) if !c.is_active(&self.env) => {
+                    Ok(SiteFile::Config(c)) if !c.is_active(&self.config.env) => {
                         self.rejected.remove(&path);
                         if self.applied.hash_of(&path).is_some() {
                             candidates.insert(path, None);
@@ -507,7 +500,7 @@ impl Worker {
         let path = planned.file.clone();
         self.supersede(turn, &path, "the file changed again before approval");
         let change = self.pending_change(planned, None).await;
-        if change.severity.auto_applies() && self.settings.auto_applies(&path, self.auto_apply_safe) {
+        if change.severity.auto_applies() && self.settings.auto_applies(&path, self.config.auto_apply_safe) {
             // A failure is already recorded and announced by apply().
             let _ = self.apply(turn, change, "watcher", None).await;
         } else {
@@ -654,14 +647,14 @@ impl Worker {
                     None => self.applied.remove(&change.file),
                 }
                 if crate::config::is_config_path(&change.file) {
-                    self.settings = Arc::new(LiveSettings::from_site(&self.applied));
+                    self.settings = Arc::new(self.applied.live_settings());
                 }
                 if change.rollback_to.is_some() {
                     // The database already holds the change; the file follows it. A
                     // failure here leaves the file differing from what is applied,
                     // which the next file event or rescan turns into a change.
                     let text = change.new_text();
-                    match write_site_file(&self.root, &change.file, text) {
+                    match write_site_file(&self.config.site_root, &change.file, text) {
                         Ok(()) => {
                             self.seen.insert(change.file.clone(), text.map(|t| sha256_hex(t.as_bytes())));
                         }

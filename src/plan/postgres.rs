@@ -7,7 +7,7 @@
 //! renames carry their constraints along and inverses drop exactly what was added.
 
 use super::{backup_child, restore_child, ForeignKey, Plan, PlanBinding, PlanContext, Step};
-use crate::diff::ChangeItem;
+use crate::diff::{ChangeItem, EntityChange};
 use crate::grade::{GradedChange, GradedItem};
 use crate::hazard::{Hazard, HazardCode, Severity};
 use crate::model::{table_name, EntitySchema, Field};
@@ -23,10 +23,11 @@ pub(super) fn plan(graded: &GradedChange, binding: PlanBinding, ctx: &PlanContex
     let mut plan = Plan::new(binding, Dialect::Postgres);
     let mut created = None;
     for gi in &graded.items {
-        match &gi.item {
-            ChangeItem::CreateEntity { entity } => created = Some(entity.id.clone()),
-            ChangeItem::RenameEntity { to, .. } => created = Some(to.clone()),
-            _ => {}
+        if let ChangeItem::Entity(EntityChange::CreateEntity { entity }) = &gi.item {
+            created = Some(entity.id.clone());
+        }
+        if let ChangeItem::Entity(EntityChange::RenameEntity { to, .. }) = &gi.item {
+            created = Some(to.clone());
         }
         let step = Planner { ctx, tag: &tag, deferred: &mut plan.deferred }.step(gi);
         plan.steps.push(step);
@@ -54,24 +55,27 @@ impl Planner<'_> {
     fn step(&mut self, gi: &GradedItem) -> Step {
         let mut step = Step::record(gi.item.summary(), gi.hazards.clone());
         match &gi.item {
-            ChangeItem::CreateEntity { entity } => self.create_entity(entity, &mut step),
-            ChangeItem::DropEntity { entity } => self.drop_entity(entity, &mut step),
-            ChangeItem::RenameEntity { entity, to } => {
+            ChangeItem::Entity(EntityChange::CreateEntity { entity }) => self.create_entity(entity, &mut step),
+            ChangeItem::Entity(EntityChange::DropEntity { entity }) => self.drop_entity(entity, &mut step),
+            ChangeItem::Entity(EntityChange::RenameEntity { entity, to }) => {
                 let renamed = EntitySchema { id: to.clone(), ..entity.clone() };
                 step.sql = rename_entity(entity, &renamed);
                 step.rollback_sql = rename_entity(&renamed, entity);
             }
-            ChangeItem::AddField { entity, field } => {
+            ChangeItem::Entity(EntityChange::AddField { entity, field }) => {
                 step.sql = self.add_field(entity, field, None);
                 step.rollback_sql = drop_field_sql(entity, field);
             }
-            ChangeItem::DropField { entity, field } => self.drop_field(entity, field, &mut step),
-            ChangeItem::RenameField { entity, from, to } => {
+            ChangeItem::Entity(EntityChange::DropField { entity, field }) => self.drop_field(entity, field, &mut step),
+            ChangeItem::Entity(EntityChange::RenameField { entity, from, to }) => {
                 step.sql = rename_field(entity, from, to);
                 step.rollback_sql = rename_field(entity, to, from);
             }
-            ChangeItem::AlterField { entity, old, new, .. } => self.alter_field(entity, old, new, &mut step),
-            _ => {}
+            ChangeItem::Entity(EntityChange::AlterField { entity, old, new, .. }) => {
+                self.alter_field(entity, old, new, &mut step)
+            }
+            // Recorded with its hazards; no SQL.
+            ChangeItem::Entity(EntityChange::EntityMetadata { .. }) | ChangeItem::Config(_) => {}
         }
         step
     }
@@ -96,7 +100,7 @@ impl Planner<'_> {
             step.sql.extend(spec.create_index());
             step.sql.extend(self.fkey(&spec, f, false));
         }
-        step.rollback_sql.extend(drop_tables(e));
+        step.rollback_sql.extend(Dialect::Postgres.drop_entity(e));
     }
 
     fn drop_entity(&mut self, e: &EntitySchema, step: &mut Step) {
@@ -116,7 +120,7 @@ impl Planner<'_> {
         let incoming: Vec<ColumnSpec> =
             self.ctx.referrers_dropped_later.iter().map(|fk| ColumnSpec::of_any(&fk.entity, &fk.field)).collect();
         step.sql.extend(incoming.iter().map(|s| s.drop_constraint(&s.fkey_name())));
-        step.sql.extend(drop_tables(e));
+        step.sql.extend(Dialect::Postgres.drop_entity(e));
 
         step.rollback_sql.push(create_table(e));
         step.rollback_sql
@@ -369,17 +373,6 @@ fn alter_bound(entity: &str, old: &Field, new: &Field) -> Vec<String> {
         sql.push(format!("ALTER TABLE {} ADD CONSTRAINT {name} {check} NOT VALID", q(&child)));
         sql.push(format!("ALTER TABLE {} VALIDATE CONSTRAINT {name}", q(&child)));
     }
-    sql
-}
-
-fn drop_tables(e: &EntitySchema) -> Vec<String> {
-    let mut sql: Vec<String> = e
-        .fields
-        .iter()
-        .filter(|f| !f.cardinality.is_single())
-        .map(|f| format!("DROP TABLE {}", q(&child_table(&e.id, &f.id))))
-        .collect();
-    sql.push(format!("DROP TABLE {}", q(&e.table())));
     sql
 }
 

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::{backup_child, renamed_old, restore_child, ForeignKey, Plan, PlanBinding, PlanContext, Step};
-use crate::diff::{ChangeItem, Continuations, FieldAspect};
+use crate::diff::{ChangeItem, Continuations, EntityChange, FieldAspect};
 use crate::grade::GradedChange;
 use crate::hazard::{Hazard, HazardCode, Severity};
 use crate::model::{EntitySchema, Field, FieldType};
@@ -23,7 +23,8 @@ pub(super) fn plan(
 ) -> Plan {
     let tag = binding.backup_tag.clone();
     let mut plan = Plan::new(binding, Dialect::Sqlite);
-    let renamed = graded.items.iter().any(|gi| matches!(gi.item, ChangeItem::RenameEntity { .. }));
+    let renamed =
+        graded.items.iter().any(|gi| matches!(gi.item, ChangeItem::Entity(EntityChange::RenameEntity { .. })));
     let moved;
     let modification = match (old, new) {
         (Some(o), Some(n)) if o.id == n.id => Some((o, n)),
@@ -36,15 +37,15 @@ pub(super) fn plan(
     let Some((o, n)) = modification else {
         for gi in &graded.items {
             let step = match &gi.item {
-                ChangeItem::CreateEntity { entity } => Step {
+                ChangeItem::Entity(EntityChange::CreateEntity { entity }) => Step {
                     summary: gi.item.summary(),
                     sql: sqlite::create_entity(entity),
-                    rollback_sql: sqlite::drop_entity(entity),
+                    rollback_sql: Dialect::Sqlite.drop_entity(entity),
                     hazards: gi.hazards.clone(),
                     backups: vec![],
                     restores: vec![],
                 },
-                ChangeItem::DropEntity { entity } => {
+                ChangeItem::Entity(EntityChange::DropEntity { entity }) => {
                     dangle(&mut plan, entity, ctx);
                     drop_entity_step(entity, &tag, gi.hazards.clone())
                 }
@@ -57,7 +58,7 @@ pub(super) fn plan(
 
     let mut storage = Vec::new();
     for gi in &graded.items {
-        if let ChangeItem::RenameEntity { entity, to } = &gi.item {
+        if let ChangeItem::Entity(EntityChange::RenameEntity { entity, to }) = &gi.item {
             plan.steps.push(rename_entity_step(entity, to, gi));
         } else if storage_effect(&gi.item) {
             storage.push(gi);
@@ -167,9 +168,16 @@ fn rename_entity_step(old: &EntitySchema, to: &str, gi: &crate::grade::GradedIte
 
 fn storage_effect(item: &ChangeItem) -> bool {
     match item {
-        ChangeItem::EntityMetadata { .. } => false,
-        ChangeItem::AlterField { aspects, .. } => aspects.iter().any(|a| !a.is_metadata()),
-        _ => true,
+        ChangeItem::Entity(EntityChange::EntityMetadata { .. }) | ChangeItem::Config(_) => false,
+        ChangeItem::Entity(EntityChange::AlterField { aspects, .. }) => aspects.iter().any(|a| !a.is_metadata()),
+        ChangeItem::Entity(
+            EntityChange::CreateEntity { .. }
+            | EntityChange::DropEntity { .. }
+            | EntityChange::RenameEntity { .. }
+            | EntityChange::AddField { .. }
+            | EntityChange::DropField { .. }
+            | EntityChange::RenameField { .. },
+        ) => true,
     }
 }
 
@@ -188,21 +196,35 @@ fn native(item: &ChangeItem, direction: Direction) -> bool {
     let adds = |f: &Field| addable(f);
     let drops = |f: &Field| droppable(f);
     match item {
-        ChangeItem::AddField { field, .. } | ChangeItem::DropField { field, .. } if !field.cardinality.is_single() => {
+        ChangeItem::Entity(EntityChange::AddField { field, .. })
+        | ChangeItem::Entity(EntityChange::DropField { field, .. })
+            if !field.cardinality.is_single() =>
+        {
             true
         }
-        ChangeItem::AddField { field, .. } if direction == Direction::Forward => adds(field),
-        ChangeItem::AddField { field, .. } => drops(field),
-        ChangeItem::DropField { field, .. } if direction == Direction::Forward => drops(field),
-        ChangeItem::DropField { field, .. } => adds(field),
-        ChangeItem::RenameField { .. } => true,
+        ChangeItem::Entity(EntityChange::AddField { field, .. }) if direction == Direction::Forward => adds(field),
+        ChangeItem::Entity(EntityChange::AddField { field, .. }) => drops(field),
+        ChangeItem::Entity(EntityChange::DropField { field, .. }) if direction == Direction::Forward => drops(field),
+        ChangeItem::Entity(EntityChange::DropField { field, .. }) => adds(field),
+        ChangeItem::Entity(EntityChange::RenameField { .. }) => true,
         // A multi-valued field's storage is its own child table, rebuilt alone.
-        ChangeItem::AlterField { old, new, .. } if !old.cardinality.is_single() && !new.cardinality.is_single() => true,
-        ChangeItem::AlterField { aspects, old, new, .. } => {
+        ChangeItem::Entity(EntityChange::AlterField { old, new, .. })
+            if !old.cardinality.is_single() && !new.cardinality.is_single() =>
+        {
+            true
+        }
+        ChangeItem::Entity(EntityChange::AlterField { aspects, old, new, .. }) => {
             aspects.iter().all(|a| a.is_metadata() || *a == FieldAspect::Indexed)
                 && old.cardinality.is_single() == new.cardinality.is_single()
         }
-        _ => false,
+        // Whole tables and metadata have their own steps; nothing to do in place.
+        ChangeItem::Entity(
+            EntityChange::CreateEntity { .. }
+            | EntityChange::DropEntity { .. }
+            | EntityChange::RenameEntity { .. }
+            | EntityChange::EntityMetadata { .. },
+        )
+        | ChangeItem::Config(_) => false,
     }
 }
 
@@ -241,7 +263,7 @@ fn drop_entity_step(e: &EntitySchema, tag: &str, hazards: Vec<Hazard>) -> Step {
         rollback.push(restore_child(Dialect::Sqlite, &bk, &e.id, f));
         backups.push(bk);
     }
-    sql.extend(sqlite::drop_entity(e));
+    sql.extend(Dialect::Sqlite.drop_entity(e));
     Step { summary: format!("- entity {}", e.id), sql, rollback_sql: rollback, hazards, backups, restores: vec![] }
 }
 
@@ -249,7 +271,7 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
     let mut step = Step::record(item.summary(), hazards);
     let (sql, rb) = (&mut step.sql, &mut step.rollback_sql);
     match item {
-        ChangeItem::AddField { entity, field } if field.cardinality.is_single() => {
+        ChangeItem::Entity(EntityChange::AddField { entity, field }) if field.cardinality.is_single() => {
             sql.push(format!("ALTER TABLE {} ADD COLUMN {}", table(entity), sqlite::column_def(field)));
             sql.extend(sqlite::create_index(entity, field));
             if field.indexed {
@@ -257,11 +279,11 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             }
             rb.push(format!("ALTER TABLE {} DROP COLUMN {}", table(entity), quote(&field.column().unwrap())));
         }
-        ChangeItem::AddField { entity, field } => {
+        ChangeItem::Entity(EntityChange::AddField { entity, field }) => {
             sql.push(sqlite::create_child_table(entity, field));
             rb.push(drop_child(entity, field));
         }
-        ChangeItem::DropField { entity, field } if field.cardinality.is_single() => {
+        ChangeItem::Entity(EntityChange::DropField { entity, field }) if field.cardinality.is_single() => {
             let col = field.column().unwrap();
             let (bk, copy) = backup_column(tag, entity, field);
             sql.push(copy);
@@ -280,7 +302,7 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             rb.extend(sqlite::create_index(entity, field));
             step.backups.push(bk);
         }
-        ChangeItem::DropField { entity, field } => {
+        ChangeItem::Entity(EntityChange::DropField { entity, field }) => {
             let (bk, copy) = backup_child(Dialect::Sqlite, tag, entity, field);
             sql.push(copy);
             sql.push(drop_child(entity, field));
@@ -288,7 +310,7 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             rb.push(restore_child(Dialect::Sqlite, &bk, entity, field));
             step.backups.push(bk);
         }
-        ChangeItem::RenameField { entity, from, to } if from.cardinality.is_single() => {
+        ChangeItem::Entity(EntityChange::RenameField { entity, from, to }) if from.cardinality.is_single() => {
             let rename = |a: &Field, b: &Field| {
                 let mut out = Vec::new();
                 if a.indexed {
@@ -306,16 +328,18 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             *sql = rename(from, to);
             *rb = rename(to, from);
         }
-        ChangeItem::RenameField { entity, from, to } => {
+        ChangeItem::Entity(EntityChange::RenameField { entity, from, to }) => {
             let (a, b) = (quote(&child_table(entity, &from.id)), quote(&child_table(entity, &to.id)));
             sql.push(format!("ALTER TABLE {a} RENAME TO {b}"));
             rb.push(format!("ALTER TABLE {b} RENAME TO {a}"));
         }
-        ChangeItem::AlterField { entity, old, new, .. } if !new.cardinality.is_single() => {
+        ChangeItem::Entity(EntityChange::AlterField { entity, old, new, .. }) if !new.cardinality.is_single() => {
             *sql = rebuild_child_sql(entity, new);
             *rb = rebuild_child_sql(entity, old);
         }
-        ChangeItem::AlterField { entity, old, new, aspects } if aspects.contains(&FieldAspect::Indexed) => {
+        ChangeItem::Entity(EntityChange::AlterField { entity, old, new, aspects })
+            if aspects.contains(&FieldAspect::Indexed) =>
+        {
             let toggle = |f: &Field| match sqlite::create_index(entity, f) {
                 Some(create) => create,
                 None => sqlite::drop_index(entity, f),
@@ -323,7 +347,16 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             sql.push(toggle(new));
             rb.push(toggle(old));
         }
-        _ => {}
+        // Label or description only: recorded, no SQL.
+        ChangeItem::Entity(EntityChange::AlterField { .. }) => {}
+        // Whole-table changes and metadata are planned before native steps.
+        ChangeItem::Entity(
+            EntityChange::CreateEntity { .. }
+            | EntityChange::DropEntity { .. }
+            | EntityChange::RenameEntity { .. }
+            | EntityChange::EntityMetadata { .. },
+        )
+        | ChangeItem::Config(_) => {}
     }
     step
 }

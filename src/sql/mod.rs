@@ -23,6 +23,15 @@ impl Dialect {
         }
     }
 
+    /// `DROP TABLE` of an entity's child tables, then of its table.
+    pub fn drop_entity(self, e: &crate::model::EntitySchema) -> Vec<String> {
+        let children = e.fields.iter().filter(|f| !f.cardinality.is_single());
+        let mut sql: Vec<String> =
+            children.map(|f| format!("DROP TABLE {}", self.table(&child_table(&e.id, &f.id)))).collect();
+        sql.push(format!("DROP TABLE {}", self.table(&e.table())));
+        sql
+    }
+
     /// A quoted table name; PostgreSQL's shortened as its DDL shortens them.
     pub fn table(self, name: &str) -> String {
         match self {

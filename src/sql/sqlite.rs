@@ -116,18 +116,6 @@ pub fn create_entity(e: &EntitySchema) -> Vec<String> {
     sql
 }
 
-/// Drops an entity's child tables, then its table.
-pub fn drop_entity(e: &EntitySchema) -> Vec<String> {
-    let mut sql: Vec<String> = e
-        .fields
-        .iter()
-        .filter(|f| !f.cardinality.is_single())
-        .map(|f| format!("DROP TABLE {}", quote(&child_table(&e.id, &f.id))))
-        .collect();
-    sql.push(format!("DROP TABLE {}", quote(&e.table())));
-    sql
-}
-
 /// Column names of the entity table, in table order.
 pub fn table_columns(e: &EntitySchema) -> Vec<String> {
     let mut cols = vec!["id".to_string()];

@@ -1,0 +1,41 @@
+//! What the engine's handle ([`Coordinator`](super::Coordinator)) and its one
+//! worker task share: the queue's items, and the state both reach (the published
+//! snapshot, the event channel, the store, the schema lock). Neither owns the
+//! other's module, so the two stay one-directional.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::content::ContentService;
+use super::events::EngineEvent;
+use super::snapshot::{PendingChange, Snapshot};
+use super::store::{Store, VersionRow};
+use super::{Approval, EngineError};
+
+/// What the worker is asked to do; each carries where its answer goes.
+pub enum Command {
+    Approve { id: u64, approval: Approval, reply: oneshot::Sender<Result<VersionRow, EngineError>> },
+    Rescan { reply: oneshot::Sender<()> },
+    Rollback { file: String, version: i64, reply: oneshot::Sender<Result<PendingChange, EngineError>> },
+    Recover { at: String, reply: oneshot::Sender<Result<Vec<PendingChange>, EngineError>> },
+    Reject { id: u64, actor: String, reason: Option<String>, reply: oneshot::Sender<Result<(), EngineError>> },
+}
+
+/// What the handle and the worker share: the published snapshot, the event
+/// channel, the queue's sending end, the store and the schema lock.
+pub struct Shared {
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Where every event is appended; the audit log reads it back.
+    pub secure_log: Option<PathBuf>,
+    /// Content requests hold it shared for their whole duration; an apply holds
+    /// it exclusively from its first statement to the snapshot swap. So a
+    /// request runs wholly before or wholly after a change, never across.
+    pub schema_lock: Arc<tokio::sync::RwLock<()>>,
+    pub events: broadcast::Sender<EngineEvent>,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub store: Store,
+    pub content: ContentService,
+}
