@@ -419,12 +419,10 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
             dropped_columns.insert(&of.id, bk.clone());
             backups.push(bk);
         } else {
-            let (bk, copy) = backup_child(Dialect::Sqlite, tag, entity, of);
-            sql.push(copy);
-            sql.push(drop_child(entity, of));
-            restore_children.push(sqlite::create_child_table(entity, of));
-            restore_children.push(restore_child(Dialect::Sqlite, &bk, entity, of));
-            backups.push(bk);
+            let gone = ChildBackup::of(tag, entity, of);
+            sql.extend([gone.copy, gone.drop]);
+            restore_children.extend(gone.restore);
+            backups.push(gone.backup);
         }
     }
     for nf in &n.fields {
@@ -445,12 +443,11 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
             }
             // Many → one: the first value stays, the child table is backed up.
             (false, true) => {
-                let (bk, copy) = backup_child(Dialect::Sqlite, tag, entity, of);
-                sql.push(copy);
-                after_rebuild.push(drop_child(entity, of));
-                undo_children.push(sqlite::create_child_table(entity, of));
-                undo_children.push(restore_child(Dialect::Sqlite, &bk, entity, of));
-                backups.push(bk);
+                let gone = ChildBackup::of(tag, entity, of);
+                sql.push(gone.copy);
+                after_rebuild.push(gone.drop);
+                undo_children.extend(gone.restore);
+                backups.push(gone.backup);
             }
             (false, false) => {
                 let renamed = of.id != nf.id;
@@ -535,4 +532,21 @@ fn move_into_child(entity: &str, of: &Field, nf: &Field) -> String {
         quote("id"),
         table(entity),
     )
+}
+
+/// A child table a rebuild removes: the copy into its backup, its `DROP`, and the
+/// two statements that bring it back with its values.
+struct ChildBackup {
+    backup: String,
+    copy: String,
+    drop: String,
+    restore: [String; 2],
+}
+
+impl ChildBackup {
+    fn of(tag: &str, entity: &str, f: &Field) -> Self {
+        let (backup, copy) = backup_child(Dialect::Sqlite, tag, entity, f);
+        let restore = [sqlite::create_child_table(entity, f), restore_child(Dialect::Sqlite, &backup, entity, f)];
+        ChildBackup { drop: drop_child(entity, f), backup, copy, restore }
+    }
 }
