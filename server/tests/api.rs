@@ -625,28 +625,52 @@ async fn a_rejected_change_records_who_and_why() {
 
 /// `hot_reload.webhooks`: events are POSTed, HMAC-signed, and retried when the
 /// receiver fails.
+/// One delivery attempt as a webhook receiver saw it.
+#[derive(Debug, Clone)]
+struct Attempt {
+    hook: &'static str,
+    delivery: String,
+    kind: String,
+    signature: String,
+    body: String,
+    at: std::time::Instant,
+}
+
+/// Webhooks: every event is POSTed, signed so that a receiver holding only the
+/// secret can check it; a refused delivery is sent again with the same delivery
+/// id after 0.2 s, 1 s and 5 s, and given up after the fourth attempt.
 #[tokio::test]
 async fn webhooks_deliver_signed_events_and_retry() {
     use axum::http::{HeaderMap, StatusCode};
+    use hmac::{Hmac, Mac};
     use std::sync::{Arc, Mutex};
-    type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
-    let seen: Seen = Arc::default();
-    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let receiver = axum::Router::new().route(
-        "/hook",
-        axum::routing::post({
-            let (seen, attempts) = (seen.clone(), attempts.clone());
-            move |headers: HeaderMap, body: String| async move {
-                // The very first delivery fails: it must be retried.
-                if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    return StatusCode::INTERNAL_SERVER_ERROR;
-                }
-                let header = |k: &str| headers.get(k).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-                seen.lock().unwrap().push((header("x-marain-event"), header("x-marain-signature"), body));
+    let attempts: Arc<Mutex<Vec<Attempt>>> = Arc::default();
+    let record = |hook: &'static str, attempts: Arc<Mutex<Vec<Attempt>>>| {
+        move |headers: HeaderMap, body: String| async move {
+            let header = |k: &str| headers.get(k).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            let attempt = Attempt {
+                hook,
+                delivery: header("x-marain-delivery"),
+                kind: header("x-marain-event"),
+                signature: header("x-marain-signature"),
+                body,
+                at: std::time::Instant::now(),
+            };
+            let mut all = attempts.lock().unwrap();
+            let earlier = all.iter().filter(|a| a.hook == hook && a.delivery == attempt.delivery).count();
+            all.push(attempt.clone());
+            // `flaky` refuses each user-file delivery three times; `down` refuses everything.
+            let refuse = hook == "down" || (attempt.body.contains("user.schema.yaml") && earlier < 3);
+            if refuse {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
                 StatusCode::NO_CONTENT
             }
-        }),
-    );
+        }
+    };
+    let receiver = axum::Router::new()
+        .route("/flaky", axum::routing::post(record("flaky", attempts.clone())))
+        .route("/down", axum::routing::post(record("down", attempts.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
@@ -655,31 +679,52 @@ async fn webhooks_deliver_signed_events_and_retry() {
     std::fs::create_dir_all(server.site.join("config")).unwrap();
     std::fs::write(
         server.site.join("config/config.hot_reload.yaml"),
-        format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: http://{hook_addr}/hook\n      secret: s3cret\n"),
+        format!(
+            "id: hot_reload\nvalues:\n  webhooks:\n    - url: http://{hook_addr}/flaky\n      secret: s3cret\n    - url: http://{hook_addr}/down\n"
+        ),
     )
     .unwrap();
     server.wait_versions("config/config.hot_reload.yaml", 1).await;
     std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
         .unwrap();
-    let mut applied = None;
-    for _ in 0..200 {
-        let found = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(kind, _, body)| kind == "applied" && body.contains("user.schema.yaml"))
-            .cloned();
-        if let Some(found) = found {
-            applied = Some(found);
-            break;
-        }
+
+    // The flaky hook's `applied` delivery: refused three times, accepted the fourth.
+    let applied_of = |hook: &str| -> Vec<Attempt> {
+        let all = attempts.lock().unwrap();
+        let first = all.iter().find(|a| a.hook == hook && a.kind == "applied" && a.body.contains("user.schema.yaml"));
+        let Some(first) = first.cloned() else { return vec![] };
+        all.iter().filter(|a| a.hook == hook && a.delivery == first.delivery).cloned().collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while applied_of("flaky").len() < 4 || applied_of("down").len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "deliveries so far: {:#?}", attempts.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, signature, body) = applied.expect("the applied event reached the webhook");
-    assert_eq!(signature, marain_server::webhooks::signature("s3cret", body.as_bytes()));
-    let event: Value = serde_json::from_str(&body).unwrap();
+    let flaky = applied_of("flaky");
+    assert!(!flaky[0].delivery.is_empty());
+    assert!(flaky.iter().all(|a| a.body == flaky[0].body && a.kind == "applied"), "{flaky:#?}");
+    // The waits between attempts follow the backoff, in order.
+    let gaps: Vec<Duration> = flaky.windows(2).map(|w| w[1].at - w[0].at).collect();
+    for (gap, at_least) in gaps.iter().zip([200, 1000, 5000]) {
+        assert!(*gap >= Duration::from_millis(at_least), "gaps {gaps:?}");
+    }
+    assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "gaps {gaps:?}");
+
+    // A receiver that knows only the secret accepts the signature.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(flaky[3].body.as_bytes());
+    let hex = flaky[3].signature.strip_prefix("sha256=").expect("sha256= prefix");
+    mac.verify_slice(&hex::decode(hex).unwrap()).expect("the HMAC verifies with the receiver's own secret");
+    let event: Value = serde_json::from_str(&flaky[3].body).unwrap();
     assert_eq!(event["kind"], "applied");
-    assert!(attempts.load(std::sync::atomic::Ordering::SeqCst) > seen.lock().unwrap().len() as u32, "a retry happened");
+    assert_eq!(event["seq"].to_string(), flaky[3].delivery);
+
+    // A hook without a secret sends no signature; after four refusals it is given up.
+    let down = applied_of("down");
+    assert!(down.iter().all(|a| a.signature.is_empty()), "{down:#?}");
+    // Longer than the longest backoff after the fourth attempt: no fifth comes.
+    tokio::time::sleep_until((down[3].at + Duration::from_secs(6)).into()).await;
+    assert_eq!(applied_of("down").len(), 4, "given up after the fourth attempt");
     server.stop().await;
 }
 
