@@ -17,6 +17,13 @@ fn with_fields(n: usize) -> String {
     (1..=n).fold(USER.to_string(), |text, i| format!("{text}  - id: extra_{i}\n    type: text\n"))
 }
 
+/// Where to cut `text` (a schema) so that the first part alone is a valid schema
+/// too, a different one: before its last field. A save that lets the half apply
+/// shows up as an extra version.
+fn valid_half_cut(text: &str) -> usize {
+    text.rfind("  - id: ").expect("a schema with fields")
+}
+
 /// Applies one save and checks: exactly one new version, and the applied hash is
 /// the hash of what is on disk.
 async fn assert_one_version(site: &mut TestSite, style: &str, save: impl FnOnce(&std::path::Path)) {
@@ -47,8 +54,10 @@ async fn each_save_style_is_applied_exactly_once() {
     .await;
 
     assert_one_version(&mut site, "truncate and write in two chunks", |path| {
-        let text = with_fields(2);
-        let (head, tail) = text.split_at(text.len() / 2);
+        // The first chunk alone is a valid schema (with extra_1 only).
+        let text = with_fields(3);
+        let (head, tail) = text.split_at(valid_half_cut(&text));
+        assert!(marain::site::SiteFile::parse(USER_PATH, head).is_ok(), "the first chunk must be valid on its own");
         let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
         f.write_all(head.as_bytes()).unwrap();
         f.flush().unwrap();
@@ -68,7 +77,7 @@ async fn each_save_style_is_applied_exactly_once() {
     assert_one_version(&mut site, "vim-style backup rename", |path| {
         let backup = path.with_file_name("user.schema.yaml~");
         std::fs::rename(path, &backup).unwrap();
-        std::fs::write(path, with_fields(3).replace("name: User\n", "name: Person\n")).unwrap();
+        std::fs::write(path, with_fields(4).replace("name: User\n", "name: Person\n")).unwrap();
         std::fs::remove_file(&backup).unwrap();
     })
     .await;
@@ -152,11 +161,10 @@ async fn torn_writes_end_with_the_whole_file_applied_once() {
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     let path = site.root().join(USER_PATH);
-    let torn = |pause: Duration, text: String| {
+    let torn = |pause: Duration, text: String, cut: usize| {
         let path = path.clone();
         move || {
-            // Cut inside the last field's type: the first half alone says `type: te`.
-            let (head, tail) = text.split_at(text.rfind("type: text").unwrap() + "type: te".len());
+            let (head, tail) = text.split_at(cut);
             let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
             f.write_all(head.as_bytes()).unwrap();
             f.flush().unwrap();
@@ -165,22 +173,35 @@ async fn torn_writes_end_with_the_whole_file_applied_once() {
         }
     };
 
-    // 10 ms apart, inside the 25 ms debounce: one version, the whole file.
+    // 10 ms apart, inside the 25 ms debounce: one version, the whole file. The
+    // first half alone is a valid, different schema (it would apply by itself as
+    // SAFE), so only merging the two writes keeps it from becoming a version.
     let before = site.coordinator.history(Some(USER_PATH), 100).await.unwrap().len();
-    let whole = with_fields(1);
-    tokio::task::spawn_blocking(torn(Duration::from_millis(10), whole.clone())).await.unwrap();
+    let whole = with_fields(2);
+    let cut = valid_half_cut(&whole);
+    let half = &whole[..cut];
+    assert!(marain::site::SiteFile::parse(USER_PATH, half).is_ok(), "the half must be valid on its own");
+    let mut events = site.coordinator.subscribe();
+    tokio::task::spawn_blocking(torn(Duration::from_millis(10), whole.clone(), cut)).await.unwrap();
     site.wait_for(EventKind::Applied, USER_PATH).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
     assert_eq!(after.len(), before + 1, "exactly one version for a torn write inside the debounce");
     assert_eq!(after[0].hash, sha256_hex(whole.as_bytes()));
-    let rejected_meanwhile = site.coordinator.snapshot().rejected.len();
-    assert_eq!(rejected_meanwhile, 0);
+    assert!(after.iter().all(|v| v.hash != sha256_hex(half.as_bytes())), "the half became a version");
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        kinds.push(e.kind);
+    }
+    assert!(!kinds.contains(&EventKind::Pending) && !kinds.contains(&EventKind::Rejected), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Applied).count(), 1, "{kinds:?}");
 
     // 300 ms apart, far beyond the debounce: the half file is seen on its own and
-    // rejected (it cuts a field in two), then the whole file applies once.
-    let whole = with_fields(2);
-    let writer = tokio::task::spawn_blocking(torn(Duration::from_millis(300), whole.clone()));
+    // rejected (cut inside the last field's type, it says `type: te`), then the
+    // whole file applies once.
+    let whole = with_fields(3);
+    let cut = whole.rfind("type: text").unwrap() + "type: te".len();
+    let writer = tokio::task::spawn_blocking(torn(Duration::from_millis(300), whole.clone(), cut));
     let rejected = site.wait_for(EventKind::Rejected, USER_PATH).await;
     assert!(rejected.message.contains(USER_PATH), "{}", rejected.message);
     writer.await.unwrap();
