@@ -141,10 +141,11 @@ fn bound(c: Cardinality) -> u64 {
     }
 }
 
-/// Text-like types accept any value; integer widens to float.
+/// Text-like types accept any value; integer widens to float; a boolean is 0 or
+/// 1 as a number, so every boolean converts, and back.
 pub fn is_widening(from: FieldType, to: FieldType) -> bool {
     use FieldType::*;
-    matches!((from, to), (Integer, Float))
+    matches!((from, to), (Integer, Float) | (Boolean, Integer) | (Boolean, Float))
         || (matches!(to, Text | LongText | RichText) && from != EntityReference)
         || (from == Slug && to == Slug)
 }

@@ -10,7 +10,10 @@
 //! probes leave unblocked applies cleanly.
 //!
 //! `case.yaml` (optional) tunes a case: `rows: N` seeds N rows per table (default
-//! 3); `blocked: true` says the seeded data must make the probes block the plan.
+//! 3); `values: {"<entity>.<field>": [literal, …]}` seeds those SQL literals
+//! instead of the default values (`"<entity>.id"` for ids), so a type change can
+//! meet data that converts; `blocked: true` says the seeded data must make the
+//! probes block the plan.
 //! A blocked plan is still tried: if the database refuses it, it must be left
 //! exactly as it was. (SQLite's flexible typing accepts some changes that the
 //! probes rightly block, such as text in an integer column.)
@@ -28,7 +31,7 @@ use marain::Severity;
 use serde::Serialize;
 use support::case_db::{build_in, CaseDb};
 use support::postgres_harness::PgServer;
-use support::sqlite_harness::{open, plan_in};
+use support::sqlite_harness::{open, plan_in, Seed};
 
 fn cases_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
@@ -65,7 +68,15 @@ fn load_site(dir: &Path) -> Site {
 struct CaseOptions {
     rows: Option<usize>,
     #[serde(default)]
+    values: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     blocked: bool,
+}
+
+impl CaseOptions {
+    fn seed(&self) -> Seed {
+        Seed { rows: self.rows.unwrap_or(3), values: self.values.clone() }
+    }
 }
 
 struct Case {
@@ -157,9 +168,21 @@ fn deleting_steps_are_breaking() {
     }
 }
 
-/// (table, old column) → (table, new column) for every value the change keeps.
-fn kept_columns(changes: &[FileChange]) -> BTreeMap<(String, String), (String, String)> {
+/// Where a kept value lives: a column of a table, or the first value (delta 0) of
+/// a multi-valued field's child table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    Column { table: String, column: String },
+    FirstValue { child: String },
+}
+
+/// Every value the change keeps, old place → new place: same-typed columns, and
+/// the first value of a field moving between a column and a child table (one →
+/// many keeps the column's value as value 0; many → one keeps value 0). Whole
+/// child tables of same-typed multi-valued fields are listed in the second map.
+fn kept_values(changes: &[FileChange]) -> (BTreeMap<Place, Place>, BTreeMap<String, String>) {
     let mut kept = BTreeMap::new();
+    let mut children = BTreeMap::new();
     for change in changes {
         let (Some(SiteFile::Schema(old)), Some(SiteFile::Schema(new))) = (&change.old, &change.new) else { continue };
         if old.entity.id != new.entity.id && new.entity.renamed_from.as_ref() != Some(&old.entity.id) {
@@ -171,12 +194,29 @@ fn kept_columns(changes: &[FileChange]) -> BTreeMap<(String, String), (String, S
             if of.field_type != nf.field_type {
                 continue;
             }
-            if let (Some(oc), Some(nc)) = (of.column(), nf.column()) {
-                kept.insert((old_table.clone(), oc), (table.clone(), nc));
+            let place = |entity: &str, table: &str, f: &marain::model::Field| match f.column() {
+                Some(column) => Place::Column { table: table.to_string(), column },
+                None => Place::FirstValue { child: marain::sql::child_table(entity, &f.id) },
+            };
+            let (from, to) = (place(&old.entity.id, &old_table, of), place(&new.entity.id, &table, nf));
+            if let (Place::FirstValue { child: a }, Place::FirstValue { child: b }) = (&from, &to) {
+                children.insert(a.clone(), b.clone());
             }
+            kept.insert(from, to);
         }
     }
-    kept
+    (kept, children)
+}
+
+/// The value at `place` for record `id`, as the harness renders it (`NULL` when
+/// a multi-valued field has no value 0).
+fn value_at(data: &support::sqlite_harness::Data, place: &Place, id: &str) -> Option<String> {
+    match place {
+        Place::Column { table, column } => data.get(table)?.get(id)?.get(column).cloned(),
+        Place::FirstValue { child } => Some(
+            data.get(child)?.get(&format!("{id}#0")).and_then(|row| row.get("value").cloned()).unwrap_or("NULL".into()),
+        ),
+    }
 }
 
 /// Runs every probe of `plan` on `db` and re-grades it.
@@ -199,7 +239,7 @@ async fn run_case<D: CaseDb>(
 ) -> Result<(Severity, Severity), String> {
     let mut db = open("case").await;
     build_in(&mut db, dialect, &case.old).await;
-    db.seed(&case.old, case.options.rows.unwrap_or(3)).await;
+    db.seed(&case.old, &case.options.seed()).await;
     let schema_before = db.schema().await;
     let data_before = db.data().await;
     let mut changes = plan_in(dialect, &case.old, &case.new);
@@ -264,12 +304,22 @@ async fn run_case<D: CaseDb>(
             }
         }
     }
-    for ((table, old_col), (new_table, new_col)) in kept_columns(&changes) {
-        for (id, row) in &data_before[&table] {
-            let after = data_after[&new_table][id].get(&new_col);
-            if after != row.get(&old_col) {
-                return Err(format!("{table}.{old_col} of {id}: {:?} became {after:?}", row.get(&old_col)));
+    let (kept, children) = kept_values(&changes);
+    for (from, to) in &kept {
+        let table = match from {
+            Place::Column { table, .. } => table.clone(),
+            Place::FirstValue { child } => child.rsplit_once("__").map(|(t, _)| t.to_string()).unwrap_or_default(),
+        };
+        for id in data_before.get(&table).map(|rows| rows.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+            let (before, after) = (value_at(&data_before, from, &id), value_at(&data_after, to, &id));
+            if before != after {
+                return Err(format!("{from:?} of {id}: {before:?} became {after:?} at {to:?}"));
             }
+        }
+    }
+    for (old_child, new_child) in &children {
+        if data_before.get(old_child) != data_after.get(new_child) {
+            return Err(format!("the values of {old_child} changed on the way to {new_child}"));
         }
     }
 

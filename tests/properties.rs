@@ -12,7 +12,7 @@ use marain::Severity;
 use proptest::prelude::*;
 use support::case_db::{build_in, CaseDb};
 use support::postgres_harness::PgServer;
-use support::sqlite_harness::{open, plan, plan_in};
+use support::sqlite_harness::{open, plan, plan_in, Seed};
 
 /// Field ids come from a small pool so two generated versions share most fields.
 const IDS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
@@ -160,7 +160,7 @@ async fn round_trip<D: CaseDb>(
     let (sa, sb) = (site(a), site(b));
     let mut db = open("p").await;
     build_in(&mut db, dialect, &sa).await;
-    db.seed(&sa, 2).await;
+    db.seed(&sa, &Seed::rows(2)).await;
     let (schema_a, data_a) = (db.schema().await, db.data().await);
     let mut changes = plan_in(dialect, &sa, &sb);
     if changes.iter().any(|c| c.severity() >= Severity::Blocked) {
@@ -196,7 +196,7 @@ async fn round_trip<D: CaseDb>(
     // the inverse — must arrive at a's schema whenever its probes let it run.
     let mut again = open("again").await;
     build_in(&mut again, dialect, &sa).await;
-    again.seed(&sa, 2).await;
+    again.seed(&sa, &Seed::rows(2)).await;
     for c in &changes {
         again.run(&c.plan.sql(), c.plan.foreign_keys_off, &c.plan.dangling).await.map_err(TestCaseError::fail)?;
     }

@@ -9,6 +9,7 @@ use marain::plan::Dialect;
 use marain::site::Site;
 use support::case_db::{build_in, CaseDb};
 use support::postgres_harness::PgServer;
+use support::sqlite_harness::Seed;
 
 fn corpus() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/marain-upstream");
@@ -85,7 +86,7 @@ async fn upstream_site_applies_to_postgres() {
     let site = upstream_schemas(&dir);
     let mut db = server.database("upstream").await;
     build_in(&mut db, Dialect::Postgres, &site).await;
-    db.seed(&site, 3).await;
+    db.seed(&site, &Seed::rows(3)).await;
     let schema = db.schema().await;
     assert!(
         schema["content_user"].iter().any(|f| f.starts_with("column managed_by_id text nullable=NO")),

@@ -55,6 +55,12 @@ pub fn convert(col: &str, from: FieldType, to: FieldType) -> String {
         (Boolean, Integer) => format!("CASE WHEN {col} THEN 1 ELSE 0 END"),
         (Boolean, Float) => format!("CASE WHEN {col} THEN 1.0 ELSE 0.0 END"),
         (Integer | Float, Boolean) => format!("{col} <> 0"),
+        // Datetimes become text as RFC 3339 in UTC (what the SQLite store keeps
+        // and what the content API writes), fractional seconds only when there
+        // are some: text → datetime → text gives `2026-03-01T10:00:00Z` back.
+        (Datetime, Text | LongText | RichText | Slug) => format!(
+            "regexp_replace(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '\\.?0+$', '') || 'Z'"
+        ),
         (Datetime, Integer | Float | Boolean) | (Integer | Float | Boolean, Datetime) => {
             format!("CAST(CAST({col} AS TEXT) AS {target})")
         }

@@ -8,7 +8,7 @@ use marain::plan::Dialect;
 use marain::site::Site;
 use sqlx::{PgConnection, SqliteConnection};
 
-use super::sqlite_harness::Data;
+use super::sqlite_harness::{Data, Seed};
 use super::{postgres_harness as pg, sqlite_harness as lite};
 
 pub trait CaseDb {
@@ -17,7 +17,7 @@ pub trait CaseDb {
     async fn run(&mut self, sql: &[String], foreign_keys_off: bool, dangling: &[String]) -> Result<(), String>;
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>>;
     async fn data(&mut self) -> Data;
-    async fn seed(&mut self, site: &Site, rows: usize);
+    async fn seed(&mut self, site: &Site, seed: &Seed);
     /// A probe's single integer.
     async fn count(&mut self, sql: &str) -> Result<i64, String>;
 }
@@ -32,8 +32,8 @@ impl CaseDb for SqliteConnection {
     async fn data(&mut self) -> Data {
         lite::data(self).await
     }
-    async fn seed(&mut self, site: &Site, rows: usize) {
-        lite::seed(self, site, rows).await
+    async fn seed(&mut self, site: &Site, seed: &Seed) {
+        lite::seed(self, site, seed).await
     }
     async fn count(&mut self, sql: &str) -> Result<i64, String> {
         sqlx::query_scalar(sql).fetch_one(self).await.map_err(|e| format!("probe {sql}: {e}"))
@@ -50,8 +50,8 @@ impl CaseDb for PgConnection {
     async fn data(&mut self) -> Data {
         pg::data(self).await
     }
-    async fn seed(&mut self, site: &Site, rows: usize) {
-        pg::seed(self, site, rows).await
+    async fn seed(&mut self, site: &Site, seed: &Seed) {
+        pg::seed(self, site, seed).await
     }
     async fn count(&mut self, sql: &str) -> Result<i64, String> {
         sqlx::query_scalar(sql).fetch_one(self).await.map_err(|e| format!("probe {sql}: {e}"))

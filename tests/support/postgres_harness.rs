@@ -11,7 +11,7 @@ use std::process::Command;
 use marain::site::Site;
 use sqlx::{Connection, PgConnection, Row};
 
-use super::sqlite_harness::{rows_by_key, seed_statements, Data};
+use super::sqlite_harness::{rows_by_key, seed_statements, Data, Seed};
 use marain::plan::Dialect;
 
 pub struct PgServer {
@@ -227,9 +227,9 @@ pub async fn data(conn: &mut PgConnection) -> Data {
 
 /// The same rows as the SQLite harness seeds, in PostgreSQL's literals. Foreign
 /// keys are not enforced while seeding (rows may reference rows seeded later).
-pub async fn seed(conn: &mut PgConnection, site: &Site, rows: usize) {
+pub async fn seed(conn: &mut PgConnection, site: &Site, seed: &Seed) {
     sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
-    for sql in seed_statements(site, rows, Dialect::Postgres) {
+    for sql in seed_statements(site, seed, Dialect::Postgres) {
         sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     sqlx::query("SET session_replication_role = DEFAULT").execute(&mut *conn).await.unwrap();

@@ -213,49 +213,82 @@ where
         .collect()
 }
 
-/// The value row `i` of the seed gives field `f` of entity `e`, as a literal:
-/// allowed values in turn, references to the target's row `i`, numbers, a date.
-pub fn seed_value(e: &marain::model::EntitySchema, f: &marain::model::Field, i: usize, dialect: Dialect) -> String {
-    use marain::model::FieldType;
-    match (&f.field_type, &f.values, &f.target_entity) {
-        (_, Some(allowed), _) => format!("'{}'", allowed[i % allowed.len()]),
-        (FieldType::EntityReference, _, Some(t)) => format!("'{t}-{i}'"),
-        (FieldType::Integer, ..) => (i * 10 + 1).to_string(),
-        (FieldType::Float, ..) => format!("{}.5", i),
-        (FieldType::Boolean, ..) if dialect == Dialect::Postgres => (i % 2 == 1).to_string(),
-        (FieldType::Boolean, ..) => (i % 2).to_string(),
-        (FieldType::Datetime, ..) => format!("'2026-02-0{}T10:00:00Z'", i % 9 + 1),
-        _ => format!("'{}-{}-{i}'", e.id, f.id),
+/// What to seed: `rows` rows per entity table, with values chosen per field
+/// unless `values` names the SQL literals of some (`"<entity>.<field>"` or
+/// `"<entity>.id"`, one per row, used in turn), so a case can seed data that a
+/// type change converts, or ids two entities share.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Seed {
+    pub rows: usize,
+    #[serde(default)]
+    pub values: BTreeMap<String, Vec<String>>,
+}
+
+impl Seed {
+    pub fn rows(rows: usize) -> Self {
+        Seed { rows, values: BTreeMap::new() }
+    }
+
+    /// The case's own literal for `key` in row `n`, if it gives one.
+    fn given(&self, key: &str, n: usize) -> Option<String> {
+        self.values.get(key).filter(|v| !v.is_empty()).map(|v| v[n % v.len()].clone())
     }
 }
 
-/// The INSERTs of the seed: `rows` rows per entity table, every field filled
-/// (references point at rows of the target), two values per multi-valued field.
-/// Rows may reference rows inserted later: run them with keys unenforced.
-pub fn seed_statements(site: &Site, rows: usize, dialect: Dialect) -> Vec<String> {
+/// Value number `n` of field `f` of entity `e`, as a literal: allowed values in
+/// turn, references to the target's rows, numbers, dates; every `n` a different
+/// value, so a multi-valued field's values differ from each other.
+pub fn seed_value(
+    e: &marain::model::EntitySchema,
+    f: &marain::model::Field,
+    n: usize,
+    rows: usize,
+    dialect: Dialect,
+) -> String {
+    use marain::model::FieldType;
+    match (&f.field_type, &f.values, &f.target_entity) {
+        (_, Some(allowed), _) => format!("'{}'", allowed[n % allowed.len()]),
+        (FieldType::EntityReference, _, Some(t)) => format!("'{t}-{}'", n % rows.max(1)),
+        (FieldType::Integer, ..) => (n * 10 + 1).to_string(),
+        (FieldType::Float, ..) => format!("{}.5", n),
+        (FieldType::Boolean, ..) if dialect == Dialect::Postgres => (n % 2 == 1).to_string(),
+        (FieldType::Boolean, ..) => (n % 2).to_string(),
+        (FieldType::Datetime, ..) => format!("'2026-02-{:02}T10:00:00Z'", n % 28 + 1),
+        _ => format!("'{}-{}-{n}'", e.id, f.id),
+    }
+}
+
+/// The INSERTs of the seed: `seed.rows` rows per entity table, every field filled
+/// (references point at rows of the target), two different values per
+/// multi-valued field. Rows may reference rows inserted later: run them with keys
+/// unenforced.
+pub fn seed_statements(site: &Site, seed: &Seed, dialect: Dialect) -> Vec<String> {
     let stamp = |day: u8| match dialect {
         Dialect::Sqlite => format!("'2026-01-0{day} 00:00:00'"),
         Dialect::Postgres => format!("'2026-01-0{day} 00:00:00+00'"),
     };
+    let rows = seed.rows;
     let mut out = Vec::new();
     for file in site.files() {
         let e = &file.entity;
         for i in 0..rows {
-            let id = format!("{}-{i}", e.id);
+            let id = seed.given(&format!("{}.id", e.id), i).unwrap_or_else(|| format!("'{}-{i}'", e.id));
             let mut cols = vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into()];
-            let mut vals = vec![format!("'{id}'"), stamp(1), stamp(2)];
+            let mut vals = vec![id.clone(), stamp(1), stamp(2)];
             for f in &e.fields {
-                let value = seed_value(e, f, i, dialect);
+                let given = |n: usize| seed.given(&format!("{}.{}", e.id, f.id), n);
                 match f.column() {
                     Some(c) => {
                         cols.push(format!("\"{c}\""));
-                        vals.push(value);
+                        vals.push(given(i).unwrap_or_else(|| seed_value(e, f, i, rows, dialect)));
                     }
                     None => {
                         let child = dialect.table(&marain::sql::child_table(&e.id, &f.id));
                         for delta in 0..2 {
+                            let n = i + delta * rows;
+                            let value = given(n).unwrap_or_else(|| seed_value(e, f, n, rows, dialect));
                             out.push(format!(
-                                "INSERT INTO {child} (parent_id, delta, value) VALUES ('{id}', {delta}, {value})"
+                                "INSERT INTO {child} (parent_id, delta, value) VALUES ({id}, {delta}, {value})"
                             ));
                         }
                     }
@@ -268,9 +301,9 @@ pub fn seed_statements(site: &Site, rows: usize, dialect: Dialect) -> Vec<String
 }
 
 /// Deterministic rows for every entity of `site` ([`seed_statements`]).
-pub async fn seed(conn: &mut SqliteConnection, site: &Site, rows: usize) {
+pub async fn seed(conn: &mut SqliteConnection, site: &Site, seed: &Seed) {
     sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
-    for sql in seed_statements(site, rows, Dialect::Sqlite) {
+    for sql in seed_statements(site, seed, Dialect::Sqlite) {
         sqlx::query(&sql).execute(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     let broken = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *conn).await.unwrap();
