@@ -32,6 +32,7 @@ async fn start(site: &Path, db: &Path, addr: SocketAddr) -> Running {
         database: format!("sqlite://{}", db.display()),
         addr,
         assets: site.join("no-assets"),
+        event_buffer: 1024,
         debounce_ms: 25,
         env: "dev".into(),
         secure_log: Some(db.with_file_name("secure.log")),

@@ -141,6 +141,10 @@ pub struct ServeArgs {
     /// Quiet time after a file event before it is processed, in milliseconds.
     #[arg(long, env = "MARAIN_DEBOUNCE_MS", default_value_t = 25)]
     pub debounce_ms: u64,
+    /// How many events a slow event-stream client may fall behind before it is
+    /// told to refetch everything (a `resync` event) instead.
+    #[arg(long, env = "MARAIN_EVENT_BUFFER", default_value_t = 1024)]
+    pub event_buffer: usize,
     /// Which `config.<id>.<env>.yaml` files apply.
     #[arg(long, env = "MARAIN_ENV", default_value = "dev")]
     pub env: String,

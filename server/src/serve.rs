@@ -58,6 +58,7 @@ pub async fn serve_logged(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut config = EngineConfig::new(&args.site, &args.database);
     config.debounce = std::time::Duration::from_millis(args.debounce_ms);
+    config.event_buffer = args.event_buffer.max(1);
     config.env = args.env.clone();
     config.secure_log = args.secure_log.clone();
     let engine_stop = {

@@ -40,6 +40,11 @@ fn client_with(token: &str) -> reqwest::Client {
 
 impl Server {
     async fn start() -> Server {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Server::start`] with `adjust` applied to the command line first.
+    async fn start_with(adjust: impl FnOnce(&mut ServeArgs)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let site = dir.path().join("site");
         std::fs::create_dir_all(site.join("schemas")).unwrap();
@@ -54,11 +59,14 @@ impl Server {
             addr,
             assets: dir.path().join("assets"),
             debounce_ms: 25,
+            event_buffer: 1024,
             env: "dev".into(),
             secure_log: Some(dir.path().join("secure.log")),
             admin_password: Some("correct horse battery staple".into()),
             secure_cookies: false,
         };
+        let mut args = args;
+        adjust(&mut args);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {
             let _ = stopped.await;
@@ -885,5 +893,209 @@ async fn database_text_never_reaches_a_client() {
     assert!(!text.contains("already exists") && !text.contains("CREATE TABLE"), "{text}");
     let (_, history) = server.get("/history?file_path=schemas/widget.schema.yaml").await;
     assert_eq!(history["versions"], json!([]), "nothing was applied");
+    server.stop().await;
+}
+
+/// A viewer is refused every change on every path: the REST endpoints the first
+/// auth test does not cover, the content writes, and the dashboard's own server
+/// functions (which check the role themselves; the middleware only guards `/api/`).
+#[tokio::test]
+async fn a_viewer_is_refused_every_change_everywhere() {
+    let server = Server::start().await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    // A BREAKING change waits, so there is something to approve or reject.
+    std::fs::write(
+        server.site.join("schemas/user.schema.yaml"),
+        USER.replace("  - id: bio\n    type: long_text\n", ""),
+    )
+    .unwrap();
+    let status = server.wait_until(|s| s["pending"].as_array().is_some_and(|p| p.len() == 1)).await;
+    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let content = server.base.replace("/hot-reload", "/entity/user");
+    let resp = server.client.post(&content).json(&json!({"id": "u1", "username": "ann"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+
+    let viewer = client_with(&token(&server.db, "reader", Role::Viewer).await);
+    for (path, body) in
+        [("/recover", json!({"at": "2026-01-01T00:00:00Z"})), ("/backups/prune", json!({"older_than_days": 0}))]
+    {
+        let resp = viewer.post(format!("{}{path}", server.base)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "{path}");
+    }
+    let resp = viewer.put(format!("{content}/u1")).json(&json!({"username": "eve"})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let resp = viewer.delete(format!("{content}/u1")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+
+    // The dashboard's server functions, called straight.
+    let id = id.to_string();
+    for (endpoint, form) in [
+        ("approve", vec![("id", id.as_str()), ("confirm", "user")]),
+        ("reject", vec![("id", id.as_str())]),
+        ("rollback", vec![("file", "schemas/user.schema.yaml"), ("version", "1")]),
+    ] {
+        let resp = viewer.post(format!("{root}/_sfn/{endpoint}")).form(&form).send().await.unwrap();
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("\"forbidden\"") && text.contains("viewer"), "{endpoint}: {text}");
+    }
+    // Nothing moved: the change still waits, the record is unchanged.
+    let (_, status) = server.get("/status").await;
+    assert_eq!(status["pending"][0]["id"].to_string(), id);
+    let record: Value = server.client.get(format!("{content}/u1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(record["username"], "ann");
+    let (_, history) = server.get("/history?file_path=schemas/user.schema.yaml").await;
+    assert_eq!(history["versions"].as_array().unwrap().len(), 1);
+    server.stop().await;
+}
+
+/// Sign-in gives a new session id every time (an id known before sign-in is
+/// worth nothing after), and the cookie lives 8 hours from the last use.
+#[tokio::test]
+async fn sign_in_rotates_the_session_id_and_sets_its_expiry() {
+    let server = Server::start().await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = [("username", "admin"), ("password", "correct horse battery staple"), ("next", "/")];
+    let sign_in = |cookie: Option<String>| {
+        let mut req = no_redirects.post(format!("{root}/login")).header("origin", &root).form(&form);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send()
+    };
+    let first = sign_in(None).await.unwrap();
+    let first_cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
+    let first_id = first_cookie.split(';').next().unwrap().to_string();
+    let second = sign_in(Some(first_id.clone())).await.unwrap();
+    let second_cookie = second.headers()["set-cookie"].to_str().unwrap().to_string();
+    let second_id = second_cookie.split(';').next().unwrap().to_string();
+    assert_ne!(first_id, second_id, "the session id must change at sign-in");
+    let status = |cookie: String| no_redirects.get(format!("{}/status", server.base)).header("cookie", cookie).send();
+    assert_eq!(status(second_id).await.unwrap().status().as_u16(), 200);
+    assert_eq!(status(first_id).await.unwrap().status().as_u16(), 401, "the old id no longer signs anyone in");
+    // Expires 8 h from now (tower-sessions writes Max-Age in seconds, or Expires).
+    let max_age = second_cookie
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Max-Age=").map(|v| v.parse::<i64>().unwrap()))
+        .expect("the cookie carries Max-Age");
+    assert!((8 * 3600 - 60..=8 * 3600).contains(&max_age), "{second_cookie}");
+    server.stop().await;
+}
+
+/// The rate limit counts per client address: one client over its burst gets 429
+/// with a `Retry-After` in whole seconds within the minute; another address is
+/// not affected.
+#[tokio::test]
+async fn the_rate_limit_is_per_client_with_retry_after() {
+    let server = Server::start().await;
+    let content = server.base.replace("/hot-reload", "/entity/user");
+    std::fs::create_dir_all(server.site.join("config")).unwrap();
+    std::fs::write(
+        server.site.join("config/config.api.yaml"),
+        "id: api\nvalues:\n  rate_limit:\n    enabled: true\n    requests_per_minute: 6\n    burst_size: 2\n",
+    )
+    .unwrap();
+    server.wait_versions("config/config.api.yaml", 1).await;
+    let token = token(&server.db, "other", Role::Viewer).await;
+    let from = |ip: [u8; 4]| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        let addr = std::net::IpAddr::from(ip);
+        reqwest::Client::builder().default_headers(headers).local_address(addr).build().unwrap()
+    };
+    let (a, b) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..4 {
+        let resp = a.get(&content).send().await.unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status().as_u16() == 429 {
+            retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    let wait = retry_after.expect("a 429 carries Retry-After");
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    // Another address has its own bucket.
+    assert_eq!(b.get(&content).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(b.get(&content).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(b.get(&content).send().await.unwrap().status().as_u16(), 429);
+    server.stop().await;
+}
+
+/// The `data:` lines of an SSE response, parsed, as they arrive.
+struct EventReader {
+    resp: reqwest::Response,
+    pending: String,
+}
+
+impl EventReader {
+    async fn open(server: &Server) -> EventReader {
+        let resp = server.client.get(format!("{}/events", server.base)).send().await.unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        EventReader { resp, pending: String::new() }
+    }
+
+    /// Events until `stop` holds for one (that one included); fails after 10 s.
+    async fn until(&mut self, stop: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut events = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                while let Some(end) = self.pending.find('\n') {
+                    let line: String = self.pending.drain(..=end).collect();
+                    if let Some(data) = line.strip_prefix("data:") {
+                        let event: Value = serde_json::from_str(data.trim()).unwrap();
+                        let done = stop(&event);
+                        events.push(event);
+                        if done {
+                            return;
+                        }
+                    }
+                }
+                let chunk = self.resp.chunk().await.unwrap().expect("the stream ended");
+                self.pending.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no such event within 10 s; got {events:#?}"));
+        events
+    }
+}
+
+/// A client that falls behind the event buffer is told to refetch (`resync`,
+/// with how many it missed) and then keeps receiving; a client that reconnects
+/// picks up the events that follow, numbered on from the ones it saw.
+#[tokio::test]
+async fn a_lagging_event_client_resyncs_and_a_reconnecting_one_continues() {
+    let server = Server::start_with(|args| args.event_buffer = 4).await;
+    let mut reader = EventReader::open(&server).await;
+    // One batch of 40 new entities: 80 events in one burst, far over the buffer.
+    for i in 0..40 {
+        std::fs::write(
+            server.site.join(format!("schemas/e{i}.schema.yaml")),
+            format!("id: e{i}\nname: E{i}\nfields:\n  - id: title\n    type: text\n"),
+        )
+        .unwrap();
+    }
+    let events = reader.until(|e| e["kind"] == "resync").await;
+    let resync = events.last().unwrap();
+    assert!(resync["message"].as_str().unwrap().contains("events were missed"), "{resync}");
+    server.wait_until(|s| s["in_sync"] == json!(true)).await;
+    // Still live after the resync.
+    std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
+        .unwrap();
+    let live = reader.until(|e| e["kind"] == "applied" && e["file"] == "schemas/user.schema.yaml").await;
+    let last_seen = live.last().unwrap()["seq"].as_u64().unwrap();
+    drop(reader);
+
+    // Reconnect: the next change arrives, numbered after what was seen.
+    let mut again = EventReader::open(&server).await;
+    std::fs::write(
+        server.site.join("schemas/user.schema.yaml"),
+        format!("{USER}  - id: motto\n    type: text\n  - id: mood\n    type: text\n"),
+    )
+    .unwrap();
+    let next = again.until(|e| e["kind"] == "applied" && e["file"] == "schemas/user.schema.yaml").await;
+    assert!(next.iter().all(|e| e["seq"].as_u64().unwrap() > last_seen), "{next:#?}");
     server.stop().await;
 }

@@ -175,3 +175,77 @@ fn history_verify_on_an_empty_database_is_intact() {
     assert_eq!(code, 0);
     assert!(stdout.is_empty(), "{stdout}");
 }
+
+/// A database with history: the user schema applied with `bio`, a row with a
+/// bio, then `bio` dropped (approved), which backs the values up.
+async fn database_with_a_backup(dir: &Path) -> String {
+    let user = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n";
+    let site = site_with(dir, "user.schema.yaml", &format!("{user}  - id: bio\n    type: long_text\n"));
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = marain::engine::EngineConfig::new(&site, &db);
+    let (engine, task) = marain::engine::Coordinator::start(config, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO content_user (id, username, bio) VALUES ('u1', 'ann', 'hello')")
+        .execute(engine.store().pool())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    std::fs::write(dir.join("schemas/user.schema.yaml"), user).unwrap();
+    let pending = loop {
+        let e = events.recv().await.unwrap();
+        if e.kind == marain::engine::EventKind::Pending {
+            break e;
+        }
+    };
+    let approval = marain::engine::Approval { actor: "ann".into(), reason: None, confirm: Some("user".into()) };
+    engine.approve(pending.change_id.unwrap(), approval).await.unwrap();
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    engine.store().close().await;
+    db
+}
+
+/// `marain history verify` passes on an intact chain and exits 1 naming the row
+/// once a history row is edited.
+#[tokio::test]
+async fn history_verify_exits_1_on_a_tampered_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_with_a_backup(dir.path()).await;
+    let (code, stdout, _) = marain(&["history", "verify", "--database", &db]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("2 history rows, chain intact"), "{stdout}");
+    let (code, stdout, _) = marain(&["history", "--database", &db]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("schemas/user.schema.yaml") && stdout.contains("by ann"), "{stdout}");
+
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE marain_history SET actor = 'mallory' WHERE version = 2").execute(&pool).await.unwrap();
+    pool.close().await;
+    let (code, _, stderr) = marain(&["history", "verify", "--database", &db]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("history row 2 breaks the chain") && stderr.contains("edited"), "{stderr}");
+}
+
+/// `marain backups` lists the backup of the dropped values with its rows;
+/// `marain backups prune --older-than-days 0` drops it, and the listing says so.
+#[tokio::test]
+async fn backups_are_listed_and_pruned_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_with_a_backup(dir.path()).await;
+    let (code, stdout, _) = marain(&["backups", "--database", &db]);
+    assert_eq!(code, 0);
+    let line = stdout.lines().find(|l| l.contains("content_user__bio")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains("schemas/user.schema.yaml") && line.contains("v2") && line.ends_with("1 rows"), "{line}");
+    let (code, stdout, _) = marain(&["backups", "prune", "--older-than-days", "0", "--database", &db]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("1 backup table(s) pruned"), "{stdout}");
+    let (_, stdout, _) = marain(&["backups", "--database", &db]);
+    assert!(stdout.lines().any(|l| l.contains("content_user__bio") && l.ends_with("pruned")), "{stdout}");
+    let (code, _, stderr) = marain(&["backups", "--database", "sqlite:///nonexistent/dir/db.sqlite"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+}

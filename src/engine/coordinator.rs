@@ -37,7 +37,7 @@ impl Coordinator {
     ) -> Result<(Coordinator, JoinHandle<()>), EngineError> {
         let store = Store::open(&config.database_url).await?;
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(1024);
+        let (events, _) = broadcast::channel(config.event_buffer.max(1));
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let schema_lock = Arc::new(tokio::sync::RwLock::new(()));
         let shared = Arc::new(Shared {

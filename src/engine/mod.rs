@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub debounce: Duration,
     /// Apply SAFE changes without a person; when false every change waits.
     pub auto_apply_safe: bool,
+    /// How many events a subscriber may fall behind before it misses some (and
+    /// is told so).
+    pub event_buffer: usize,
     /// Selects `config.<id>.<env>.yaml` files; files of other environments are
     /// watched but not applied.
     pub env: String,
@@ -53,6 +56,7 @@ impl EngineConfig {
             database_url: database_url.into(),
             debounce: Duration::from_millis(25),
             auto_apply_safe: true,
+            event_buffer: 1024,
             env: crate::site::DEFAULT_ENV.to_string(),
             secure_log: None,
         }
