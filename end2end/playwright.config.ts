@@ -1,10 +1,11 @@
 import { defineConfig } from '@playwright/test';
 
-// Debian's Chromium, never a downloaded browser (see ../shared/TOOLCHAIN.md).
+// Debian's Chromium, never a downloaded browser (`scripts/setup.sh --test` installs it).
+// Each test starts its own `marain serve` (marain.ts), so tests do not depend on
+// each other and any one of them runs alone.
 // The background-networking flags stop it from flooding the closed network.
 export default defineConfig({
   testDir: './tests',
-  globalSetup: './server.ts',
   fullyParallel: false,
   workers: 1,
   retries: 0,

@@ -20,48 +20,66 @@ const V1: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: tex
 const V2: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n";
 const FILE: &str = "schemas/user.schema.yaml";
 
+/// A running `marain serve`; dropped (a failed assertion included), it is killed,
+/// so no test leaves a server behind.
 struct Server {
     child: Child,
     base: String,
-    stderr: mpsc::Receiver<String>,
+    /// Its stdout and stderr lines, as they come.
+    output: mpsc::Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Server {
+    /// Starts on port 0 and learns the port the server bound from its own
+    /// `dashboard on http://…/` line: nothing probes a port and releases it.
     fn start(dir: &Path, failpoint: Option<&str>) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
         command
             .args(["serve", "--site"])
             .arg(dir.join("site"))
             .arg("--database")
             .arg(db_url(dir))
-            .args(["--addr", &format!("127.0.0.1:{port}"), "--debounce-ms", "10", "--secure-log"])
+            .args(["--addr", "127.0.0.1:0", "--debounce-ms", "10", "--secure-log"])
             .arg(dir.join("secure.log"))
             .arg("--assets")
             .arg(dir.join("assets"))
             .env_remove("MARAIN_FAILPOINT")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(point) = failpoint {
             command.env("MARAIN_FAILPOINT", format!("{point}@2"));
         }
         let mut child = command.spawn().unwrap();
-        let (tx, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Server { child, base: format!("http://127.0.0.1:{port}/api/v1"), stderr }
+        let (tx, output) = mpsc::channel();
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        for pipe in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut server = Server { child, base: String::new(), output };
+        let line = server.wait_output("dashboard on http://");
+        let addr = line.split("http://").nth(1).unwrap().trim_end_matches('/');
+        server.base = format!("http://{addr}/api/v1");
+        server
     }
 
-    /// Waits for a stderr line containing `needle`.
-    fn wait_stderr(&self, needle: &str) {
+    /// Waits for an output line containing `needle` and returns it.
+    fn wait_output(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return,
+            match self.output.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -167,7 +185,7 @@ async fn crash_once(point: &str) {
         // The approval hangs at the failpoint; its answer never comes.
         async move { approve_pending(&client, &base).await }
     });
-    server.wait_stderr(&format!("failpoint {point} reached"));
+    server.wait_output(&format!("failpoint {point} reached"));
     server.kill();
     pending.abort();
 

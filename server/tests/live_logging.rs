@@ -20,7 +20,6 @@ fn the_log_level_follows_the_system_config() {
     std::fs::create_dir_all(site.join("config")).unwrap();
     std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
     std::fs::write(site.join("config/config.system.yaml"), system("info")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
     // `marain token create`, the real command, makes the reader's token.
     let out = Command::new(env!("CARGO_BIN_EXE_marain"))
@@ -30,27 +29,37 @@ fn the_log_level_follows_the_system_config() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("mrn_"), "{token}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_marain"))
-        .args(["serve", "--site"])
-        .arg(&site)
-        .arg("--database")
-        .arg(&db)
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--secure-log"])
-        .arg(dir.path().join("secure.log"))
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_marain"))
+            .args(["serve", "--site"])
+            .arg(&site)
+            .arg("--database")
+            .arg(&db)
+            .args(["--addr", "127.0.0.1:0", "--secure-log"])
+            .arg(dir.path().join("secure.log"))
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, lines) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
+    let out = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    let list = format!("http://127.0.0.1:{port}/api/v1/entity/user");
+    // Port 0: the server reports the port it bound.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the server started");
+        if let Some(at) = line.split("dashboard on http://").nth(1) {
+            break at.trim_end_matches('/').to_string();
+        }
+    };
+    let list = format!("http://{addr}/api/v1/entity/user");
     let get = |url: &str| -> Option<u16> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
@@ -72,7 +81,6 @@ fn the_log_level_follows_the_system_config() {
         false
     };
 
-    assert!(saw("dashboard on", Duration::from_secs(20)), "the server did not start");
     assert!(!saw("content list", Duration::from_secs(1)), "debug lines are shown at level info");
     std::fs::write(site.join("config/config.system.yaml"), system("debug")).unwrap();
     assert!(saw("content list", Duration::from_secs(10)), "level debug never took effect");
@@ -80,6 +88,15 @@ fn the_log_level_follows_the_system_config() {
     assert!(saw("filter=warn", Duration::from_secs(10)), "the warn level was never applied");
     while lines.try_recv().is_ok() {}
     assert!(!saw("content list", Duration::from_secs(1)), "debug lines still shown at level warn");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
+}
+
+/// The server process, killed when dropped: a failed assertion stops it too.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -1,0 +1,99 @@
+// A fresh `marain serve` for each test: the real binary on its own copy of
+// examples/site with its own SQLite file, bound to port 0 (the server reports
+// the port it got, so no port is probed and released), with an approver's API
+// token for the test's own calls and the accounts `admin` (approver) and
+// `viewer`, both with the password `password`. No test depends on another.
+import { test as base, expect } from '@playwright/test';
+import { execFileSync, spawn, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const repo = path.resolve(__dirname, '..');
+
+export interface Marain {
+  url: string;
+  site: string;
+  token: string;
+  password: string;
+  /// `{ Authorization: Bearer … }` for the test's own API calls.
+  auth: Record<string, string>;
+  /// Absolute path of a site file.
+  file(rel: string): string;
+}
+
+async function start(): Promise<{ marain: Marain; stop: () => Promise<void> }> {
+  const binary = process.env.MARAIN_BIN ?? path.join(repo, 'target', 'debug', 'marain');
+  if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run the build first (make build)`);
+  const assets = path.join(repo, 'target', 'site');
+  if (!fs.existsSync(path.join(assets, 'pkg', 'marain.wasm'))) throw new Error(`${assets}/pkg is missing: run cargo xtask build`);
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'marain-e2e-'));
+  const site = path.join(tmp, 'site');
+  fs.cpSync(path.join(repo, 'examples', 'site'), site, { recursive: true });
+  const database = `sqlite://${path.join(tmp, 'marain.db')}`;
+  const password = 'e2e password, long enough';
+  // The real commands make the API token and, after the first start, the viewer.
+  const token = execFileSync(binary, ['token', 'create', '--name', 'e2e', '--role', 'approver', '--database', database])
+    .toString()
+    .trim();
+  const child: ChildProcess = spawn(
+    binary,
+    [
+      'serve',
+      ...['--site', site, '--database', database, '--addr', '127.0.0.1:0', '--assets', assets],
+      ...['--secure-log', path.join(tmp, 'secure.log')],
+    ],
+    {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RUST_LOG: 'info,sqlx=warn', MARAIN_ADMIN_PASSWORD: password },
+    },
+  );
+  let output = '';
+  child.stderr!.on('data', (d) => (output += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`marain did not start within 30 s:\n${output}`)), 30_000);
+    child.stdout!.on('data', (d) => {
+      output += d;
+      const found = /dashboard on (http:\/\/127\.0\.0\.1:\d+)\//.exec(output);
+      if (found) {
+        clearTimeout(timer);
+        resolve(found[1]);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`marain exited with ${code}:\n${output}`)));
+  });
+  execFileSync(binary, ['admin', 'add', '--username', 'viewer', '--role', 'viewer', '--database', database], {
+    env: { ...process.env, MARAIN_PASSWORD: password },
+  });
+  const marain: Marain = {
+    url,
+    site,
+    token,
+    password,
+    auth: { Authorization: `Bearer ${token}` },
+    file: (rel) => path.join(site, rel),
+  };
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    if (process.env.MARAIN_E2E_KEEP !== '1') fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  return { marain, stop };
+}
+
+export const test = base.extend<{ marain: Marain }>({
+  marain: async ({}, use) => {
+    const { marain, stop } = await start();
+    try {
+      await use(marain);
+    } finally {
+      await stop();
+    }
+  },
+});
+
+export { expect };
