@@ -5,32 +5,16 @@ use std::path::PathBuf;
 
 mod support;
 
+use support::fixtures::upstream_fixtures;
+
 use marain::plan::Dialect;
 use marain::site::Site;
 use support::case_db::{build_in, CaseDb};
 use support::postgres_harness::PgServer;
 use support::sqlite_harness::Seed;
 
-/// Where the upstream Marain files are: `MARAIN_UPSTREAM_FIXTURES` when set (CI
-/// sets it, and then a missing folder fails the test), else `../shared/` beside
-/// the repository when present. On a clone without them, `test` says so on the
-/// terminal (past the test harness's capture) and skips.
-fn upstream_fixtures(test: &str) -> Option<PathBuf> {
-    use std::io::Write;
-    if let Some(dir) = std::env::var_os("MARAIN_UPSTREAM_FIXTURES").map(PathBuf::from) {
-        assert!(dir.is_dir(), "MARAIN_UPSTREAM_FIXTURES is {}, which is not a folder", dir.display());
-        return Some(dir);
-    }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/marain-upstream");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: the upstream Marain files are not at {} (set MARAIN_UPSTREAM_FIXTURES to require them)",
-        dir.display()
-    );
-    None
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn upstream_schemas(dir: &std::path::Path) -> Site {
@@ -48,7 +32,7 @@ fn upstream_schemas(dir: &std::path::Path) -> Site {
 
 #[test]
 fn every_upstream_schema_loads_and_plans() {
-    let Some(dir) = upstream_fixtures("every_upstream_schema_loads_and_plans") else { return };
+    let Some(dir) = upstream_fixtures(&repo(), "every_upstream_schema_loads_and_plans") else { return };
     let site = upstream_schemas(&dir);
     let order = site.dependency_order();
     assert_eq!(order.len(), 5);
@@ -62,7 +46,7 @@ fn every_upstream_schema_loads_and_plans() {
 
 #[tokio::test]
 async fn upstream_site_applies_to_sqlite() {
-    let Some(dir) = upstream_fixtures("upstream_site_applies_to_sqlite") else { return };
+    let Some(dir) = upstream_fixtures(&repo(), "upstream_site_applies_to_sqlite") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let config = marain::engine::EngineConfig::new(&dir, format!("sqlite://{}", tmp.path().join("db").display()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -89,7 +73,7 @@ async fn upstream_site_applies_to_sqlite() {
 /// included), then dropped again by the inverse plans.
 #[tokio::test]
 async fn upstream_site_applies_to_postgres() {
-    let Some(dir) = upstream_fixtures("upstream_site_applies_to_postgres") else { return };
+    let Some(dir) = upstream_fixtures(&repo(), "upstream_site_applies_to_postgres") else { return };
     let server = PgServer::start();
     let site = upstream_schemas(&dir);
     let mut db = server.database("upstream").await;

@@ -5,6 +5,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "../../tests/support/fixtures.rs"]
+mod fixtures;
+use fixtures::upstream_fixtures;
+
 fn marain(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_marain")).args(args).env("NO_COLOR", "1").output().unwrap();
     (
@@ -94,33 +98,13 @@ fn plan_json_has_the_documented_shape() {
     assert!(change["rollback_sql"][0].as_str().unwrap().contains("ADD COLUMN \"body\""));
 }
 
-/// Where the upstream Marain files are: `MARAIN_UPSTREAM_FIXTURES` when set (CI
-/// sets it, and then a missing folder fails the test), else `../shared/` beside
-/// the repository when present. On a clone without them, `test` says so on the
-/// terminal (past the test harness's capture) and skips.
-fn upstream_fixtures(test: &str) -> Option<PathBuf> {
-    use std::io::Write;
-    if let Some(dir) = std::env::var_os("MARAIN_UPSTREAM_FIXTURES").map(PathBuf::from) {
-        assert!(dir.is_dir(), "MARAIN_UPSTREAM_FIXTURES is {}, which is not a folder", dir.display());
-        return Some(dir);
-    }
-    let dir = repo().join("../shared/fixtures/marain-upstream");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: the upstream Marain files are not at {} (set MARAIN_UPSTREAM_FIXTURES to require them)",
-        dir.display()
-    );
-    None
-}
-
 /// The upstream corpus against an empty site: a SAFE creation plan for all five
 /// entities and three configs.
 #[test]
 fn plan_of_the_upstream_corpus_creates_every_entity_safely() {
-    let Some(corpus) = upstream_fixtures("plan_of_the_upstream_corpus_creates_every_entity_safely") else { return };
+    let Some(corpus) = upstream_fixtures(&repo(), "plan_of_the_upstream_corpus_creates_every_entity_safely") else {
+        return;
+    };
     let empty = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = marain(&[
         "plan",

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod case_db;
+pub mod fixtures;
 pub mod postgres_harness;
 pub mod sqlite_harness;
 
