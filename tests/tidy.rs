@@ -155,12 +155,13 @@ fn docs_live_in_the_repo() {
     ] {
         paths.extend(files(dir, ext));
     }
-    paths.retain(|p| relative(p) != "tests/tidy.rs");
+    // Spelled in pieces, so that this file does not cite what it forbids.
+    let (section, file) = (["SPEC", " §"].concat(), ["SPEC", ".md"].concat());
     let mut found = Vec::new();
     for path in &paths {
         let text = std::fs::read_to_string(path).unwrap();
         for (i, line) in text.lines().enumerate() {
-            if line.contains("SPEC §") || line.contains("SPEC.md") {
+            if line.contains(&section) || line.contains(&file) {
                 found.push(format!("{}:{}: {}", relative(path), i + 1, line.trim()));
             }
         }
