@@ -8,10 +8,8 @@
 //! role; server functions check the role themselves (reading the dashboard is a
 //! POST too).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -27,40 +25,15 @@ use crate::error::ApiError;
 
 const IDENTITY_KEY: &str = "identity";
 
+/// What sign-in and the identity check need: the accounts, and the failed
+/// sign-in count per address (both in the database, `engine::sign_in`).
 pub struct Auth {
     store: Store,
-    /// Failed sign-ins per client address: after `MAX_FAILURES` within
-    /// `FAILURE_WINDOW`, the address may not try again until the window ends.
-    /// A successful sign-in clears its count.
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
-
-const MAX_FAILURES: u32 = 5;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 impl Auth {
     pub fn new(store: Store) -> Arc<Self> {
-        Arc::new(Auth { store, failures: Mutex::new(HashMap::new()) })
-    }
-
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
-        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn locked_out(&self, ip: IpAddr) -> bool {
-        let mut failures = self.failures();
-        failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        failures.get(&ip).is_some_and(|(n, _)| *n >= MAX_FAILURES)
-    }
-
-    fn failed(&self, ip: IpAddr) {
-        let mut failures = self.failures();
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
-        entry.0 += 1;
-    }
-
-    fn succeeded(&self, ip: IpAddr) {
-        self.failures().remove(&ip);
+        Arc::new(Auth { store })
     }
 }
 
@@ -160,13 +133,23 @@ pub async fn login(
         return Redirect::to("/login?error=origin").into_response();
     }
     let ip = peer.ip();
-    if auth.locked_out(ip) {
-        tracing::warn!(%ip, user = %form.username, "sign-in refused: too many attempts");
-        return Redirect::to("/login?error=rate").into_response();
+    let address = ip.to_string();
+    match auth.store.sign_in_locked_out(&address).await {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::warn!(%ip, user = %form.username, "sign-in refused: too many attempts");
+            return Redirect::to("/login?error=rate").into_response();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in could not read the failure count");
+            return Redirect::to("/login?error=unavailable").into_response();
+        }
     }
     match auth.store.verify_password(&form.username, &form.password).await {
         Ok(Some(identity)) => {
-            auth.succeeded(ip);
+            if let Err(e) = auth.store.sign_in_succeeded(&address).await {
+                tracing::error!(error = %e, "could not clear the failed sign-ins");
+            }
             // A new session id at every sign-in: a fixated id is worth nothing.
             if session.cycle_id().await.is_err() || session.insert(IDENTITY_KEY, &identity).await.is_err() {
                 return (StatusCode::SERVICE_UNAVAILABLE, "the session store failed").into_response();
@@ -175,7 +158,9 @@ pub async fn login(
             Redirect::to(safe_next(form.next.as_deref())).into_response()
         }
         Ok(None) => {
-            auth.failed(ip);
+            if let Err(e) = auth.store.sign_in_failed(&address).await {
+                tracing::error!(error = %e, "could not count a failed sign-in");
+            }
             tracing::warn!(%ip, user = %form.username, "sign-in failed");
             Redirect::to("/login?error=invalid").into_response()
         }

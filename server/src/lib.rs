@@ -16,6 +16,7 @@ pub mod plan_cmd;
 pub mod rate_limit;
 pub mod rollback_cmd;
 pub mod serve;
+pub mod sessions;
 pub mod sse;
 pub mod state;
 pub mod store_cmd;

@@ -83,7 +83,8 @@ pub async fn serve_logged(
         tokio::spawn(crate::log_level::follow(engine.clone(), control, stop_rx.clone()));
     }
     tokio::spawn(crate::webhooks::deliver(engine.clone(), stop_rx.clone()));
-    let app = router(AppState { engine: engine.clone(), shutdown: stop_rx }, &args, addr);
+    let sessions = crate::sessions::layer(engine.store(), args.secure_cookies, stop_rx.clone()).await?;
+    let app = router(AppState { engine: engine.clone(), shutdown: stop_rx }, &args, addr, sessions);
 
     let snapshot = engine.snapshot();
     println!("marain: dashboard on http://{addr}/");
@@ -121,7 +122,12 @@ fn ensure_sqlite_parent(url: &str) -> Result<(), String> {
     }
 }
 
-pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> Router {
+pub fn router(
+    state: AppState,
+    args: &ServeArgs,
+    addr: std::net::SocketAddr,
+    sessions: tower_sessions::SessionManagerLayer<tower_sessions_sqlx_store::SqliteStore>,
+) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name("marain")
         .site_root(args.assets.to_string_lossy().to_string())
@@ -170,12 +176,6 @@ pub fn router(state: AppState, args: &ServeArgs, addr: std::net::SocketAddr) -> 
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
     let auth = crate::auth::Auth::new(state.engine.store().clone());
-    let sessions = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
-        .with_name("marain_session")
-        .with_http_only(true)
-        .with_same_site(tower_sessions::cookie::SameSite::Strict)
-        .with_secure(args.secure_cookies)
-        .with_expiry(tower_sessions::Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(8)));
     let sign_in = Router::new()
         .route("/login", post(crate::auth::login))
         .route("/logout", post(crate::auth::logout))

@@ -49,10 +49,33 @@ impl Server {
         let site = dir.path().join("site");
         std::fs::create_dir_all(site.join("schemas")).unwrap();
         std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
+        Self::start_in(dir, adjust, None).await
+    }
+
+    /// Stops the server and starts a new one on the same site and database, as
+    /// a restart of the process would.
+    async fn restart(mut self) -> Server {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.take().unwrap().await.unwrap().unwrap();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        Self::start_in(dir, |_| {}, Some(self.client.clone())).await
+    }
+
+    /// Serves the site in `dir`; `client` is the approver's client of a server
+    /// that ran there before (its token is in the database already).
+    async fn start_in(
+        dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ServeArgs),
+        client: Option<reqwest::Client>,
+    ) -> Server {
+        let site = dir.path().join("site");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
-        let token = token(&db, "tests", Role::Approver).await;
+        let client = match client {
+            Some(client) => client,
+            None => client_with(&token(&db, "tests", Role::Approver).await),
+        };
         let args = ServeArgs {
             site: site.clone(),
             database: db.clone(),
@@ -74,7 +97,7 @@ impl Server {
         let server = Server {
             base: format!("http://{addr}/api/v1/hot-reload"),
             site,
-            client: client_with(&token),
+            client,
             anonymous: reqwest::Client::new(),
             db,
             stop: Some(stop),
@@ -1097,5 +1120,47 @@ async fn a_lagging_event_client_resyncs_and_a_reconnecting_one_continues() {
     .unwrap();
     let next = again.until(|e| e["kind"] == "applied" && e["file"] == "schemas/user.schema.yaml").await;
     assert!(next.iter().all(|e| e["seq"].as_u64().unwrap() > last_seen), "{next:#?}");
+    server.stop().await;
+}
+
+/// Sessions and the failed sign-in count live in the database: after a restart a
+/// signed-in browser is still signed in, and an address that used up its
+/// attempts still waits.
+#[tokio::test]
+async fn sessions_and_the_sign_in_limit_survive_a_restart() {
+    let server = Server::start().await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sign_in = |root: String, password: &'static str| {
+        let form = [("username", "admin"), ("password", password), ("next", "/")];
+        no_redirects.post(format!("{root}/login")).header("origin", &root).form(&form).send()
+    };
+    let resp = sign_in(root.clone(), "correct horse battery staple").await.unwrap();
+    let session = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    // The limit: five failures from this address.
+    for _ in 0..5 {
+        let resp = sign_in(root.clone(), "wrong password!").await.unwrap();
+        assert_eq!(resp.headers()["location"], "/login?error=invalid");
+    }
+
+    let server = server.restart().await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    let resp = no_redirects.get(format!("{}/status", server.base)).header("cookie", &session).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the session outlived the process");
+    let resp = sign_in(root.clone(), "correct horse battery staple").await.unwrap();
+    assert_eq!(resp.headers()["location"], "/login?error=rate", "the failures outlived the process");
+    // Signing out removes the session from the database.
+    let resp = no_redirects
+        .post(format!("{root}/logout"))
+        .header("origin", &root)
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/login");
+    let pool = sqlx::SqlitePool::connect(&server.db).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM marain_sessions").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    assert_eq!(rows, 0);
     server.stop().await;
 }

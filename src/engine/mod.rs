@@ -13,6 +13,7 @@ pub mod recovery;
 pub mod scan;
 pub mod secure_log;
 mod shared;
+pub mod sign_in;
 pub mod snapshot;
 pub mod store;
 pub mod watcher;

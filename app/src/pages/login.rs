@@ -11,6 +11,7 @@ pub fn Login() -> impl IntoView {
         Some("invalid") => Some("Wrong user name or password."),
         Some("rate") => Some("Too many attempts from this address; wait a minute and try again."),
         Some("origin") => Some("The sign-in form must be sent from this site."),
+        Some("unavailable") => Some("The server cannot check accounts right now; try again shortly."),
         Some(_) => Some("Signing in failed; try again."),
         None => None,
     };
