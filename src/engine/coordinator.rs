@@ -61,7 +61,7 @@ impl Coordinator {
         worker.reconcile().await;
 
         let (signal_tx, signal_rx) = mpsc::unbounded_channel();
-        let watcher = SiteWatcher::start(&config.site_root, worker.debounce(), signal_tx.clone())?;
+        let watcher = SiteWatcher::start(&config.site_root, worker.wanted_debounce(), signal_tx.clone())?;
         let task = tokio::spawn(worker.run(watcher, signal_tx, signal_rx, command_rx, shutdown));
         Ok((Coordinator { shared }, task))
     }

@@ -116,7 +116,7 @@ impl Worker {
 
     /// The debounce the watcher should run with: a `hot_reload.debounce_ms`
     /// config wins over the command line's.
-    pub fn debounce(&self) -> Duration {
+    pub fn wanted_debounce(&self) -> Duration {
         self.settings.debounce_ms.map(Duration::from_millis).unwrap_or(self.config.debounce)
     }
 
@@ -133,7 +133,7 @@ impl Worker {
             }
         }
         self.settings = Arc::new(self.applied.live_settings());
-        self.debounce = self.debounce();
+        self.debounce = self.wanted_debounce();
         Ok(())
     }
 
@@ -231,7 +231,7 @@ impl Worker {
     /// A `hot_reload.debounce_ms` change takes effect at once: the watcher is
     /// replaced, and a rescan covers any event that fell between the two.
     async fn retune_watcher(&mut self, watcher: &mut SiteWatcher, signals: &mpsc::UnboundedSender<WatchSignal>) {
-        let wanted = self.debounce();
+        let wanted = self.wanted_debounce();
         if wanted == self.debounce {
             return;
         }
