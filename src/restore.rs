@@ -90,7 +90,7 @@ pub fn plan_restore(
 
 /// Adds to `plan` the steps that refill what it re-creates from `backups`, the
 /// backup tables recorded by the versions being rolled back (newest last).
-pub fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[String]) {
+fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[String]) {
     // The newest backup of a table (and column) wins: it holds the latest values.
     let find = |suffix: &str| backups.iter().rev().find(|b| b.ends_with(suffix)).cloned();
     for item in items {
