@@ -11,7 +11,7 @@ use crate::error::AppError;
 
 impl From<&Hazard> for HazardDto {
     fn from(h: &Hazard) -> Self {
-        HazardDto { code: h.code.as_str().into(), severity: h.severity.as_str().into(), message: h.message.clone() }
+        HazardDto { code: h.code.as_str().into(), severity: h.severity, message: h.message.clone() }
     }
 }
 
@@ -21,7 +21,7 @@ impl From<&PendingChange> for ChangeDto {
             id: c.id,
             file: c.file.clone(),
             entity: c.entity.clone(),
-            severity: c.severity.as_str().into(),
+            severity: c.severity,
             hazards: c.hazards.iter().map(HazardDto::from).collect(),
             from_version: c.from_version,
             to_hash: c.to_hash.clone(),
@@ -68,7 +68,7 @@ impl From<&VersionRow> for VersionDto {
             file: r.file.clone(),
             version: r.version,
             hash: r.hash.clone(),
-            severity: r.severity.as_str().into(),
+            severity: r.severity,
             status: r.status.as_str().into(),
             actor: r.actor.clone(),
             reason: r.reason.clone(),
@@ -88,7 +88,7 @@ impl From<&EngineEvent> for EventDto {
             file: e.file.clone(),
             change_id: e.change_id,
             version: e.version,
-            severity: e.severity.map(|s| s.as_str().into()),
+            severity: e.severity,
             message: e.message.clone(),
         }
     }
@@ -136,7 +136,7 @@ impl From<&PendingChange> for ChangeSummaryDto {
         ChangeSummaryDto {
             id: c.id,
             file: c.file.clone(),
-            severity: c.severity.as_str().into(),
+            severity: c.severity,
             hazards: c.hazards.iter().map(HazardDto::from).collect(),
             from_version: c.from_version,
             to_hash: c.to_hash.clone(),

@@ -1,6 +1,8 @@
-//! The shapes the dashboard and the REST API exchange. They are plain data so the
-//! browser build needs nothing from the engine.
+//! The shapes the dashboard and the REST API exchange. They are plain data (and
+//! the core's own small types, such as `Severity`, which serialises as `"SAFE"` …),
+//! so the browser build needs nothing from the engine.
 
+use marain::Severity;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +47,7 @@ pub struct FileDto {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HazardDto {
     pub code: String,
-    pub severity: String,
+    pub severity: Severity,
     pub message: String,
 }
 
@@ -67,7 +69,7 @@ pub struct ChangeDto {
     pub file: String,
     /// What a BREAKING approval must type to confirm.
     pub entity: String,
-    pub severity: String,
+    pub severity: Severity,
     pub hazards: Vec<HazardDto>,
     pub from_version: Option<i64>,
     pub to_hash: String,
@@ -96,7 +98,7 @@ pub struct VersionDto {
     pub file: String,
     pub version: i64,
     pub hash: String,
-    pub severity: String,
+    pub severity: Severity,
     pub status: String,
     pub actor: String,
     pub reason: Option<String>,
@@ -114,7 +116,7 @@ pub struct EventDto {
     pub file: String,
     pub change_id: Option<u64>,
     pub version: Option<i64>,
-    pub severity: Option<String>,
+    pub severity: Option<Severity>,
     pub message: String,
 }
 
@@ -147,7 +149,7 @@ pub struct AuditEntryDto {
 pub struct ChangeSummaryDto {
     pub id: u64,
     pub file: String,
-    pub severity: String,
+    pub severity: Severity,
     pub hazards: Vec<HazardDto>,
     pub from_version: Option<i64>,
     pub to_hash: String,

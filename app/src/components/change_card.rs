@@ -1,6 +1,7 @@
 //! A pending change as a card: badge, hazards, YAML diff, SQL, and Approve.
 
 use leptos::prelude::*;
+use marain::Severity;
 
 use super::severity::SeverityBadge;
 use crate::api::{ApproveChange, RejectChange};
@@ -15,17 +16,17 @@ pub fn ChangeCard(
 ) -> impl IntoView {
     let reject_label = format!("Reject change {} to {}", change.id, change.file);
     let reject_id = change.id.to_string();
-    let blocked = matches!(change.severity.as_str(), "BLOCKED" | "REJECTED");
-    let breaking = change.severity == "BREAKING";
+    let blocked = change.severity >= Severity::Blocked;
+    let breaking = change.severity == Severity::Breaking;
     let entity = change.entity.clone();
     let from = change.from_version.map(|v| format!("v{v}")).unwrap_or_else(|| "new file".into());
     let sql = if change.sql.is_empty() { "-- no database change".to_string() } else { change.sql.join(";\n\n") + ";" };
     let rollback = change.rollback_sql.join(";\n\n");
     let label = format!("Approve change {} to {}", change.id, change.file);
     view! {
-        <article class="card" data-testid="change-card" data-id=change.id.to_string() data-severity=change.severity.clone() data-file=change.file.clone()>
+        <article class="card" data-testid="change-card" data-id=change.id.to_string() data-severity=change.severity.as_str() data-file=change.file.clone()>
             <header class="card-head">
-                <SeverityBadge severity=change.severity.clone() />
+                <SeverityBadge severity=change.severity />
                 <h3>{change.file.clone()}</h3>
                 <span class="muted">{from} " → " {short(&change.to_hash)}</span>
                 {change.rollback_to.map(|v| view! { <span class="tag">{format!("rollback to v{v}")}</span> })}
@@ -40,7 +41,7 @@ pub fn ChangeCard(
                     .map(|h| {
                         view! {
                             <li>
-                                <SeverityBadge severity=h.severity.clone() />
+                                <SeverityBadge severity=h.severity />
                                 " "
                                 {h.message.clone()}
                                 " "

@@ -31,7 +31,7 @@ pub fn HistoryList(
                                 let (file, version) = (v.file.clone(), v.version.to_string());
                                 view! {
                                     <li data-file=v.file.clone() data-version=v.version.to_string()>
-                                        <SeverityBadge severity=v.severity.clone() />
+                                        <SeverityBadge severity=v.severity />
                                         " "
                                         <code>{v.file.clone()}</code>
                                         " "

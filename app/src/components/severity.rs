@@ -1,25 +1,27 @@
 //! The severity badge: a colour, an icon and a word, so it reads without colour.
 
 use leptos::prelude::*;
+use marain::Severity;
 
-fn icon(severity: &str) -> &'static str {
+fn icon(severity: Severity) -> &'static str {
     match severity {
-        "SAFE" => "✓",
-        "WARNING" => "⚠",
-        "BREAKING" => "✖",
-        "BLOCKED" => "⛔",
-        _ => "!",
+        Severity::Safe => "✓",
+        Severity::Warning => "⚠",
+        Severity::Breaking => "✖",
+        Severity::Blocked => "⛔",
+        Severity::Rejected => "!",
     }
 }
 
 #[component]
-pub fn SeverityBadge(severity: String) -> impl IntoView {
-    let class = format!("badge badge-{}", severity.to_lowercase());
+pub fn SeverityBadge(severity: Severity) -> impl IntoView {
+    let word = severity.as_str();
+    let class = format!("badge badge-{}", word.to_lowercase());
     view! {
-        <span class=class data-severity=severity.clone()>
-            <span aria-hidden="true">{icon(&severity)}</span>
+        <span class=class data-severity=word>
+            <span aria-hidden="true">{icon(severity)}</span>
             " "
-            {severity.clone()}
+            {word}
         </span>
     }
 }

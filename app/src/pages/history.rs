@@ -79,7 +79,7 @@ pub fn FileHistory() -> impl IntoView {
                                             view! {
                                                 <tr data-version=v.version.to_string()>
                                                     <td><strong>{format!("v{}", v.version)}</strong></td>
-                                                    <td><SeverityBadge severity=v.severity.clone() /></td>
+                                                    <td><SeverityBadge severity=v.severity /></td>
                                                     <td>{v.status.clone()}</td>
                                                     <td>{v.actor.clone()}</td>
                                                     <td>{v.reason.clone().unwrap_or_default()}</td>
