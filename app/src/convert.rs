@@ -18,15 +18,9 @@ impl From<&Hazard> for HazardDto {
 impl From<&PendingChange> for ChangeDto {
     fn from(c: &PendingChange) -> Self {
         ChangeDto {
-            id: c.id,
-            file: c.file.clone(),
+            brief: ChangeSummaryDto::from(c),
             entity: c.entity.clone(),
-            severity: c.severity,
-            hazards: c.hazards.iter().map(HazardDto::from).collect(),
-            from_version: c.from_version,
-            to_hash: c.to_hash.clone(),
             rollback_to: c.rollback_to,
-            created_at: c.created_at.clone(),
             summary: c.summary.clone(),
             diff: diff_lines(&c.text_diff),
             sql: c.plan.sql(),

@@ -65,17 +65,13 @@ pub struct DiffLineDto {
 /// decide (the YAML diff, the SQL and its inverse). `docs/api.md` lists the fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeDto {
-    pub id: u64,
-    pub file: String,
+    /// The brief fields, at the top level of the JSON as in a status's list.
+    #[serde(flatten)]
+    pub brief: ChangeSummaryDto,
     /// What a BREAKING approval must type to confirm.
     pub entity: String,
-    pub severity: Severity,
-    pub hazards: Vec<HazardDto>,
-    pub from_version: Option<i64>,
-    pub to_hash: String,
     /// Set when the change rolls the file back to this version.
     pub rollback_to: Option<i64>,
-    pub created_at: String,
     pub summary: Vec<String>,
     pub diff: Vec<DiffLineDto>,
     pub sql: Vec<String>,

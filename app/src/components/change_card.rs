@@ -14,21 +14,21 @@ pub fn ChangeCard(
     reject: ServerAction<RejectChange>,
     may_change: bool,
 ) -> impl IntoView {
-    let reject_label = format!("Reject change {} to {}", change.id, change.file);
-    let reject_id = change.id.to_string();
-    let blocked = change.severity >= Severity::Blocked;
-    let breaking = change.severity == Severity::Breaking;
+    let reject_label = format!("Reject change {} to {}", change.brief.id, change.brief.file);
+    let reject_id = change.brief.id.to_string();
+    let blocked = change.brief.severity >= Severity::Blocked;
+    let breaking = change.brief.severity == Severity::Breaking;
     let entity = change.entity.clone();
-    let from = change.from_version.map(|v| format!("v{v}")).unwrap_or_else(|| "new file".into());
+    let from = change.brief.from_version.map(|v| format!("v{v}")).unwrap_or_else(|| "new file".into());
     let sql = if change.sql.is_empty() { "-- no database change".to_string() } else { change.sql.join(";\n\n") + ";" };
     let rollback = change.rollback_sql.join(";\n\n");
-    let label = format!("Approve change {} to {}", change.id, change.file);
+    let label = format!("Approve change {} to {}", change.brief.id, change.brief.file);
     view! {
-        <article class="card" data-testid="change-card" data-id=change.id.to_string() data-severity=change.severity.as_str() data-file=change.file.clone()>
+        <article class="card" data-testid="change-card" data-id=change.brief.id.to_string() data-severity=change.brief.severity.as_str() data-file=change.brief.file.clone()>
             <header class="card-head">
-                <SeverityBadge severity=change.severity />
-                <h3>{change.file.clone()}</h3>
-                <span class="muted">{from} " → " {short(&change.to_hash)}</span>
+                <SeverityBadge severity=change.brief.severity />
+                <h3>{change.brief.file.clone()}</h3>
+                <span class="muted">{from} " → " {short(&change.brief.to_hash)}</span>
                 {change.rollback_to.map(|v| view! { <span class="tag">{format!("rollback to v{v}")}</span> })}
             </header>
             <ul class="summary">
@@ -36,7 +36,7 @@ pub fn ChangeCard(
             </ul>
             <ul class="hazards" aria-label="Hazards">
                 {change
-                    .hazards
+                    .brief.hazards
                     .iter()
                     .map(|h| {
                         view! {
@@ -68,7 +68,7 @@ pub fn ChangeCard(
             {(!may_change).then(|| view! { <p class="muted">"An approver can approve this change."</p> })}
             {may_change.then(move || view! {
             <ActionForm action=approve attr:class="approve">
-                <input type="hidden" name="id" value=change.id.to_string() />
+                <input type="hidden" name="id" value=change.brief.id.to_string() />
                 <label>
                     "Reason " <input type="text" name="reason" placeholder="why this change is fine" aria-label="Reason to approve" />
                 </label>
