@@ -38,6 +38,7 @@ impl From<EngineError> for ApiError {
 
 impl From<ContentError> for ApiError {
     fn from(e: ContentError) -> Self {
+        e.log_internal();
         ApiError::new(e.kind(), e.public_message())
     }
 }

@@ -44,14 +44,19 @@ impl ContentError {
         }
     }
 
-    /// What the client is told; a store failure is logged here, in full, once.
+    /// What the client is told: the store's own text stays in the log.
     pub fn public_message(&self) -> String {
         match self {
-            ContentError::Store(inner) => {
-                tracing::error!(error = %inner, "content request failed");
-                "the content store is unavailable; the server log has the details".into()
-            }
+            ContentError::Store(_) => "the content store is unavailable; the server log has the details".into(),
             other => other.to_string(),
+        }
+    }
+
+    /// Logs the whole error when its public message leaves something out, as
+    /// [`EngineError::log_internal`](super::EngineError::log_internal) does.
+    pub fn log_internal(&self) {
+        if let ContentError::Store(inner) = self {
+            tracing::error!(error = %inner, "content request failed");
         }
     }
 }
