@@ -246,27 +246,15 @@ async fn errors_use_the_api_shape() {
 #[tokio::test]
 async fn events_stream_announces_applied_changes() {
     let server = Server::start().await;
-    let mut resp = server.client.get(format!("{}/events", server.base)).send().await.unwrap();
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut reader = EventReader::open(&server).await;
     std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
         .unwrap();
-    let mut seen = String::new();
-    let found = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(chunk) = resp.chunk().await.unwrap() {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if let Some(line) = seen.lines().find(|l| l.starts_with("data:") && l.contains("\"applied\"")) {
-                return line.to_string();
-            }
-        }
-        panic!("stream ended: {seen}");
-    })
-    .await
-    .expect("an applied event within 10 s");
-    let event: Value = serde_json::from_str(found.trim_start_matches("data:").trim()).unwrap();
+    let events = reader.until(|e| e["kind"] == "applied").await;
+    let event = events.last().unwrap();
     assert_eq!(event["file"], "schemas/user.schema.yaml");
     assert_eq!(event["version"], 2);
     assert_eq!(event["severity"], "SAFE");
-    drop(resp);
+    drop(reader);
     server.stop().await;
 }
 
