@@ -6,11 +6,13 @@
 //! dropped, its values backed up) with `MARAIN_FAILPOINT=<point>@2` set: the second
 //! apply stops at `<point>`, announces it on stderr, and is killed with SIGKILL.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+mod support;
+
+use support::Running;
 
 use serde_json::{json, Value};
 use sqlx::{Connection, SqliteConnection};
@@ -20,25 +22,13 @@ const V1: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: tex
 const V2: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n";
 const FILE: &str = "schemas/user.schema.yaml";
 
-/// A running `marain serve`; dropped (a failed assertion included), it is killed,
-/// so no test leaves a server behind.
+/// A running `marain serve` and the base URL of its API.
 struct Server {
-    child: Child,
+    process: Running,
     base: String,
-    /// Its stdout and stderr lines, as they come.
-    output: mpsc::Receiver<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
-    /// Starts on port 0 and learns the port the server bound from its own
-    /// `dashboard on http://…/` line: nothing probes a port and releases it.
     fn start(dir: &Path, failpoint: Option<&str>) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
         command
@@ -50,46 +40,23 @@ impl Server {
             .arg(dir.join("secure.log"))
             .arg("--assets")
             .arg(dir.join("assets"))
-            .env_remove("MARAIN_FAILPOINT")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env_remove("MARAIN_FAILPOINT");
         if let Some(point) = failpoint {
             command.env("MARAIN_FAILPOINT", format!("{point}@2"));
         }
-        let mut child = command.spawn().unwrap();
-        let (tx, output) = mpsc::channel();
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        for pipe in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let mut server = Server { child, base: String::new(), output };
-        let line = server.wait_output("dashboard on http://");
-        let addr = line.split("http://").nth(1).unwrap().trim_end_matches('/');
-        server.base = format!("http://{addr}/api/v1");
-        server
+        let process = Running::spawn(command);
+        let base = format!("http://{}/api/v1", process.addr);
+        Server { process, base }
     }
 
-    /// Waits for an output line containing `needle` and returns it.
-    fn wait_output(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.output.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("the server never printed `{needle}`");
+    /// Waits for an output line containing `needle`.
+    fn wait_output(&self, needle: &str) {
+        self.process.wait_line(needle, Duration::from_secs(20));
     }
 
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
+    /// SIGKILL.
+    fn kill(self) {
+        self.process.kill();
     }
 }
 

@@ -1,10 +1,12 @@
 //! `system.logging.level` changes the running process's log filter, observed on
 //! the real binary's output.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod support;
+
+use support::Running;
 
 const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n";
 
@@ -29,36 +31,19 @@ fn the_log_level_follows_the_system_config() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("mrn_"), "{token}");
-    let mut child = Running(
-        Command::new(env!("CARGO_BIN_EXE_marain"))
-            .args(["serve", "--site"])
-            .arg(&site)
-            .arg("--database")
-            .arg(&db)
-            .args(["--addr", "127.0.0.1:0", "--secure-log"])
-            .arg(dir.path().join("secure.log"))
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let (tx, lines) = mpsc::channel();
-    let out = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    // Port 0: the server reports the port it bound.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the server started");
-        if let Some(at) = line.split("dashboard on http://").nth(1) {
-            break at.trim_end_matches('/').to_string();
-        }
-    };
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_marain"));
+    serve
+        .args(["serve", "--site"])
+        .arg(&site)
+        .arg("--database")
+        .arg(&db)
+        .args(["--addr", "127.0.0.1:0", "--secure-log"])
+        .arg(dir.path().join("secure.log"))
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    let server = Running::spawn(serve);
+    let lines = &server.lines;
+    let addr = &server.addr;
     let list = format!("http://{addr}/api/v1/entity/user");
     let get = |url: &str| -> Option<u16> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -88,15 +73,5 @@ fn the_log_level_follows_the_system_config() {
     assert!(saw("filter=warn", Duration::from_secs(10)), "the warn level was never applied");
     while lines.try_recv().is_ok() {}
     assert!(!saw("content list", Duration::from_secs(1)), "debug lines still shown at level warn");
-    drop(child);
-}
-
-/// The server process, killed when dropped: a failed assertion stops it too.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    server.kill();
 }

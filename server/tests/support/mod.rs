@@ -1,0 +1,68 @@
+//! A real `marain serve` process for the tests that need one: started on port 0,
+//! its address read from its own `dashboard on http://…/` line (no port probed
+//! and released), its stdout and stderr lines readable as they come, and killed
+//! when dropped, so a failed assertion leaves no process behind.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct Running {
+    child: Child,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    /// Every line the process prints, stdout and stderr together.
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Spawns `command`, which must serve on `--addr 127.0.0.1:0`, and waits for it
+    /// to report where it listens.
+    pub fn spawn(mut command: Command) -> Running {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for pipe in [out, err] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut running = Running { child, addr: String::new(), lines };
+        let line = running.wait_line("dashboard on http://", Duration::from_secs(20));
+        running.addr = line.split("dashboard on http://").nth(1).unwrap().trim_end_matches('/').to_string();
+        running
+    }
+
+    /// Waits for a line containing `needle` and returns it; fails after `within`.
+    pub fn wait_line(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("the server never printed `{needle}`");
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
