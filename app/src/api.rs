@@ -97,13 +97,13 @@ pub async fn get_audit(
     file: Option<String>,
     actor: Option<String>,
     kind: Option<String>,
-) -> Result<Vec<crate::dto::AuditEntryDto>, AppError> {
+) -> Result<Vec<crate::dto::EventDto>, AppError> {
     identity().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
     let keep = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     let filter = marain::engine::AuditFilter { file: keep(file), actor: keep(actor), kind: keep(kind) };
     let events = engine.audit(filter, 500).await?;
-    Ok(events.iter().map(crate::dto::AuditEntryDto::from).collect())
+    Ok(events.iter().map(crate::dto::EventDto::from).collect())
 }
 
 /// Turns a pending change down, with a reason.

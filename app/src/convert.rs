@@ -83,6 +83,7 @@ impl From<&EngineEvent> for EventDto {
             change_id: e.change_id,
             version: e.version,
             severity: e.severity,
+            actor: e.actor.clone(),
             message: e.message.clone(),
         }
     }
@@ -142,19 +143,6 @@ impl From<&PendingChange> for ChangeSummaryDto {
 impl From<&Drift> for DriftDto {
     fn from(d: &Drift) -> Self {
         DriftDto { table: d.table.clone(), problem: d.problem.clone() }
-    }
-}
-
-impl From<&EngineEvent> for AuditEntryDto {
-    fn from(e: &EngineEvent) -> Self {
-        AuditEntryDto {
-            seq: e.seq,
-            at: e.at.clone(),
-            kind: e.kind.as_str().into(),
-            file: e.file.clone(),
-            actor: e.actor.clone(),
-            message: e.message.clone(),
-        }
     }
 }
 

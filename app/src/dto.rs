@@ -103,7 +103,7 @@ pub struct VersionDto {
     pub sql: Vec<String>,
 }
 
-/// One engine event as the SSE stream sends it.
+/// One engine event, as the SSE stream sends it and as the audit log lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventDto {
     pub seq: u64,
@@ -113,6 +113,10 @@ pub struct EventDto {
     pub change_id: Option<u64>,
     pub version: Option<i64>,
     pub severity: Option<Severity>,
+    /// Who caused it (the approver, `watcher`, …); none for what the file
+    /// system did.
+    #[serde(default)]
+    pub actor: Option<String>,
     pub message: String,
 }
 
@@ -127,17 +131,6 @@ pub struct FileHistoryDto {
     pub diff: Vec<DiffLineDto>,
     pub may_change: bool,
     pub now: Option<String>,
-}
-
-/// One line of the audit log (an engine event as `secure.log` keeps it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntryDto {
-    pub seq: u64,
-    pub at: String,
-    pub kind: String,
-    pub file: String,
-    pub actor: Option<String>,
-    pub message: String,
 }
 
 /// A pending change in brief, as the status, rollback and recovery answers list it.

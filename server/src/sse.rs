@@ -24,6 +24,7 @@ pub async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Res
                 change_id: None,
                 version: None,
                 severity: None,
+                actor: None,
                 message: format!("{n} events were missed; state refetched"),
             },
         };
