@@ -48,6 +48,8 @@ pub enum ErrorKind {
     ConfirmationRequired,
     /// The change was planned from a state that is no longer applied.
     Stale,
+    /// Another instance applied a change to the same file first.
+    AlreadyApplied,
     /// The database refused the change; it was rolled back.
     ApplyFailed,
     /// The version asked for cannot be rolled back to now.
@@ -74,6 +76,7 @@ impl ErrorKind {
             ErrorKind::NotApprovable => "not_approvable",
             ErrorKind::ConfirmationRequired => "confirmation_required",
             ErrorKind::Stale => "stale",
+            ErrorKind::AlreadyApplied => "already_applied",
             ErrorKind::ApplyFailed => "apply_failed",
             ErrorKind::InvalidRollback => "invalid_rollback",
             ErrorKind::InvalidRecovery => "invalid_recovery",
@@ -91,6 +94,7 @@ impl ErrorKind {
             ErrorKind::Conflict
             | ErrorKind::NotApprovable
             | ErrorKind::Stale
+            | ErrorKind::AlreadyApplied
             | ErrorKind::ApplyFailed
             | ErrorKind::InvalidRollback => 409,
             ErrorKind::Invalid | ErrorKind::ConfirmationRequired | ErrorKind::InvalidRecovery => 422,

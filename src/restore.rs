@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use crate::diff::{ChangeItem, EntityChange};
 use crate::model::table_name;
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, PlanContext, Step};
 use crate::site::{Site, SiteFile};
-use crate::site_plan::{plan_file, plan_sites, FileChange};
-use crate::sql::{child_table, quote, sqlite};
+use crate::site_plan::{plan_file_in, plan_sites_in, FileChange};
+use crate::sql::{child_table, sqlite, Dialect};
 
 /// Where one file goes back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,7 @@ pub enum Unchanged {
 /// Fails, naming why, when a target text no longer parses or when the site the
 /// targets make breaks a cross-file rule (a reference to an entity that is gone).
 pub fn plan_restore(
+    dialect: Dialect,
     applied: &Site,
     targets: &BTreeMap<String, RestoreTarget>,
     next_version: impl Fn(&str) -> i64,
@@ -70,11 +71,12 @@ pub fn plan_restore(
         return Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
     }
     let tag = |file: &str, short: &str| format!("v{}_{short}", next_version(file));
-    let mut changes = plan_sites(applied, &site, tag);
+    let mut changes = plan_sites_in(dialect, applied, &site, tag);
     if unchanged == Unchanged::Rewrite {
         let unplanned: Vec<&String> = targets.keys().filter(|p| !changes.iter().any(|c| &c.file == *p)).collect();
         for path in unplanned {
-            changes.push(plan_file(path, applied.file(path).as_ref(), site.file(path).as_ref(), tag));
+            let ctx = PlanContext::alone(dialect);
+            changes.push(plan_file_in(path, applied.file(path).as_ref(), site.file(path).as_ref(), tag, &ctx));
         }
     }
     Ok(changes
@@ -82,7 +84,7 @@ pub fn plan_restore(
         .filter_map(|mut change| {
             let target = targets.get(&change.file)?;
             let items: Vec<ChangeItem> = change.graded.items.iter().map(|i| i.item.clone()).collect();
-            add_restore_steps(&mut change.plan, &items, &target.backups);
+            add_restore_steps(dialect, &mut change.plan, &items, &target.backups);
             Some(Restore { change, to_version: target.version })
         })
         .collect())
@@ -90,7 +92,7 @@ pub fn plan_restore(
 
 /// Adds to `plan` the steps that refill what it re-creates from `backups`, the
 /// backup tables recorded by the versions being rolled back (newest last).
-fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[String]) {
+fn add_restore_steps(dialect: Dialect, plan: &mut Plan, items: &[ChangeItem], backups: &[String]) {
     // The newest backup of a table (and column) wins: it holds the latest values.
     let find = |suffix: &str| backups.iter().rev().find(|b| b.ends_with(suffix)).cloned();
     for item in items {
@@ -104,10 +106,10 @@ fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[String]) 
                         if let Some(bk) = find(&format!("_{table}__{col}")) {
                             sql.push(format!(
                                 "UPDATE {t} SET {c} = (SELECT {b}.{c} FROM {b} WHERE {b}.{id} = {t}.{id})",
-                                t = quote(&table),
-                                c = quote(&col),
-                                b = quote(&bk),
-                                id = quote("id"),
+                                t = dialect.table(&table),
+                                c = dialect.table(&col),
+                                b = dialect.table(&bk),
+                                id = dialect.table("id"),
                             ));
                             restores.push(bk);
                         }
@@ -115,7 +117,7 @@ fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[String]) 
                     None => {
                         let child = child_table(entity, &field.id);
                         if let Some(bk) = find(&format!("_{child}")) {
-                            sql.push(copy_child(&child, &bk));
+                            sql.push(copy_child(dialect, &child, &bk));
                             restores.push(bk);
                         }
                     }
@@ -124,11 +126,11 @@ fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[String]) 
             ChangeItem::Entity(EntityChange::CreateEntity { entity }) => {
                 let table = entity.table();
                 if let Some(bk) = find(&format!("_{table}")) {
-                    let cols: Vec<String> = sqlite::table_columns(entity).iter().map(|c| quote(c)).collect();
+                    let cols: Vec<String> = sqlite::table_columns(entity).iter().map(|c| dialect.table(c)).collect();
                     sql.push(format!(
                         "INSERT INTO {} ({c}) SELECT {c} FROM {}",
-                        quote(&table),
-                        quote(&bk),
+                        dialect.table(&table),
+                        dialect.table(&bk),
                         c = cols.join(", ")
                     ));
                     restores.push(bk);
@@ -136,7 +138,7 @@ fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[String]) 
                 for f in entity.fields.iter().filter(|f| !f.cardinality.is_single()) {
                     let child = child_table(&entity.id, &f.id);
                     if let Some(bk) = find(&format!("_{child}")) {
-                        sql.push(copy_child(&child, &bk));
+                        sql.push(copy_child(dialect, &child, &bk));
                         restores.push(bk);
                     }
                 }
@@ -166,7 +168,7 @@ fn add_restore_steps(plan: &mut Plan, items: &[ChangeItem], backups: &[String]) 
     }
 }
 
-fn copy_child(child: &str, backup: &str) -> String {
-    let cols = format!("{}, {}, {}", quote("parent_id"), quote("delta"), quote("value"));
-    format!("INSERT INTO {} ({cols}) SELECT {cols} FROM {}", quote(child), quote(backup))
+fn copy_child(dialect: Dialect, child: &str, backup: &str) -> String {
+    let cols = format!("{}, {}, {}", dialect.table("parent_id"), dialect.table("delta"), dialect.table("value"));
+    format!("INSERT INTO {} ({cols}) SELECT {cols} FROM {}", dialect.table(child), dialect.table(backup))
 }

@@ -1,17 +1,16 @@
-//! The thin pipeline end to end: real files in a temp dir, the real watcher, a
-//! real SQLite file.
+//! The pipeline end to end: real files in a temp dir, the real watcher, a real
+//! database. Every test runs on SQLite and on PostgreSQL (`backend_tests!`).
 
 mod support;
 
 use marain::engine::{Approval, EngineError, EventKind, FileState};
-use support::{TestSite, ARTICLE, USER};
+use support::{Backend, TestSite, ARTICLE, USER};
 
 const ARTICLE_PATH: &str = "schemas/article.schema.yaml";
 const USER_PATH: &str = "schemas/user.schema.yaml";
 
-#[tokio::test]
-async fn new_entities_apply_by_themselves_in_dependency_order() {
-    let mut site = TestSite::start().await;
+async fn new_entities_apply_by_themselves_in_dependency_order(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(ARTICLE_PATH, ARTICLE);
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
@@ -35,22 +34,14 @@ async fn new_entities_apply_by_themselves_in_dependency_order() {
     site.stop().await;
 }
 
-#[tokio::test]
-async fn optional_field_applies_and_dropped_field_waits_for_approval() {
-    let mut site = TestSite::start().await;
+async fn optional_field_applies_and_dropped_field_waits_for_approval(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.write(ARTICLE_PATH, ARTICLE);
     site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
-    sqlx::query("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')")
-        .execute(site.coordinator.store().pool())
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO content_article (id, title, body, author_id) VALUES ('a1', 'Hello', 'Lots of words', 'u1')",
-    )
-    .execute(site.coordinator.store().pool())
-    .await
-    .unwrap();
+    site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    site.exec("INSERT INTO content_article (id, title, body, author_id) VALUES ('a1', 'Hello', 'Lots of words', 'u1')")
+        .await;
 
     // SAFE: a new optional field is applied without anyone.
     let with_summary = format!("{ARTICLE}  - id: summary\n    type: text\n");
@@ -90,24 +81,18 @@ async fn optional_field_applies_and_dropped_field_waits_for_approval() {
 
     // The dropped values were copied to the backup the history row names.
     assert_eq!(row.backups.len(), 1);
-    let kept: String = sqlx::query_scalar(&format!("SELECT body FROM \"{}\" WHERE id = 'a1'", row.backups[0]))
-        .fetch_one(site.coordinator.store().pool())
-        .await
-        .unwrap();
+    let backup = backend.dialect().table(&row.backups[0]);
+    let kept = site.text(&format!("SELECT body FROM {backup} WHERE id = 'a1'")).await;
     assert_eq!(kept, "Lots of words");
     // The other data survived.
-    let title: String = sqlx::query_scalar("SELECT title FROM content_article WHERE id = 'a1'")
-        .fetch_one(site.coordinator.store().pool())
-        .await
-        .unwrap();
+    let title = site.text("SELECT title FROM content_article WHERE id = 'a1'").await;
     assert_eq!(title, "Hello");
     assert!(site.coordinator.snapshot().in_sync());
     site.stop().await;
 }
 
-#[tokio::test]
-async fn invalid_yaml_is_rejected_and_last_good_state_stays_live() {
-    let mut site = TestSite::start().await;
+async fn invalid_yaml_is_rejected_and_last_good_state_stays_live(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
 
@@ -129,9 +114,8 @@ async fn invalid_yaml_is_rejected_and_last_good_state_stays_live() {
     site.stop().await;
 }
 
-#[tokio::test]
-async fn reference_to_undefined_entity_is_rejected_naming_both_files() {
-    let mut site = TestSite::start().await;
+async fn reference_to_undefined_entity_is_rejected_naming_both_files(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(ARTICLE_PATH, ARTICLE);
     let rejected = site.wait_for(EventKind::Rejected, ARTICLE_PATH).await;
     assert!(rejected.message.contains("schemas/user.schema.yaml"), "{}", rejected.message);
@@ -139,9 +123,8 @@ async fn reference_to_undefined_entity_is_rejected_naming_both_files() {
     site.stop().await;
 }
 
-#[tokio::test]
-async fn files_edited_while_down_become_changes_at_start_up() {
-    let mut site = TestSite::start().await;
+async fn files_edited_while_down_become_changes_at_start_up(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     let dir = site.stop().await;
@@ -149,31 +132,30 @@ async fn files_edited_while_down_become_changes_at_start_up() {
     // While the server is down: one SAFE edit, one BREAKING deletion.
     let root = dir.path().join("site");
     std::fs::write(root.join(USER_PATH), format!("{USER}  - id: bio\n    type: long_text\n")).unwrap();
-    let site = TestSite::start_in(dir).await;
+    let site = TestSite::start_on(dir, backend).await;
     let snapshot = site.coordinator.snapshot();
     assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
     assert_eq!(snapshot.files[0].version, Some(2));
     assert!(site.coordinator.store().table_columns("content_user").await.unwrap().contains(&"bio".to_string()));
-    exec(&site, "INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
     let dir = site.stop().await;
 
     std::fs::remove_file(dir.path().join("site").join(USER_PATH)).unwrap();
-    let site = TestSite::start_in(dir).await;
+    let site = TestSite::start_on(dir, backend).await;
     let snapshot = site.coordinator.snapshot();
     assert_eq!(snapshot.pending.len(), 1);
     assert_eq!(snapshot.pending[0].severity, marain::Severity::Breaking);
     assert!(!snapshot.in_sync());
     // Restarting again does not apply or duplicate anything.
     let dir = site.stop().await;
-    let site = TestSite::start_in(dir).await;
+    let site = TestSite::start_on(dir, backend).await;
     assert_eq!(site.coordinator.snapshot().pending.len(), 1);
     assert_eq!(site.coordinator.history(Some(USER_PATH), 10).await.unwrap().len(), 2);
     site.stop().await;
 }
 
-#[tokio::test]
-async fn file_waiting_on_a_missing_entity_applies_once_it_arrives() {
-    let mut site = TestSite::start().await;
+async fn file_waiting_on_a_missing_entity_applies_once_it_arrives(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(ARTICLE_PATH, ARTICLE);
     site.wait_for(EventKind::Rejected, ARTICLE_PATH).await;
     site.write(USER_PATH, USER);
@@ -186,9 +168,8 @@ async fn file_waiting_on_a_missing_entity_applies_once_it_arrives() {
 
 /// Reading files raises inotify access events; the engine must not react to its
 /// own reads (that once looped, re-detecting every file every debounce period).
-#[tokio::test]
-async fn engine_is_quiet_when_nothing_changes() {
-    let mut site = TestSite::start().await;
+async fn engine_is_quiet_when_nothing_changes(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     site.coordinator.rescan().await.unwrap();
@@ -202,13 +183,8 @@ async fn engine_is_quiet_when_nothing_changes() {
     site.stop().await;
 }
 
-async fn exec(site: &TestSite, sql: &str) {
-    sqlx::query(sql).execute(site.coordinator.store().pool()).await.unwrap();
-}
-
-#[tokio::test]
-async fn probes_block_a_required_field_on_rows_and_allow_it_on_an_empty_table() {
-    let mut site = TestSite::start().await;
+async fn probes_block_a_required_field_on_rows_and_allow_it_on_an_empty_table(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
 
@@ -218,7 +194,7 @@ async fn probes_block_a_required_field_on_rows_and_allow_it_on_an_empty_table() 
     assert_eq!(applied.severity, Some(marain::Severity::Safe));
 
     // With a row, the next one is BLOCKED, says why, and cannot be approved.
-    exec(&site, "INSERT INTO content_user (id, username, email) VALUES ('u1', 'ann', 'a@x')").await;
+    site.exec("INSERT INTO content_user (id, username, email) VALUES ('u1', 'ann', 'a@x')").await;
     site.write(USER_PATH, &format!("{USER}  - id: email\n    type: text\n    required: true\n  - id: phone\n    type: text\n    required: true\n"));
     let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
     assert_eq!(pending.severity, Some(marain::Severity::Blocked));
@@ -235,12 +211,11 @@ async fn probes_block_a_required_field_on_rows_and_allow_it_on_an_empty_table() 
     site.stop().await;
 }
 
-#[tokio::test]
-async fn dropping_an_empty_field_is_a_warning_and_data_arriving_later_is_caught() {
-    let mut site = TestSite::start().await;
+async fn dropping_an_empty_field_is_a_warning_and_data_arriving_later_is_caught(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: long_text\n"));
     site.wait_for(EventKind::Applied, USER_PATH).await;
-    exec(&site, "INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
 
     // No value of `bio` exists: nothing is lost, so WARNING, not BREAKING.
     site.write(USER_PATH, USER);
@@ -249,7 +224,7 @@ async fn dropping_an_empty_field_is_a_warning_and_data_arriving_later_is_caught(
 
     // A value arrives before approval: the apply re-probes inside its transaction,
     // refuses, and the change is graded afresh as BREAKING.
-    exec(&site, "UPDATE content_user SET bio = 'hello' WHERE id = 'u1'").await;
+    site.exec("UPDATE content_user SET bio = 'hello' WHERE id = 'u1'").await;
     let approval = Approval { actor: "t".into(), ..Default::default() };
     let refused = site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap_err();
     assert!(refused.to_string().contains("changed since approval"), "{refused}");
@@ -257,15 +232,13 @@ async fn dropping_an_empty_field_is_a_warning_and_data_arriving_later_is_caught(
     assert_eq!(snapshot.pending.len(), 1, "re-planned, not stranded");
     assert_eq!(snapshot.pending[0].severity, marain::Severity::Breaking);
     assert!(snapshot.failed.is_empty());
-    let bio: String =
-        sqlx::query_scalar("SELECT bio FROM content_user").fetch_one(site.coordinator.store().pool()).await.unwrap();
+    let bio = site.text("SELECT bio FROM content_user").await;
     assert_eq!(bio, "hello");
     site.stop().await;
 }
 
-#[tokio::test]
-async fn config_files_are_versioned_graded_by_key_path_and_selected_by_environment() {
-    let mut site = TestSite::start().await;
+async fn config_files_are_versioned_graded_by_key_path_and_selected_by_environment(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     let api = "config/config.api.yaml";
     let text = "id: api\nprovider: api\nvalues:\n  rate_limit:\n    enabled: false\n    requests_per_minute: 60\n";
     site.write(api, text);
@@ -303,9 +276,8 @@ async fn config_files_are_versioned_graded_by_key_path_and_selected_by_environme
 
 /// Hostile files are refused before they cost memory, and the last good version
 /// stays live. (Durations are printed, not asserted: the machines are shared.)
-#[tokio::test]
-async fn oversized_files_alias_bombs_and_deep_nesting_are_rejected() {
-    let mut site = TestSite::start().await;
+async fn oversized_files_alias_bombs_and_deep_nesting_are_rejected(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     let api = "config/config.api.yaml";
     site.write(api, "id: api\nvalues: {a: 1}\n");
     site.wait_for(EventKind::Applied, api).await;
@@ -334,9 +306,8 @@ async fn oversized_files_alias_bombs_and_deep_nesting_are_rejected() {
     site.stop().await;
 }
 
-#[tokio::test]
-async fn events_reach_the_secure_log_and_the_history_chain_detects_tampering() {
-    let mut site = TestSite::start().await;
+async fn events_reach_the_secure_log_and_the_history_chain_detects_tampering(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: text\n"));
@@ -357,56 +328,44 @@ async fn events_reach_the_secure_log_and_the_history_chain_detects_tampering() {
     let store = site.coordinator.store();
     assert_eq!(store.verify_chain().await, Ok(3));
     // Editing a recorded row breaks its own hash…
-    exec(&site, "UPDATE marain_history SET actor = 'mallory' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
+    site.exec("UPDATE marain_history SET actor = 'mallory' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
         .await;
     let broken = store.verify_chain().await.unwrap_err();
     assert!(broken.reason.contains("edited"), "{broken}");
-    exec(&site, "UPDATE marain_history SET actor = 'watcher' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
+    site.exec("UPDATE marain_history SET actor = 'watcher' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
         .await;
     assert_eq!(store.verify_chain().await, Ok(3));
     // …and deleting one breaks the link of the row after it.
-    exec(&site, "DELETE FROM marain_history WHERE file = 'schemas/user.schema.yaml' AND version = 2").await;
+    site.exec("DELETE FROM marain_history WHERE file = 'schemas/user.schema.yaml' AND version = 2").await;
     let broken = store.verify_chain().await.unwrap_err();
     assert!(broken.reason.contains("removed"), "{broken}");
     site.stop().await;
 }
 
-#[tokio::test]
-async fn rollback_after_a_dropped_field_restores_every_value_and_the_file() {
-    let mut site = TestSite::start().await;
+async fn rollback_after_a_dropped_field_restores_every_value_and_the_file(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     let v1 = format!("{USER}  - id: bio\n    type: long_text\n  - id: tags\n    type: text\n    cardinality: -1\n");
     site.write(USER_PATH, &v1);
     site.wait_for(EventKind::Applied, USER_PATH).await;
-    let pool = site.coordinator.store().pool().clone();
-    let mut tx = pool.begin().await.unwrap();
-    for i in 0..10_000 {
-        sqlx::query("INSERT INTO content_user (id, username, bio) VALUES (?1, ?2, ?3)")
-            .bind(format!("u{i}"))
-            .bind(format!("user{i}"))
-            .bind(format!("biography number {i}"))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        if i % 100 == 0 {
-            sqlx::query("INSERT INTO content_user__tags (parent_id, delta, value) VALUES (?1, 0, 'a'), (?1, 1, 'b')")
-                .bind(format!("u{i}"))
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-    }
-    tx.commit().await.unwrap();
+    site.exec(
+        "INSERT INTO content_user (id, username, bio) \
+         SELECT 'u' || n, 'user' || n, 'biography number ' || n FROM (WITH RECURSIVE s(n) AS \
+         (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s) AS numbers",
+    )
+    .await;
+    site.exec(
+        "INSERT INTO content_user__tags (parent_id, delta, value) \
+         SELECT id, d, CASE d WHEN 0 THEN 'a' ELSE 'b' END FROM content_user, \
+         (SELECT 0 AS d UNION ALL SELECT 1) AS deltas WHERE CAST(substr(id, 2) AS INTEGER) % 100 = 0",
+    )
+    .await;
 
     // v2 drops both fields: BREAKING, approved.
     site.write(USER_PATH, USER);
     let pending = site.wait_for(EventKind::Pending, USER_PATH).await;
     let drop = Approval { actor: "ann".into(), reason: Some("slimming".into()), confirm: Some("user".into()) };
     site.coordinator.approve(pending.change_id.unwrap(), drop).await.unwrap();
-    let gone: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('content_user') WHERE name = 'bio'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(gone, 0);
+    assert!(!site.coordinator.store().table_columns("content_user").await.unwrap().contains(&"bio".to_string()));
 
     // Roll back to v1: a pending change that re-adds the fields and refills them.
     let change = site.coordinator.rollback(USER_PATH, 1).await.unwrap();
@@ -422,13 +381,9 @@ async fn rollback_after_a_dropped_field_restores_every_value_and_the_file() {
     let rolled = site.wait_for(EventKind::RolledBack, USER_PATH).await;
     assert_eq!(rolled.version, Some(3));
 
-    let restored: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM content_user WHERE bio = 'biography number ' || substr(id, 2)")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let restored = site.count("SELECT COUNT(*) FROM content_user WHERE bio = 'biography number ' || substr(id, 2)").await;
     assert_eq!(restored, 10_000, "every value is back");
-    let tags: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM content_user__tags").fetch_one(&pool).await.unwrap();
+    let tags = site.count("SELECT COUNT(*) FROM content_user__tags").await;
     assert_eq!(tags, 200);
 
     // The file on disk says v1 again, and its event is recognised as applied.
@@ -441,19 +396,18 @@ async fn rollback_after_a_dropped_field_restores_every_value_and_the_file() {
     site.stop().await;
 }
 
-#[tokio::test]
-async fn drift_is_detected_at_start_up_and_reported_not_repaired() {
-    let mut site = TestSite::start().await;
+async fn drift_is_detected_at_start_up_and_reported_not_repaired(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: text\n"));
     site.wait_for(EventKind::Applied, USER_PATH).await;
     assert!(site.coordinator.snapshot().drift.is_empty());
     // Someone edits the database by hand while the server is down.
-    exec(&site, "ALTER TABLE content_user DROP COLUMN bio").await;
-    exec(&site, "ALTER TABLE content_user ADD COLUMN nickname TEXT").await;
-    exec(&site, "CREATE TABLE content_orphan (id TEXT PRIMARY KEY)").await;
+    site.exec("ALTER TABLE content_user DROP COLUMN bio").await;
+    site.exec("ALTER TABLE content_user ADD COLUMN nickname TEXT").await;
+    site.exec("CREATE TABLE content_orphan (id TEXT PRIMARY KEY)").await;
     let dir = site.stop().await;
 
-    let site = TestSite::start_in(dir).await;
+    let site = TestSite::start_on(dir, backend).await;
     let snapshot = site.coordinator.snapshot();
     let found: Vec<(String, String)> = snapshot.drift.iter().map(|d| (d.table.clone(), d.problem.clone())).collect();
     assert_eq!(
@@ -474,14 +428,13 @@ async fn drift_is_detected_at_start_up_and_reported_not_repaired() {
 /// An entity renamed with `renamed_from`, and the reference to it retargeted in
 /// the same save burst: the table is renamed with its rows, the reference needs
 /// no DDL, and the content API serves the rows under the new name.
-#[tokio::test]
-async fn entity_rename_keeps_rows_and_references_follow() {
-    let mut site = TestSite::start().await;
+async fn entity_rename_keeps_rows_and_references_follow(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.write(ARTICLE_PATH, ARTICLE);
     site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
-    exec(&site, "INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
-    exec(&site, "INSERT INTO content_article (id, title, author_id) VALUES ('a1', 'Hello', 'u1')").await;
+    site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    site.exec("INSERT INTO content_article (id, title, author_id) VALUES ('a1', 'Hello', 'u1')").await;
 
     let member = USER.replace("id: user\n", "id: member\nrenamed_from: user\n");
     site.write(USER_PATH, &member);
@@ -498,19 +451,27 @@ async fn entity_rename_keeps_rows_and_references_follow() {
     }
     let change = change.expect("the pending change is published");
     assert_eq!(change.severity, marain::Severity::Breaking);
-    assert_eq!(change.plan.sql(), ["ALTER TABLE \"content_user\" RENAME TO \"content_member\""]);
+    let mut renames = vec!["ALTER TABLE \"content_user\" RENAME TO \"content_member\""];
+    if backend == Backend::Postgres {
+        // PostgreSQL's constraints are named after the table and follow it.
+        renames.push("ALTER TABLE \"content_member\" RENAME CONSTRAINT \"content_user_pkey\" TO \"content_member_pkey\"");
+    }
+    assert_eq!(change.plan.sql(), renames);
     let approval = Approval { actor: "ann".into(), reason: Some("new name".into()), confirm: Some("member".into()) };
     site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
     site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
 
-    let pool = site.coordinator.store().pool().clone();
-    let name: String =
-        sqlx::query_scalar("SELECT username FROM content_member WHERE id = 'u1'").fetch_one(&pool).await.unwrap();
+    let name = site.text("SELECT username FROM content_member WHERE id = 'u1'").await;
     assert_eq!(name, "ann");
-    let target: String = sqlx::query_scalar("SELECT \"table\" FROM pragma_foreign_key_list('content_article')")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let target = site
+        .text(match backend {
+            Backend::Sqlite => "SELECT \"table\" FROM pragma_foreign_key_list('content_article')",
+            Backend::Postgres => {
+                "SELECT confrelid::regclass::text FROM pg_constraint \
+                 WHERE conrelid = 'content_article'::regclass AND contype = 'f'"
+            }
+        })
+        .await;
     assert_eq!(target, "content_member");
     let article_history = site.coordinator.history(Some(ARTICLE_PATH), 10).await.unwrap();
     assert_eq!(article_history.len(), 2, "the retargeted reference is a recorded version");
@@ -521,9 +482,8 @@ async fn entity_rename_keeps_rows_and_references_follow() {
 
 /// The `hot_reload` config is read live: a directory's policy holds SAFE changes
 /// for approval, a new debounce restarts the watcher, and both revert live.
-#[tokio::test]
-async fn hot_reload_policy_and_debounce_change_live() {
-    let mut site = TestSite::start().await;
+async fn hot_reload_policy_and_debounce_change_live(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     const HOT: &str = "config/config.hot_reload.yaml";
@@ -564,13 +524,12 @@ async fn hot_reload_policy_and_debounce_change_live() {
 /// Point-in-time recovery: every file back to its version at a moment, as one
 /// batch — a dropped field returns with its values, a file created later goes —
 /// then the backups are listed and pruned by age.
-#[tokio::test]
-async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned() {
-    let mut site = TestSite::start().await;
+async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     let v1 = format!("{USER}  - id: bio\n    type: long_text\n");
     site.write(USER_PATH, &v1);
     site.wait_for(EventKind::Applied, USER_PATH).await;
-    exec(&site, "INSERT INTO content_user (id, username, bio) VALUES ('u1', 'ann', 'hello'), ('u2', 'bob', 'hi')")
+    site.exec("INSERT INTO content_user (id, username, bio) VALUES ('u1', 'ann', 'hello'), ('u2', 'bob', 'hi')")
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let moment = marain::engine::now_rfc3339();
@@ -593,17 +552,12 @@ async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned(
             Approval { actor: "ops".into(), reason: Some("recover".into()), confirm: Some(change.entity.clone()) };
         site.coordinator.approve(change.id, approval).await.unwrap();
     }
-    let pool = site.coordinator.store().pool().clone();
-    let bios: Vec<String> =
-        sqlx::query_scalar("SELECT bio FROM content_user ORDER BY id").fetch_all(&pool).await.unwrap();
-    assert_eq!(bios, ["hello", "hi"]);
+    let bios = site.texts("SELECT bio FROM content_user ORDER BY id").await;
+    assert_eq!(bios, [Some("hello".to_string()), Some("hi".to_string())]);
     assert_eq!(std::fs::read_to_string(site.root().join(USER_PATH)).unwrap(), v1);
     assert!(!site.root().join(ARTICLE_PATH).exists());
-    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'content_article'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(tables, 0);
+    let tables = site.coordinator.store().pool().table_names().await.unwrap();
+    assert!(!tables.contains(&"content_article".to_string()), "{tables:?}");
 
     // The bio backup of the drop and the article backup of the recovery are listed.
     let store = site.coordinator.store();
@@ -632,8 +586,7 @@ async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned(
     assert!(rollback.plan.steps.iter().all(|s| s.restores.is_empty()), "a pruned backup refills nothing");
     let approval = Approval { actor: "ops".into(), reason: None, confirm: Some("user".into()) };
     site.coordinator.approve(rollback.id, approval).await.unwrap();
-    let bios: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT bio FROM content_user ORDER BY id").fetch_all(&pool).await.unwrap();
+    let bios = site.texts("SELECT bio FROM content_user ORDER BY id").await;
     assert_eq!(bios, [None, None]);
     assert_eq!(std::fs::read_to_string(site.root().join(USER_PATH)).unwrap(), v1);
     site.stop().await;
@@ -642,15 +595,14 @@ async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned(
 /// Recovery to a moment when two entities, one referring to the other, both
 /// existed, after both were deleted: the referenced one comes back first, and
 /// both get their rows back from the backups of the deletions.
-#[tokio::test]
-async fn point_in_time_recovery_recreates_dependent_entities_in_order() {
-    let mut site = TestSite::start().await;
+async fn point_in_time_recovery_recreates_dependent_entities_in_order(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     site.write(ARTICLE_PATH, ARTICLE);
     site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
-    exec(&site, "INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
-    exec(&site, "INSERT INTO content_article (id, title, author_id) VALUES ('a1', 'Hello', 'u1')").await;
+    site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    site.exec("INSERT INTO content_article (id, title, author_id) VALUES ('a1', 'Hello', 'u1')").await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let moment = marain::engine::now_rfc3339();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -673,12 +625,13 @@ async fn point_in_time_recovery_recreates_dependent_entities_in_order() {
         let approval = Approval { actor: "ops".into(), reason: None, confirm: Some(change.entity.clone()) };
         site.coordinator.approve(change.id, approval).await.unwrap();
     }
-    let pool = site.coordinator.store().pool().clone();
-    let authors: Vec<(String, String)> =
-        sqlx::query_as("SELECT a.title, u.username FROM content_article a JOIN content_user u ON u.id = a.author_id")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let authors: Vec<(String, String)> = site
+        .coordinator
+        .store()
+        .pool()
+        .fetch_all("SELECT a.title, u.username FROM content_article a JOIN content_user u ON u.id = a.author_id", &[])
+        .await
+        .unwrap();
     assert_eq!(authors, [("Hello".to_string(), "ann".to_string())]);
     assert_eq!(std::fs::read_to_string(site.root().join(USER_PATH)).unwrap(), USER);
     assert_eq!(std::fs::read_to_string(site.root().join(ARTICLE_PATH)).unwrap(), ARTICLE);
@@ -687,13 +640,12 @@ async fn point_in_time_recovery_recreates_dependent_entities_in_order() {
 
 /// Drift is looked for on every rescan too, not only at start-up: a column added
 /// behind the engine's back is reported, and never repaired.
-#[tokio::test]
-async fn drift_is_found_on_rescan() {
-    let mut site = TestSite::start().await;
+async fn drift_is_found_on_rescan(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     assert!(site.coordinator.snapshot().drift.is_empty());
-    exec(&site, "ALTER TABLE content_user ADD COLUMN sneaky TEXT").await;
+    site.exec("ALTER TABLE content_user ADD COLUMN sneaky TEXT").await;
     site.coordinator.rescan().await.unwrap();
     let drift = site.coordinator.snapshot().drift.clone();
     assert!(drift.iter().any(|d| d.table == "content_user" && d.problem.contains("sneaky")), "{drift:#?}");
@@ -706,9 +658,8 @@ async fn drift_is_found_on_rescan() {
 /// One approval is one turn of the worker: it publishes exactly one snapshot,
 /// and its events go out only after it, so a client refetching on an event
 /// never reads the state from before the approval.
-#[tokio::test]
-async fn an_approval_publishes_one_snapshot_before_its_events() {
-    let mut site = TestSite::start().await;
+async fn an_approval_publishes_one_snapshot_before_its_events(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: long_text\n"));
     site.wait_for(EventKind::Applied, USER_PATH).await;
     site.write(USER_PATH, USER);
@@ -741,3 +692,26 @@ async fn an_approval_publishes_one_snapshot_before_its_events() {
     assert_eq!(site.coordinator.snapshot().generation, before + 1, "the events came with no second publish");
     site.stop().await;
 }
+
+crate::backend_tests!(
+    new_entities_apply_by_themselves_in_dependency_order,
+    optional_field_applies_and_dropped_field_waits_for_approval,
+    invalid_yaml_is_rejected_and_last_good_state_stays_live,
+    reference_to_undefined_entity_is_rejected_naming_both_files,
+    files_edited_while_down_become_changes_at_start_up,
+    file_waiting_on_a_missing_entity_applies_once_it_arrives,
+    engine_is_quiet_when_nothing_changes,
+    probes_block_a_required_field_on_rows_and_allow_it_on_an_empty_table,
+    dropping_an_empty_field_is_a_warning_and_data_arriving_later_is_caught,
+    config_files_are_versioned_graded_by_key_path_and_selected_by_environment,
+    oversized_files_alias_bombs_and_deep_nesting_are_rejected,
+    events_reach_the_secure_log_and_the_history_chain_detects_tampering,
+    rollback_after_a_dropped_field_restores_every_value_and_the_file,
+    drift_is_detected_at_start_up_and_reported_not_repaired,
+    entity_rename_keeps_rows_and_references_follow,
+    hot_reload_policy_and_debounce_change_live,
+    point_in_time_recovery_restores_files_and_data_then_backups_are_pruned,
+    point_in_time_recovery_recreates_dependent_entities_in_order,
+    drift_is_found_on_rescan,
+    an_approval_publishes_one_snapshot_before_its_events,
+);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use marain::restore::{plan_restore, RestoreTarget, Unchanged};
+use marain::plan::Dialect;
 use marain::Site;
 
 const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n";
@@ -28,7 +29,7 @@ fn a_dropped_field_comes_back_with_its_values_from_the_backup() {
     let applied = site(&[("schemas/user.schema.yaml", USER)]);
     let backup = "marain_backup_v2_0a1b2c3d_content_user__bio";
     let targets = BTreeMap::from([("schemas/user.schema.yaml".to_string(), target(1, Some(USER_WITH_BIO), &[backup]))]);
-    let restores = plan_restore(&applied, &targets, |_| 3, Unchanged::Skip).unwrap();
+    let restores = plan_restore(Dialect::Sqlite, &applied, &targets, |_| 3, Unchanged::Skip).unwrap();
     assert_eq!(restores.len(), 1);
     let restore = &restores[0];
     assert_eq!(restore.to_version, 1);
@@ -47,7 +48,7 @@ fn a_dropped_field_comes_back_with_its_values_from_the_backup() {
 fn without_a_surviving_backup_the_field_comes_back_empty() {
     let applied = site(&[("schemas/user.schema.yaml", USER)]);
     let targets = BTreeMap::from([("schemas/user.schema.yaml".to_string(), target(1, Some(USER_WITH_BIO), &[]))]);
-    let restores = plan_restore(&applied, &targets, |_| 3, Unchanged::Skip).unwrap();
+    let restores = plan_restore(Dialect::Sqlite, &applied, &targets, |_| 3, Unchanged::Skip).unwrap();
     assert_eq!(restores.len(), 1);
     assert!(restores[0].change.plan.steps.iter().all(|s| s.restores.is_empty()));
     assert!(!restores[0].change.plan.moves_data());
@@ -57,8 +58,8 @@ fn without_a_surviving_backup_the_field_comes_back_empty() {
 fn a_target_that_is_already_applied_is_skipped_or_rewritten() {
     let applied = site(&[("schemas/user.schema.yaml", USER)]);
     let targets = BTreeMap::from([("schemas/user.schema.yaml".to_string(), target(2, Some(USER), &[]))]);
-    assert!(plan_restore(&applied, &targets, |_| 3, Unchanged::Skip).unwrap().is_empty());
-    let rewrite = plan_restore(&applied, &targets, |_| 3, Unchanged::Rewrite).unwrap();
+    assert!(plan_restore(Dialect::Sqlite, &applied, &targets, |_| 3, Unchanged::Skip).unwrap().is_empty());
+    let rewrite = plan_restore(Dialect::Sqlite, &applied, &targets, |_| 3, Unchanged::Rewrite).unwrap();
     assert_eq!(rewrite.len(), 1, "a one-file rollback still rewrites the file");
     assert!(rewrite[0].change.graded.items.is_empty());
     assert_eq!(rewrite[0].to_version, 2);
@@ -72,7 +73,7 @@ fn recovery_recreates_dependent_entities_referenced_first() {
         ("schemas/article.schema.yaml".to_string(), target(1, Some(ARTICLE), &["marain_backup_v2_aa_content_article"])),
         ("schemas/user.schema.yaml".to_string(), target(1, Some(USER), &["marain_backup_v2_bb_content_user"])),
     ]);
-    let restores = plan_restore(&applied, &targets, |_| 2, Unchanged::Skip).unwrap();
+    let restores = plan_restore(Dialect::Sqlite, &applied, &targets, |_| 2, Unchanged::Skip).unwrap();
     let order: Vec<&str> = restores.iter().map(|r| r.change.file.as_str()).collect();
     assert_eq!(order, ["schemas/user.schema.yaml", "schemas/article.schema.yaml"]);
     for r in &restores {
@@ -90,10 +91,10 @@ fn a_target_that_no_longer_fits_the_site_is_refused_naming_why() {
         "id: article\nname: Article\nfields:\n  - id: title\n    type: text\n",
     )]);
     let targets = BTreeMap::from([("schemas/article.schema.yaml".to_string(), target(1, Some(ARTICLE), &[]))]);
-    let why = plan_restore(&applied, &targets, |_| 2, Unchanged::Rewrite).unwrap_err();
+    let why = plan_restore(Dialect::Sqlite, &applied, &targets, |_| 2, Unchanged::Rewrite).unwrap_err();
     assert!(why.contains("user"), "{why}");
     let broken = BTreeMap::from([("schemas/article.schema.yaml".to_string(), target(1, Some("id: [unclosed"), &[]))]);
-    let why = plan_restore(&applied, &broken, |_| 2, Unchanged::Rewrite).unwrap_err();
+    let why = plan_restore(Dialect::Sqlite, &applied, &broken, |_| 2, Unchanged::Rewrite).unwrap_err();
     assert!(why.contains("schemas/article.schema.yaml:1:"), "{why}");
 }
 
@@ -103,7 +104,7 @@ fn backups_made_by_the_restoring_version_are_named_for_it() {
     // with the version the rollback will be recorded as.
     let applied = site(&[("schemas/user.schema.yaml", USER_WITH_BIO)]);
     let targets = BTreeMap::from([("schemas/user.schema.yaml".to_string(), target(1, Some(USER), &[]))]);
-    let restores = plan_restore(&applied, &targets, |_| 7, Unchanged::Skip).unwrap();
+    let restores = plan_restore(Dialect::Sqlite, &applied, &targets, |_| 7, Unchanged::Skip).unwrap();
     let made = restores[0].change.plan.backups();
     assert!(!made.is_empty() && made.iter().all(|b| b.starts_with("marain_backup_v7_")), "{made:?}");
 }

@@ -89,7 +89,7 @@ fn now() -> String {
 
 impl Store {
     pub async fn account_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM marain_accounts").fetch_one(self.pool()).await?)
+        Ok(self.pool().fetch_one::<(i64,)>("SELECT COUNT(*) FROM marain_accounts", &[]).await?.0)
     }
 
     /// Creates an account, or replaces the password and role of an existing one
@@ -115,10 +115,15 @@ impl Store {
         .await
         .map_err(|e| AccountError::Hash(e.to_string()))?
         .map_err(|e| AccountError::Hash(e.to_string()))?;
-        let verb = if replace { "INSERT OR REPLACE" } else { "INSERT" };
-        let sql =
-            format!("{verb} INTO marain_accounts (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)");
-        match sqlx::query(&sql).bind(username).bind(hash).bind(role.as_str()).bind(now()).execute(self.pool()).await {
+        let on_conflict = match replace {
+            true => " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role",
+            false => "",
+        };
+        let sql = format!(
+            "INSERT INTO marain_accounts (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4){on_conflict}"
+        );
+        let args = [username.into(), hash.into(), role.as_str().into(), now().into()];
+        match self.pool().execute(&sql, &args).await {
             Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
                 Err(AccountError::Exists(username.to_string()))
             }
@@ -129,11 +134,10 @@ impl Store {
     /// The account's identity if `password` is right; `None` otherwise (an
     /// unknown user costs the same hash as a known one, so timing tells nothing).
     pub async fn verify_password(&self, username: &str, password: &str) -> Result<Option<Identity>, StoreError> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT password_hash, role FROM marain_accounts WHERE username = ?1")
-                .bind(username)
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<(String, String)> = self
+            .pool()
+            .fetch_optional("SELECT password_hash, role FROM marain_accounts WHERE username = $1", &[username.into()])
+            .await?;
         // A fixed hash of a random password stands in for a missing account.
         const DECOY: &str =
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$3pDRnVxm2QqUp4QxWX5D+cD5ENSeFxcOsWsoFW7nxKQ";
@@ -157,14 +161,13 @@ impl Store {
             return Err(AccountError::BadName(name.to_string()));
         }
         let secret = format!("mrn_{}", random_secret(32));
-        let result =
-            sqlx::query("INSERT INTO marain_tokens (name, token_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)")
-                .bind(name)
-                .bind(sha256_hex(secret.as_bytes()))
-                .bind(role.as_str())
-                .bind(now())
-                .execute(self.pool())
-                .await;
+        let result = self
+            .pool()
+            .execute(
+                "INSERT INTO marain_tokens (name, token_hash, role, created_at) VALUES ($1, $2, $3, $4)",
+                &[name.into(), sha256_hex(secret.as_bytes()).into(), role.as_str().into(), now().into()],
+            )
+            .await;
         match result {
             Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
                 Err(AccountError::Exists(name.to_string()))
@@ -175,11 +178,13 @@ impl Store {
 
     /// The identity behind an API token's secret, if it is one.
     pub async fn token_identity(&self, secret: &str) -> Result<Option<Identity>, StoreError> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT name, role FROM marain_tokens WHERE token_hash = ?1")
-                .bind(sha256_hex(secret.as_bytes()))
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<(String, String)> = self
+            .pool()
+            .fetch_optional(
+                "SELECT name, role FROM marain_tokens WHERE token_hash = $1",
+                &[sha256_hex(secret.as_bytes()).into()],
+            )
+            .await?;
         Ok(row.and_then(|(name, role)| Some(Identity { name, role: Role::parse(&role)?, token: true })))
     }
 

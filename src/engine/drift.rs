@@ -4,8 +4,6 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-
 use super::store::{Store, StoreError};
 use crate::site::Site;
 use crate::sql::{child_table, sqlite};
@@ -19,13 +17,9 @@ pub struct Drift {
 /// Compares every table the applied site implies with the database.
 pub async fn detect(store: &Store, site: &Site) -> Result<Vec<Drift>, StoreError> {
     let mut drift = Vec::new();
+    let dialect = store.dialect();
     let actual: BTreeSet<String> =
-        sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'content\\_%' ESCAPE '\\'")
-            .fetch_all(store.pool())
-            .await?
-            .iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
+        store.pool().table_names().await?.into_iter().filter(|t| t.starts_with("content_")).collect();
     let mut expected = BTreeSet::new();
     for file in site.files() {
         let e = &file.entity;
@@ -34,13 +28,14 @@ pub async fn detect(store: &Store, site: &Site) -> Result<Vec<Drift>, StoreError
             tables.push((child_table(&e.id, &f.id), vec!["parent_id".into(), "delta".into(), "value".into()]));
         }
         for (table, columns) in tables {
+            let table = dialect.ident(&table);
             expected.insert(table.clone());
             if !actual.contains(&table) {
                 drift.push(Drift { table, problem: format!("the table is missing (it belongs to {})", file.path) });
                 continue;
             }
             let real: BTreeSet<String> = store.table_columns(&table).await?.into_iter().collect();
-            let wanted: BTreeSet<String> = columns.into_iter().collect();
+            let wanted: BTreeSet<String> = columns.iter().map(|c| dialect.ident(c)).collect();
             for c in wanted.difference(&real) {
                 drift.push(Drift { table: table.clone(), problem: format!("column `{c}` is missing") });
             }

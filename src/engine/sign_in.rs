@@ -15,39 +15,35 @@ fn now() -> i64 {
 impl Store {
     /// Whether `address` has used up its sign-in attempts for now.
     pub async fn sign_in_locked_out(&self, address: &str) -> Result<bool, StoreError> {
-        let failures: Option<i64> = sqlx::query_scalar(
-            "SELECT failures FROM marain_sign_in_failures WHERE address = ?1 AND first_at > ?2 - ?3",
-        )
-        .bind(address)
-        .bind(now())
-        .bind(FAILURE_WINDOW_SECS)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(failures.is_some_and(|n| n >= MAX_FAILURES))
+        let failures: Option<(i64,)> = self
+            .pool()
+            .fetch_optional(
+                "SELECT failures FROM marain_sign_in_failures WHERE address = $1 AND first_at > $2 - $3",
+                &[address.into(), now().into(), FAILURE_WINDOW_SECS.into()],
+            )
+            .await?;
+        Ok(failures.is_some_and(|(n,)| n >= MAX_FAILURES))
     }
 
     /// Counts a failed sign-in from `address`; a window that has ended starts over.
     pub async fn sign_in_failed(&self, address: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO marain_sign_in_failures (address, failures, first_at) VALUES (?1, 1, ?2) \
-             ON CONFLICT (address) DO UPDATE SET \
-             failures = CASE WHEN first_at <= ?2 - ?3 THEN 1 ELSE failures + 1 END, \
-             first_at = CASE WHEN first_at <= ?2 - ?3 THEN ?2 ELSE first_at END",
-        )
-        .bind(address)
-        .bind(now())
-        .bind(FAILURE_WINDOW_SECS)
-        .execute(self.pool())
-        .await?;
+        // The table is named in the update: PostgreSQL would otherwise find
+        // `failures` ambiguous between the row and `excluded`.
+        self.pool()
+            .execute(
+                "INSERT INTO marain_sign_in_failures AS f (address, failures, first_at) VALUES ($1, 1, $2) \
+                 ON CONFLICT (address) DO UPDATE SET \
+                 failures = CASE WHEN f.first_at <= $2 - $3 THEN 1 ELSE f.failures + 1 END, \
+                 first_at = CASE WHEN f.first_at <= $2 - $3 THEN $2 ELSE f.first_at END",
+                &[address.into(), now().into(), FAILURE_WINDOW_SECS.into()],
+            )
+            .await?;
         Ok(())
     }
 
     /// A successful sign-in clears the count of `address`.
     pub async fn sign_in_succeeded(&self, address: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM marain_sign_in_failures WHERE address = ?1")
-            .bind(address)
-            .execute(self.pool())
-            .await?;
+        self.pool().execute("DELETE FROM marain_sign_in_failures WHERE address = $1", &[address.into()]).await?;
         Ok(())
     }
 }

@@ -1,22 +1,25 @@
 //! The database: typed content tables and the append-only history, via sqlx.
 //!
-//! Each apply is one `BEGIN IMMEDIATE` transaction holding the plan's SQL and the
-//! history row, so the database never shows a change without its record or a
-//! record without its change.
+//! Each apply is one transaction holding the plan's SQL and the history row, so
+//! the database never shows a change without its record or a record without its
+//! change. Applies are serialised across processes: SQLite's `BEGIN IMMEDIATE`,
+//! PostgreSQL's transaction-scoped advisory lock.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, SqlitePool};
+use sqlx::Connection;
+
+use super::database::{scheme_only, Arg, Conn, Pool, PoolSize, Tx};
 
 use crate::hash::sha256_parts;
 use crate::hazard::{Hazard, Severity};
 use crate::plan::Plan;
-use crate::sql::quote;
+use crate::sql::Dialect;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,6 +35,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("the live data changed since approval: the change is now {now} (approved as {approved}): {reasons}")]
     SeverityRose { approved: Severity, now: Severity, reasons: String },
+    #[error("{file} was changed by another instance first; the change is planned again from what is applied now")]
+    HeadMoved { file: String },
     #[error("history row {id} is corrupt: {message}")]
     Corrupt { id: i64, message: String },
 }
@@ -120,40 +125,69 @@ pub struct BackupInfo {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The one connection every apply runs on. SQLite re-reads the whole schema
-    /// on a connection whose schema another connection changed; applying on one
-    /// connection keeps a thousand-table first start linear, not quadratic.
-    writer: Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>,
+    pool: Pool,
+    /// Where applies run. SQLite: a pool of one connection kept for good, since
+    /// SQLite re-reads the whole schema on a connection whose schema another
+    /// connection changed; applying on one connection keeps a thousand-table
+    /// first start linear, not quadratic. PostgreSQL: the main pool.
+    writer: Pool,
+    /// One apply at a time within this process; across processes the database
+    /// serialises them (SQLite's write lock, PostgreSQL's advisory lock).
+    apply_lock: Arc<tokio::sync::Mutex<()>>,
+    /// How long a PostgreSQL apply waits for a table lock before it backs off.
+    lock_timeout: Duration,
     /// Crash points for the kill -9 tests (inert in release builds).
     failpoints: super::failpoint::Failpoints,
 }
 
+/// The key of the transaction-scoped advisory lock every PostgreSQL apply takes
+/// (`pg_advisory_xact_lock`): "marain" in ASCII. Transaction-scoped, so it works
+/// behind PgBouncer in transaction mode and can never outlive a crashed apply.
+pub const APPLY_LOCK_KEY: i64 = 0x6d61_7261_696e;
+
+/// How often an apply that met a held table lock tries again before it gives up.
+const LOCK_ATTEMPTS: u32 = 8;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 impl Store {
-    /// Opens (creating if needed) the database at `url` in WAL mode and brings the
-    /// history tables up to date.
+    /// Opens (creating if needed) the database at `url` — SQLite or PostgreSQL,
+    /// by the URL's scheme — and brings Marain's own tables up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open { url: url.to_string(), source };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL: a commit survives a process crash (kill -9) without an
-            // fsync; only a power loss can drop the newest commits, and those are
-            // re-derived from the files at start-up. Transactions that delete or
-            // restore data switch to FULL (see `apply`): they cannot be re-derived.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await.map_err(open_err)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = sqlx::SqliteConnection::connect_with(&options).await.map_err(open_err)?;
-        let writer = Arc::new(tokio::sync::Mutex::new(writer));
-        Ok(Self { pool, writer, failpoints: super::failpoint::Failpoints::from_env() })
+        let open_err = |source| StoreError::Open { url: scheme_only(url), source };
+        let pool = Pool::connect(url, PoolSize { max_connections: 8, keep_forever: false }).await.map_err(open_err)?;
+        match &pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        }
+        let writer = match pool.dialect() {
+            Dialect::Sqlite => {
+                Pool::connect(url, PoolSize { max_connections: 1, keep_forever: true }).await.map_err(open_err)?
+            }
+            Dialect::Postgres => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            writer,
+            apply_lock: Arc::new(tokio::sync::Mutex::new(())),
+            lock_timeout: Duration::from_millis(2000),
+            failpoints: super::failpoint::Failpoints::from_env(),
+        })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// The same store, applying with `timeout` as PostgreSQL's `lock_timeout`.
+    pub fn with_lock_timeout(self, timeout: Duration) -> Self {
+        Self { lock_timeout: timeout, ..self }
+    }
+
+    pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Which SQL this store's database speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.pool.dialect()
     }
 
     pub fn failpoints(&self) -> &super::failpoint::Failpoints {
@@ -163,12 +197,14 @@ impl Store {
     /// Counts what each of `plan`'s probes asks, on the live data.
     pub async fn probe(&self, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        run_probes(&mut conn, plan).await
+        run_probes(&mut conn.conn(), plan).await
     }
 
     /// Runs `plan` (as statically graded) and appends its history row in one
-    /// transaction; returns the row. The probes run again inside the transaction,
-    /// and the change is refused if the data now grades it above `approved`.
+    /// transaction; returns the row. Inside the transaction the file's applied
+    /// head is read again (another instance may have moved it) and the probes run
+    /// again: the change is refused if the head is no longer the plan's base, or
+    /// if the data now grades it above `approved`.
     pub async fn apply(
         &self,
         plan: &Plan,
@@ -177,8 +213,34 @@ impl Store {
     ) -> Result<VersionRow, StoreError> {
         let started = Instant::now();
         self.failpoints.begin_apply();
-        let mut writer = self.writer.lock().await;
-        let conn: &mut sqlx::SqliteConnection = &mut writer;
+        let _one_at_a_time = self.apply_lock.lock().await;
+        let mut attempt = 0;
+        loop {
+            let result = match self.dialect() {
+                Dialect::Sqlite => self.apply_sqlite(plan, approved, record.clone(), started).await,
+                Dialect::Postgres => self.apply_postgres(plan, approved, record.clone(), started).await,
+            };
+            match result {
+                Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
+                    attempt += 1;
+                    let wait = backoff(attempt);
+                    tracing::warn!(file = %record.file, attempt, wait_ms = wait.as_millis() as u64, "a table the change needs is locked; trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn apply_sqlite(
+        &self,
+        plan: &Plan,
+        approved: Severity,
+        record: VersionRecord,
+        started: Instant,
+    ) -> Result<VersionRow, StoreError> {
+        let Pool::Sqlite(writer) = &self.writer else { unreachable!("the SQLite store has a SQLite writer") };
+        let mut conn = writer.acquire().await?;
         if plan.foreign_keys_off {
             sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
         }
@@ -187,65 +249,8 @@ impl Store {
             sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
         }
         let result = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            let counts = run_probes(&mut tx, plan).await?;
-            let mut plan = plan.clone();
-            plan.regrade(|p| counts.get(&p.sql).copied());
-            let now = plan.severity();
-            if now > approved {
-                let reasons = plan.hazards().into_iter().filter(|h| h.severity > approved).map(|h| h.message);
-                return Err(StoreError::SeverityRose {
-                    approved,
-                    now,
-                    reasons: reasons.collect::<Vec<_>>().join("; "),
-                });
-            }
-            for step in &plan.steps {
-                for statement in &step.sql {
-                    sqlx::query(statement)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
-                    if step.fills_backup(statement) {
-                        self.failpoints.reach("after_backup");
-                    }
-                }
-            }
-            self.failpoints.reach("after_ddl");
-            if plan.foreign_keys_off {
-                let broken = sqlx::query_scalar::<_, String>("SELECT \"table\" FROM pragma_foreign_key_check")
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .filter(|table| !plan.dangling.contains(table))
-                    .count();
-                if broken > 0 {
-                    return Err(StoreError::ForeignKeys(broken));
-                }
-            }
-            let (prev_row_hash, last_version) = chain_head(&mut tx, &record.file).await?;
-            self.failpoints.reach("before_history");
-            let row = VersionRow {
-                id: 0,
-                file: record.file,
-                version: last_version + 1,
-                hash: record.hash,
-                yaml: record.yaml,
-                severity: plan.severity(),
-                hazards: plan.hazards(),
-                sql: plan.sql(),
-                rollback_sql: plan.rollback_sql(),
-                backups: plan.backups(),
-                status: VersionStatus::Applied,
-                actor: record.actor,
-                reason: record.reason,
-                applied_at: record.applied_at,
-                duration_ms: started.elapsed().as_millis() as i64,
-            };
-            let id = insert_row(&mut tx, &row, &prev_row_hash).await?;
-            self.failpoints.reach("before_commit");
-            tx.commit().await?;
-            Ok(VersionRow { id, ..row })
+            let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            self.apply_in(Tx::Sqlite(tx), plan, approved, record, started).await
         }
         .await;
         if plan.foreign_keys_off {
@@ -257,55 +262,140 @@ impl Store {
         result
     }
 
+    async fn apply_postgres(
+        &self,
+        plan: &Plan,
+        approved: Severity,
+        record: VersionRecord,
+        started: Instant,
+    ) -> Result<VersionRow, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut conn = tx.conn();
+        conn.execute(&format!("SET LOCAL lock_timeout = {}", self.lock_timeout.as_millis().max(1)), &[]).await?;
+        // Every apply of every instance queues here, so heads are read and
+        // written by one at a time.
+        conn.execute("SELECT pg_advisory_xact_lock($1)", &[Arg::Int(APPLY_LOCK_KEY)]).await?;
+        self.apply_in(tx, plan, approved, record, started).await
+    }
+
+    /// The body of an apply, in an open transaction that serialises applies.
+    async fn apply_in(
+        &self,
+        mut tx: Tx<'_>,
+        plan: &Plan,
+        approved: Severity,
+        record: VersionRecord,
+        started: Instant,
+    ) -> Result<VersionRow, StoreError> {
+        let mut conn = tx.conn();
+        let head = head_hash(&mut conn, &record.file).await?;
+        if head != plan.binding.base_hash {
+            return Err(StoreError::HeadMoved { file: record.file });
+        }
+        let counts = run_probes(&mut conn, plan).await?;
+        let mut plan = plan.clone();
+        plan.regrade(|p| counts.get(&p.sql).copied());
+        let now = plan.severity();
+        if now > approved {
+            let reasons = plan.hazards().into_iter().filter(|h| h.severity > approved).map(|h| h.message);
+            return Err(StoreError::SeverityRose { approved, now, reasons: reasons.collect::<Vec<_>>().join("; ") });
+        }
+        for step in &plan.steps {
+            for statement in &step.sql {
+                conn.execute(statement, &[])
+                    .await
+                    .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+                if step.fills_backup(statement) {
+                    self.failpoints.reach("after_backup");
+                }
+            }
+        }
+        self.failpoints.reach("after_ddl");
+        if plan.foreign_keys_off {
+            let broken: Vec<(String,)> = conn.fetch_all("SELECT \"table\" FROM pragma_foreign_key_check", &[]).await?;
+            let broken = broken.into_iter().filter(|(table,)| !plan.dangling.contains(table)).count();
+            if broken > 0 {
+                return Err(StoreError::ForeignKeys(broken));
+            }
+        }
+        let (prev_row_hash, last_version) = chain_head(&mut conn, &record.file).await?;
+        self.failpoints.reach("before_history");
+        let row = VersionRow {
+            id: 0,
+            file: record.file,
+            version: last_version + 1,
+            hash: record.hash,
+            yaml: record.yaml,
+            severity: plan.severity(),
+            hazards: plan.hazards(),
+            sql: plan.sql(),
+            rollback_sql: plan.rollback_sql(),
+            backups: plan.backups(),
+            status: VersionStatus::Applied,
+            actor: record.actor,
+            reason: record.reason,
+            applied_at: record.applied_at,
+            duration_ms: started.elapsed().as_millis() as i64,
+        };
+        let id = insert_row(&mut conn, &row, &prev_row_hash).await?;
+        self.failpoints.reach("before_commit");
+        tx.commit().await?;
+        Ok(VersionRow { id, ..row })
+    }
+
     /// The newest applied row of every file ever recorded (including deletions).
     pub async fn latest_versions(&self) -> Result<Vec<VersionRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM marain_history h WHERE status = 'applied' AND version = \
-             (SELECT MAX(version) FROM marain_history WHERE file = h.file AND status = 'applied') ORDER BY file",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(row_from_sql).collect()
+        let rows: Vec<HistoryRecord> = self
+            .pool
+            .fetch_all(
+                "SELECT * FROM marain_history h WHERE status = 'applied' AND version = \
+                 (SELECT MAX(version) FROM marain_history WHERE file = h.file AND status = 'applied') ORDER BY file",
+                &[],
+            )
+            .await?;
+        rows.into_iter().map(HistoryRecord::into_row).collect()
     }
 
     /// The applied version `version` of `file`.
     pub async fn version(&self, file: &str, version: i64) -> Result<Option<VersionRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM marain_history WHERE file = ?1 AND version = ?2 AND status = 'applied'")
-            .bind(file)
-            .bind(version)
-            .fetch_optional(&self.pool)
+        let row: Option<HistoryRecord> = self
+            .pool
+            .fetch_optional(
+                "SELECT * FROM marain_history WHERE file = $1 AND version = $2 AND status = 'applied'",
+                &[file.into(), version.into()],
+            )
             .await?;
-        row.as_ref().map(row_from_sql).transpose()
+        row.map(HistoryRecord::into_row).transpose()
     }
 
-    /// The backup tables made by `file`'s applied versions after `version`,
-    /// oldest first: what a rollback to `version` restores from.
+    /// Backup tables that exist now.
+    async fn existing_backups(&self) -> Result<BTreeSet<String>, StoreError> {
+        let names = self.pool.table_names().await?;
+        Ok(names.into_iter().filter(|n| n.starts_with("marain_backup_")).collect())
+    }
+
     /// Every backup table the history names, with the version that made it, its
     /// rows, and whether it still exists (pruned ones do not).
     pub async fn backups(&self) -> Result<Vec<BackupInfo>, StoreError> {
-        let rows: Vec<(i64, String, i64, String, String)> = sqlx::query_as(
-            "SELECT id, file, version, applied_at, backups FROM marain_history WHERE status = 'applied' ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let existing: std::collections::BTreeSet<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'marain\\_backup\\_%' ESCAPE '\\'",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .collect();
+        let rows: Vec<(i64, String, i64, String, String)> = self
+            .pool
+            .fetch_all(
+                "SELECT id, file, version, applied_at, backups FROM marain_history WHERE status = 'applied' ORDER BY id",
+                &[],
+            )
+            .await?;
+        let existing = self.existing_backups().await?;
+        let dialect = self.dialect();
         let mut out = Vec::new();
         for (id, file, version, applied_at, json) in rows {
             let names: Vec<String> = serde_json::from_str(&json)
                 .map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })?;
             for table in names {
-                let rows = match existing.contains(&table) {
-                    true => Some(
-                        sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {}", quote(&table)))
-                            .fetch_one(&self.pool)
-                            .await?,
-                    ),
+                let rows = match existing.contains(&dialect.ident(&table)) {
+                    true => {
+                        let sql = format!("SELECT COUNT(*) FROM {}", dialect.table(&table));
+                        Some(self.pool.fetch_one::<(i64,)>(&sql, &[]).await?.0)
+                    }
                     false => None,
                 };
                 out.push(BackupInfo { table, file: file.clone(), version, applied_at: applied_at.clone(), rows });
@@ -324,7 +414,8 @@ impl Store {
             let applied =
                 time::OffsetDateTime::parse(&backup.applied_at, &time::format_description::well_known::Rfc3339);
             if backup.rows.is_some() && applied.is_ok_and(|t| t < cutoff) {
-                sqlx::query(&format!("DROP TABLE IF EXISTS {}", quote(&backup.table))).execute(&self.pool).await?;
+                let sql = format!("DROP TABLE IF EXISTS {}", self.dialect().table(&backup.table));
+                self.pool.execute(&sql, &[]).await?;
                 pruned.push(backup.table);
             }
         }
@@ -333,10 +424,13 @@ impl Store {
 
     /// Every applied version of every file, oldest first.
     pub async fn applied_versions(&self) -> Result<Vec<AppliedVersion>, StoreError> {
-        let rows: Vec<(String, i64, String)> =
-            sqlx::query_as("SELECT file, version, applied_at FROM marain_history WHERE status = 'applied' ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, i64, String)> = self
+            .pool
+            .fetch_all(
+                "SELECT file, version, applied_at FROM marain_history WHERE status = 'applied' ORDER BY id",
+                &[],
+            )
+            .await?;
         Ok(rows.into_iter().map(|(file, version, applied_at)| AppliedVersion { file, version, applied_at }).collect())
     }
 
@@ -347,17 +441,15 @@ impl Store {
         &self,
         since: &BTreeMap<String, i64>,
     ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
-        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
-            "SELECT id, file, version, backups FROM marain_history WHERE status = 'applied' ORDER BY file, version",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let existing: std::collections::BTreeSet<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .collect();
+        let rows: Vec<(i64, String, i64, String)> = self
+            .pool
+            .fetch_all(
+                "SELECT id, file, version, backups FROM marain_history WHERE status = 'applied' ORDER BY file, version",
+                &[],
+            )
+            .await?;
+        let existing = self.existing_backups().await?;
+        let dialect = self.dialect();
         let mut out: BTreeMap<String, Vec<String>> = since.keys().map(|f| (f.clone(), Vec::new())).collect();
         for (id, file, version, json) in rows {
             let Some(names) = out.get_mut(&file).filter(|_| since.get(&file).is_some_and(|v| version > *v)) else {
@@ -366,70 +458,76 @@ impl Store {
             let made: Vec<String> = serde_json::from_str(&json)
                 .map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })?;
             // A pruned backup cannot refill anything.
-            names.extend(made.into_iter().filter(|n| existing.contains(n)));
+            names.extend(made.into_iter().filter(|n| existing.contains(&dialect.ident(n))));
         }
         Ok(out)
     }
 
     /// History, newest first, optionally of one file.
     pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM marain_history WHERE (?1 IS NULL OR file = ?1) ORDER BY id DESC LIMIT ?2")
-                .bind(file)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(row_from_sql).collect()
+        let rows: Vec<HistoryRecord> = self
+            .pool
+            .fetch_all(
+                "SELECT * FROM marain_history WHERE ($1 IS NULL OR file = $1) ORDER BY id DESC LIMIT $2",
+                &[file.into(), limit.into()],
+            )
+            .await?;
+        rows.into_iter().map(HistoryRecord::into_row).collect()
     }
 
     /// Walks the history in order and checks every row's hash and its link to the
     /// row before; returns how many rows are intact, or the first broken one.
     pub async fn verify_chain(&self) -> Result<usize, ChainBreak> {
-        let rows = sqlx::query("SELECT * FROM marain_history ORDER BY id")
-            .fetch_all(&self.pool)
+        let rows: Vec<HistoryRecord> = self
+            .pool
+            .fetch_all("SELECT * FROM marain_history ORDER BY id", &[])
             .await
             .map_err(|e| ChainBreak { id: 0, reason: format!("cannot read the history: {e}") })?;
+        let count = rows.len();
         let mut prev = String::new();
-        for r in &rows {
-            let row = row_from_sql(r).map_err(|e| ChainBreak { id: r.get("id"), reason: e.to_string() })?;
-            let stored_prev: String = r.get("prev_row_hash");
-            let stored_hash: String = r.get("row_hash");
+        for record in rows {
+            let (id, stored_prev, stored_hash) = (record.id, record.prev_row_hash.clone(), record.row_hash.clone());
+            let row = record.into_row().map_err(|e| ChainBreak { id, reason: e.to_string() })?;
             if stored_prev != prev {
                 return Err(ChainBreak {
-                    id: row.id,
+                    id,
                     reason: "it does not point at the row before it (a row was removed or inserted)".into(),
                 });
             }
             if row_hash(&prev, &row) != stored_hash {
-                return Err(ChainBreak {
-                    id: row.id,
-                    reason: "its content does not match its hash (the row was edited)".into(),
-                });
+                return Err(ChainBreak { id, reason: "its content does not match its hash (the row was edited)".into() });
             }
             prev = stored_hash;
         }
-        Ok(rows.len())
+        Ok(count)
     }
 
     /// Column names of `table`, in order; empty when the table does not exist.
     pub async fn table_columns(&self, table: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
-            .bind(table)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| r.get::<String, _>("name")).collect())
+        Ok(self.pool.table_columns(&self.dialect().ident(table)).await?)
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
-async fn run_probes(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
+/// How long the `attempt`-th retry after a lock timeout waits: doubling from
+/// 100 ms, at most 2 s, with up to a quarter of jitter so that instances that
+/// met the same lock do not come back in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempt.min(5)).min(2000);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let jitter = u64::from(nanos) % (base / 4 + 1);
+    Duration::from_millis(base + jitter)
+}
+
+async fn run_probes(conn: &mut Conn<'_>, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
     let mut counts = BTreeMap::new();
     for probe in plan.probes() {
-        let n: i64 = sqlx::query_scalar(&probe.sql)
-            .fetch_one(&mut *conn)
+        let (n,): (i64,) = conn
+            .fetch_one(&probe.sql, &[])
             .await
             .map_err(|source| StoreError::Statement { statement: probe.sql.clone(), source })?;
         counts.insert(probe.sql, n);
@@ -437,15 +535,24 @@ async fn run_probes(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<BT
     Ok(counts)
 }
 
-async fn chain_head(conn: &mut sqlx::SqliteConnection, file: &str) -> Result<(String, i64), StoreError> {
-    let prev: Option<String> = sqlx::query_scalar("SELECT row_hash FROM marain_history ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
+/// The hash of `file`'s newest applied version ("" when it has none, or when
+/// that version deleted it).
+async fn head_hash(conn: &mut Conn<'_>, file: &str) -> Result<String, StoreError> {
+    let head: Option<(String,)> = conn
+        .fetch_optional(
+            "SELECT hash FROM marain_history WHERE file = $1 AND status = 'applied' ORDER BY version DESC LIMIT 1",
+            &[file.into()],
+        )
         .await?;
-    let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM marain_history WHERE file = ?1")
-        .bind(file)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok((prev.unwrap_or_default(), version.unwrap_or(0)))
+    Ok(head.map(|(h,)| h).unwrap_or_default())
+}
+
+async fn chain_head(conn: &mut Conn<'_>, file: &str) -> Result<(String, i64), StoreError> {
+    let prev: Option<(String,)> =
+        conn.fetch_optional("SELECT row_hash FROM marain_history ORDER BY id DESC LIMIT 1", &[]).await?;
+    let (version,): (Option<i64>,) =
+        conn.fetch_one("SELECT MAX(version) FROM marain_history WHERE file = $1", &[file.into()]).await?;
+    Ok((prev.map(|(h,)| h).unwrap_or_default(), version.unwrap_or(0)))
 }
 
 /// The hash a row's successor must quote: everything the row asserts.
@@ -472,57 +579,82 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }
 
-async fn insert_row(conn: &mut sqlx::SqliteConnection, row: &VersionRow, prev: &str) -> Result<i64, StoreError> {
-    let id = sqlx::query(
-        "INSERT INTO marain_history (file, version, hash, yaml, severity, hazards, sql, rollback_sql, backups, status, \
-         actor, reason, applied_at, duration_ms, prev_row_hash, row_hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )
-    .bind(&row.file)
-    .bind(row.version)
-    .bind(&row.hash)
-    .bind(&row.yaml)
-    .bind(row.severity.as_str())
-    .bind(to_json(&row.hazards))
-    .bind(to_json(&row.sql))
-    .bind(to_json(&row.rollback_sql))
-    .bind(to_json(&row.backups))
-    .bind(row.status.as_str())
-    .bind(&row.actor)
-    .bind(&row.reason)
-    .bind(&row.applied_at)
-    .bind(row.duration_ms)
-    .bind(prev)
-    .bind(row_hash(prev, row))
-    .execute(&mut *conn)
-    .await?
-    .last_insert_rowid();
+async fn insert_row(conn: &mut Conn<'_>, row: &VersionRow, prev: &str) -> Result<i64, StoreError> {
+    let (id,): (i64,) = conn
+        .fetch_one(
+            "INSERT INTO marain_history (file, version, hash, yaml, severity, hazards, sql, rollback_sql, backups, \
+             status, actor, reason, applied_at, duration_ms, prev_row_hash, row_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+            &[
+                (&row.file).into(),
+                row.version.into(),
+                (&row.hash).into(),
+                row.yaml.as_deref().into(),
+                row.severity.as_str().into(),
+                to_json(&row.hazards).into(),
+                to_json(&row.sql).into(),
+                to_json(&row.rollback_sql).into(),
+                to_json(&row.backups).into(),
+                row.status.as_str().into(),
+                (&row.actor).into(),
+                row.reason.as_deref().into(),
+                (&row.applied_at).into(),
+                row.duration_ms.into(),
+                prev.into(),
+                row_hash(prev, row).into(),
+            ],
+        )
+        .await?;
     Ok(id)
 }
 
-fn row_from_sql(r: &sqlx::sqlite::SqliteRow) -> Result<VersionRow, StoreError> {
-    let id: i64 = r.get("id");
-    let corrupt = |message: String| StoreError::Corrupt { id, message };
-    fn parse<T: serde::de::DeserializeOwned>(r: &sqlx::sqlite::SqliteRow, col: &str) -> Result<T, String> {
-        serde_json::from_str(&r.get::<String, _>(col)).map_err(|e| format!("{col}: {e}"))
+/// A `marain_history` row as stored: JSON columns still text.
+#[derive(sqlx::FromRow)]
+struct HistoryRecord {
+    id: i64,
+    file: String,
+    version: i64,
+    hash: String,
+    yaml: Option<String>,
+    severity: String,
+    hazards: String,
+    sql: String,
+    rollback_sql: String,
+    backups: String,
+    status: String,
+    actor: String,
+    reason: Option<String>,
+    applied_at: String,
+    duration_ms: i64,
+    prev_row_hash: String,
+    row_hash: String,
+}
+
+impl HistoryRecord {
+    fn into_row(self) -> Result<VersionRow, StoreError> {
+        let id = self.id;
+        let corrupt = |message: String| StoreError::Corrupt { id, message };
+        fn parse<T: serde::de::DeserializeOwned>(text: &str, col: &str) -> Result<T, String> {
+            serde_json::from_str(text).map_err(|e| format!("{col}: {e}"))
+        }
+        Ok(VersionRow {
+            id,
+            severity: Severity::parse(&self.severity)
+                .ok_or_else(|| corrupt(format!("unknown severity {}", self.severity)))?,
+            hazards: parse(&self.hazards, "hazards").map_err(corrupt)?,
+            sql: parse(&self.sql, "sql").map_err(corrupt)?,
+            rollback_sql: parse(&self.rollback_sql, "rollback_sql").map_err(corrupt)?,
+            backups: parse(&self.backups, "backups").map_err(corrupt)?,
+            status: VersionStatus::parse(&self.status)
+                .ok_or_else(|| corrupt(format!("unknown status {}", self.status)))?,
+            file: self.file,
+            version: self.version,
+            hash: self.hash,
+            yaml: self.yaml,
+            actor: self.actor,
+            reason: self.reason,
+            applied_at: self.applied_at,
+            duration_ms: self.duration_ms,
+        })
     }
-    let severity: String = r.get("severity");
-    let status: String = r.get("status");
-    Ok(VersionRow {
-        id,
-        file: r.get("file"),
-        version: r.get("version"),
-        hash: r.get("hash"),
-        yaml: r.get("yaml"),
-        severity: Severity::parse(&severity).ok_or_else(|| corrupt(format!("unknown severity {severity}")))?,
-        hazards: parse(r, "hazards").map_err(corrupt)?,
-        sql: parse(r, "sql").map_err(corrupt)?,
-        rollback_sql: parse(r, "rollback_sql").map_err(corrupt)?,
-        backups: parse(r, "backups").map_err(corrupt)?,
-        status: VersionStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?,
-        actor: r.get("actor"),
-        reason: r.get("reason"),
-        applied_at: r.get("applied_at"),
-        duration_ms: r.get("duration_ms"),
-    })
 }

@@ -30,7 +30,7 @@ use crate::hazard::Severity;
 use crate::live_config::LiveSettings;
 use crate::restore::{plan_restore, Restore, Unchanged};
 use crate::site::{is_site_path, Site, SiteFile};
-use crate::site_plan::{plan_sites, FileChange};
+use crate::site_plan::{plan_sites_in, FileChange};
 use crate::text_diff::text_diff;
 
 /// The context of one item off the queue, passed down explicitly.
@@ -446,7 +446,7 @@ impl Worker {
 
         let candidate_site = self.validate_batch(turn, &mut candidates);
         let versions = &self.versions;
-        let changes = plan_sites(&self.applied, &candidate_site, |file, short| {
+        let changes = plan_sites_in(self.store.dialect(), &self.applied, &candidate_site, |file, short| {
             format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
         });
         for change in changes {
@@ -558,7 +558,7 @@ impl Worker {
         let invalid = |reason: String| EngineError::InvalidRollback { file: file.to_string(), version, reason };
         let targets = recovery::rollback_target(&self.store, file, version).await?;
         let restores =
-            plan_restore(&self.applied, &targets, |f| self.next_version(f), Unchanged::Rewrite).map_err(invalid)?;
+            plan_restore(self.store.dialect(), &self.applied, &targets, |f| self.next_version(f), Unchanged::Rewrite).map_err(invalid)?;
         let mut changes = self.hold_restores(turn, restores, "a rollback was requested").await;
         // `Unchanged::Rewrite` plans the one target even when it is applied already.
         changes.pop().ok_or_else(|| invalid("nothing to plan".into()))
@@ -567,7 +567,7 @@ impl Worker {
     /// Every file back to its version at `at`, one pending change per file.
     async fn recover(&mut self, turn: &mut Turn, at: &str) -> Result<Vec<PendingChange>, EngineError> {
         let targets = recovery::recovery_targets(&self.store, at).await?;
-        let restores = plan_restore(&self.applied, &targets, |f| self.next_version(f), Unchanged::Skip)
+        let restores = plan_restore(self.store.dialect(), &self.applied, &targets, |f| self.next_version(f), Unchanged::Skip)
             .map_err(|reason| EngineError::InvalidRecovery { at: at.to_string(), reason })?;
         Ok(self.hold_restores(turn, restores, "a point-in-time recovery was requested").await)
     }

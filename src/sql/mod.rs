@@ -32,6 +32,15 @@ impl Dialect {
         sql
     }
 
+    /// A name as the database stores it: PostgreSQL's shortened as its DDL
+    /// shortens them (see [`postgres::ident`]).
+    pub fn ident(self, name: &str) -> String {
+        match self {
+            Dialect::Sqlite => name.to_string(),
+            Dialect::Postgres => postgres::ident(name),
+        }
+    }
+
     /// A quoted table name; PostgreSQL's shortened as its DDL shortens them.
     pub fn table(self, name: &str) -> String {
         match self {

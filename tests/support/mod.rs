@@ -1,4 +1,6 @@
-//! Shared set-up for engine tests: a temp site, a real SQLite file, the real watcher.
+//! Shared set-up for engine tests: a temp site, a real database (a SQLite file,
+//! or a database on the test binary's throw-away PostgreSQL server), the real
+//! watcher. [`backend_tests!`] runs one test body on each backend.
 
 #![allow(dead_code)]
 
@@ -13,6 +15,59 @@ use std::time::Duration;
 use marain::engine::{Coordinator, EngineConfig, EngineEvent, EventKind};
 use tokio::sync::{broadcast, oneshot};
 
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// For each named `async fn name(backend: Backend)`, a module `name` with the
+/// tests `sqlite` and `postgres`: one test body, run on both backends.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// Where the database URL of a test directory is kept, so a restart on the same
+/// directory finds the same database.
+const DATABASE_URL_FILE: &str = "database-url";
+
+impl Backend {
+    pub fn dialect(self) -> marain::plan::Dialect {
+        match self {
+            Backend::Sqlite => marain::plan::Dialect::Sqlite,
+            Backend::Postgres => marain::plan::Dialect::Postgres,
+        }
+    }
+
+    /// Gives `dir` a database of this backend (a SQLite file in it, or a new
+    /// PostgreSQL database) unless it has one; returns its URL.
+    pub async fn prepare(self, dir: &Path) -> String {
+        let file = dir.join(DATABASE_URL_FILE);
+        if let Ok(url) = std::fs::read_to_string(&file) {
+            return url;
+        }
+        let url = match self {
+            Backend::Sqlite => format!("sqlite://{}", dir.join("marain.db").display()),
+            Backend::Postgres => postgres_harness::PgServer::shared().fresh_database().await,
+        };
+        std::fs::write(file, &url).unwrap();
+        url
+    }
+}
+
 pub struct TestSite {
     pub dir: tempfile::TempDir,
     pub coordinator: Coordinator,
@@ -26,16 +81,20 @@ impl TestSite {
         self.dir.path().join("site")
     }
 
-    pub fn db_url(dir: &Path) -> String {
-        format!("sqlite://{}", dir.join("marain.db").display())
+    /// Starts the engine on `dir/site` (which the caller may have filled), on
+    /// the database `dir` already has, or a new SQLite file.
+    pub async fn start_in(dir: tempfile::TempDir) -> TestSite {
+        Self::start_on(dir, Backend::Sqlite).await
     }
 
-    /// Starts the engine on `dir/site` (which the caller may have filled).
-    pub async fn start_in(dir: tempfile::TempDir) -> TestSite {
+    /// Starts the engine on `dir/site`, on the database `dir` already has or a
+    /// new one of `backend`.
+    pub async fn start_on(dir: tempfile::TempDir, backend: Backend) -> TestSite {
         let site = dir.path().join("site");
         std::fs::create_dir_all(site.join("schemas")).unwrap();
+        let url = backend.prepare(dir.path()).await;
         let (stop, stopped) = oneshot::channel::<()>();
-        let mut config = EngineConfig::new(&site, Self::db_url(dir.path()));
+        let mut config = EngineConfig::new(&site, url);
         config.secure_log = Some(dir.path().join("secure.log"));
         let (coordinator, task) = Coordinator::start(config, async move {
             let _ = stopped.await;
@@ -46,8 +105,32 @@ impl TestSite {
         TestSite { dir, coordinator, events, stop: Some(stop), task: Some(task) }
     }
 
-    pub async fn start() -> TestSite {
-        Self::start_in(tempfile::tempdir().unwrap()).await
+    pub async fn start(backend: Backend) -> TestSite {
+        Self::start_on(tempfile::tempdir().unwrap(), backend).await
+    }
+
+    /// Runs one statement on the site's database.
+    pub async fn exec(&self, sql: &str) {
+        self.coordinator.store().pool().execute(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The one integer `sql` selects.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let (n,): (i64,) =
+            self.coordinator.store().pool().fetch_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        n
+    }
+
+    /// The text column `sql` selects, row by row (NULL as `None`).
+    pub async fn texts(&self, sql: &str) -> Vec<Option<String>> {
+        let rows: Vec<(Option<String>,)> =
+            self.coordinator.store().pool().fetch_all(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().map(|(t,)| t).collect()
+    }
+
+    /// The one text `sql` selects.
+    pub async fn text(&self, sql: &str) -> String {
+        self.texts(sql).await.into_iter().next().flatten().unwrap_or_else(|| panic!("{sql}: no text"))
     }
 
     pub fn write(&self, rel: &str, text: &str) {

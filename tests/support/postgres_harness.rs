@@ -110,8 +110,40 @@ impl PgServer {
     }
 }
 
-impl Drop for PgServer {
-    fn drop(&mut self) {
+static SHARED: std::sync::OnceLock<PgServer> = std::sync::OnceLock::new();
+static DATABASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
+}
+
+extern "C" fn stop_shared() {
+    if let Some(server) = SHARED.get() {
+        server.stop();
+    }
+}
+
+impl PgServer {
+    /// One server for the whole test binary, stopped when the binary exits
+    /// (a `static` is never dropped, so the stop is registered with `atexit`).
+    pub fn shared() -> &'static PgServer {
+        SHARED.get_or_init(|| {
+            let server = PgServer::start();
+            // SAFETY: registers a plain `extern "C"` function that only runs `pg_ctl`.
+            unsafe { atexit(stop_shared) };
+            server
+        })
+    }
+
+    /// The URL of a new, empty database on this server, unique in this process.
+    pub async fn fresh_database(&self) -> String {
+        let n = DATABASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("site{n}");
+        self.database(&name).await.close().await.unwrap();
+        self.url(&name)
+    }
+
+    fn stop(&self) {
         let data = self.data_dir();
         let exe = self.bin.join("pg_ctl");
         let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"];
@@ -119,6 +151,13 @@ impl Drop for PgServer {
             Some(user) => Command::new("runuser").args(["-u", user, "--"]).arg(&exe).args(args).output(),
             None => Command::new(&exe).args(args).output(),
         };
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

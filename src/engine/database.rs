@@ -1,0 +1,377 @@
+//! One handle on SQLite or PostgreSQL, chosen by the URL's scheme alone.
+//!
+//! sqlx's own `Any` driver cannot carry what the content tables hold (SQLite's
+//! declared `BOOLEAN`/`TIMESTAMP` columns, PostgreSQL's `TIMESTAMPTZ`), so the
+//! engine uses this small layer instead: the same statement text (`$1`, `$2` …
+//! placeholders, which both drivers accept) runs on whichever pool the site has,
+//! rows come back as plain Rust types, and the few places where the dialects
+//! differ ask [`Database::dialect`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{FromRow, PgConnection, PgPool, Row, SqliteConnection, SqlitePool, TypeInfo, ValueRef};
+
+use crate::sql::Dialect;
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Null,
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Self {
+        Arg::Text(s.to_string())
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(s: &String) -> Self {
+        Arg::Text(s.clone())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(s: String) -> Self {
+        Arg::Text(s)
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(i: i64) -> Self {
+        Arg::Int(i)
+    }
+}
+
+impl<T: Into<Arg>> From<Option<T>> for Arg {
+    fn from(v: Option<T>) -> Self {
+        v.map(Into::into).unwrap_or(Arg::Null)
+    }
+}
+
+/// A row type both drivers can decode.
+pub trait Record: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> Record for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+/// Runs `$body` with `$c` bound to the backend's own value, whichever it is.
+macro_rules! each_backend {
+    ($value:expr, $enum:ident, $c:ident => $body:expr) => {
+        match $value {
+            $enum::Sqlite($c) => $body,
+            $enum::Postgres($c) => $body,
+        }
+    };
+}
+
+fn bind_all<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for arg in args {
+        query = match arg {
+            Arg::Null => query.bind(None::<&str>),
+            Arg::Text(s) => query.bind(Some(s.as_str())),
+            Arg::Int(i) => query.bind(*i),
+            Arg::Float(f) => query.bind(*f),
+            Arg::Bool(b) => query.bind(*b),
+        };
+    }
+    query
+}
+
+fn bind_as<'q, DB: sqlx::Database, T>(
+    mut query: sqlx::query::QueryAs<'q, DB, T, <DB as sqlx::Database>::Arguments<'q>>,
+    args: &'q [Arg],
+) -> sqlx::query::QueryAs<'q, DB, T, <DB as sqlx::Database>::Arguments<'q>>
+where
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for arg in args {
+        query = match arg {
+            Arg::Null => query.bind(None::<&str>),
+            Arg::Text(s) => query.bind(Some(s.as_str())),
+            Arg::Int(i) => query.bind(*i),
+            Arg::Float(f) => query.bind(*f),
+            Arg::Bool(b) => query.bind(*b),
+        };
+    }
+    query
+}
+
+/// One connection (or open transaction) of either backend.
+pub enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl Conn<'_> {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            Conn::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Runs one statement; returns the rows it affected.
+    pub async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
+        each_backend!(self, Conn, c => Ok(bind_all(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected()))
+    }
+
+    pub async fn fetch_all<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
+        each_backend!(self, Conn, c => bind_as(sqlx::query_as(sql), args).fetch_all(&mut **c).await)
+    }
+
+    pub async fn fetch_optional<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<Option<T>, sqlx::Error> {
+        each_backend!(self, Conn, c => bind_as(sqlx::query_as(sql), args).fetch_optional(&mut **c).await)
+    }
+
+    pub async fn fetch_one<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<T, sqlx::Error> {
+        each_backend!(self, Conn, c => bind_as(sqlx::query_as(sql), args).fetch_one(&mut **c).await)
+    }
+
+    /// Rows as JSON values, each column by the type the database reports for it:
+    /// integers, floats, booleans and text (anything else as text).
+    pub async fn fetch_json(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Vec<Json>>, sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => {
+                let rows = bind_all(sqlx::query(sql), args).fetch_all(&mut **c).await?;
+                Ok(rows.iter().map(json_row).collect())
+            }
+            Conn::Postgres(c) => {
+                // Not kept prepared: after a change of a column's type the same
+                // text returns another type, which a kept statement refuses.
+                let rows = bind_all(sqlx::query(sql), args).persistent(false).fetch_all(&mut **c).await?;
+                Ok(rows.iter().map(json_row).collect())
+            }
+        }
+    }
+}
+
+fn json_row<R: Row>(row: &R) -> Vec<Json>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    (0..row.columns().len())
+        .map(|i| {
+            let Ok(raw) = row.try_get_raw(i) else { return Json::Null };
+            if raw.is_null() {
+                return Json::Null;
+            }
+            // SQLite reports the stored value's own type; PostgreSQL the column's.
+            let name = raw.type_info().name().to_ascii_uppercase();
+            match name.as_str() {
+                "INTEGER" | "INT8" | "BIGINT" => row.try_get_unchecked::<i64, _>(i).map(Json::from),
+                "INT4" | "INT" => row.try_get_unchecked::<i32, _>(i).map(Json::from),
+                "REAL" | "FLOAT8" | "DOUBLE PRECISION" => row.try_get_unchecked::<f64, _>(i).map(Json::from),
+                "BOOL" | "BOOLEAN" => row.try_get_unchecked::<bool, _>(i).map(Json::from),
+                _ => row.try_get_unchecked::<String, _>(i).map(Json::from),
+            }
+            .unwrap_or(Json::Null)
+        })
+        .collect()
+}
+
+/// A pool of either backend.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// An open transaction of either backend.
+pub enum Tx<'c> {
+    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'c, sqlx::Postgres>),
+}
+
+impl Tx<'_> {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(tx) => Conn::Sqlite(&mut **tx),
+            Tx::Postgres(tx) => Conn::Postgres(&mut **tx),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        each_backend!(self, Tx, tx => tx.commit().await)
+    }
+}
+
+/// A connection taken from a [`Pool`], returned to it on drop.
+pub enum Pooled {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl Pooled {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(c) => Conn::Sqlite(&mut **c),
+            Pooled::Postgres(c) => Conn::Postgres(&mut **c),
+        }
+    }
+}
+
+/// How [`Pool::connect`] sets a pool up.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    pub max_connections: u32,
+    /// Connections are never closed for being idle or old (the SQLite writer
+    /// keeps its one connection and so its parsed schema).
+    pub keep_forever: bool,
+}
+
+impl Pool {
+    /// The backend a URL names: `sqlite:` or `postgres:`/`postgresql:`.
+    pub fn dialect_of(url: &str) -> Option<Dialect> {
+        let scheme = url.split(':').next()?;
+        match scheme {
+            "sqlite" => Some(Dialect::Sqlite),
+            "postgres" | "postgresql" => Some(Dialect::Postgres),
+            _ => None,
+        }
+    }
+
+    /// Connects to `url`. SQLite files are created when missing and run in WAL
+    /// mode with foreign keys on.
+    pub async fn connect(url: &str, size: PoolSize) -> Result<Pool, sqlx::Error> {
+        let lasting = |d: Duration| (!size.keep_forever).then_some(d);
+        match Self::dialect_of(url) {
+            Some(Dialect::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // WAL + NORMAL: a commit survives a process crash (kill -9)
+                    // without an fsync; only a power loss can drop the newest
+                    // commits, and those are re-derived from the files at
+                    // start-up. Transactions that delete or restore data switch
+                    // to FULL (see `Store::apply`): they cannot be re-derived.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(size.max_connections)
+                    .idle_timeout(lasting(Duration::from_secs(600)))
+                    .max_lifetime(lasting(Duration::from_secs(1800)))
+                    .connect_with(options)
+                    .await?;
+                Ok(Pool::Sqlite(pool))
+            }
+            Some(Dialect::Postgres) => {
+                let options = PgConnectOptions::from_str(url)?.application_name("marain");
+                let pool = PgPoolOptions::new()
+                    .max_connections(size.max_connections)
+                    .idle_timeout(lasting(Duration::from_secs(600)))
+                    .max_lifetime(lasting(Duration::from_secs(1800)))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Pool::Postgres(pool))
+            }
+            None => Err(sqlx::Error::Configuration(
+                format!("`{}` is neither a sqlite: nor a postgres: URL", scheme_only(url)).into(),
+            )),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub async fn acquire(&self) -> Result<Pooled, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => Pooled::Sqlite(p.acquire().await?),
+            Pool::Postgres(p) => Pooled::Postgres(p.acquire().await?),
+        })
+    }
+
+    pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    pub async fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
+        self.acquire().await?.conn().execute(sql, args).await
+    }
+
+    pub async fn fetch_all<T: Record>(&self, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
+        self.acquire().await?.conn().fetch_all(sql, args).await
+    }
+
+    pub async fn fetch_optional<T: Record>(&self, sql: &str, args: &[Arg]) -> Result<Option<T>, sqlx::Error> {
+        self.acquire().await?.conn().fetch_optional(sql, args).await
+    }
+
+    pub async fn fetch_one<T: Record>(&self, sql: &str, args: &[Arg]) -> Result<T, sqlx::Error> {
+        self.acquire().await?.conn().fetch_one(sql, args).await
+    }
+
+    pub async fn fetch_json(&self, sql: &str, args: &[Arg]) -> Result<Vec<Vec<Json>>, sqlx::Error> {
+        self.acquire().await?.conn().fetch_json(sql, args).await
+    }
+
+    /// Names of the tables in the database (PostgreSQL: in the current schema).
+    pub async fn table_names(&self) -> Result<Vec<String>, sqlx::Error> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+            Dialect::Postgres => {
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+            }
+        };
+        let rows: Vec<(String,)> = self.fetch_all(sql, &[]).await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// Column names of `table`, in order; empty when it does not exist.
+    pub async fn table_columns(&self, table: &str) -> Result<Vec<String>, sqlx::Error> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "SELECT name FROM pragma_table_info($1) ORDER BY cid",
+            Dialect::Postgres => {
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+            }
+        };
+        let rows: Vec<(String,)> = self.fetch_all(sql, &[table.into()]).await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    pub async fn close(&self) {
+        each_backend!(self, Pool, p => p.close().await)
+    }
+}
+
+/// The scheme of a URL, never its credentials, for error messages.
+pub fn scheme_only(url: &str) -> String {
+    match url.split_once(':') {
+        Some((scheme, _)) => format!("{scheme}:…"),
+        None => "(no scheme)".into(),
+    }
+}
