@@ -126,7 +126,7 @@ pub fn router(
     state: AppState,
     args: &ServeArgs,
     addr: std::net::SocketAddr,
-    sessions: tower_sessions::SessionManagerLayer<tower_sessions_sqlx_store::SqliteStore>,
+    sessions: tower_sessions::SessionManagerLayer<crate::sessions::SessionRows>,
 ) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name("marain")

@@ -1,16 +1,90 @@
 //! Sign-in sessions, kept in the database (`marain_sessions`, through the
-//! tower-sessions sqlx store) rather than in the process: a restart keeps
-//! everyone signed in. The cookie is HttpOnly and SameSite=Strict, and the
-//! session ends after 8 hours without use; expired rows are deleted every minute.
+//! tower-sessions sqlx stores) rather than in the process: a restart, or another
+//! instance on the same database, keeps everyone signed in. The cookie is
+//! HttpOnly and SameSite=Strict, and the session ends after 8 hours without use;
+//! expired rows are deleted every minute.
 
 use std::time::Duration;
 
+use marain::engine::database::Pool;
 use marain::engine::Store;
 use tokio::sync::watch;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+const TABLE: &str = "marain_sessions";
+
+/// The session rows, in whichever database the site uses.
+#[derive(Debug, Clone)]
+pub enum SessionRows {
+    Sqlite(SqliteStore),
+    /// In the schema `tower_sessions`, which the store creates.
+    Postgres(PostgresStore),
+}
+
+impl SessionRows {
+    fn on(pool: &Pool) -> Result<Self, String> {
+        let named = |e: String| format!("session table: {e}");
+        Ok(match pool {
+            Pool::Sqlite(p) => SessionRows::Sqlite(SqliteStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
+            Pool::Postgres(p) => {
+                SessionRows::Postgres(PostgresStore::new(p.clone()).with_table_name(TABLE).map_err(named)?)
+            }
+        })
+    }
+
+    async fn migrate(&self) -> Result<(), String> {
+        match self {
+            SessionRows::Sqlite(s) => s.migrate().await,
+            SessionRows::Postgres(s) => s.migrate().await,
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SessionRows {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match self {
+            SessionRows::Sqlite(s) => s.create(record).await,
+            SessionRows::Postgres(s) => s.create(record).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            SessionRows::Sqlite(s) => s.save(record).await,
+            SessionRows::Postgres(s) => s.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            SessionRows::Sqlite(s) => s.load(id).await,
+            SessionRows::Postgres(s) => s.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            SessionRows::Sqlite(s) => s.delete(id).await,
+            SessionRows::Postgres(s) => s.delete(id).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ExpiredDeletion for SessionRows {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        match self {
+            SessionRows::Sqlite(s) => s.delete_expired().await,
+            SessionRows::Postgres(s) => s.delete_expired().await,
+        }
+    }
+}
 
 /// The session layer on `store`'s database; `secure` marks the cookie for HTTPS
 /// only. The clean-up task stops when `shutdown` flips.
@@ -18,10 +92,8 @@ pub async fn layer(
     store: &Store,
     secure: bool,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<SessionManagerLayer<SqliteStore>, String> {
-    let sessions = SqliteStore::new(store.pool().clone())
-        .with_table_name("marain_sessions")
-        .map_err(|e| format!("session table: {e}"))?;
+) -> Result<SessionManagerLayer<SessionRows>, String> {
+    let sessions = SessionRows::on(store.pool())?;
     sessions.migrate().await.map_err(|e| format!("cannot create the session table: {e}"))?;
     let cleaner = sessions.clone();
     tokio::spawn(async move {

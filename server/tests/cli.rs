@@ -173,8 +173,10 @@ async fn database_with_a_backup(dir: &Path) -> String {
     })
     .await
     .unwrap();
-    sqlx::query("INSERT INTO content_user (id, username, bio) VALUES ('u1', 'ann', 'hello')")
-        .execute(engine.store().pool())
+    engine
+        .store()
+        .pool()
+        .execute("INSERT INTO content_user (id, username, bio) VALUES ('u1', 'ann', 'hello')", &[])
         .await
         .unwrap();
     let mut events = engine.subscribe();

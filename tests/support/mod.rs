@@ -4,69 +4,19 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod case_db;
 pub mod fixtures;
+pub mod pg_server;
 pub mod postgres_harness;
 pub mod sqlite_harness;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+pub use backend::Backend;
 use marain::engine::{Coordinator, EngineConfig, EngineEvent, EventKind};
 use tokio::sync::{broadcast, oneshot};
-
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// For each named `async fn name(backend: Backend)`, a module `name` with the
-/// tests `sqlite` and `postgres`: one test body, run on both backends.
-#[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name($crate::support::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name($crate::support::Backend::Postgres).await
-            }
-        }
-    )*};
-}
-
-/// Where the database URL of a test directory is kept, so a restart on the same
-/// directory finds the same database.
-const DATABASE_URL_FILE: &str = "database-url";
-
-impl Backend {
-    pub fn dialect(self) -> marain::plan::Dialect {
-        match self {
-            Backend::Sqlite => marain::plan::Dialect::Sqlite,
-            Backend::Postgres => marain::plan::Dialect::Postgres,
-        }
-    }
-
-    /// Gives `dir` a database of this backend (a SQLite file in it, or a new
-    /// PostgreSQL database) unless it has one; returns its URL.
-    pub async fn prepare(self, dir: &Path) -> String {
-        let file = dir.join(DATABASE_URL_FILE);
-        if let Ok(url) = std::fs::read_to_string(&file) {
-            return url;
-        }
-        let url = match self {
-            Backend::Sqlite => format!("sqlite://{}", dir.join("marain.db").display()),
-            Backend::Postgres => postgres_harness::PgServer::shared().fresh_database().await,
-        };
-        std::fs::write(file, &url).unwrap();
-        url
-    }
-}
 
 pub struct TestSite {
     pub dir: tempfile::TempDir,

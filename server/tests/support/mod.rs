@@ -5,6 +5,14 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../tests/support/backend.rs"]
+pub mod backend;
+#[path = "../../../tests/support/pg_server.rs"]
+pub mod pg_server;
+
+#[allow(unused_imports)]
+pub use backend::Backend;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
