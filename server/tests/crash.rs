@@ -12,10 +12,9 @@ use std::time::Duration;
 
 mod support;
 
-use support::Running;
+use support::{Backend, Running};
 
 use serde_json::{json, Value};
-use sqlx::{Connection, SqliteConnection};
 
 const RUNS: usize = 20;
 const V1: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n  - id: bio\n    type: long_text\n";
@@ -29,13 +28,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(dir: &Path, failpoint: Option<&str>) -> Server {
+    fn start(dir: &Path, db: &str, failpoint: Option<&str>) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
         command
             .args(["serve", "--site"])
             .arg(dir.join("site"))
             .arg("--database")
-            .arg(db_url(dir))
+            .arg(db)
             .args(["--addr", "127.0.0.1:0", "--debounce-ms", "10", "--secure-log"])
             .arg(dir.join("secure.log"))
             .arg("--assets")
@@ -58,10 +57,6 @@ impl Server {
     fn kill(self) {
         self.process.kill();
     }
-}
-
-fn db_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("db.sqlite").display())
 }
 
 async fn status(client: &reqwest::Client, base: &str) -> Option<Value> {
@@ -96,26 +91,21 @@ async fn versions(client: &reqwest::Client, base: &str) -> Vec<Value> {
     history["versions"].as_array().unwrap().clone()
 }
 
-async fn backed_up_bios(dir: &Path) -> i64 {
-    let mut db = SqliteConnection::connect(&db_url(dir)).await.unwrap();
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'marain_backup_%'")
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
+async fn backed_up_bios(db: &str) -> i64 {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let tables = store.pool().table_names().await.unwrap();
     let mut n = 0;
-    for t in tables {
-        n += sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM \"{t}\" WHERE bio LIKE 'bio of %'"))
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
+    for t in tables.iter().filter(|t| t.starts_with("marain_backup_")) {
+        let sql = format!("SELECT COUNT(*) FROM \"{t}\" WHERE bio LIKE 'bio of %'");
+        n += store.pool().fetch_one::<(i64,)>(&sql, &[]).await.unwrap().0;
     }
+    store.close().await;
     n
 }
 
-fn history_verifies(dir: &Path) {
+fn history_verifies(db: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_marain"))
-        .args(["history", "verify", "--database", &db_url(dir)])
+        .args(["history", "verify", "--database", db])
         .output()
         .unwrap();
     assert!(out.status.success(), "history verify: {}", String::from_utf8_lossy(&out.stdout));
@@ -123,8 +113,8 @@ fn history_verifies(dir: &Path) {
 
 /// A client carrying an approver's API token, made in the database the server
 /// will open.
-async fn approver_client(dir: &Path) -> reqwest::Client {
-    let store = marain::engine::Store::open(&db_url(dir)).await.unwrap();
+async fn approver_client(db: &str) -> reqwest::Client {
+    let store = marain::engine::Store::open(db).await.unwrap();
     let token = store.create_token("crash-test", marain::engine::accounts::Role::Approver).await.unwrap();
     store.close().await;
     let mut headers = reqwest::header::HeaderMap::new();
@@ -133,13 +123,14 @@ async fn approver_client(dir: &Path) -> reqwest::Client {
 }
 
 /// One crash at `point` and the restart after it.
-async fn crash_once(point: &str) {
+async fn crash_once(point: &str, backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
     std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
-    let client = approver_client(dir.path()).await;
+    let db = backend.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
 
-    let server = Server::start(dir.path(), Some(point));
+    let server = Server::start(dir.path(), &db, Some(point));
     wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
     for i in 0..5 {
         let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
@@ -156,7 +147,7 @@ async fn crash_once(point: &str) {
     server.kill();
     pending.abort();
 
-    let server = Server::start(dir.path(), None);
+    let server = Server::start(dir.path(), &db, None);
     let committed = point == "after_commit";
     let s = wait_status(&client, &server.base, |s| {
         if committed {
@@ -168,54 +159,57 @@ async fn crash_once(point: &str) {
     .await;
     assert_eq!(s["drift"], json!([]), "{point}: the database and the applied files disagree: {s}");
     assert_eq!(s["rejected"], json!([]), "{point}: {s}");
-    history_verifies(dir.path());
+    history_verifies(&db);
     let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
     if committed {
         // Acknowledged by the commit: kept, and not applied a second time.
         assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}");
         assert!(user.get("bio").is_none(), "{point}: {user}");
-        assert_eq!(backed_up_bios(dir.path()).await, 5, "{point}: the backup holds every value");
+        assert_eq!(backed_up_bios(&db).await, 5, "{point}: the backup holds every value");
     } else {
         // Never committed: nothing of it is left, and the edit waits again.
         assert_eq!(versions(&client, &server.base).await.len(), 1, "{point}");
         assert_eq!(user["bio"], "bio of 3", "{point}: {user}");
-        assert_eq!(backed_up_bios(dir.path()).await, 0, "{point}: a rolled-back backup must not survive");
+        assert_eq!(backed_up_bios(&db).await, 0, "{point}: a rolled-back backup must not survive");
         let resp = approve_pending(&client, &server.base).await.unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{point}");
         assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}: applied exactly once");
-        assert_eq!(backed_up_bios(dir.path()).await, 5, "{point}");
-        history_verifies(dir.path());
+        assert_eq!(backed_up_bios(&db).await, 5, "{point}");
+        history_verifies(&db);
     }
     server.kill();
 }
 
-async fn crash_runs(point: &str) {
+async fn crash_runs(point: &str, backend: Backend) {
     for _ in 0..RUNS {
-        crash_once(point).await;
+        crash_once(point, backend).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_after_backup() {
-    crash_runs("after_backup").await;
+async fn kill_after_backup(backend: Backend) {
+    crash_runs("after_backup", backend).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_after_ddl() {
-    crash_runs("after_ddl").await;
+async fn kill_after_ddl(backend: Backend) {
+    crash_runs("after_ddl", backend).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_before_history_row() {
-    crash_runs("before_history").await;
+async fn kill_before_history_row(backend: Backend) {
+    crash_runs("before_history", backend).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_before_commit() {
-    crash_runs("before_commit").await;
+async fn kill_before_commit(backend: Backend) {
+    crash_runs("before_commit", backend).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_after_commit_before_state_swap() {
-    crash_runs("after_commit").await;
+async fn kill_after_commit_before_state_swap(backend: Backend) {
+    crash_runs("after_commit", backend).await;
 }
+
+backend_tests!(
+    multi_thread: kill_after_backup,
+    kill_after_ddl,
+    kill_before_history_row,
+    kill_before_commit,
+    kill_after_commit_before_state_swap,
+);

@@ -11,9 +11,22 @@ pub enum Backend {
 }
 
 /// For each named `async fn name(backend: Backend)`, a module `name` with the
-/// tests `sqlite` and `postgres`: one test body, run on both backends.
+/// tests `sqlite` and `postgres`: one test body, run on both backends. With
+/// `multi_thread:` first, on a two-thread runtime (for tests that block a thread).
 #[macro_export]
 macro_rules! backend_tests {
+    (multi_thread: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test]
