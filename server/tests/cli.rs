@@ -9,6 +9,9 @@ use serde_json::Value;
 mod fixtures;
 use fixtures::upstream_fixtures;
 
+mod support;
+use support::Backend;
+
 fn marain(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_marain")).args(args).env("NO_COLOR", "1").output().unwrap();
     (
@@ -148,10 +151,9 @@ fn plan_of_the_upstream_corpus_creates_every_entity_safely() {
     assert!(sql.contains("TIMESTAMPTZ") && sql.contains("content_user_managed_by_id_fkey"), "{sql}");
 }
 
-#[test]
-fn history_verify_on_an_empty_database_is_intact() {
+async fn history_verify_on_an_empty_database_is_intact(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("h.db").display());
+    let url = backend.prepare(dir.path()).await;
     let (code, stdout, stderr) = marain(&["history", "verify", "--database", &url]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("0 history rows, chain intact"), "{stdout}");
@@ -162,10 +164,10 @@ fn history_verify_on_an_empty_database_is_intact() {
 
 /// A database with history: the user schema applied with `bio`, a row with a
 /// bio, then `bio` dropped (approved), which backs the values up.
-async fn database_with_a_backup(dir: &Path) -> String {
+async fn database_with_a_backup(dir: &Path, backend: Backend) -> String {
     let user = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n";
     let site = site_with(dir, "user.schema.yaml", &format!("{user}  - id: bio\n    type: long_text\n"));
-    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let db = backend.prepare(dir).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = marain::engine::EngineConfig::new(&site, &db);
     let (engine, task) = marain::engine::Coordinator::start(config, async move {
@@ -197,10 +199,9 @@ async fn database_with_a_backup(dir: &Path) -> String {
 
 /// `marain history verify` passes on an intact chain and exits 1 naming the row
 /// once a history row is edited.
-#[tokio::test]
-async fn history_verify_exits_1_on_a_tampered_chain() {
+async fn history_verify_exits_1_on_a_tampered_chain(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let db = database_with_a_backup(dir.path()).await;
+    let db = database_with_a_backup(dir.path(), backend).await;
     let (code, stdout, _) = marain(&["history", "verify", "--database", &db]);
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("2 history rows, chain intact"), "{stdout}");
@@ -208,9 +209,9 @@ async fn history_verify_exits_1_on_a_tampered_chain() {
     assert_eq!(code, 0);
     assert!(stdout.contains("schemas/user.schema.yaml") && stdout.contains("by ann"), "{stdout}");
 
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    sqlx::query("UPDATE marain_history SET actor = 'mallory' WHERE version = 2").execute(&pool).await.unwrap();
-    pool.close().await;
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    store.pool().execute("UPDATE marain_history SET actor = 'mallory' WHERE version = 2", &[]).await.unwrap();
+    store.close().await;
     let (code, _, stderr) = marain(&["history", "verify", "--database", &db]);
     assert_eq!(code, 1);
     assert!(stderr.contains("history row 2 breaks the chain") && stderr.contains("edited"), "{stderr}");
@@ -218,10 +219,9 @@ async fn history_verify_exits_1_on_a_tampered_chain() {
 
 /// `marain backups` lists the backup of the dropped values with its rows;
 /// `marain backups prune --older-than-days 0` drops it, and the listing says so.
-#[tokio::test]
-async fn backups_are_listed_and_pruned_from_the_command_line() {
+async fn backups_are_listed_and_pruned_from_the_command_line(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let db = database_with_a_backup(dir.path()).await;
+    let db = database_with_a_backup(dir.path(), backend).await;
     let (code, stdout, _) = marain(&["backups", "--database", &db]);
     assert_eq!(code, 0);
     let line = stdout.lines().find(|l| l.contains("content_user__bio")).unwrap_or_else(|| panic!("{stdout}"));
@@ -235,3 +235,9 @@ async fn backups_are_listed_and_pruned_from_the_command_line() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
 }
+
+backend_tests!(
+    history_verify_on_an_empty_database_is_intact,
+    history_verify_exits_1_on_a_tampered_chain,
+    backups_are_listed_and_pruned_from_the_command_line,
+);
