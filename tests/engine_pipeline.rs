@@ -381,7 +381,8 @@ async fn rollback_after_a_dropped_field_restores_every_value_and_the_file(backen
     let rolled = site.wait_for(EventKind::RolledBack, USER_PATH).await;
     assert_eq!(rolled.version, Some(3));
 
-    let restored = site.count("SELECT COUNT(*) FROM content_user WHERE bio = 'biography number ' || substr(id, 2)").await;
+    let restored =
+        site.count("SELECT COUNT(*) FROM content_user WHERE bio = 'biography number ' || substr(id, 2)").await;
     assert_eq!(restored, 10_000, "every value is back");
     let tags = site.count("SELECT COUNT(*) FROM content_user__tags").await;
     assert_eq!(tags, 200);
@@ -454,7 +455,8 @@ async fn entity_rename_keeps_rows_and_references_follow(backend: Backend) {
     let mut renames = vec!["ALTER TABLE \"content_user\" RENAME TO \"content_member\""];
     if backend == Backend::Postgres {
         // PostgreSQL's constraints are named after the table and follow it.
-        renames.push("ALTER TABLE \"content_member\" RENAME CONSTRAINT \"content_user_pkey\" TO \"content_member_pkey\"");
+        renames
+            .push("ALTER TABLE \"content_member\" RENAME CONSTRAINT \"content_user_pkey\" TO \"content_member_pkey\"");
     }
     assert_eq!(change.plan.sql(), renames);
     let approval = Approval { actor: "ann".into(), reason: Some("new name".into()), confirm: Some("member".into()) };
@@ -529,8 +531,7 @@ async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned(
     let v1 = format!("{USER}  - id: bio\n    type: long_text\n");
     site.write(USER_PATH, &v1);
     site.wait_for(EventKind::Applied, USER_PATH).await;
-    site.exec("INSERT INTO content_user (id, username, bio) VALUES ('u1', 'ann', 'hello'), ('u2', 'bob', 'hi')")
-        .await;
+    site.exec("INSERT INTO content_user (id, username, bio) VALUES ('u1', 'ann', 'hello'), ('u2', 'bob', 'hi')").await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let moment = marain::engine::now_rfc3339();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use marain::restore::{plan_restore, RestoreTarget, Unchanged};
 use marain::plan::Dialect;
+use marain::restore::{plan_restore, RestoreTarget, Unchanged};
 use marain::Site;
 
 const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n";

@@ -129,7 +129,8 @@ pub struct ServeArgs {
     /// The site directory, holding `schemas/` and `config/`.
     #[arg(long, env = "MARAIN_SITE", default_value = "examples/site")]
     pub site: PathBuf,
-    /// Where content tables and the history live.
+    /// Where content tables and the history live: `sqlite://…` or
+    /// `postgres://…` (several instances may share one PostgreSQL database).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/marain.db")]
     pub database: String,
     /// The address to listen on.
@@ -157,6 +158,14 @@ pub struct ServeArgs {
     /// Mark the session cookie `Secure` (behind HTTPS).
     #[arg(long, env = "MARAIN_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// On PostgreSQL: how often to look for changes of other instances that no
+    /// notification announced, in milliseconds.
+    #[arg(long, env = "MARAIN_SYNC_POLL_MS", default_value_t = 5000)]
+    pub sync_poll_ms: u64,
+    /// On PostgreSQL: how long an apply waits for a table lock before it backs
+    /// off and tries again, in milliseconds.
+    #[arg(long, env = "MARAIN_LOCK_TIMEOUT_MS", default_value_t = 2000)]
+    pub lock_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -59,6 +59,8 @@ pub async fn serve_logged(
     let mut config = EngineConfig::new(&args.site, &args.database);
     config.debounce = std::time::Duration::from_millis(args.debounce_ms);
     config.event_buffer = args.event_buffer.max(1);
+    config.sync_poll = std::time::Duration::from_millis(args.sync_poll_ms);
+    config.lock_timeout = std::time::Duration::from_millis(args.lock_timeout_ms);
     config.env = args.env.clone();
     config.secure_log = args.secure_log.clone();
     let engine_stop = {

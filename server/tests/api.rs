@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 mod support;
-use support::Backend;
+use support::{Backend, EventReader};
 
 const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n  - id: bio\n    type: long_text\n";
 
@@ -92,6 +92,8 @@ impl Server {
             secure_log: Some(dir.path().join("secure.log")),
             admin_password: Some("correct horse battery staple".into()),
             secure_cookies: false,
+            sync_poll_ms: 5000,
+            lock_timeout_ms: 2000,
         };
         let mut args = args;
         adjust(&mut args);
@@ -263,7 +265,7 @@ async fn errors_use_the_api_shape(backend: Backend) {
 
 async fn events_stream_announces_applied_changes(backend: Backend) {
     let server = Server::start(backend).await;
-    let mut reader = EventReader::open(&server).await;
+    let mut reader = EventReader::open(&server.client, &server.base).await;
     std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
         .unwrap();
     let events = reader.until(|e| e["kind"] == "applied").await;
@@ -1042,50 +1044,12 @@ async fn the_rate_limit_is_per_client_with_retry_after(backend: Backend) {
 }
 
 /// The `data:` lines of an SSE response, parsed, as they arrive.
-struct EventReader {
-    resp: reqwest::Response,
-    pending: String,
-}
-
-impl EventReader {
-    async fn open(server: &Server) -> EventReader {
-        let resp = server.client.get(format!("{}/events", server.base)).send().await.unwrap();
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        EventReader { resp, pending: String::new() }
-    }
-
-    /// Events until `stop` holds for one (that one included); fails after 10 s.
-    async fn until(&mut self, stop: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let mut events = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                while let Some(end) = self.pending.find('\n') {
-                    let line: String = self.pending.drain(..=end).collect();
-                    if let Some(data) = line.strip_prefix("data:") {
-                        let event: Value = serde_json::from_str(data.trim()).unwrap();
-                        let done = stop(&event);
-                        events.push(event);
-                        if done {
-                            return;
-                        }
-                    }
-                }
-                let chunk = self.resp.chunk().await.unwrap().expect("the stream ended");
-                self.pending.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no such event within 10 s; got {events:#?}"));
-        events
-    }
-}
-
 /// A client that falls behind the event buffer is told to refetch (`resync`,
 /// with how many it missed) and then keeps receiving; a client that reconnects
 /// picks up the events that follow, numbered on from the ones it saw.
 async fn a_lagging_event_client_resyncs_and_a_reconnecting_one_continues(backend: Backend) {
     let server = Server::start_with(backend, |args| args.event_buffer = 4).await;
-    let mut reader = EventReader::open(&server).await;
+    let mut reader = EventReader::open(&server.client, &server.base).await;
     // One batch of 40 new entities: 80 events in one burst, far over the buffer.
     for i in 0..40 {
         std::fs::write(
@@ -1106,7 +1070,7 @@ async fn a_lagging_event_client_resyncs_and_a_reconnecting_one_continues(backend
     drop(reader);
 
     // Reconnect: the next change arrives, numbered after what was seen.
-    let mut again = EventReader::open(&server).await;
+    let mut again = EventReader::open(&server.client, &server.base).await;
     std::fs::write(
         server.site.join("schemas/user.schema.yaml"),
         format!("{USER}  - id: motto\n    type: text\n  - id: mood\n    type: text\n"),

@@ -104,10 +104,8 @@ async fn backed_up_bios(db: &str) -> i64 {
 }
 
 fn history_verifies(db: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_marain"))
-        .args(["history", "verify", "--database", db])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_marain")).args(["history", "verify", "--database", db]).output().unwrap();
     assert!(out.status.success(), "history verify: {}", String::from_utf8_lossy(&out.stdout));
 }
 

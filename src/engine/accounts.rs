@@ -116,7 +116,9 @@ impl Store {
         .map_err(|e| AccountError::Hash(e.to_string()))?
         .map_err(|e| AccountError::Hash(e.to_string()))?;
         let on_conflict = match replace {
-            true => " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role",
+            true => {
+                " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role"
+            }
             false => "",
         };
         let sql = format!(
@@ -195,7 +197,11 @@ impl Store {
             return Ok(None);
         }
         let password = password.map(str::to_string).unwrap_or_else(|| random_secret(12));
-        self.add_account("admin", &password, Role::Approver, false).await?;
-        Ok(Some(password))
+        match self.add_account("admin", &password, Role::Approver, false).await {
+            Ok(()) => Ok(Some(password)),
+            // Another instance starting at the same moment made it first.
+            Err(AccountError::Exists(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

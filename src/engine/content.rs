@@ -8,8 +8,6 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use serde_json::{Map, Value as Json};
 use super::database::{Arg, Conn};
 use super::snapshot::Snapshot;
 use super::store::{Store, StoreError};
@@ -17,6 +15,8 @@ use crate::content::{validate_record, FieldProblem, SqlValue};
 use crate::error::ErrorKind;
 use crate::model::{EntitySchema, FieldType};
 use crate::sql::{child_table, postgres, sqlite, Dialect};
+use arc_swap::ArcSwap;
+use serde_json::{Map, Value as Json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {

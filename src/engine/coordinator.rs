@@ -35,7 +35,7 @@ impl Coordinator {
         config: EngineConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(Coordinator, JoinHandle<()>), EngineError> {
-        let store = Store::open(&config.database_url).await?;
+        let store = Store::open(&config.database_url).await?.with_lock_timeout(config.lock_timeout);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
@@ -62,6 +62,7 @@ impl Coordinator {
 
         let (signal_tx, signal_rx) = mpsc::unbounded_channel();
         let watcher = SiteWatcher::start(&config.site_root, worker.wanted_debounce(), signal_tx.clone())?;
+        super::sync::follow(&shared.store, &shared.commands, config.sync_poll);
         let task = tokio::spawn(worker.run(watcher, signal_tx, signal_rx, command_rx, shutdown));
         Ok((Coordinator { shared }, task))
     }

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
 use super::store::{Store, StoreError};
 use crate::site::Site;
 use crate::sql::{child_table, sqlite};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {

@@ -23,6 +23,8 @@ pub enum EngineError {
     ConfirmationRequired { id: u64, expected: String },
     #[error("change {id} was planned from a state of {file} that is no longer applied; it has been re-planned")]
     Stale { id: u64, file: String },
+    #[error("change {id} to {file} was applied already, as version {version}, by another instance")]
+    AlreadyApplied { id: u64, file: String, version: i64 },
     #[error("{file} has no applied version {version}")]
     UnknownVersion { file: String, version: i64 },
     #[error("rolling {file} back to version {version} is not valid now: {reason}")]
@@ -43,6 +45,7 @@ impl EngineError {
             EngineError::NotApprovable { .. } => ErrorKind::NotApprovable,
             EngineError::ConfirmationRequired { .. } => ErrorKind::ConfirmationRequired,
             EngineError::Stale { .. } => ErrorKind::Stale,
+            EngineError::AlreadyApplied { .. } => ErrorKind::AlreadyApplied,
             EngineError::InvalidRollback { .. } => ErrorKind::InvalidRollback,
             EngineError::InvalidRecovery { .. } => ErrorKind::InvalidRecovery,
             EngineError::Store(e) => e.kind(),

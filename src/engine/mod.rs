@@ -17,6 +17,7 @@ mod shared;
 pub mod sign_in;
 pub mod snapshot;
 pub mod store;
+mod sync;
 pub mod watcher;
 mod worker;
 
@@ -49,6 +50,12 @@ pub struct EngineConfig {
     /// Every event is appended here as one JSON line, for auditors and log
     /// shippers; `None` keeps events in memory only.
     pub secure_log: Option<PathBuf>,
+    /// On PostgreSQL: how often the newest history id is read, to catch changes
+    /// of other instances that no notification announced.
+    pub sync_poll: Duration,
+    /// On PostgreSQL: how long an apply waits for a table lock (`lock_timeout`)
+    /// before it backs off and tries again.
+    pub lock_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -61,6 +68,8 @@ impl EngineConfig {
             event_buffer: 1024,
             env: crate::site::DEFAULT_ENV.to_string(),
             secure_log: None,
+            sync_poll: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -17,11 +17,31 @@ use super::{Approval, EngineError};
 
 /// What the worker is asked to do; each carries where its answer goes.
 pub enum Command {
-    Approve { id: u64, approval: Approval, reply: oneshot::Sender<Result<VersionRow, EngineError>> },
-    Rescan { reply: oneshot::Sender<()> },
-    Rollback { file: String, version: i64, reply: oneshot::Sender<Result<PendingChange, EngineError>> },
-    Recover { at: String, reply: oneshot::Sender<Result<Vec<PendingChange>, EngineError>> },
-    Reject { id: u64, actor: String, reason: Option<String>, reply: oneshot::Sender<Result<(), EngineError>> },
+    Approve {
+        id: u64,
+        approval: Approval,
+        reply: oneshot::Sender<Result<VersionRow, EngineError>>,
+    },
+    Rescan {
+        reply: oneshot::Sender<()>,
+    },
+    Rollback {
+        file: String,
+        version: i64,
+        reply: oneshot::Sender<Result<PendingChange, EngineError>>,
+    },
+    Recover {
+        at: String,
+        reply: oneshot::Sender<Result<Vec<PendingChange>, EngineError>>,
+    },
+    Reject {
+        id: u64,
+        actor: String,
+        reason: Option<String>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    /// Take what other instances applied (see `sync`).
+    Sync,
 }
 
 /// What the handle and the worker share: the published snapshot, the event

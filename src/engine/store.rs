@@ -138,6 +138,21 @@ pub struct Store {
     lock_timeout: Duration,
     /// Crash points for the kill -9 tests (inert in release builds).
     failpoints: super::failpoint::Failpoints,
+    /// This process, as named in the notifications it sends.
+    instance: String,
+}
+
+/// The PostgreSQL channel every commit of a history row is announced on.
+pub const CHANGES_CHANNEL: &str = "marain_changes";
+
+/// What a notification on [`CHANGES_CHANNEL`] says: which instance applied
+/// which version. Only a hint; readers load the history rows themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeNotice {
+    pub instance: String,
+    pub id: i64,
+    pub file: String,
+    pub version: i64,
 }
 
 /// The key of the transaction-scoped advisory lock every PostgreSQL apply takes
@@ -173,7 +188,29 @@ impl Store {
             apply_lock: Arc::new(tokio::sync::Mutex::new(())),
             lock_timeout: Duration::from_millis(2000),
             failpoints: super::failpoint::Failpoints::from_env(),
+            instance: uuid::Uuid::now_v7().to_string(),
         })
+    }
+
+    /// This process's name in notifications, unique per start.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The newest history row's id (0 for none): the one value that moves
+    /// whenever any instance applies anything, for the sync poll.
+    pub async fn history_head(&self) -> Result<i64, StoreError> {
+        let (id,): (Option<i64>,) = self.pool.fetch_one("SELECT MAX(id) FROM marain_history", &[]).await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// Every history row after row `id`, oldest first: what other instances
+    /// applied since this one last looked. The history is append-only and
+    /// applies are serialised, so nothing committed can hide below `id`.
+    pub async fn history_after(&self, id: i64) -> Result<Vec<VersionRow>, StoreError> {
+        let rows: Vec<HistoryRecord> =
+            self.pool.fetch_all("SELECT * FROM marain_history WHERE id > $1 ORDER BY id", &[id.into()]).await?;
+        rows.into_iter().map(HistoryRecord::into_row).collect()
     }
 
     /// The same store, applying with `timeout` as PostgreSQL's `lock_timeout`.
@@ -338,6 +375,12 @@ impl Store {
             duration_ms: started.elapsed().as_millis() as i64,
         };
         let id = insert_row(&mut conn, &row, &prev_row_hash).await?;
+        if conn.dialect() == Dialect::Postgres {
+            // Delivered to every listener when, and only if, this commits.
+            let notice =
+                ChangeNotice { instance: self.instance.clone(), id, file: row.file.clone(), version: row.version };
+            conn.execute("SELECT pg_notify($1, $2)", &[CHANGES_CHANNEL.into(), to_json(&notice).into()]).await?;
+        }
         self.failpoints.reach("before_commit");
         tx.commit().await?;
         Ok(VersionRow { id, ..row })
@@ -426,10 +469,7 @@ impl Store {
     pub async fn applied_versions(&self) -> Result<Vec<AppliedVersion>, StoreError> {
         let rows: Vec<(String, i64, String)> = self
             .pool
-            .fetch_all(
-                "SELECT file, version, applied_at FROM marain_history WHERE status = 'applied' ORDER BY id",
-                &[],
-            )
+            .fetch_all("SELECT file, version, applied_at FROM marain_history WHERE status = 'applied' ORDER BY id", &[])
             .await?;
         Ok(rows.into_iter().map(|(file, version, applied_at)| AppliedVersion { file, version, applied_at }).collect())
     }
@@ -495,7 +535,10 @@ impl Store {
                 });
             }
             if row_hash(&prev, &row) != stored_hash {
-                return Err(ChainBreak { id, reason: "its content does not match its hash (the row was edited)".into() });
+                return Err(ChainBreak {
+                    id,
+                    reason: "its content does not match its hash (the row was edited)".into(),
+                });
             }
             prev = stored_hash;
         }
@@ -518,7 +561,8 @@ impl Store {
 /// met the same lock do not come back in step.
 fn backoff(attempt: u32) -> Duration {
     let base = 100u64.saturating_mul(1 << attempt.min(5)).min(2000);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let jitter = u64::from(nanos) % (base / 4 + 1);
     Duration::from_millis(base + jitter)
 }

@@ -46,6 +46,9 @@ struct Turn {
     schema_lock: Option<OwnedRwLockWriteGuard<()>>,
     /// Something changed that no event announces (drift found by a rescan).
     changed: bool,
+    /// Another instance moved a file's applied head under an apply: load what
+    /// it applied before the turn ends.
+    resync: bool,
 }
 
 impl Turn {
@@ -87,7 +90,15 @@ pub(super) struct Worker {
     next_seq: u64,
     /// Snapshots published so far.
     generation: u64,
+    /// The newest history row this worker has taken in; a sync loads the rows after it.
+    synced_id: i64,
+    /// Pending changes another instance applied first (change id → file and
+    /// version), so approving one here says so instead of "no such change".
+    applied_elsewhere: BTreeMap<u64, (String, i64)>,
 }
+
+/// How many changes applied elsewhere are remembered for a late approval.
+const APPLIED_ELSEWHERE_KEPT: usize = 1000;
 
 impl Worker {
     pub fn new(config: &EngineConfig, store: Store, shared: Arc<Shared>, secure_log: Option<SecureLog>) -> Self {
@@ -111,6 +122,8 @@ impl Worker {
             next_change_id: 1,
             next_seq: 1,
             generation: 0,
+            synced_id: 0,
+            applied_elsewhere: BTreeMap::new(),
         }
     }
 
@@ -122,6 +135,9 @@ impl Worker {
 
     /// The applied state, as the history's newest versions say.
     pub async fn load_applied(&mut self) -> Result<(), EngineError> {
+        // Read first: a row committed between the two reads is loaded again by
+        // the next sync, and skipped there as known.
+        self.synced_id = self.store.history_head().await?;
         for row in self.store.latest_versions().await? {
             self.versions.insert(row.file.clone(), row.version);
             let Some(text) = &row.yaml else { continue };
@@ -141,7 +157,7 @@ impl Worker {
     pub async fn reconcile(&mut self) {
         let mut turn = Turn::default();
         self.rescan(&mut turn).await;
-        self.finish(turn);
+        self.end(turn).await;
     }
 
     pub async fn run(
@@ -168,7 +184,7 @@ impl Worker {
                     }
                     let mut turn = Turn::default();
                     if rescan { self.rescan(&mut turn).await } else { self.process(&mut turn, paths).await }
-                    self.finish(turn);
+                    self.end(turn).await;
                 }
                 Some(command) = commands.recv() => self.command(command).await,
                 else => break,
@@ -185,34 +201,101 @@ impl Worker {
             Command::Approve { id, approval, reply } => {
                 let mut turn = Turn::by(&approval.actor);
                 let result = self.approve(&mut turn, id, approval).await;
-                self.finish(turn);
+                self.end(turn).await;
                 let _ = reply.send(result);
             }
             Command::Rescan { reply } => {
                 let mut turn = Turn::default();
                 self.rescan(&mut turn).await;
-                self.finish(turn);
+                self.end(turn).await;
                 let _ = reply.send(());
             }
             Command::Rollback { file, version, reply } => {
                 let mut turn = Turn::default();
                 let result = self.rollback(&mut turn, &file, version).await;
-                self.finish(turn);
+                self.end(turn).await;
                 let _ = reply.send(result);
             }
             Command::Recover { at, reply } => {
                 let mut turn = Turn::default();
                 let result = self.recover(&mut turn, &at).await;
-                self.finish(turn);
+                self.end(turn).await;
                 let _ = reply.send(result);
             }
             Command::Reject { id, actor, reason, reply } => {
                 let mut turn = Turn::by(&actor);
                 let result = self.reject_change(&mut turn, id, &actor, reason);
-                self.finish(turn);
+                self.end(turn).await;
                 let _ = reply.send(result);
             }
+            Command::Sync => {
+                let mut turn = Turn::default();
+                self.sync(&mut turn).await;
+                self.end(turn).await;
+            }
         }
+    }
+
+    /// Ends a turn, first taking in what another instance applied if an apply
+    /// of this turn found the head moved (a few rounds at most: each round only
+    /// re-plans files whose head moved again meanwhile).
+    async fn end(&mut self, mut turn: Turn) {
+        for _ in 0..3 {
+            if !std::mem::take(&mut turn.resync) {
+                break;
+            }
+            self.sync(&mut turn).await;
+        }
+        self.finish(turn);
+    }
+
+    /// Takes in the versions other instances applied since the last sync: the
+    /// applied state follows the history, their pending twins here are dropped,
+    /// each is announced as applied, and the files are checked again against
+    /// the new applied state.
+    async fn sync(&mut self, turn: &mut Turn) {
+        let rows = match self.store.history_after(self.synced_id).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read what other instances applied; the next sync tries again");
+                return;
+            }
+        };
+        let mut touched = BTreeSet::new();
+        for row in rows {
+            self.synced_id = self.synced_id.max(row.id);
+            if self.versions.get(&row.file).is_some_and(|known| *known >= row.version) {
+                continue;
+            }
+            self.versions.insert(row.file.clone(), row.version);
+            match row.yaml.as_deref().map(|text| SiteFile::parse(&row.file, text)) {
+                Some(Ok(file)) => self.applied.insert_file(file),
+                Some(Err(errors)) => {
+                    tracing::error!(file = %row.file, ?errors, "a version another instance applied does not parse here")
+                }
+                None => self.applied.remove(&row.file),
+            }
+            if let Some(change) = self.pending.remove(&row.file) {
+                self.applied_elsewhere.insert(change.id, (row.file.clone(), row.version));
+                while self.applied_elsewhere.len() > APPLIED_ELSEWHERE_KEPT {
+                    self.applied_elsewhere.pop_first();
+                }
+            }
+            self.failed.remove(&row.file);
+            let message = format!("version {} applied by {} on another instance", row.version, row.actor);
+            let event = self.event(EventKind::Applied, &row.file, None, Some(row.version), message);
+            let event = EngineEvent { actor: Some(row.actor.clone()), severity: Some(row.severity), ..event };
+            self.record(turn, event);
+            touched.insert(row.file);
+        }
+        if touched.is_empty() {
+            return;
+        }
+        if touched.iter().any(|f| crate::config::is_config_path(f)) {
+            self.settings = Arc::new(self.applied.live_settings());
+        }
+        turn.changed = true;
+        self.reprocess(turn, BTreeSet::new(), touched).await;
     }
 
     /// Ends a turn: publishes the one snapshot that reflects it (if anything
@@ -242,7 +325,7 @@ impl Worker {
                 tracing::info!(debounce_ms = wanted.as_millis() as u64, "watcher debounce changed");
                 let mut turn = Turn::default();
                 self.rescan(&mut turn).await;
-                self.finish(turn);
+                self.end(turn).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not restart the watcher with the new debounce; keeping the old one")
@@ -390,11 +473,18 @@ impl Worker {
     }
 
     /// Handles a batch of possibly-changed paths, in dependency order.
-    async fn process(&mut self, turn: &mut Turn, mut paths: BTreeSet<String>) {
+    async fn process(&mut self, turn: &mut Turn, paths: BTreeSet<String>) {
+        self.reprocess(turn, paths, BTreeSet::new()).await
+    }
+
+    /// [`Self::process`], also checking the files of `recheck` against the
+    /// applied state when their bytes on disk are what was last seen.
+    async fn reprocess(&mut self, turn: &mut Turn, mut paths: BTreeSet<String>, recheck: BTreeSet<String>) {
         let mut candidates: BTreeMap<String, Option<SiteFile>> = BTreeMap::new();
         paths.extend(self.waiting_on_others.iter().cloned());
+        paths.extend(recheck.iter().cloned());
         for path in paths.into_iter().filter(|p| is_site_path(p)) {
-            let recheck = self.waiting_on_others.remove(&path);
+            let recheck = self.waiting_on_others.remove(&path) || recheck.contains(&path);
             let disk = match read_site_file(&self.config.site_root, &path) {
                 Ok(d) => d,
                 Err(e) => {
@@ -558,7 +648,8 @@ impl Worker {
         let invalid = |reason: String| EngineError::InvalidRollback { file: file.to_string(), version, reason };
         let targets = recovery::rollback_target(&self.store, file, version).await?;
         let restores =
-            plan_restore(self.store.dialect(), &self.applied, &targets, |f| self.next_version(f), Unchanged::Rewrite).map_err(invalid)?;
+            plan_restore(self.store.dialect(), &self.applied, &targets, |f| self.next_version(f), Unchanged::Rewrite)
+                .map_err(invalid)?;
         let mut changes = self.hold_restores(turn, restores, "a rollback was requested").await;
         // `Unchanged::Rewrite` plans the one target even when it is applied already.
         changes.pop().ok_or_else(|| invalid("nothing to plan".into()))
@@ -567,8 +658,9 @@ impl Worker {
     /// Every file back to its version at `at`, one pending change per file.
     async fn recover(&mut self, turn: &mut Turn, at: &str) -> Result<Vec<PendingChange>, EngineError> {
         let targets = recovery::recovery_targets(&self.store, at).await?;
-        let restores = plan_restore(self.store.dialect(), &self.applied, &targets, |f| self.next_version(f), Unchanged::Skip)
-            .map_err(|reason| EngineError::InvalidRecovery { at: at.to_string(), reason })?;
+        let restores =
+            plan_restore(self.store.dialect(), &self.applied, &targets, |f| self.next_version(f), Unchanged::Skip)
+                .map_err(|reason| EngineError::InvalidRecovery { at: at.to_string(), reason })?;
         Ok(self.hold_restores(turn, restores, "a point-in-time recovery was requested").await)
     }
 
@@ -589,7 +681,12 @@ impl Worker {
     }
 
     async fn approve(&mut self, turn: &mut Turn, id: u64, approval: Approval) -> Result<VersionRow, EngineError> {
-        let change = self.pending.values().find(|c| c.id == id).cloned().ok_or(EngineError::UnknownChange(id))?;
+        let Some(change) = self.pending.values().find(|c| c.id == id).cloned() else {
+            return Err(match self.applied_elsewhere.get(&id) {
+                Some((file, version)) => EngineError::AlreadyApplied { id, file: file.clone(), version: *version },
+                None => EngineError::UnknownChange(id),
+            });
+        };
         if change.severity >= Severity::Blocked {
             return Err(EngineError::NotApprovable { id, file: change.file, severity: change.severity });
         }
@@ -678,6 +775,13 @@ impl Worker {
                     self.record(turn, EngineEvent { actor: by, ..back });
                 }
                 Ok(row)
+            }
+            Err(e @ StoreError::HeadMoved { .. }) => {
+                // Not a failure: another instance applied this file first. Its
+                // version is loaded before the turn ends, and the file re-planned.
+                tracing::info!(file = %change.file, "another instance applied this file first");
+                turn.resync = true;
+                Err(e.into())
             }
             Err(e) => {
                 tracing::error!(file = %change.file, error = %e, "applying a change failed; the transaction was rolled back");

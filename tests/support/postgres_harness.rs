@@ -11,7 +11,6 @@ pub use super::pg_server::PgServer;
 use super::sqlite_harness::{rows_by_key, seed_statements, Data, Seed};
 use marain::plan::Dialect;
 
-
 /// Runs statements in one transaction the way the store does; on failure the
 /// transaction is rolled back and the error text returned.
 pub async fn run(conn: &mut PgConnection, sql: &[String]) -> Result<(), String> {

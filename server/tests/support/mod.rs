@@ -7,11 +7,14 @@
 
 #[path = "../../../tests/support/backend.rs"]
 pub mod backend;
+pub mod event_reader;
 #[path = "../../../tests/support/pg_server.rs"]
 pub mod pg_server;
 
 #[allow(unused_imports)]
 pub use backend::Backend;
+#[allow(unused_imports)]
+pub use event_reader::EventReader;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};

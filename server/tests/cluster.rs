@@ -1,0 +1,213 @@
+//! Several real `marain serve` processes on one throw-away PostgreSQL database,
+//! behaving as one system.
+//!
+//! Layout (a): one shared site directory that every instance watches. Each
+//! instance sees every edit; exactly one applies it (the advisory lock and the
+//! re-read head decide which), and every instance's event stream announces it.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+mod support;
+use support::pg_server::PgServer;
+use support::{EventReader, Running};
+
+const FILE: &str = "schemas/user.schema.yaml";
+const V1: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n  - id: bio\n    type: long_text\n  - id: motto\n    type: text\n";
+
+/// One instance: its process and its API base.
+struct Instance {
+    name: &'static str,
+    process: Running,
+    base: String,
+}
+
+impl Instance {
+    /// `marain serve` on `site` and `db`, with its own secure log, and a sync
+    /// poll slow enough that only notifications (or a reconnect) can explain
+    /// a prompt catch-up.
+    fn start(name: &'static str, dir: &Path, db: &str) -> Instance {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
+        command
+            .args(["serve", "--site"])
+            .arg(dir.join("site"))
+            .args(["--database", db, "--addr", "127.0.0.1:0", "--debounce-ms", "10", "--sync-poll-ms", "60000"])
+            .arg("--secure-log")
+            .arg(dir.join(format!("secure-{name}.log")))
+            .arg("--assets")
+            .arg(dir.join("assets"))
+            .env("MARAIN_ADMIN_PASSWORD", "correct horse battery staple")
+            .env_remove("MARAIN_FAILPOINT");
+        let process = Running::spawn(command);
+        let base = format!("http://{}/api/v1/hot-reload", process.addr);
+        Instance { name, process, base }
+    }
+
+    async fn status(&self, client: &reqwest::Client) -> Value {
+        client.get(format!("{}/status", self.base)).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Polls the status until `done` holds; fails after 10 s naming the instance.
+    async fn wait_status(&self, client: &reqwest::Client, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..400 {
+            let status = self.status(client).await;
+            if done(&status) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("instance {} never reached the expected state: {}", self.name, self.status(client).await);
+    }
+
+    /// This instance's id of its one pending change, once it has one.
+    async fn pending_id(&self, client: &reqwest::Client) -> u64 {
+        let status = self.wait_status(client, |s| s["pending"].as_array().is_some_and(|p| p.len() == 1)).await;
+        status["pending"][0]["id"].as_u64().unwrap()
+    }
+
+    async fn approve(&self, client: &reqwest::Client, id: u64, confirm: &str) -> (u16, Value) {
+        let resp = client
+            .post(format!("{}/changes/{id}/approve", self.base))
+            .json(&json!({"reason": "cluster test", "confirm": confirm}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+}
+
+async fn approver_client(db: &str) -> reqwest::Client {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let token = store.create_token("cluster-test", marain::engine::accounts::Role::Approver).await.unwrap();
+    store.close().await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build().unwrap()
+}
+
+/// The versions of `FILE` in the shared history, newest first.
+async fn versions(db: &str) -> Vec<i64> {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let rows = store.history(Some(FILE), 100).await.unwrap();
+    store.close().await;
+    rows.iter().map(|r| r.version).collect()
+}
+
+/// Ends the listening connections of every instance, as a network blip or a
+/// database restart would.
+async fn kill_listeners(db: &str) -> usize {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let (n,): (i64,) = store
+        .pool()
+        .fetch_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    n as usize
+}
+
+fn write_site(dir: &Path, text: &str) {
+    let path = dir.join("site").join(FILE);
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::rename(temp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_shared_site_act_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let db = PgServer::shared().fresh_database().await;
+    let client = approver_client(&db).await;
+    let instances = [
+        Instance::start("a", dir.path(), &db),
+        Instance::start("b", dir.path(), &db),
+        Instance::start("c", dir.path(), &db),
+    ];
+    for instance in &instances {
+        instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    }
+    assert_eq!(versions(&db).await, [1], "three instances starting on one site create the table once");
+    let mut streams = Vec::new();
+    for instance in &instances {
+        streams.push(EventReader::open(&client, &instance.base).await);
+    }
+
+    // A SAFE edit: applied once, announced on all three event streams.
+    write_site(dir.path(), &format!("{V1}  - id: email\n    type: text\n"));
+    for (instance, stream) in instances.iter().zip(streams.iter_mut()) {
+        let events = stream.until(|e| e["kind"] == "applied" && e["file"] == FILE).await;
+        assert_eq!(events.last().unwrap()["version"], 2, "instance {}: {events:#?}", instance.name);
+        // The instances that lost the race say nothing failed.
+        assert!(events.iter().all(|e| e["kind"] != "failed"), "instance {}: {events:#?}", instance.name);
+    }
+    assert_eq!(versions(&db).await, [2, 1], "the SAFE edit applied exactly once");
+    for instance in &instances {
+        let status = instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+        assert_eq!(status["rejected"], json!([]), "instance {}: {status}", instance.name);
+    }
+
+    // A BREAKING change approved on B: applied once, gone from A's and C's dashboards.
+    write_site(
+        dir.path(),
+        &format!("{V1}  - id: email\n    type: text\n").replace("  - id: motto\n    type: text\n", ""),
+    );
+    let on_b = instances[1].pending_id(&client).await;
+    for instance in [&instances[0], &instances[2]] {
+        instance.pending_id(&client).await;
+    }
+    let (code, body) = instances[1].approve(&client, on_b, "user").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["version"], 3);
+    for instance in &instances {
+        instance.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
+    }
+    assert_eq!(versions(&db).await, [3, 2, 1]);
+
+    // Two approvals of the same change at the same moment, on A and on C: one
+    // applies it, the other is told it was applied already.
+    write_site(dir.path(), "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n");
+    let (on_a, on_c) = (instances[0].pending_id(&client).await, instances[2].pending_id(&client).await);
+    instances[1].pending_id(&client).await;
+    let ((code_a, body_a), (code_c, body_c)) =
+        tokio::join!(instances[0].approve(&client, on_a, "user"), instances[2].approve(&client, on_c, "user"));
+    let mut codes = [code_a, code_c];
+    codes.sort();
+    assert_eq!(codes, [200, 409], "A: {body_a}\nC: {body_c}");
+    let refused = if code_a == 409 { &body_a } else { &body_c };
+    assert_eq!(refused["error"]["code"], "already_applied", "{refused}");
+    assert_eq!(versions(&db).await, [4, 3, 2, 1], "applied exactly once");
+    for instance in &instances {
+        instance.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
+    }
+
+    // The listening connections die. A change approved on A must still reach B
+    // and C, whose own files tell them nothing new, well before the 60 s poll
+    // could explain it: each listener came back by itself.
+    assert_eq!(kill_listeners(&db).await, 3, "each instance listens on its own connection");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write_site(dir.path(), "id: user\nname: User\nfields:\n  - id: handle\n    type: text\n");
+    let on_a = instances[0].pending_id(&client).await;
+    for instance in &instances[1..] {
+        instance.pending_id(&client).await;
+    }
+    let (code, body) = instances[0].approve(&client, on_a, "user").await;
+    assert_eq!(code, 200, "{body}");
+    for (instance, stream) in instances.iter().zip(streams.iter_mut()).skip(1) {
+        let events = stream.until(|e| e["kind"] == "applied" && e["version"] == 5).await;
+        assert_eq!(events.last().unwrap()["file"], FILE, "instance {}", instance.name);
+        instance.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
+    }
+    assert_eq!(versions(&db).await, [5, 4, 3, 2, 1]);
+    for instance in instances {
+        instance.process.kill();
+    }
+}
