@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -120,11 +121,32 @@ fn write_site(dir: &Path, text: &str) {
     std::fs::rename(temp, path).unwrap();
 }
 
+/// A webhook receiver that records the body of every delivery.
+async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let record = seen.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| async move {
+            record.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+            axum::http::StatusCode::NO_CONTENT
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    (url, seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_one_shared_site_act_as_one() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::create_dir_all(dir.path().join("site/config")).unwrap();
     std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let (hook, delivered) = webhook_receiver().await;
+    let hooks = format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: {hook}\n");
+    std::fs::write(dir.path().join("site/config/config.hot_reload.yaml"), hooks).unwrap();
     let db = PgServer::shared().fresh_database().await;
     let client = approver_client(&db).await;
     let instances = [
@@ -207,6 +229,18 @@ async fn three_instances_on_one_shared_site_act_as_one() {
         instance.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
     }
     assert_eq!(versions(&db).await, [5, 4, 3, 2, 1]);
+
+    // Every instance saw every applied version; the hook heard each once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut heard: Vec<i64> = delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "applied" && e["file"] == FILE)
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect();
+    heard.sort();
+    assert_eq!(heard, [2, 3, 4, 5], "one delivery per applied version, cluster-wide");
     for instance in instances {
         instance.process.kill();
     }

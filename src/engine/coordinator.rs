@@ -154,4 +154,15 @@ impl Coordinator {
     fn send(&self, command: Command) -> Result<(), EngineError> {
         self.shared.commands.send(command).map_err(|_| EngineError::Stopped)
     }
+
+    /// Claims the webhook delivery named `key` for this instance; true when it
+    /// is this instance's to send (see [`super::deliveries`]).
+    pub async fn claim_delivery(&self, key: &str) -> Result<bool, EngineError> {
+        Ok(self.shared.store.claim_delivery(key).await?)
+    }
+
+    /// Deletes webhook claims older than a day; returns how many.
+    pub async fn prune_delivery_claims(&self) -> Result<u64, EngineError> {
+        Ok(self.shared.store.prune_delivery_claims().await?)
+    }
 }

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod content;
 pub mod coordinator;
 pub mod database;
+pub mod deliveries;
 pub mod drift;
 pub mod error;
 pub mod events;
