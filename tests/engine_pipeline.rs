@@ -694,6 +694,56 @@ async fn an_approval_publishes_one_snapshot_before_its_events(backend: Backend) 
     site.stop().await;
 }
 
+/// PostgreSQL only (SQLite locks the whole database, not a table): a session
+/// holds a lock on `content_article` while a change to `article` is approved.
+/// The apply gives up each attempt after the lock timeout and tries again, so
+/// content reads keep answering while it waits, and the change applies once
+/// the session lets go.
+#[tokio::test]
+async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = TestSite::start_configured(dir, Backend::Postgres, |config| {
+        config.lock_timeout = std::time::Duration::from_millis(100);
+    })
+    .await;
+    site.write(USER_PATH, USER);
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    site.exec("INSERT INTO content_article (id, title, body) VALUES ('a1', 'Hello', 'words')").await;
+
+    // Another session reads the table in a transaction it keeps open.
+    let url = std::fs::read_to_string(site.dir.path().join("database-url")).unwrap();
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT COUNT(*) FROM content_article").execute(&mut holder).await.unwrap();
+
+    site.write(ARTICLE_PATH, &ARTICLE.replace("  - id: body\n    type: long_text\n", ""));
+    let pending = site.wait_for(EventKind::Pending, ARTICLE_PATH).await;
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("article".into()) };
+    let coordinator = site.coordinator.clone();
+    let approving = tokio::spawn(async move { coordinator.approve(pending.change_id.unwrap(), approval).await });
+
+    // While the lock is held (three seconds), reads go on and the change waits.
+    let held_until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut reads = 0;
+    while tokio::time::Instant::now() < held_until {
+        let record = site.coordinator.content().get("article", "a1").await.unwrap();
+        assert_eq!(record["title"], "Hello");
+        reads += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!approving.is_finished(), "the change applied while another session held the table");
+    assert!(reads >= 20, "reads stalled behind the waiting change: {reads} in three seconds");
+
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let row = approving.await.unwrap().unwrap();
+    assert_eq!(row.version, 2);
+    let columns = site.coordinator.store().table_columns("content_article").await.unwrap();
+    assert!(!columns.contains(&"body".to_string()), "{columns:?}");
+    site.stop().await;
+}
+
 crate::backend_tests!(
     new_entities_apply_by_themselves_in_dependency_order,
     optional_field_applies_and_dropped_field_waits_for_approval,

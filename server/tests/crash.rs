@@ -5,6 +5,10 @@
 //! Each run creates a site, stores rows, then approves a BREAKING change (a field
 //! dropped, its values backed up) with `MARAIN_FAILPOINT=<point>@2` set: the second
 //! apply stops at `<point>`, announces it on stderr, and is killed with SIGKILL.
+//!
+//! On PostgreSQL a second instance runs beside the one that dies: it carries on
+//! (takes in the committed change, or applies the uncommitted one itself), and
+//! the dead one, restarted, agrees with it.
 
 use std::path::Path;
 use std::process::Command;
@@ -135,6 +139,12 @@ async fn crash_once(point: &str, backend: Backend) {
         let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 201);
     }
+    // On PostgreSQL a second instance runs on the same site and database all
+    // along; when the applying one dies, it carries on.
+    let other = (backend == Backend::Postgres).then(|| Server::start(dir.path(), &db, None));
+    if let Some(other) = &other {
+        wait_status(&client, &other.base, |s| s["in_sync"] == json!(true)).await;
+    }
     std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
     let pending = tokio::spawn({
         let (client, base) = (client.clone(), server.base.clone());
@@ -145,7 +155,10 @@ async fn crash_once(point: &str, backend: Backend) {
     server.kill();
     pending.abort();
 
-    let server = Server::start(dir.path(), &db, None);
+    let server = match other {
+        Some(other) => other,
+        None => Server::start(dir.path(), &db, None),
+    };
     let committed = point == "after_commit";
     let s = wait_status(&client, &server.base, |s| {
         if committed {
@@ -174,6 +187,14 @@ async fn crash_once(point: &str, backend: Backend) {
         assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}: applied exactly once");
         assert_eq!(backed_up_bios(&db).await, 5, "{point}");
         history_verifies(&db);
+    }
+    if backend == Backend::Postgres {
+        // The instance that died comes back and agrees with the one that carried on.
+        let again = Server::start(dir.path(), &db, None);
+        let s = wait_status(&client, &again.base, |s| s["in_sync"] == json!(true)).await;
+        assert_eq!(s["pending"], json!([]), "{point}: {s}");
+        assert_eq!(versions(&client, &again.base).await.len(), 2, "{point}: applied exactly once");
+        again.kill();
     }
     server.kill();
 }

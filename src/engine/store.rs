@@ -161,7 +161,7 @@ pub struct ChangeNotice {
 pub const APPLY_LOCK_KEY: i64 = 0x6d61_7261_696e;
 
 /// How often an apply that met a held table lock tries again before it gives up.
-const LOCK_ATTEMPTS: u32 = 8;
+pub const LOCK_ATTEMPTS: u32 = 8;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -213,7 +213,10 @@ impl Store {
         rows.into_iter().map(HistoryRecord::into_row).collect()
     }
 
-    /// The same store, applying with `timeout` as PostgreSQL's `lock_timeout`.
+    /// The same store, applying with `timeout` as PostgreSQL's `lock_timeout`:
+    /// an apply that cannot get a table's lock by then is rolled back (and the
+    /// engine tries again later), so the queue of readers behind its lock
+    /// request never waits longer than this.
     pub fn with_lock_timeout(self, timeout: Duration) -> Self {
         Self { lock_timeout: timeout, ..self }
     }
@@ -251,22 +254,34 @@ impl Store {
         let started = Instant::now();
         self.failpoints.begin_apply();
         let _one_at_a_time = self.apply_lock.lock().await;
-        let mut attempt = 0;
-        loop {
-            let result = match self.dialect() {
-                Dialect::Sqlite => self.apply_sqlite(plan, approved, record.clone(), started).await,
-                Dialect::Postgres => self.apply_postgres(plan, approved, record.clone(), started).await,
-            };
-            match result {
-                Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
-                    attempt += 1;
-                    let wait = backoff(attempt);
-                    tracing::warn!(file = %record.file, attempt, wait_ms = wait.as_millis() as u64, "a table the change needs is locked; trying again");
-                    tokio::time::sleep(wait).await;
-                }
-                other => return other,
-            }
+        match self.dialect() {
+            Dialect::Sqlite => self.apply_sqlite(plan, approved, record, started).await,
+            Dialect::Postgres => self.apply_postgres(plan, approved, record, started).await,
         }
+    }
+
+    /// Who holds locks on content tables right now, besides Marain's own
+    /// connections: `pid … (application, state) running: query`, for the log
+    /// line of an apply that had to wait.
+    pub async fn lock_holders(&self) -> Result<Vec<String>, StoreError> {
+        if self.dialect() != Dialect::Postgres {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i32, String, String, String)> = self
+            .pool
+            .fetch_all(
+                "SELECT DISTINCT a.pid, COALESCE(a.application_name, ''), COALESCE(a.state, ''), \
+                 left(COALESCE(a.query, ''), 200) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname LIKE 'content\\_%' AND l.granted AND a.pid <> pg_backend_pid() \
+                 AND a.application_name <> 'marain' ORDER BY 1",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(pid, app, state, query)| format!("pid {pid} ({app}, {state}) running: {query}"))
+            .collect())
     }
 
     async fn apply_sqlite(
@@ -559,7 +574,7 @@ impl Store {
 /// How long the `attempt`-th retry after a lock timeout waits: doubling from
 /// 100 ms, at most 2 s, with up to a quarter of jitter so that instances that
 /// met the same lock do not come back in step.
-fn backoff(attempt: u32) -> Duration {
+pub fn lock_backoff(attempt: u32) -> Duration {
     let base = 100u64.saturating_mul(1 << attempt.min(5)).min(2000);
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);

@@ -21,7 +21,7 @@ use super::scan::{list_site_files, read_site_file, write_site_file};
 use super::secure_log::SecureLog;
 use super::shared::{Command, Shared};
 use super::snapshot::{FileState, FileStatus, PendingChange, Snapshot};
-use super::store::{Store, StoreError, VersionRecord, VersionRow};
+use super::store::{lock_backoff, Store, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS};
 use super::watcher::{SiteWatcher, WatchSignal};
 use super::{now_rfc3339, recovery, Approval, EngineConfig, EngineError};
 use crate::error::FileError;
@@ -731,11 +731,26 @@ impl Worker {
             reason,
             applied_at: now_rfc3339(),
         };
-        if turn.schema_lock.is_none() {
-            turn.schema_lock = Some(self.shared.schema_lock.clone().write_owned().await);
-        }
         let by = Some(actor.to_string());
-        match self.store.apply(&change.plan, change.severity, record).await {
+        let mut attempt = 0;
+        let result = loop {
+            if turn.schema_lock.is_none() {
+                turn.schema_lock = Some(self.shared.schema_lock.clone().write_owned().await);
+            }
+            match self.store.apply(&change.plan, change.severity, record.clone()).await {
+                Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
+                    attempt += 1;
+                    // Content requests go on while this waits; none is held longer than one lock timeout.
+                    turn.schema_lock = None;
+                    let holders = self.store.lock_holders().await.unwrap_or_default();
+                    let wait = lock_backoff(attempt);
+                    tracing::warn!(file = %change.file, attempt, wait_ms = wait.as_millis() as u64, holders = ?holders, "a table the change needs is locked by another session; trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                other => break other,
+            }
+        };
+        match result {
             Ok(row) => {
                 self.store.failpoints().reach("after_commit");
                 self.versions.insert(change.file.clone(), row.version);
