@@ -1,7 +1,12 @@
 //! File saved → change applied → SSE event received, for SAFE edits, on the demo
 //! site and on a generated 1,000 + 1,000-file site; in the same run, the time a
 //! server restart takes to pick up the same kind of edit. A client reads the
-//! content API throughout and counts failed requests in each phase.
+//! content API throughout and counts failed requests in each phase. Each site
+//! runs on SQLite and on a throw-away PostgreSQL (`BACKENDS=sqlite,postgres`).
+//!
+//! On PostgreSQL, a second instance B runs on the same database and site with a
+//! debounce of a minute, so it learns of each change only from A's notification:
+//! the time from A's `applied` event to B's is commit on A → event on B.
 //!
 //! `cargo bench -p marain-server --bench reload_latency` (EDITS=200, RESTARTS=5 by
 //! default) prints p50/p90/p99 and the ratio.
@@ -15,12 +20,15 @@ use std::time::{Duration, Instant};
 use marain_server::cli::ServeArgs;
 use tokio::sync::oneshot;
 
+#[path = "../../tests/support/pg_server.rs"]
+mod pg_server;
+
 struct Running {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
-async fn start(site: &Path, db: &Path, addr: SocketAddr) -> Running {
+async fn start(site: &Path, db: &str, addr: SocketAddr, debounce_ms: u64, log: PathBuf) -> Running {
     let listener = loop {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => break l,
@@ -29,15 +37,17 @@ async fn start(site: &Path, db: &Path, addr: SocketAddr) -> Running {
     };
     let args = ServeArgs {
         site: site.to_path_buf(),
-        database: format!("sqlite://{}", db.display()),
+        database: db.to_string(),
         addr,
         assets: site.join("no-assets"),
         event_buffer: 1024,
-        debounce_ms: 25,
+        debounce_ms,
         env: "dev".into(),
-        secure_log: Some(db.with_file_name("secure.log")),
+        secure_log: Some(log),
         admin_password: Some("bench password, long enough".into()),
         secure_cookies: false,
+        sync_poll_ms: 5000,
+        lock_timeout_ms: 2000,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {
@@ -167,16 +177,32 @@ async fn wait_in_sync(client: &reqwest::Client, base: &str) {
     }
 }
 
-async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usize) {
+/// Where a run's database lives.
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+async fn database(backend: Backend, dir: &Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("marain.db").display()),
+        Backend::Postgres => pg_server::PgServer::shared().fresh_database().await,
+    }
+}
+
+async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usize, backend: Backend) {
     println!("{name}");
     let dir = tempfile::tempdir().unwrap();
-    let (root, db) = (dir.path().join("site"), dir.path().join("marain.db"));
+    let root = dir.path().join("site");
+    let db = database(backend, dir.path()).await;
+    let log = dir.path().join("secure.log");
     let entity = build(&root);
     let file = format!("schemas/{entity}.schema.yaml");
     let addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let base = format!("http://{addr}");
     let token = {
-        let store = marain::engine::Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+        let store = marain::engine::Store::open(&db).await.unwrap();
         let token = store.create_token("bench", marain::engine::accounts::Role::Viewer).await.unwrap();
         store.close().await;
         token
@@ -184,12 +210,12 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
     let client = authed(&token);
 
     let t = Instant::now();
-    let server = start(&root, &db, addr).await;
+    let server = start(&root, &db, addr, 25, log.clone()).await;
     wait_in_sync(&client, &base).await;
     println!("  first start (creates every table)        {:>8.0} ms", t.elapsed().as_secs_f64() * 1000.0);
     stop(server).await;
     let t = Instant::now();
-    let mut server = start(&root, &db, addr).await;
+    let mut server = start(&root, &db, addr, 25, log.clone()).await;
     wait_in_sync(&client, &base).await;
     println!("  start with everything applied            {:>8.0} ms", t.elapsed().as_secs_f64() * 1000.0);
 
@@ -225,7 +251,7 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
         let t = Instant::now();
         stop(server).await;
         edit(&root, &entity, edits + n);
-        server = start(&root, &db, addr).await;
+        server = start(&root, &db, addr, 25, log.clone()).await;
         wait_in_sync(&client, &base).await;
         restart.push(t.elapsed());
     }
@@ -238,6 +264,35 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
         failed.load(Ordering::Relaxed)
     );
     println!("  restart p50 / hot reload p50             {:.1}×", restart_p50.as_secs_f64() / hot_p50.as_secs_f64());
+
+    if backend == Backend::Postgres {
+        // B: the same database and site, a debounce of a minute, so only A's
+        // notification can tell it about A's changes.
+        let addr_b: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let base_b = format!("http://{addr_b}");
+        let other = start(&root, &db, addr_b, 60_000, dir.path().join("secure-b.log")).await;
+        wait_in_sync(&client, &base_b).await;
+        let mut on_a = client.get(format!("{base}/api/v1/hot-reload/events")).send().await.unwrap();
+        let mut on_b = client.get(format!("{base_b}/api/v1/hot-reload/events")).send().await.unwrap();
+        let (mut buffer_a, mut buffer_b) = (String::new(), String::new());
+        let mut sync = Vec::with_capacity(edits);
+        for n in 0..edits {
+            edit(&root, &entity, edits + restarts + n);
+            let (a, b) = tokio::join!(
+                async {
+                    wait_applied(&mut on_a, &mut buffer_a, &file).await;
+                    Instant::now()
+                },
+                async {
+                    wait_applied(&mut on_b, &mut buffer_b, &file).await;
+                    Instant::now()
+                }
+            );
+            sync.push(b.saturating_duration_since(a));
+        }
+        report("commit on A → event on B (NOTIFY)", &mut sync);
+        stop(other).await;
+    }
     stop(server).await;
 }
 
@@ -245,8 +300,15 @@ fn main() {
     let edits = std::env::var("EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let restarts = std::env::var("RESTARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     rt.block_on(async {
-        run("demo site (examples/site)", demo_site, edits, restarts).await;
-        run("generated site: 1,000 schemas + 1,000 configs", big_site, edits, restarts).await;
+        for (label, backend) in [("SQLite", Backend::Sqlite), ("PostgreSQL", Backend::Postgres)] {
+            if !backends.contains(&label.to_ascii_lowercase()) {
+                continue;
+            }
+            run(&format!("demo site (examples/site), {label}"), demo_site, edits, restarts, backend).await;
+            let big = format!("generated site: 1,000 schemas + 1,000 configs, {label}");
+            run(&big, big_site, edits, restarts, backend).await;
+        }
     });
 }
