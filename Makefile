@@ -33,8 +33,13 @@ test-rust:
 	cargo test --workspace --no-fail-fast
 	cargo test --quiet --manifest-path xtask/Cargo.toml --target-dir target/xtask
 
+# The suite runs once per backend (Playwright projects `sqlite` and `postgres`);
+# the PostgreSQL project uses a throw-away server started here and stopped after.
 test-e2e:
-	cd end2end && npx playwright test
+	@pg=$$(mktemp -d /tmp/marain-e2e-pg.XXXXXX); \
+	url=$$(scripts/pg-local.sh start $$pg) || exit 1; \
+	cd end2end && MARAIN_E2E_POSTGRES="$$url" npx playwright test; status=$$?; \
+	cd .. && scripts/pg-local.sh stop $$pg >/dev/null; rm -rf $$pg; exit $$status
 
 # Formatting, clippy on every target, and the build invariants ARCHITECTURE.md
 # names: the pure core builds for wasm32 without its engine (no I/O).

@@ -1,5 +1,6 @@
 // A fresh `marain serve` for each test: the real binary on its own copy of
-// examples/site with its own SQLite file, bound to port 0 (the server reports
+// examples/site with its own database (a SQLite file, or a new database on the
+// PostgreSQL server `MARAIN_E2E_POSTGRES` names, per the project), bound to port 0 (the server reports
 // the port it got, so no port is probed and released), with an approver's API
 // token for the test's own calls and the accounts `admin` (approver) and
 // `viewer`, both with the password `password`. No test depends on another.
@@ -22,7 +23,20 @@ export interface Marain {
   file(rel: string): string;
 }
 
-async function start(): Promise<{ marain: Marain; stop: () => Promise<void> }> {
+export type Backend = 'sqlite' | 'postgres';
+
+/// A database of its own for one test: a SQLite file in `tmp`, or a database
+/// named after `tmp` on the PostgreSQL server (created by marain on first use).
+function databaseUrl(backend: Backend, tmp: string): string {
+  if (backend === 'sqlite') return `sqlite://${path.join(tmp, 'marain.db')}`;
+  const server = process.env.MARAIN_E2E_POSTGRES;
+  if (!server) throw new Error('MARAIN_E2E_POSTGRES is not set: run `make test-e2e`, which starts a throw-away PostgreSQL');
+  const url = new URL(server);
+  url.pathname = '/' + path.basename(tmp).replace(/[^a-zA-Z0-9]/g, '_').toLowerCase();
+  return url.toString();
+}
+
+async function start(backend: Backend): Promise<{ marain: Marain; stop: () => Promise<void> }> {
   const binary = process.env.MARAIN_BIN ?? path.join(repo, 'target', 'debug', 'marain');
   if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run the build first (make build)`);
   const assets = path.join(repo, 'target', 'site');
@@ -31,7 +45,7 @@ async function start(): Promise<{ marain: Marain; stop: () => Promise<void> }> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'marain-e2e-'));
   const site = path.join(tmp, 'site');
   fs.cpSync(path.join(repo, 'examples', 'site'), site, { recursive: true });
-  const database = `sqlite://${path.join(tmp, 'marain.db')}`;
+  const database = databaseUrl(backend, tmp);
   const password = 'e2e password, long enough';
   // The real commands make the API token and, after the first start, the viewer.
   const token = execFileSync(binary, ['token', 'create', '--name', 'e2e', '--role', 'approver', '--database', database])
@@ -85,9 +99,10 @@ async function start(): Promise<{ marain: Marain; stop: () => Promise<void> }> {
   return { marain, stop };
 }
 
-export const test = base.extend<{ marain: Marain }>({
-  marain: async ({}, use) => {
-    const { marain, stop } = await start();
+export const test = base.extend<{ marain: Marain; backend: Backend }>({
+  backend: ['sqlite', { option: true }],
+  marain: async ({ backend }, use) => {
+    const { marain, stop } = await start(backend);
     try {
       await use(marain);
     } finally {

@@ -281,13 +281,27 @@ impl Pool {
             }
             Some(Dialect::Postgres) => {
                 let options = PgConnectOptions::from_str(url)?.application_name("marain");
-                let pool = PgPoolOptions::new()
-                    .max_connections(size.max_connections)
-                    .idle_timeout(lasting(Duration::from_secs(600)))
-                    .max_lifetime(lasting(Duration::from_secs(1800)))
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
-                    .await?;
+                let pool_options = || {
+                    PgPoolOptions::new()
+                        .max_connections(size.max_connections)
+                        .idle_timeout(lasting(Duration::from_secs(600)))
+                        .max_lifetime(lasting(Duration::from_secs(1800)))
+                        .acquire_timeout(Duration::from_secs(10))
+                };
+                let pool = match pool_options().connect_with(options.clone()).await {
+                    // Like a SQLite file, a missing database is created (when
+                    // the account may); every other failure is reported.
+                    Err(e) if e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "3D000") => {
+                        use sqlx::migrate::MigrateDatabase;
+                        match sqlx::Postgres::create_database(url).await {
+                            // Another instance created it a moment ago.
+                            Err(e) if e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04") => {}
+                            other => other?,
+                        }
+                        pool_options().connect_with(options).await?
+                    }
+                    other => other?,
+                };
                 Ok(Pool::Postgres(pool))
             }
             None => Err(sqlx::Error::Configuration(
