@@ -2,7 +2,7 @@
 //! use these, so the two never disagree on a shape.
 
 use marain::engine::drift::Drift;
-use marain::engine::{EngineError, EngineEvent, FileState, PendingChange, Snapshot, VersionRow};
+use marain::engine::{Behind, EngineError, EngineEvent, FileState, PendingChange, Snapshot, VersionRow};
 use marain::text_diff::LineTag;
 use marain::{FileError, Hazard};
 
@@ -105,6 +105,7 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
                     FileState::Pending => "pending",
                     FileState::Rejected => "rejected",
                     FileState::Failed => "failed",
+                    FileState::Behind => "behind",
                 }
                 .into(),
             })
@@ -113,6 +114,7 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
         rejected: snapshot.rejected.iter().map(|e| problem_in(e, snapshot.rejected_sources.get(&e.file))).collect(),
         failed: snapshot.failed.iter().map(FileProblemDto::from).collect(),
         drift: snapshot.drift.iter().map(DriftDto::from).collect(),
+        behind: snapshot.behind.iter().map(BehindDto::from).collect(),
         history: history.iter().map(VersionDto::from).collect(),
         user: None,
         now: Some(marain::engine::now_rfc3339()),
@@ -140,6 +142,17 @@ impl From<&PendingChange> for ChangeSummaryDto {
     }
 }
 
+impl From<&Behind> for BehindDto {
+    fn from(b: &Behind) -> Self {
+        BehindDto {
+            file: b.file.clone(),
+            copy_version: b.copy_version,
+            applied_version: b.applied_version,
+            message: b.message(),
+        }
+    }
+}
+
 impl From<&Drift> for DriftDto {
     fn from(d: &Drift) -> Self {
         DriftDto { table: d.table.clone(), problem: d.problem.clone() }
@@ -154,6 +167,7 @@ pub fn status(snapshot: &Snapshot) -> StatusDto {
         pending: snapshot.pending.iter().map(ChangeSummaryDto::from).collect(),
         rejected: snapshot.rejected.iter().chain(&snapshot.failed).map(FileProblemDto::from).collect(),
         drift: snapshot.drift.iter().map(DriftDto::from).collect(),
+        behind: snapshot.behind.iter().map(BehindDto::from).collect(),
     }
 }
 

@@ -15,6 +15,8 @@ pub struct DashboardDto {
     pub failed: Vec<FileProblemDto>,
     /// Where the database no longer matches the applied files.
     pub drift: Vec<DriftDto>,
+    /// Files whose copy on this instance is an older applied version.
+    pub behind: Vec<BehindDto>,
     pub history: Vec<VersionDto>,
     /// Who is looking; approve and roll-back controls show for approvers only.
     pub user: Option<UserDto>,
@@ -35,12 +37,23 @@ pub struct DriftDto {
     pub problem: String,
 }
 
+/// This instance's copy of a file is an older applied version (each instance
+/// has its own copy, and this host has not been updated yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BehindDto {
+    pub file: String,
+    pub copy_version: i64,
+    pub applied_version: i64,
+    /// `this copy is v3; v4 is applied`.
+    pub message: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileDto {
     pub path: String,
     pub entity: Option<String>,
     pub version: Option<i64>,
-    /// `in_sync`, `pending`, `rejected` or `failed`.
+    /// `in_sync`, `pending`, `rejected`, `failed` or `behind`.
     pub state: String,
 }
 
@@ -155,4 +168,6 @@ pub struct StatusDto {
     /// Files rejected (invalid, or turned down) and files whose apply failed.
     pub rejected: Vec<FileProblemDto>,
     pub drift: Vec<DriftDto>,
+    /// Files whose copy on this instance is an older applied version.
+    pub behind: Vec<BehindDto>,
 }

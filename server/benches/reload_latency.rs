@@ -48,6 +48,7 @@ async fn start(site: &Path, db: &str, addr: SocketAddr, debounce_ms: u64, log: P
         secure_cookies: false,
         sync_poll_ms: 5000,
         lock_timeout_ms: 2000,
+        site_layout: marain_server::cli::SiteLayoutArg::Shared,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {

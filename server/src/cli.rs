@@ -166,6 +166,18 @@ pub struct ServeArgs {
     /// off and tries again, in milliseconds.
     #[arg(long, env = "MARAIN_LOCK_TIMEOUT_MS", default_value_t = 2000)]
     pub lock_timeout_ms: u64,
+    /// `shared`: every instance watches one site directory (or there is one
+    /// instance). `per-instance`: each has its own copy, updated host by host; a
+    /// copy equal to an older applied version is then reported as behind.
+    #[arg(long, env = "MARAIN_SITE_LAYOUT", value_enum, default_value_t = SiteLayoutArg::Shared)]
+    pub site_layout: SiteLayoutArg,
+}
+
+/// `--site-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SiteLayoutArg {
+    Shared,
+    PerInstance,
 }
 
 #[derive(Debug, Clone, Args)]

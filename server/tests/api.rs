@@ -94,6 +94,7 @@ impl Server {
             secure_cookies: false,
             sync_poll_ms: 5000,
             lock_timeout_ms: 2000,
+            site_layout: marain_server::cli::SiteLayoutArg::Shared,
         };
         let mut args = args;
         adjust(&mut args);

@@ -4,6 +4,11 @@
 //! Layout (a): one shared site directory that every instance watches. Each
 //! instance sees every edit; exactly one applies it (the advisory lock and the
 //! re-read head decide which), and every instance's event stream announces it.
+//!
+//! Layout (b): a copy of the site per instance (`--site-layout per-instance`),
+//! updated host by host. The database's applied version is the arbiter: a copy
+//! equal to an older applied version is behind, and a rollback anywhere rewrites
+//! the copies that still hold the text rolled back from.
 
 use std::path::Path;
 use std::process::Command;
@@ -31,10 +36,16 @@ impl Instance {
     /// poll slow enough that only notifications (or a reconnect) can explain
     /// a prompt catch-up.
     fn start(name: &'static str, dir: &Path, db: &str) -> Instance {
+        Self::start_on(name, dir, &dir.join("site"), db, "shared")
+    }
+
+    /// [`Instance::start`] on its own `site` directory, with `--site-layout layout`.
+    fn start_on(name: &'static str, dir: &Path, site: &Path, db: &str, layout: &str) -> Instance {
         let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
         command
             .args(["serve", "--site"])
-            .arg(dir.join("site"))
+            .arg(site)
+            .args(["--site-layout", layout])
             .args(["--database", db, "--addr", "127.0.0.1:0", "--debounce-ms", "10", "--sync-poll-ms", "60000"])
             .arg("--secure-log")
             .arg(dir.join(format!("secure-{name}.log")))
@@ -115,7 +126,12 @@ async fn kill_listeners(db: &str) -> usize {
 }
 
 fn write_site(dir: &Path, text: &str) {
-    let path = dir.join("site").join(FILE);
+    write_copy(&dir.join("site"), text);
+}
+
+/// Saves `FILE` in the site directory `site`, by rename into place.
+fn write_copy(site: &Path, text: &str) {
+    let path = site.join(FILE);
     let temp = path.with_extension("tmp");
     std::fs::write(&temp, text).unwrap();
     std::fs::rename(temp, path).unwrap();
@@ -241,6 +257,65 @@ async fn three_instances_on_one_shared_site_act_as_one() {
         .collect();
     heard.sort();
     assert_eq!(heard, [2, 3, 4, 5], "one delivery per applied version, cluster-wide");
+    for instance in instances {
+        instance.process.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_per_instance_defer_to_the_applied_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let sites: Vec<std::path::PathBuf> = ["a", "b", "c"].iter().map(|n| dir.path().join(format!("site-{n}"))).collect();
+    for site in &sites {
+        std::fs::create_dir_all(site.join("schemas")).unwrap();
+        std::fs::write(site.join(FILE), V1).unwrap();
+    }
+    let db = PgServer::shared().fresh_database().await;
+    let client = approver_client(&db).await;
+    let start = |name, site| Instance::start_on(name, dir.path(), site, &db, "per-instance");
+    let instances = [start("a", &sites[0]), start("b", &sites[1]), start("c", &sites[2])];
+    for instance in &instances {
+        instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    }
+
+    // A's copy moves on: A applies it; B's and C's copies are now behind, said
+    // so, and not proposed (they would drop the new field).
+    let v2 = format!("{V1}  - id: email\n    type: text\n");
+    write_copy(&sites[0], &v2);
+    instances[0].wait_status(&client, |s| s["in_sync"] == json!(true) && s["behind"] == json!([])).await;
+    for instance in &instances[1..] {
+        let status = instance.wait_status(&client, |s| s["behind"].as_array().is_some_and(|b| b.len() == 1)).await;
+        assert_eq!(status["behind"][0]["message"], "this copy is v1; v2 is applied", "instance {}", instance.name);
+        assert_eq!(status["pending"], json!([]), "instance {}: a copy behind is never proposed", instance.name);
+        assert_eq!(status["in_sync"], json!(false), "instance {}", instance.name);
+    }
+    assert_eq!(versions(&db).await, [2, 1]);
+
+    // B's host is updated: B is in step again.
+    write_copy(&sites[1], &v2);
+    instances[1].wait_status(&client, |s| s["in_sync"] == json!(true) && s["behind"] == json!([])).await;
+    assert_eq!(versions(&db).await, [2, 1], "an updated copy applies nothing");
+
+    // A rolls back to v1. B's copy, which holds the text rolled back from, is
+    // rewritten; C's copy (v1 all along) is in step again without a write.
+    let resp = client
+        .post(format!("{}/rollback", instances[0].base))
+        .json(&json!({"file": FILE, "version": 1, "reason": "email later"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let change: Value = resp.json().await.unwrap();
+    let (code, body) = instances[0].approve(&client, change["id"].as_u64().unwrap(), "user").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["version"], 3);
+    for instance in &instances {
+        instance.wait_status(&client, |s| s["in_sync"] == json!(true) && s["behind"] == json!([])).await;
+    }
+    for site in &sites {
+        assert_eq!(std::fs::read_to_string(site.join(FILE)).unwrap(), V1, "{}", site.display());
+    }
+    assert_eq!(versions(&db).await, [3, 2, 1], "the rewrites applied nothing more");
     for instance in instances {
         instance.process.kill();
     }

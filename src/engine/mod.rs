@@ -29,7 +29,7 @@ pub use coordinator::Coordinator;
 pub use error::EngineError;
 pub use events::{EngineEvent, EventKind};
 pub use secure_log::AuditFilter;
-pub use snapshot::{FileState, FileStatus, PendingChange, Snapshot};
+pub use snapshot::{Behind, FileState, FileStatus, PendingChange, Snapshot};
 pub use store::{AppliedVersion, Store, VersionRow, VersionStatus};
 
 /// How the engine is set up.
@@ -57,6 +57,22 @@ pub struct EngineConfig {
     /// On PostgreSQL: how long an apply waits for a table lock (`lock_timeout`)
     /// before it backs off and tries again.
     pub lock_timeout: Duration,
+    /// Whether every instance watches one shared site directory, or each has a
+    /// copy of its own (see [`SiteLayout`]).
+    pub site_layout: SiteLayout,
+}
+
+/// How the site's files reach the instances that share one database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SiteLayout {
+    /// One directory (or one instance): a file equal to an older applied
+    /// version is an edit back to it, planned like any other.
+    #[default]
+    Shared,
+    /// A copy per instance, rolled out host by host: the database is the
+    /// arbiter, and a copy equal to an older applied version is *behind* (this
+    /// host has not been updated yet), reported and never proposed.
+    PerInstance,
 }
 
 impl EngineConfig {
@@ -71,6 +87,7 @@ impl EngineConfig {
             secure_log: None,
             sync_poll: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(2),
+            site_layout: SiteLayout::Shared,
         }
     }
 }

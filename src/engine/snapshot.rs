@@ -50,6 +50,25 @@ pub enum FileState {
     Pending,
     Rejected,
     Failed,
+    /// This instance's copy is an older applied version (per-instance copies).
+    Behind,
+}
+
+/// This instance's copy of a file is an older applied version than the one the
+/// database has: the host has not been updated yet. Never proposed as a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Behind {
+    pub file: String,
+    /// The applied version this copy's text is.
+    pub copy_version: i64,
+    /// The version applied now.
+    pub applied_version: i64,
+}
+
+impl Behind {
+    pub fn message(&self) -> String {
+        format!("this copy is v{}; v{} is applied", self.copy_version, self.applied_version)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +97,8 @@ pub struct Snapshot {
     /// Where the database no longer matches the applied files (checked at start-up
     /// and on every rescan); reported, never repaired behind anyone's back.
     pub drift: Vec<super::drift::Drift>,
+    /// Files whose copy here is an older applied version (per-instance copies).
+    pub behind: Vec<Behind>,
     pub last_sync: Option<String>,
     /// What the applied configs set for the running server (log level, rate
     /// limit, CORS, hot-reload policy); consumers read it per request.
@@ -95,6 +116,10 @@ impl PendingChange {
 
 impl Snapshot {
     pub fn in_sync(&self) -> bool {
-        self.pending.is_empty() && self.rejected.is_empty() && self.failed.is_empty() && self.drift.is_empty()
+        self.pending.is_empty()
+            && self.rejected.is_empty()
+            && self.failed.is_empty()
+            && self.drift.is_empty()
+            && self.behind.is_empty()
     }
 }

@@ -204,6 +204,13 @@ impl Store {
         Ok(id.unwrap_or(0))
     }
 
+    /// Every applied version's file, version and hash, oldest first: which
+    /// texts a file has had.
+    pub async fn version_hashes(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        let sql = "SELECT file, version, hash FROM marain_history WHERE status = 'applied' ORDER BY id";
+        Ok(self.pool.fetch_all(sql, &[]).await?)
+    }
+
     /// Every history row after row `id`, oldest first: what other instances
     /// applied since this one last looked. The history is append-only and
     /// applies are serialised, so nothing committed can hide below `id`.

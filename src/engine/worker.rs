@@ -95,6 +95,11 @@ pub(super) struct Worker {
     /// Pending changes another instance applied first (change id → file and
     /// version), so approving one here says so instead of "no such change".
     applied_elsewhere: BTreeMap<u64, (String, i64)>,
+    /// Every text each file has been applied as: file → hash → newest version
+    /// with that hash. Tells a copy that is behind from a new proposal.
+    texts_applied: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Files whose copy here is an older applied version (per-instance copies).
+    behind: BTreeMap<String, super::snapshot::Behind>,
 }
 
 /// How many changes applied elsewhere are remembered for a late approval.
@@ -124,6 +129,8 @@ impl Worker {
             generation: 0,
             synced_id: 0,
             applied_elsewhere: BTreeMap::new(),
+            texts_applied: BTreeMap::new(),
+            behind: BTreeMap::new(),
         }
     }
 
@@ -138,6 +145,9 @@ impl Worker {
         // Read first: a row committed between the two reads is loaded again by
         // the next sync, and skipped there as known.
         self.synced_id = self.store.history_head().await?;
+        for (file, version, hash) in self.store.version_hashes().await? {
+            self.texts_applied.entry(file).or_default().insert(hash, version);
+        }
         for row in self.store.latest_versions().await? {
             self.versions.insert(row.file.clone(), row.version);
             let Some(text) = &row.yaml else { continue };
@@ -267,7 +277,13 @@ impl Worker {
             if self.versions.get(&row.file).is_some_and(|known| *known >= row.version) {
                 continue;
             }
+            let rolled_back_from = self.applied.hash_of(&row.file).map(str::to_string);
+            let returns_to_earlier = self.texts_applied.get(&row.file).is_some_and(|t| t.contains_key(&row.hash));
             self.versions.insert(row.file.clone(), row.version);
+            self.texts_applied.entry(row.file.clone()).or_default().insert(row.hash.clone(), row.version);
+            if returns_to_earlier {
+                self.follow_rollback(&row.file, rolled_back_from.as_deref(), row.yaml.as_deref());
+            }
             match row.yaml.as_deref().map(|text| SiteFile::parse(&row.file, text)) {
                 Some(Ok(file)) => self.applied.insert_file(file),
                 Some(Err(errors)) => {
@@ -405,6 +421,7 @@ impl Worker {
         paths.extend(self.pending.keys());
         paths.extend(self.rejected.keys());
         paths.extend(self.failed.keys());
+        paths.extend(self.behind.keys());
         let files = paths
             .into_iter()
             .map(|p| FileStatus {
@@ -412,7 +429,9 @@ impl Worker {
                 entity: self.applied.subject_of(p).map(str::to_string),
                 version: self.versions.get(p).copied(),
                 hash: self.applied.hash_of(p).map(str::to_string),
-                state: if self.rejected.contains_key(p) {
+                state: if self.behind.contains_key(p) {
+                    FileState::Behind
+                } else if self.rejected.contains_key(p) {
                     FileState::Rejected
                 } else if self.failed.contains_key(p) {
                     FileState::Failed
@@ -433,6 +452,7 @@ impl Worker {
             rejected: self.rejected.values().flatten().cloned().collect(),
             failed: self.failed.values().cloned().collect(),
             drift: self.drift.clone(),
+            behind: self.behind.values().cloned().collect(),
             settings: self.settings.clone(),
             rejected_sources: self.rejected_sources.clone(),
             last_sync: self.last_sync.clone(),
@@ -472,6 +492,37 @@ impl Worker {
         }
     }
 
+    /// Another instance rolled `file` back to earlier text: a copy here that
+    /// still holds the text rolled back from is rewritten, so the files stay the
+    /// truth on every host. A copy that holds anything else is left alone (it is
+    /// someone's edit, or a copy behind).
+    fn follow_rollback(&mut self, file: &str, rolled_back_from: Option<&str>, text: Option<&str>) {
+        let Ok(disk) = read_site_file(&self.config.site_root, file) else { return };
+        let disk_hash = disk.as_deref().map(|t| sha256_hex(t.as_bytes()));
+        if disk_hash.is_none() || disk_hash.as_deref() != rolled_back_from {
+            return;
+        }
+        match write_site_file(&self.config.site_root, file, text) {
+            Ok(()) => {
+                self.seen.insert(file.to_string(), text.map(|t| sha256_hex(t.as_bytes())));
+                tracing::info!(file, "rolled back on another instance; this copy follows");
+            }
+            Err(e) => {
+                tracing::error!(file, error = %e, "rolled back on another instance, but this copy could not be rewritten")
+            }
+        }
+    }
+
+    /// The applied version this copy's text was, when it is an older one and
+    /// each instance has its own copy: such a copy is behind, not a proposal.
+    fn behind_version(&self, path: &str, disk_hash: Option<&str>) -> Option<i64> {
+        if self.config.site_layout != super::SiteLayout::PerInstance {
+            return None;
+        }
+        let version = *self.texts_applied.get(path)?.get(disk_hash?)?;
+        (Some(version) < self.versions.get(path).copied()).then_some(version)
+    }
+
     /// Handles a batch of possibly-changed paths, in dependency order.
     async fn process(&mut self, turn: &mut Turn, paths: BTreeSet<String>) {
         self.reprocess(turn, paths, BTreeSet::new()).await
@@ -501,6 +552,19 @@ impl Worker {
                 continue;
             }
             self.failed.remove(&path);
+            if let Some(copy_version) = self.behind_version(&path, disk_hash.as_deref()) {
+                let applied_version = self.versions.get(&path).copied().unwrap_or(0);
+                let behind = super::snapshot::Behind { file: path.clone(), copy_version, applied_version };
+                self.rejected.remove(&path);
+                self.supersede(turn, &path, &format!("{}: the copy here is behind", behind.message()));
+                if self.behind.insert(path.clone(), behind).is_none() {
+                    turn.changed = true;
+                }
+                continue;
+            }
+            if self.behind.remove(&path).is_some() {
+                turn.changed = true;
+            }
             if disk_hash.as_deref() == self.applied.hash_of(&path) {
                 if self.rejected.remove(&path).is_some() {
                     let message = "the file is back to its applied version; nothing to fix".to_string();
@@ -754,6 +818,7 @@ impl Worker {
             Ok(row) => {
                 self.store.failpoints().reach("after_commit");
                 self.versions.insert(change.file.clone(), row.version);
+                self.texts_applied.entry(change.file.clone()).or_default().insert(row.hash.clone(), row.version);
                 match &change.new_file {
                     Some(file) => self.applied.insert_file(file.clone()),
                     None => self.applied.remove(&change.file),

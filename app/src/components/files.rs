@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::dto::{DriftDto, FileDto, FileProblemDto};
+use crate::dto::{BehindDto, DriftDto, FileDto, FileProblemDto};
 
 #[component]
 pub fn FileTable(files: Vec<FileDto>) -> impl IntoView {
@@ -84,6 +84,26 @@ pub fn Problems(rejected: Vec<FileProblemDto>, failed: Vec<FileProblemDto>) -> i
                 <ul>
                     {rejected.into_iter().map(|p| row("rejected", p)).collect_view()}
                     {failed.into_iter().map(|p| row("failed", p)).collect_view()}
+                </ul>
+            </section>
+        }
+    })
+}
+
+/// Files whose copy on this instance is older than what the database has
+/// applied: this host is still to be updated. Shown, never proposed.
+#[component]
+pub fn BehindList(behind: Vec<BehindDto>) -> impl IntoView {
+    (!behind.is_empty()).then(|| {
+        view! {
+            <section aria-labelledby="behind-h" class="problems">
+                <h2 id="behind-h">"Behind: this instance's copy is older than what is applied"</h2>
+                <p class="muted">"Another instance applied a newer version. Update this host's copy of the site; nothing here is proposed as a change."</p>
+                <ul>
+                    {behind
+                        .into_iter()
+                        .map(|b| view! { <li class="problem" data-testid="behind"><code>{b.file}</code> " " {b.message}</li> })
+                        .collect_view()}
                 </ul>
             </section>
         }

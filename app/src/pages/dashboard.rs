@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::api::{get_dashboard, ApproveChange, RejectChange, RollbackTo};
 use crate::components::change_card::ChangeCard;
 use crate::components::feed::Feed;
-use crate::components::files::{DriftList, FileTable, Problems};
+use crate::components::files::{BehindList, DriftList, FileTable, Problems};
 use crate::components::history::HistoryList;
 use crate::components::status::StatusBar;
 use crate::live::use_live_feed;
@@ -67,6 +67,7 @@ pub fn Dashboard() -> impl IntoView {
                                 </section>
                                 {view! { <Problems rejected=d.rejected failed=d.failed /> }.into_any()}
                                 {view! { <DriftList drift=d.drift /> }.into_any()}
+                                {view! { <BehindList behind=d.behind /> }.into_any()}
                                 {view! { <FileTable files=d.files /> }.into_any()}
                                 <HistoryList history=d.history rollback may_change now=d.now.clone() />
                             }
