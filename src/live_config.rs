@@ -112,6 +112,8 @@ impl Default for RateLimit {
 #[serde(default)]
 struct HotReloadValues {
     debounce_ms: Option<u64>,
+    sync_poll_ms: Option<u64>,
+    lock_timeout_ms: Option<u64>,
     auto_apply: Option<AutoApply>,
     directories: BTreeMap<String, DirectoryValues>,
     webhooks: Vec<Webhook>,
@@ -142,6 +144,12 @@ pub struct LiveSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Trailing-edge debounce of the watcher; `None` keeps the command line's.
     pub debounce_ms: Option<u64>,
+    /// PostgreSQL: how often to look for other instances' changes that no
+    /// notification announced; `None` keeps the command line's.
+    pub sync_poll_ms: Option<u64>,
+    /// PostgreSQL: how long an apply waits for a table lock before it backs
+    /// off; `None` keeps the command line's.
+    pub lock_timeout_ms: Option<u64>,
     pub auto_apply: Option<AutoApply>,
     /// Per top-level directory (`schemas`, `config`), overriding `auto_apply`.
     pub directory_auto_apply: BTreeMap<String, AutoApply>,
@@ -163,6 +171,8 @@ impl LiveSettings {
             rate_limit: api.rate_limit,
             cors_allowed_origins: api.cors.allowed_origins,
             debounce_ms: hot.debounce_ms,
+            sync_poll_ms: hot.sync_poll_ms,
+            lock_timeout_ms: hot.lock_timeout_ms,
             auto_apply: hot.auto_apply,
             directory_auto_apply: hot.directories.into_iter().filter_map(|(d, v)| Some((d, v.auto_apply?))).collect(),
             webhooks: hot.webhooks,
@@ -233,12 +243,18 @@ fn webhooks_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
 }
 
 fn debounce_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
-    match values.get("debounce_ms").and_then(Json::as_u64) {
-        Some(ms) if !(1..=10_000).contains(&ms) => {
-            Err(("debounce_ms".into(), format!("debounce_ms is {ms}; use 1 to 10000 milliseconds")))
+    for (key, range) in
+        [("debounce_ms", 1..=10_000), ("sync_poll_ms", 100..=600_000), ("lock_timeout_ms", 10..=600_000)]
+    {
+        match values.get(key).and_then(Json::as_u64) {
+            Some(ms) if !range.contains(&ms) => {
+                let (low, high) = (range.start(), range.end());
+                return Err((key.into(), format!("{key} is {ms}; use {low} to {high} milliseconds")));
+            }
+            _ => {}
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -265,6 +281,10 @@ mod tests {
         assert_eq!(errors[0].line, 5, "{errors:?}");
         let text = "id: hot_reload\nvalues:\n  debounce_ms: 0\n";
         assert_eq!(parse("config/config.hot_reload.yaml", text).unwrap_err()[0].line, 3);
+        let text = "id: hot_reload\nvalues:\n  sync_poll_ms: 1000\n  lock_timeout_ms: 5\n";
+        let errors = parse("config/config.hot_reload.yaml", text).unwrap_err();
+        assert_eq!(errors[0].line, 4, "{errors:?}");
+        assert!(errors[0].message.contains("lock_timeout_ms is 5; use 10 to 600000"), "{errors:?}");
     }
 
     #[test]

@@ -696,17 +696,15 @@ async fn an_approval_publishes_one_snapshot_before_its_events(backend: Backend) 
 
 /// PostgreSQL only (SQLite locks the whole database, not a table): a session
 /// holds a lock on `content_article` while a change to `article` is approved.
-/// The apply gives up each attempt after the lock timeout and tries again, so
-/// content reads keep answering while it waits, and the change applies once
-/// the session lets go.
+/// The apply gives up each attempt after the lock timeout (here 100 ms, set live
+/// by `hot_reload.lock_timeout_ms`) and tries again, so content reads keep
+/// answering while it waits, and the change applies once the session lets go.
 #[tokio::test]
 async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
     use sqlx::Connection;
-    let dir = tempfile::tempdir().unwrap();
-    let mut site = TestSite::start_configured(dir, Backend::Postgres, |config| {
-        config.lock_timeout = std::time::Duration::from_millis(100);
-    })
-    .await;
+    let mut site = TestSite::start(Backend::Postgres).await;
+    site.write("config/config.hot_reload.yaml", "id: hot_reload\nvalues:\n  lock_timeout_ms: 100\n");
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
     site.write(USER_PATH, USER);
     site.write(ARTICLE_PATH, ARTICLE);
     site.wait_for(EventKind::Applied, ARTICLE_PATH).await;

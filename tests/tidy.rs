@@ -185,6 +185,7 @@ fn the_code_map_names_every_module() {
     let dirs = [
         ("src", ""),
         ("src/engine", ""),
+        ("src/engine/worker", "worker/"),
         ("src/plan", "plan/"),
         ("src/sql", "sql/"),
         ("server/src", ""),

@@ -138,6 +138,8 @@ impl From<&PendingChange> for ChangeSummaryDto {
             from_version: c.from_version,
             to_hash: c.to_hash.clone(),
             created_at: c.created_at.clone(),
+            origin: c.origin.clone(),
+            conflict: c.conflict,
         }
     }
 }
@@ -148,7 +150,7 @@ impl From<&Behind> for BehindDto {
             file: b.file.clone(),
             copy_version: b.copy_version,
             applied_version: b.applied_version,
-            message: b.message(),
+            message: b.summary(),
         }
     }
 }

@@ -156,6 +156,14 @@ pub struct ChangeSummaryDto {
     pub from_version: Option<i64>,
     pub to_hash: String,
     pub created_at: String,
+    /// The instance whose copy of the site proposes it, when that is another
+    /// instance (each instance having its own copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Copies of the site propose different texts for this file: none applies
+    /// by itself, and approving one supersedes the others.
+    #[serde(default)]
+    pub conflict: bool,
 }
 
 /// `GET /api/v1/hot-reload/status`: is the database what the files say, and if

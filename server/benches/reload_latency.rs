@@ -49,6 +49,7 @@ async fn start(site: &Path, db: &str, addr: SocketAddr, debounce_ms: u64, log: P
         sync_poll_ms: 5000,
         lock_timeout_ms: 2000,
         site_layout: marain_server::cli::SiteLayoutArg::Shared,
+        instance_name: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {
@@ -303,8 +304,10 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     rt.block_on(async {
-        for (label, backend) in [("SQLite", Backend::Sqlite), ("PostgreSQL", Backend::Postgres)] {
-            if !backends.contains(&label.to_ascii_lowercase()) {
+        for (label, key, backend) in
+            [("SQLite", "sqlite", Backend::Sqlite), ("PostgreSQL", "postgres", Backend::Postgres)]
+        {
+            if !backends.split(',').any(|b| b.trim() == key) {
                 continue;
             }
             run(&format!("demo site (examples/site), {label}"), demo_site, edits, restarts, backend).await;

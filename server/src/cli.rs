@@ -171,6 +171,10 @@ pub struct ServeArgs {
     /// copy equal to an older applied version is then reported as behind.
     #[arg(long, env = "MARAIN_SITE_LAYOUT", value_enum, default_value_t = SiteLayoutArg::Shared)]
     pub site_layout: SiteLayoutArg,
+    /// This instance's name in proposals shared between per-instance copies;
+    /// stable across restarts and unique per copy. Default `<host>:<site dir>`.
+    #[arg(long, env = "MARAIN_INSTANCE_NAME")]
+    pub instance_name: Option<String>,
 }
 
 /// `--site-layout`.

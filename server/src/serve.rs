@@ -61,6 +61,9 @@ pub async fn serve_logged(
     config.event_buffer = args.event_buffer.max(1);
     config.sync_poll = std::time::Duration::from_millis(args.sync_poll_ms);
     config.lock_timeout = std::time::Duration::from_millis(args.lock_timeout_ms);
+    if let Some(name) = &args.instance_name {
+        config.instance_name = name.clone();
+    }
     config.site_layout = match args.site_layout {
         crate::cli::SiteLayoutArg::Shared => marain::engine::SiteLayout::Shared,
         crate::cli::SiteLayoutArg::PerInstance => marain::engine::SiteLayout::PerInstance,

@@ -95,6 +95,7 @@ impl Server {
             sync_poll_ms: 5000,
             lock_timeout_ms: 2000,
             site_layout: marain_server::cli::SiteLayoutArg::Shared,
+            instance_name: None,
         };
         let mut args = args;
         adjust(&mut args);

@@ -45,7 +45,7 @@ impl Instance {
         command
             .args(["serve", "--site"])
             .arg(site)
-            .args(["--site-layout", layout])
+            .args(["--site-layout", layout, "--instance-name", name])
             .args(["--database", db, "--addr", "127.0.0.1:0", "--debounce-ms", "10", "--sync-poll-ms", "60000"])
             .arg("--secure-log")
             .arg(dir.join(format!("secure-{name}.log")))
@@ -316,6 +316,59 @@ async fn copies_per_instance_defer_to_the_applied_version() {
         assert_eq!(std::fs::read_to_string(site.join(FILE)).unwrap(), V1, "{}", site.display());
     }
     assert_eq!(versions(&db).await, [3, 2, 1], "the rewrites applied nothing more");
+
+    // A's copy drops `motto` (BREAKING): it waits on A, and shows on B and C as
+    // proposed by A's copy; approved on B, it applies once and leaves every
+    // dashboard. B's and C's copies are then behind.
+    let v4 = V1.replace("  - id: motto\n    type: text\n", "");
+    write_copy(&sites[0], &v4);
+    instances[0].pending_id(&client).await;
+    let mut on_b = None;
+    for instance in &instances[1..] {
+        let status = instance.wait_status(&client, |s| s["pending"].as_array().is_some_and(|p| p.len() == 1)).await;
+        assert_eq!(status["pending"][0]["origin"], "a", "instance {}: {status}", instance.name);
+        assert_eq!(status["pending"][0]["conflict"], false, "instance {}: {status}", instance.name);
+        on_b.get_or_insert(status["pending"][0]["id"].as_u64().unwrap());
+    }
+    let (code, body) = instances[1].approve(&client, on_b.unwrap(), "user").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["version"], 4);
+    instances[0].wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    for instance in &instances[1..] {
+        let status = instance.wait_status(&client, |s| s["pending"] == json!([]) && s["behind"] != json!([])).await;
+        assert_eq!(status["behind"][0]["message"], "this copy is v3; v4 is applied", "instance {}", instance.name);
+    }
+    assert_eq!(versions(&db).await, [4, 3, 2, 1]);
+
+    // Two copies propose different texts for the file (each drops a different
+    // field, so neither applies by itself anyway): every instance marks both
+    // as a conflict. Approving A's applies it; B's copy is then planned afresh
+    // from what applied, and is no conflict any more.
+    for site in &sites {
+        write_copy(site, &v4);
+    }
+    for instance in &instances {
+        instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    }
+    write_copy(&sites[0], &v4.replace("  - id: bio\n    type: long_text\n", ""));
+    write_copy(&sites[1], &v4.replace("  - id: username\n    type: text\n    required: true\n", ""));
+    let two =
+        |s: &Value| s["pending"].as_array().is_some_and(|p| p.len() == 2 && p.iter().all(|c| c["conflict"] == true));
+    for instance in &instances {
+        instance.wait_status(&client, two).await;
+    }
+    let status = instances[0].status(&client).await;
+    let own = status["pending"].as_array().unwrap().iter().find(|c| c.get("origin").is_none()).unwrap().clone();
+    let (code, body) = instances[0].approve(&client, own["id"].as_u64().unwrap(), "user").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(versions(&db).await, [5, 4, 3, 2, 1]);
+    let status = instances[1]
+        .wait_status(&client, |s| s["pending"].as_array().is_some_and(|p| p.len() == 1 && p[0]["conflict"] == false))
+        .await;
+    assert!(status["pending"][0].get("origin").is_none(), "B's own copy: {status}");
+    let status = instances[2].wait_status(&client, |s| s["pending"].as_array().is_some_and(|p| p.len() == 1)).await;
+    assert_eq!(status["pending"][0]["origin"], "b", "C sees B's proposal, planned from v5: {status}");
+    assert_eq!(status["pending"][0]["conflict"], false, "{status}");
     for instance in instances {
         instance.process.kill();
     }

@@ -35,7 +35,7 @@ impl Coordinator {
         config: EngineConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(Coordinator, JoinHandle<()>), EngineError> {
-        let store = Store::open(&config.database_url).await?.with_lock_timeout(config.lock_timeout);
+        let store = Store::open(&config.database_url).await?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
@@ -56,13 +56,17 @@ impl Coordinator {
             ),
             None => None,
         };
+        if config.site_layout == super::SiteLayout::PerInstance {
+            // What this copy proposes is looked at afresh below.
+            store.withdraw_proposals(&config.instance_name).await?;
+        }
         let mut worker = Worker::new(&config, store, shared.clone(), secure_log);
         worker.load_applied().await?;
         worker.reconcile().await;
 
         let (signal_tx, signal_rx) = mpsc::unbounded_channel();
         let watcher = SiteWatcher::start(&config.site_root, worker.wanted_debounce(), signal_tx.clone())?;
-        super::sync::follow(&shared.store, &shared.commands, config.sync_poll);
+        super::sync::follow(&shared.store, &shared.commands, shared.snapshot.clone(), config.sync_poll);
         let task = tokio::spawn(worker.run(watcher, signal_tx, signal_rx, command_rx, shutdown));
         Ok((Coordinator { shared }, task))
     }

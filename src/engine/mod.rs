@@ -11,6 +11,7 @@ pub mod drift;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod proposals;
 pub mod recovery;
 pub mod scan;
 pub mod secure_log;
@@ -60,6 +61,9 @@ pub struct EngineConfig {
     /// Whether every instance watches one shared site directory, or each has a
     /// copy of its own (see [`SiteLayout`]).
     pub site_layout: SiteLayout,
+    /// This instance's name in shared proposals (per-instance copies): stable
+    /// across restarts, unique per copy. Defaults to `<host>:<site root>`.
+    pub instance_name: String,
 }
 
 /// How the site's files reach the instances that share one database.
@@ -77,8 +81,17 @@ pub enum SiteLayout {
 
 impl EngineConfig {
     pub fn new(site_root: impl Into<PathBuf>, database_url: impl Into<String>) -> Self {
+        let site_root: PathBuf = site_root.into();
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        let instance_name = format!("{host}:{}", site_root.display());
         Self {
-            site_root: site_root.into(),
+            instance_name,
+            site_root,
             database_url: database_url.into(),
             debounce: Duration::from_millis(25),
             auto_apply_safe: true,

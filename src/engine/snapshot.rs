@@ -41,6 +41,14 @@ pub struct PendingChange {
     /// Set for a rollback: the version it returns to. Applying it rewrites the
     /// file on disk, so the files stay the source of truth.
     pub rollback_to: Option<i64>,
+    /// The instance whose copy proposes it, when that is another instance (each
+    /// instance having its own copy); `None` for this instance's own.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Copies of the site propose different texts for this file: nothing
+    /// applies by itself, and approving one supersedes the others.
+    #[serde(default)]
+    pub conflict: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +74,8 @@ pub struct Behind {
 }
 
 impl Behind {
-    pub fn message(&self) -> String {
+    /// `this copy is v3; v4 is applied`.
+    pub fn summary(&self) -> String {
         format!("this copy is v{}; v{} is applied", self.copy_version, self.applied_version)
     }
 }

@@ -134,8 +134,6 @@ pub struct Store {
     /// One apply at a time within this process; across processes the database
     /// serialises them (SQLite's write lock, PostgreSQL's advisory lock).
     apply_lock: Arc<tokio::sync::Mutex<()>>,
-    /// How long a PostgreSQL apply waits for a table lock before it backs off.
-    lock_timeout: Duration,
     /// Crash points for the kill -9 tests (inert in release builds).
     failpoints: super::failpoint::Failpoints,
     /// This process, as named in the notifications it sends.
@@ -186,7 +184,6 @@ impl Store {
             pool,
             writer,
             apply_lock: Arc::new(tokio::sync::Mutex::new(())),
-            lock_timeout: Duration::from_millis(2000),
             failpoints: super::failpoint::Failpoints::from_env(),
             instance: uuid::Uuid::now_v7().to_string(),
         })
@@ -220,14 +217,6 @@ impl Store {
         rows.into_iter().map(HistoryRecord::into_row).collect()
     }
 
-    /// The same store, applying with `timeout` as PostgreSQL's `lock_timeout`:
-    /// an apply that cannot get a table's lock by then is rolled back (and the
-    /// engine tries again later), so the queue of readers behind its lock
-    /// request never waits longer than this.
-    pub fn with_lock_timeout(self, timeout: Duration) -> Self {
-        Self { lock_timeout: timeout, ..self }
-    }
-
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
@@ -252,18 +241,24 @@ impl Store {
     /// head is read again (another instance may have moved it) and the probes run
     /// again: the change is refused if the head is no longer the plan's base, or
     /// if the data now grades it above `approved`.
+    ///
+    /// On PostgreSQL the transaction gives up waiting for any lock after
+    /// `lock_timeout` (the error then says so, [`StoreError::is_lock_timeout`],
+    /// and the caller may try again later), so the readers queued behind its
+    /// lock request never wait longer than that.
     pub async fn apply(
         &self,
         plan: &Plan,
         approved: Severity,
         record: VersionRecord,
+        lock_timeout: Duration,
     ) -> Result<VersionRow, StoreError> {
         let started = Instant::now();
         self.failpoints.begin_apply();
         let _one_at_a_time = self.apply_lock.lock().await;
         match self.dialect() {
             Dialect::Sqlite => self.apply_sqlite(plan, approved, record, started).await,
-            Dialect::Postgres => self.apply_postgres(plan, approved, record, started).await,
+            Dialect::Postgres => self.apply_postgres(plan, approved, record, started, lock_timeout).await,
         }
     }
 
@@ -327,10 +322,11 @@ impl Store {
         approved: Severity,
         record: VersionRecord,
         started: Instant,
+        lock_timeout: Duration,
     ) -> Result<VersionRow, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut conn = tx.conn();
-        conn.execute(&format!("SET LOCAL lock_timeout = {}", self.lock_timeout.as_millis().max(1)), &[]).await?;
+        conn.execute(&format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis().max(1)), &[]).await?;
         // Every apply of every instance queues here, so heads are read and
         // written by one at a time.
         conn.execute("SELECT pg_advisory_xact_lock($1)", &[Arg::Int(APPLY_LOCK_KEY)]).await?;

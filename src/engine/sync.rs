@@ -10,23 +10,31 @@
 //! Two things make a lost notice certain to be followed by a sync:
 //! - when the listening connection drops, it is re-established and a sync
 //!   follows (a listener that died silently was PostgREST's #3147 and #3778);
-//! - a poll of the newest history id, every `sync_poll` (5 s by default),
-//!   catches what `LISTEN` cannot see at all (a pooler in transaction mode, a
-//!   replica).
+//! - a poll of the newest history id, every `hot_reload.sync_poll_ms` (or the
+//!   command line's `sync_poll`, 5 s by default), catches what `LISTEN` cannot
+//!   see at all (a pooler in transaction mode, a replica).
 //!
 //! Both tasks stop when the worker does (its queue closes).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::database::Pool;
 use super::shared::Command;
+use super::snapshot::Snapshot;
 use super::store::{ChangeNotice, Store, CHANGES_CHANNEL};
 
 /// Starts following the other instances, when the store is PostgreSQL.
-pub(super) fn follow(store: &Store, commands: &UnboundedSender<Command>, poll: Duration) {
+pub(super) fn follow(
+    store: &Store,
+    commands: &UnboundedSender<Command>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    poll: Duration,
+) {
     let Pool::Postgres(pool) = store.pool().clone() else { return };
     let instance = store.instance().to_string();
     let (listen_commands, poll_commands) = (commands.clone(), commands.clone());
@@ -40,7 +48,7 @@ pub(super) fn follow(store: &Store, commands: &UnboundedSender<Command>, poll: D
     tokio::spawn(async move {
         tokio::select! {
             _ = poll_commands.closed() => {}
-            _ = poll_head(store, &poll_commands, poll) => {}
+            _ = poll_head(store, &poll_commands, snapshot, poll) => {}
         }
     });
 }
@@ -100,12 +108,18 @@ async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-async fn poll_head(store: Store, commands: &UnboundedSender<Command>, every: Duration) {
+/// Reads the newest history id every `hot_reload.sync_poll_ms` (as live now),
+/// else every `default`.
+async fn poll_head(
+    store: Store,
+    commands: &UnboundedSender<Command>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    default: Duration,
+) {
     let mut seen = None;
-    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        let every = snapshot.load().settings.sync_poll_ms.map(Duration::from_millis).unwrap_or(default);
+        tokio::time::sleep(every.max(Duration::from_millis(10))).await;
         match store.history_head().await {
             Ok(head) if seen.is_some_and(|s| s != head) => {
                 seen = Some(head);

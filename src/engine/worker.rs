@@ -9,6 +9,8 @@
 //! only after the one snapshot that reflects them is published, so a client that
 //! refetches on an event never reads the state from before it.
 
+mod proposals;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -100,6 +102,11 @@ pub(super) struct Worker {
     texts_applied: BTreeMap<String, BTreeMap<String, i64>>,
     /// Files whose copy here is an older applied version (per-instance copies).
     behind: BTreeMap<String, super::snapshot::Behind>,
+    /// What other instances' copies propose, planned here: (file, instance) →
+    /// change (per-instance copies).
+    remote: BTreeMap<(String, String), PendingChange>,
+    /// What this copy's proposals were last published as: file → text hash.
+    proposed: BTreeMap<String, String>,
 }
 
 /// How many changes applied elsewhere are remembered for a late approval.
@@ -131,6 +138,8 @@ impl Worker {
             applied_elsewhere: BTreeMap::new(),
             texts_applied: BTreeMap::new(),
             behind: BTreeMap::new(),
+            remote: BTreeMap::new(),
+            proposed: BTreeMap::new(),
         }
     }
 
@@ -256,6 +265,8 @@ impl Worker {
             }
             self.sync(&mut turn).await;
         }
+        self.publish_proposals().await;
+        self.mark_conflicts();
         self.finish(turn);
     }
 
@@ -304,14 +315,14 @@ impl Worker {
             self.record(turn, event);
             touched.insert(row.file);
         }
-        if touched.is_empty() {
-            return;
+        if !touched.is_empty() {
+            if touched.iter().any(|f| crate::config::is_config_path(f)) {
+                self.settings = Arc::new(self.applied.live_settings());
+            }
+            turn.changed = true;
+            self.reprocess(turn, BTreeSet::new(), touched).await;
         }
-        if touched.iter().any(|f| crate::config::is_config_path(f)) {
-            self.settings = Arc::new(self.applied.live_settings());
-        }
-        turn.changed = true;
-        self.reprocess(turn, BTreeSet::new(), touched).await;
+        self.load_remote(turn).await;
     }
 
     /// Ends a turn: publishes the one snapshot that reflects it (if anything
@@ -448,7 +459,7 @@ impl Worker {
             generation: self.generation,
             applied: Arc::new(self.applied.clone()),
             files,
-            pending: self.pending.values().cloned().collect(),
+            pending: self.pending.values().chain(self.remote.values()).cloned().collect(),
             rejected: self.rejected.values().flatten().cloned().collect(),
             failed: self.failed.values().cloned().collect(),
             drift: self.drift.clone(),
@@ -556,7 +567,7 @@ impl Worker {
                 let applied_version = self.versions.get(&path).copied().unwrap_or(0);
                 let behind = super::snapshot::Behind { file: path.clone(), copy_version, applied_version };
                 self.rejected.remove(&path);
-                self.supersede(turn, &path, &format!("{}: the copy here is behind", behind.message()));
+                self.supersede(turn, &path, &format!("{}: the copy here is behind", behind.summary()));
                 if self.behind.insert(path.clone(), behind).is_none() {
                     turn.changed = true;
                 }
@@ -654,7 +665,8 @@ impl Worker {
         let path = planned.file.clone();
         self.supersede(turn, &path, "the file changed again before approval");
         let change = self.pending_change(planned, None).await;
-        if change.severity.auto_applies() && self.settings.auto_applies(&path, self.config.auto_apply_safe) {
+        let auto = change.severity.auto_applies() && self.settings.auto_applies(&path, self.config.auto_apply_safe);
+        if auto && !self.contested(&change) {
             // A failure is already recorded and announced by apply().
             let _ = self.apply(turn, change, "watcher", None).await;
         } else {
@@ -690,6 +702,8 @@ impl Worker {
             plan: planned.plan,
             file: path,
             rollback_to,
+            origin: None,
+            conflict: false,
         };
         self.next_change_id += 1;
         change
@@ -745,12 +759,16 @@ impl Worker {
     }
 
     async fn approve(&mut self, turn: &mut Turn, id: u64, approval: Approval) -> Result<VersionRow, EngineError> {
-        let Some(change) = self.pending.values().find(|c| c.id == id).cloned() else {
+        let found = self.pending.values().chain(self.remote.values()).find(|c| c.id == id).cloned();
+        let Some(change) = found else {
             return Err(match self.applied_elsewhere.get(&id) {
                 Some((file, version)) => EngineError::AlreadyApplied { id, file: file.clone(), version: *version },
                 None => EngineError::UnknownChange(id),
             });
         };
+        if change.origin.is_some() {
+            return self.approve_remote(turn, change, approval).await;
+        }
         if change.severity >= Severity::Blocked {
             return Err(EngineError::NotApprovable { id, file: change.file, severity: change.severity });
         }
@@ -774,6 +792,36 @@ impl Worker {
             self.seen.remove(&file);
             self.process(turn, BTreeSet::from([file])).await;
         }
+        result
+    }
+
+    /// Approves what another instance's copy proposes: applied here like any
+    /// change (the database is shared); this copy of the file is then checked
+    /// again (it is behind, or a proposal of its own planned afresh).
+    async fn approve_remote(
+        &mut self,
+        turn: &mut Turn,
+        change: PendingChange,
+        approval: Approval,
+    ) -> Result<VersionRow, EngineError> {
+        let id = change.id;
+        if change.severity >= Severity::Blocked {
+            return Err(EngineError::NotApprovable { id, file: change.file, severity: change.severity });
+        }
+        if change.severity == Severity::Breaking && approval.confirm.as_deref().map(str::trim) != Some(&change.entity) {
+            return Err(EngineError::ConfirmationRequired { id, expected: change.entity });
+        }
+        self.remote.retain(|_, c| c.id != id);
+        let applied_hash = self.applied.hash_of(&change.file).unwrap_or_default().to_string();
+        if applied_hash != change.plan.binding.base_hash {
+            turn.resync = true;
+            return Err(EngineError::Stale { id, file: change.file });
+        }
+        let message = format!("approved by {}", approval.actor);
+        self.emit(turn, EventKind::Approved, &change.file, Some(&change), None, message);
+        let file = change.file.clone();
+        let result = self.apply(turn, change, &approval.actor, approval.reason).await;
+        self.reprocess(turn, BTreeSet::new(), BTreeSet::from([file])).await;
         result
     }
 
@@ -801,7 +849,9 @@ impl Worker {
             if turn.schema_lock.is_none() {
                 turn.schema_lock = Some(self.shared.schema_lock.clone().write_owned().await);
             }
-            match self.store.apply(&change.plan, change.severity, record.clone()).await {
+            let lock_timeout =
+                self.settings.lock_timeout_ms.map(Duration::from_millis).unwrap_or(self.config.lock_timeout);
+            match self.store.apply(&change.plan, change.severity, record.clone(), lock_timeout).await {
                 Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
                     attempt += 1;
                     // Content requests go on while this waits; none is held longer than one lock timeout.

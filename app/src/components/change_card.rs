@@ -30,7 +30,14 @@ pub fn ChangeCard(
                 <h3>{change.brief.file.clone()}</h3>
                 <span class="muted">{from} " → " {short(&change.brief.to_hash)}</span>
                 {change.rollback_to.map(|v| view! { <span class="tag">{format!("rollback to v{v}")}</span> })}
+                {change.brief.origin.clone().map(|o| view! { <span class="tag" data-testid="origin">{format!("proposed by the copy on {o}")}</span> })}
             </header>
+            {change.brief.conflict.then(|| view! {
+                <p class="conflict" role="note" data-testid="conflict">
+                    "Conflict: copies of the site on different instances propose different texts for this file. \
+                     None applies by itself; approving one supersedes the others."
+                </p>
+            })}
             <ul class="summary">
                 {change.summary.iter().map(|s| view! { <li><code>{s.clone()}</code></li> }).collect_view()}
             </ul>
