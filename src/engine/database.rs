@@ -61,7 +61,8 @@ impl<T: Into<Arg>> From<Option<T>> for Arg {
 pub trait Record: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 impl<T> Record for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 
-/// Runs `$body` with `$c` bound to the backend's own value, whichever it is.
+/// Runs `$body` with `$c` bound to the backend's own value, whichever it is
+/// (and `$db` naming that backend's sqlx database type, when given).
 macro_rules! each_backend {
     ($value:expr, $enum:ident, $c:ident => $body:expr) => {
         match $value {
@@ -69,50 +70,41 @@ macro_rules! each_backend {
             $enum::Postgres($c) => $body,
         }
     };
+    ($value:expr, $enum:ident, ($c:ident, $db:ident) => $body:expr) => {
+        match $value {
+            $enum::Sqlite($c) => {
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            $enum::Postgres($c) => {
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
 }
 
-fn bind_all<'q, DB: sqlx::Database>(
-    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
-    args: &'q [Arg],
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+/// `args` as the driver's own argument list, in order.
+fn arguments<'q, DB: sqlx::Database>(args: &'q [Arg]) -> Result<<DB as sqlx::Database>::Arguments<'q>, sqlx::Error>
 where
     Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
+    use sqlx::Arguments;
+    let mut out = <DB as sqlx::Database>::Arguments::<'q>::default();
     for arg in args {
-        query = match arg {
-            Arg::Null => query.bind(None::<&str>),
-            Arg::Text(s) => query.bind(Some(s.as_str())),
-            Arg::Int(i) => query.bind(*i),
-            Arg::Float(f) => query.bind(*f),
-            Arg::Bool(b) => query.bind(*b),
-        };
+        match arg {
+            Arg::Null => out.add(None::<&str>),
+            Arg::Text(s) => out.add(Some(s.as_str())),
+            Arg::Int(i) => out.add(*i),
+            Arg::Float(f) => out.add(*f),
+            Arg::Bool(b) => out.add(*b),
+        }
+        .map_err(sqlx::Error::Encode)?;
     }
-    query
-}
-
-fn bind_as<'q, DB: sqlx::Database, T>(
-    mut query: sqlx::query::QueryAs<'q, DB, T, <DB as sqlx::Database>::Arguments<'q>>,
-    args: &'q [Arg],
-) -> sqlx::query::QueryAs<'q, DB, T, <DB as sqlx::Database>::Arguments<'q>>
-where
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    for arg in args {
-        query = match arg {
-            Arg::Null => query.bind(None::<&str>),
-            Arg::Text(s) => query.bind(Some(s.as_str())),
-            Arg::Int(i) => query.bind(*i),
-            Arg::Float(f) => query.bind(*f),
-            Arg::Bool(b) => query.bind(*b),
-        };
-    }
-    query
+    Ok(out)
 }
 
 /// One connection (or open transaction) of either backend.
@@ -131,19 +123,19 @@ impl Conn<'_> {
 
     /// Runs one statement; returns the rows it affected.
     pub async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
-        each_backend!(self, Conn, c => Ok(bind_all(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected()))
+        each_backend!(self, Conn, (c, Db) => Ok(sqlx::query_with(sql, arguments::<Db>(args)?).execute(&mut **c).await?.rows_affected()))
     }
 
     pub async fn fetch_all<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
-        each_backend!(self, Conn, c => bind_as(sqlx::query_as(sql), args).fetch_all(&mut **c).await)
+        each_backend!(self, Conn, (c, Db) => sqlx::query_as_with(sql, arguments::<Db>(args)?).fetch_all(&mut **c).await)
     }
 
     pub async fn fetch_optional<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<Option<T>, sqlx::Error> {
-        each_backend!(self, Conn, c => bind_as(sqlx::query_as(sql), args).fetch_optional(&mut **c).await)
+        each_backend!(self, Conn, (c, Db) => sqlx::query_as_with(sql, arguments::<Db>(args)?).fetch_optional(&mut **c).await)
     }
 
     pub async fn fetch_one<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<T, sqlx::Error> {
-        each_backend!(self, Conn, c => bind_as(sqlx::query_as(sql), args).fetch_one(&mut **c).await)
+        each_backend!(self, Conn, (c, Db) => sqlx::query_as_with(sql, arguments::<Db>(args)?).fetch_one(&mut **c).await)
     }
 
     /// Rows as JSON values, each column by the type the database reports for it:
@@ -151,13 +143,16 @@ impl Conn<'_> {
     pub async fn fetch_json(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Vec<Json>>, sqlx::Error> {
         match self {
             Conn::Sqlite(c) => {
-                let rows = bind_all(sqlx::query(sql), args).fetch_all(&mut **c).await?;
+                let rows = sqlx::query_with(sql, arguments::<sqlx::Sqlite>(args)?).fetch_all(&mut **c).await?;
                 Ok(rows.iter().map(json_row).collect())
             }
             Conn::Postgres(c) => {
                 // Not kept prepared: after a change of a column's type the same
                 // text returns another type, which a kept statement refuses.
-                let rows = bind_all(sqlx::query(sql), args).persistent(false).fetch_all(&mut **c).await?;
+                let rows = sqlx::query_with(sql, arguments::<sqlx::Postgres>(args)?)
+                    .persistent(false)
+                    .fetch_all(&mut **c)
+                    .await?;
                 Ok(rows.iter().map(json_row).collect())
             }
         }
