@@ -694,6 +694,30 @@ async fn an_approval_publishes_one_snapshot_before_its_events(backend: Backend) 
     site.stop().await;
 }
 
+/// A deletion refused because another file still refers to it waits on that
+/// file; once the other file's own deletion is approved, it goes through as a
+/// change of its own, without another save.
+async fn a_file_waiting_on_an_approval_goes_on_once_it_is_approved(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    site.write(USER_PATH, USER);
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    // The article's deletion waits for approval; meanwhile the user's deletion
+    // is refused, since the applied article still refers to it.
+    std::fs::remove_file(site.root().join(ARTICLE_PATH)).unwrap();
+    let pending = site.wait_for(EventKind::Pending, ARTICLE_PATH).await;
+    std::fs::remove_file(site.root().join(USER_PATH)).unwrap();
+    let refused = site.wait_for(EventKind::Rejected, USER_PATH).await;
+    assert!(refused.message.contains("article"), "{}", refused.message);
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("article".into()) };
+    site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
+    site.wait_for(EventKind::Pending, USER_PATH).await;
+    let snapshot = site.coordinator.snapshot();
+    assert!(snapshot.rejected.is_empty(), "{:?}", snapshot.rejected);
+    assert_eq!(snapshot.pending.len(), 1);
+    site.stop().await;
+}
+
 /// PostgreSQL only (SQLite locks the whole database, not a table): a session
 /// holds a lock on `content_article` while a change to `article` is approved.
 /// The apply gives up each attempt after the lock timeout (here 100 ms, set live
@@ -763,4 +787,5 @@ crate::backend_tests!(
     point_in_time_recovery_recreates_dependent_entities_in_order,
     drift_is_found_on_rescan,
     an_approval_publishes_one_snapshot_before_its_events,
+    a_file_waiting_on_an_approval_goes_on_once_it_is_approved,
 );

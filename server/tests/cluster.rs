@@ -227,6 +227,33 @@ async fn three_instances_on_one_shared_site_act_as_one() {
         instance.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
     }
 
+    // Turned down on C: every instance shows it rejected, none keeps it waiting.
+    write_site(
+        dir.path(),
+        "id: user\nname: User\nfields:\n  - id: username\n    type: long_text\n    required: true\n",
+    );
+    let on_c = instances[2].pending_id(&client).await;
+    for instance in &instances[..2] {
+        instance.pending_id(&client).await;
+    }
+    let resp = client
+        .post(format!("{}/changes/{on_c}/reject", instances[2].base))
+        .json(&json!({"reason": "not now"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+    for instance in &instances {
+        let status = instance
+            .wait_status(&client, |s| {
+                s["pending"] == json!([]) && s["rejected"].as_array().is_some_and(|r| r.len() == 1)
+            })
+            .await;
+        let message = status["rejected"][0]["message"].as_str().unwrap();
+        assert!(message.contains("rejected by cluster-test: not now"), "instance {}: {status}", instance.name);
+    }
+    assert_eq!(versions(&db).await, [4, 3, 2, 1], "a rejection applies nothing");
+
     // The listening connections die. A change approved on A must still reach B
     // and C, whose own files tell them nothing new, well before the 60 s poll
     // could explain it: each listener came back by itself.

@@ -13,6 +13,7 @@ pub mod events;
 pub mod failpoint;
 pub mod proposals;
 pub mod recovery;
+pub mod rejections;
 pub mod scan;
 pub mod secure_log;
 mod shared;

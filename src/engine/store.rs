@@ -393,6 +393,8 @@ impl Store {
             duration_ms: started.elapsed().as_millis() as i64,
         };
         let id = insert_row(&mut conn, &row, &prev_row_hash).await?;
+        // A version of the file is live now: earlier refusals of it are moot.
+        conn.execute("DELETE FROM marain_rejections WHERE file = $1", &[(&row.file).into()]).await?;
         if conn.dialect() == Dialect::Postgres {
             // Delivered to every listener when, and only if, this commits.
             let notice =

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, OwnedRwLockWriteGuard};
 
 use super::events::{EngineEvent, EventKind};
+use super::rejections::Rejection;
 use super::scan::{list_site_files, read_site_file, write_site_file};
 use super::secure_log::SecureLog;
 use super::shared::{Command, Shared};
@@ -107,6 +108,8 @@ pub(super) struct Worker {
     remote: BTreeMap<(String, String), PendingChange>,
     /// What this copy's proposals were last published as: file → text hash.
     proposed: BTreeMap<String, String>,
+    /// Standing rejections, from the database: (file, text hash) → who and why.
+    rejections: BTreeMap<(String, String), Rejection>,
 }
 
 /// How many changes applied elsewhere are remembered for a late approval.
@@ -140,6 +143,7 @@ impl Worker {
             behind: BTreeMap::new(),
             remote: BTreeMap::new(),
             proposed: BTreeMap::new(),
+            rejections: BTreeMap::new(),
         }
     }
 
@@ -156,6 +160,9 @@ impl Worker {
         self.synced_id = self.store.history_head().await?;
         for (file, version, hash) in self.store.version_hashes().await? {
             self.texts_applied.entry(file).or_default().insert(hash, version);
+        }
+        for r in self.store.rejections().await? {
+            self.rejections.insert((r.file.clone(), r.to_hash.clone()), r);
         }
         for row in self.store.latest_versions().await? {
             self.versions.insert(row.file.clone(), row.version);
@@ -243,7 +250,7 @@ impl Worker {
             }
             Command::Reject { id, actor, reason, reply } => {
                 let mut turn = Turn::by(&actor);
-                let result = self.reject_change(&mut turn, id, &actor, reason);
+                let result = self.reject_change(&mut turn, id, &actor, reason).await;
                 self.end(turn).await;
                 let _ = reply.send(result);
             }
@@ -322,6 +329,7 @@ impl Worker {
             turn.changed = true;
             self.reprocess(turn, BTreeSet::new(), touched).await;
         }
+        self.follow_rejections(turn).await;
         self.load_remote(turn).await;
     }
 
@@ -480,20 +488,70 @@ impl Worker {
         self.emit(turn, EventKind::Rejected, path, None, None, message);
     }
 
-    fn reject_change(
+    /// Turns change `id` down: recorded in the database first (so every
+    /// instance that plans the same text, and this one after a restart, shows
+    /// it rejected), then here.
+    async fn reject_change(
         &mut self,
         turn: &mut Turn,
         id: u64,
         actor: &str,
         reason: Option<String>,
     ) -> Result<(), EngineError> {
-        let change = self.pending.values().find(|c| c.id == id).cloned().ok_or(EngineError::UnknownChange(id))?;
-        self.pending.remove(&change.file);
-        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-        let message = format!("change {id} was rejected by {actor}{why}; the applied version stays live");
-        self.rejected.insert(change.file.clone(), vec![FileError::new(&change.file, (1, 1), None, message.clone())]);
-        self.emit(turn, EventKind::Rejected, &change.file, Some(&change), None, message);
+        let found = self.pending.values().chain(self.remote.values()).find(|c| c.id == id).cloned();
+        let change = found.ok_or(EngineError::UnknownChange(id))?;
+        let rejection = Rejection {
+            file: change.file.clone(),
+            to_hash: change.to_hash.clone(),
+            actor: actor.to_string(),
+            reason,
+            rejected_at: now_rfc3339(),
+        };
+        self.store.record_rejection(&rejection).await?;
+        self.rejections.insert((rejection.file.clone(), rejection.to_hash.clone()), rejection.clone());
+        self.turn_down(turn, &change, &rejection);
         Ok(())
+    }
+
+    /// `change` leaves the waiting changes as `rejection` says. This copy's own
+    /// change leaves the file rejected here; another copy's just goes.
+    fn turn_down(&mut self, turn: &mut Turn, change: &PendingChange, rejection: &Rejection) {
+        let message = rejection.summary(change.id);
+        match &change.origin {
+            Some(_) => self.remote.retain(|_, c| c.id != change.id),
+            None => {
+                self.pending.remove(&change.file);
+                let error = FileError::new(&change.file, (1, 1), None, message.clone());
+                self.rejected.insert(change.file.clone(), vec![error]);
+            }
+        }
+        let event = EngineEvent {
+            actor: Some(rejection.actor.clone()),
+            ..self.event(EventKind::Rejected, &change.file, Some(change), None, message)
+        };
+        self.record(turn, event);
+    }
+
+    /// The rejections in the database now: waiting changes whose text another
+    /// instance turned down are turned down here too.
+    async fn follow_rejections(&mut self, turn: &mut Turn) {
+        let rows = match self.store.rejections().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the rejections; the next sync tries again");
+                return;
+            }
+        };
+        self.rejections = rows.into_iter().map(|r| ((r.file.clone(), r.to_hash.clone()), r)).collect();
+        let turned_down: Vec<(PendingChange, Rejection)> = self
+            .pending
+            .values()
+            .chain(self.remote.values())
+            .filter_map(|c| Some((c.clone(), self.rejections.get(&(c.file.clone(), c.to_hash.clone()))?.clone())))
+            .collect();
+        for (change, rejection) in turned_down {
+            self.turn_down(turn, &change, &rejection);
+        }
     }
 
     fn supersede(&mut self, turn: &mut Turn, path: &str, why: &str) {
@@ -675,6 +733,12 @@ impl Worker {
     }
 
     fn hold(&mut self, turn: &mut Turn, change: PendingChange) {
+        let key = (change.file.clone(), change.to_hash.clone());
+        if let Some(rejection) = self.rejections.get(&key).filter(|_| change.rollback_to.is_none()).cloned() {
+            // Turned down before (here, elsewhere, or before a restart).
+            self.turn_down(turn, &change, &rejection);
+            return;
+        }
         let message = format!("{} change waits for approval: {}", change.severity, change.summary.join("; "));
         self.emit(turn, EventKind::Pending, &change.file.clone(), Some(&change), None, message);
         self.pending.insert(change.file.clone(), change);
@@ -787,10 +851,16 @@ impl Worker {
         self.emit(turn, EventKind::Approved, &change.file, Some(&change), None, message);
         let file = change.file.clone();
         let result = self.apply(turn, change, &approval.actor, approval.reason).await;
-        if let Err(EngineError::Store(StoreError::SeverityRose { .. })) = &result {
-            // The data moved under the approval: grade it afresh for a new decision.
-            self.seen.remove(&file);
-            self.process(turn, BTreeSet::from([file])).await;
+        match &result {
+            Err(EngineError::Store(StoreError::SeverityRose { .. })) => {
+                // The data moved under the approval: grade it afresh for a new decision.
+                self.seen.remove(&file);
+                self.process(turn, BTreeSet::from([file])).await;
+            }
+            // Files rejected because of this one (a deletion others referred
+            // to, a reference to what it creates) may go through now.
+            Ok(_) if !self.waiting_on_others.is_empty() => self.process(turn, BTreeSet::new()).await,
+            _ => {}
         }
         result
     }
@@ -869,6 +939,7 @@ impl Worker {
                 self.store.failpoints().reach("after_commit");
                 self.versions.insert(change.file.clone(), row.version);
                 self.texts_applied.entry(change.file.clone()).or_default().insert(row.hash.clone(), row.version);
+                self.rejections.retain(|(file, _), _| *file != change.file);
                 match &change.new_file {
                     Some(file) => self.applied.insert_file(file.clone()),
                     None => self.applied.remove(&change.file),

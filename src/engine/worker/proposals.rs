@@ -84,6 +84,9 @@ impl Worker {
                 self.remote.insert(key, kept);
                 continue;
             }
+            if self.rejections.contains_key(&(p.file.clone(), p.to_hash.clone())) {
+                continue;
+            }
             let Some(planned) = self.plan_proposal(&p) else { continue };
             let mut change = self.pending_change(planned, None).await;
             change.origin = Some(p.instance.clone());

@@ -1,0 +1,62 @@
+//! Rejections kept in the database: a change turned down on one instance is
+//! turned down on every instance that plans the same text, and stays turned
+//! down across restarts, until the file changes again or a version applies.
+
+use serde::{Deserialize, Serialize};
+
+use super::database::Arg;
+use super::store::{ChangeNotice, Store, StoreError, CHANGES_CHANNEL};
+use crate::sql::Dialect;
+
+/// A person turned down the change of `file` to the text hashed `to_hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Rejection {
+    pub file: String,
+    pub to_hash: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub rejected_at: String,
+}
+
+impl Rejection {
+    /// What the file shows while rejected.
+    pub fn summary(&self, change_id: u64) -> String {
+        let why = self.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        format!("change {change_id} was rejected by {}{why}; the applied version stays live", self.actor)
+    }
+}
+
+impl Store {
+    /// Records `rejection` and tells the other instances.
+    pub async fn record_rejection(&self, rejection: &Rejection) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut conn = tx.conn();
+        conn.execute(
+            "INSERT INTO marain_rejections (file, to_hash, actor, reason, rejected_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (file, to_hash) DO UPDATE SET actor = excluded.actor, reason = excluded.reason, \
+             rejected_at = excluded.rejected_at",
+            &[
+                (&rejection.file).into(),
+                (&rejection.to_hash).into(),
+                (&rejection.actor).into(),
+                Arg::from(rejection.reason.as_deref()),
+                (&rejection.rejected_at).into(),
+            ],
+        )
+        .await?;
+        if conn.dialect() == Dialect::Postgres {
+            let notice =
+                ChangeNotice { instance: self.instance().to_string(), id: 0, file: rejection.file.clone(), version: 0 };
+            let payload = serde_json::to_string(&notice).expect("plain data serialises");
+            conn.execute("SELECT pg_notify($1, $2)", &[CHANGES_CHANNEL.into(), payload.into()]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every standing rejection.
+    pub async fn rejections(&self) -> Result<Vec<Rejection>, StoreError> {
+        let sql = "SELECT file, to_hash, actor, reason, rejected_at FROM marain_rejections ORDER BY file, to_hash";
+        Ok(self.pool().fetch_all(sql, &[]).await?)
+    }
+}
