@@ -722,7 +722,8 @@ async fn a_file_waiting_on_an_approval_goes_on_once_it_is_approved(backend: Back
 /// holds a lock on `content_article` while a change to `article` is approved.
 /// The apply gives up each attempt after the lock timeout (here 100 ms, set live
 /// by `hot_reload.lock_timeout_ms`) and tries again, so content reads keep
-/// answering while it waits, and the change applies once the session lets go.
+/// answering while it waits, the wait is announced with who holds the table,
+/// and the change applies once the session lets go.
 #[tokio::test]
 async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
     use sqlx::Connection;
@@ -736,7 +737,8 @@ async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
 
     // Another session reads the table in a transaction it keeps open.
     let url = std::fs::read_to_string(site.dir.path().join("database-url")).unwrap();
-    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let mut holder = sqlx::PgConnection::connect_with(&options.application_name("report-job")).await.unwrap();
     sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
     sqlx::query("SELECT COUNT(*) FROM content_article").execute(&mut holder).await.unwrap();
 
@@ -745,6 +747,13 @@ async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
     let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("article".into()) };
     let coordinator = site.coordinator.clone();
     let approving = tokio::spawn(async move { coordinator.approve(pending.change_id.unwrap(), approval).await });
+
+    // The wait is announced at once, naming the session that holds the table.
+    let waiting = site.wait_for(EventKind::Waiting, ARTICLE_PATH).await;
+    assert!(waiting.message.contains("report-job"), "{}", waiting.message);
+    assert!(waiting.message.contains("SELECT COUNT(*) FROM content_article"), "{}", waiting.message);
+    let waits = site.coordinator.lock_waits();
+    assert!(waits[ARTICLE_PATH].summary().contains("report-job"), "{waits:?}");
 
     // While the lock is held (three seconds), reads go on and the change waits.
     let held_until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
@@ -761,6 +770,7 @@ async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
     let row = approving.await.unwrap().unwrap();
     assert_eq!(row.version, 2);
+    assert!(site.coordinator.lock_waits().is_empty(), "the wait is over");
     let columns = site.coordinator.store().table_columns("content_article").await.unwrap();
     assert!(!columns.contains(&"body".to_string()), "{columns:?}");
     site.stop().await;

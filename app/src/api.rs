@@ -33,7 +33,7 @@ pub async fn get_dashboard() -> Result<DashboardDto, AppError> {
     let user = identity().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
     let history = engine.history(None, HISTORY_ROWS).await?;
-    let mut dashboard = crate::convert::dashboard(&engine.snapshot(), &history);
+    let mut dashboard = crate::convert::dashboard(&engine.snapshot(), &history, &engine.lock_waits());
     dashboard.user = Some(crate::dto::UserDto {
         name: user.name.clone(),
         role: user.role.as_str().into(),

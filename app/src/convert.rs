@@ -2,7 +2,9 @@
 //! use these, so the two never disagree on a shape.
 
 use marain::engine::drift::Drift;
-use marain::engine::{Behind, EngineError, EngineEvent, FileState, PendingChange, Snapshot, VersionRow};
+use std::collections::BTreeMap;
+
+use marain::engine::{Behind, EngineError, EngineEvent, FileState, LockWait, PendingChange, Snapshot, VersionRow};
 use marain::text_diff::LineTag;
 use marain::{FileError, Hazard};
 
@@ -89,7 +91,16 @@ impl From<&EngineEvent> for EventDto {
     }
 }
 
-pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
+/// Marks each change of `changes` that waits for a table lock with who holds it.
+fn with_lock_waits<'a>(changes: impl Iterator<Item = &'a mut ChangeSummaryDto>, waits: &BTreeMap<String, LockWait>) {
+    for change in changes {
+        change.waiting = waits.get(&change.file).map(LockWait::summary);
+    }
+}
+
+pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow], waits: &BTreeMap<String, LockWait>) -> DashboardDto {
+    let mut pending: Vec<ChangeDto> = snapshot.pending.iter().map(ChangeDto::from).collect();
+    with_lock_waits(pending.iter_mut().map(|c| &mut c.brief), waits);
     DashboardDto {
         in_sync: snapshot.in_sync(),
         last_sync: snapshot.last_sync.clone(),
@@ -110,7 +121,7 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow]) -> DashboardDto {
                 .into(),
             })
             .collect(),
-        pending: snapshot.pending.iter().map(ChangeDto::from).collect(),
+        pending,
         rejected: snapshot.rejected.iter().map(|e| problem_in(e, snapshot.rejected_sources.get(&e.file))).collect(),
         failed: snapshot.failed.iter().map(FileProblemDto::from).collect(),
         drift: snapshot.drift.iter().map(DriftDto::from).collect(),
@@ -140,6 +151,7 @@ impl From<&PendingChange> for ChangeSummaryDto {
             created_at: c.created_at.clone(),
             origin: c.origin.clone(),
             conflict: c.conflict,
+            waiting: None,
         }
     }
 }
@@ -162,11 +174,13 @@ impl From<&Drift> for DriftDto {
 }
 
 /// The sync status, as `GET /api/v1/hot-reload/status` answers it.
-pub fn status(snapshot: &Snapshot) -> StatusDto {
+pub fn status(snapshot: &Snapshot, waits: &BTreeMap<String, LockWait>) -> StatusDto {
+    let mut pending: Vec<ChangeSummaryDto> = snapshot.pending.iter().map(ChangeSummaryDto::from).collect();
+    with_lock_waits(pending.iter_mut(), waits);
     StatusDto {
         in_sync: snapshot.in_sync(),
         last_sync: snapshot.last_sync.clone(),
-        pending: snapshot.pending.iter().map(ChangeSummaryDto::from).collect(),
+        pending,
         rejected: snapshot.rejected.iter().chain(&snapshot.failed).map(FileProblemDto::from).collect(),
         drift: snapshot.drift.iter().map(DriftDto::from).collect(),
         behind: snapshot.behind.iter().map(BehindDto::from).collect(),

@@ -164,6 +164,10 @@ pub struct ChangeSummaryDto {
     /// by itself, and approving one supersedes the others.
     #[serde(default)]
     pub conflict: bool,
+    /// Set while the approved change waits for a table lock: who holds it and
+    /// what that session runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// `GET /api/v1/hot-reload/status`: is the database what the files say, and if

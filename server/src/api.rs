@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub async fn status(State(state): State<AppState>) -> Json<StatusDto> {
-    Json(marain_app::convert::status(&state.engine.snapshot()))
+    Json(marain_app::convert::status(&state.engine.snapshot(), &state.engine.lock_waits()))
 }
 
 pub async fn change(State(state): State<AppState>, Path(id): Path<u64>) -> Result<Json<ChangeDto>, ApiError> {

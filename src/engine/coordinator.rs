@@ -48,6 +48,7 @@ impl Coordinator {
             events,
             commands,
             store: store.clone(),
+            lock_waits: ArcSwap::default(),
         });
         let secure_log = match &config.secure_log {
             Some(path) => Some(
@@ -73,6 +74,11 @@ impl Coordinator {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.shared.snapshot.load_full()
+    }
+
+    /// Approved changes waiting for a table lock right now, by file.
+    pub fn lock_waits(&self) -> Arc<std::collections::BTreeMap<String, super::snapshot::LockWait>> {
+        self.shared.lock_waits.load_full()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {

@@ -18,6 +18,9 @@ pub enum EventKind {
     RolledBack,
     /// A rejected file is back to its applied version: nothing to fix any more.
     Cleared,
+    /// An approved change waits for a table lock another session holds (who,
+    /// and what it runs, in the message); it tries again by itself.
+    Waiting,
 }
 
 impl EventKind {
@@ -32,6 +35,7 @@ impl EventKind {
             EventKind::Superseded => "superseded",
             EventKind::RolledBack => "rolled_back",
             EventKind::Cleared => "cleared",
+            EventKind::Waiting => "waiting",
         }
     }
 }

@@ -31,7 +31,7 @@ pub use coordinator::Coordinator;
 pub use error::EngineError;
 pub use events::{EngineEvent, EventKind};
 pub use secure_log::AuditFilter;
-pub use snapshot::{Behind, FileState, FileStatus, PendingChange, Snapshot};
+pub use snapshot::{Behind, FileState, FileStatus, LockWait, PendingChange, Snapshot};
 pub use store::{AppliedVersion, Store, VersionRow, VersionStatus};
 
 /// How the engine is set up.

@@ -3,6 +3,7 @@
 //! snapshot, the event channel, the store, the schema lock). Neither owns the
 //! other's module, so the two stay one-directional.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::content::ContentService;
 use super::events::EngineEvent;
-use super::snapshot::{PendingChange, Snapshot};
+use super::snapshot::{LockWait, PendingChange, Snapshot};
 use super::store::{Store, VersionRow};
 use super::{Approval, EngineError};
 
@@ -58,4 +59,6 @@ pub struct Shared {
     pub commands: mpsc::UnboundedSender<Command>,
     pub store: Store,
     pub content: ContentService,
+    /// Applies in flight that wait for a table lock, by file (see [`LockWait`]).
+    pub lock_waits: ArcSwap<BTreeMap<String, LockWait>>,
 }

@@ -62,6 +62,30 @@ pub enum FileState {
     Behind,
 }
 
+/// An apply in flight that waits for a table lock another session holds. Kept
+/// beside the snapshot, not in it: it is progress, not state, and changes
+/// between the snapshots of one turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockWait {
+    pub file: String,
+    /// How many attempts gave up so far.
+    pub attempt: u32,
+    /// `pid … (application, state) running: query` of each session holding a
+    /// lock on a content table.
+    pub holders: Vec<String>,
+}
+
+impl LockWait {
+    /// `waiting for a table lock (attempt 2): pid 31 (report, idle in transaction) running: …`.
+    pub fn summary(&self) -> String {
+        let who = match self.holders.is_empty() {
+            true => "held by another session".to_string(),
+            false => self.holders.join("; "),
+        };
+        format!("waiting for a table lock (attempt {}): {who}", self.attempt)
+    }
+}
+
 /// This instance's copy of a file is an older applied version than the one the
 /// database has: the host has not been updated yet. Never proposed as a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,7 +23,7 @@ use super::rejections::Rejection;
 use super::scan::{list_site_files, read_site_file, write_site_file};
 use super::secure_log::SecureLog;
 use super::shared::{Command, Shared};
-use super::snapshot::{FileState, FileStatus, PendingChange, Snapshot};
+use super::snapshot::{FileState, FileStatus, LockWait, PendingChange, Snapshot};
 use super::store::{lock_backoff, Store, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS};
 use super::watcher::{SiteWatcher, WatchSignal};
 use super::{now_rfc3339, recovery, Approval, EngineConfig, EngineError};
@@ -423,6 +423,25 @@ impl Worker {
             actor: None,
             message,
         }
+    }
+
+    /// Shows that `change` waits for a lock, at once rather than at the end of
+    /// the turn: the card and the event stream say who holds it while the wait
+    /// lasts. The one event sent mid-turn; it reports progress and changes no
+    /// state a snapshot holds.
+    fn announce_wait(&mut self, change: &PendingChange, wait: LockWait) {
+        let message = wait.summary();
+        self.shared.lock_waits.rcu(|waits| {
+            let mut waits = (**waits).clone();
+            waits.insert(wait.file.clone(), wait.clone());
+            waits
+        });
+        let event = self.event(EventKind::Waiting, &change.file, Some(change), None, message);
+        tracing::info!(kind = event.kind.as_str(), file = %event.file, message = %event.message, "hot-reload");
+        if let Some(log) = &mut self.secure_log {
+            log.append(&event);
+        }
+        let _ = self.shared.events.send(event);
     }
 
     /// Logs `event`, appends it to `secure.log`, and keeps it for the end of the turn.
@@ -929,11 +948,19 @@ impl Worker {
                     let holders = self.store.lock_holders().await.unwrap_or_default();
                     let wait = lock_backoff(attempt);
                     tracing::warn!(file = %change.file, attempt, wait_ms = wait.as_millis() as u64, holders = ?holders, "a table the change needs is locked by another session; trying again");
+                    self.announce_wait(&change, LockWait { file: change.file.clone(), attempt, holders });
                     tokio::time::sleep(wait).await;
                 }
                 other => break other,
             }
         };
+        if attempt > 0 {
+            self.shared.lock_waits.rcu(|waits| {
+                let mut waits = (**waits).clone();
+                waits.remove(&change.file);
+                waits
+            });
+        }
         match result {
             Ok(row) => {
                 self.store.failpoints().reach("after_commit");

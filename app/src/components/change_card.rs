@@ -32,6 +32,7 @@ pub fn ChangeCard(
                 {change.rollback_to.map(|v| view! { <span class="tag">{format!("rollback to v{v}")}</span> })}
                 {change.brief.origin.clone().map(|o| view! { <span class="tag" data-testid="origin">{format!("proposed by the copy on {o}")}</span> })}
             </header>
+            {change.brief.waiting.clone().map(|w| view! { <p class="waiting" role="status" data-testid="lock-wait">{w}</p> })}
             {change.brief.conflict.then(|| view! {
                 <p class="conflict" role="note" data-testid="conflict">
                     "Conflict: copies of the site on different instances propose different texts for this file. \
