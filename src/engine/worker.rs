@@ -10,6 +10,8 @@
 //! refetches on an event never reads the state from before it.
 
 mod proposals;
+mod rejections;
+mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -277,62 +279,6 @@ impl Worker {
         self.finish(turn);
     }
 
-    /// Takes in the versions other instances applied since the last sync: the
-    /// applied state follows the history, their pending twins here are dropped,
-    /// each is announced as applied, and the files are checked again against
-    /// the new applied state.
-    async fn sync(&mut self, turn: &mut Turn) {
-        let rows = match self.store.history_after(self.synced_id).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read what other instances applied; the next sync tries again");
-                return;
-            }
-        };
-        let mut touched = BTreeSet::new();
-        for row in rows {
-            self.synced_id = self.synced_id.max(row.id);
-            if self.versions.get(&row.file).is_some_and(|known| *known >= row.version) {
-                continue;
-            }
-            let rolled_back_from = self.applied.hash_of(&row.file).map(str::to_string);
-            let returns_to_earlier = self.texts_applied.get(&row.file).is_some_and(|t| t.contains_key(&row.hash));
-            self.versions.insert(row.file.clone(), row.version);
-            self.texts_applied.entry(row.file.clone()).or_default().insert(row.hash.clone(), row.version);
-            if returns_to_earlier {
-                self.follow_rollback(&row.file, rolled_back_from.as_deref(), row.yaml.as_deref());
-            }
-            match row.yaml.as_deref().map(|text| SiteFile::parse(&row.file, text)) {
-                Some(Ok(file)) => self.applied.insert_file(file),
-                Some(Err(errors)) => {
-                    tracing::error!(file = %row.file, ?errors, "a version another instance applied does not parse here")
-                }
-                None => self.applied.remove(&row.file),
-            }
-            if let Some(change) = self.pending.remove(&row.file) {
-                self.applied_elsewhere.insert(change.id, (row.file.clone(), row.version));
-                while self.applied_elsewhere.len() > APPLIED_ELSEWHERE_KEPT {
-                    self.applied_elsewhere.pop_first();
-                }
-            }
-            self.failed.remove(&row.file);
-            let message = format!("version {} applied by {} on another instance", row.version, row.actor);
-            let event = self.event(EventKind::Applied, &row.file, None, Some(row.version), message);
-            let event = EngineEvent { actor: Some(row.actor.clone()), severity: Some(row.severity), ..event };
-            self.record(turn, event);
-            touched.insert(row.file);
-        }
-        if !touched.is_empty() {
-            if touched.iter().any(|f| crate::config::is_config_path(f)) {
-                self.settings = Arc::new(self.applied.live_settings());
-            }
-            turn.changed = true;
-            self.reprocess(turn, BTreeSet::new(), touched).await;
-        }
-        self.follow_rejections(turn).await;
-        self.load_remote(turn).await;
-    }
-
     /// Ends a turn: publishes the one snapshot that reflects it (if anything
     /// changed), opens the schema lock, then sends the turn's events.
     fn finish(&mut self, turn: Turn) {
@@ -507,108 +453,11 @@ impl Worker {
         self.emit(turn, EventKind::Rejected, path, None, None, message);
     }
 
-    /// Turns change `id` down: recorded in the database first (so every
-    /// instance that plans the same text, and this one after a restart, shows
-    /// it rejected), then here.
-    async fn reject_change(
-        &mut self,
-        turn: &mut Turn,
-        id: u64,
-        actor: &str,
-        reason: Option<String>,
-    ) -> Result<(), EngineError> {
-        let found = self.pending.values().chain(self.remote.values()).find(|c| c.id == id).cloned();
-        let change = found.ok_or(EngineError::UnknownChange(id))?;
-        let rejection = Rejection {
-            file: change.file.clone(),
-            to_hash: change.to_hash.clone(),
-            actor: actor.to_string(),
-            reason,
-            rejected_at: now_rfc3339(),
-        };
-        self.store.record_rejection(&rejection).await?;
-        self.rejections.insert((rejection.file.clone(), rejection.to_hash.clone()), rejection.clone());
-        self.turn_down(turn, &change, &rejection);
-        Ok(())
-    }
-
-    /// `change` leaves the waiting changes as `rejection` says. This copy's own
-    /// change leaves the file rejected here; another copy's just goes.
-    fn turn_down(&mut self, turn: &mut Turn, change: &PendingChange, rejection: &Rejection) {
-        let message = rejection.summary(change.id);
-        match &change.origin {
-            Some(_) => self.remote.retain(|_, c| c.id != change.id),
-            None => {
-                self.pending.remove(&change.file);
-                let error = FileError::new(&change.file, (1, 1), None, message.clone());
-                self.rejected.insert(change.file.clone(), vec![error]);
-            }
-        }
-        let event = EngineEvent {
-            actor: Some(rejection.actor.clone()),
-            ..self.event(EventKind::Rejected, &change.file, Some(change), None, message)
-        };
-        self.record(turn, event);
-    }
-
-    /// The rejections in the database now: waiting changes whose text another
-    /// instance turned down are turned down here too.
-    async fn follow_rejections(&mut self, turn: &mut Turn) {
-        let rows = match self.store.rejections().await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the rejections; the next sync tries again");
-                return;
-            }
-        };
-        self.rejections = rows.into_iter().map(|r| ((r.file.clone(), r.to_hash.clone()), r)).collect();
-        let turned_down: Vec<(PendingChange, Rejection)> = self
-            .pending
-            .values()
-            .chain(self.remote.values())
-            .filter_map(|c| Some((c.clone(), self.rejections.get(&(c.file.clone(), c.to_hash.clone()))?.clone())))
-            .collect();
-        for (change, rejection) in turned_down {
-            self.turn_down(turn, &change, &rejection);
-        }
-    }
-
     fn supersede(&mut self, turn: &mut Turn, path: &str, why: &str) {
         if let Some(old) = self.pending.remove(path) {
             let message = format!("change {} superseded: {why}", old.id);
             self.emit(turn, EventKind::Superseded, path, Some(&old), None, message);
         }
-    }
-
-    /// Another instance rolled `file` back to earlier text: a copy here that
-    /// still holds the text rolled back from is rewritten, so the files stay the
-    /// truth on every host. A copy that holds anything else is left alone (it is
-    /// someone's edit, or a copy behind).
-    fn follow_rollback(&mut self, file: &str, rolled_back_from: Option<&str>, text: Option<&str>) {
-        let Ok(disk) = read_site_file(&self.config.site_root, file) else { return };
-        let disk_hash = disk.as_deref().map(|t| sha256_hex(t.as_bytes()));
-        if disk_hash.is_none() || disk_hash.as_deref() != rolled_back_from {
-            return;
-        }
-        match write_site_file(&self.config.site_root, file, text) {
-            Ok(()) => {
-                self.seen.insert(file.to_string(), text.map(|t| sha256_hex(t.as_bytes())));
-                tracing::info!(file, "rolled back on another instance; this copy follows");
-            }
-            Err(e) => {
-                tracing::error!(file, error = %e, "rolled back on another instance, but this copy could not be rewritten")
-            }
-        }
-    }
-
-    /// The applied version this copy's text was, when it is an older one and
-    /// each instance has its own copy: such a copy is behind, not a proposal.
-    fn behind_version(&self, path: &str, disk_hash: Option<&str>) -> Option<i64> {
-        if self.config.site_layout != super::SiteLayout::PerInstance {
-            return None;
-        }
-        let version = *self.texts_applied.get(path)?.get(disk_hash?)?;
-        (Some(version) < self.versions.get(path).copied()).then_some(version)
     }
 
     /// Handles a batch of possibly-changed paths, in dependency order.

@@ -1,0 +1,78 @@
+//! The worker's side of rejections kept in the database (see
+//! [`crate::engine::rejections`]): turning a change down, and following the
+//! rejections other instances recorded.
+
+use super::{Turn, Worker};
+use crate::engine::events::{EngineEvent, EventKind};
+use crate::engine::rejections::Rejection;
+use crate::engine::snapshot::PendingChange;
+use crate::engine::{now_rfc3339, EngineError};
+use crate::error::FileError;
+
+impl Worker {
+    /// Turns change `id` down: recorded in the database first (so every
+    /// instance that plans the same text, and this one after a restart, shows
+    /// it rejected), then here.
+    pub(super) async fn reject_change(
+        &mut self,
+        turn: &mut Turn,
+        id: u64,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        let found = self.pending.values().chain(self.remote.values()).find(|c| c.id == id).cloned();
+        let change = found.ok_or(EngineError::UnknownChange(id))?;
+        let rejection = Rejection {
+            file: change.file.clone(),
+            to_hash: change.to_hash.clone(),
+            actor: actor.to_string(),
+            reason,
+            rejected_at: now_rfc3339(),
+        };
+        self.store.record_rejection(&rejection).await?;
+        self.rejections.insert((rejection.file.clone(), rejection.to_hash.clone()), rejection.clone());
+        self.turn_down(turn, &change, &rejection);
+        Ok(())
+    }
+
+    /// `change` leaves the waiting changes as `rejection` says. This copy's own
+    /// change leaves the file rejected here; another copy's just goes.
+    pub(super) fn turn_down(&mut self, turn: &mut Turn, change: &PendingChange, rejection: &Rejection) {
+        let message = rejection.summary(change.id);
+        match &change.origin {
+            Some(_) => self.remote.retain(|_, c| c.id != change.id),
+            None => {
+                self.pending.remove(&change.file);
+                let error = FileError::new(&change.file, (1, 1), None, message.clone());
+                self.rejected.insert(change.file.clone(), vec![error]);
+            }
+        }
+        let event = EngineEvent {
+            actor: Some(rejection.actor.clone()),
+            ..self.event(EventKind::Rejected, &change.file, Some(change), None, message)
+        };
+        self.record(turn, event);
+    }
+
+    /// The rejections in the database now: waiting changes whose text another
+    /// instance turned down are turned down here too.
+    pub(super) async fn follow_rejections(&mut self, turn: &mut Turn) {
+        let rows = match self.store.rejections().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the rejections; the next sync tries again");
+                return;
+            }
+        };
+        self.rejections = rows.into_iter().map(|r| ((r.file.clone(), r.to_hash.clone()), r)).collect();
+        let turned_down: Vec<(PendingChange, Rejection)> = self
+            .pending
+            .values()
+            .chain(self.remote.values())
+            .filter_map(|c| Some((c.clone(), self.rejections.get(&(c.file.clone(), c.to_hash.clone()))?.clone())))
+            .collect();
+        for (change, rejection) in turned_down {
+            self.turn_down(turn, &change, &rejection);
+        }
+    }
+}
