@@ -130,7 +130,11 @@ fn kind(v: &Json) -> &'static str {
 pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>) -> Vec<ConfigChange> {
     let (o, n) = match (old, new) {
         (None, None) => return vec![],
-        (None, Some(n)) => return vec![ConfigChange::ConfigCreated { config: n.id.clone() }],
+        (None, Some(n)) => {
+            let mut items = vec![ConfigChange::ConfigCreated { config: n.id.clone() }];
+            items.extend(secrets_in_file(&n.id, None, &n.values));
+            return items;
+        }
         (Some(o), None) => return vec![ConfigChange::ConfigDeleted { config: o.id.clone() }],
         (Some(o), Some(n)) => (o, n),
     };
@@ -159,7 +163,28 @@ pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>) -> Vec<Con
         items.push(ConfigChange::ConfigMetadata { config: config.clone(), keys });
     }
     diff_maps(&config, "", &o.values, &n.values, &mut items);
+    items.extend(secrets_in_file(&config, Some(&o.values), &n.values));
     items
+}
+
+/// The secrets written into `new` itself that are new or changed since `old`.
+fn secrets_in_file(config: &str, old: Option<&Map<String, Json>>, new: &Map<String, Json>) -> Vec<ConfigChange> {
+    let new_values = Json::Object(new.clone());
+    let old_values = old.map(|o| Json::Object(o.clone()));
+    crate::secrets::literal_secrets("", &new_values)
+        .into_iter()
+        .filter(|path| old_values.as_ref().and_then(|o| value_at(o, path)) != value_at(&new_values, path))
+        .map(|path| ConfigChange::ConfigSecretInFile { config: config.into(), path })
+        .collect()
+}
+
+/// The value at a dotted key path (`webhooks.0.secret`), array items by index.
+fn value_at<'a>(value: &'a Json, path: &str) -> Option<&'a Json> {
+    path.split('.').try_fold(value, |v, key| match v {
+        Json::Object(map) => map.get(key),
+        Json::Array(items) => items.get(key.parse::<usize>().ok()?),
+        _ => None,
+    })
 }
 
 fn diff_maps(config: &str, prefix: &str, o: &Map<String, Json>, n: &Map<String, Json>, out: &mut Vec<ConfigChange>) {
@@ -190,12 +215,14 @@ fn diff_values(config: &str, path: &str, o: &Json, n: &Json, out: &mut Vec<Confi
                 new_type: kind(n).into(),
             })
         }
-        _ => out.push(ConfigChange::ConfigValueChanged {
-            config: config.into(),
-            path: path.into(),
-            old: o.to_string(),
-            new: n.to_string(),
-        }),
+        _ => {
+            // Secrets are never shown; a change only they make still says so.
+            let (old, mut new) = (crate::secrets::shown_value(path, o), crate::secrets::shown_value(path, n));
+            if old == new {
+                new.push_str(" (changed)");
+            }
+            out.push(ConfigChange::ConfigValueChanged { config: config.into(), path: path.into(), old, new })
+        }
     }
 }
 
@@ -209,6 +236,7 @@ pub fn config_hazards(item: &ConfigChange) -> Vec<Hazard> {
         | ConfigChange::ConfigValueChanged { config, path, .. }
         | ConfigChange::ConfigTypeChanged { config, path, .. }
         | ConfigChange::ConfigMappingReplaced { config, path } => Some((config, path)),
+        ConfigChange::ConfigSecretInFile { .. } => None,
         ConfigChange::ConfigCreated { .. }
         | ConfigChange::ConfigDeleted { .. }
         | ConfigChange::ConfigIdentity { .. }
@@ -259,6 +287,11 @@ fn key_hazards(item: &ConfigChange) -> Vec<Hazard> {
         ConfigChange::ConfigTypeChanged { config, path, old_type, new_type } => {
             h(C::ConfigTypeChanged, S::Warning, format!("`{config}.{path}` changes type from {old_type} to {new_type}"))
         }
+        ConfigChange::ConfigSecretInFile { config, path } => h(
+            C::SecretInFile,
+            S::Warning,
+            format!("`{config}.{path}` holds a secret in the file itself: move it to ${{env:…}} or ${{file:…}}"),
+        ),
         ConfigChange::ConfigMappingReplaced { config, path } => h(
             C::ConfigMappingReplaced,
             S::Breaking,

@@ -106,6 +106,12 @@ pub enum ConfigChange {
         old_type: String,
         new_type: String,
     },
+    /// A secret is written into the file itself (added or changed) rather than
+    /// named by reference (`crate::secrets`).
+    ConfigSecretInFile {
+        config: String,
+        path: String,
+    },
     ConfigMappingReplaced {
         config: String,
         path: String,
@@ -182,7 +188,8 @@ impl ConfigChange {
             | ConfigChange::ConfigKeyRemoved { config, .. }
             | ConfigChange::ConfigValueChanged { config, .. }
             | ConfigChange::ConfigTypeChanged { config, .. }
-            | ConfigChange::ConfigMappingReplaced { config, .. } => config,
+            | ConfigChange::ConfigMappingReplaced { config, .. }
+            | ConfigChange::ConfigSecretInFile { config, .. } => config,
         }
     }
 
@@ -193,6 +200,7 @@ impl ConfigChange {
             ConfigChange::ConfigIdentity { config, key, old, new } => format!("~ config {config}: {key} {old} → {new}"),
             ConfigChange::ConfigMetadata { config, keys } => format!("~ config {config}: {} edited", keys.join(", ")),
             ConfigChange::ConfigKeyAdded { config, path } => format!("+ {config}.{path}"),
+            ConfigChange::ConfigSecretInFile { config, path } => format!("! {config}.{path}: a secret in the file"),
             ConfigChange::ConfigKeyRemoved { config, path } => format!("- {config}.{path}"),
             ConfigChange::ConfigValueChanged { config, path, old, new } => format!("~ {config}.{path}: {old} → {new}"),
             ConfigChange::ConfigTypeChanged { config, path, old_type, new_type } => {

@@ -74,6 +74,7 @@ pub enum HazardCode {
     ConfigMappingReplaced,
     ConfigIdentityChanged,
     RestartRequired,
+    SecretInFile,
 }
 
 impl HazardCode {
@@ -107,6 +108,7 @@ impl HazardCode {
             HazardCode::ConfigMappingReplaced => "config_mapping_replaced",
             HazardCode::ConfigIdentityChanged => "config_identity_changed",
             HazardCode::RestartRequired => "restart_required",
+            HazardCode::SecretInFile => "secret_in_file",
         }
     }
 }

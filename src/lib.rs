@@ -18,6 +18,7 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod restore;
+pub mod secrets;
 pub mod site;
 pub mod site_plan;
 pub mod sql;

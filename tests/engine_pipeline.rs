@@ -718,6 +718,60 @@ async fn a_file_waiting_on_an_approval_goes_on_once_it_is_approved(backend: Back
     site.stop().await;
 }
 
+/// Secrets never leave the server: a secret written into a config file waits
+/// for approval (`secret_in_file`), and neither its summary, its hazards, its
+/// diff, the events nor `secure.log` show it; a secret named by reference is
+/// resolved for the running server only, and a reference that does not resolve
+/// rejects the file at its line.
+async fn secrets_in_config_files_are_never_shown(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    let mut events = site.coordinator.subscribe();
+    let path = "config/config.hot_reload.yaml";
+    let hooks = |secret: &str| {
+        format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: http://127.0.0.1:9/hook\n      secret: {secret}\n")
+    };
+    site.write(path, &hooks("s3cret-one"));
+    let pending = site.wait_for(EventKind::Pending, path).await;
+    assert_eq!(pending.severity, Some(marain::Severity::Warning));
+    let change = site.coordinator.snapshot().pending[0].clone();
+    assert!(change.hazards.iter().any(|h| h.code == marain::HazardCode::SecretInFile), "{:?}", change.hazards);
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: None };
+    site.coordinator.approve(change.id, approval.clone()).await.unwrap();
+    site.wait_for(EventKind::Applied, path).await;
+
+    // Changed again, still literal: the change shows, the secrets do not.
+    site.write(path, &hooks("s3cret-two"));
+    site.wait_for(EventKind::Pending, path).await;
+    let change = site.coordinator.snapshot().pending[0].clone();
+    assert!(change.summary.iter().any(|s| s.contains("(changed)")), "{:?}", change.summary);
+    let mut shown = format!("{:?}{:?}{:?}", change.summary, change.hazards, change.text_diff);
+    site.coordinator.approve(change.id, approval).await.unwrap();
+    site.wait_for(EventKind::Applied, path).await;
+
+    // Named by reference: resolved for the server, shown as the reference.
+    let secret_file = site.dir.path().join("hook-secret");
+    std::fs::write(&secret_file, "from-the-file\n").unwrap();
+    site.write(path, &hooks(&format!("${{file:{}}}", secret_file.display())));
+    let applied = site.wait_for(EventKind::Applied, path).await;
+    assert_eq!(applied.version, Some(3));
+    assert_eq!(site.coordinator.snapshot().settings.webhooks[0].secret.as_deref(), Some("from-the-file"));
+    let unset = "MARAIN_TEST_UNSET_SECRET_VARIABLE";
+    site.write(path, &hooks(&format!("${{env:{unset}}}")));
+    let refused = site.wait_for(EventKind::Rejected, path).await;
+    assert!(refused.message.contains(&format!("{unset} is not set")), "{}", refused.message);
+    let error = site.coordinator.snapshot().rejected[0].clone();
+    assert_eq!((error.line, error.field.as_deref()), (5, Some("values.webhooks.0.secret")));
+
+    while let Ok(event) = events.try_recv() {
+        shown.push_str(&event.message);
+    }
+    shown.push_str(&std::fs::read_to_string(site.dir.path().join("secure.log")).unwrap());
+    for secret in ["s3cret-one", "s3cret-two", "from-the-file"] {
+        assert!(!shown.contains(secret), "{secret} was shown: {shown}");
+    }
+    site.stop().await;
+}
+
 /// PostgreSQL only (SQLite locks the whole database, not a table): a session
 /// holds a lock on `content_article` while a change to `article` is approved.
 /// The apply gives up each attempt after the lock timeout (here 100 ms, set live
@@ -798,4 +852,5 @@ crate::backend_tests!(
     drift_is_found_on_rescan,
     an_approval_publishes_one_snapshot_before_its_events,
     a_file_waiting_on_an_approval_goes_on_once_it_is_approved,
+    secrets_in_config_files_are_never_shown,
 );

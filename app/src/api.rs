@@ -74,8 +74,11 @@ pub async fn get_file_history(
     let versions: Vec<VersionDto> = rows.iter().map(VersionDto::from).collect();
     let to = to.or_else(|| rows.first().map(|r| r.version));
     let from = from.or_else(|| to.map(|t| t - 1).filter(|f| *f >= 1));
-    let text =
-        |v: Option<i64>| rows.iter().find(|r| Some(r.version) == v).and_then(|r| r.yaml.clone()).unwrap_or_default();
+    // Secrets in configuration files are never shown, whatever the role.
+    let text = |v: Option<i64>| {
+        let yaml = rows.iter().find(|r| Some(r.version) == v).and_then(|r| r.yaml.as_deref()).unwrap_or_default();
+        marain::secrets::shown_text(&file, yaml)
+    };
     let diff = match (from, to) {
         (Some(_), Some(_)) => crate::convert::diff_lines(&marain::text_diff::text_diff(&text(from), &text(to))),
         _ => Vec::new(),

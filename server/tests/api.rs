@@ -715,10 +715,14 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
 
     let server = Server::start(backend).await;
     std::fs::create_dir_all(server.site.join("config")).unwrap();
+    // The secret is named by reference, kept beside the site, never in it.
+    let secret_file = server.site.parent().unwrap().join("hook-secret");
+    std::fs::write(&secret_file, "s3cret\n").unwrap();
     std::fs::write(
         server.site.join("config/config.hot_reload.yaml"),
         format!(
-            "id: hot_reload\nvalues:\n  webhooks:\n    - url: http://{hook_addr}/flaky\n      secret: s3cret\n    - url: http://{hook_addr}/down\n"
+            "id: hot_reload\nvalues:\n  webhooks:\n    - url: http://{hook_addr}/flaky\n      secret: ${{file:{}}}\n    - url: http://{hook_addr}/down\n",
+            secret_file.display()
         ),
     )
     .unwrap();
@@ -748,7 +752,9 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
     }
     assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "gaps {gaps:?}");
 
-    // A receiver that knows only the secret accepts the signature.
+    // No delivery carries a secret, and a receiver that knows only the secret
+    // accepts the signature.
+    assert!(attempts.lock().unwrap().iter().all(|a| !a.body.contains("s3cret")));
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
     mac.update(flaky[3].body.as_bytes());
     let hex = flaky[3].signature.strip_prefix("sha256=").expect("sha256= prefix");

@@ -15,6 +15,7 @@ pub mod proposals;
 pub mod recovery;
 pub mod rejections;
 pub mod scan;
+pub mod secret_refs;
 pub mod secure_log;
 mod shared;
 pub mod sign_in;

@@ -34,6 +34,7 @@ use crate::hash::sha256_hex;
 use crate::hazard::Severity;
 use crate::live_config::LiveSettings;
 use crate::restore::{plan_restore, Restore, Unchanged};
+use crate::secrets::shown_text;
 use crate::site::{is_site_path, Site, SiteFile};
 use crate::site_plan::{plan_sites_in, FileChange};
 use crate::text_diff::text_diff;
@@ -149,6 +150,11 @@ impl Worker {
         }
     }
 
+    /// What the applied configs set, with secrets named by reference resolved.
+    fn live_settings(&self) -> Arc<LiveSettings> {
+        Arc::new(super::secret_refs::resolved(self.applied.live_settings()))
+    }
+
     /// The debounce the watcher should run with: a `hot_reload.debounce_ms`
     /// config wins over the command line's.
     pub fn wanted_debounce(&self) -> Duration {
@@ -176,7 +182,7 @@ impl Worker {
                 }
             }
         }
-        self.settings = Arc::new(self.applied.live_settings());
+        self.settings = self.live_settings();
         self.debounce = self.wanted_debounce();
         Ok(())
     }
@@ -524,6 +530,15 @@ impl Worker {
                         }
                     }
                     Ok(file) => {
+                        // A secret named by reference must resolve here before the file can apply.
+                        let unresolved = match &file {
+                            SiteFile::Config(c) => super::secret_refs::check(&path, &text, &c.doc.values),
+                            SiteFile::Schema(_) => Vec::new(),
+                        };
+                        if !unresolved.is_empty() {
+                            self.reject(turn, &path, unresolved);
+                            continue;
+                        }
                         self.rejected.remove(&path);
                         candidates.insert(path, Some(file));
                     }
@@ -626,9 +641,10 @@ impl Worker {
             to_hash: planned.plan.binding.target_hash.clone(),
             created_at: now_rfc3339(),
             summary: planned.graded.items.iter().map(|i| i.item.summary()).collect(),
+            // Secrets in configuration files never reach the diff view.
             text_diff: text_diff(
-                planned.old.as_ref().map(SiteFile::text).unwrap_or(""),
-                planned.new.as_ref().map(SiteFile::text).unwrap_or(""),
+                &shown_text(&path, planned.old.as_ref().map(SiteFile::text).unwrap_or("")),
+                &shown_text(&path, planned.new.as_ref().map(SiteFile::text).unwrap_or("")),
             ),
             new_file: planned.new,
             plan: planned.plan,
@@ -821,7 +837,7 @@ impl Worker {
                     None => self.applied.remove(&change.file),
                 }
                 if crate::config::is_config_path(&change.file) {
-                    self.settings = Arc::new(self.applied.live_settings());
+                    self.settings = self.live_settings();
                 }
                 if change.rollback_to.is_some() {
                     // The database already holds the change; the file follows it. A

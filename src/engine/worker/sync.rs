@@ -4,7 +4,6 @@
 //! from a new proposal.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use super::{Turn, Worker, APPLIED_ELSEWHERE_KEPT};
 use crate::engine::events::{EngineEvent, EventKind};
@@ -61,7 +60,7 @@ impl Worker {
         }
         if !touched.is_empty() {
             if touched.iter().any(|f| crate::config::is_config_path(f)) {
-                self.settings = Arc::new(self.applied.live_settings());
+                self.settings = self.live_settings();
             }
             turn.changed = true;
             self.reprocess(turn, BTreeSet::new(), touched).await;
