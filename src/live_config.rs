@@ -85,6 +85,7 @@ struct LoggingValues {
 struct ApiValues {
     rate_limit: RateLimit,
     cors: CorsValues,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +143,8 @@ pub struct LiveSettings {
     pub log_level: Option<LogLevel>,
     pub rate_limit: RateLimit,
     pub cors_allowed_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client (`api.trusted_proxies`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Trailing-edge debounce of the watcher; `None` keeps the command line's.
     pub debounce_ms: Option<u64>,
     /// PostgreSQL: how often to look for other instances' changes that no
@@ -170,6 +173,7 @@ impl LiveSettings {
             log_level: system.logging.level,
             rate_limit: api.rate_limit,
             cors_allowed_origins: api.cors.allowed_origins,
+            trusted_proxies: api.trusted_proxies,
             debounce_ms: hot.debounce_ms,
             sync_poll_ms: hot.sync_poll_ms,
             lock_timeout_ms: hot.lock_timeout_ms,

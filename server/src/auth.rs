@@ -16,24 +16,34 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use marain::engine::accounts::Identity;
-use marain::engine::Store;
+use marain::engine::sign_in::Attempt;
+use marain::engine::{Coordinator, Store};
 use marain::ErrorKind;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 use tower_sessions::Session;
 
 use crate::error::ApiError;
 
 const IDENTITY_KEY: &str = "identity";
 
-/// What sign-in and the identity check need: the accounts, and the failed
-/// sign-in count per address (both in the database, `engine::sign_in`).
+/// What sign-in and the identity check need: the accounts and the sign-in
+/// attempt counts per address and per account (both in the database,
+/// `engine::sign_in`), the live settings (trusted proxies), and the permits for
+/// password checks.
 pub struct Auth {
     store: Store,
+    engine: Coordinator,
+    /// One permit per password check running; each is a 19 MiB argon2 hash, so
+    /// at most one per core runs at a time, and a sign-in beyond that is told to
+    /// come back (429) without hashing.
+    hashing: Arc<Semaphore>,
 }
 
 impl Auth {
-    pub fn new(store: Store) -> Arc<Self> {
-        Arc::new(Auth { store })
+    pub fn new(engine: Coordinator) -> Arc<Self> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Arc::new(Auth { store: engine.store().clone(), engine, hashing: Arc::new(Semaphore::new(cores)) })
     }
 }
 
@@ -132,11 +142,18 @@ pub async fn login(
     if !same_origin(&request_headers) {
         return Redirect::to("/login?error=origin").into_response();
     }
-    let ip = peer.ip();
+    let trusted = auth.engine.snapshot().settings.trusted_proxies.clone();
+    let ip = crate::client::client_address(peer.ip(), &request_headers, &trusted);
     let address = ip.to_string();
-    match auth.store.sign_in_locked_out(&address).await {
-        Ok(false) => {}
-        Ok(true) => {
+    let Ok(_hashing) = auth.hashing.clone().try_acquire_owned() else {
+        tracing::warn!(%ip, "sign-in refused: every password check is busy");
+        let busy = "too many sign-ins at once; try again in a second";
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], busy).into_response();
+    };
+    // Counted before the password is checked: parallel guesses cannot all get through.
+    match auth.store.reserve_sign_in(&address, &form.username).await {
+        Ok(Attempt::Allowed) => {}
+        Ok(Attempt::LockedOut) => {
             tracing::warn!(%ip, user = %form.username, "sign-in refused: too many attempts");
             return Redirect::to("/login?error=rate").into_response();
         }
@@ -147,7 +164,7 @@ pub async fn login(
     }
     match auth.store.verify_password(&form.username, &form.password).await {
         Ok(Some(identity)) => {
-            if let Err(e) = auth.store.sign_in_succeeded(&address).await {
+            if let Err(e) = auth.store.sign_in_succeeded(&address, &identity.name).await {
                 tracing::error!(error = %e, "could not clear the failed sign-ins");
             }
             // A new session id at every sign-in: a fixated id is worth nothing.
@@ -158,9 +175,6 @@ pub async fn login(
             Redirect::to(safe_next(form.next.as_deref())).into_response()
         }
         Ok(None) => {
-            if let Err(e) = auth.store.sign_in_failed(&address).await {
-                tracing::error!(error = %e, "could not count a failed sign-in");
-            }
             tracing::warn!(%ip, user = %form.username, "sign-in failed");
             Redirect::to("/login?error=invalid").into_response()
         }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backups_cmd;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod content_api;
 pub mod cors;
 pub mod error;

@@ -49,11 +49,13 @@ pub async fn limit(State(live): State<Arc<LiveRateLimit>>, request: Request, nex
     if !settings.enabled {
         return next.run(request).await;
     }
-    let client = request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let trusted = &live.engine.snapshot().settings.trusted_proxies;
+    let client = crate::client::client_address(peer, request.headers(), trusted);
     match live.limiter(settings).check_key(&client) {
         Ok(()) => next.run(request).await,
         Err(not_until) => {

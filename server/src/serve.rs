@@ -184,7 +184,7 @@ pub fn router(
         )
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
-    let auth = crate::auth::Auth::new(state.engine.store().clone());
+    let auth = crate::auth::Auth::new(state.engine.clone());
     let sign_in = Router::new()
         .route("/login", post(crate::auth::login))
         .route("/logout", post(crate::auth::logout))

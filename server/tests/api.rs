@@ -643,6 +643,88 @@ async fn sign_in_sessions_tokens_roles_and_origin(backend: Backend) {
     server.stop().await;
 }
 
+/// Sign-in guesses count per address and per account, before the password is
+/// checked: a success elsewhere on the address takes back only its own attempt,
+/// parallel guesses cannot all reach the hash, and `X-Forwarded-For` names the
+/// client only through a trusted proxy.
+async fn sign_in_cannot_be_brute_forced(backend: Backend) {
+    let server = Server::start(backend).await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    let store = marain::engine::Store::open(&server.db).await.unwrap();
+    for name in ["viewer", "writer"] {
+        store.add_account(name, "viewer password, long enough", Role::Viewer, false).await.unwrap();
+    }
+    store.close().await;
+    let from = |ip: &str| {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).local_address(ip).build().unwrap()
+    };
+    let attempt = |client: reqwest::Client, user: String, password: &'static str, forwarded: Option<&'static str>| {
+        let (url, origin) = (format!("{root}/login"), root.clone());
+        async move {
+            let mut req = client
+                .post(url)
+                .header("origin", origin)
+                .form(&[("username", user), ("password", password.to_string())]);
+            if let Some(xff) = forwarded {
+                req = req.header("x-forwarded-for", xff);
+            }
+            let resp = req.send().await.unwrap();
+            match resp.headers().get("location") {
+                Some(l) => l.to_str().unwrap().to_string(),
+                None => resp.status().as_u16().to_string(),
+            }
+        }
+    };
+    const ADMIN: &str = "correct horse battery staple";
+    const VIEWER: &str = "viewer password, long enough";
+
+    // Guesses at the admin's password, each followed by the guesser's own
+    // successful sign-in: the successes win the guesser nothing.
+    let guesser = from("127.0.0.3");
+    for _ in 0..4 {
+        assert_eq!(attempt(guesser.clone(), "admin".into(), "wrong guess!", None).await, "/login?error=invalid");
+        assert_eq!(attempt(guesser.clone(), "viewer".into(), VIEWER, None).await, "/");
+    }
+    assert_eq!(attempt(guesser.clone(), "admin".into(), "wrong guess!", None).await, "/login?error=invalid");
+    assert_eq!(attempt(guesser.clone(), "admin".into(), ADMIN, None).await, "/login?error=rate", "address");
+    // The account is held too, from any address, for the rest of the window.
+    assert_eq!(attempt(from("127.0.0.4"), "admin".into(), ADMIN, None).await, "/login?error=rate", "account");
+
+    // Forty wrong guesses at once: at most five reach the password check.
+    let parallel = from("127.0.0.5");
+    let guesses = (0..40).map(|_| attempt(parallel.clone(), "writer".into(), "wrong guess!", None));
+    let outcomes = futures::future::join_all(guesses).await;
+    let checked = outcomes.iter().filter(|o| *o == "/login?error=invalid").count();
+    assert!(checked <= 5, "{checked} of 40 parallel guesses were checked: {outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| o == "/login?error=invalid" || o == "/login?error=rate" || o == "429"),
+        "{outcomes:?}"
+    );
+
+    // X-Forwarded-For from an untrusted peer changes nothing: the peer is locked.
+    let spoofer = from("127.0.0.6");
+    for n in 0..6 {
+        attempt(spoofer.clone(), format!("nobody{n}"), "wrong guess!", Some("198.51.100.1")).await;
+    }
+    let locked = attempt(spoofer.clone(), "nobody".into(), "wrong guess!", Some("198.51.100.99")).await;
+    assert_eq!(locked, "/login?error=rate");
+    // Through a trusted proxy, each forwarded client counts on its own.
+    std::fs::create_dir_all(server.site.join("config")).unwrap();
+    std::fs::write(server.site.join("config/config.api.yaml"), "id: api\nvalues:\n  trusted_proxies: [127.0.0.7]\n")
+        .unwrap();
+    server.wait_versions("config/config.api.yaml", 1).await;
+    let proxy = from("127.0.0.7");
+    for n in 0..6 {
+        attempt(proxy.clone(), format!("someone{n}"), "wrong guess!", Some("198.51.100.2")).await;
+    }
+    let one = attempt(proxy.clone(), "someone".into(), "wrong guess!", Some("198.51.100.2")).await;
+    assert_eq!(one, "/login?error=rate", "the forwarded client is locked");
+    let other = attempt(proxy.clone(), "someone".into(), "wrong guess!", Some("198.51.100.3")).await;
+    assert_eq!(other, "/login?error=invalid", "another forwarded client is not");
+    server.stop().await;
+}
+
 async fn a_rejected_change_records_who_and_why(backend: Backend) {
     let server = Server::start(backend).await;
     std::fs::write(
@@ -1158,4 +1240,5 @@ backend_tests!(
     the_rate_limit_is_per_client_with_retry_after,
     a_lagging_event_client_resyncs_and_a_reconnecting_one_continues,
     sessions_and_the_sign_in_limit_survive_a_restart,
+    sign_in_cannot_be_brute_forced,
 );
