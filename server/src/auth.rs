@@ -124,10 +124,19 @@ pub struct LoginForm {
     pub next: Option<String>,
 }
 
-/// Only a path on this site: never `//elsewhere` or a full URL.
+/// Only a path on this site: never `//elsewhere`, a full URL, or anything a
+/// browser would turn into one (browsers drop tabs and newlines from URLs and
+/// read `\` as `/`, so `/\t/evil.example` is `//evil.example`).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -215,6 +224,10 @@ mod tests {
         assert_eq!(safe_next(Some("/history")), "/history");
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
+        for sneaky in ["/\t/evil.example", "/\n/evil.example", "/\r/evil.example", "/ /evil.example", "/\\evil.example"]
+        {
+            assert_eq!(safe_next(Some(sneaky)), "/", "{sneaky:?}");
+        }
         assert_eq!(safe_next(None), "/");
     }
 }

@@ -194,4 +194,10 @@ pub fn router(
         .merge(sign_in)
         .layer(axum::middleware::from_fn_with_state(auth, crate::auth::require_identity))
         .layer(sessions)
+        // Every route, server functions and sign-in included: no body over 1 MiB
+        // is read (content records and approvals are far smaller).
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
 }
+
+/// The largest request body any route reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -725,6 +725,28 @@ async fn sign_in_cannot_be_brute_forced(backend: Backend) {
     server.stop().await;
 }
 
+/// What a client sends is bounded: no body over 1 MiB reaches any route
+/// (server functions included), and a number too large to mean anything is a
+/// 4xx, never a panic.
+async fn limits_on_everything_a_client_sends(backend: Backend) {
+    let server = Server::start(backend).await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    let huge = "x".repeat(2 * 1024 * 1024);
+    for url in
+        [format!("{root}/_sfn/dashboard"), server.base.replace("/hot-reload", "/entity/user"), format!("{root}/login")]
+    {
+        let resp = server.client.post(&url).header("origin", &root).body(huge.clone()).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 413, "{url}");
+    }
+    let (code, body) = server.post("/backups/prune", json!({"older_than_days": 4294967295u64})).await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid");
+    assert!(body["error"]["message"].as_str().unwrap().contains("at most 36500"), "{body}");
+    let (code, _) = server.get("/status").await;
+    assert_eq!(code, 200, "the server still answers");
+    server.stop().await;
+}
+
 async fn a_rejected_change_records_who_and_why(backend: Backend) {
     let server = Server::start(backend).await;
     std::fs::write(
@@ -1241,4 +1263,5 @@ backend_tests!(
     a_lagging_event_client_resyncs_and_a_reconnecting_one_continues,
     sessions_and_the_sign_in_limit_survive_a_restart,
     sign_in_cannot_be_brute_forced,
+    limits_on_everything_a_client_sends,
 );

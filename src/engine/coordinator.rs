@@ -158,6 +158,12 @@ impl Coordinator {
 
     /// Drops the backups of versions applied more than `older_than_days` ago.
     pub async fn prune_backups(&self, older_than_days: u32) -> Result<Vec<String>, EngineError> {
+        /// A century: anything longer is a typo, and refused rather than obeyed.
+        const MAX_DAYS: u32 = 36_500;
+        if older_than_days > MAX_DAYS {
+            let (given, max) = (u64::from(older_than_days), u64::from(MAX_DAYS));
+            return Err(EngineError::OutOfRange { what: "older_than_days", given, max });
+        }
         Ok(self.shared.store.prune_backups(older_than_days).await?)
     }
 

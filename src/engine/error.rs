@@ -25,6 +25,8 @@ pub enum EngineError {
     Stale { id: u64, file: String },
     #[error("change {id} to {file} was applied already, as version {version}, by another instance")]
     AlreadyApplied { id: u64, file: String, version: i64 },
+    #[error("{what} is {given}; use at most {max}")]
+    OutOfRange { what: &'static str, given: u64, max: u64 },
     #[error("{file} has no applied version {version}")]
     UnknownVersion { file: String, version: i64 },
     #[error("rolling {file} back to version {version} is not valid now: {reason}")]
@@ -46,6 +48,7 @@ impl EngineError {
             EngineError::ConfirmationRequired { .. } => ErrorKind::ConfirmationRequired,
             EngineError::Stale { .. } => ErrorKind::Stale,
             EngineError::AlreadyApplied { .. } => ErrorKind::AlreadyApplied,
+            EngineError::OutOfRange { .. } => ErrorKind::Invalid,
             EngineError::InvalidRollback { .. } => ErrorKind::InvalidRollback,
             EngineError::InvalidRecovery { .. } => ErrorKind::InvalidRecovery,
             EngineError::Store(e) => e.kind(),

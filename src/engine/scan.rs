@@ -82,25 +82,64 @@ pub fn load_site(root: &Path, env: &str) -> (crate::site::Site, Vec<FileError>) 
 }
 
 /// Makes site file `rel` hold `text` (or removes it for `None`) atomically: a
-/// temporary file beside it, fsync, rename. A reader (the watcher, an editor)
-/// sees the old file or the new one, never half of either.
+/// temporary file beside it, fsync, rename, fsync of the directory. A reader (the
+/// watcher, an editor) sees the old file or the new one, never half of either.
+///
+/// The temporary file is created exclusively under a random name (a file or a
+/// symlink planted at a predictable name cannot redirect the write), and the
+/// file keeps the permissions it had.
 pub fn write_site_file(root: &Path, rel: &str, text: Option<&str>) -> std::io::Result<()> {
     let full = root.join(rel);
     match text {
         Some(text) => {
-            if let Some(dir) = full.parent() {
-                std::fs::create_dir_all(dir)?;
+            let dir = full.parent().unwrap_or(root);
+            std::fs::create_dir_all(dir)?;
+            let mut tmp = tempfile::Builder::new().prefix(".marain-").suffix(".tmp").tempfile_in(dir)?;
+            std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+            if let Ok(meta) = std::fs::symlink_metadata(&full) {
+                if meta.file_type().is_file() {
+                    tmp.as_file().set_permissions(meta.permissions())?;
+                }
             }
-            let name = full.file_name().unwrap_or_default().to_string_lossy();
-            let tmp = full.with_file_name(format!(".{name}.marain-tmp"));
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &full)
+            tmp.as_file().sync_all()?;
+            tmp.persist(&full).map_err(|e| e.error)?;
+            std::fs::File::open(dir)?.sync_all()
         }
         None => match std::fs::remove_file(&full) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A symlink planted where the old code put its temporary file is not
+    /// written through, and the rewritten file keeps its mode.
+    #[test]
+    fn the_rewrite_cannot_be_redirected_and_keeps_the_mode() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let schemas = root.path().join("schemas");
+        std::fs::create_dir_all(&schemas).unwrap();
+        let file = schemas.join("user.schema.yaml");
+        std::fs::write(&file, "old\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let target = outside.path().join("stolen");
+        std::os::unix::fs::symlink(&target, schemas.join(".user.schema.yaml.marain-tmp")).unwrap();
+
+        write_site_file(root.path(), "schemas/user.schema.yaml", Some("new\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "new\n");
+        assert!(!target.exists(), "the write followed a planted symlink");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
+        let leftovers: Vec<_> = std::fs::read_dir(&schemas)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".marain-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }

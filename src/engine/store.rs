@@ -471,7 +471,12 @@ impl Store {
     /// days ago; returns their names. Their data can no longer be restored by a
     /// rollback.
     pub async fn prune_backups(&self, older_than_days: u32) -> Result<Vec<String>, StoreError> {
-        let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(older_than_days));
+        // Older than the calendar goes back: nothing is.
+        let Some(cutoff) =
+            time::OffsetDateTime::now_utc().checked_sub(time::Duration::days(i64::from(older_than_days)))
+        else {
+            return Ok(Vec::new());
+        };
         let mut pruned = Vec::new();
         for backup in self.backups().await? {
             let applied =
