@@ -368,14 +368,15 @@ async fn rollback_after_a_dropped_field_restores_every_value_and_the_file(backen
     assert!(!site.coordinator.store().table_columns("content_user").await.unwrap().contains(&"bio".to_string()));
 
     // Roll back to v1: a pending change that re-adds the fields and refills them.
-    let change = site.coordinator.rollback(USER_PATH, 1).await.unwrap();
+    let change = site.coordinator.rollback(USER_PATH, 1, Some("we need bios".into())).await.unwrap();
     assert_eq!(change.rollback_to, Some(1));
     assert!(
         change.plan.sql().iter().any(|s| s.starts_with("UPDATE \"content_user\" SET \"bio\"")),
         "{:?}",
         change.plan.sql()
     );
-    let back = Approval { actor: "bob".into(), reason: Some("we need bios".into()), confirm: Some("user".into()) };
+    // The rollback's own reason is recorded when the approval gives none.
+    let back = Approval { actor: "bob".into(), reason: None, confirm: Some("user".into()) };
     let row = site.coordinator.approve(change.id, back).await.unwrap();
     assert_eq!(row.version, 3);
     let rolled = site.wait_for(EventKind::RolledBack, USER_PATH).await;
@@ -393,6 +394,7 @@ async fn rollback_after_a_dropped_field_restores_every_value_and_the_file(backen
     let history = site.coordinator.history(Some(USER_PATH), 10).await.unwrap();
     assert_eq!(history.len(), 3, "the rewrite made no extra version");
     assert_eq!(history[0].actor, "bob");
+    assert_eq!(history[0].reason.as_deref(), Some("we need bios"));
     assert!(site.coordinator.snapshot().in_sync());
     site.stop().await;
 }
@@ -583,7 +585,7 @@ async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned(
     let dropped = site.coordinator.approve(pending.change_id.unwrap(), drop).await.unwrap();
     assert!(!dropped.backups.is_empty());
     assert!(!site.coordinator.prune_backups(0).await.unwrap().is_empty());
-    let rollback = site.coordinator.rollback(USER_PATH, 1).await.unwrap();
+    let rollback = site.coordinator.rollback(USER_PATH, 1, None).await.unwrap();
     assert!(rollback.plan.steps.iter().all(|s| s.restores.is_empty()), "a pruned backup refills nothing");
     let approval = Approval { actor: "ops".into(), reason: None, confirm: Some("user".into()) };
     site.coordinator.approve(rollback.id, approval).await.unwrap();

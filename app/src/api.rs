@@ -57,7 +57,7 @@ pub async fn approve_change(id: u64, reason: Option<String>, confirm: Option<Str
 pub async fn rollback_to(file: String, version: i64) -> Result<u64, AppError> {
     approver().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
-    Ok(engine.rollback(&file, version).await?.id)
+    Ok(engine.rollback(&file, version, None).await?.id)
 }
 
 /// One file's versions (newest first) and the YAML diff from version `from` to

@@ -90,7 +90,7 @@ pub async fn rollback(
     State(state): State<AppState>,
     Json(body): Json<RollbackBody>,
 ) -> Result<(StatusCode, Json<ChangeSummaryDto>), ApiError> {
-    let change = state.engine.rollback(&body.file, body.version).await?;
+    let change = state.engine.rollback(&body.file, body.version, body.reason).await?;
     Ok((StatusCode::ACCEPTED, Json(ChangeSummaryDto::from(&change))))
 }
 

@@ -106,9 +106,16 @@ impl Coordinator {
     /// Plans `file` back to its applied version `version`; the returned change
     /// waits for approval, and applying it restores dropped data from backups and
     /// rewrites the file.
-    pub async fn rollback(&self, file: &str, version: i64) -> Result<PendingChange, EngineError> {
+    /// `reason` is recorded with the version the rollback applies as, unless
+    /// the approval gives its own.
+    pub async fn rollback(
+        &self,
+        file: &str,
+        version: i64,
+        reason: Option<String>,
+    ) -> Result<PendingChange, EngineError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Rollback { file: file.to_string(), version, reply })?;
+        self.send(Command::Rollback { file: file.to_string(), version, reason, reply })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 

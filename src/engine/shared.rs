@@ -29,6 +29,7 @@ pub enum Command {
     Rollback {
         file: String,
         version: i64,
+        reason: Option<String>,
         reply: oneshot::Sender<Result<PendingChange, EngineError>>,
     },
     Recover {

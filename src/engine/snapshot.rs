@@ -49,6 +49,10 @@ pub struct PendingChange {
     /// applies by itself, and approving one supersedes the others.
     #[serde(default)]
     pub conflict: bool,
+    /// Why it was asked for (a rollback's reason): recorded when it applies,
+    /// unless the approval gives its own.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

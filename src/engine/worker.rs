@@ -244,9 +244,9 @@ impl Worker {
                 self.end(turn).await;
                 let _ = reply.send(());
             }
-            Command::Rollback { file, version, reply } => {
+            Command::Rollback { file, version, reason, reply } => {
                 let mut turn = Turn::default();
-                let result = self.rollback(&mut turn, &file, version).await;
+                let result = self.rollback(&mut turn, &file, version, reason).await;
                 self.end(turn).await;
                 let _ = reply.send(result);
             }
@@ -652,6 +652,7 @@ impl Worker {
             rollback_to,
             origin: None,
             conflict: false,
+            reason: None,
         };
         self.next_change_id += 1;
         change
@@ -670,7 +671,13 @@ impl Worker {
 
     /// Plans `file` back to its applied version `version`; the change waits for
     /// approval like any other.
-    async fn rollback(&mut self, turn: &mut Turn, file: &str, version: i64) -> Result<PendingChange, EngineError> {
+    async fn rollback(
+        &mut self,
+        turn: &mut Turn,
+        file: &str,
+        version: i64,
+        reason: Option<String>,
+    ) -> Result<PendingChange, EngineError> {
         let invalid = |reason: String| EngineError::InvalidRollback { file: file.to_string(), version, reason };
         let targets = recovery::rollback_target(&self.store, file, version).await?;
         let restores =
@@ -678,7 +685,12 @@ impl Worker {
                 .map_err(invalid)?;
         let mut changes = self.hold_restores(turn, restores, "a rollback was requested").await;
         // `Unchanged::Rewrite` plans the one target even when it is applied already.
-        changes.pop().ok_or_else(|| invalid("nothing to plan".into()))
+        let mut change = changes.pop().ok_or_else(|| invalid("nothing to plan".into()))?;
+        change.reason = reason;
+        if let Some(waiting) = self.pending.get_mut(file) {
+            waiting.reason = change.reason.clone();
+        }
+        Ok(change)
     }
 
     /// Every file back to its version at `at`, one pending change per file.
@@ -734,7 +746,8 @@ impl Worker {
         let message = format!("approved by {}", approval.actor);
         self.emit(turn, EventKind::Approved, &change.file, Some(&change), None, message);
         let file = change.file.clone();
-        let result = self.apply(turn, change, &approval.actor, approval.reason).await;
+        let reason = approval.reason.or_else(|| change.reason.clone());
+        let result = self.apply(turn, change, &approval.actor, reason).await;
         match &result {
             Err(EngineError::Store(StoreError::SeverityRose { .. })) => {
                 // The data moved under the approval: grade it afresh for a new decision.
@@ -774,7 +787,8 @@ impl Worker {
         let message = format!("approved by {}", approval.actor);
         self.emit(turn, EventKind::Approved, &change.file, Some(&change), None, message);
         let file = change.file.clone();
-        let result = self.apply(turn, change, &approval.actor, approval.reason).await;
+        let reason = approval.reason.or_else(|| change.reason.clone());
+        let result = self.apply(turn, change, &approval.actor, reason).await;
         self.reprocess(turn, BTreeSet::new(), BTreeSet::from([file])).await;
         result
     }
