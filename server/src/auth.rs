@@ -66,18 +66,35 @@ fn same_origin(headers: &HeaderMap) -> bool {
     })
 }
 
-async fn identify(auth: &Auth, bearer: Option<String>, session: Option<Session>) -> Option<Identity> {
+/// Who sent the request; `Err` when the database cannot tell (a token lookup
+/// failed), which is the server's fault, not the client's.
+async fn identify(
+    auth: &Auth,
+    bearer: Option<String>,
+    session: Option<Session>,
+) -> Result<Option<Identity>, marain::engine::store::StoreError> {
     if let Some(bearer) = bearer {
-        return auth.store.token_identity(bearer.trim()).await.ok().flatten();
+        return auth.store.token_identity(bearer.trim()).await;
     }
-    session?.get::<Identity>(IDENTITY_KEY).await.ok().flatten()
+    let Some(session) = session else { return Ok(None) };
+    Ok(session.get::<Identity>(IDENTITY_KEY).await.ok().flatten())
+}
+
+/// A CORS preflight: an OPTIONS request asking, for a cross-origin page, which
+/// method it may use. It carries no credentials; the API's CORS layer answers it.
+fn is_preflight(request: &Request) -> bool {
+    request.method() == Method::OPTIONS
+        && request.uri().path().starts_with("/api/")
+        && request.headers().contains_key(header::ORIGIN)
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// The gate in front of everything but the public paths.
 pub async fn require_identity(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
-    // CORS preflights carry no credentials; the CORS layer answers them.
-    if is_public(&path) || request.method() == Method::OPTIONS {
+    // CORS preflights carry no credentials; the CORS layer answers them. Any
+    // other OPTIONS request needs an identity like every other request.
+    if is_public(&path) || is_preflight(&request) {
         return next.run(request).await;
     }
     let api = path.starts_with("/api/") || path.starts_with("/_sfn/");
@@ -88,7 +105,15 @@ pub async fn require_identity(State(auth): State<Arc<Auth>>, mut request: Reques
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::to_string);
     let session = request.extensions().get::<Session>().cloned();
-    let Some(identity) = identify(&auth, bearer, session).await else {
+    let identity = match identify(&auth, bearer, session).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot look the API token up");
+            let message = "the accounts cannot be read now; the server log has the details".to_string();
+            return ApiError::new(ErrorKind::Unavailable, message).into_response();
+        }
+    };
+    let Some(identity) = identity else {
         if api {
             let message = "sign in, or send an API token as `Authorization: Bearer <token>`".to_string();
             return ApiError::new(ErrorKind::Unauthenticated, message).into_response();

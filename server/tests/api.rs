@@ -747,6 +747,34 @@ async fn limits_on_everything_a_client_sends(backend: Backend) {
     server.stop().await;
 }
 
+/// OPTIONS is no way around sign-in (only a real CORS preflight to the API goes
+/// through unauthenticated, and the CORS layer answers it), and a token that
+/// cannot be looked up is the server's trouble (503), not a wrong token (401).
+async fn options_need_sign_in_and_a_failed_token_lookup_is_503(backend: Backend) {
+    let server = Server::start(backend).await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    for url in [format!("{}/status", server.base), format!("{root}/_sfn/dashboard")] {
+        let resp = server.anonymous.request(reqwest::Method::OPTIONS, &url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{url}");
+    }
+    let preflight = server
+        .anonymous
+        .request(reqwest::Method::OPTIONS, format!("{}/status", server.base))
+        .header("origin", "http://elsewhere.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(preflight.status().as_u16(), 401, "a preflight carries no credentials");
+
+    server.exec("DROP TABLE marain_tokens").await;
+    let resp = server.client.get(format!("{}/status", server.base)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    server.stop().await;
+}
+
 async fn a_rejected_change_records_who_and_why(backend: Backend) {
     let server = Server::start(backend).await;
     std::fs::write(
@@ -1264,4 +1292,5 @@ backend_tests!(
     sessions_and_the_sign_in_limit_survive_a_restart,
     sign_in_cannot_be_brute_forced,
     limits_on_everything_a_client_sends,
+    options_need_sign_in_and_a_failed_token_lookup_is_503,
 );
