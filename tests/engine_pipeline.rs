@@ -774,6 +774,36 @@ async fn secrets_in_config_files_are_never_shown(backend: Backend) {
     site.stop().await;
 }
 
+/// Files stay inside the site: a schema reached through a symlinked directory
+/// that leaves the site is refused and reported, not applied, and a FIFO named
+/// like a schema is refused without blocking the engine, which goes on.
+async fn files_outside_the_site_and_special_files_are_refused(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), site.root().join("schemas/elsewhere")).unwrap();
+    std::fs::write(outside.path().join("evil.schema.yaml"), USER.replace("id: user", "id: evil")).unwrap();
+    let status =
+        std::process::Command::new("mkfifo").arg(site.root().join("schemas/pipe.schema.yaml")).status().unwrap();
+    assert!(status.success());
+    let rescan = tokio::time::timeout(std::time::Duration::from_secs(10), site.coordinator.rescan()).await;
+    rescan.expect("reading a FIFO blocked the engine").unwrap();
+    let snapshot = site.coordinator.snapshot();
+    assert!(snapshot.applied.entity_file("evil").is_none(), "a schema outside the site was applied");
+    let pipe = snapshot.rejected.iter().find(|e| e.file == "schemas/pipe.schema.yaml").expect("the FIFO is reported");
+    assert!(pipe.message.contains("not a regular file"), "{}", pipe.message);
+
+    // A file in the linked directory announced by a file event is refused too.
+    std::fs::write(outside.path().join("evil.schema.yaml"), USER.replace("id: user", "id: evil2")).unwrap();
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    let snapshot = site.coordinator.snapshot();
+    assert!(snapshot.applied.entity_file("evil").is_none() && snapshot.applied.entity_file("evil2").is_none());
+    if let Some(e) = snapshot.rejected.iter().find(|e| e.file.starts_with("schemas/elsewhere/")) {
+        assert!(e.message.contains("outside the site"), "{}", e.message);
+    }
+    site.stop().await;
+}
+
 /// PostgreSQL only (SQLite locks the whole database, not a table): a session
 /// holds a lock on `content_article` while a change to `article` is approved.
 /// The apply gives up each attempt after the lock timeout (here 100 ms, set live
@@ -855,4 +885,5 @@ crate::backend_tests!(
     an_approval_publishes_one_snapshot_before_its_events,
     a_file_waiting_on_an_approval_goes_on_once_it_is_approved,
     secrets_in_config_files_are_never_shown,
+    files_outside_the_site_and_special_files_are_refused,
 );

@@ -33,30 +33,38 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// Reads one site file: `Ok(None)` when it does not exist. Symlinks that resolve
-/// outside the site, files over the size limit and non-UTF-8 files are refused
-/// before their content is read.
+/// Reads one site file: `Ok(None)` when it does not exist. Before its content is
+/// read, a file is refused when its real path (every symlink resolved, in the
+/// directories above it too) leaves the site, when it is not a regular file (a
+/// FIFO would block the reader forever), when it is over the size limit; and
+/// after, when it is not UTF-8.
 pub fn read_site_file(root: &Path, rel: &str) -> Result<Option<String>, FileError> {
     let path = root.join(rel);
     let refuse = |message: String| Err(FileError::new(rel, (1, 1), None, message));
-    let meta = match std::fs::symlink_metadata(&path) {
-        Ok(m) => m,
+    match std::fs::symlink_metadata(&path) {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return refuse(format!("cannot read: {e}")),
-    };
-    if meta.file_type().is_symlink() {
-        let (Ok(target), Ok(base)) = (path.canonicalize(), root.canonicalize()) else {
-            return Ok(None);
-        };
-        if !target.starts_with(&base) {
-            return refuse(format!("symlink points outside the site, to {}; refused", target.display()));
-        }
     }
-    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let (Ok(real), Ok(base)) = (path.canonicalize(), root.canonicalize()) else {
+        // A dangling symlink: there is no file.
+        return Ok(None);
+    };
+    if !real.starts_with(&base) {
+        return refuse(format!("the file is really {}, outside the site; refused", real.display()));
+    }
+    let meta = match std::fs::metadata(&real) {
+        Ok(m) => m,
+        Err(e) => return refuse(format!("cannot read: {e}")),
+    };
+    if !meta.file_type().is_file() {
+        return refuse("not a regular file (a directory, FIFO, socket or device); refused".into());
+    }
+    let len = meta.len();
     if len > MAX_FILE_BYTES as u64 {
         return refuse(format!("file is {len} bytes, over the {MAX_FILE_BYTES}-byte limit"));
     }
-    match std::fs::read(&path) {
+    match std::fs::read(&real) {
         Ok(bytes) => String::from_utf8(bytes).map(Some).or_else(|_| refuse("file is not valid UTF-8".into())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => refuse(format!("cannot read: {e}")),
