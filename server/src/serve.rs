@@ -1,6 +1,6 @@
 //! `marain serve`: the engine plus the HTTP server, with graceful shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::process::ExitCode;
 
 use axum::routing::{get, post};
@@ -107,14 +107,39 @@ pub async fn serve_logged(
         snapshot.rejected.len()
     );
 
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+    let (engine_gone_tx, engine_gone) = tokio::sync::oneshot::channel::<String>();
+    let mut engine_task = engine_task;
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
-            shutdown.await;
+            tokio::select! {
+                _ = shutdown => {}
+                _ = engine_gone => {}
+            }
             let _ = stop_tx.send(true);
         })
-        .await
-        .map_err(|e| e.to_string())?;
-    engine_task.await.map_err(|e| e.to_string())?;
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => {
+            served.map_err(|e| e.to_string())?;
+            engine_task.await.map_err(|e| e.to_string())?;
+        }
+        // The engine ended while the server runs: a panic in the worker. Serving
+        // on would answer with a state that no longer moves; stop, loudly, so a
+        // supervisor restarts the process.
+        ended = &mut engine_task => {
+            let why = match ended {
+                Err(e) if e.is_panic() => "its worker panicked".to_string(),
+                Err(e) => e.to_string(),
+                Ok(()) => "its worker returned".to_string(),
+            };
+            tracing::error!(%why, "the engine stopped unexpectedly; the server stops");
+            let _ = engine_gone_tx.send(why.clone());
+            let _ = server.await;
+            engine.store().close().await;
+            return Err(format!("the engine stopped unexpectedly ({why}); restart the server"));
+        }
+    }
     engine.store().close().await;
     Ok(())
 }

@@ -199,6 +199,23 @@ async fn crash_once(point: &str, backend: Backend) {
     server.kill();
 }
 
+/// A panic in the engine's worker takes the server down at once, non-zero and
+/// saying why, so a supervisor restarts it, instead of serving a state that no
+/// longer moves.
+async fn a_panicking_worker_stops_the_server_loudly(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let db = backend.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let server = Server::start(dir.path(), &db, Some("panic:after_commit"));
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    std::fs::write(dir.path().join("site").join(FILE), format!("{V1}  - id: motto\n    type: text\n")).unwrap();
+    server.wait_output("the engine stopped unexpectedly");
+    let status = server.process.wait_exit(Duration::from_secs(20));
+    assert!(!status.success(), "{status:?}");
+}
+
 async fn crash_runs(point: &str, backend: Backend) {
     for _ in 0..RUNS {
         crash_once(point, backend).await;
@@ -226,7 +243,8 @@ async fn kill_after_commit_before_state_swap(backend: Backend) {
 }
 
 backend_tests!(
-    multi_thread: kill_after_backup,
+    multi_thread: a_panicking_worker_stops_the_server_loudly,
+    kill_after_backup,
     kill_after_ddl,
     kill_before_history_row,
     kill_before_commit,

@@ -2,6 +2,9 @@
 //! process's `n`-th apply (default the first) announce point `<name>` on stderr
 //! when it gets there, and stop until the test kills the process.
 //!
+//! `MARAIN_FAILPOINT=panic:<name>[@<n>]` panics there instead, for the test that
+//! a dying worker takes the server down loudly.
+//!
 //! Only debug builds (what `cargo test` builds) read the variable; in a release
 //! build [`Failpoints::from_env`] is always inert, so production binaries cannot be
 //! told to hang. Points, in apply order: `after_backup`, `after_ddl`,
@@ -45,7 +48,13 @@ impl Failpoints {
     /// Called at point `name`; returns at once unless it is the armed one.
     pub fn reach(&self, name: &str) {
         let Some(armed) = &self.armed else { return };
-        if armed.name != name || armed.applies.load(Ordering::SeqCst) != armed.nth {
+        if armed.applies.load(Ordering::SeqCst) != armed.nth {
+            return;
+        }
+        if armed.name.strip_prefix("panic:") == Some(name) {
+            panic!("failpoint {name}: panicking as asked");
+        }
+        if armed.name != name {
             return;
         }
         eprintln!("failpoint {name} reached; waiting to be killed");

@@ -64,6 +64,18 @@ impl Running {
         panic!("the server never printed `{needle}`");
     }
 
+    /// Waits for the process to exit by itself; fails after `within`.
+    pub fn wait_exit(mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
