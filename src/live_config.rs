@@ -86,6 +86,7 @@ struct ApiValues {
     rate_limit: RateLimit,
     cors: CorsValues,
     trusted_proxies: Vec<std::net::IpAddr>,
+    max_connections: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +146,9 @@ pub struct LiveSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` names the client (`api.trusted_proxies`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How many event streams may be open at once (`api.max_connections`);
+    /// read at start-up only.
+    pub max_connections: Option<u32>,
     /// Trailing-edge debounce of the watcher; `None` keeps the command line's.
     pub debounce_ms: Option<u64>,
     /// PostgreSQL: how often to look for other instances' changes that no
@@ -174,6 +178,7 @@ impl LiveSettings {
             rate_limit: api.rate_limit,
             cors_allowed_origins: api.cors.allowed_origins,
             trusted_proxies: api.trusted_proxies,
+            max_connections: api.max_connections,
             debounce_ms: hot.debounce_ms,
             sync_poll_ms: hot.sync_poll_ms,
             lock_timeout_ms: hot.lock_timeout_ms,

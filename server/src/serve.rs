@@ -93,7 +93,9 @@ pub async fn serve_logged(
     }
     tokio::spawn(crate::webhooks::deliver(engine.clone(), stop_rx.clone()));
     let sessions = crate::sessions::layer(engine.store(), args.secure_cookies, stop_rx.clone()).await?;
-    let app = router(AppState { engine: engine.clone(), shutdown: stop_rx }, &args, addr, sessions);
+    let streams = snapshot_streams(&engine);
+    let state = AppState { engine: engine.clone(), shutdown: stop_rx, event_streams: streams };
+    let app = router(state, &args, addr, sessions);
 
     let snapshot = engine.snapshot();
     println!("marain: dashboard on http://{addr}/");
@@ -108,6 +110,7 @@ pub async fn serve_logged(
     );
 
     let (engine_gone_tx, engine_gone) = tokio::sync::oneshot::channel::<String>();
+    let stopping = stop_tx.subscribe();
     let mut engine_task = engine_task;
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -128,6 +131,13 @@ pub async fn serve_logged(
         // on would answer with a state that no longer moves; stop, loudly, so a
         // supervisor restarts the process.
         ended = &mut engine_task => {
+            if *stopping.borrow() {
+                // The engine stops first on an ordinary shutdown.
+                ended.map_err(|e| e.to_string())?;
+                server.await.map_err(|e| e.to_string())?;
+                engine.store().close().await;
+                return Ok(());
+            }
             let why = match ended {
                 Err(e) if e.is_panic() => "its worker panicked".to_string(),
                 Err(e) => e.to_string(),
@@ -142,6 +152,12 @@ pub async fn serve_logged(
     }
     engine.store().close().await;
     Ok(())
+}
+
+/// The event streams `api.max_connections` allows, as applied at start-up.
+fn snapshot_streams(engine: &Coordinator) -> std::sync::Arc<tokio::sync::Semaphore> {
+    let max = engine.snapshot().settings.max_connections.map(|n| n as usize);
+    std::sync::Arc::new(tokio::sync::Semaphore::new(max.unwrap_or(crate::state::DEFAULT_EVENT_STREAMS).max(1)))
 }
 
 /// `sqlite://data/marain.db` needs `data/` to exist before SQLite can create the file.

@@ -3,16 +3,35 @@
 use std::convert::Infallible;
 
 use axum::extract::State;
+use axum::http::{header, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
+use marain::ErrorKind;
 use marain_app::dto::EventDto;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
-pub async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = BroadcastStream::new(state.engine.subscribe()).map(|item| {
+/// The stream, while fewer than `api.max_connections` are open; otherwise 503
+/// with `Retry-After`.
+pub async fn events(State(state): State<AppState>) -> Response {
+    let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {
+        let message = "too many event streams are open; try again shortly".to_string();
+        let mut response = ApiError::new(ErrorKind::Unavailable, message).into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
+        return response;
+    };
+    stream(state, permit).into_response()
+}
+
+fn stream(state: AppState, permit: OwnedSemaphorePermit) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(state.engine.subscribe()).map(move |item| {
+        // The permit is the stream's: it goes back when the stream ends.
+        let _open = &permit;
         let dto = match item {
             Ok(event) => EventDto::from(&event),
             // A slow client missed events: tell it to refetch everything.

@@ -775,6 +775,33 @@ async fn options_need_sign_in_and_a_failed_token_lookup_is_503(backend: Backend)
     server.stop().await;
 }
 
+/// `api.max_connections` (read at start-up) caps the open event streams: one
+/// more is told to come back later, and a closed one makes room.
+async fn event_streams_are_capped_by_max_connections(backend: Backend) {
+    let server = Server::start(backend).await;
+    std::fs::create_dir_all(server.site.join("config")).unwrap();
+    std::fs::write(server.site.join("config/config.api.yaml"), "id: api\nvalues:\n  max_connections: 2\n").unwrap();
+    server.wait_versions("config/config.api.yaml", 1).await;
+    let server = server.restart().await;
+    let first = EventReader::open(&server.client, &server.base).await;
+    let _second = EventReader::open(&server.client, &server.base).await;
+    let third = server.client.get(format!("{}/events", server.base)).send().await.unwrap();
+    assert_eq!(third.status().as_u16(), 503);
+    assert!(third.headers().contains_key("retry-after"));
+    drop(first);
+    let mut room = 0;
+    for _ in 0..100 {
+        let again = server.client.get(format!("{}/events", server.base)).send().await.unwrap();
+        room = again.status().as_u16();
+        if room == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(room, 200, "a closed stream makes room");
+    server.stop().await;
+}
+
 async fn a_rejected_change_records_who_and_why(backend: Backend) {
     let server = Server::start(backend).await;
     std::fs::write(
@@ -1293,4 +1320,5 @@ backend_tests!(
     sign_in_cannot_be_brute_forced,
     limits_on_everything_a_client_sends,
     options_need_sign_in_and_a_failed_token_lookup_is_503,
+    event_streams_are_capped_by_max_connections,
 );
