@@ -335,6 +335,11 @@ async fn events_reach_the_secure_log_and_the_history_chain_detects_tampering(bac
     site.exec("UPDATE marain_history SET actor = 'watcher' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
         .await;
     assert_eq!(store.verify_chain().await, Ok(3));
+    // Cutting the newest row leaves an intact, shorter chain: the head says so.
+    let newest = site.count("SELECT MAX(id) FROM marain_history").await;
+    site.exec(&format!("DELETE FROM marain_history WHERE id = {newest}")).await;
+    let broken = store.verify_chain().await.unwrap_err();
+    assert!(broken.reason.contains("removed from the end"), "{broken}");
     // …and deleting one breaks the link of the row after it.
     site.exec("DELETE FROM marain_history WHERE file = 'schemas/user.schema.yaml' AND version = 2").await;
     let broken = store.verify_chain().await.unwrap_err();

@@ -393,6 +393,13 @@ impl Store {
             duration_ms: started.elapsed().as_millis() as i64,
         };
         let id = insert_row(&mut conn, &row, &prev_row_hash).await?;
+        conn.execute(
+            "INSERT INTO marain_history_head AS h (singleton, row_id, row_hash, rows) VALUES (1, $1, $2, 1) \
+             ON CONFLICT (singleton) DO UPDATE SET row_id = excluded.row_id, row_hash = excluded.row_hash, \
+             rows = h.rows + 1",
+            &[id.into(), row_hash(&prev_row_hash, &row).into()],
+        )
+        .await?;
         // A version of the file is live now: earlier refusals of it are moot.
         conn.execute("DELETE FROM marain_rejections WHERE file = $1", &[(&row.file).into()]).await?;
         if conn.dialect() == Dialect::Postgres {
@@ -550,8 +557,10 @@ impl Store {
             .map_err(|e| ChainBreak { id: 0, reason: format!("cannot read the history: {e}") })?;
         let count = rows.len();
         let mut prev = String::new();
+        let mut last_id = 0;
         for record in rows {
             let (id, stored_prev, stored_hash) = (record.id, record.prev_row_hash.clone(), record.row_hash.clone());
+            last_id = id;
             let row = record.into_row().map_err(|e| ChainBreak { id, reason: e.to_string() })?;
             if stored_prev != prev {
                 return Err(ChainBreak {
@@ -566,6 +575,28 @@ impl Store {
                 });
             }
             prev = stored_hash;
+        }
+        // The head, kept apart, names the newest row: rows cut from the end
+        // leave a shorter chain that is intact, but not the one recorded.
+        let head: Option<(i64, String, i64)> = self
+            .pool
+            .fetch_optional("SELECT row_id, row_hash, rows FROM marain_history_head", &[])
+            .await
+            .map_err(|e| ChainBreak { id: 0, reason: format!("cannot read the history head: {e}") })?;
+        let last_hash = prev;
+        match head {
+            None if count == 0 => {}
+            None => return Err(ChainBreak { id: last_id, reason: "the history head is missing".into() }),
+            Some((id, hash, rows)) if id == last_id && hash == last_hash && rows == count as i64 => {}
+            Some((id, _, rows)) => {
+                return Err(ChainBreak {
+                    id,
+                    reason: format!(
+                        "the history recorded {rows} rows ending at row {id}, and {count} rows ending at row \
+                         {last_id} remain (rows were removed from the end)"
+                    ),
+                })
+            }
         }
         Ok(count)
     }
