@@ -126,6 +126,15 @@ fn kind(v: &Json) -> &'static str {
     }
 }
 
+/// The text of site file `path` as people may see it: a configuration file's
+/// secrets redacted ([`crate::secrets::redact_yaml_text`]), any other file as it is.
+pub fn shown_text(path: &str, text: &str) -> String {
+    match is_config_path(path) {
+        true => crate::secrets::redact_yaml_text(text),
+        false => text.to_string(),
+    }
+}
+
 /// Diffs two versions of a configuration file; `None` is "no file".
 pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>) -> Vec<ConfigChange> {
     let (o, n) = match (old, new) {

@@ -85,7 +85,7 @@ struct LoggingValues {
 struct ApiValues {
     rate_limit: RateLimit,
     cors: CorsValues,
-    trusted_proxies: Vec<std::net::IpAddr>,
+    trusted_proxies: Vec<core::net::IpAddr>,
     max_connections: Option<u32>,
 }
 
@@ -145,7 +145,7 @@ pub struct LiveSettings {
     pub rate_limit: RateLimit,
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` names the client (`api.trusted_proxies`).
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<core::net::IpAddr>,
     /// How many event streams may be open at once (`api.max_connections`);
     /// read at start-up only.
     pub max_connections: Option<u32>,

@@ -140,15 +140,6 @@ fn redact_yaml_line(line: &str) -> String {
     format!("{}: {REDACTED}", &line[..colon])
 }
 
-/// The text of site file `path` as people may see it: a configuration file's
-/// secrets redacted ([`redact_yaml_text`]), any other file as it is.
-pub fn shown_text(path: &str, text: &str) -> String {
-    match crate::config::is_config_path(path) {
-        true => redact_yaml_text(text),
-        false => text.to_string(),
-    }
-}
-
 /// Every literal secret in `value` (not a reference, not empty), as key paths
 /// under `prefix`: what `secret_in_file` reports.
 pub fn literal_secrets(prefix: &str, value: &Json) -> Vec<String> {

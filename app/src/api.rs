@@ -77,7 +77,7 @@ pub async fn get_file_history(
     // Secrets in configuration files are never shown, whatever the role.
     let text = |v: Option<i64>| {
         let yaml = rows.iter().find(|r| Some(r.version) == v).and_then(|r| r.yaml.as_deref()).unwrap_or_default();
-        marain::secrets::shown_text(&file, yaml)
+        marain::config::shown_text(&file, yaml)
     };
     let diff = match (from, to) {
         (Some(_), Some(_)) => crate::convert::diff_lines(&marain::text_diff::text_diff(&text(from), &text(to))),

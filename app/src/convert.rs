@@ -47,7 +47,7 @@ impl From<&FileError> for FileProblemDto {
 pub fn problem_in(e: &FileError, text: Option<&String>) -> FileProblemDto {
     let mut dto = FileProblemDto::from(e);
     if let Some(text) = text {
-        let text = marain::secrets::shown_text(&e.file, text);
+        let text = marain::config::shown_text(&e.file, text);
         let first = e.line.saturating_sub(1).max(1);
         dto.excerpt = text
             .lines()
