@@ -40,22 +40,12 @@ impl TestSite {
     /// Starts the engine on `dir/site`, on the database `dir` already has or a
     /// new one of `backend`.
     pub async fn start_on(dir: tempfile::TempDir, backend: Backend) -> TestSite {
-        Self::start_configured(dir, backend, |_| {}).await
-    }
-
-    /// [`Self::start_on`] with `adjust` applied to the engine's configuration.
-    pub async fn start_configured(
-        dir: tempfile::TempDir,
-        backend: Backend,
-        adjust: impl FnOnce(&mut EngineConfig),
-    ) -> TestSite {
         let site = dir.path().join("site");
         std::fs::create_dir_all(site.join("schemas")).unwrap();
         let url = backend.prepare(dir.path()).await;
         let (stop, stopped) = oneshot::channel::<()>();
         let mut config = EngineConfig::new(&site, url);
         config.secure_log = Some(dir.path().join("secure.log"));
-        adjust(&mut config);
         let (coordinator, task) = Coordinator::start(config, async move {
             let _ = stopped.await;
         })
