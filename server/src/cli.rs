@@ -199,9 +199,13 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum HistoryAction {
-    /// Recompute every row's hash and link; exit 0 when intact, 1 at the first
-    /// broken row.
-    Verify,
+    /// Recompute every row's hash and link, and check the head; exit 0 when
+    /// intact, 1 at the first broken row. With `--secure-log`, check that log's
+    /// line chain (across its rotated files) too.
+    Verify {
+        #[arg(long)]
+        secure_log: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,16 +7,26 @@ use crate::store_cmd::{failed, with_store};
 
 pub async fn run(args: &HistoryArgs) -> ExitCode {
     with_store(&args.database, async |store| match args.action {
-        Some(HistoryAction::Verify) => match store.verify_chain().await {
-            Ok(rows) => {
-                println!("ok: {rows} history rows, chain intact");
-                ExitCode::SUCCESS
+        Some(HistoryAction::Verify { ref secure_log }) => {
+            match store.verify_chain().await {
+                Ok(rows) => println!("ok: {rows} history rows, chain intact"),
+                Err(broken) => {
+                    eprintln!("{broken}");
+                    return ExitCode::from(1);
+                }
             }
-            Err(broken) => {
-                eprintln!("{broken}");
-                ExitCode::from(1)
+            let Some(log) = secure_log else { return ExitCode::SUCCESS };
+            match marain::engine::secure_log::verify(log) {
+                Ok(lines) => {
+                    println!("ok: {lines} secure-log lines, chain intact");
+                    ExitCode::SUCCESS
+                }
+                Err(broken) => {
+                    eprintln!("secure log: {broken}");
+                    ExitCode::from(1)
+                }
             }
-        },
+        }
         None => match store.history(args.file.as_deref(), args.limit).await {
             Ok(rows) => {
                 for r in rows {

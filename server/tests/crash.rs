@@ -33,6 +33,12 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, db: &str, failpoint: Option<&str>) -> Server {
+        Self::start_logging(dir, db, failpoint, "secure.log")
+    }
+
+    /// [`Server::start`] with its own secure log `log` in `dir` (every instance
+    /// keeps its own: one log is one chain).
+    fn start_logging(dir: &Path, db: &str, failpoint: Option<&str>, log: &str) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
         command
             .args(["serve", "--site"])
@@ -40,7 +46,7 @@ impl Server {
             .arg("--database")
             .arg(db)
             .args(["--addr", "127.0.0.1:0", "--debounce-ms", "10", "--secure-log"])
-            .arg(dir.join("secure.log"))
+            .arg(dir.join(log))
             .arg("--assets")
             .arg(dir.join("assets"))
             .env_remove("MARAIN_FAILPOINT");
@@ -107,10 +113,17 @@ async fn backed_up_bios(db: &str) -> i64 {
     n
 }
 
-fn history_verifies(db: &str) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_marain")).args(["history", "verify", "--database", db]).output().unwrap();
-    assert!(out.status.success(), "history verify: {}", String::from_utf8_lossy(&out.stdout));
+/// The history's chain and head, and the secure log's line chain (which the
+/// killed process and its successor wrote), are intact.
+fn history_verifies(db: &str, dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_marain"))
+        .args(["history", "verify", "--database", db, "--secure-log"])
+        .arg(dir.join("secure.log"))
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "history verify: {said}");
+    assert!(said.contains("secure-log lines, chain intact"), "{said}");
 }
 
 /// A client carrying an approver's API token, made in the database the server
@@ -141,7 +154,7 @@ async fn crash_once(point: &str, backend: Backend) {
     }
     // On PostgreSQL a second instance runs on the same site and database all
     // along; when the applying one dies, it carries on.
-    let other = (backend == Backend::Postgres).then(|| Server::start(dir.path(), &db, None));
+    let other = (backend == Backend::Postgres).then(|| Server::start_logging(dir.path(), &db, None, "secure-b.log"));
     if let Some(other) = &other {
         wait_status(&client, &other.base, |s| s["in_sync"] == json!(true)).await;
     }
@@ -170,7 +183,7 @@ async fn crash_once(point: &str, backend: Backend) {
     .await;
     assert_eq!(s["drift"], json!([]), "{point}: the database and the applied files disagree: {s}");
     assert_eq!(s["rejected"], json!([]), "{point}: {s}");
-    history_verifies(&db);
+    history_verifies(&db, dir.path());
     let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
     if committed {
         // Acknowledged by the commit: kept, and not applied a second time.
@@ -186,7 +199,7 @@ async fn crash_once(point: &str, backend: Backend) {
         assert_eq!(resp.status().as_u16(), 200, "{point}");
         assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}: applied exactly once");
         assert_eq!(backed_up_bios(&db).await, 5, "{point}");
-        history_verifies(&db);
+        history_verifies(&db, dir.path());
     }
     if backend == Backend::Postgres {
         // The instance that died comes back and agrees with the one that carried on.
