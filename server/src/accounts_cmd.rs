@@ -1,4 +1,5 @@
-//! `marain admin add` and `marain token create`, straight on the database.
+//! `marain admin add|remove` and `marain token create|list|revoke`, straight on
+//! the database.
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -13,7 +14,23 @@ fn role(s: &str) -> Role {
 }
 
 pub async fn admin(args: &AdminArgs) -> ExitCode {
-    let AdminAction::Add { username, role: r, replace } = &args.action;
+    match &args.action {
+        AdminAction::Add { username, role: r, replace } => add_account(args, username, r, *replace).await,
+        AdminAction::Remove { username } => {
+            with_store(&args.database, async |store| match store.remove_account(username).await {
+                Ok(true) => {
+                    println!("account `{username}` removed; its sessions end on their next request");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => failed(format!("no account `{username}`")),
+                Err(e) => failed(e),
+            })
+            .await
+        }
+    }
+}
+
+async fn add_account(args: &AdminArgs, username: &str, r: &str, replace: bool) -> ExitCode {
     let password = match std::env::var("MARAIN_PASSWORD") {
         Ok(p) => p,
         Err(_) => {
@@ -26,7 +43,7 @@ pub async fn admin(args: &AdminArgs) -> ExitCode {
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    with_store(&args.database, async |store| match store.add_account(username, &password, role(r), *replace).await {
+    with_store(&args.database, async |store| match store.add_account(username, &password, role(r), replace).await {
         Ok(()) => {
             println!("account `{username}` ({r}) saved");
             ExitCode::SUCCESS
@@ -37,14 +54,40 @@ pub async fn admin(args: &AdminArgs) -> ExitCode {
 }
 
 pub async fn token(args: &TokenArgs) -> ExitCode {
-    let TokenAction::Create { name, role: r } = &args.action;
-    with_store(&args.database, async |store| match store.create_token(name, role(r)).await {
-        Ok(secret) => {
-            eprintln!("token `{name}` ({r}) created; it is shown only this once:");
-            println!("{secret}");
-            ExitCode::SUCCESS
+    with_store(&args.database, async |store| match &args.action {
+        TokenAction::Create { name, role: r, expires_in } => {
+            let expires_at = expires_in.map(|d| {
+                let at = time::OffsetDateTime::now_utc() + d;
+                at.format(&time::format_description::well_known::Rfc3339).expect("a UTC time formats")
+            });
+            match store.create_token_until(name, role(r), expires_at.clone()).await {
+                Ok(secret) => {
+                    let until = expires_at.map(|at| format!(", valid until {at}")).unwrap_or_default();
+                    eprintln!("token `{name}` ({r}{until}) created; it is shown only this once:");
+                    println!("{secret}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failed(e),
+            }
         }
-        Err(e) => failed(e),
+        TokenAction::List => match store.tokens().await {
+            Ok(tokens) => {
+                for t in tokens {
+                    let expires = t.expires_at.unwrap_or_else(|| "never".into());
+                    println!("{:<24} {:<9} created {}  expires {expires}", t.name, t.role, t.created_at);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        },
+        TokenAction::Revoke { name } => match store.revoke_token(name).await {
+            Ok(true) => {
+                println!("token `{name}` revoked");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => failed(format!("no token `{name}`")),
+            Err(e) => failed(e),
+        },
     })
     .await
 }

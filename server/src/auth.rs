@@ -77,7 +77,17 @@ async fn identify(
         return auth.store.token_identity(bearer.trim()).await;
     }
     let Some(session) = session else { return Ok(None) };
-    Ok(session.get::<Identity>(IDENTITY_KEY).await.ok().flatten())
+    let Some(identity) = session.get::<Identity>(IDENTITY_KEY).await.ok().flatten() else { return Ok(None) };
+    // A session follows its account: removed, or its password or role changed
+    // since it signed in, and it is over.
+    match auth.store.account_now(&identity.name).await? {
+        Some((role, epoch)) if epoch == identity.epoch => Ok(Some(Identity { role, ..identity })),
+        _ => {
+            tracing::info!(user = %identity.name, "the account changed or is gone; its session ends");
+            let _ = session.flush().await;
+            Ok(None)
+        }
+    }
 }
 
 /// A CORS preflight: an OPTIONS request asking, for a cross-origin page, which

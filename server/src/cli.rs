@@ -58,9 +58,14 @@ pub enum AdminAction {
         username: String,
         #[arg(long, value_parser = ["viewer", "approver"])]
         role: String,
-        /// Replace the password and role of an existing account.
+        /// Replace the password and role of an existing account (its sessions end).
         #[arg(long)]
         replace: bool,
+    },
+    /// Remove an account; its sessions end on their next request.
+    Remove {
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -80,7 +85,34 @@ pub enum TokenAction {
         name: String,
         #[arg(long, value_parser = ["viewer", "approver"])]
         role: String,
+        /// Valid for this long: `30d`, `12h` or `45m`; without it the token does
+        /// not expire.
+        #[arg(long, value_parser = parse_lifetime)]
+        expires_in: Option<std::time::Duration>,
     },
+    /// List the tokens: name, role, created, expires (never their secrets).
+    List,
+    /// Revoke a token; requests carrying it are refused at once.
+    Revoke {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// `30d`, `12h`, `45m` as a duration.
+pub fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.parse().map_err(|_| format!("`{text}`: use a number and d, h or m, e.g. 30d"))?;
+    let seconds = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3_600),
+        "m" => n.checked_mul(60),
+        _ => return Err(format!("`{text}`: use a number and d, h or m, e.g. 30d")),
+    };
+    match seconds {
+        Some(s) if s > 0 && s <= 3650 * 86_400 => Ok(std::time::Duration::from_secs(s)),
+        _ => Err(format!("`{text}`: use between 1 minute and 3650 days")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -802,6 +802,55 @@ async fn event_streams_are_capped_by_max_connections(backend: Backend) {
     server.stop().await;
 }
 
+/// Sessions and tokens follow their account: a new role or password, or a
+/// removed account, ends its sessions at once; a revoked or expired token is
+/// refused at once.
+async fn sessions_and_tokens_follow_the_account(backend: Backend) {
+    let server = Server::start(backend).await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    const PASSWORD: &str = "editor password, long";
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sign_in = || async {
+        let form = [("username", "editor"), ("password", PASSWORD), ("next", "/")];
+        let resp = no_redirects.post(format!("{root}/login")).header("origin", &root).form(&form).send().await.unwrap();
+        assert_eq!(resp.headers()["location"], "/", "signed in");
+        resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+    };
+    let status_with = |cookie: String| {
+        let url = format!("{}/status", server.base);
+        let client = no_redirects.clone();
+        async move { client.get(url).header("cookie", cookie).send().await.unwrap().status().as_u16() }
+    };
+    let store = marain::engine::Store::open(&server.db).await.unwrap();
+    store.add_account("editor", PASSWORD, Role::Approver, false).await.unwrap();
+
+    let session = sign_in().await;
+    assert_eq!(status_with(session.clone()).await, 200);
+    // Demoted: the session signed in as an approver is over.
+    store.add_account("editor", PASSWORD, Role::Viewer, true).await.unwrap();
+    assert_eq!(status_with(session).await, 401, "a demoted account's session lives on");
+    // Removed: so is the new one.
+    let session = sign_in().await;
+    assert_eq!(status_with(session.clone()).await, 200);
+    assert!(store.remove_account("editor").await.unwrap());
+    assert_eq!(status_with(session).await, 401, "a removed account's session lives on");
+
+    // A revoked token, and an expired one, are refused at once.
+    let revoked = client_with(&store.create_token("short-lived", Role::Viewer).await.unwrap());
+    assert_eq!(revoked.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 200);
+    assert!(store.revoke_token("short-lived").await.unwrap());
+    assert_eq!(revoked.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 401);
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let expiring = client_with(&store.create_token_until("expiring", Role::Viewer, Some(soon)).await.unwrap());
+    assert_eq!(expiring.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(expiring.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 401);
+    store.close().await;
+    server.stop().await;
+}
+
 async fn a_rejected_change_records_who_and_why(backend: Backend) {
     let server = Server::start(backend).await;
     std::fs::write(
@@ -1321,4 +1370,5 @@ backend_tests!(
     limits_on_everything_a_client_sends,
     options_need_sign_in_and_a_failed_token_lookup_is_503,
     event_streams_are_capped_by_max_connections,
+    sessions_and_tokens_follow_the_account,
 );

@@ -237,7 +237,37 @@ async fn backups_are_listed_and_pruned_from_the_command_line(backend: Backend) {
 }
 
 backend_tests!(
+    tokens_and_accounts_are_managed_from_the_command_line,
     history_verify_on_an_empty_database_is_intact,
     history_verify_exits_1_on_a_tampered_chain,
     backups_are_listed_and_pruned_from_the_command_line,
 );
+
+/// `marain token create --expires-in`, `token list`, `token revoke` and
+/// `admin remove`, on the real binary.
+async fn tokens_and_accounts_are_managed_from_the_command_line(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend.prepare(dir.path()).await;
+    let (code, secret, _) =
+        marain(&["token", "create", "--name", "ci", "--role", "viewer", "--expires-in", "30d", "--database", &db]);
+    assert_eq!(code, 0);
+    assert!(secret.trim().starts_with("mrn_"), "{secret}");
+    let (code, listed, _) = marain(&["token", "list", "--database", &db]);
+    assert_eq!(code, 0);
+    let line = listed.lines().find(|l| l.starts_with("ci ")).unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains("viewer") && !line.contains("expires never"), "{line}");
+    assert!(!listed.contains(secret.trim()), "a listing never shows a secret");
+    let (code, _, _) = marain(&["token", "revoke", "--name", "ci", "--database", &db]);
+    assert_eq!(code, 0);
+    let (_, listed, _) = marain(&["token", "list", "--database", &db]);
+    assert!(!listed.contains("ci "), "{listed}");
+    let (code, _, stderr) = marain(&["token", "revoke", "--name", "ci", "--database", &db]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no token `ci`"), "{stderr}");
+    let (code, _, stderr) =
+        marain(&["token", "create", "--name", "x", "--role", "viewer", "--expires-in", "soon", "--database", &db]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = marain(&["admin", "remove", "--username", "nobody", "--database", &db]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no account `nobody`"), "{stderr}");
+}

@@ -48,6 +48,27 @@ pub struct Identity {
     pub role: Role,
     /// True for an API token; false for a dashboard session.
     pub token: bool,
+    /// The account's epoch when the session signed in: a later change of its
+    /// password or role raises it and ends the session.
+    #[serde(default)]
+    pub epoch: i64,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: String,
+    pub created_at: String,
+    /// RFC 3339; `None` for a token that does not expire.
+    pub expires_at: Option<String>,
+}
+
+/// Whether RFC 3339 time `at` has passed.
+fn passed(at: &str) -> bool {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map(|t| t <= time::OffsetDateTime::now_utc())
+        .unwrap_or(true)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,8 +137,10 @@ impl Store {
         .map_err(|e| AccountError::Hash(e.to_string()))?
         .map_err(|e| AccountError::Hash(e.to_string()))?;
         let on_conflict = match replace {
+            // A new password or role ends the account's sessions (its epoch moves on).
             true => {
-                " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role"
+                " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role, \
+                 epoch = marain_accounts.epoch + 1"
             }
             false => "",
         };
@@ -136,14 +159,17 @@ impl Store {
     /// The account's identity if `password` is right; `None` otherwise (an
     /// unknown user costs the same hash as a known one, so timing tells nothing).
     pub async fn verify_password(&self, username: &str, password: &str) -> Result<Option<Identity>, StoreError> {
-        let row: Option<(String, String)> = self
+        let row: Option<(String, String, i64)> = self
             .pool()
-            .fetch_optional("SELECT password_hash, role FROM marain_accounts WHERE username = $1", &[username.into()])
+            .fetch_optional(
+                "SELECT password_hash, role, epoch FROM marain_accounts WHERE username = $1",
+                &[username.into()],
+            )
             .await?;
         // A fixed hash of a random password stands in for a missing account.
         const DECOY: &str =
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$3pDRnVxm2QqUp4QxWX5D+cD5ENSeFxcOsWsoFW7nxKQ";
-        let (hash, role) = row.clone().unwrap_or_else(|| (DECOY.to_string(), String::new()));
+        let (hash, role, epoch) = row.clone().unwrap_or_else(|| (DECOY.to_string(), String::new(), 0));
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
@@ -151,14 +177,51 @@ impl Store {
         .await
         .unwrap_or(false);
         Ok(match (ok && row.is_some(), Role::parse(&role)) {
-            (true, Some(role)) => Some(Identity { name: username.to_string(), role, token: false }),
+            (true, Some(role)) => Some(Identity { name: username.to_string(), role, token: false, epoch }),
             _ => None,
         })
     }
 
-    /// Creates an API token; returns its secret, which is not stored and cannot
-    /// be shown again.
+    /// The account's role and epoch now; `None` once it is removed. A session
+    /// whose identity no longer matches is signed out.
+    pub async fn account_now(&self, username: &str) -> Result<Option<(Role, i64)>, StoreError> {
+        let row: Option<(String, i64)> = self
+            .pool()
+            .fetch_optional("SELECT role, epoch FROM marain_accounts WHERE username = $1", &[username.into()])
+            .await?;
+        Ok(row.and_then(|(role, epoch)| Some((Role::parse(&role)?, epoch))))
+    }
+
+    /// Removes an account (its sessions end on their next request); false when
+    /// there was none.
+    pub async fn remove_account(&self, username: &str) -> Result<bool, StoreError> {
+        Ok(self.pool().execute("DELETE FROM marain_accounts WHERE username = $1", &[username.into()]).await? > 0)
+    }
+
+    /// Every API token, by name, without secrets.
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let sql = "SELECT name, role, created_at, expires_at FROM marain_tokens ORDER BY name";
+        Ok(self.pool().fetch_all(sql, &[]).await?)
+    }
+
+    /// Revokes the token named `name`; false when there was none.
+    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.pool().execute("DELETE FROM marain_tokens WHERE name = $1", &[name.into()]).await? > 0)
+    }
+
+    /// Creates an API token that never expires; see [`Self::create_token_until`].
     pub async fn create_token(&self, name: &str, role: Role) -> Result<String, AccountError> {
+        self.create_token_until(name, role, None).await
+    }
+
+    /// Creates an API token, valid until `expires_at` (RFC 3339) if given;
+    /// returns its secret, which is not stored and cannot be shown again.
+    pub async fn create_token_until(
+        &self,
+        name: &str,
+        role: Role,
+        expires_at: Option<String>,
+    ) -> Result<String, AccountError> {
         if !valid_name(name) {
             return Err(AccountError::BadName(name.to_string()));
         }
@@ -166,8 +229,14 @@ impl Store {
         let result = self
             .pool()
             .execute(
-                "INSERT INTO marain_tokens (name, token_hash, role, created_at) VALUES ($1, $2, $3, $4)",
-                &[name.into(), sha256_hex(secret.as_bytes()).into(), role.as_str().into(), now().into()],
+                "INSERT INTO marain_tokens (name, token_hash, role, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    name.into(),
+                    sha256_hex(secret.as_bytes()).into(),
+                    role.as_str().into(),
+                    now().into(),
+                    expires_at.into(),
+                ],
             )
             .await;
         match result {
@@ -178,16 +247,19 @@ impl Store {
         }
     }
 
-    /// The identity behind an API token's secret, if it is one.
+    /// The identity behind an API token's secret, if it is one and has not
+    /// expired.
     pub async fn token_identity(&self, secret: &str) -> Result<Option<Identity>, StoreError> {
-        let row: Option<(String, String)> = self
+        let row: Option<(String, String, Option<String>)> = self
             .pool()
             .fetch_optional(
-                "SELECT name, role FROM marain_tokens WHERE token_hash = $1",
+                "SELECT name, role, expires_at FROM marain_tokens WHERE token_hash = $1",
                 &[sha256_hex(secret.as_bytes()).into()],
             )
             .await?;
-        Ok(row.and_then(|(name, role)| Some(Identity { name, role: Role::parse(&role)?, token: true })))
+        Ok(row
+            .filter(|(_, _, expires)| !expires.as_deref().is_some_and(passed))
+            .and_then(|(name, role, _)| Some(Identity { name, role: Role::parse(&role)?, token: true, epoch: 0 })))
     }
 
     /// On first start (no accounts at all), creates `admin` as an approver with
