@@ -94,7 +94,17 @@ pub async fn layer(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<SessionManagerLayer<SessionRows>, String> {
     let sessions = SessionRows::on(store.pool())?;
-    sessions.migrate().await.map_err(|e| format!("cannot create the session table: {e}"))?;
+    // Instances starting together on one PostgreSQL database race to create the
+    // table (`CREATE … IF NOT EXISTS` is not safe against a concurrent twin):
+    // the loser tries again once the winner's table is there.
+    let mut attempt = 0;
+    while let Err(e) = sessions.migrate().await {
+        attempt += 1;
+        if attempt >= 5 {
+            return Err(format!("cannot create the session table: {e}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+    }
     let cleaner = sessions.clone();
     tokio::spawn(async move {
         tokio::select! {

@@ -165,11 +165,13 @@ async fn three_instances_on_one_shared_site_act_as_one() {
     std::fs::write(dir.path().join("site/config/config.hot_reload.yaml"), hooks).unwrap();
     let db = PgServer::shared().fresh_database().await;
     let client = approver_client(&db).await;
-    let instances = [
-        Instance::start("a", dir.path(), &db),
-        Instance::start("b", dir.path(), &db),
-        Instance::start("c", dir.path(), &db),
-    ];
+    // All three start at the same moment on an empty database: migrations, the
+    // first account, the session table and the first applies race, and must not
+    // trip over each other.
+    let instances = std::thread::scope(|scope| {
+        let started = ["a", "b", "c"].map(|name| scope.spawn(|| Instance::start(name, dir.path(), &db)));
+        started.map(|s| s.join().expect("an instance failed to start"))
+    });
     for instance in &instances {
         instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
     }

@@ -327,6 +327,17 @@ impl Worker {
         paths.extend(self.pending.keys().cloned());
         // `seen` stays: every path is re-read, and only real differences go on.
         self.process(turn, paths).await;
+        // What another instance applied meanwhile belongs to the applied state
+        // the drift check compares with: its tables are not drift.
+        if std::mem::take(&mut turn.resync) {
+            self.sync(turn).await;
+        }
+        self.check_drift().await;
+        turn.changed = true;
+    }
+
+    /// Compares the database's tables with the applied state (see `drift`).
+    pub(super) async fn check_drift(&mut self) {
         match super::drift::detect(&self.store, &self.applied).await {
             Ok(drift) => {
                 for d in drift.iter().filter(|d| !self.drift.contains(d)) {
@@ -336,7 +347,6 @@ impl Worker {
             }
             Err(e) => tracing::error!(error = %e, "drift check failed"),
         }
-        turn.changed = true;
     }
 
     /// Emits an event attributed to the turn's actor.

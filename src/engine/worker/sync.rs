@@ -58,6 +58,10 @@ impl Worker {
             self.record(turn, event);
             touched.insert(row.file);
         }
+        if !touched.is_empty() && !self.drift.is_empty() {
+            // Drift found before these versions arrived may be nothing but them.
+            self.check_drift().await;
+        }
         if !touched.is_empty() {
             if touched.iter().any(|f| crate::config::is_config_path(f)) {
                 self.settings = self.live_settings();
