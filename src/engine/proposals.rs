@@ -7,8 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::database::Arg;
-use super::store::{ChangeNotice, Store, StoreError, CHANGES_CHANNEL};
-use crate::sql::Dialect;
+use super::store::{announce, ChangeNotice, Store, StoreError};
 
 /// What one instance's copy proposes for one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -55,11 +54,8 @@ impl Store {
             )
             .await?;
         }
-        if conn.dialect() == Dialect::Postgres {
-            let notice = ChangeNotice { instance: self.instance().to_string(), id: 0, file: String::new(), version: 0 };
-            let payload = serde_json::to_string(&notice).expect("plain data serialises");
-            conn.execute("SELECT pg_notify($1, $2)", &[CHANGES_CHANNEL.into(), payload.into()]).await?;
-        }
+        let notice = ChangeNotice { instance: self.instance().to_string(), id: 0, file: String::new(), version: 0 };
+        announce(&mut conn, &notice).await?;
         tx.commit().await?;
         Ok(())
     }

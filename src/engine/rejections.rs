@@ -5,8 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::database::Arg;
-use super::store::{ChangeNotice, Store, StoreError, CHANGES_CHANNEL};
-use crate::sql::Dialect;
+use super::store::{announce, ChangeNotice, Store, StoreError};
 
 /// A person turned down the change of `file` to the text hashed `to_hash`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -44,12 +43,9 @@ impl Store {
             ],
         )
         .await?;
-        if conn.dialect() == Dialect::Postgres {
-            let notice =
-                ChangeNotice { instance: self.instance().to_string(), id: 0, file: rejection.file.clone(), version: 0 };
-            let payload = serde_json::to_string(&notice).expect("plain data serialises");
-            conn.execute("SELECT pg_notify($1, $2)", &[CHANGES_CHANNEL.into(), payload.into()]).await?;
-        }
+        let notice =
+            ChangeNotice { instance: self.instance().to_string(), id: 0, file: rejection.file.clone(), version: 0 };
+        announce(&mut conn, &notice).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -402,12 +402,8 @@ impl Store {
         .await?;
         // A version of the file is live now: earlier refusals of it are moot.
         conn.execute("DELETE FROM marain_rejections WHERE file = $1", &[(&row.file).into()]).await?;
-        if conn.dialect() == Dialect::Postgres {
-            // Delivered to every listener when, and only if, this commits.
-            let notice =
-                ChangeNotice { instance: self.instance.clone(), id, file: row.file.clone(), version: row.version };
-            conn.execute("SELECT pg_notify($1, $2)", &[CHANGES_CHANNEL.into(), to_json(&notice).into()]).await?;
-        }
+        let notice = ChangeNotice { instance: self.instance.clone(), id, file: row.file.clone(), version: row.version };
+        announce(&mut conn, &notice).await?;
         self.failpoints.reach("before_commit");
         tx.commit().await?;
         Ok(VersionRow { id, ..row })
@@ -458,9 +454,7 @@ impl Store {
         let dialect = self.dialect();
         let mut out = Vec::new();
         for (id, file, version, applied_at, json) in rows {
-            let names: Vec<String> = serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })?;
-            for table in names {
+            for table in backup_names(id, &json)? {
                 let rows = match existing.contains(&dialect.ident(&table)) {
                     true => {
                         let sql = format!("SELECT COUNT(*) FROM {}", dialect.table(&table));
@@ -527,10 +521,8 @@ impl Store {
             let Some(names) = out.get_mut(&file).filter(|_| since.get(&file).is_some_and(|v| version > *v)) else {
                 continue;
             };
-            let made: Vec<String> = serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })?;
             // A pruned backup cannot refill anything.
-            names.extend(made.into_iter().filter(|n| existing.contains(&dialect.ident(n))));
+            names.extend(backup_names(id, &json)?.into_iter().filter(|n| existing.contains(&dialect.ident(n))));
         }
         Ok(out)
     }
@@ -621,6 +613,21 @@ pub fn lock_backoff(attempt: u32) -> Duration {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let jitter = u64::from(nanos) % (base / 4 + 1);
     Duration::from_millis(base + jitter)
+}
+
+/// Tells the other instances on this database about `notice`, in the
+/// transaction of `conn`: delivered to every listener when, and only if, it
+/// commits (see `sync`). Nothing to do on SQLite, which has one process.
+pub(super) async fn announce(conn: &mut Conn<'_>, notice: &ChangeNotice) -> Result<(), StoreError> {
+    if conn.dialect() == Dialect::Postgres {
+        conn.execute("SELECT pg_notify($1, $2)", &[CHANGES_CHANNEL.into(), to_json(notice).into()]).await?;
+    }
+    Ok(())
+}
+
+/// The backup tables a history row's `backups` column names.
+fn backup_names(id: i64, json: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt { id, message: format!("backups: {e}") })
 }
 
 async fn run_probes(conn: &mut Conn<'_>, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {

@@ -399,20 +399,22 @@ impl Worker {
             waits
         });
         let event = self.event(EventKind::Waiting, &change.file, Some(change), None, message);
-        tracing::info!(kind = event.kind.as_str(), file = %event.file, message = %event.message, "hot-reload");
-        if let Some(log) = &mut self.secure_log {
-            log.append(&event);
-        }
+        self.log_event(&event);
         let _ = self.shared.events.send(event);
     }
 
     /// Logs `event`, appends it to `secure.log`, and keeps it for the end of the turn.
     fn record(&mut self, turn: &mut Turn, event: EngineEvent) {
+        self.log_event(&event);
+        turn.events.push(event);
+    }
+
+    /// Writes `event` to the process log and to `secure.log`.
+    fn log_event(&mut self, event: &EngineEvent) {
         tracing::info!(kind = event.kind.as_str(), file = %event.file, message = %event.message, "hot-reload");
         if let Some(log) = &mut self.secure_log {
-            log.append(&event);
+            log.append(event);
         }
-        turn.events.push(event);
     }
 
     fn publish(&mut self) {
