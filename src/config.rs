@@ -9,6 +9,7 @@ use crate::error::FileError;
 use crate::hash::sha256_hex;
 use crate::hazard::{Hazard, HazardCode, Severity};
 use crate::locate::top_key;
+use crate::secrets::Redaction;
 use crate::validate::identifier_problem;
 use crate::yaml::{self, RawScalar};
 
@@ -127,21 +128,22 @@ fn kind(v: &Json) -> &'static str {
 }
 
 /// The text of site file `path` as people may see it: a configuration file's
-/// secrets redacted ([`crate::secrets::redact_yaml_text`]), any other file as it is.
-pub fn shown_text(path: &str, text: &str) -> String {
+/// secrets redacted ([`Redaction::redact_yaml_text`]), any other file as it is.
+pub fn shown_text(path: &str, text: &str, redaction: &Redaction) -> String {
     match is_config_path(path) {
-        true => crate::secrets::redact_yaml_text(text),
+        true => redaction.redact_yaml_text(text),
         false => text.to_string(),
     }
 }
 
-/// Diffs two versions of a configuration file; `None` is "no file".
-pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>) -> Vec<ConfigChange> {
+/// Diffs two versions of a configuration file; `None` is "no file". Values
+/// under the keys `redaction` names are never shown.
+pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>, redaction: &Redaction) -> Vec<ConfigChange> {
     let (o, n) = match (old, new) {
         (None, None) => return vec![],
         (None, Some(n)) => {
             let mut items = vec![ConfigChange::ConfigCreated { config: n.id.clone() }];
-            items.extend(secrets_in_file(&n.id, None, &n.values));
+            items.extend(secrets_in_file(&n.id, None, &n.values, redaction));
             return items;
         }
         (Some(o), None) => return vec![ConfigChange::ConfigDeleted { config: o.id.clone() }],
@@ -171,16 +173,22 @@ pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>) -> Vec<Con
     if !keys.is_empty() {
         items.push(ConfigChange::ConfigMetadata { config: config.clone(), keys });
     }
-    diff_maps(&config, "", &o.values, &n.values, &mut items);
-    items.extend(secrets_in_file(&config, Some(&o.values), &n.values));
+    diff_maps(&config, "", &o.values, &n.values, redaction, &mut items);
+    items.extend(secrets_in_file(&config, Some(&o.values), &n.values, redaction));
     items
 }
 
 /// The secrets written into `new` itself that are new or changed since `old`.
-fn secrets_in_file(config: &str, old: Option<&Map<String, Json>>, new: &Map<String, Json>) -> Vec<ConfigChange> {
+fn secrets_in_file(
+    config: &str,
+    old: Option<&Map<String, Json>>,
+    new: &Map<String, Json>,
+    redaction: &Redaction,
+) -> Vec<ConfigChange> {
     let new_values = Json::Object(new.clone());
     let old_values = old.map(|o| Json::Object(o.clone()));
-    crate::secrets::literal_secrets("", &new_values)
+    redaction
+        .literal_secrets("", &new_values)
         .into_iter()
         .filter(|path| old_values.as_ref().and_then(|o| value_at(o, path)) != value_at(&new_values, path))
         .map(|path| ConfigChange::ConfigSecretInFile { config: config.into(), path })
@@ -196,12 +204,19 @@ fn value_at<'a>(value: &'a Json, path: &str) -> Option<&'a Json> {
     })
 }
 
-fn diff_maps(config: &str, prefix: &str, o: &Map<String, Json>, n: &Map<String, Json>, out: &mut Vec<ConfigChange>) {
+fn diff_maps(
+    config: &str,
+    prefix: &str,
+    o: &Map<String, Json>,
+    n: &Map<String, Json>,
+    redaction: &Redaction,
+    out: &mut Vec<ConfigChange>,
+) {
     let path = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
     for (k, ov) in o {
         match n.get(k) {
             None => out.push(ConfigChange::ConfigKeyRemoved { config: config.into(), path: path(k) }),
-            Some(nv) => diff_values(config, &path(k), ov, nv, out),
+            Some(nv) => diff_values(config, &path(k), ov, nv, redaction, out),
         }
     }
     for k in n.keys().filter(|k| !o.contains_key(*k)) {
@@ -209,9 +224,9 @@ fn diff_maps(config: &str, prefix: &str, o: &Map<String, Json>, n: &Map<String, 
     }
 }
 
-fn diff_values(config: &str, path: &str, o: &Json, n: &Json, out: &mut Vec<ConfigChange>) {
+fn diff_values(config: &str, path: &str, o: &Json, n: &Json, redaction: &Redaction, out: &mut Vec<ConfigChange>) {
     match (o, n) {
-        (Json::Object(a), Json::Object(b)) => diff_maps(config, path, a, b, out),
+        (Json::Object(a), Json::Object(b)) => diff_maps(config, path, a, b, redaction, out),
         _ if o == n => {}
         (Json::Object(_), _) => {
             out.push(ConfigChange::ConfigMappingReplaced { config: config.into(), path: path.into() })
@@ -226,7 +241,7 @@ fn diff_values(config: &str, path: &str, o: &Json, n: &Json, out: &mut Vec<Confi
         }
         _ => {
             // Secrets are never shown; a change only they make still says so.
-            let (old, mut new) = (crate::secrets::shown_value(path, o), crate::secrets::shown_value(path, n));
+            let (old, mut new) = (redaction.shown_value(path, o), redaction.shown_value(path, n));
             if old == new {
                 new.push_str(" (changed)");
             }
@@ -330,7 +345,7 @@ mod tests {
     fn key_paths_and_grades() {
         let a = doc("id: gateway\nprovider: api\nvalues:\n  rate_limit:\n    enabled: false\n    rpm: 60\n  cors: {origins: [a]}\n  old: 1\n");
         let b = doc("id: gateway\nprovider: api\nvalues:\n  rate_limit:\n    enabled: true\n    rpm: \"60\"\n  cors: none\n  new: 2\n");
-        let items = diff_configs(Some(&a), Some(&b));
+        let items = diff_configs(Some(&a), Some(&b), &Redaction::default());
         let graded: Vec<String> = items
             .iter()
             .map(|i| {
@@ -355,6 +370,6 @@ mod tests {
     fn comment_only_edit_is_empty() {
         let a = doc("id: gateway\nvalues: {a: 1}\n");
         let b = doc("# hello\nid: gateway\nvalues:\n  a: 1\n");
-        assert!(diff_configs(Some(&a), Some(&b)).is_empty());
+        assert!(diff_configs(Some(&a), Some(&b), &Redaction::default()).is_empty());
     }
 }

@@ -66,6 +66,8 @@ pub enum AutoApply {
 struct SystemValues {
     app: AppValues,
     logging: LoggingValues,
+    /// Key names whose values are secrets, beyond the built-in words.
+    redact_keys: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,9 +163,23 @@ pub struct LiveSettings {
     /// Per top-level directory (`schemas`, `config`), overriding `auto_apply`.
     pub directory_auto_apply: BTreeMap<String, AutoApply>,
     pub webhooks: Vec<Webhook>,
+    /// Key names whose values are never shown (`system.redact_keys`), beyond
+    /// the built-in words.
+    pub redact_keys: Vec<String>,
+}
+
+/// Which keys hold secrets, by the `values` of a `system` config.
+pub fn system_redaction(values: &Map<String, Json>) -> crate::secrets::Redaction {
+    let system: SystemValues = serde_json::from_value(Json::Object(values.clone())).unwrap_or_default();
+    crate::secrets::Redaction::new(&system.redact_keys)
 }
 
 impl LiveSettings {
+    /// Which keys hold secrets on this site (the built-in words and `system.redact_keys`).
+    pub fn redaction(&self) -> crate::secrets::Redaction {
+        crate::secrets::Redaction::new(&self.redact_keys)
+    }
+
     /// The settings the built-in configs give; `values(id)` is the `values` of the
     /// applied config `id`, if any.
     pub fn from_configs<'a>(values: impl Fn(&str) -> Option<&'a Map<String, Json>>) -> Self {
@@ -185,6 +201,7 @@ impl LiveSettings {
             auto_apply: hot.auto_apply,
             directory_auto_apply: hot.directories.into_iter().filter_map(|(d, v)| Some((d, v.auto_apply?))).collect(),
             webhooks: hot.webhooks,
+            redact_keys: system.redact_keys,
         }
     }
 

@@ -22,15 +22,169 @@ pub const REDACTED: &str = "•••••";
 const SECRET_WORDS: [&str; 9] =
     ["secret", "password", "passwd", "token", "api_key", "apikey", "private_key", "credential", "auth_key"];
 
-/// Whether a mapping key names a secret (`secret`, `db_password`, `apiKey` …).
-pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase().replace('-', "_");
-    SECRET_WORDS.iter().any(|w| key.contains(w))
+/// Which keys hold secrets: the built-in words (`secret`, `password`, `token`
+/// … anywhere in a key) and the exact key names a site adds in
+/// `system.redact_keys` (compared without case). Every function that shows a
+/// value takes one, so a site's own secret keys are hidden everywhere the
+/// built-in ones are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redaction {
+    /// Extra key names, lower-case, `-` as `_`.
+    keys: std::collections::BTreeSet<String>,
 }
 
-/// Whether any segment of a dotted key path (`webhooks.0.secret`) names a secret.
-pub fn is_secret_path(path: &str) -> bool {
-    path.split('.').any(is_secret_key)
+fn normal_key(key: &str) -> String {
+    key.to_ascii_lowercase().replace('-', "_")
+}
+
+impl Redaction {
+    /// Only the built-in words.
+    pub const BUILT_IN: Redaction = Redaction { keys: std::collections::BTreeSet::new() };
+
+    /// The built-in words plus the key names `keys` (`system.redact_keys`).
+    pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> Self {
+        Redaction { keys: keys.into_iter().map(|k| normal_key(k.as_ref().trim())).filter(|k| !k.is_empty()).collect() }
+    }
+
+    /// What both `self` and `other` hide: used while a batch changes the list.
+    pub fn union(&self, other: &Redaction) -> Redaction {
+        Redaction { keys: self.keys.union(&other.keys).cloned().collect() }
+    }
+
+    /// Whether a mapping key names a secret (`secret`, `db_password`, `apiKey`,
+    /// or a key of `system.redact_keys`).
+    pub fn is_secret_key(&self, key: &str) -> bool {
+        let key = normal_key(key);
+        SECRET_WORDS.iter().any(|w| key.contains(w)) || self.keys.contains(&key)
+    }
+
+    /// Whether any segment of a dotted key path (`webhooks.0.secret`) names a secret.
+    pub fn is_secret_path(&self, path: &str) -> bool {
+        path.split('.').any(|k| self.is_secret_key(k))
+    }
+
+    /// `value` with every secret in it shown as [`REDACTED`]: values under secret
+    /// keys (references stay, they hold nothing), and passwords inside URLs.
+    pub fn redact_json(&self, value: &Json) -> Json {
+        match value {
+            Json::Object(map) => Json::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let shown = match v {
+                            Json::String(s) if self.is_secret_key(k) && SecretRef::parse(s).is_none() => {
+                                Json::String(REDACTED.into())
+                            }
+                            Json::Number(_) | Json::Bool(_) if self.is_secret_key(k) => Json::String(REDACTED.into()),
+                            Json::Array(_) | Json::Object(_) if self.is_secret_key(k) => Json::String(REDACTED.into()),
+                            other => self.redact_json(other),
+                        };
+                        (k.clone(), shown)
+                    })
+                    .collect(),
+            ),
+            Json::Array(items) => Json::Array(items.iter().map(|i| self.redact_json(i)).collect()),
+            Json::String(s) => Json::String(redact_url(s)),
+            other => other.clone(),
+        }
+    }
+
+    /// How a value at `path` is shown: the whole value is a secret when the path
+    /// names one, otherwise the secrets inside it are.
+    pub fn shown_value(&self, path: &str, value: &Json) -> String {
+        match value {
+            Json::String(s) if SecretRef::parse(s).is_some() => value.to_string(),
+            _ if self.is_secret_path(path) => REDACTED.to_string(),
+            _ => self.redact_json(value).to_string(),
+        }
+    }
+
+    /// A configuration file's text with the secrets in it shown as [`REDACTED`],
+    /// line by line, for the diff view and the file history: `key: value` under
+    /// a secret key, every line of a block (mapping or list) under one, and
+    /// passwords in URLs. References are kept; the lines stay where they were.
+    pub fn redact_yaml_text(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        // The indentation of a secret key whose value is the block below it, and
+        // whether that block is a scalar (`|`, `>`: every line is the value).
+        let mut block: Option<(usize, bool)> = None;
+        for line in text.split_inclusive('\n') {
+            let (body, end) = match line.strip_suffix('\n') {
+                Some(body) => (body, "\n"),
+                None => (line, ""),
+            };
+            let trimmed = body.trim_start();
+            let indent = body.len() - trimmed.len();
+            let inside = |i: usize| indent > i || (indent == i && trimmed.starts_with('-'));
+            let shown = match block {
+                _ if trimmed.is_empty() || trimmed.starts_with('#') => body.to_string(),
+                Some((i, true)) if indent > i => format!("{}{REDACTED}", &body[..indent]),
+                Some((i, false)) if inside(i) => redact_block_line(body, indent),
+                _ => {
+                    let (shown, opens) = self.redact_yaml_line(body);
+                    let key_indent = indent + if trimmed.starts_with("- ") { 2 } else { 0 };
+                    block = opens.map(|scalar| (key_indent, scalar));
+                    shown
+                }
+            };
+            out.push_str(&shown);
+            out.push_str(end);
+        }
+        out
+    }
+
+    /// One line shown, and whether it is a secret key whose value is the block
+    /// below it (`Some(true)` for a block scalar, `Some(false)` for a mapping or list).
+    fn redact_yaml_line(&self, line: &str) -> (String, Option<bool>) {
+        let line = redact_url(line);
+        let trimmed = line.trim_start();
+        let key_start = line.len() - trimmed.len() + if trimmed.starts_with("- ") { 2 } else { 0 };
+        let Some(colon) = line[key_start..].find(':').map(|c| key_start + c) else { return (line, None) };
+        let key = line[key_start..colon].trim().trim_matches(|c| c == '"' || c == '\'');
+        let value = line[colon + 1..].trim();
+        if !self.is_secret_key(key) {
+            return (line, None);
+        }
+        if value.is_empty() || value.starts_with('#') {
+            return (line, Some(false));
+        }
+        if SecretRef::parse(value.trim_matches(['"', '\''])).is_some() {
+            return (line, None);
+        }
+        let scalar = value.starts_with('|') || value.starts_with('>');
+        (format!("{}: {REDACTED}", &line[..colon]), scalar.then_some(true))
+    }
+
+    /// Every literal secret in `value` (not a reference, not empty), as key paths
+    /// under `prefix`: what `secret_in_file` reports.
+    pub fn literal_secrets(&self, prefix: &str, value: &Json) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_literals(prefix, value, &mut out);
+        out
+    }
+
+    fn collect_literals(&self, path: &str, value: &Json, out: &mut Vec<String>) {
+        let child = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+        match value {
+            Json::Object(map) => {
+                for (k, v) in map {
+                    match v {
+                        Json::String(s) if self.is_secret_key(k) && !s.is_empty() && SecretRef::parse(s).is_none() => {
+                            out.push(child(k))
+                        }
+                        Json::Number(_) if self.is_secret_key(k) => out.push(child(k)),
+                        other => self.collect_literals(&child(k), other, out),
+                    }
+                }
+            }
+            Json::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.collect_literals(&child(&i.to_string()), item, out);
+                }
+            }
+            Json::String(s) if redact_url(s) != *s => out.push(path.to_string()),
+            _ => {}
+        }
+    }
 }
 
 /// A reference to a secret kept outside the file.
@@ -59,6 +213,22 @@ impl SecretRef {
     }
 }
 
+/// A line inside a secret block: its key (or list dash) kept, its value hidden.
+fn redact_block_line(line: &str, indent: usize) -> String {
+    let rest = &line[indent..];
+    let (dash, rest) = match rest.strip_prefix("- ") {
+        Some(r) => ("- ", r),
+        None if rest == "-" => return line.to_string(),
+        None => ("", rest),
+    };
+    let lead = &line[..indent];
+    match rest.find(':').filter(|c| rest[c + 1..].is_empty() || rest[c + 1..].starts_with(' ')) {
+        Some(c) if rest[c + 1..].trim().is_empty() => line.to_string(),
+        Some(c) => format!("{lead}{dash}{}: {REDACTED}", &rest[..c]),
+        None => format!("{lead}{dash}{REDACTED}"),
+    }
+}
+
 /// `scheme://user:password@host…` with the password replaced; other text as is.
 pub fn redact_url(text: &str) -> String {
     let Some(scheme_end) = text.find("://") else { return text.to_string() };
@@ -72,106 +242,6 @@ pub fn redact_url(text: &str) -> String {
     format!("{}{REDACTED}{}", &text[..start], &text[end..])
 }
 
-/// `value` with every secret in it shown as [`REDACTED`]: values under secret
-/// keys (references stay, they hold nothing), and passwords inside URLs.
-pub fn redact_json(value: &Json) -> Json {
-    match value {
-        Json::Object(map) => Json::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let shown = match v {
-                        Json::String(s) if is_secret_key(k) && SecretRef::parse(s).is_none() => {
-                            Json::String(REDACTED.into())
-                        }
-                        Json::Number(_) | Json::Bool(_) if is_secret_key(k) => Json::String(REDACTED.into()),
-                        other => redact_json(other),
-                    };
-                    (k.clone(), shown)
-                })
-                .collect(),
-        ),
-        Json::Array(items) => Json::Array(items.iter().map(redact_json).collect()),
-        Json::String(s) => Json::String(redact_url(s)),
-        other => other.clone(),
-    }
-}
-
-/// How a value at `path` is shown: the whole value is a secret when the path
-/// names one, otherwise the secrets inside it are.
-pub fn shown_value(path: &str, value: &Json) -> String {
-    match value {
-        Json::String(s) if SecretRef::parse(s).is_some() => value.to_string(),
-        _ if is_secret_path(path) => REDACTED.to_string(),
-        _ => redact_json(value).to_string(),
-    }
-}
-
-/// A configuration file's text with the secrets in it shown as [`REDACTED`],
-/// line by line (`key: value` under a secret key, passwords in URLs), for the
-/// diff view and the file history. References are kept.
-pub fn redact_yaml_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let (body, end) = match line.strip_suffix('\n') {
-            Some(body) => (body, "\n"),
-            None => (line, ""),
-        };
-        out.push_str(&redact_yaml_line(body));
-        out.push_str(end);
-    }
-    out
-}
-
-fn redact_yaml_line(line: &str) -> String {
-    let line = redact_url(line);
-    let trimmed = line.trim_start();
-    let key_start = line.len() - trimmed.len() + if trimmed.starts_with("- ") { 2 } else { 0 };
-    let Some(colon) = line[key_start..].find(':').map(|c| key_start + c) else { return line };
-    let key = line[key_start..colon].trim().trim_matches(|c| c == '"' || c == '\'');
-    let value = line[colon + 1..].trim();
-    let is_comment = value.starts_with('#');
-    if !is_secret_key(key)
-        || value.is_empty()
-        || is_comment
-        || SecretRef::parse(value.trim_matches(['"', '\''])).is_some()
-    {
-        return line;
-    }
-    format!("{}: {REDACTED}", &line[..colon])
-}
-
-/// Every literal secret in `value` (not a reference, not empty), as key paths
-/// under `prefix`: what `secret_in_file` reports.
-pub fn literal_secrets(prefix: &str, value: &Json) -> Vec<String> {
-    let mut out = Vec::new();
-    collect_literals(prefix, value, &mut out);
-    out
-}
-
-fn collect_literals(path: &str, value: &Json, out: &mut Vec<String>) {
-    let child = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
-    match value {
-        Json::Object(map) => {
-            for (k, v) in map {
-                match v {
-                    Json::String(s) if is_secret_key(k) && !s.is_empty() && SecretRef::parse(s).is_none() => {
-                        out.push(child(k))
-                    }
-                    Json::Number(_) if is_secret_key(k) => out.push(child(k)),
-                    other => collect_literals(&child(k), other, out),
-                }
-            }
-        }
-        Json::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                collect_literals(&child(&i.to_string()), item, out);
-            }
-        }
-        Json::String(s) if redact_url(s) != *s => out.push(path.to_string()),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,15 +249,21 @@ mod tests {
 
     #[test]
     fn secret_keys_and_paths() {
+        let r = Redaction::default();
         for key in ["secret", "db_password", "apiKey", "API-KEY", "private_key", "refresh_token", "credentials"] {
-            assert!(is_secret_key(key), "{key}");
+            assert!(r.is_secret_key(key), "{key}");
         }
         for key in ["url", "name", "requests_per_minute", "tokenizer_model_is_fine"] {
             let expected = key.contains("token");
-            assert_eq!(is_secret_key(key), expected, "{key}");
+            assert_eq!(r.is_secret_key(key), expected, "{key}");
         }
-        assert!(is_secret_path("webhooks.0.secret"));
-        assert!(!is_secret_path("webhooks.0.url"));
+        assert!(r.is_secret_path("webhooks.0.secret"));
+        assert!(!r.is_secret_path("webhooks.0.url"));
+        assert!(!r.is_secret_key("license"));
+        let site = Redaction::new(["License", "smtp-pin"]);
+        assert!(site.is_secret_key("license") && site.is_secret_key("SMTP_PIN") && site.is_secret_key("secret"));
+        assert!(!site.is_secret_key("licenses"), "site keys are names, not words");
+        assert!(site.union(&Redaction::new(["x"])).is_secret_key("license"));
     }
 
     #[test]
@@ -202,11 +278,15 @@ mod tests {
     #[test]
     fn values_are_redacted_deeply_and_urls_lose_their_password() {
         let hooks = json!([{"url": "https://a.example/h", "secret": "s3cret"}, {"url": "https://u:pw@b.example/"}]);
-        let shown = redact_json(&hooks).to_string();
+        let r = Redaction::default();
+        let shown = r.redact_json(&hooks).to_string();
         assert!(!shown.contains("s3cret") && !shown.contains(":pw@"), "{shown}");
         assert!(shown.contains("https://u:•••••@b.example/"), "{shown}");
-        assert_eq!(shown_value("webhooks.0.secret", &json!("s3cret")), REDACTED);
-        assert_eq!(shown_value("webhooks.0.secret", &json!("${env:X}")), "\"${env:X}\"");
+        assert_eq!(r.shown_value("webhooks.0.secret", &json!("s3cret")), REDACTED);
+        assert_eq!(r.shown_value("webhooks.0.secret", &json!("${env:X}")), "\"${env:X}\"");
+        let nested = json!({"credentials": {"user": "u", "pass": "hunter2"}, "license": "L-1"});
+        let shown = Redaction::new(["license"]).redact_json(&nested).to_string();
+        assert!(!shown.contains("hunter2") && !shown.contains("L-1"), "{shown}");
         assert_eq!(redact_url("postgres://app:hunter2@db:5432/x"), "postgres://app:•••••@db:5432/x");
         assert_eq!(redact_url("https://example.org/a@b"), "https://example.org/a@b");
     }
@@ -214,7 +294,7 @@ mod tests {
     #[test]
     fn yaml_text_is_redacted_line_by_line() {
         let text = "id: hot_reload\nvalues:\n  webhooks:\n    - url: https://x\n      secret: s3cret\n    - secret: ${env:HOOK}\n      url: https://u:pw@y/\n  password: # none\n";
-        let shown = redact_yaml_text(text);
+        let shown = Redaction::default().redact_yaml_text(text);
         assert!(!shown.contains("s3cret") && !shown.contains(":pw@"), "{shown}");
         assert!(shown.contains("      secret: •••••\n"), "{shown}");
         assert!(shown.contains("    - secret: ${env:HOOK}\n"), "{shown}");
@@ -223,8 +303,31 @@ mod tests {
     }
 
     #[test]
+    fn blocks_under_a_secret_key_are_redacted_whole() {
+        let text = "values:\n  credentials:\n    user: admin\n    pass: hunter2\n    extra:\n      - k1\n  license: |\n    line one\n    key: value\n  keys:\n  - a1\n  name: shown\n  list_secret:\n  - s1\n  - s2\n  after: visible\n";
+        let shown = Redaction::new(["license"]).redact_yaml_text(text);
+        for hidden in ["admin", "hunter2", "k1", "line one", "key: value", "s1", "s2"] {
+            assert!(!shown.contains(hidden), "{hidden} shown in\n{shown}");
+        }
+        for kept in [
+            "    user: •••••",
+            "    extra:",
+            "      - •••••",
+            "  license: •••••",
+            "  - a1",
+            "  name: shown",
+            "  after: visible",
+        ] {
+            assert!(shown.contains(kept), "{kept} missing in\n{shown}");
+        }
+        assert_eq!(shown.lines().count(), text.lines().count());
+    }
+
+    #[test]
     fn literal_secrets_are_found_and_references_are_not() {
         let values = json!({"webhooks": [{"url": "https://x", "secret": "s3cret"}, {"secret": "${env:A}"}], "db": "postgres://a:b@h/d"});
-        assert_eq!(literal_secrets("", &values), ["db", "webhooks.0.secret"]);
+        assert_eq!(Redaction::default().literal_secrets("", &values), ["db", "webhooks.0.secret"]);
+        let site = Redaction::new(["license"]);
+        assert_eq!(site.literal_secrets("", &json!({"license": "L-1", "name": "x"})), ["license"]);
     }
 }

@@ -203,6 +203,11 @@ impl Site {
         crate::live_config::LiveSettings::from_configs(|id| self.config(id).map(|c| &c.doc.values))
     }
 
+    /// Which keys hold secrets on this site (`system.redact_keys` and the built-in words).
+    pub fn redaction(&self) -> crate::secrets::Redaction {
+        self.config("system").map(|c| crate::live_config::system_redaction(&c.doc.values)).unwrap_or_default()
+    }
+
     pub fn check(&self) -> Vec<FileError> {
         let mut errors = Vec::new();
         let mut owners: BTreeMap<&str, &str> = BTreeMap::new();

@@ -77,6 +77,8 @@ pub fn plan_sites_in(
         .iter()
         .map(|p| entity_at(old, p).filter(|id| entity_at(new, p).as_ref() != Some(id) && !renames.contains_key(id)))
         .collect();
+    // A batch that changes `system.redact_keys` hides what either list names.
+    let redaction = old.redaction().union(&new.redaction());
     let mut existing: BTreeSet<String> = old.files().map(|f| f.entity.id.clone()).collect();
     let mut waiting: Vec<ForeignKey> = Vec::new();
     let mut out = Vec::with_capacity(ordered.len());
@@ -88,6 +90,7 @@ pub fn plan_sites_in(
             waiting: Vec::new(),
             referrers_dropped_later: Vec::new(),
             renames: &renames,
+            redaction: &redaction,
         };
         if let Some(t) = will_be.as_ref().filter(|t| !existing.contains(*t)) {
             let (now, later) = waiting.into_iter().partition(|fk| fk.target() == t);
@@ -141,6 +144,7 @@ pub fn plan_file_in(
             diff_configs(
                 old.and_then(SiteFile::config).map(|c| &c.doc),
                 new.and_then(SiteFile::config).map(|c| &c.doc),
+                ctx.redaction,
             )
             .into_iter()
             .map(ChangeItem::Config)

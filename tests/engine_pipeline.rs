@@ -779,6 +779,52 @@ async fn secrets_in_config_files_are_never_shown(backend: Backend) {
     site.stop().await;
 }
 
+/// Keys a site names in `system.redact_keys` are secrets like the built-in
+/// ones: a literal value under one waits for approval (`secret_in_file`), and
+/// neither summaries, hazards, diffs, events nor `secure.log` show it; a
+/// `redact_keys` that is not a list is rejected at its line.
+async fn keys_a_site_names_secret_are_never_shown(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    let mut events = site.coordinator.subscribe();
+    let system = "config/config.system.yaml";
+    site.write(system, "id: system\nvalues:\n  redact_keys: license\n");
+    let refused = site.wait_for(EventKind::Rejected, system).await;
+    let error = site.coordinator.snapshot().rejected[0].clone();
+    assert_eq!((error.line, error.field.as_deref()), (3, Some("values.redact_keys")), "{}", refused.message);
+    site.write(system, "id: system\nvalues:\n  redact_keys: [License]\n");
+    site.wait_for(EventKind::Applied, system).await;
+
+    let path = "config/config.billing.yaml";
+    let billing = |license: &str| format!("id: billing\nvalues:\n  plan: pro\n  license: {license}\n");
+    site.write(path, &billing("LIC-one-1111"));
+    site.wait_for(EventKind::Pending, path).await;
+    let change = site.coordinator.snapshot().pending[0].clone();
+    assert!(change.hazards.iter().any(|h| h.code == marain::HazardCode::SecretInFile), "{:?}", change.hazards);
+    let mut shown = format!("{:?}{:?}{:?}", change.summary, change.hazards, change.text_diff);
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: None };
+    site.coordinator.approve(change.id, approval.clone()).await.unwrap();
+    site.wait_for(EventKind::Applied, path).await;
+
+    site.write(path, &billing("LIC-two-2222"));
+    site.wait_for(EventKind::Pending, path).await;
+    let change = site.coordinator.snapshot().pending[0].clone();
+    assert!(change.summary.iter().any(|s| s.contains("license") && s.contains("(changed)")), "{:?}", change.summary);
+    shown.push_str(&format!("{:?}{:?}{:?}", change.summary, change.hazards, change.text_diff));
+    site.coordinator.approve(change.id, approval).await.unwrap();
+    site.wait_for(EventKind::Applied, path).await;
+
+    while let Ok(event) = events.try_recv() {
+        shown.push_str(&event.message);
+        shown.push_str(&serde_json::to_string(&event).unwrap());
+    }
+    shown.push_str(&std::fs::read_to_string(site.dir.path().join("secure.log")).unwrap());
+    for secret in ["LIC-one-1111", "LIC-two-2222"] {
+        assert!(!shown.contains(secret), "{secret} was shown: {shown}");
+    }
+    assert!(shown.contains("plan"), "the rest of the file is still shown");
+    site.stop().await;
+}
+
 /// Files stay inside the site: a schema reached through a symlinked directory
 /// that leaves the site is refused and reported, not applied, and a FIFO named
 /// like a schema is refused without blocking the engine, which goes on.
@@ -890,5 +936,6 @@ crate::backend_tests!(
     an_approval_publishes_one_snapshot_before_its_events,
     a_file_waiting_on_an_approval_goes_on_once_it_is_approved,
     secrets_in_config_files_are_never_shown,
+    keys_a_site_names_secret_are_never_shown,
     files_outside_the_site_and_special_files_are_refused,
 );

@@ -74,10 +74,12 @@ pub async fn get_file_history(
     let versions: Vec<VersionDto> = rows.iter().map(VersionDto::from).collect();
     let to = to.or_else(|| rows.first().map(|r| r.version));
     let from = from.or_else(|| to.map(|t| t - 1).filter(|f| *f >= 1));
-    // Secrets in configuration files are never shown, whatever the role.
+    // Secrets in configuration files are never shown, whatever the role: the
+    // keys the site names now, as well as the built-in ones.
+    let redaction = engine.snapshot().settings.redaction();
     let text = |v: Option<i64>| {
         let yaml = rows.iter().find(|r| Some(r.version) == v).and_then(|r| r.yaml.as_deref()).unwrap_or_default();
-        marain::config::shown_text(&file, yaml)
+        marain::config::shown_text(&file, yaml, &redaction)
     };
     let diff = match (from, to) {
         (Some(_), Some(_)) => crate::convert::diff_lines(&marain::text_diff::text_diff(&text(from), &text(to))),

@@ -44,10 +44,10 @@ impl From<&FileError> for FileProblemDto {
 }
 
 /// The problem with the lines around it (one before, one after) from `text`.
-pub fn problem_in(e: &FileError, text: Option<&String>) -> FileProblemDto {
+pub fn problem_in(e: &FileError, text: Option<&String>, redaction: &marain::secrets::Redaction) -> FileProblemDto {
     let mut dto = FileProblemDto::from(e);
     if let Some(text) = text {
-        let text = marain::config::shown_text(&e.file, text);
+        let text = marain::config::shown_text(&e.file, text, redaction);
         let first = e.line.saturating_sub(1).max(1);
         dto.excerpt = text
             .lines()
@@ -102,6 +102,7 @@ fn with_lock_waits<'a>(changes: impl Iterator<Item = &'a mut ChangeSummaryDto>, 
 pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow], waits: &BTreeMap<String, LockWait>) -> DashboardDto {
     let mut pending: Vec<ChangeDto> = snapshot.pending.iter().map(ChangeDto::from).collect();
     with_lock_waits(pending.iter_mut().map(|c| &mut c.brief), waits);
+    let redaction = snapshot.settings.redaction();
     DashboardDto {
         in_sync: snapshot.in_sync(),
         last_sync: snapshot.last_sync.clone(),
@@ -123,7 +124,11 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow], waits: &BTreeMap<S
             })
             .collect(),
         pending,
-        rejected: snapshot.rejected.iter().map(|e| problem_in(e, snapshot.rejected_sources.get(&e.file))).collect(),
+        rejected: snapshot
+            .rejected
+            .iter()
+            .map(|e| problem_in(e, snapshot.rejected_sources.get(&e.file), &redaction))
+            .collect(),
         failed: snapshot.failed.iter().map(FileProblemDto::from).collect(),
         drift: snapshot.drift.iter().map(DriftDto::from).collect(),
         behind: snapshot.behind.iter().map(BehindDto::from).collect(),

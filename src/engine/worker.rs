@@ -33,8 +33,9 @@ use crate::config::shown_text;
 use crate::error::FileError;
 use crate::hash::sha256_hex;
 use crate::hazard::Severity;
-use crate::live_config::LiveSettings;
+use crate::live_config::{system_redaction, LiveSettings};
 use crate::restore::{plan_restore, Restore, Unchanged};
+use crate::secrets::Redaction;
 use crate::site::{is_site_path, Site, SiteFile};
 use crate::site_plan::{plan_sites_in, FileChange};
 use crate::text_diff::text_diff;
@@ -567,8 +568,9 @@ impl Worker {
         let changes = plan_sites_in(self.store.dialect(), &self.applied, &candidate_site, |file, short| {
             format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
         });
+        let redaction = self.applied.redaction().union(&candidate_site.redaction());
         for change in changes {
-            self.decide(turn, change).await;
+            self.decide(turn, change, &redaction).await;
         }
         self.last_sync = Some(now_rfc3339());
     }
@@ -614,10 +616,10 @@ impl Worker {
 
     /// The gate: SAFE changes apply at once under the auto policy; the rest wait
     /// for a person.
-    async fn decide(&mut self, turn: &mut Turn, planned: FileChange) {
+    async fn decide(&mut self, turn: &mut Turn, planned: FileChange, redaction: &Redaction) {
         let path = planned.file.clone();
         self.supersede(turn, &path, "the file changed again before approval");
-        let change = self.pending_change(planned, None).await;
+        let change = self.pending_change(planned, None, redaction).await;
         let auto = change.severity.auto_applies() && self.settings.auto_applies(&path, self.config.auto_apply_safe);
         if auto && !self.contested(&change) {
             // A failure is already recorded and announced by apply().
@@ -639,8 +641,14 @@ impl Worker {
         self.pending.insert(change.file.clone(), change);
     }
 
-    /// A planned change, probed on the live data, as it waits for a decision.
-    async fn pending_change(&mut self, planned: FileChange, rollback_to: Option<i64>) -> PendingChange {
+    /// A planned change, probed on the live data, as it waits for a decision;
+    /// `redaction` names the keys its text diff hides.
+    async fn pending_change(
+        &mut self,
+        planned: FileChange,
+        rollback_to: Option<i64>,
+        redaction: &Redaction,
+    ) -> PendingChange {
         let path = planned.file.clone();
         let probed = self.probed(&planned.plan).await;
         let change = PendingChange {
@@ -655,8 +663,8 @@ impl Worker {
             summary: planned.graded.items.iter().map(|i| i.item.summary()).collect(),
             // Secrets in configuration files never reach the diff view.
             text_diff: text_diff(
-                &shown_text(&path, planned.old.as_ref().map(SiteFile::text).unwrap_or("")),
-                &shown_text(&path, planned.new.as_ref().map(SiteFile::text).unwrap_or("")),
+                &shown_text(&path, planned.old.as_ref().map(SiteFile::text).unwrap_or(""), redaction),
+                &shown_text(&path, planned.new.as_ref().map(SiteFile::text).unwrap_or(""), redaction),
             ),
             new_file: planned.new,
             plan: planned.plan,
@@ -723,7 +731,10 @@ impl Worker {
         let mut changes = Vec::with_capacity(restores.len());
         for restore in restores {
             self.supersede(turn, &restore.change.file, why);
-            let change = self.pending_change(restore.change, Some(restore.to_version)).await;
+            // The restored text hides what the applied site or the restored file names.
+            let restored = restore.change.new.iter().filter_map(SiteFile::config).filter(|c| c.doc.id == "system");
+            let redaction = restored.fold(self.applied.redaction(), |r, c| r.union(&system_redaction(&c.doc.values)));
+            let change = self.pending_change(restore.change, Some(restore.to_version), &redaction).await;
             self.hold(turn, change.clone());
             changes.push(change);
         }

@@ -123,10 +123,14 @@ pub struct PlanContext<'a> {
     /// Entities renamed in the same batch (old id → new id): a reference that
     /// follows its target's rename needs no DDL, the key follows the table.
     pub renames: &'a BTreeMap<String, String>,
+    /// Which configuration keys hold secrets: their values never reach a
+    /// summary or hazard.
+    pub redaction: &'a crate::secrets::Redaction,
 }
 
 static NO_ENTITIES: BTreeSet<String> = BTreeSet::new();
 static NO_RENAMES: BTreeMap<String, String> = BTreeMap::new();
+static BUILT_IN_SECRETS: crate::secrets::Redaction = crate::secrets::Redaction::BUILT_IN;
 
 impl PlanContext<'static> {
     /// A file planned on its own: nothing known about the rest of the site.
@@ -137,6 +141,7 @@ impl PlanContext<'static> {
             waiting: Vec::new(),
             referrers_dropped_later: Vec::new(),
             renames: &NO_RENAMES,
+            redaction: &BUILT_IN_SECRETS,
         }
     }
 }

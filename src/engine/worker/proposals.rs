@@ -87,8 +87,8 @@ impl Worker {
             if self.rejections.contains_key(&(p.file.clone(), p.to_hash.clone())) {
                 continue;
             }
-            let Some(planned) = self.plan_proposal(&p) else { continue };
-            let mut change = self.pending_change(planned, None).await;
+            let Some((planned, redaction)) = self.plan_proposal(&p) else { continue };
+            let mut change = self.pending_change(planned, None, &redaction).await;
             change.origin = Some(p.instance.clone());
             let message = format!(
                 "{} change proposed by the copy on {} waits for approval: {}",
@@ -107,8 +107,8 @@ impl Worker {
     }
 
     /// `p` planned against the applied state, if its text is valid with the
-    /// rest of the applied site.
-    fn plan_proposal(&self, p: &Proposal) -> Option<FileChange> {
+    /// rest of the applied site, and the keys its diff hides.
+    fn plan_proposal(&self, p: &Proposal) -> Option<(FileChange, crate::secrets::Redaction)> {
         let mut site = self.applied.clone();
         match &p.text {
             Some(text) => site.insert_file(SiteFile::parse(&p.file, text).ok()?),
@@ -119,11 +119,12 @@ impl Worker {
             return None;
         }
         let versions = &self.versions;
-        plan_sites_in(self.store.dialect(), &self.applied, &site, |file, short| {
+        let planned = plan_sites_in(self.store.dialect(), &self.applied, &site, |file, short| {
             format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
         })
         .into_iter()
-        .find(|c| c.file == p.file)
+        .find(|c| c.file == p.file)?;
+        Some((planned, self.applied.redaction().union(&site.redaction())))
     }
 
     /// Whether another copy proposes other text for the file of `change`: then
