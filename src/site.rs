@@ -246,6 +246,7 @@ impl Site {
                 ));
             }
         }
+        errors.extend(self.name_clashes());
         for f in self.files.values() {
             for (i, field) in f.entity.fields.iter().enumerate() {
                 let Some(target) = &field.target_entity else { continue };
@@ -260,6 +261,45 @@ impl Site {
                         ),
                     ));
                 }
+            }
+        }
+        errors
+    }
+
+    /// Two entities that would need the same table or index name (`a_b` with a
+    /// unique field `c` and `a` with a unique field `b_c` both need
+    /// `content_a_b_c_key`): the database holds one, so each file is told which
+    /// name and whose it is (the engine holds back the one that changed).
+    fn name_clashes(&self) -> Vec<FileError> {
+        let mut owners: BTreeMap<String, Vec<(&SchemaFile, Option<&str>)>> = BTreeMap::new();
+        for f in self.files.values() {
+            for (name, field) in crate::sql::relation_names(&f.entity) {
+                owners.entry(name).or_default().push((f, field));
+            }
+        }
+        let whose = |field: Option<&str>, id: &str| match field {
+            Some(field) => format!("field `{field}` of `{id}`"),
+            None => format!("entity `{id}`"),
+        };
+        let mut errors = Vec::new();
+        for (name, needs) in owners.iter().filter(|(_, needs)| needs.len() > 1) {
+            for (i, (f, field)) in needs.iter().enumerate() {
+                let (other, other_field) = needs[if i == 0 { 1 } else { 0 }];
+                let (pos, key) = match field.and_then(|x| f.entity.fields.iter().position(|fl| fl.id == x)) {
+                    Some(i) => (field_key(&f.text, i, "id"), format!("fields[{i}].id")),
+                    None => (crate::locate::top_key(&f.text, "id"), "id".to_string()),
+                };
+                errors.push(FileError::new(
+                    &f.path,
+                    pos,
+                    Some(key),
+                    format!(
+                        "{} needs the database name `{name}`, which {} in {} needs too; rename one of them",
+                        whose(*field, &f.entity.id),
+                        whose(other_field, &other.entity.id),
+                        other.path
+                    ),
+                ));
             }
         }
         errors

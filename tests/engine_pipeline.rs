@@ -433,6 +433,85 @@ async fn drift_is_detected_at_start_up_and_reported_not_repaired(backend: Backen
     site.stop().await;
 }
 
+/// Waits for `path`'s change to wait for approval, approves it, and waits until it applied.
+async fn approve_pending(site: &mut TestSite, path: &str) {
+    let pending = site.wait_for(EventKind::Pending, path).await;
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: None };
+    site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
+    site.wait_for(EventKind::Applied, path).await;
+}
+
+fn indexed(entity: &str, field: &str, on: bool) -> String {
+    format!("id: {entity}\nname: {entity}\nfields:\n  - id: {field}\n    type: text\n    indexed: {on}\n")
+}
+
+/// Index names cannot collide: `a_b.c` and `a.b_c` each get their own index,
+/// as does entity `marain` beside the history's own index, and dropping one
+/// drops that one; two unique keys that would share a name are refused at the
+/// field, the applied state staying live.
+async fn index_names_of_different_fields_never_collide(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    for (entity, field) in [("a_b", "c"), ("a", "b_c"), ("marain", "history_file")] {
+        let path = format!("schemas/{entity}.schema.yaml");
+        site.write(&path, &indexed(entity, field, true));
+        site.wait_for(EventKind::Applied, &path).await;
+    }
+    let indexes = |site: &TestSite| {
+        let pool = site.coordinator.store().pool().clone();
+        async move { pool.index_tables().await.unwrap().into_iter().collect::<std::collections::BTreeMap<_, _>>() }
+    };
+    let found = indexes(&site).await;
+    for (index, table) in
+        [("idx_a_b__c", "content_a_b"), ("idx_a__b_c", "content_a"), ("idx_marain__history_file", "content_marain")]
+    {
+        assert_eq!(found.get(index).map(String::as_str), Some(table), "{found:?}");
+    }
+    site.write("schemas/a.schema.yaml", &indexed("a", "b_c", false));
+    approve_pending(&mut site, "schemas/a.schema.yaml").await;
+    let found = indexes(&site).await;
+    assert!(!found.contains_key("idx_a__b_c") && found.contains_key("idx_a_b__c"), "{found:?}");
+
+    // Unique keys follow PostgreSQL's own naming, so a clash is refused instead.
+    let unique = |entity: &str, field: &str| {
+        format!("id: {entity}\nname: {entity}\nfields:\n  - id: {field}\n    type: text\n    unique: true\n")
+    };
+    site.write("schemas/p_q.schema.yaml", &unique("p_q", "r"));
+    site.wait_for(EventKind::Applied, "schemas/p_q.schema.yaml").await;
+    site.write("schemas/p.schema.yaml", &unique("p", "q_r"));
+    let refused = site.wait_for(EventKind::Rejected, "schemas/p.schema.yaml").await;
+    assert!(refused.message.contains("`content_p_q_r_key`"), "{}", refused.message);
+    let error = site.coordinator.snapshot().rejected[0].clone();
+    assert_eq!((error.line, error.field.as_deref()), (4, Some("fields[0].id")), "{}", error.message);
+    site.stop().await;
+}
+
+/// A database made before indexes were named `idx_<entity>__<field>`: the old
+/// name is renamed at start-up, so a later plan drops the index it names.
+async fn indexes_under_their_old_name_are_renamed_at_start_up(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    let path = "schemas/page.schema.yaml";
+    site.write(path, &indexed("page", "slug", true));
+    site.wait_for(EventKind::Applied, path).await;
+    // As an older release left it.
+    site.exec("DROP INDEX idx_page__slug").await;
+    site.exec("CREATE INDEX idx_page_slug ON content_page (slug)").await;
+    let dir = site.stop().await;
+
+    let mut site = TestSite::start_on(dir, backend).await;
+    let found: Vec<String> =
+        site.coordinator.store().pool().index_tables().await.unwrap().into_iter().map(|(i, _)| i).collect();
+    assert!(
+        found.contains(&"idx_page__slug".to_string()) && !found.contains(&"idx_page_slug".to_string()),
+        "{found:?}"
+    );
+    site.write(path, &indexed("page", "slug", false));
+    approve_pending(&mut site, path).await;
+    let found: Vec<String> =
+        site.coordinator.store().pool().index_tables().await.unwrap().into_iter().map(|(i, _)| i).collect();
+    assert!(!found.iter().any(|i| i.starts_with("idx_page")), "{found:?}");
+    site.stop().await;
+}
+
 /// An entity renamed with `renamed_from`, and the reference to it retargeted in
 /// the same save burst: the table is renamed with its rows, the reference needs
 /// no DDL, and the content API serves the rows under the new name.
@@ -937,5 +1016,7 @@ crate::backend_tests!(
     a_file_waiting_on_an_approval_goes_on_once_it_is_approved,
     secrets_in_config_files_are_never_shown,
     keys_a_site_names_secret_are_never_shown,
+    index_names_of_different_fields_never_collide,
+    indexes_under_their_old_name_are_renamed_at_start_up,
     files_outside_the_site_and_special_files_are_refused,
 );

@@ -359,6 +359,18 @@ impl Pool {
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
+    /// Every index in the database (PostgreSQL: in the current schema), as
+    /// (index name, table name).
+    pub async fn index_tables(&self) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' ORDER BY name",
+            Dialect::Postgres => {
+                "SELECT indexname::text, tablename::text FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1"
+            }
+        };
+        self.fetch_all(sql, &[]).await
+    }
+
     /// Column names of `table`, in order; empty when it does not exist.
     pub async fn table_columns(&self, table: &str) -> Result<Vec<String>, sqlx::Error> {
         let sql = match self.dialect() {

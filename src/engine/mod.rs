@@ -11,6 +11,7 @@ pub mod drift;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+mod index_names;
 pub mod proposals;
 pub mod recovery;
 pub mod rejections;

@@ -333,6 +333,25 @@ impl Store {
         self.apply_in(tx, plan, approved, record, started).await
     }
 
+    /// Runs `statements` in one transaction, serialised with every apply (the
+    /// SQLite writer; PostgreSQL's apply lock): upkeep of names, not a change
+    /// of any file, so no history row.
+    pub async fn run_upkeep(&self, statements: &[String]) -> Result<(), StoreError> {
+        let mut tx = match &self.writer {
+            Pool::Sqlite(writer) => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(_) => self.writer.begin().await?,
+        };
+        let mut conn = tx.conn();
+        if self.dialect() == Dialect::Postgres {
+            conn.execute("SELECT pg_advisory_xact_lock($1)", &[Arg::Int(APPLY_LOCK_KEY)]).await?;
+        }
+        for sql in statements {
+            conn.execute(sql, &[]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The body of an apply, in an open transaction that serialises applies.
     async fn apply_in(
         &self,

@@ -185,6 +185,7 @@ impl Worker {
         }
         self.settings = self.live_settings();
         self.debounce = self.wanted_debounce();
+        super::index_names::rename_legacy(&self.store, &self.applied).await?;
         Ok(())
     }
 
@@ -591,19 +592,23 @@ impl Worker {
                 return site;
             }
             let mut blamed: BTreeMap<String, Vec<FileError>> = BTreeMap::new();
-            for e in errors {
-                if candidates.contains_key(&e.file) {
-                    blamed.entry(e.file.clone()).or_default().push(e);
-                } else {
-                    // An untouched file broke: every change in the batch is suspect.
-                    for path in candidates.keys() {
-                        blamed.entry(path.clone()).or_default().push(FileError::new(
-                            path,
-                            (1, 1),
-                            None,
-                            format!("this change would leave {e}"),
-                        ));
-                    }
+            let (own, others): (Vec<FileError>, Vec<FileError>) =
+                errors.into_iter().partition(|e| candidates.contains_key(&e.file));
+            for e in own {
+                blamed.entry(e.file.clone()).or_default().push(e);
+            }
+            // Only when no changed file is at fault itself (held back, the rest
+            // is checked again): an untouched file broke, and every change in
+            // the batch is suspect.
+            let untouched_broke = if blamed.is_empty() { others } else { Vec::new() };
+            for e in untouched_broke {
+                for path in candidates.keys() {
+                    blamed.entry(path.clone()).or_default().push(FileError::new(
+                        path,
+                        (1, 1),
+                        None,
+                        format!("this change would leave {e}"),
+                    ));
                 }
             }
             for (path, errs) in blamed {

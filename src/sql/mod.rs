@@ -60,9 +60,45 @@ pub fn string_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// `idx_<entity>_<field>`: the name of a field's index.
+/// `idx_<entity>__<field>`: the name of a field's index. Entity ids never hold
+/// `__`, so the first `__` splits the name and no two fields share one (nor
+/// does any index of our own tables, which has no `__`).
 pub fn index_name(entity: &str, field: &str) -> String {
+    format!("idx_{entity}__{field}")
+}
+
+/// `idx_<entity>_<field>`: how older releases named indexes, when `a_b.c` and
+/// `a.b_c` (or entity `marain` and our own `idx_marain_history_file`) could
+/// share a name. Renamed at start-up; see `engine::index_names`.
+pub fn legacy_index_name(entity: &str, field: &str) -> String {
     format!("idx_{entity}_{field}")
+}
+
+/// Every name an entity takes in the database's one namespace of tables and
+/// indexes (tables, child tables, primary keys, unique keys, plain indexes),
+/// each with the field that needs it (`None`: the entity itself). Two entities
+/// must not need the same name; [`crate::site::Site::check`] says so.
+pub fn relation_names(e: &crate::model::EntitySchema) -> Vec<(String, Option<&str>)> {
+    let table = e.table();
+    let mut names = vec![(table.clone(), None), (postgres::pkey_name(&table), None)];
+    for f in &e.fields {
+        match f.column() {
+            Some(col) => {
+                if f.unique {
+                    names.push((format!("{table}_{col}_key"), Some(f.id.as_str())));
+                }
+                if f.indexed {
+                    names.push((index_name(&e.id, &f.id), Some(f.id.as_str())));
+                }
+            }
+            None => {
+                let child = child_table(&e.id, &f.id);
+                names.push((postgres::pkey_name(&child), Some(f.id.as_str())));
+                names.push((child, Some(f.id.as_str())));
+            }
+        }
+    }
+    names
 }
 
 /// `content_<entity>__<field>`: the child table of a multi-valued field.

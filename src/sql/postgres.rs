@@ -118,7 +118,7 @@ pub struct ColumnSpec {
     pub values: Option<Vec<String>>,
     /// Referenced entity.
     pub target: Option<String>,
-    /// Plain index `idx_<entity>_<field>` (entity-table columns only).
+    /// Plain index `idx_<entity>__<field>` (entity-table columns only).
     pub indexed: bool,
 }
 
