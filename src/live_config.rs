@@ -20,6 +20,7 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("api", "host"),
     ("api", "port"),
     ("api", "max_connections"),
+    ("api", "max_event_streams"),
     ("system", "database"),
     ("system", "server"),
     ("system", "logging.file"),
@@ -89,6 +90,7 @@ struct ApiValues {
     cors: CorsValues,
     trusted_proxies: Vec<core::net::IpAddr>,
     max_connections: Option<u32>,
+    max_event_streams: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,9 +150,12 @@ pub struct LiveSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` names the client (`api.trusted_proxies`).
     pub trusted_proxies: Vec<core::net::IpAddr>,
-    /// How many event streams may be open at once (`api.max_connections`);
+    /// How many HTTP connections may be open at once (`api.max_connections`);
     /// read at start-up only.
     pub max_connections: Option<u32>,
+    /// How many event streams may be open at once (`api.max_event_streams`,
+    /// by default half the connections); read at start-up only.
+    pub max_event_streams: Option<u32>,
     /// Trailing-edge debounce of the watcher; `None` keeps the command line's.
     pub debounce_ms: Option<u64>,
     /// PostgreSQL: how often to look for other instances' changes that no
@@ -195,6 +200,7 @@ impl LiveSettings {
             cors_allowed_origins: api.cors.allowed_origins,
             trusted_proxies: api.trusted_proxies,
             max_connections: api.max_connections,
+            max_event_streams: api.max_event_streams,
             debounce_ms: hot.debounce_ms,
             sync_poll_ms: hot.sync_poll_ms,
             lock_timeout_ms: hot.lock_timeout_ms,
@@ -221,7 +227,9 @@ impl LiveSettings {
 pub fn shape_problems(id: &str, values: &Map<String, Json>, path: &str, text: &str) -> Vec<FileError> {
     let result = match id {
         "system" => fits::<SystemValues>(values),
-        "api" => fits::<ApiValues>(values).and_then(|()| rate_limit_sane(values)),
+        "api" => fits::<ApiValues>(values).and_then(|()| rate_limit_sane(values)).and_then(|()| {
+            in_range(values, &[("max_connections", 2..=1_000_000), ("max_event_streams", 1..=1_000_000)], "")
+        }),
         "hot_reload" => {
             fits::<HotReloadValues>(values).and_then(|()| debounce_sane(values)).and_then(|()| webhooks_sane(values))
         }
@@ -269,13 +277,21 @@ fn webhooks_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
 }
 
 fn debounce_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
-    for (key, range) in
-        [("debounce_ms", 1..=10_000), ("sync_poll_ms", 100..=600_000), ("lock_timeout_ms", 10..=600_000)]
-    {
-        match values.get(key).and_then(Json::as_u64) {
-            Some(ms) if !range.contains(&ms) => {
+    let ranges = [("debounce_ms", 1..=10_000), ("sync_poll_ms", 100..=600_000), ("lock_timeout_ms", 10..=600_000)];
+    in_range(values, &ranges, " milliseconds")
+}
+
+/// Each of the integer `keys` present lies in its range; `unit` follows the bounds.
+fn in_range(
+    values: &Map<String, Json>,
+    keys: &[(&str, std::ops::RangeInclusive<u64>)],
+    unit: &str,
+) -> Result<(), (String, String)> {
+    for (key, range) in keys {
+        match values.get(*key).and_then(Json::as_u64) {
+            Some(n) if !range.contains(&n) => {
                 let (low, high) = (range.start(), range.end());
-                return Err((key.into(), format!("{key} is {ms}; use {low} to {high} milliseconds")));
+                return Err(((*key).into(), format!("{key} is {n}; use {low} to {high}{unit}")));
             }
             _ => {}
         }
@@ -311,6 +327,12 @@ mod tests {
         let errors = parse("config/config.hot_reload.yaml", text).unwrap_err();
         assert_eq!(errors[0].line, 4, "{errors:?}");
         assert!(errors[0].message.contains("lock_timeout_ms is 5; use 10 to 600000"), "{errors:?}");
+        let text = "id: api\nvalues:\n  max_event_streams: 8\n  max_connections: 1\n";
+        let errors = parse("config/config.api.yaml", text).unwrap_err();
+        assert_eq!((errors[0].line, errors[0].field.as_deref()), (4, Some("values.max_connections")), "{errors:?}");
+        assert!(errors[0].message.contains("max_connections is 1; use 2 to 1000000"), "{errors:?}");
+        let text = "id: system\nvalues:\n  redact_keys: license\n";
+        assert_eq!(parse("config/config.system.yaml", text).unwrap_err()[0].line, 3);
     }
 
     #[test]

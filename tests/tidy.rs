@@ -141,6 +141,19 @@ fn interfaces_do_not_reach_around_the_engine() {
     assert!(found.is_empty(), "an interface bypasses the coordinator:\n{}", found.join("\n"));
 }
 
+/// Architecture Invariant: the server learns a request's peer from the capped
+/// listener's `Peer`, never `ConnectInfo<SocketAddr>` (which that listener does
+/// not provide: the extractor would fail, and a middleware reading the
+/// extension would silently see no address).
+#[test]
+fn peers_come_from_the_capped_listener() {
+    let found =
+        occurrences(&files("server/src", "rs"), &["ConnectInfo<SocketAddr>", "ConnectInfo<std::net::SocketAddr>"]);
+    assert!(found.is_empty(), "a peer read without the capped listener:\n{}", found.join("\n"));
+    let serve = std::fs::read_to_string(root().join("server/src/serve.rs")).unwrap();
+    assert!(serve.contains("CappedListener::new("), "the server no longer serves through the capped listener");
+}
+
 /// The repository documents itself: a user who clones it has no `../shared/`,
 /// so nothing may send them to the product specification kept there.
 #[test]

@@ -8,10 +8,11 @@
 //! role; server functions check the role themselves (reading the dashboard is a
 //! POST too).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Form, Request, State};
+
+use crate::connections::Peer;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -180,7 +181,7 @@ pub async fn login(
     State(auth): State<Arc<Auth>>,
     session: Session,
     request_headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Form(form): Form<LoginForm>,
 ) -> Response {
     if !same_origin(&request_headers) {

@@ -8,6 +8,7 @@ pub mod backups_cmd;
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod connections;
 pub mod content_api;
 pub mod cors;
 pub mod error;

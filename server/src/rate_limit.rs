@@ -2,7 +2,7 @@
 //! snapshot on every request, so an edit to the config file takes effect on the
 //! next request; a changed quota starts a fresh limiter (governor's GCRA).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
@@ -51,8 +51,8 @@ pub async fn limit(State(live): State<Arc<LiveRateLimit>>, request: Request, nex
     }
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<ConnectInfo<crate::connections::Peer>>()
+        .map(|c| c.0 .0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let trusted = &live.engine.snapshot().settings.trusted_proxies;
     let client = crate::client::client_address(peer, request.headers(), trusted);

@@ -112,7 +112,12 @@ pub async fn serve_logged(
     let (engine_gone_tx, engine_gone) = tokio::sync::oneshot::channel::<String>();
     let stopping = stop_tx.subscribe();
     let mut engine_task = engine_task;
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+    let max_connections = engine.snapshot().settings.max_connections.map(|n| n as usize);
+    let listener = crate::connections::CappedListener::new(
+        listener,
+        max_connections.unwrap_or(crate::connections::DEFAULT_MAX_CONNECTIONS),
+    );
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<crate::connections::Peer>())
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = shutdown => {}
@@ -154,10 +159,13 @@ pub async fn serve_logged(
     Ok(())
 }
 
-/// The event streams `api.max_connections` allows, as applied at start-up.
+/// The event streams `api.max_event_streams` allows, as applied at start-up: by
+/// default half the connections, so streams never take them all.
 fn snapshot_streams(engine: &Coordinator) -> std::sync::Arc<tokio::sync::Semaphore> {
-    let max = engine.snapshot().settings.max_connections.map(|n| n as usize);
-    std::sync::Arc::new(tokio::sync::Semaphore::new(max.unwrap_or(crate::state::DEFAULT_EVENT_STREAMS).max(1)))
+    let settings = engine.snapshot().settings.clone();
+    let connections = settings.max_connections.map_or(crate::connections::DEFAULT_MAX_CONNECTIONS, |n| n as usize);
+    let max = settings.max_event_streams.map_or(connections / 2, |n| n as usize);
+    std::sync::Arc::new(tokio::sync::Semaphore::new(max.max(1)))
 }
 
 /// `sqlite://data/marain.db` needs `data/` to exist before SQLite can create the file.

@@ -16,7 +16,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The stream, while fewer than `api.max_connections` are open; otherwise 503
+/// The stream, while fewer than `api.max_event_streams` are open; otherwise 503
 /// with `Retry-After`.
 pub async fn events(State(state): State<AppState>) -> Response {
     let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {

@@ -10,10 +10,7 @@ pub struct AppState {
     pub engine: Coordinator,
     /// Flips to `true` at shutdown so long-lived streams can end.
     pub shutdown: watch::Receiver<bool>,
-    /// One permit per open event stream: `api.max_connections` as applied at
-    /// start-up (default [`DEFAULT_EVENT_STREAMS`]).
+    /// One permit per open event stream: `api.max_event_streams` as applied
+    /// at start-up (by default half of `api.max_connections`).
     pub event_streams: Arc<Semaphore>,
 }
-
-/// Open event streams allowed when `api.max_connections` does not say.
-pub const DEFAULT_EVENT_STREAMS: usize = 256;

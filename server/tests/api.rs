@@ -775,12 +775,12 @@ async fn options_need_sign_in_and_a_failed_token_lookup_is_503(backend: Backend)
     server.stop().await;
 }
 
-/// `api.max_connections` (read at start-up) caps the open event streams: one
+/// `api.max_event_streams` (read at start-up) caps the open event streams: one
 /// more is told to come back later, and a closed one makes room.
-async fn event_streams_are_capped_by_max_connections(backend: Backend) {
+async fn event_streams_are_capped_by_max_event_streams(backend: Backend) {
     let server = Server::start(backend).await;
     std::fs::create_dir_all(server.site.join("config")).unwrap();
-    std::fs::write(server.site.join("config/config.api.yaml"), "id: api\nvalues:\n  max_connections: 2\n").unwrap();
+    std::fs::write(server.site.join("config/config.api.yaml"), "id: api\nvalues:\n  max_event_streams: 2\n").unwrap();
     server.wait_versions("config/config.api.yaml", 1).await;
     let server = server.restart().await;
     let first = EventReader::open(&server.client, &server.base).await;
@@ -799,6 +799,63 @@ async fn event_streams_are_capped_by_max_connections(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(room, 200, "a closed stream makes room");
+    server.stop().await;
+}
+
+/// `api.max_connections` (read at start-up) caps the open connections, idle
+/// ones included: one more is answered 503 with `Retry-After` and closed, and
+/// a closed one makes room. Event streams get half of them by default.
+async fn connections_are_capped_by_max_connections(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(backend).await;
+    std::fs::create_dir_all(server.site.join("config")).unwrap();
+    std::fs::write(server.site.join("config/config.api.yaml"), "id: api\nvalues:\n  max_connections: 4\n").unwrap();
+    server.wait_versions("config/config.api.yaml", 1).await;
+    let server = server.restart().await;
+    let addr = server.base.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let ask = |addr: String| async move {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!("GET /api/v1/hot-reload/status HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut answer)).await;
+        read.expect("an answer, not a hang").unwrap();
+        answer
+    };
+    // Streams: half of four.
+    let first = EventReader::open(&server.client, &server.base).await;
+    let _second = EventReader::open(&server.client, &server.base).await;
+    let third = server.client.get(format!("{}/events", server.base)).send().await.unwrap();
+    assert_eq!(third.status().as_u16(), 503, "a third stream of four connections");
+    drop(third);
+    drop(first);
+    let mut idle = Vec::new();
+    let mut refused = String::new();
+    for _ in 0..100 {
+        // Idle connections hold their place until they close.
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        let answer = ask(addr.clone()).await;
+        if answer.starts_with("HTTP/1.1 503") {
+            refused = answer;
+            break;
+        }
+    }
+    assert!(refused.to_ascii_lowercase().contains("retry-after: 1"), "{refused}");
+    assert!(refused.contains("too many connections"), "{refused}");
+    assert!(idle.len() <= 4, "{} idle connections were let in past a cap of 4", idle.len());
+    idle.clear();
+    let mut room = String::new();
+    for _ in 0..100 {
+        room = ask(addr.clone()).await;
+        if !room.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        room.starts_with("HTTP/1.1 401") || room.starts_with("HTTP/1.1 200"),
+        "closed connections make room: {room}"
+    );
     server.stop().await;
 }
 
@@ -1369,6 +1426,7 @@ backend_tests!(
     sign_in_cannot_be_brute_forced,
     limits_on_everything_a_client_sends,
     options_need_sign_in_and_a_failed_token_lookup_is_503,
-    event_streams_are_capped_by_max_connections,
+    event_streams_are_capped_by_max_event_streams,
+    connections_are_capped_by_max_connections,
     sessions_and_tokens_follow_the_account,
 );
