@@ -111,6 +111,45 @@ pub async fn get_audit(
     Ok(events.iter().map(crate::dto::EventDto::from).collect())
 }
 
+/// Who is signed in, and the API tokens (addresses and browsers for approvers only).
+#[server(prefix = "/_sfn", endpoint = "access")]
+pub async fn get_access() -> Result<crate::dto::AccessDto, AppError> {
+    let user = identity().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    let may_change = user.role.may_change();
+    let now = marain::engine::now_rfc3339();
+    let sessions = engine.signed_in().await?;
+    let tokens = engine.tokens().await?;
+    Ok(crate::dto::AccessDto {
+        sessions: sessions.into_iter().map(|s| crate::convert::session(s, &user, may_change)).collect(),
+        tokens: tokens.into_iter().map(|t| crate::convert::token(t, &now)).collect(),
+        may_change,
+        now,
+    })
+}
+
+/// Revokes an API token at once.
+#[server(prefix = "/_sfn", endpoint = "revoke_token")]
+pub async fn revoke_token(name: String) -> Result<String, AppError> {
+    let user = approver().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    match engine.revoke_token(&name, &user.name).await? {
+        true => Ok(name),
+        false => Err(AppError::new(marain::ErrorKind::NotFound, format!("no token `{name}`"))),
+    }
+}
+
+/// Ends a dashboard session: it is signed out on its next request.
+#[server(prefix = "/_sfn", endpoint = "end_session")]
+pub async fn end_session(handle: String) -> Result<(), AppError> {
+    let user = approver().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    match engine.end_session(&handle, &user.name).await? {
+        true => Ok(()),
+        false => Err(AppError::new(marain::ErrorKind::NotFound, "that session has already ended")),
+    }
+}
+
 /// Turns a pending change down, with a reason.
 #[server(prefix = "/_sfn", endpoint = "reject")]
 pub async fn reject_change(id: u64, reason: Option<String>) -> Result<(), AppError> {

@@ -10,6 +10,7 @@ use marain::{FileError, Hazard};
 
 use crate::dto::*;
 use crate::error::AppError;
+use marain::engine::accounts::Identity;
 
 impl From<&Hazard> for HazardDto {
     fn from(h: &Hazard) -> Self {
@@ -209,4 +210,42 @@ pub fn diff_lines(lines: &[marain::text_diff::DiffLine]) -> Vec<DiffLineDto> {
             segments: l.segments.clone(),
         })
         .collect()
+}
+
+/// A live session as `viewer` may see it: the address and browser only for an
+/// approver (`full`).
+pub fn session(s: marain::engine::signed_in::SignedIn, viewer: &Identity, full: bool) -> SessionDto {
+    SessionDto {
+        current: viewer.session.as_deref() == Some(s.handle.as_str()),
+        handle: if full { s.handle } else { String::new() },
+        username: s.username,
+        role: s.role,
+        address: full.then_some(s.address),
+        browser: full.then(|| browser(&s.user_agent)),
+        signed_in_at: s.signed_in_at,
+        last_seen: s.last_seen,
+    }
+}
+
+/// A token as listed; `now` (RFC 3339) tells whether it has expired.
+pub fn token(t: marain::engine::accounts::TokenInfo, now: &str) -> TokenDto {
+    let at = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok();
+    let expired = t.expires_at.as_deref().and_then(at).zip(at(now)).is_some_and(|(end, now)| end <= now);
+    TokenDto { name: t.name, role: t.role, created_at: t.created_at, expires_at: t.expires_at, expired }
+}
+
+/// A user agent as a person reads it: the browser and the system, when known.
+pub fn browser(agent: &str) -> String {
+    let name =
+        ["Edg/", "Firefox/", "Chrome/", "Safari/", "curl/"].iter().find(|b| agent.contains(*b)).map(|b| match *b {
+            "Edg/" => "Edge",
+            other => other.trim_end_matches('/'),
+        });
+    let system = ["Windows", "Android", "iPhone", "Mac OS X", "Linux"].iter().find(|s| agent.contains(*s));
+    match (name, system) {
+        (Some(n), Some(s)) => format!("{n} on {}", s.replace("Mac OS X", "macOS")),
+        (Some(n), None) => n.to_string(),
+        _ if agent.is_empty() => "unknown".into(),
+        _ => agent.chars().take(40).collect(),
+    }
 }

@@ -183,3 +183,38 @@ pub struct StatusDto {
     /// Files whose copy on this instance is an older applied version.
     pub behind: Vec<BehindDto>,
 }
+
+/// A dashboard session, as the Access page lists it. The address and browser
+/// are shown to approvers only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionDto {
+    /// Ends the session; not the session id, and useless as one.
+    pub handle: String,
+    pub username: String,
+    pub role: String,
+    pub address: Option<String>,
+    pub browser: Option<String>,
+    pub signed_in_at: String,
+    pub last_seen: String,
+    /// The session this page was asked for.
+    pub current: bool,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenDto {
+    pub name: String,
+    pub role: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub expired: bool,
+}
+
+/// The Access page: who is signed in, and the API tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessDto {
+    pub sessions: Vec<SessionDto>,
+    pub tokens: Vec<TokenDto>,
+    pub may_change: bool,
+    pub now: String,
+}

@@ -48,6 +48,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::login::Login />
                 <Route path=path!("/history") view=pages::history::FileHistory ssr=SsrMode::Async />
                 <Route path=path!("/audit") view=pages::audit::Audit ssr=SsrMode::Async />
+                <Route path=path!("/access") view=pages::access::Access ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

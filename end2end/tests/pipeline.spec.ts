@@ -287,3 +287,49 @@ test.describe('hot reload from disk to dashboard', () => {
     await expect(problem).toHaveCount(0);
   });
 });
+
+test.describe('access', () => {
+  test('an approver sees who is signed in, ends a session and revokes a token', async ({ page, browser, request, marain }) => {
+    // A viewer signed in elsewhere: it sees who is signed in, but no buttons.
+    const elsewhere = await browser.newContext({ userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0' });
+    const viewerPage = await elsewhere.newPage();
+    await signIn(viewerPage, marain, 'viewer');
+    await expect(viewerPage.getByTestId('user')).toHaveText('viewer');
+    await viewerPage.goto(`${marain.url}/access`);
+    await expect(viewerPage.locator('[data-testid="sessions"] tr[data-user="viewer"]')).toBeVisible();
+    await expect(viewerPage.getByRole('button', { name: /Revoke token/ })).toHaveCount(0);
+    await expect(viewerPage.getByRole('button', { name: /End the session/ })).toHaveCount(0);
+
+    await signIn(page, marain, 'admin');
+    await expect(page.getByTestId('user')).toHaveText('admin');
+    await page.getByRole('link', { name: 'Access' }).click();
+    await expect(page).toHaveURL(/\/access$/);
+    const mine = page.locator('[data-testid="sessions"] tr[data-current="true"]');
+    await expect(mine).toHaveAttribute('data-user', 'admin');
+    await expect(mine).toContainText('you');
+    const theirs = page.locator('[data-testid="sessions"] tr[data-user="viewer"]');
+    await expect(theirs).toContainText('Firefox on Linux');
+    await expect(theirs).toContainText('127.0.0.1');
+    fs.mkdirSync('screenshots', { recursive: true });
+    await page.screenshot({ path: 'screenshots/access.png', fullPage: true });
+
+    // Ending the viewer's session signs it out on its next request.
+    await theirs.getByRole('button', { name: 'End the session of viewer from 127.0.0.1' }).click();
+    await expect(page.getByTestId('access-outcome')).toContainText('Session ended');
+    await expect(theirs).toHaveCount(0);
+    await viewerPage.goto(`${marain.url}/`);
+    await expect(viewerPage).toHaveURL(/\/login/);
+
+    // Revoking the test's own token: refused from then on.
+    const before = await request.get(`${marain.url}/api/v1/hot-reload/status`, { headers: marain.auth });
+    expect(before.status()).toBe(200);
+    const row = page.locator('[data-testid="tokens"] tr[data-token="e2e"]');
+    await expect(row).toContainText('approver');
+    await row.getByRole('button', { name: 'Revoke token e2e' }).click();
+    await expect(page.getByTestId('access-outcome')).toContainText('Token `e2e` revoked');
+    await expect(row).toHaveCount(0);
+    const after = await request.get(`${marain.url}/api/v1/hot-reload/status`, { headers: marain.auth });
+    expect(after.status()).toBe(401);
+    await elsewhere.close();
+  });
+});

@@ -18,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use marain::engine::accounts::Identity;
 use marain::engine::sign_in::Attempt;
+use marain::engine::signed_in::{session_handle, SessionClient};
 use marain::engine::{Coordinator, Store};
 use marain::ErrorKind;
 use serde::Deserialize;
@@ -26,7 +27,7 @@ use tower_sessions::Session;
 
 use crate::error::ApiError;
 
-const IDENTITY_KEY: &str = "identity";
+use crate::sessions::{CLIENT_KEY, IDENTITY_KEY};
 
 /// What sign-in and the identity check need: the accounts and the sign-in
 /// attempt counts per address and per account (both in the database,
@@ -79,12 +80,13 @@ async fn identify(
     }
     let Some(session) = session else { return Ok(None) };
     let Some(identity) = session.get::<Identity>(IDENTITY_KEY).await.ok().flatten() else { return Ok(None) };
+    let Some(id) = session.id() else { return Ok(None) };
     // A session follows its account: removed, or its password or role changed
-    // since it signed in, and it is over.
-    match auth.store.account_now(&identity.name).await? {
-        Some((role, epoch)) if epoch == identity.epoch => Ok(Some(Identity { role, ..identity })),
-        _ => {
-            tracing::info!(user = %identity.name, "the account changed or is gone; its session ends");
+    // since it signed in, or the session ended from the dashboard, and it is over.
+    match auth.store.session_role(&id.to_string(), &identity.name).await? {
+        Some(role) => Ok(Some(Identity { role, session: Some(session_handle(&id.to_string())), ..identity })),
+        None => {
+            tracing::info!(user = %identity.name, "the session ended or its account changed; signed out");
             let _ = session.flush().await;
             Ok(None)
         }
@@ -213,7 +215,12 @@ pub async fn login(
                 tracing::error!(error = %e, "could not clear the failed sign-ins");
             }
             // A new session id at every sign-in: a fixated id is worth nothing.
-            if session.cycle_id().await.is_err() || session.insert(IDENTITY_KEY, &identity).await.is_err() {
+            let agent = request_headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or_default();
+            let client = SessionClient { address: address.clone(), user_agent: agent.to_string() };
+            if session.cycle_id().await.is_err()
+                || session.insert(IDENTITY_KEY, &identity).await.is_err()
+                || session.insert(CLIENT_KEY, &client).await.is_err()
+            {
                 return (StatusCode::SERVICE_UNAVAILABLE, "the session store failed").into_response();
             }
             tracing::info!(user = %identity.name, role = identity.role.as_str(), "signed in");

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
+use marain::engine::accounts::Identity;
 use marain::engine::database::Pool;
+use marain::engine::signed_in::SessionStart;
 use marain::engine::Store;
 use tokio::sync::watch;
 use tower_sessions::cookie::SameSite;
@@ -17,72 +19,118 @@ use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 const TABLE: &str = "marain_sessions";
 
-/// The session rows, in whichever database the site uses.
+/// Where a session keeps the signed-in identity.
+pub const IDENTITY_KEY: &str = "identity";
+/// Where a session keeps the address and browser it signed in from.
+pub const CLIENT_KEY: &str = "client";
+
+/// The session rows, in whichever database the site uses, and who is signed in
+/// (`marain_signed_in`, see `marain::engine::signed_in`) kept beside them.
+#[derive(Clone)]
+pub struct SessionRows {
+    rows: Rows,
+    store: Store,
+}
+
+impl std::fmt::Debug for SessionRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRows").field("rows", &self.rows).finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
-pub enum SessionRows {
+enum Rows {
     Sqlite(SqliteStore),
     /// In the schema `tower_sessions`, which the store creates.
     Postgres(PostgresStore),
 }
 
 impl SessionRows {
-    fn on(pool: &Pool) -> Result<Self, String> {
+    fn on(store: &Store) -> Result<Self, String> {
         let named = |e: String| format!("session table: {e}");
-        Ok(match pool {
-            Pool::Sqlite(p) => SessionRows::Sqlite(SqliteStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
-            Pool::Postgres(p) => {
-                SessionRows::Postgres(PostgresStore::new(p.clone()).with_table_name(TABLE).map_err(named)?)
-            }
-        })
+        let rows = match store.pool() {
+            Pool::Sqlite(p) => Rows::Sqlite(SqliteStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
+            Pool::Postgres(p) => Rows::Postgres(PostgresStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
+        };
+        Ok(SessionRows { rows, store: store.clone() })
     }
 
     async fn migrate(&self) -> Result<(), String> {
-        match self {
-            SessionRows::Sqlite(s) => s.migrate().await,
-            SessionRows::Postgres(s) => s.migrate().await,
+        match &self.rows {
+            Rows::Sqlite(s) => s.migrate().await,
+            Rows::Postgres(s) => s.migrate().await,
         }
         .map_err(|e| e.to_string())
     }
 }
 
+/// A store failure as the session layer reports it (the text stays in the log).
+fn backend(e: marain::engine::store::StoreError) -> session_store::Error {
+    tracing::error!(error = %e, "the signed-in list cannot be written");
+    session_store::Error::Backend("the signed-in list cannot be written".into())
+}
+
 #[async_trait::async_trait]
 impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            SessionRows::Sqlite(s) => s.create(record).await,
-            SessionRows::Postgres(s) => s.create(record).await,
+        match &self.rows {
+            Rows::Sqlite(s) => s.create(record).await?,
+            Rows::Postgres(s) => s.create(record).await?,
         }
+        // A session is created at sign-in (a new id every time): list it.
+        let identity = record.data.get(IDENTITY_KEY).and_then(|v| serde_json::from_value::<Identity>(v.clone()).ok());
+        if let Some(identity) = identity {
+            let client = record.data.get(CLIENT_KEY).and_then(|v| serde_json::from_value(v.clone()).ok());
+            let id = record.id.to_string();
+            let start = SessionStart {
+                session_id: &id,
+                username: &identity.name,
+                epoch: identity.epoch,
+                client: client.unwrap_or_default(),
+                expires_at: record.expiry_date.unix_timestamp(),
+            };
+            self.store.session_started(start).await.map_err(backend)?;
+        }
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            SessionRows::Sqlite(s) => s.save(record).await,
-            SessionRows::Postgres(s) => s.save(record).await,
+        match &self.rows {
+            Rows::Sqlite(s) => s.save(record).await?,
+            Rows::Postgres(s) => s.save(record).await?,
         }
+        if record.data.contains_key(IDENTITY_KEY) {
+            let id = record.id.to_string();
+            self.store.session_seen(&id, record.expiry_date.unix_timestamp()).await.map_err(backend)?;
+        }
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            SessionRows::Sqlite(s) => s.load(id).await,
-            SessionRows::Postgres(s) => s.load(id).await,
+        match &self.rows {
+            Rows::Sqlite(s) => s.load(id).await,
+            Rows::Postgres(s) => s.load(id).await,
         }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            SessionRows::Sqlite(s) => s.delete(id).await,
-            SessionRows::Postgres(s) => s.delete(id).await,
+        match &self.rows {
+            Rows::Sqlite(s) => s.delete(id).await?,
+            Rows::Postgres(s) => s.delete(id).await?,
         }
+        self.store.session_deleted(&id.to_string()).await.map_err(backend)
     }
 }
 
 #[async_trait::async_trait]
 impl ExpiredDeletion for SessionRows {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        match self {
-            SessionRows::Sqlite(s) => s.delete_expired().await,
-            SessionRows::Postgres(s) => s.delete_expired().await,
+        match &self.rows {
+            Rows::Sqlite(s) => s.delete_expired().await?,
+            Rows::Postgres(s) => s.delete_expired().await?,
         }
+        self.store.prune_signed_in().await.map_err(backend)?;
+        Ok(())
     }
 }
 
@@ -93,7 +141,7 @@ pub async fn layer(
     secure: bool,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<SessionManagerLayer<SessionRows>, String> {
-    let sessions = SessionRows::on(store.pool())?;
+    let sessions = SessionRows::on(store)?;
     // Instances starting together on one PostgreSQL database race to create the
     // table (`CREATE … IF NOT EXISTS` is not safe against a concurrent twin):
     // the loser tries again once the winner's table is there.

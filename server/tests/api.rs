@@ -908,6 +908,114 @@ async fn sessions_and_tokens_follow_the_account(backend: Backend) {
     server.stop().await;
 }
 
+/// The Access page's server functions: who is signed in (address and browser
+/// for approvers only, the asking session marked), ending another session (it
+/// is signed out on its next request, and a request in flight cannot bring it
+/// back), signing out, and revoking a token (refused at once); a viewer may
+/// look but not act.
+async fn approvers_see_who_is_signed_in_end_sessions_and_revoke_tokens(backend: Backend) {
+    let server = Server::start(backend).await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    const PASSWORD: &str = "access password, long";
+    let store = marain::engine::Store::open(&server.db).await.unwrap();
+    store.add_account("boss", PASSWORD, Role::Approver, false).await.unwrap();
+    store.add_account("watcher", PASSWORD, Role::Viewer, false).await.unwrap();
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sign_in = |user: &'static str, agent: &'static str| {
+        let (client, root) = (no_redirects.clone(), root.clone());
+        async move {
+            let form = [("username", user), ("password", PASSWORD), ("next", "/")];
+            let resp = client
+                .post(format!("{root}/login"))
+                .header("origin", &root)
+                .header("user-agent", agent)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.headers()["location"], "/", "{user} signed in");
+            resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+        }
+    };
+    let call = |cookie: String, endpoint: &'static str, form: Vec<(&'static str, String)>| {
+        let (client, root) = (no_redirects.clone(), root.clone());
+        async move {
+            let resp = client
+                .post(format!("{root}/_sfn/{endpoint}"))
+                .header("cookie", cookie)
+                .header("origin", &root)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let status_with = |cookie: String| {
+        let (client, url) = (no_redirects.clone(), format!("{}/status", server.base));
+        async move { client.get(url).header("cookie", cookie).send().await.unwrap().status().as_u16() }
+    };
+
+    let desk = sign_in("boss", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0").await;
+    let laptop = sign_in("boss", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1.15").await;
+    let viewer = sign_in("watcher", "curl/8.0").await;
+    let (code, access) = call(desk.clone(), "access", vec![]).await;
+    assert_eq!(code, 200, "{access}");
+    let sessions = access["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3, "{access}");
+    let mine: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(mine.len(), 1, "{access}");
+    assert_eq!(mine[0]["browser"], "Firefox on Linux");
+    assert_eq!(mine[0]["address"], "127.0.0.1");
+    let other = sessions.iter().find(|s| s["browser"] == "Safari on macOS").expect("the laptop's session");
+    let handle = other["handle"].as_str().unwrap().to_string();
+    assert_eq!(handle.len(), 64, "a SHA-256, not a session id");
+    assert!(!desk.contains(&handle) && !laptop.contains(&handle));
+
+    // A viewer sees who, not from where, and may not act.
+    let (_, seen) = call(viewer.clone(), "access", vec![]).await;
+    assert!(seen["sessions"].as_array().unwrap().iter().all(|s| s["address"].is_null() && s["handle"] == ""), "{seen}");
+    // (Server functions answer every error 500, with its kind in the body.)
+    let (_, refused) = call(viewer.clone(), "end_session", vec![("handle", handle.clone())]).await;
+    assert_eq!(refused["kind"], "forbidden", "{refused}");
+    assert_eq!(status_with(laptop.clone()).await, 200);
+
+    // Ended: signed out on its next request, and it stays out.
+    let (code, ended) = call(desk.clone(), "end_session", vec![("handle", handle.clone())]).await;
+    assert_eq!(code, 200, "{ended}");
+    assert_eq!(status_with(laptop.clone()).await, 401, "an ended session lives on");
+    assert_eq!(status_with(laptop).await, 401);
+    let (_, again) = call(desk.clone(), "end_session", vec![("handle", handle)]).await;
+    assert_eq!(again["kind"], "not_found", "ended twice: {again}");
+    // Signed out: gone from the list.
+    let resp = no_redirects.post(format!("{root}/logout")).header("cookie", &viewer).header("origin", &root);
+    let out = resp.send().await.unwrap();
+    assert_eq!(out.headers()["location"], "/login", "signed out");
+    let (_, access) = call(desk.clone(), "access", vec![]).await;
+    let users: Vec<&str> =
+        access["sessions"].as_array().unwrap().iter().map(|s| s["username"].as_str().unwrap()).collect();
+    assert_eq!(users, ["boss"], "{access}");
+
+    // Tokens: listed without secrets, revoked at once, by an approver only.
+    let secret = store.create_token("deploy-bot", Role::Approver).await.unwrap();
+    let bot = client_with(&secret);
+    assert_eq!(bot.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 200);
+    let (_, access) = call(desk.clone(), "access", vec![]).await;
+    assert_eq!(access["tokens"][0]["name"], "deploy-bot");
+    assert!(!access.to_string().contains(&secret[4..]), "a token's secret was listed");
+    let viewer = sign_in("watcher", "curl/8.0").await;
+    let (_, refused) = call(viewer, "revoke_token", vec![("name", "deploy-bot".into())]).await;
+    assert_eq!(refused["kind"], "forbidden", "{refused}");
+    let (code, revoked) = call(desk.clone(), "revoke_token", vec![("name", "deploy-bot".into())]).await;
+    assert_eq!((code, revoked.as_str()), (200, Some("deploy-bot")), "{revoked}");
+    assert_eq!(bot.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 401);
+    let (_, access) = call(desk, "access", vec![]).await;
+    assert!(access["tokens"].as_array().unwrap().iter().all(|t| t["name"] != "deploy-bot"), "{access}");
+    store.close().await;
+    server.stop().await;
+}
+
 async fn a_rejected_change_records_who_and_why(backend: Backend) {
     let server = Server::start(backend).await;
     std::fs::write(
@@ -1428,5 +1536,6 @@ backend_tests!(
     options_need_sign_in_and_a_failed_token_lookup_is_503,
     event_streams_are_capped_by_max_event_streams,
     connections_are_capped_by_max_connections,
+    approvers_see_who_is_signed_in_end_sessions_and_revoke_tokens,
     sessions_and_tokens_follow_the_account,
 );

@@ -52,6 +52,10 @@ pub struct Identity {
     /// password or role raises it and ends the session.
     #[serde(default)]
     pub epoch: i64,
+    /// The handle of the dashboard session this request came with
+    /// ([`super::signed_in::session_handle`]); never stored in the session.
+    #[serde(skip)]
+    pub session: Option<String>,
 }
 
 /// An API token as listed: never its secret.
@@ -177,7 +181,9 @@ impl Store {
         .await
         .unwrap_or(false);
         Ok(match (ok && row.is_some(), Role::parse(&role)) {
-            (true, Some(role)) => Some(Identity { name: username.to_string(), role, token: false, epoch }),
+            (true, Some(role)) => {
+                Some(Identity { name: username.to_string(), role, token: false, epoch, session: None })
+            }
             _ => None,
         })
     }
@@ -257,9 +263,9 @@ impl Store {
                 &[sha256_hex(secret.as_bytes()).into()],
             )
             .await?;
-        Ok(row
-            .filter(|(_, _, expires)| !expires.as_deref().is_some_and(passed))
-            .and_then(|(name, role, _)| Some(Identity { name, role: Role::parse(&role)?, token: true, epoch: 0 })))
+        Ok(row.filter(|(_, _, expires)| !expires.as_deref().is_some_and(passed)).and_then(|(name, role, _)| {
+            Some(Identity { name, role: Role::parse(&role)?, token: true, epoch: 0, session: None })
+        }))
     }
 
     /// On first start (no accounts at all), creates `admin` as an approver with

@@ -174,6 +174,36 @@ impl Coordinator {
         Ok(self.shared.store.prune_backups(older_than_days).await?)
     }
 
+    /// Every live dashboard session, most recently used first.
+    pub async fn signed_in(&self) -> Result<Vec<super::signed_in::SignedIn>, EngineError> {
+        Ok(self.shared.store.signed_in().await?)
+    }
+
+    /// Ends the session with `handle` (its next request is signed out); `actor`
+    /// is who asked. False when there was none.
+    pub async fn end_session(&self, handle: &str, actor: &str) -> Result<bool, EngineError> {
+        let ended = self.shared.store.end_session(handle).await?;
+        if ended {
+            tracing::warn!(%actor, session = &handle[..handle.len().min(12)], "a session was ended from the dashboard");
+        }
+        Ok(ended)
+    }
+
+    /// Every API token, without secrets.
+    pub async fn tokens(&self) -> Result<Vec<super::accounts::TokenInfo>, EngineError> {
+        Ok(self.shared.store.tokens().await?)
+    }
+
+    /// Revokes the token `name` at once; `actor` is who asked. False when there
+    /// was none.
+    pub async fn revoke_token(&self, name: &str, actor: &str) -> Result<bool, EngineError> {
+        let revoked = self.shared.store.revoke_token(name).await?;
+        if revoked {
+            tracing::warn!(%actor, token = %name, "an API token was revoked from the dashboard");
+        }
+        Ok(revoked)
+    }
+
     fn send(&self, command: Command) -> Result<(), EngineError> {
         self.shared.commands.send(command).map_err(|_| EngineError::Stopped)
     }

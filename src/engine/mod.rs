@@ -20,6 +20,7 @@ pub mod secret_refs;
 pub mod secure_log;
 mod shared;
 pub mod sign_in;
+pub mod signed_in;
 pub mod snapshot;
 pub mod store;
 mod sync;

@@ -2,15 +2,18 @@
 
 use leptos::prelude::*;
 
+/// The bar; `children` (the overview's live indicator) go at its end.
 #[component]
-pub fn Nav() -> impl IntoView {
+pub fn Nav(#[prop(optional)] children: Option<Children>) -> impl IntoView {
     view! {
         <header class="topbar">
             <h1><a href="/">"Marain hot-reload"</a></h1>
             <nav aria-label="Pages">
                 <a href="/">"Overview"</a>
                 <a href="/audit">"Audit log"</a>
+                <a href="/access">"Access"</a>
             </nav>
+            {children.map(|c| c())}
         </header>
     }
 }

@@ -7,6 +7,7 @@ use crate::components::change_card::ChangeCard;
 use crate::components::feed::Feed;
 use crate::components::files::{BehindList, DriftList, FileTable, Problems};
 use crate::components::history::HistoryList;
+use crate::components::nav::Nav;
 use crate::components::status::StatusBar;
 use crate::live::use_live_feed;
 
@@ -28,16 +29,11 @@ pub fn Dashboard() -> impl IntoView {
     };
 
     view! {
-        <header class="topbar">
-            <h1>"Marain hot-reload"</h1>
-            <nav aria-label="Pages">
-                <a href="/">"Overview"</a>
-                <a href="/audit">"Audit log"</a>
-            </nav>
+        <Nav>
             <span class="live" class:on=move || live.connected.get() role="status" aria-live="polite">
                 {move || if live.connected.get() { "● live" } else { "○ connecting…" }}
             </span>
-        </header>
+        </Nav>
         <main class="layout">
             <Transition fallback=|| view! { <p class="empty">"Loading…"</p> }>
                 {move || Suspend::new(async move {
