@@ -8,7 +8,7 @@ DATABASE_URL ?= sqlite://data/marain.db
 ADDR ?= 127.0.0.1:3000
 BIN := target/debug/marain
 
-.PHONY: setup setup-test build run test test-rust test-e2e lint
+.PHONY: setup setup-test build run test test-rust test-e2e lint fuzz
 
 setup:
 	scripts/setup.sh
@@ -46,7 +46,14 @@ test-e2e:
 lint:
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path xtask/Cargo.toml -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --manifest-path xtask/Cargo.toml --target-dir target/xtask -- -D warnings
+	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-lint -- -D warnings
 	cargo clippy -p marain-app --features hydrate --target wasm32-unknown-unknown -- -D warnings
 	cargo check -p marain --no-default-features --target wasm32-unknown-unknown
+
+# libFuzzer on the pure core (nightly toolchain; not part of `make test`).
+RUNS ?= 200000
+fuzz:
+	cargo xtask fuzz --runs $(RUNS)

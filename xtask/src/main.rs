@@ -7,6 +7,7 @@
 
 mod bindgen;
 mod cargo;
+mod fuzz;
 mod layout;
 
 use std::path::PathBuf;
@@ -14,9 +15,12 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: cargo xtask build [--release]
+       cargo xtask fuzz [--target plan] [--runs N]
 
   build       the server (target/<profile>/marain) and the dashboard (target/site)
   --release   optimised server and size-optimised wasm (runs wasm-opt when it is on PATH)
+  fuzz        builds fuzz/ with libFuzzer (nightly toolchain) and runs a target for
+              N inputs (default 200000) from a corpus seeded with our own site files
 ";
 
 /// What the build produces and from where.
@@ -29,7 +33,12 @@ pub struct Paths {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits inside the workspace").to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let paths = Paths { root, target };
     let release = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["fuzz", rest @ ..] => return finish(fuzz_args(rest).and_then(|a| fuzz::run(&paths, &a))),
         ["build"] => false,
         ["build", "--release"] => true,
         ["help" | "--help" | "-h"] => {
@@ -41,17 +50,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let root =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits inside the workspace").to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let paths = Paths { root, target };
-    match build(&paths, release) {
+    finish(build(&paths, release))
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `[--target NAME] [--runs N]`.
+fn fuzz_args(rest: &[&str]) -> Result<fuzz::FuzzArgs, String> {
+    let mut args = fuzz::FuzzArgs { target: "plan".into(), runs: 200_000 };
+    let mut rest = rest.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match *flag {
+            "--target" => args.target = value.to_string(),
+            "--runs" => args.runs = value.parse().map_err(|_| format!("--runs {value}: not a number"))?,
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    Ok(args)
 }
 
 fn build(paths: &Paths, release: bool) -> Result<(), String> {
@@ -64,4 +88,20 @@ fn build(paths: &Paths, release: bool) -> Result<(), String> {
     layout::copy_assets(&paths.root, &site)?;
     eprintln!("xtask: built the server and {} in {:.1} s", site.display(), started.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fuzz_args;
+
+    #[test]
+    fn fuzz_options() {
+        let args = fuzz_args(&[]).unwrap();
+        assert_eq!((args.target.as_str(), args.runs), ("plan", 200_000));
+        let args = fuzz_args(&["--runs", "5", "--target", "other"]).unwrap();
+        assert_eq!((args.target.as_str(), args.runs), ("other", 5));
+        assert!(fuzz_args(&["--runs"]).unwrap_err().contains("needs a value"));
+        assert!(fuzz_args(&["--runs", "many"]).unwrap_err().contains("not a number"));
+        assert!(fuzz_args(&["--fast", "1"]).unwrap_err().contains("unknown option --fast"));
+    }
 }
