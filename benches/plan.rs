@@ -1,5 +1,11 @@
-//! diff + grade + plan: one 200-field schema, and a whole 1,000-file site.
+//! diff + grade + plan: one 200-field schema, and a whole 1,000-file site; and
+//! what `marain plan` does for one SAFE edit (parse both sites, check, plan) on
+//! generated sites of 1,000 schemas and 1,000 configs of each topology (the cost
+//! must not grow with how the schemas reference each other).
 //! `cargo bench --bench plan` prints the timings (target: ≤ 1 ms for 200 fields).
+
+#[path = "../tests/support/generated.rs"]
+mod generated;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use marain::plan::Dialect;
@@ -42,6 +48,33 @@ fn bench(c: &mut Criterion) {
                 bench.iter(|| plan_sites_in(dialect, a, b, |_, s| s.to_string()))
             });
         }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("marain_plan_one_edit");
+    group.sample_size(20);
+    for topology in generated::Topology::ALL {
+        let from = generated::site_texts(topology, 1000, 1000);
+        let mut to = from.clone();
+        to[500].1 = generated::with_field(&to[500].1, 0);
+        group.bench_function(topology.name(), |bench| {
+            bench.iter(|| {
+                let load =
+                    |texts: &[(String, String)]| Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+                let ((a, ea), (b, eb)) = (load(&from), load(&to));
+                assert!(ea.is_empty() && eb.is_empty());
+                let changes = plan_sites_in(Dialect::Postgres, &a, &b, |_, s| s.to_string());
+                assert_eq!(changes.len(), 1);
+                changes
+            })
+        });
+        let (a, b) = (
+            Site::from_texts(from.iter().map(|(p, t)| (p.as_str(), t.as_str()))).0,
+            Site::from_texts(to.iter().map(|(p, t)| (p.as_str(), t.as_str()))).0,
+        );
+        group.bench_function(format!("{}/plan_only", topology.name()), |bench| {
+            bench.iter(|| plan_sites_in(Dialect::Postgres, &a, &b, |_, s| s.to_string()))
+        });
     }
     group.finish();
 

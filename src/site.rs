@@ -324,24 +324,41 @@ impl Site {
                 (f.entity.id.as_str(), targets)
             })
             .collect();
-        let mut done: BTreeSet<&str> = BTreeSet::new();
+        // Kahn's algorithm by levels: each round releases, in id order, every
+        // entity whose references are all released (one pass over the edges in
+        // all, not one pass over the site per entity as a chain would need).
+        let mut waiting_on: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (id, ds) in &deps {
+            let known: Vec<&str> = ds.iter().copied().filter(|d| deps.contains_key(d)).collect();
+            waiting_on.insert(id, known.len());
+            for d in known {
+                dependents.entry(d).or_default().push(id);
+            }
+        }
+        let mut remaining: BTreeSet<&str> = deps.keys().copied().collect();
+        let mut ready: BTreeSet<&str> = waiting_on.iter().filter(|(_, n)| **n == 0).map(|(id, _)| *id).collect();
         let mut order = Vec::with_capacity(deps.len());
-        while order.len() < deps.len() {
-            let ready: Vec<&str> = deps
-                .iter()
-                .filter(|(id, ds)| !done.contains(*id) && ds.iter().all(|d| done.contains(d) || !deps.contains_key(d)))
-                .map(|(id, _)| *id)
-                .collect();
-            // A cycle: release the smallest remaining id to break it.
-            let next = if ready.is_empty() {
-                vec![*deps.keys().find(|id| !done.contains(*id)).expect("remaining entity")]
-            } else {
-                ready
-            };
-            for id in next {
-                done.insert(id);
+        while !remaining.is_empty() {
+            if ready.is_empty() {
+                // A cycle: release the smallest remaining id to break it.
+                ready.insert(*remaining.first().expect("remaining entity"));
+            }
+            let mut next = BTreeSet::new();
+            for id in &ready {
+                remaining.remove(id);
                 order.push(id.to_string());
             }
+            for id in &ready {
+                for r in dependents.get(id).into_iter().flatten() {
+                    let n = waiting_on.get_mut(r).expect("every dependent waits");
+                    *n = n.saturating_sub(1);
+                    if *n == 0 && remaining.contains(r) {
+                        next.insert(*r);
+                    }
+                }
+            }
+            ready = next;
         }
         order
     }

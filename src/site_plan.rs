@@ -50,12 +50,12 @@ pub fn plan_sites_in(
 ) -> Vec<FileChange> {
     let paths: BTreeSet<&str> = old.paths().chain(new.paths()).map(String::as_str).collect();
     let changed: Vec<&str> = paths.into_iter().filter(|p| old.hash_of(p) != new.hash_of(p)).collect();
-    let new_order = new.dependency_order();
-    let old_order = old.dependency_order();
+    let position = |order: Vec<String>| -> BTreeMap<String, usize> { order.into_iter().zip(0..).collect() };
+    let (new_order, old_order) = (position(new.dependency_order()), position(old.dependency_order()));
     let rank = |path: &str| -> (usize, usize) {
         match (new.get(path), old.get(path)) {
-            (Some(f), _) => (0, new_order.iter().position(|id| *id == f.entity.id).unwrap_or(usize::MAX)),
-            (None, Some(f)) => (1, usize::MAX - old_order.iter().position(|id| *id == f.entity.id).unwrap_or(0)),
+            (Some(f), _) => (0, new_order.get(&f.entity.id).copied().unwrap_or(usize::MAX)),
+            (None, Some(f)) => (1, usize::MAX - old_order.get(&f.entity.id).copied().unwrap_or(0)),
             // Configuration files: no SQL, no order among them.
             (None, None) => (0, usize::MAX),
         }

@@ -206,3 +206,45 @@ async fn torn_writes_end_with_the_whole_file_applied_once() {
     assert!(site.coordinator.snapshot().in_sync());
     site.stop().await;
 }
+
+/// A file renamed into place, or closed after writing, is complete: with a
+/// debounce of ten seconds it still applies at once when it parses. A file
+/// closed after writing that does not parse waits for the debounce: it is not
+/// rejected while more writes may come.
+#[tokio::test]
+async fn complete_saves_apply_without_waiting_for_the_debounce() {
+    let mut site = TestSite::start(Backend::Sqlite).await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    let hot_reload = "config/config.hot_reload.yaml";
+    site.write(hot_reload, "id: hot_reload\nvalues:\n  debounce_ms: 10000\n");
+    site.wait_for(EventKind::Applied, hot_reload).await;
+    // The watcher restarts with the new debounce and rescans.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let path = site.root().join(USER_PATH);
+
+    let started = std::time::Instant::now();
+    let tmp = path.with_file_name(".user.schema.yaml.tmp");
+    std::fs::write(&tmp, with_fields(1)).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "a rename into place waited for the 10 s debounce");
+
+    let started = std::time::Instant::now();
+    std::fs::write(&path, with_fields(2)).unwrap();
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "a write and close waited for the 10 s debounce");
+    let applied = site.coordinator.snapshot().applied.get(USER_PATH).unwrap().hash.clone();
+    assert_eq!(applied, sha256_hex(with_fields(2).as_bytes()));
+
+    // Half a file, closed: not judged before the debounce.
+    let mut events = site.coordinator.subscribe();
+    std::fs::write(&path, "id: user\nfields:\n  - id: user").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        kinds.push(e.kind);
+    }
+    assert!(!kinds.contains(&EventKind::Rejected), "a file that does not parse was judged early: {kinds:?}");
+    site.stop().await;
+}

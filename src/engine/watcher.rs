@@ -1,10 +1,19 @@
 //! Our wrapper around notify and its debouncer: directory watching, trailing-edge
 //! debouncing, editor-noise filtering, and notify's errors as our own variants.
+//!
+//! Beside the debounced signals, a second, raw watcher reports the events that
+//! say a file is complete at once ([`WatchSignal::Complete`]): a file renamed
+//! into place (how most editors, `sed -i` and deployment tools save) and a file
+//! closed after writing. The coordinator plans such a file without waiting for
+//! the debounce when its content parses; anything else still waits for the
+//! debounced signal, which always follows, so a torn write is never judged
+//! while more writes may come.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{EventKind, RecommendedWatcher, RecursiveMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -21,8 +30,12 @@ pub enum WatchError {
 /// What the watcher tells the coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchSignal {
-    /// These site-relative paths (`/`-separated) may have changed.
+    /// These site-relative paths (`/`-separated) may have changed, and have
+    /// been quiet for the debounce.
     Paths(Vec<String>),
+    /// These paths were just renamed into place or closed after writing: they
+    /// may be complete now (the debounced [`WatchSignal::Paths`] follows).
+    Complete(Vec<String>),
     /// Events may have been lost (queue overflow, a new directory): re-read everything.
     Rescan,
 }
@@ -30,6 +43,7 @@ pub enum WatchSignal {
 /// Watches a site directory for as long as it lives.
 pub struct SiteWatcher {
     _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    _complete: RecommendedWatcher,
 }
 
 impl SiteWatcher {
@@ -37,6 +51,7 @@ impl SiteWatcher {
     pub fn start(root: &Path, debounce: Duration, signals: UnboundedSender<WatchSignal>) -> Result<Self, WatchError> {
         let root = root.canonicalize().map_err(|_| WatchError::RootMissing(root.to_path_buf()))?;
         let base = root.clone();
+        let signals_early = signals.clone();
         // The debouncer checks for quiet paths every tick; its default (a quarter of
         // the timeout) adds up to 6 ms to every reload at 25 ms.
         let tick = (debounce / 8).max(Duration::from_millis(1));
@@ -57,8 +72,32 @@ impl SiteWatcher {
         })
         .map_err(|e| map_notify(&root, e))?;
         debouncer.watch(&root, RecursiveMode::Recursive).map_err(|e| map_notify(&root, e))?;
-        Ok(Self { _debouncer: debouncer })
+        let base = root.clone();
+        let early = signals_early;
+        let mut complete = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+            // A lost raw event costs only the debounce: the debouncer sees it too.
+            let Ok(event) = result else { return };
+            if let Some(paths) = completed(&base, &event) {
+                let _ = early.send(WatchSignal::Complete(paths));
+            }
+        })
+        .map_err(|e| map_notify(&root, e))?;
+        complete.watch(&root, RecursiveMode::Recursive).map_err(|e| map_notify(&root, e))?;
+        Ok(Self { _debouncer: debouncer, _complete: complete })
     }
+}
+
+/// The site paths a raw event shows complete: the target of a rename into
+/// place, or a file closed after writing.
+fn completed(root: &Path, event: &notify::Event) -> Option<Vec<String>> {
+    let target = match event.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => event.paths.first(),
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.get(1),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => event.paths.first(),
+        _ => None,
+    }?;
+    let rel = relative(root, target).filter(|rel| !is_editor_noise(rel))?;
+    Some(vec![rel])
 }
 
 fn map_notify(path: &Path, e: notify::Error) -> WatchError {

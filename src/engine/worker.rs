@@ -211,15 +211,24 @@ impl Worker {
                 Some(signal) = signals.recv() => {
                     // Drain what else is queued so a burst is handled as one batch.
                     let mut paths = BTreeSet::new();
+                    let mut complete = BTreeSet::new();
                     let mut rescan = false;
                     for s in std::iter::once(signal).chain(std::iter::from_fn(|| signals.try_recv().ok())) {
                         match s {
                             WatchSignal::Paths(p) => paths.extend(p),
+                            WatchSignal::Complete(p) => complete.extend(p),
                             WatchSignal::Rescan => rescan = true,
                         }
                     }
                     let mut turn = Turn::default();
-                    if rescan { self.rescan(&mut turn).await } else { self.process(&mut turn, paths).await }
+                    if rescan {
+                        self.rescan(&mut turn).await
+                    } else {
+                        complete.retain(|p| !paths.contains(p));
+                        let texts = self.complete_texts(complete);
+                        paths.extend(texts.keys().cloned());
+                        self.reprocess(&mut turn, paths, BTreeSet::new(), texts).await
+                    }
                     self.end(turn).await;
                 }
                 Some(command) = commands.recv() => self.command(command).await,
@@ -482,18 +491,44 @@ impl Worker {
 
     /// Handles a batch of possibly-changed paths, in dependency order.
     async fn process(&mut self, turn: &mut Turn, paths: BTreeSet<String>) {
-        self.reprocess(turn, paths, BTreeSet::new()).await
+        self.reprocess(turn, paths, BTreeSet::new(), BTreeMap::new()).await
+    }
+
+    /// The texts of files reported complete (renamed into place, closed after
+    /// writing) that parse as they are: those go now, without the debounce.
+    /// The rest wait for the debounced signal, so a file still being written is
+    /// never rejected for being half there.
+    fn complete_texts(&self, paths: BTreeSet<String>) -> BTreeMap<String, String> {
+        paths
+            .into_iter()
+            .filter(|p| is_site_path(p))
+            .filter_map(|p| {
+                let text = read_site_file(&self.config.site_root, &p).ok()??;
+                SiteFile::parse(&p, &text).is_ok().then_some((p, text))
+            })
+            .collect()
     }
 
     /// [`Self::process`], also checking the files of `recheck` against the
-    /// applied state when their bytes on disk are what was last seen.
-    async fn reprocess(&mut self, turn: &mut Turn, mut paths: BTreeSet<String>, recheck: BTreeSet<String>) {
+    /// applied state when their bytes on disk are what was last seen; `texts`
+    /// are files already read (and found complete), taken as they were read.
+    async fn reprocess(
+        &mut self,
+        turn: &mut Turn,
+        mut paths: BTreeSet<String>,
+        recheck: BTreeSet<String>,
+        mut texts: BTreeMap<String, String>,
+    ) {
         let mut candidates: BTreeMap<String, Option<SiteFile>> = BTreeMap::new();
         paths.extend(self.waiting_on_others.iter().cloned());
         paths.extend(recheck.iter().cloned());
         for path in paths.into_iter().filter(|p| is_site_path(p)) {
             let recheck = self.waiting_on_others.remove(&path) || recheck.contains(&path);
-            let disk = match read_site_file(&self.config.site_root, &path) {
+            let read = match texts.remove(&path) {
+                Some(text) => Ok(Some(text)),
+                None => read_site_file(&self.config.site_root, &path),
+            };
+            let disk = match read {
                 Ok(d) => d,
                 Err(e) => {
                     self.seen.remove(&path);
@@ -817,7 +852,7 @@ impl Worker {
         let file = change.file.clone();
         let reason = approval.reason.or_else(|| change.reason.clone());
         let result = self.apply(turn, change, &approval.actor, reason).await;
-        self.reprocess(turn, BTreeSet::new(), BTreeSet::from([file])).await;
+        self.reprocess(turn, BTreeSet::new(), BTreeSet::from([file]), BTreeMap::new()).await;
         result
     }
 

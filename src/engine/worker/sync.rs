@@ -67,7 +67,7 @@ impl Worker {
                 self.settings = self.live_settings();
             }
             turn.changed = true;
-            self.reprocess(turn, BTreeSet::new(), touched).await;
+            self.reprocess(turn, BTreeSet::new(), touched, Default::default()).await;
         }
         self.follow_rejections(turn).await;
         self.load_remote(turn).await;
