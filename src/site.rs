@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use imbl::{OrdMap, OrdSet};
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::{is_config_path, ConfigFile};
@@ -108,13 +110,116 @@ pub fn is_schema_path(path: &str) -> bool {
         && !path.rsplit('/').next().unwrap_or("").starts_with('.')
 }
 
-/// The schema files and the active configuration files, keyed by path. Files are
-/// shared between copies: the engine takes a new copy per change, and a site of
-/// thousands of files must not be deep-copied on the hot path.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The schema files and the active configuration files, keyed by path, with the
+/// indexes the cross-file rules need (who defines an entity, who references
+/// it, who is renamed from it, who needs a database name, who defines a
+/// config). The maps are persistent (`imbl`): a copy shares everything with the
+/// original, so the engine's copy per batch is O(1) and the batch's own files
+/// cost O(k log n); nothing on the hot path walks the whole site.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(into = "SiteFiles", from = "SiteFiles")]
 pub struct Site {
-    files: BTreeMap<String, Arc<SchemaFile>>,
-    configs: BTreeMap<String, Arc<ConfigFile>>,
+    files: OrdMap<String, Arc<SchemaFile>>,
+    configs: OrdMap<String, Arc<ConfigFile>>,
+    index: SiteIndex,
+}
+
+/// Who needs what, by key → the paths of the files that need it.
+#[derive(Debug, Clone, Default)]
+struct SiteIndex {
+    /// Entity id → the files defining it (more than one is an error).
+    defines: OrdMap<String, OrdSet<String>>,
+    /// Entity id → the files with a reference to it.
+    referrers: OrdMap<String, OrdSet<String>>,
+    /// Entity id → the files renamed from it.
+    renamed_from: OrdMap<String, OrdSet<String>>,
+    /// Table or index name → the files whose entity needs it.
+    names: OrdMap<String, OrdSet<String>>,
+    /// Config id → the configuration files defining it.
+    configs: OrdMap<String, OrdSet<String>>,
+}
+
+fn index_add(map: &mut OrdMap<String, OrdSet<String>>, key: &str, path: &str) {
+    map.entry(key.to_string()).or_default().insert(path.to_string());
+}
+
+fn index_remove(map: &mut OrdMap<String, OrdSet<String>>, key: &str, path: &str) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(path);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// The entity ids `e`'s fields reference (itself included).
+fn targets(e: &EntitySchema) -> impl Iterator<Item = &str> {
+    e.fields.iter().filter_map(|f| f.target_entity.as_deref())
+}
+
+impl SiteIndex {
+    fn add_schema(&mut self, f: &SchemaFile) {
+        index_add(&mut self.defines, &f.entity.id, &f.path);
+        for t in targets(&f.entity) {
+            index_add(&mut self.referrers, t, &f.path);
+        }
+        if let Some(from) = &f.entity.renamed_from {
+            index_add(&mut self.renamed_from, from, &f.path);
+        }
+        for (name, _) in crate::sql::relation_names(&f.entity) {
+            index_add(&mut self.names, &name, &f.path);
+        }
+    }
+
+    fn remove_schema(&mut self, f: &SchemaFile) {
+        index_remove(&mut self.defines, &f.entity.id, &f.path);
+        for t in targets(&f.entity) {
+            index_remove(&mut self.referrers, t, &f.path);
+        }
+        if let Some(from) = &f.entity.renamed_from {
+            index_remove(&mut self.renamed_from, from, &f.path);
+        }
+        for (name, _) in crate::sql::relation_names(&f.entity) {
+            index_remove(&mut self.names, &name, &f.path);
+        }
+    }
+}
+
+/// How a site is written out: its files (the indexes are rebuilt on reading).
+#[derive(Serialize, Deserialize)]
+struct SiteFiles {
+    schemas: Vec<SchemaFile>,
+    configs: Vec<ConfigFile>,
+}
+
+impl From<Site> for SiteFiles {
+    fn from(site: Site) -> Self {
+        SiteFiles { schemas: site.files().cloned().collect(), configs: site.configs().cloned().collect() }
+    }
+}
+
+impl From<SiteFiles> for Site {
+    fn from(files: SiteFiles) -> Self {
+        let mut site = Site::default();
+        files.schemas.into_iter().for_each(|f| site.insert(f));
+        files.configs.into_iter().for_each(|f| site.insert_file(SiteFile::Config(f)));
+        site
+    }
+}
+
+impl PartialEq for Site {
+    fn eq(&self, other: &Self) -> bool {
+        self.files == other.files && self.configs == other.configs
+    }
+}
+
+/// What a scoped check looks at: entity ids, files, database names, config ids.
+#[derive(Default)]
+struct Scope<'a> {
+    ids: BTreeSet<&'a str>,
+    files: BTreeSet<&'a str>,
+    names: BTreeSet<String>,
+    config_ids: BTreeSet<&'a str>,
 }
 
 impl Site {
@@ -122,8 +227,10 @@ impl Site {
         self.configs.values().map(Arc::as_ref)
     }
 
+    /// The configuration file defining config `id` (the first by path).
     pub fn config(&self, id: &str) -> Option<&ConfigFile> {
-        self.configs.values().map(Arc::as_ref).find(|c| c.doc.id == id)
+        let path = self.index.configs.get(id)?.iter().next()?;
+        self.configs.get(path).map(Arc::as_ref)
     }
 
     /// Either kind of file at `path`.
@@ -147,6 +254,8 @@ impl Site {
         match file {
             SiteFile::Schema(f) => self.insert(f),
             SiteFile::Config(f) => {
+                self.remove(&f.path);
+                index_add(&mut self.index.configs, &f.doc.id, &f.path);
                 self.configs.insert(f.path.clone(), Arc::new(f));
             }
         }
@@ -166,13 +275,19 @@ impl Site {
     }
 
     pub fn insert(&mut self, file: SchemaFile) {
+        self.remove(&file.path);
+        self.index.add_schema(&file);
         self.files.insert(file.path.clone(), Arc::new(file));
     }
 
     /// Removes the file at `path`, of either kind.
     pub fn remove(&mut self, path: &str) {
-        self.files.remove(path);
-        self.configs.remove(path);
+        if let Some(old) = self.files.remove(path) {
+            self.index.remove_schema(&old);
+        }
+        if let Some(old) = self.configs.remove(path) {
+            index_remove(&mut self.index.configs, &old.doc.id, path);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -183,9 +298,15 @@ impl Site {
         self.files.is_empty()
     }
 
-    /// The file that defines entity `id`.
+    /// The file that defines entity `id` (the first by path).
     pub fn entity_file(&self, id: &str) -> Option<&SchemaFile> {
-        self.files.values().map(Arc::as_ref).find(|f| f.entity.id == id)
+        let path = self.index.defines.get(id)?.iter().next()?;
+        self.get(path)
+    }
+
+    /// The files with a reference to entity `id`.
+    pub fn referrers(&self, id: &str) -> impl Iterator<Item = &SchemaFile> {
+        self.index.referrers.get(id).into_iter().flatten().filter_map(|p| self.get(p))
     }
 
     /// Hash of the whole state: what a plan is bound to.
@@ -195,8 +316,6 @@ impl Site {
         sha256_parts(schemas.chain(configs))
     }
 
-    /// Rules that span files: entity ids are unique, and every reference names an
-    /// entity some file defines. Errors are reported against the referencing file.
     /// What the applied built-in configs (`system`, `api`, `hot_reload`) set for
     /// the running server.
     pub fn live_settings(&self) -> crate::live_config::LiveSettings {
@@ -208,49 +327,99 @@ impl Site {
         self.config("system").map(|c| crate::live_config::system_redaction(&c.doc.values)).unwrap_or_default()
     }
 
+    /// Rules that span files: entity and config ids are unique, a rename hint
+    /// names an entity no file defines any more, every reference names an
+    /// entity some file defines, and no two entities need one table or index
+    /// name. Errors are reported against the file that breaks the rule (for a
+    /// reference, the referencing file, naming the file expected).
     pub fn check(&self) -> Vec<FileError> {
+        let scope = Scope {
+            ids: self.index.defines.keys().map(String::as_str).collect(),
+            files: self.files.keys().map(String::as_str).collect(),
+            names: self.index.names.keys().cloned().collect(),
+            config_ids: self.index.configs.keys().map(String::as_str).collect(),
+        };
+        self.check_scope(&scope)
+    }
+
+    /// [`Site::check`] for a site that was `before` and changed at `paths`: the
+    /// errors the change carries or causes, at a cost that depends on what the
+    /// change touches (its files, the entities they define or defined, and the
+    /// files referring to those), not on the size of the site. When `before`
+    /// passed [`Site::check`], this finds every error [`Site::check`] would.
+    pub fn check_changes<'a>(
+        &'a self,
+        before: &'a Site,
+        paths: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<FileError> {
+        let mut scope = Scope::default();
+        for path in paths {
+            for site in [self, before] {
+                if let Some(f) = site.files.get(path) {
+                    scope.ids.insert(f.entity.id.as_str());
+                }
+                if let Some(c) = site.configs.get(path) {
+                    scope.config_ids.insert(c.doc.id.as_str());
+                }
+            }
+            if let Some(f) = self.files.get(path) {
+                scope.files.insert(path.as_str());
+                scope.names.extend(crate::sql::relation_names(&f.entity).into_iter().map(|(n, _)| n));
+            }
+        }
+        for id in scope.ids.clone() {
+            for index in [&self.index.referrers, &self.index.renamed_from] {
+                scope.files.extend(index.get(id).into_iter().flatten().map(String::as_str));
+            }
+        }
+        self.check_scope(&scope)
+    }
+
+    fn check_scope(&self, scope: &Scope) -> Vec<FileError> {
         let mut errors = Vec::new();
-        let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
-        for f in self.files.values() {
-            if let Some(first) = owners.insert(&f.entity.id, &f.path) {
+        for id in &scope.ids {
+            let Some(paths) = self.index.defines.get(*id) else { continue };
+            let first = paths.iter().next().expect("an index entry is never empty");
+            for path in paths.iter().skip(1) {
+                let f = self.get(path).expect("indexed files exist");
                 errors.push(FileError::new(
-                    &f.path,
+                    path,
                     crate::locate::top_key(&f.text, "id"),
                     Some("id".into()),
-                    format!("entity id `{}` is already defined by {first}", f.entity.id),
+                    format!("entity id `{id}` is already defined by {first}"),
                 ));
             }
         }
-        let mut config_owners: BTreeMap<&str, &str> = BTreeMap::new();
-        for c in self.configs.values() {
-            if let Some(first) = config_owners.insert(&c.doc.id, &c.path) {
+        for id in &scope.config_ids {
+            let Some(paths) = self.index.configs.get(*id) else { continue };
+            let first = paths.iter().next().expect("an index entry is never empty");
+            for path in paths.iter().skip(1) {
+                let c = self.configs.get(path).expect("indexed configs exist");
                 errors.push(FileError::new(
-                    &c.path,
+                    path,
                     crate::locate::top_key(&c.text, "id"),
                     Some("id".into()),
-                    format!("config id `{}` is already defined by {first} for this environment", c.doc.id),
+                    format!("config id `{id}` is already defined by {first} for this environment"),
                 ));
             }
         }
-        for f in self.files.values() {
-            let Some(from) = &f.entity.renamed_from else { continue };
-            if let Some(other) = owners.get(from.as_str()) {
-                errors.push(FileError::new(
-                    &f.path,
-                    crate::locate::top_key(&f.text, "renamed_from"),
-                    Some("renamed_from".into()),
-                    format!(
-                        "`{}` is renamed_from `{from}`, but {other} still defines `{from}`; delete that file or drop the hint",
-                        f.entity.id
-                    ),
-                ));
+        for f in scope.files.iter().filter_map(|p| self.get(p)) {
+            if let Some(from) = &f.entity.renamed_from {
+                if let Some(other) = self.index.defines.get(from).and_then(|p| p.iter().next()) {
+                    errors.push(FileError::new(
+                        &f.path,
+                        crate::locate::top_key(&f.text, "renamed_from"),
+                        Some("renamed_from".into()),
+                        format!(
+                            "`{}` is renamed_from `{from}`, but {other} still defines `{from}`; delete that file or drop the hint",
+                            f.entity.id
+                        ),
+                    ));
+                }
             }
-        }
-        errors.extend(self.name_clashes());
-        for f in self.files.values() {
             for (i, field) in f.entity.fields.iter().enumerate() {
                 let Some(target) = &field.target_entity else { continue };
-                if !owners.contains_key(target.as_str()) {
+                if !self.index.defines.contains_key(target) {
                     errors.push(FileError::new(
                         &f.path,
                         field_key(&f.text, i, "target_entity"),
@@ -263,6 +432,9 @@ impl Site {
                 }
             }
         }
+        for name in &scope.names {
+            errors.extend(self.name_clash(name));
+        }
         errors
     }
 
@@ -270,37 +442,42 @@ impl Site {
     /// unique field `c` and `a` with a unique field `b_c` both need
     /// `content_a_b_c_key`): the database holds one, so each file is told which
     /// name and whose it is (the engine holds back the one that changed).
-    fn name_clashes(&self) -> Vec<FileError> {
-        let mut owners: BTreeMap<String, Vec<(&SchemaFile, Option<&str>)>> = BTreeMap::new();
-        for f in self.files.values() {
-            for (name, field) in crate::sql::relation_names(&f.entity) {
-                owners.entry(name).or_default().push((f, field));
-            }
+    fn name_clash(&self, name: &str) -> Vec<FileError> {
+        let Some(paths) = self.index.names.get(name) else { return Vec::new() };
+        let needs: Vec<(&SchemaFile, Option<String>)> = paths
+            .iter()
+            .filter_map(|p| self.get(p))
+            .map(|f| {
+                let field = crate::sql::relation_names(&f.entity).into_iter().find(|(n, _)| n == name);
+                (f, field.and_then(|(_, field)| field.map(str::to_string)))
+            })
+            .collect();
+        let entities: BTreeSet<&str> = needs.iter().map(|(f, _)| f.entity.id.as_str()).collect();
+        if entities.len() < 2 {
+            return Vec::new();
         }
         let whose = |field: Option<&str>, id: &str| match field {
             Some(field) => format!("field `{field}` of `{id}`"),
             None => format!("entity `{id}`"),
         };
         let mut errors = Vec::new();
-        for (name, needs) in owners.iter().filter(|(_, needs)| needs.len() > 1) {
-            for (i, (f, field)) in needs.iter().enumerate() {
-                let (other, other_field) = needs[if i == 0 { 1 } else { 0 }];
-                let (pos, key) = match field.and_then(|x| f.entity.fields.iter().position(|fl| fl.id == x)) {
-                    Some(i) => (field_key(&f.text, i, "id"), format!("fields[{i}].id")),
-                    None => (crate::locate::top_key(&f.text, "id"), "id".to_string()),
-                };
-                errors.push(FileError::new(
-                    &f.path,
-                    pos,
-                    Some(key),
-                    format!(
-                        "{} needs the database name `{name}`, which {} in {} needs too; rename one of them",
-                        whose(*field, &f.entity.id),
-                        whose(other_field, &other.entity.id),
-                        other.path
-                    ),
-                ));
-            }
+        for (i, (f, field)) in needs.iter().enumerate() {
+            let (other, other_field) = &needs[if i == 0 { 1 } else { 0 }];
+            let (pos, key) = match field.as_deref().and_then(|x| f.entity.fields.iter().position(|fl| fl.id == x)) {
+                Some(i) => (field_key(&f.text, i, "id"), format!("fields[{i}].id")),
+                None => (crate::locate::top_key(&f.text, "id"), "id".to_string()),
+            };
+            errors.push(FileError::new(
+                &f.path,
+                pos,
+                Some(key),
+                format!(
+                    "{} needs the database name `{name}`, which {} in {} needs too; rename one of them",
+                    whose(field.as_deref(), &f.entity.id),
+                    whose(other_field.as_deref(), &other.entity.id),
+                    other.path
+                ),
+            ));
         }
         errors
     }
@@ -309,9 +486,17 @@ impl Site {
     /// referring to it. Self references and cycles are legal; members of a cycle
     /// keep their id order.
     pub fn dependency_order(&self) -> Vec<String> {
-        let deps: BTreeMap<&str, BTreeSet<&str>> = self
-            .files
-            .values()
+        self.dependency_order_of(self.index.defines.keys().map(String::as_str))
+    }
+
+    /// The entities `ids` in dependency order among themselves (references to
+    /// entities outside `ids` are already satisfied): what a batch that changes
+    /// only these needs, at a cost that depends on them alone.
+    pub fn dependency_order_of<'a>(&'a self, ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let ids: BTreeSet<&str> = ids.into_iter().collect();
+        let deps: BTreeMap<&str, BTreeSet<&str>> = ids
+            .iter()
+            .filter_map(|id| self.entity_file(id))
             .map(|f| {
                 let targets = f
                     .entity
@@ -319,7 +504,7 @@ impl Site {
                     .iter()
                     .filter(|fl| fl.field_type == FieldType::EntityReference)
                     .filter_map(|fl| fl.target_entity.as_deref())
-                    .filter(|t| *t != f.entity.id)
+                    .filter(|t| *t != f.entity.id && ids.contains(t))
                     .collect();
                 (f.entity.id.as_str(), targets)
             })

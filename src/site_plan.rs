@@ -49,9 +49,30 @@ pub fn plan_sites_in(
     backup_tag: impl Fn(&str, &str) -> String,
 ) -> Vec<FileChange> {
     let paths: BTreeSet<&str> = old.paths().chain(new.paths()).map(String::as_str).collect();
+    let changed: BTreeSet<&str> = paths.into_iter().filter(|p| old.hash_of(p) != new.hash_of(p)).collect();
+    plan_files_in(dialect, old, new, changed, backup_tag)
+}
+
+/// [`plan_sites_in`] when the caller knows which files may differ (`paths`; the
+/// ones whose hash is the same are left out): the engine's batches. Its cost
+/// depends on those files and the entities they touch, not on the size of the
+/// sites; the order is the dependency order among the changed entities alone,
+/// which is all the database needs (every other table exists before and after).
+pub fn plan_files_in<'a>(
+    dialect: Dialect,
+    old: &Site,
+    new: &Site,
+    paths: impl IntoIterator<Item = &'a str>,
+    backup_tag: impl Fn(&str, &str) -> String,
+) -> Vec<FileChange> {
     let changed: Vec<&str> = paths.into_iter().filter(|p| old.hash_of(p) != new.hash_of(p)).collect();
+    let ids_in = |site: &Site| -> BTreeSet<String> {
+        changed.iter().filter_map(|p| site.get(p)).map(|f| f.entity.id.clone()).collect()
+    };
     let position = |order: Vec<String>| -> BTreeMap<String, usize> { order.into_iter().zip(0..).collect() };
-    let (new_order, old_order) = (position(new.dependency_order()), position(old.dependency_order()));
+    let (new_ids, old_ids) = (ids_in(new), ids_in(old));
+    let new_order = position(new.dependency_order_of(new_ids.iter().map(String::as_str)));
+    let old_order = position(old.dependency_order_of(old_ids.iter().map(String::as_str)));
     let rank = |path: &str| -> (usize, usize) {
         match (new.get(path), old.get(path)) {
             (Some(f), _) => (0, new_order.get(&f.entity.id).copied().unwrap_or(usize::MAX)),
@@ -79,20 +100,23 @@ pub fn plan_sites_in(
         .collect();
     // A batch that changes `system.redact_keys` hides what either list names.
     let redaction = old.redaction().union(&new.redaction());
-    let mut existing: BTreeSet<String> = old.files().map(|f| f.entity.id.clone()).collect();
+    // Entities whose tables exist at this point of the batch: the old site's,
+    // less what the batch has dropped so far, plus what it has created.
+    let (mut created, mut gone) = (BTreeSet::<String>::new(), BTreeSet::<String>::new());
     let mut waiting: Vec<ForeignKey> = Vec::new();
     let mut out = Vec::with_capacity(ordered.len());
     for (i, path) in ordered.iter().enumerate() {
         let (was, will_be) = (entity_at(old, path), entity_at(new, path));
+        let exists = |id: &str| created.contains(id) || (!gone.contains(id) && old.entity_file(id).is_some());
         let mut ctx = PlanContext {
             dialect,
-            existing: &existing,
+            existing: &exists,
             waiting: Vec::new(),
             referrers_dropped_later: Vec::new(),
             renames: &renames,
             redaction: &redaction,
         };
-        if let Some(t) = will_be.as_ref().filter(|t| !existing.contains(*t)) {
+        if let Some(t) = will_be.as_ref().filter(|t| !exists(t)) {
             let (now, later) = waiting.into_iter().partition(|fk| fk.target() == t);
             ctx.waiting = now;
             waiting = later;
@@ -112,9 +136,13 @@ pub fn plan_sites_in(
         let change = plan_file_in(path, old.file(path).as_ref(), new.file(path).as_ref(), &backup_tag, &ctx);
         waiting.extend(change.plan.deferred.iter().cloned());
         if let Some(x) = was.filter(|x| will_be.as_ref() != Some(x)) {
-            existing.remove(&x);
+            created.remove(&x);
+            gone.insert(x);
         }
-        existing.extend(will_be);
+        if let Some(y) = will_be {
+            gone.remove(&y);
+            created.insert(y);
+        }
         out.push(change);
     }
     out

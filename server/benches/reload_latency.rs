@@ -1,15 +1,22 @@
-//! File saved → change applied → SSE event received, for SAFE edits, on the demo
-//! site and on a generated 1,000 + 1,000-file site; in the same run, the time a
-//! server restart takes to pick up the same kind of edit. A client reads the
-//! content API throughout and counts failed requests in each phase. Each site
-//! runs on SQLite and on a throw-away PostgreSQL (`BACKENDS=sqlite,postgres`).
+//! File saved → change applied → SSE event received, for SAFE one-field edits,
+//! on the demo site and on generated sites of 1,000 schemas and 1,000 configs
+//! whose schemas reference nothing (`independent`), one common entity (`star`)
+//! or the one before (`chain`, 1,000 long). Each save is timed twice: renamed
+//! into place (how editors and deployment tools save) and written in place.
+//! Clients read the content API throughout: their p99 latency while reloads
+//! happen is compared with a quiet period, and failures are counted. Start-up is
+//! timed on an empty database (every table created) and a warm one, with the
+//! real binary's peak RSS when it is built (`MARAIN_BIN`, else
+//! `target/release/marain`). A restart picking up the same edit is timed too.
+//! Each site runs on SQLite and on a throw-away PostgreSQL
+//! (`BACKENDS=sqlite,postgres`); `SITES=demo,independent,star,chain` chooses sites.
 //!
 //! On PostgreSQL, a second instance B runs on the same database and site with a
 //! debounce of a minute, so it learns of each change only from A's notification:
 //! the time from A's `applied` event to B's is commit on A → event on B.
 //!
-//! `cargo bench -p marain-server --bench reload_latency` (EDITS=200, RESTARTS=5 by
-//! default) prints p50/p90/p99 and the ratio.
+//! `make bench` (release) or `cargo bench -p marain-server --bench reload_latency`
+//! (EDITS=200, RESTARTS=3, READERS=4 by default) prints p50/p90/p99.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,8 +27,12 @@ use std::time::{Duration, Instant};
 use marain_server::cli::ServeArgs;
 use tokio::sync::oneshot;
 
+#[path = "../../tests/support/generated.rs"]
+mod generated;
 #[path = "../../tests/support/pg_server.rs"]
 mod pg_server;
+
+use generated::Topology;
 
 struct Running {
     stop: oneshot::Sender<()>,
@@ -63,10 +74,6 @@ async fn stop(server: Running) {
     server.task.await.unwrap().unwrap();
 }
 
-fn schema(id: &str) -> String {
-    format!("id: {id}\nname: Entity {id}\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: body\n    type: long_text\n  - id: views\n    type: integer\n")
-}
-
 fn demo_site(root: &Path) -> String {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/site");
     for sub in ["schemas", "config"] {
@@ -79,28 +86,38 @@ fn demo_site(root: &Path) -> String {
     "article".into()
 }
 
-fn big_site(root: &Path) -> String {
+/// 1,000 schemas shaped by `topology` and 1,000 configs; the edited entity is
+/// in the middle (on the chain: 500 entities below it, 499 above).
+fn generated_site(topology: Topology, root: &Path) -> String {
     std::fs::create_dir_all(root.join("schemas")).unwrap();
     std::fs::create_dir_all(root.join("config")).unwrap();
-    for i in 0..1000 {
-        std::fs::write(root.join(format!("schemas/e{i}.schema.yaml")), schema(&format!("e{i}"))).unwrap();
-        std::fs::write(
-            root.join(format!("config/config.c{i}.yaml")),
-            format!(
-                "id: c{i}\nprovider: bench\nvalues:\n  enabled: true\n  limit: {i}\n  nested: {{a: 1, b: [x, y]}}\n"
-            ),
-        )
-        .unwrap();
+    for (path, text) in generated::site_texts(topology, 1000, 1000) {
+        std::fs::write(root.join(path), text).unwrap();
     }
-    "e0".into()
+    "e500".into()
+}
+
+/// How a save reaches the disk.
+#[derive(Clone, Copy)]
+enum Save {
+    /// Written beside the file and renamed over it.
+    Rename,
+    /// Truncated and written where it is.
+    InPlace,
 }
 
 /// The edited file gains one optional field per edit: a SAFE `ADD COLUMN`.
-fn edit(root: &Path, entity: &str, n: usize) {
+fn edit(root: &Path, entity: &str, n: usize, save: Save) {
     let path = root.join(format!("schemas/{entity}.schema.yaml"));
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!("  - id: bench_{n}\n    type: text\n"));
-    std::fs::write(path, text).unwrap();
+    let text = generated::with_field(&std::fs::read_to_string(&path).unwrap(), n);
+    match save {
+        Save::InPlace => std::fs::write(path, text).unwrap(),
+        Save::Rename => {
+            let tmp = path.with_file_name(format!(".{entity}.schema.yaml.tmp"));
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(tmp, path).unwrap();
+        }
+    }
 }
 
 /// A client sending `token` with every request.
@@ -110,29 +127,61 @@ fn authed(token: &str) -> reqwest::Client {
     reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
-/// Reads the content API in a loop until `running` clears; counts failures.
-fn reader(
-    client: reqwest::Client,
-    base: String,
-    entity: String,
+/// What the readers saw: each request's latency, and how many failed.
+#[derive(Default)]
+struct Reads {
+    latencies: std::sync::Mutex<Vec<Duration>>,
+    failed: AtomicU64,
+}
+
+/// `readers` clients reading the content API in a loop until `running` clears.
+fn readers(
+    client: &reqwest::Client,
+    base: &str,
+    entity: &str,
+    readers: usize,
     running: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while running.load(Ordering::Relaxed) {
-            match client
-                .get(format!("{base}/api/v1/entity/{entity}?limit=5"))
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => ok.fetch_add(1, Ordering::Relaxed),
-                _ => failed.fetch_add(1, Ordering::Relaxed),
-            };
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
+) -> (Arc<Reads>, Vec<tokio::task::JoinHandle<()>>) {
+    let reads = Arc::new(Reads::default());
+    let tasks = (0..readers)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{base}/api/v1/entity/{entity}?limit=5"));
+            let (running, reads) = (running.clone(), reads.clone());
+            tokio::spawn(async move {
+                while running.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    match client.get(&url).timeout(Duration::from_secs(5)).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            reads.latencies.lock().unwrap().push(t.elapsed());
+                        }
+                        _ => {
+                            reads.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        })
+        .collect();
+    (reads, tasks)
+}
+
+/// Stops the readers and reports what they saw; returns their p99.
+async fn stop_readers(
+    name: &str,
+    running: Arc<AtomicBool>,
+    (reads, tasks): (Arc<Reads>, Vec<tokio::task::JoinHandle<()>>),
+) -> Duration {
+    running.store(false, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut latencies = std::mem::take(&mut *reads.latencies.lock().unwrap());
+    report(name, &mut latencies);
+    println!("  {:<40} {} ok, {} failed", "", latencies.len(), reads.failed.load(Ordering::Relaxed));
+    latencies.sort();
+    percentile(&latencies, 0.99)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -141,6 +190,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn report(name: &str, samples: &mut [Duration]) -> Duration {
     samples.sort();
+    if samples.is_empty() {
+        println!("  {name:<40} no samples");
+        return Duration::ZERO;
+    }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "  {name:<40} n={:<4} p50 {:>8.2} ms  p90 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
@@ -193,7 +246,49 @@ async fn database(backend: Backend, dir: &Path) -> String {
     }
 }
 
-async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usize, backend: Backend) {
+/// The real binary, when built: start-up is measured on it, with its peak RSS.
+fn binary() -> Option<PathBuf> {
+    let path = std::env::var_os("MARAIN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/marain"));
+    path.is_file().then_some(path)
+}
+
+/// Starts the real binary on `root` and `db`, waits until it is in sync, and
+/// returns the time that took and its peak RSS in MiB.
+async fn start_binary(bin: &Path, root: &Path, db: &str, client: &reqwest::Client, log: &Path) -> (Duration, f64) {
+    let addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let t = Instant::now();
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--site"])
+        .arg(root)
+        .args(["--database", db, "--addr", &addr.to_string(), "--secure-log"])
+        .arg(log)
+        .env("MARAIN_ADMIN_PASSWORD", "bench password, long enough")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_in_sync(client, &format!("http://{addr}")).await;
+    let took = t.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (took, kib / 1024.0)
+}
+
+struct Options {
+    edits: usize,
+    restarts: usize,
+    readers: usize,
+}
+
+async fn run(name: &str, build: &dyn Fn(&Path) -> String, options: &Options, backend: Backend) {
     println!("{name}");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("site");
@@ -210,62 +305,79 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
         token
     };
     let client = authed(&token);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
 
-    let t = Instant::now();
-    let server = start(&root, &db, addr, 25, log.clone()).await;
-    wait_in_sync(&client, &base).await;
-    println!("  first start (creates every table)        {:>8.0} ms", t.elapsed().as_secs_f64() * 1000.0);
-    stop(server).await;
+    match binary() {
+        Some(bin) => {
+            let (first, first_rss) = start_binary(&bin, &root, &db, &client, &log).await;
+            println!("  first start (creates every table)        {:>8.0} ms  peak RSS {first_rss:>6.1} MiB", ms(first));
+            let (warm, warm_rss) = start_binary(&bin, &root, &db, &client, &log).await;
+            println!("  start with everything applied            {:>8.0} ms  peak RSS {warm_rss:>6.1} MiB", ms(warm));
+        }
+        None => {
+            let t = Instant::now();
+            let server = start(&root, &db, addr, 25, log.clone()).await;
+            wait_in_sync(&client, &base).await;
+            println!("  first start (creates every table)        {:>8.0} ms  (in process)", ms(t.elapsed()));
+            stop(server).await;
+        }
+    }
     let t = Instant::now();
     let mut server = start(&root, &db, addr, 25, log.clone()).await;
     wait_in_sync(&client, &base).await;
-    println!("  start with everything applied            {:>8.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+    println!("  start in process, everything applied     {:>8.0} ms", ms(t.elapsed()));
+
+    // Content reads with nothing else going on, for comparison.
+    let running = Arc::new(AtomicBool::new(true));
+    let quiet = readers(&client, &base, &entity, options.readers, running.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let quiet_p99 = stop_readers("content reads, quiet", running, quiet).await;
 
     // Hot reload: save, then wait for the applied event on the SSE stream.
-    let (running, ok, failed) =
-        (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = reader(client.clone(), base.clone(), entity.clone(), running.clone(), ok.clone(), failed.clone());
+    let running = Arc::new(AtomicBool::new(true));
+    let busy = readers(&client, &base, &entity, options.readers, running.clone());
     let mut stream = client.get(format!("{base}/api/v1/hot-reload/events")).send().await.unwrap();
     let mut buffer = String::new();
-    let mut hot = Vec::with_capacity(edits);
-    for n in 0..edits {
-        let t = Instant::now();
-        edit(&root, &entity, n);
-        wait_applied(&mut stream, &mut buffer, &file).await;
-        hot.push(t.elapsed());
+    let mut n = 0;
+    let mut per_style = Vec::new();
+    for (style, save) in [("rename", Save::Rename), ("in place", Save::InPlace)] {
+        let mut hot = Vec::with_capacity(options.edits);
+        for _ in 0..options.edits {
+            let t = Instant::now();
+            edit(&root, &entity, n, save);
+            n += 1;
+            wait_applied(&mut stream, &mut buffer, &file).await;
+            hot.push(t.elapsed());
+        }
+        per_style.push(report(&format!("save ({style}) → SSE applied"), &mut hot));
     }
     drop(stream);
-    running.store(false, Ordering::Relaxed);
-    load.await.unwrap();
-    let hot_p50 = report("hot reload (save → SSE applied)", &mut hot);
+    let busy_p99 = stop_readers("content reads during reloads", running, busy).await;
     println!(
-        "  content reads during hot reloads         {} ok, {} failed",
-        ok.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
+        "  read p99 during reloads / quiet          {:.2}× ({:.2} ms / {:.2} ms)",
+        busy_p99.as_secs_f64() / quiet_p99.as_secs_f64().max(1e-9),
+        ms(busy_p99),
+        ms(quiet_p99)
     );
 
     // Restart: stop, save, start, wait until the edit is applied and served.
-    let (running, ok, failed) =
-        (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = reader(client.clone(), base.clone(), entity.clone(), running.clone(), ok.clone(), failed.clone());
-    let mut restart = Vec::with_capacity(restarts);
-    for n in 0..restarts {
-        let t = Instant::now();
-        stop(server).await;
-        edit(&root, &entity, edits + n);
-        server = start(&root, &db, addr, 25, log.clone()).await;
-        wait_in_sync(&client, &base).await;
-        restart.push(t.elapsed());
+    if options.restarts > 0 {
+        let mut restart = Vec::with_capacity(options.restarts);
+        for _ in 0..options.restarts {
+            let t = Instant::now();
+            stop(server).await;
+            edit(&root, &entity, n, Save::Rename);
+            n += 1;
+            server = start(&root, &db, addr, 25, log.clone()).await;
+            wait_in_sync(&client, &base).await;
+            restart.push(t.elapsed());
+        }
+        let restart_p50 = report("restart (stop → save → start → in sync)", &mut restart);
+        println!(
+            "  restart p50 / rename save p50            {:.1}×",
+            restart_p50.as_secs_f64() / per_style[0].as_secs_f64()
+        );
     }
-    running.store(false, Ordering::Relaxed);
-    load.await.unwrap();
-    let restart_p50 = report("restart (stop → save → start → in sync)", &mut restart);
-    println!(
-        "  content reads during restarts            {} ok, {} failed",
-        ok.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
-    );
-    println!("  restart p50 / hot reload p50             {:.1}×", restart_p50.as_secs_f64() / hot_p50.as_secs_f64());
 
     if backend == Backend::Postgres {
         // B: the same database and site, a debounce of a minute, so only A's
@@ -277,9 +389,10 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
         let mut on_a = client.get(format!("{base}/api/v1/hot-reload/events")).send().await.unwrap();
         let mut on_b = client.get(format!("{base_b}/api/v1/hot-reload/events")).send().await.unwrap();
         let (mut buffer_a, mut buffer_b) = (String::new(), String::new());
-        let mut sync = Vec::with_capacity(edits);
-        for n in 0..edits {
-            edit(&root, &entity, edits + restarts + n);
+        let mut sync = Vec::with_capacity(options.edits);
+        for _ in 0..options.edits {
+            edit(&root, &entity, n, Save::Rename);
+            n += 1;
             let (a, b) = tokio::join!(
                 async {
                     wait_applied(&mut on_a, &mut buffer_a, &file).await;
@@ -299,20 +412,34 @@ async fn run(name: &str, build: fn(&Path) -> String, edits: usize, restarts: usi
 }
 
 fn main() {
-    let edits = std::env::var("EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let restarts = std::env::var("RESTARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let number = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let options =
+        Options { edits: number("EDITS", 200), restarts: number("RESTARTS", 3), readers: number("READERS", 4) };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let sites = std::env::var("SITES").unwrap_or_else(|_| "demo,independent,star,chain".into());
+    let wanted = |list: &str, key: &str| list.split(',').any(|b| b.trim() == key);
+    println!(
+        "build: {} (set MARAIN_BIN for start-up on the real binary: {})",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        binary().map(|b| b.display().to_string()).unwrap_or_else(|| "not built".into())
+    );
     rt.block_on(async {
         for (label, key, backend) in
             [("SQLite", "sqlite", Backend::Sqlite), ("PostgreSQL", "postgres", Backend::Postgres)]
         {
-            if !backends.split(',').any(|b| b.trim() == key) {
+            if !wanted(&backends, key) {
                 continue;
             }
-            run(&format!("demo site (examples/site), {label}"), demo_site, edits, restarts, backend).await;
-            let big = format!("generated site: 1,000 schemas + 1,000 configs, {label}");
-            run(&big, big_site, edits, restarts, backend).await;
+            if wanted(&sites, "demo") {
+                run(&format!("demo site (examples/site), {label}"), &demo_site, &options, backend).await;
+            }
+            for topology in [Topology::Independent, Topology::Star, Topology::Chain] {
+                if wanted(&sites, topology.name()) {
+                    let name = format!("generated: 1,000 schemas ({}) + 1,000 configs, {label}", topology.name());
+                    run(&name, &|root| generated_site(topology, root), &options, backend).await;
+                }
+            }
         }
     });
 }

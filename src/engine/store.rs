@@ -169,7 +169,15 @@ impl Store {
     /// by the URL's scheme — and brings Marain's own tables up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open { url: scheme_only(url), source };
-        let pool = Pool::connect(url, PoolSize { max_connections: 8, keep_forever: false }).await.map_err(open_err)?;
+        let readers = match Pool::dialect_of(url) {
+            // Every schema change makes each SQLite connection parse the whole
+            // schema again (about 12 ms per connection at 1,000 tables), so
+            // readers beyond the cores cost a reload each and add no speed.
+            Some(Dialect::Sqlite) => std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8) as u32,
+            _ => 8,
+        };
+        let pool =
+            Pool::connect(url, PoolSize { max_connections: readers, keep_forever: false }).await.map_err(open_err)?;
         match &pool {
             Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
             Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,

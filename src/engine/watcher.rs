@@ -3,16 +3,18 @@
 //!
 //! Beside the debounced signals, a second, raw watcher reports the events that
 //! say a file is complete at once ([`WatchSignal::Complete`]): a file renamed
-//! into place (how most editors, `sed -i` and deployment tools save) and a file
-//! closed after writing. The coordinator plans such a file without waiting for
-//! the debounce when its content parses; anything else still waits for the
-//! debounced signal, which always follows, so a torn write is never judged
-//! while more writes may come.
+//! into place (how most editors, `sed -i` and deployment tools save), a file
+//! closed after writing, and a file removed or renamed away. The coordinator
+//! plans such a file without waiting for the debounce when its content parses
+//! (or it is gone); anything else waits for the debounced signal, so a torn
+//! write is never judged while more writes may come. Removals must be early
+//! too: the debouncer folds a create and a remove within its window into
+//! nothing, and the create may already have been applied early.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use tokio::sync::mpsc::UnboundedSender;
@@ -33,8 +35,9 @@ pub enum WatchSignal {
     /// These site-relative paths (`/`-separated) may have changed, and have
     /// been quiet for the debounce.
     Paths(Vec<String>),
-    /// These paths were just renamed into place or closed after writing: they
-    /// may be complete now (the debounced [`WatchSignal::Paths`] follows).
+    /// These paths were just renamed into place, closed after writing, removed
+    /// or renamed away: they may be complete now (a debounced
+    /// [`WatchSignal::Paths`] usually follows).
     Complete(Vec<String>),
     /// Events may have been lost (queue overflow, a new directory): re-read everything.
     Rescan,
@@ -87,17 +90,23 @@ impl SiteWatcher {
     }
 }
 
-/// The site paths a raw event shows complete: the target of a rename into
-/// place, or a file closed after writing.
+/// The site paths a raw event shows complete: both ends of a rename, a file
+/// closed after writing, a file removed.
 fn completed(root: &Path, event: &notify::Event) -> Option<Vec<String>> {
-    let target = match event.kind {
-        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => event.paths.first(),
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.get(1),
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => event.paths.first(),
-        _ => None,
-    }?;
-    let rel = relative(root, target).filter(|rel| !is_editor_noise(rel))?;
-    Some(vec![rel])
+    let complete = matches!(
+        event.kind,
+        EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Remove(_)
+    );
+    let paths: Vec<String> = event
+        .paths
+        .iter()
+        .filter(|_| complete)
+        .filter_map(|p| relative(root, p))
+        .filter(|rel| !is_editor_noise(rel))
+        .collect();
+    (!paths.is_empty()).then_some(paths)
 }
 
 fn map_notify(path: &Path, e: notify::Error) -> WatchError {

@@ -37,7 +37,7 @@ use crate::live_config::{system_redaction, LiveSettings};
 use crate::restore::{plan_restore, Restore, Unchanged};
 use crate::secrets::Redaction;
 use crate::site::{is_site_path, Site, SiteFile};
-use crate::site_plan::{plan_sites_in, FileChange};
+use crate::site_plan::{plan_files_in, FileChange};
 use crate::text_diff::text_diff;
 
 /// The context of one item off the queue, passed down explicitly.
@@ -225,8 +225,9 @@ impl Worker {
                         self.rescan(&mut turn).await
                     } else {
                         complete.retain(|p| !paths.contains(p));
-                        let texts = self.complete_texts(complete);
+                        let (texts, gone) = self.complete_files(complete);
                         paths.extend(texts.keys().cloned());
+                        paths.extend(gone);
                         self.reprocess(&mut turn, paths, BTreeSet::new(), texts).await
                     }
                     self.end(turn).await;
@@ -494,19 +495,24 @@ impl Worker {
         self.reprocess(turn, paths, BTreeSet::new(), BTreeMap::new()).await
     }
 
-    /// The texts of files reported complete (renamed into place, closed after
-    /// writing) that parse as they are: those go now, without the debounce.
-    /// The rest wait for the debounced signal, so a file still being written is
+    /// Of the files reported complete (renamed into place or away, closed after
+    /// writing, removed): the texts of those that parse as they are, and the
+    /// paths of those that are gone. Both go now, without the debounce. The
+    /// rest wait for the debounced signal, so a file still being written is
     /// never rejected for being half there.
-    fn complete_texts(&self, paths: BTreeSet<String>) -> BTreeMap<String, String> {
-        paths
-            .into_iter()
-            .filter(|p| is_site_path(p))
-            .filter_map(|p| {
-                let text = read_site_file(&self.config.site_root, &p).ok()??;
-                SiteFile::parse(&p, &text).is_ok().then_some((p, text))
-            })
-            .collect()
+    fn complete_files(&self, paths: BTreeSet<String>) -> (BTreeMap<String, String>, Vec<String>) {
+        let mut texts = BTreeMap::new();
+        let mut gone = Vec::new();
+        for path in paths.into_iter().filter(|p| is_site_path(p)) {
+            match read_site_file(&self.config.site_root, &path) {
+                Ok(None) => gone.push(path),
+                Ok(Some(text)) if SiteFile::parse(&path, &text).is_ok() => {
+                    texts.insert(path, text);
+                }
+                _ => {}
+            }
+        }
+        (texts, gone)
     }
 
     /// [`Self::process`], also checking the files of `recheck` against the
@@ -601,7 +607,8 @@ impl Worker {
 
         let candidate_site = self.validate_batch(turn, &mut candidates);
         let versions = &self.versions;
-        let changes = plan_sites_in(self.store.dialect(), &self.applied, &candidate_site, |file, short| {
+        let paths = candidates.keys().map(String::as_str);
+        let changes = plan_files_in(self.store.dialect(), &self.applied, &candidate_site, paths, |file, short| {
             format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
         });
         let redaction = self.applied.redaction().union(&candidate_site.redaction());
@@ -612,7 +619,8 @@ impl Worker {
     }
 
     /// Rejects the candidates that would break cross-file rules; returns the site
-    /// the accepted ones produce.
+    /// the accepted ones produce. The copy of the applied site shares its maps,
+    /// and the check looks only at what the candidates touch.
     fn validate_batch(&mut self, turn: &mut Turn, candidates: &mut BTreeMap<String, Option<SiteFile>>) -> Site {
         loop {
             let mut site = self.applied.clone();
@@ -622,7 +630,7 @@ impl Worker {
                     None => site.remove(path),
                 }
             }
-            let errors = site.check();
+            let errors = site.check_changes(&self.applied, candidates.keys());
             if errors.is_empty() || candidates.is_empty() {
                 return site;
             }

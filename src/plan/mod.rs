@@ -8,7 +8,7 @@
 mod postgres;
 mod sqlite;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -108,12 +108,12 @@ impl ForeignKey {
 
 /// What a file's plan needs to know about the rest of the site. Borrowed, so a
 /// batch of a thousand files does not copy the site's sets a thousand times.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PlanContext<'a> {
     pub dialect: Dialect,
-    /// Entities whose tables exist just before this plan runs. PostgreSQL checks a
-    /// foreign key's target when the key is added.
-    pub existing: &'a BTreeSet<String>,
+    /// Whether an entity's table exists just before this plan runs. PostgreSQL
+    /// checks a foreign key's target when the key is added.
+    pub existing: &'a dyn Fn(&str) -> bool,
     /// Foreign keys of tables created earlier in the batch that waited for this
     /// file's entity to exist.
     pub waiting: Vec<ForeignKey>,
@@ -128,7 +128,18 @@ pub struct PlanContext<'a> {
     pub redaction: &'a crate::secrets::Redaction,
 }
 
-static NO_ENTITIES: BTreeSet<String> = BTreeSet::new();
+static NO_ENTITIES: fn(&str) -> bool = |_| false;
+
+impl std::fmt::Debug for PlanContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanContext")
+            .field("dialect", &self.dialect)
+            .field("waiting", &self.waiting)
+            .field("referrers_dropped_later", &self.referrers_dropped_later)
+            .field("renames", &self.renames)
+            .finish_non_exhaustive()
+    }
+}
 static NO_RENAMES: BTreeMap<String, String> = BTreeMap::new();
 static BUILT_IN_SECRETS: crate::secrets::Redaction = crate::secrets::Redaction::BUILT_IN;
 

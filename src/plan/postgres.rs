@@ -84,7 +84,7 @@ impl Planner<'_> {
     /// plan creating the target.
     fn fkey(&mut self, spec: &ColumnSpec, field: &Field, table_has_rows: bool) -> Vec<String> {
         let Some(target) = &spec.target else { return vec![] };
-        if *target == spec.entity || self.ctx.existing.contains(target) {
+        if *target == spec.entity || (self.ctx.existing)(target) {
             spec.add_fkey(table_has_rows)
         } else {
             self.deferred.push(ForeignKey { entity: spec.entity.clone(), field: field.clone() });
@@ -131,7 +131,7 @@ impl Planner<'_> {
             step.rollback_sql.extend(spec.create_index());
             // At rollback time, targets dropped after this entity are not back yet;
             // their own inverse re-adds this key (as `incoming`).
-            if spec.target.as_ref().is_some_and(|t| *t == e.id || self.ctx.existing.contains(t)) {
+            if spec.target.as_ref().is_some_and(|t| *t == e.id || (self.ctx.existing)(t)) {
                 step.rollback_sql.extend(spec.add_fkey(true));
             }
         }

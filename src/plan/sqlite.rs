@@ -121,7 +121,7 @@ fn dangle(plan: &mut Plan, e: &EntitySchema, ctx: &PlanContext) {
         .fields
         .iter()
         .map(|f| ForeignKey { entity: e.id.clone(), field: f.clone() })
-        .filter(|fk| !fk.target().is_empty() && fk.target() != e.id && !ctx.existing.contains(fk.target()))
+        .filter(|fk| !fk.target().is_empty() && fk.target() != e.id && !(ctx.existing)(fk.target()))
         .collect();
     if !gone_targets.is_empty() {
         plan.rollback_foreign_keys_off = true;

@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod case_db;
 pub mod fixtures;
+pub mod generated;
 pub mod pg_server;
 pub mod postgres_harness;
 pub mod sqlite_harness;
@@ -97,7 +98,12 @@ impl TestSite {
             let next = tokio::time::timeout_at(deadline, self.events.recv()).await;
             match next {
                 Ok(Ok(e)) if e.kind == kind && e.file == file => return e,
-                Ok(Ok(_)) => continue,
+                Ok(Ok(e)) => {
+                    if std::env::var_os("DBG_EVENTS").is_some() {
+                        eprintln!("event {:?} {} {}", e.kind, e.file, e.message);
+                    }
+                    continue;
+                }
                 Ok(Err(e)) => panic!("event stream broke: {e}"),
                 Err(_) => panic!("no {kind:?} event for {file} within 10 s"),
             }

@@ -11,7 +11,7 @@ use crate::engine::proposals::Proposal;
 use crate::engine::snapshot::PendingChange;
 use crate::engine::SiteLayout;
 use crate::site::SiteFile;
-use crate::site_plan::{plan_sites_in, FileChange};
+use crate::site_plan::{plan_files_in, FileChange};
 
 impl Worker {
     fn shares_proposals(&self) -> bool {
@@ -114,12 +114,12 @@ impl Worker {
             Some(text) => site.insert_file(SiteFile::parse(&p.file, text).ok()?),
             None => site.remove(&p.file),
         }
-        if !site.check().is_empty() {
+        if !site.check_changes(&self.applied, [&p.file]).is_empty() {
             tracing::warn!(file = %p.file, instance = %p.instance, "another instance's proposal does not fit the site applied here");
             return None;
         }
         let versions = &self.versions;
-        let planned = plan_sites_in(self.store.dialect(), &self.applied, &site, |file, short| {
+        let planned = plan_files_in(self.store.dialect(), &self.applied, &site, [p.file.as_str()], |file, short| {
             format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
         })
         .into_iter()
