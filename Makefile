@@ -6,9 +6,9 @@
 SITE ?= examples/site
 DATABASE_URL ?= sqlite://data/marain.db
 ADDR ?= 127.0.0.1:3000
-BIN := target/debug/marain
+BIN := target/release/marain
 
-.PHONY: setup setup-test build run test test-rust test-e2e lint fuzz
+.PHONY: setup setup-test build release run test test-rust test-e2e lint fuzz bench
 
 setup:
 	scripts/setup.sh
@@ -20,7 +20,12 @@ setup-test:
 build: setup
 	cargo xtask build
 
-run: build
+# What users run: the optimised server and the size-optimised wasm (`make test`
+# keeps the debug build, which is quicker to build).
+release: setup
+	cargo xtask build --release
+
+run: release
 	@echo "Serving $(SITE) on http://$(ADDR)/  (database $(DATABASE_URL))"
 	$(BIN) serve --site $(SITE) --database $(DATABASE_URL) --addr $(ADDR)
 
@@ -57,3 +62,11 @@ lint:
 RUNS ?= 200000
 fuzz:
 	cargo xtask fuzz --runs $(RUNS)
+
+# The speed benches (release): planning (criterion) and save → applied on the
+# demo site and generated 2,000-file sites, on SQLite and PostgreSQL. The real
+# binary is built first so start-up is measured on it, with its peak RSS.
+bench:
+	cargo build --release -p marain-server --bin marain
+	cargo bench --bench plan
+	cargo bench -p marain-server --bench reload_latency

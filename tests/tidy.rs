@@ -154,6 +154,18 @@ fn peers_come_from_the_capped_listener() {
     assert!(serve.contains("CappedListener::new("), "the server no longer serves through the capped listener");
 }
 
+/// Architecture Invariant: a batch of the engine costs what it touches, not the
+/// size of the site: the worker never calls the whole-site check or planner.
+#[test]
+fn batches_do_not_walk_the_whole_site() {
+    let mut paths = files("src/engine/worker", "rs");
+    paths.push(root().join("src/engine/worker.rs"));
+    let found = occurrences(&paths, &[".check()", "plan_sites_in", "plan_sites(", ".dependency_order()"]);
+    assert!(found.is_empty(), "the worker walks the whole site:\n{}", found.join("\n"));
+    let worker = std::fs::read_to_string(root().join("src/engine/worker.rs")).unwrap();
+    assert!(worker.contains("check_changes(") && worker.contains("plan_files_in("), "the worker's batch path moved");
+}
+
 /// The repository documents itself: a user who clones it has no `../shared/`,
 /// so nothing may send them to the product specification kept there.
 #[test]
