@@ -4,11 +4,15 @@
 //! HttpOnly and SameSite=Strict, and the session ends after 8 hours without use;
 //! expired rows are deleted every minute.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tower_sessions::cookie::time::OffsetDateTime;
 
 use marain::engine::accounts::Identity;
 use marain::engine::database::Pool;
-use marain::engine::signed_in::SessionStart;
+use marain::engine::signed_in::{SessionStart, RENEW_EVERY_SECS};
 use marain::engine::Store;
 use tokio::sync::watch;
 use tower_sessions::cookie::SameSite;
@@ -18,6 +22,9 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 const TABLE: &str = "marain_sessions";
+
+/// A session ends after this many hours without use.
+const SESSION_HOURS: i64 = 8;
 
 /// Where a session keeps the signed-in identity.
 pub const IDENTITY_KEY: &str = "identity";
@@ -30,6 +37,9 @@ pub const CLIENT_KEY: &str = "client";
 pub struct SessionRows {
     rows: Rows,
     store: Store,
+    /// When this instance last renewed each session's row (unix seconds): a
+    /// session used many times a minute renews it once, not on every request.
+    renewed: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl std::fmt::Debug for SessionRows {
@@ -52,7 +62,7 @@ impl SessionRows {
             Pool::Sqlite(p) => Rows::Sqlite(SqliteStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
             Pool::Postgres(p) => Rows::Postgres(PostgresStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
         };
-        Ok(SessionRows { rows, store: store.clone() })
+        Ok(SessionRows { rows, store: store.clone(), renewed: Arc::default() })
     }
 
     async fn migrate(&self) -> Result<(), String> {
@@ -101,7 +111,18 @@ impl SessionStore for SessionRows {
         }
         if record.data.contains_key(IDENTITY_KEY) {
             let id = record.id.to_string();
-            self.store.session_seen(&id, record.expiry_date.unix_timestamp()).await.map_err(backend)?;
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let due = {
+                let mut renewed = self.renewed.lock().expect("the renewal map is never poisoned");
+                let due = renewed.get(&id).is_none_or(|at| now - at >= RENEW_EVERY_SECS);
+                if due {
+                    renewed.insert(id.clone(), now);
+                }
+                due
+            };
+            if due {
+                self.store.session_seen(&id, record.expiry_date.unix_timestamp()).await.map_err(backend)?;
+            }
         }
         Ok(())
     }
@@ -118,7 +139,9 @@ impl SessionStore for SessionRows {
             Rows::Sqlite(s) => s.delete(id).await?,
             Rows::Postgres(s) => s.delete(id).await?,
         }
-        self.store.session_deleted(&id.to_string()).await.map_err(backend)
+        let id = id.to_string();
+        self.renewed.lock().expect("the renewal map is never poisoned").remove(&id);
+        self.store.session_deleted(&id).await.map_err(backend)
     }
 }
 
@@ -130,6 +153,9 @@ impl ExpiredDeletion for SessionRows {
             Rows::Postgres(s) => s.delete_expired().await?,
         }
         self.store.prune_signed_in().await.map_err(backend)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let idle = SESSION_HOURS * 3600;
+        self.renewed.lock().expect("the renewal map is never poisoned").retain(|_, at| now - *at < idle);
         Ok(())
     }
 }
@@ -169,5 +195,5 @@ pub async fn layer(
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
         .with_secure(secure)
-        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(8))))
+        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(SESSION_HOURS))))
 }

@@ -188,16 +188,6 @@ impl Store {
         })
     }
 
-    /// The account's role and epoch now; `None` once it is removed. A session
-    /// whose identity no longer matches is signed out.
-    pub async fn account_now(&self, username: &str) -> Result<Option<(Role, i64)>, StoreError> {
-        let row: Option<(String, i64)> = self
-            .pool()
-            .fetch_optional("SELECT role, epoch FROM marain_accounts WHERE username = $1", &[username.into()])
-            .await?;
-        Ok(row.and_then(|(role, epoch)| Some((Role::parse(&role)?, epoch))))
-    }
-
     /// Removes an account (its sessions end on their next request); false when
     /// there was none.
     pub async fn remove_account(&self, username: &str) -> Result<bool, StoreError> {

@@ -16,7 +16,7 @@ use super::store::{Store, StoreError};
 use crate::hash::sha256_hex;
 
 /// How often (seconds) a session's `last_seen` and expiry are written again.
-const RENEW_EVERY_SECS: i64 = 60;
+pub const RENEW_EVERY_SECS: i64 = 60;
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
