@@ -248,3 +248,47 @@ async fn complete_saves_apply_without_waiting_for_the_debounce() {
     assert!(!kinds.contains(&EventKind::Rejected), "a file that does not parse was judged early: {kinds:?}");
     site.stop().await;
 }
+
+/// An editor that moves the old file aside and then writes the new one (vim's
+/// backup rename) never shows a deletion: the file is looked at again only once
+/// the debounce has passed, by when the new one is there. A file created and
+/// removed within the debounce is still seen as removed.
+#[tokio::test]
+async fn moving_the_old_file_aside_is_not_a_deletion() {
+    let mut site = TestSite::start(Backend::Sqlite).await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    // A debounce of half a second, and the new file written 50 ms after the old
+    // one moved aside: a deletion judged at once would show.
+    let hot_reload = "config/config.hot_reload.yaml";
+    site.write(hot_reload, "id: hot_reload\nvalues:\n  debounce_ms: 500\n");
+    site.wait_for(EventKind::Applied, hot_reload).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = site.coordinator.history(Some(USER_PATH), 100).await.unwrap().len();
+    let mut events = site.coordinator.subscribe();
+    let path = site.root().join(USER_PATH);
+    let backup = path.with_file_name("user.schema.yaml~");
+    std::fs::rename(&path, &backup).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&path, with_fields(1)).unwrap();
+    std::fs::remove_file(&backup).unwrap();
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        kinds.push(e.kind);
+    }
+    assert!(!kinds.contains(&EventKind::Pending) && !kinds.contains(&EventKind::Superseded), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Applied).count(), 1, "{kinds:?}");
+    let after = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
+    assert_eq!(after.len(), before + 1, "one version: the new text, no deletion before it");
+    assert_eq!(after[0].hash, sha256_hex(with_fields(1).as_bytes()));
+
+    // Created, applied at once, and removed inside the debounce: removed.
+    let other = "schemas/other.schema.yaml";
+    site.write(other, &USER.replace("id: user", "id: other"));
+    site.wait_for(EventKind::Applied, other).await;
+    std::fs::remove_file(site.root().join(other)).unwrap();
+    site.wait_for(EventKind::Pending, other).await;
+    site.stop().await;
+}

@@ -3,18 +3,21 @@
 //!
 //! Beside the debounced signals, a second, raw watcher reports the events that
 //! say a file is complete at once ([`WatchSignal::Complete`]): a file renamed
-//! into place (how most editors, `sed -i` and deployment tools save), a file
-//! closed after writing, and a file removed or renamed away. The coordinator
-//! plans such a file without waiting for the debounce when its content parses
-//! (or it is gone); anything else waits for the debounced signal, so a torn
-//! write is never judged while more writes may come. Removals must be early
-//! too: the debouncer folds a create and a remove within its window into
-//! nothing, and the create may already have been applied early.
+//! into place (how most editors, `sed -i` and deployment tools save) and a file
+//! closed after writing. The coordinator plans such a file without waiting for
+//! the debounce when its content parses; anything else waits for the debounced
+//! signal, so a torn write is never judged while more writes may come.
+//!
+//! A file removed or renamed away is reported too ([`WatchSignal::Gone`]): the
+//! debouncer folds a create and a remove within its window into nothing, and
+//! the create may already have been applied early, so the coordinator looks
+//! at such a path again once the debounce has passed (an editor that moves the
+//! old file aside and writes the new one is not taken for a deletion).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use tokio::sync::mpsc::UnboundedSender;
@@ -35,10 +38,12 @@ pub enum WatchSignal {
     /// These site-relative paths (`/`-separated) may have changed, and have
     /// been quiet for the debounce.
     Paths(Vec<String>),
-    /// These paths were just renamed into place, closed after writing, removed
-    /// or renamed away: they may be complete now (a debounced
-    /// [`WatchSignal::Paths`] usually follows).
+    /// These paths were just renamed into place or closed after writing: they
+    /// may be complete now (the debounced [`WatchSignal::Paths`] follows).
     Complete(Vec<String>),
+    /// These paths were removed or renamed away: look at them again once the
+    /// debounce has passed, whatever the debouncer reports.
+    Gone(Vec<String>),
     /// Events may have been lost (queue overflow, a new directory): re-read everything.
     Rescan,
 }
@@ -80,8 +85,8 @@ impl SiteWatcher {
         let mut complete = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
             // A lost raw event costs only the debounce: the debouncer sees it too.
             let Ok(event) = result else { return };
-            if let Some(paths) = completed(&base, &event) {
-                let _ = early.send(WatchSignal::Complete(paths));
+            if let Some(signal) = settled(&base, &event) {
+                let _ = early.send(signal);
             }
         })
         .map_err(|e| map_notify(&root, e))?;
@@ -90,23 +95,28 @@ impl SiteWatcher {
     }
 }
 
-/// The site paths a raw event shows complete: both ends of a rename, a file
-/// closed after writing, a file removed.
-fn completed(root: &Path, event: &notify::Event) -> Option<Vec<String>> {
-    let complete = matches!(
-        event.kind,
-        EventKind::Modify(ModifyKind::Name(_))
-            | EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Remove(_)
-    );
-    let paths: Vec<String> = event
-        .paths
-        .iter()
-        .filter(|_| complete)
-        .filter_map(|p| relative(root, p))
-        .filter(|rel| !is_editor_noise(rel))
-        .collect();
-    (!paths.is_empty()).then_some(paths)
+/// What a raw event says at once: a file complete (the target of a rename, a
+/// file closed after writing) or gone (removed, the source of a rename).
+fn settled(root: &Path, event: &notify::Event) -> Option<WatchSignal> {
+    let site = |paths: &[PathBuf]| -> Vec<String> {
+        paths.iter().filter_map(|p| relative(root, p)).filter(|rel| !is_editor_noise(rel)).collect()
+    };
+    let signal = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => WatchSignal::Complete(site(&event.paths)),
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+            WatchSignal::Gone(site(&event.paths))
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if event.paths.len() == 2 => {
+            // The source half arrives as its own `From` event.
+            WatchSignal::Complete(site(&event.paths[1..]))
+        }
+        EventKind::Modify(ModifyKind::Name(_)) => WatchSignal::Complete(site(&event.paths)),
+        _ => return None,
+    };
+    match &signal {
+        WatchSignal::Complete(p) | WatchSignal::Gone(p) if p.is_empty() => None,
+        _ => Some(signal),
+    }
 }
 
 fn map_notify(path: &Path, e: notify::Error) -> WatchError {

@@ -205,9 +205,20 @@ impl Worker {
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        // Paths removed or renamed away, and when to look at them again.
+        let mut gone: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
         loop {
+            let next_gone = gone.values().min().copied();
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = tokio::time::sleep_until(next_gone.unwrap_or_else(tokio::time::Instant::now)), if next_gone.is_some() => {
+                    let now = tokio::time::Instant::now();
+                    let due: BTreeSet<String> = gone.iter().filter(|(_, at)| **at <= now).map(|(p, _)| p.clone()).collect();
+                    gone.retain(|p, _| !due.contains(p));
+                    let mut turn = Turn::default();
+                    self.process(&mut turn, due).await;
+                    self.end(turn).await;
+                }
                 Some(signal) = signals.recv() => {
                     // Drain what else is queued so a burst is handled as one batch.
                     let mut paths = BTreeSet::new();
@@ -217,6 +228,10 @@ impl Worker {
                         match s {
                             WatchSignal::Paths(p) => paths.extend(p),
                             WatchSignal::Complete(p) => complete.extend(p),
+                            WatchSignal::Gone(p) => {
+                                let at = tokio::time::Instant::now() + self.debounce;
+                                gone.extend(p.into_iter().map(|p| (p, at)));
+                            }
                             WatchSignal::Rescan => rescan = true,
                         }
                     }
@@ -225,9 +240,8 @@ impl Worker {
                         self.rescan(&mut turn).await
                     } else {
                         complete.retain(|p| !paths.contains(p));
-                        let (texts, gone) = self.complete_files(complete);
+                        let texts = self.complete_texts(complete);
                         paths.extend(texts.keys().cloned());
-                        paths.extend(gone);
                         self.reprocess(&mut turn, paths, BTreeSet::new(), texts).await
                     }
                     self.end(turn).await;
@@ -495,24 +509,19 @@ impl Worker {
         self.reprocess(turn, paths, BTreeSet::new(), BTreeMap::new()).await
     }
 
-    /// Of the files reported complete (renamed into place or away, closed after
-    /// writing, removed): the texts of those that parse as they are, and the
-    /// paths of those that are gone. Both go now, without the debounce. The
-    /// rest wait for the debounced signal, so a file still being written is
+    /// The texts of files reported complete (renamed into place, closed after
+    /// writing) that parse as they are: those go now, without the debounce.
+    /// The rest wait for the debounced signal, so a file still being written is
     /// never rejected for being half there.
-    fn complete_files(&self, paths: BTreeSet<String>) -> (BTreeMap<String, String>, Vec<String>) {
-        let mut texts = BTreeMap::new();
-        let mut gone = Vec::new();
-        for path in paths.into_iter().filter(|p| is_site_path(p)) {
-            match read_site_file(&self.config.site_root, &path) {
-                Ok(None) => gone.push(path),
-                Ok(Some(text)) if SiteFile::parse(&path, &text).is_ok() => {
-                    texts.insert(path, text);
-                }
-                _ => {}
-            }
-        }
-        (texts, gone)
+    fn complete_texts(&self, paths: BTreeSet<String>) -> BTreeMap<String, String> {
+        paths
+            .into_iter()
+            .filter(|p| is_site_path(p))
+            .filter_map(|p| {
+                let text = read_site_file(&self.config.site_root, &p).ok()??;
+                SiteFile::parse(&p, &text).is_ok().then_some((p, text))
+            })
+            .collect()
     }
 
     /// [`Self::process`], also checking the files of `recheck` against the
