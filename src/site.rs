@@ -304,11 +304,6 @@ impl Site {
         self.get(path)
     }
 
-    /// The files with a reference to entity `id`.
-    pub fn referrers(&self, id: &str) -> impl Iterator<Item = &SchemaFile> {
-        self.index.referrers.get(id).into_iter().flatten().filter_map(|p| self.get(p))
-    }
-
     /// Hash of the whole state: what a plan is bound to.
     pub fn state_hash(&self) -> String {
         let schemas = self.files.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);

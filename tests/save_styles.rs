@@ -24,6 +24,20 @@ fn valid_half_cut(text: &str) -> usize {
     text.rfind("  - id: ").expect("a schema with fields")
 }
 
+/// Every event kind received on `events` so far.
+fn kinds(events: &mut tokio::sync::broadcast::Receiver<marain::engine::EngineEvent>) -> Vec<EventKind> {
+    std::iter::from_fn(|| events.try_recv().ok()).map(|e| e.kind).collect()
+}
+
+/// Sets `hot_reload.debounce_ms`, and waits for the watcher to restart with it.
+async fn set_debounce(site: &mut TestSite, ms: u64) {
+    let hot_reload = "config/config.hot_reload.yaml";
+    site.write(hot_reload, &format!("id: hot_reload\nvalues:\n  debounce_ms: {ms}\n"));
+    site.wait_for(EventKind::Applied, hot_reload).await;
+    // The watcher restarts with the new debounce and rescans.
+    tokio::time::sleep(Duration::from_millis(300) + Duration::from_millis(ms).min(Duration::from_millis(700))).await;
+}
+
 /// Applies one save and checks: exactly one new version, and the applied hash is
 /// the hash of what is on disk.
 async fn assert_one_version(site: &mut TestSite, style: &str, save: impl FnOnce(&std::path::Path)) {
@@ -182,10 +196,7 @@ async fn torn_writes_end_with_the_whole_file_applied_once() {
     assert_eq!(after.len(), before + 1, "exactly one version for a torn write inside the debounce");
     assert_eq!(after[0].hash, sha256_hex(whole.as_bytes()));
     assert!(after.iter().all(|v| v.hash != sha256_hex(half.as_bytes())), "the half became a version");
-    let mut kinds = Vec::new();
-    while let Ok(e) = events.try_recv() {
-        kinds.push(e.kind);
-    }
+    let kinds = kinds(&mut events);
     assert!(!kinds.contains(&EventKind::Pending) && !kinds.contains(&EventKind::Rejected), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| **k == EventKind::Applied).count(), 1, "{kinds:?}");
 
@@ -216,11 +227,7 @@ async fn complete_saves_apply_without_waiting_for_the_debounce() {
     let mut site = TestSite::start(Backend::Sqlite).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
-    let hot_reload = "config/config.hot_reload.yaml";
-    site.write(hot_reload, "id: hot_reload\nvalues:\n  debounce_ms: 10000\n");
-    site.wait_for(EventKind::Applied, hot_reload).await;
-    // The watcher restarts with the new debounce and rescans.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_debounce(&mut site, 10_000).await;
     let path = site.root().join(USER_PATH);
 
     let started = std::time::Instant::now();
@@ -241,17 +248,14 @@ async fn complete_saves_apply_without_waiting_for_the_debounce() {
     let mut events = site.coordinator.subscribe();
     std::fs::write(&path, "id: user\nfields:\n  - id: user").unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut kinds = Vec::new();
-    while let Ok(e) = events.try_recv() {
-        kinds.push(e.kind);
-    }
+    let kinds = kinds(&mut events);
     assert!(!kinds.contains(&EventKind::Rejected), "a file that does not parse was judged early: {kinds:?}");
     site.stop().await;
 }
 
-/// An editor that moves the old file aside and then writes the new one (vim's
-/// backup rename) never shows a deletion: the file is looked at again only once
-/// the debounce has passed, by when the new one is there. A file created and
+/// An editor that moves the old file aside (vim's backup rename) or unlinks it,
+/// and then writes the new one, never shows a deletion: the file is looked at
+/// again only once the debounce has passed, by when the new one is there. A file created and
 /// removed within the debounce is still seen as removed.
 #[tokio::test]
 async fn moving_the_old_file_aside_is_not_a_deletion() {
@@ -259,30 +263,35 @@ async fn moving_the_old_file_aside_is_not_a_deletion() {
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     // A debounce of half a second, and the new file written 50 ms after the old
-    // one moved aside: a deletion judged at once would show.
-    let hot_reload = "config/config.hot_reload.yaml";
-    site.write(hot_reload, "id: hot_reload\nvalues:\n  debounce_ms: 500\n");
-    site.wait_for(EventKind::Applied, hot_reload).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let before = site.coordinator.history(Some(USER_PATH), 100).await.unwrap().len();
-    let mut events = site.coordinator.subscribe();
+    // one was moved aside or unlinked: a deletion judged at once would show.
+    set_debounce(&mut site, 500).await;
     let path = site.root().join(USER_PATH);
-    let backup = path.with_file_name("user.schema.yaml~");
-    std::fs::rename(&path, &backup).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    std::fs::write(&path, with_fields(1)).unwrap();
-    std::fs::remove_file(&backup).unwrap();
-    site.wait_for(EventKind::Applied, USER_PATH).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let mut kinds = Vec::new();
-    while let Ok(e) = events.try_recv() {
-        kinds.push(e.kind);
+    for (n, how) in ["renamed to a backup", "unlinked"].into_iter().enumerate() {
+        let before = site.coordinator.history(Some(USER_PATH), 100).await.unwrap().len();
+        let mut events = site.coordinator.subscribe();
+        // Off the test's runtime thread, so the engine runs during the pause.
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let backup = path.with_file_name("user.schema.yaml~");
+            match n {
+                0 => std::fs::rename(&path, &backup).unwrap(),
+                _ => std::fs::remove_file(&path).unwrap(),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::write(&path, with_fields(n + 1)).unwrap();
+            let _ = std::fs::remove_file(&backup);
+        })
+        .await
+        .unwrap();
+        site.wait_for(EventKind::Applied, USER_PATH).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let kinds = kinds(&mut events);
+        assert!(!kinds.contains(&EventKind::Pending) && !kinds.contains(&EventKind::Superseded), "{how}: {kinds:?}");
+        assert_eq!(kinds.iter().filter(|k| **k == EventKind::Applied).count(), 1, "{how}: {kinds:?}");
+        let after = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
+        assert_eq!(after.len(), before + 1, "{how}: one version, the new text, no deletion before it");
+        assert_eq!(after[0].hash, sha256_hex(with_fields(n + 1).as_bytes()), "{how}");
     }
-    assert!(!kinds.contains(&EventKind::Pending) && !kinds.contains(&EventKind::Superseded), "{kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Applied).count(), 1, "{kinds:?}");
-    let after = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
-    assert_eq!(after.len(), before + 1, "one version: the new text, no deletion before it");
-    assert_eq!(after[0].hash, sha256_hex(with_fields(1).as_bytes()));
 
     // Created, applied at once, and removed inside the debounce: removed.
     let other = "schemas/other.schema.yaml";

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tower_sessions::cookie::time::OffsetDateTime;
-
 use marain::engine::accounts::Identity;
 use marain::engine::database::Pool;
 use marain::engine::signed_in::{SessionStart, RENEW_EVERY_SECS};
@@ -111,7 +109,7 @@ impl SessionStore for SessionRows {
         }
         if record.data.contains_key(IDENTITY_KEY) {
             let id = record.id.to_string();
-            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let now = marain::engine::now_unix();
             let due = {
                 let mut renewed = self.renewed.lock().expect("the renewal map is never poisoned");
                 let due = renewed.get(&id).is_none_or(|at| now - at >= RENEW_EVERY_SECS);
@@ -153,7 +151,7 @@ impl ExpiredDeletion for SessionRows {
             Rows::Postgres(s) => s.delete_expired().await?,
         }
         self.store.prune_signed_in().await.map_err(backend)?;
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = marain::engine::now_unix();
         let idle = SESSION_HOURS * 3600;
         self.renewed.lock().expect("the renewal map is never poisoned").retain(|_, at| now - *at < idle);
         Ok(())

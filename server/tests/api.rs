@@ -128,6 +128,14 @@ impl Server {
         (resp.status().as_u16(), resp.json().await.unwrap())
     }
 
+    /// Writes `config/config.api.yaml` with `values` (YAML lines under
+    /// `values:`) as its first version, and waits until it is applied.
+    async fn apply_api_config(&self, values: &str) {
+        std::fs::create_dir_all(self.site.join("config")).unwrap();
+        std::fs::write(self.site.join("config/config.api.yaml"), format!("id: api\nvalues:\n{values}")).unwrap();
+        self.wait_versions("config/config.api.yaml", 1).await;
+    }
+
     /// Polls the history of `file` until it has `n` versions; fails after 10 s.
     async fn wait_versions(&self, file: &str, n: usize) {
         for _ in 0..200 {
@@ -710,10 +718,7 @@ async fn sign_in_cannot_be_brute_forced(backend: Backend) {
     let locked = attempt(spoofer.clone(), "nobody".into(), "wrong guess!", Some("198.51.100.99")).await;
     assert_eq!(locked, "/login?error=rate");
     // Through a trusted proxy, each forwarded client counts on its own.
-    std::fs::create_dir_all(server.site.join("config")).unwrap();
-    std::fs::write(server.site.join("config/config.api.yaml"), "id: api\nvalues:\n  trusted_proxies: [127.0.0.7]\n")
-        .unwrap();
-    server.wait_versions("config/config.api.yaml", 1).await;
+    server.apply_api_config("  trusted_proxies: [127.0.0.7]\n").await;
     let proxy = from("127.0.0.7");
     for n in 0..6 {
         attempt(proxy.clone(), format!("someone{n}"), "wrong guess!", Some("198.51.100.2")).await;
@@ -779,9 +784,7 @@ async fn options_need_sign_in_and_a_failed_token_lookup_is_503(backend: Backend)
 /// more is told to come back later, and a closed one makes room.
 async fn event_streams_are_capped_by_max_event_streams(backend: Backend) {
     let server = Server::start(backend).await;
-    std::fs::create_dir_all(server.site.join("config")).unwrap();
-    std::fs::write(server.site.join("config/config.api.yaml"), "id: api\nvalues:\n  max_event_streams: 2\n").unwrap();
-    server.wait_versions("config/config.api.yaml", 1).await;
+    server.apply_api_config("  max_event_streams: 2\n").await;
     let server = server.restart().await;
     let first = EventReader::open(&server.client, &server.base).await;
     let _second = EventReader::open(&server.client, &server.base).await;
@@ -808,9 +811,7 @@ async fn event_streams_are_capped_by_max_event_streams(backend: Backend) {
 async fn connections_are_capped_by_max_connections(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = Server::start(backend).await;
-    std::fs::create_dir_all(server.site.join("config")).unwrap();
-    std::fs::write(server.site.join("config/config.api.yaml"), "id: api\nvalues:\n  max_connections: 4\n").unwrap();
-    server.wait_versions("config/config.api.yaml", 1).await;
+    server.apply_api_config("  max_connections: 4\n").await;
     let server = server.restart().await;
     let addr = server.base.trim_start_matches("http://").split('/').next().unwrap().to_string();
     let ask = |addr: String| async move {
@@ -1393,13 +1394,7 @@ async fn sign_in_rotates_the_session_id_and_sets_its_expiry(backend: Backend) {
 async fn the_rate_limit_is_per_client_with_retry_after(backend: Backend) {
     let server = Server::start(backend).await;
     let content = server.base.replace("/hot-reload", "/entity/user");
-    std::fs::create_dir_all(server.site.join("config")).unwrap();
-    std::fs::write(
-        server.site.join("config/config.api.yaml"),
-        "id: api\nvalues:\n  rate_limit:\n    enabled: true\n    requests_per_minute: 6\n    burst_size: 2\n",
-    )
-    .unwrap();
-    server.wait_versions("config/config.api.yaml", 1).await;
+    server.apply_api_config("  rate_limit:\n    enabled: true\n    requests_per_minute: 6\n    burst_size: 2\n").await;
     let token = token(&server.db, "other", Role::Viewer).await;
     let from = |ip: [u8; 4]| {
         let mut headers = reqwest::header::HeaderMap::new();

@@ -2,6 +2,7 @@
 //! one of them sees an applied change (it applied it, or it synced it), and
 //! only the instance whose claim lands delivers it.
 
+use super::now_unix;
 use super::store::{Store, StoreError};
 
 /// How long a claim keeps an identical event from being delivered again, in
@@ -12,10 +13,6 @@ pub const CLAIM_WINDOW_SECS: i64 = 60;
 /// Claims older than this are deleted, in seconds.
 const CLAIM_KEPT_SECS: i64 = 86_400;
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 impl Store {
     /// Claims the delivery named `key`; true when this caller should send it.
     pub async fn claim_delivery(&self, key: &str) -> Result<bool, StoreError> {
@@ -25,7 +22,7 @@ impl Store {
                 "INSERT INTO marain_webhook_claims AS c (key, claimed_at) VALUES ($1, $2) \
                  ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at \
                  WHERE c.claimed_at <= $2 - $3",
-                &[key.into(), now().into(), CLAIM_WINDOW_SECS.into()],
+                &[key.into(), now_unix().into(), CLAIM_WINDOW_SECS.into()],
             )
             .await?;
         Ok(claimed == 1)
@@ -34,6 +31,6 @@ impl Store {
     /// Deletes claims older than a day; returns how many.
     pub async fn prune_delivery_claims(&self) -> Result<u64, StoreError> {
         let sql = "DELETE FROM marain_webhook_claims WHERE claimed_at < $1";
-        Ok(self.pool().execute(sql, &[(now() - CLAIM_KEPT_SECS).into()]).await?)
+        Ok(self.pool().execute(sql, &[(now_unix() - CLAIM_KEPT_SECS).into()]).await?)
     }
 }

@@ -119,6 +119,12 @@ pub struct Approval {
 }
 
 /// Now, as RFC 3339 UTC: the engine's only clock.
+/// Now, in seconds since the Unix epoch: what the tables of counts, claims and
+/// sessions compare against.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

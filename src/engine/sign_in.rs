@@ -9,14 +9,11 @@
 //! the admin's password wins the guesser nothing). The counts live in the
 //! database: a restart or another instance resets nothing.
 
+use super::now_unix;
 use super::store::{Store, StoreError};
 
 pub const MAX_FAILURES: i64 = 5;
 pub const FAILURE_WINDOW_SECS: i64 = 60;
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 fn address_key(address: &str) -> String {
     format!("address:{address}")
@@ -49,7 +46,7 @@ impl Store {
                      failures = CASE WHEN a.first_at <= $2 - $3 THEN 1 ELSE a.failures + 1 END, \
                      first_at = CASE WHEN a.first_at <= $2 - $3 THEN $2 ELSE a.first_at END \
                      RETURNING failures",
-                    &[key.into(), now().into(), FAILURE_WINDOW_SECS.into()],
+                    &[key.into(), now_unix().into(), FAILURE_WINDOW_SECS.into()],
                 )
                 .await?;
             locked |= failures > MAX_FAILURES;

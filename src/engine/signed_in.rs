@@ -12,15 +12,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::accounts::Role;
+use super::now_unix;
 use super::store::{Store, StoreError};
 use crate::hash::sha256_hex;
 
 /// How often (seconds) a session's `last_seen` and expiry are written again.
 pub const RENEW_EVERY_SECS: i64 = 60;
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
@@ -73,7 +70,7 @@ pub struct SignedIn {
 impl Store {
     /// Records a session as it is created (at sign-in).
     pub async fn session_started(&self, start: SessionStart<'_>) -> Result<(), StoreError> {
-        let now = now();
+        let now = now_unix();
         self.pool()
             .execute(
                 "INSERT INTO marain_signed_in \
@@ -97,7 +94,7 @@ impl Store {
     /// A session was used: its new expiry, written at most once a minute.
     /// Never inserts: an ended session stays ended.
     pub async fn session_seen(&self, session_id: &str, expires_at: i64) -> Result<(), StoreError> {
-        let now = now();
+        let now = now_unix();
         self.pool()
             .execute(
                 "UPDATE marain_signed_in SET last_seen = $2, expires_at = $3 \
@@ -124,7 +121,7 @@ impl Store {
             .fetch_optional(
                 "SELECT a.role FROM marain_signed_in s JOIN marain_accounts a ON a.username = s.username \
                  WHERE s.session_hash = $1 AND s.username = $2 AND s.epoch = a.epoch AND s.expires_at > $3",
-                &[session_handle(session_id).into(), username.into(), now().into()],
+                &[session_handle(session_id).into(), username.into(), now_unix().into()],
             )
             .await?;
         Ok(row.and_then(|(role,)| Role::parse(&role)))
@@ -139,7 +136,7 @@ impl Store {
                 "SELECT s.session_hash, s.username, a.role, s.address, s.user_agent, s.signed_in_at, s.last_seen, \
                  s.expires_at FROM marain_signed_in s JOIN marain_accounts a ON a.username = s.username \
                  WHERE s.epoch = a.epoch AND s.expires_at > $1 ORDER BY s.last_seen DESC, s.username",
-                &[now().into()],
+                &[now_unix().into()],
             )
             .await?;
         Ok(rows
@@ -173,7 +170,7 @@ impl Store {
                 "DELETE FROM marain_signed_in WHERE expires_at <= $1 OR NOT EXISTS \
                  (SELECT 1 FROM marain_accounts a WHERE a.username = marain_signed_in.username \
                  AND a.epoch = marain_signed_in.epoch)",
-                &[now().into()],
+                &[now_unix().into()],
             )
             .await?)
     }
