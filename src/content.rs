@@ -125,7 +125,7 @@ fn json_kind(t: FieldType) -> &'static str {
 
 /// `YYYY-MM-DD` followed by an optional time: enough to keep junk out; the
 /// database stores the text as given.
-fn looks_like_datetime(s: &str) -> bool {
+pub(crate) fn looks_like_datetime(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() >= 10
         && b[..4].iter().all(u8::is_ascii_digit)

@@ -12,6 +12,7 @@ pub mod error;
 pub mod grade;
 pub mod hash;
 pub mod hazard;
+pub mod legacy;
 pub mod live_config;
 pub mod locate;
 pub mod model;

@@ -39,6 +39,72 @@ pub enum Command {
     /// for approval in the dashboard unless `--approve` is given with an
     /// approver's token.
     Rollback(RollbackArgs),
+    /// Bring content across from the legacy JSON `content` table into the typed
+    /// tables: `plan`, `infer`, `run`, `verify`, `finish`, in that order
+    /// (docs/legacy.md). Exit code 0: fine; 1: needs attention; 2: invalid input.
+    Legacy(LegacyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LegacyArgs {
+    #[command(subcommand)]
+    pub action: LegacyAction,
+    /// The site's database: the typed tables, and the legacy table unless
+    /// `--legacy-database` names another.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/marain.db", global = true)]
+    pub database: String,
+    /// The database holding the legacy table, when it is not the site's. The
+    /// content API serves and writes legacy rows only when it is the same.
+    #[arg(long, env = "MARAIN_LEGACY_DATABASE", global = true)]
+    pub legacy_database: Option<String>,
+    /// The legacy table's name.
+    #[arg(long, default_value = "content", global = true)]
+    pub legacy_table: String,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text, global = true)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum LegacyAction {
+    /// Per entity type: rows, keys mapped to fields, keys no field takes, and
+    /// every value that will not convert, with why. Writes nothing.
+    Plan {
+        /// Read against this site's schemas instead of those applied in the
+        /// database.
+        #[arg(long)]
+        site: Option<PathBuf>,
+        /// Which `config.<id>.<env>.yaml` files apply (with `--site`).
+        #[arg(long, env = "MARAIN_ENV", default_value = "dev")]
+        env: String,
+    },
+    /// Write a starting `schemas/<type>.schema.yaml` per entity type, inferred
+    /// from the data.
+    Infer {
+        /// The site directory to write `schemas/` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite schema files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy the rows that fit into the typed tables, in batches of one
+    /// transaction each; resumable, idempotent by id.
+    Run {
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
+        /// Keep the JSON keys no field takes (in `marain_legacy_extra`) instead
+        /// of leaving such rows in the legacy table.
+        #[arg(long)]
+        keep_unmapped: bool,
+        /// Content API writes go to the typed tables only, not to the legacy rows.
+        #[arg(long)]
+        no_dual_write: bool,
+    },
+    /// Compare every copied value with the JSON it came from.
+    Verify,
+    /// After a clean verify with every row copied: rename the legacy table
+    /// `content_legacy_<timestamp>` (kept, never dropped) and end the move.
+    Finish,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -13,6 +13,7 @@ pub mod content_api;
 pub mod cors;
 pub mod error;
 pub mod history_cmd;
+pub mod legacy_cmd;
 pub mod log_level;
 pub mod plan_cmd;
 pub mod rate_limit;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
         Some(Command::Admin(args)) => accounts_cmd::admin(&args).await,
         Some(Command::Token(args)) => accounts_cmd::token(&args).await,
         Some(Command::Rollback(args)) => rollback_cmd::run(&args).await,
+        Some(Command::Legacy(args)) => legacy_cmd::run(&args).await,
         Some(Command::Serve(args)) => serve::run(args, log, shutdown).await,
         None => serve::run(cli.serve, log, shutdown).await,
     }

@@ -9,12 +9,15 @@
 use std::sync::Arc;
 
 use super::database::{Arg, Conn};
+use super::legacy::transition::{self, Transition, TransitionView};
+use super::rows::{arg, column_type, mark, refusal, select, selected, typed};
 use super::snapshot::Snapshot;
 use super::store::{Store, StoreError};
-use crate::content::{validate_record, FieldProblem, SqlValue};
+use crate::content::{validate_record, FieldProblem, Record, SqlValue};
 use crate::error::ErrorKind;
+use crate::legacy::record_json;
 use crate::model::{EntitySchema, FieldType};
-use crate::sql::{child_table, postgres, sqlite, Dialect};
+use crate::sql::{child_table, Dialect};
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value as Json};
 
@@ -61,42 +64,43 @@ impl ContentError {
 
 impl From<sqlx::Error> for ContentError {
     fn from(e: sqlx::Error) -> Self {
-        match e.as_database_error() {
-            Some(d) if d.is_unique_violation() => {
-                let taken = unique_column(d)
-                    .map(|c| format!("the value of `{c}` is taken by another record"))
-                    .unwrap_or_else(|| "a value that must be unique is taken by another record".into());
-                ContentError::Conflict(taken)
-            }
-            Some(d) if d.is_foreign_key_violation() => ContentError::Conflict(
-                "a reference points at a record that does not exist, or other records still reference this one".into(),
-            ),
-            _ => ContentError::Store(StoreError::Sql(e)),
+        match refusal(&e) {
+            Some(why) => ContentError::Conflict(why),
+            None => ContentError::Store(StoreError::Sql(e)),
         }
     }
 }
 
-/// The column a unique violation names, and only its name: never the
-/// database's sentence, which quotes the value. SQLite says `UNIQUE constraint
-/// failed: <table>.<column>`; PostgreSQL's detail says `Key (<column>)=(…)`.
-fn unique_column(d: &dyn sqlx::error::DatabaseError) -> Option<String> {
-    let column = match d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        Some(pg) => pg.detail()?.strip_prefix("Key (")?.split(')').next()?.to_string(),
-        None => {
-            let target = d.message().strip_prefix("UNIQUE constraint failed: ")?;
-            target.split(',').next()?.trim().rsplit('.').next()?.to_string()
+/// Evaluates `$call` with `$t` the legacy move under way (or `None`); if the
+/// legacy table went away meanwhile (another process finished the move), reads
+/// the move again and evaluates it once more. (A macro: an async closure over
+/// borrowed arguments is not `Send` for axum's handlers.)
+macro_rules! with_transition {
+    ($service:expr, $t:ident => $call:expr) => {{
+        let current = $service.transition().await?;
+        let $t = current.as_deref();
+        match $call {
+            Err(ContentError::Store(_)) if current.is_some() => {
+                $service.legacy.forget();
+                let current = $service.transition().await?;
+                let $t = current.as_deref();
+                $call
+            }
+            other => other,
         }
-    };
-    column.chars().all(|c| c.is_ascii_alphanumeric() || c == '_').then_some(column)
+    }};
 }
 
 /// The content API's entry point: a cheap handle on the engine's store, snapshot
-/// and schema lock.
+/// and schema lock, and on the legacy move under way, if any
+/// ([`transition`](super::legacy::transition): reads fall back to legacy rows
+/// not copied yet, writes reach both tables).
 #[derive(Clone)]
 pub struct ContentService {
     store: Store,
     snapshot: Arc<ArcSwap<Snapshot>>,
     schema_lock: Arc<tokio::sync::RwLock<()>>,
+    legacy: Arc<TransitionView>,
 }
 
 impl ContentService {
@@ -105,7 +109,8 @@ impl ContentService {
         snapshot: Arc<ArcSwap<Snapshot>>,
         schema_lock: Arc<tokio::sync::RwLock<()>>,
     ) -> Self {
-        Self { store, snapshot, schema_lock }
+        let legacy = Arc::new(TransitionView::new(store.clone()));
+        Self { store, snapshot, schema_lock, legacy }
     }
 
     /// The live schema of entity `id`, taken once so a whole request sees one version.
@@ -115,64 +120,64 @@ impl ContentService {
         Ok(file.entity.clone())
     }
 
+    /// The legacy move under way, if any.
+    async fn transition(&self) -> Result<Option<Arc<Transition>>, ContentError> {
+        self.legacy.current().await.map_err(|e| ContentError::Store(StoreError::Sql(e)))
+    }
+
     pub async fn create(&self, entity: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
         let _lock = self.schema_lock.read().await;
-        create(&self.store, &self.live_entity(entity)?, input).await
+        let entity = self.live_entity(entity)?;
+        with_transition!(self, t => create(&self.store, &entity, input, t).await)
     }
 
     pub async fn update(&self, entity: &str, id: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
         let _lock = self.schema_lock.read().await;
-        update(&self.store, &self.live_entity(entity)?, id, input).await
+        let entity = self.live_entity(entity)?;
+        with_transition!(self, t => update(&self.store, &entity, id, input, t).await)
     }
 
     pub async fn delete(&self, entity: &str, id: &str) -> Result<(), ContentError> {
         let _lock = self.schema_lock.read().await;
-        delete(&self.store, &self.live_entity(entity)?, id).await
+        let entity = self.live_entity(entity)?;
+        with_transition!(self, t => delete(&self.store, &entity, id, t).await)
     }
 
     pub async fn get(&self, entity: &str, id: &str) -> Result<Json, ContentError> {
         let _lock = self.schema_lock.read().await;
-        get(&self.store, &self.live_entity(entity)?, id).await
+        let entity = self.live_entity(entity)?;
+        match get(&self.store, &entity, id).await {
+            Err(ContentError::NotFound { .. }) => {
+                with_transition!(self, t => legacy_get(&self.store, &entity, id, t).await)
+            }
+            other => other,
+        }
     }
 
     /// A page of records in id order, and how many there are in all.
     pub async fn list(&self, entity: &str, limit: i64, offset: i64) -> Result<(Vec<Json>, i64), ContentError> {
         let _lock = self.schema_lock.read().await;
-        list(&self.store, &self.live_entity(entity)?, limit, offset).await
+        let entity = self.live_entity(entity)?;
+        with_transition!(self, t => match t {
+            None => list(&self.store, &entity, limit, offset).await,
+            Some(t) => list_with_legacy(&self.store, &entity, limit, offset, t).await,
+        })
     }
-}
-
-/// A placeholder for a value of `field_type`: PostgreSQL is told the type,
-/// since a bound NULL or text must become the column's own type.
-fn mark(dialect: Dialect, n: usize, field_type: Option<FieldType>) -> String {
-    match (dialect, field_type) {
-        (Dialect::Postgres, Some(t)) => format!("CAST(${n} AS {})", postgres::column_type(t)),
-        _ => format!("${n}"),
-    }
-}
-
-/// A validated value as bound: PostgreSQL's booleans are booleans, SQLite's 0/1.
-fn arg(dialect: Dialect, field_type: FieldType, v: &SqlValue) -> Arg {
-    match (v, dialect, field_type) {
-        (SqlValue::Integer(i), Dialect::Postgres, FieldType::Boolean) => Arg::Bool(*i != 0),
-        (SqlValue::Null, ..) => Arg::Null,
-        (SqlValue::Text(s), ..) => Arg::Text(s.clone()),
-        (SqlValue::Integer(i), ..) => Arg::Int(*i),
-        (SqlValue::Float(f), ..) => Arg::Float(*f),
-    }
-}
-
-/// The type of the column `column` of `entity` holds, if it is a field's.
-fn column_type(entity: &EntitySchema, column: &str) -> Option<FieldType> {
-    entity.fields.iter().find(|f| f.column().as_deref() == Some(column)).map(|f| f.field_type)
 }
 
 fn field_type(entity: &EntitySchema, field: &str) -> FieldType {
     entity.fields.iter().find(|f| f.id == field).map(|f| f.field_type).unwrap_or(FieldType::Text)
 }
 
-/// Inserts a record given as JSON; returns it as stored.
-async fn create(store: &Store, entity: &EntitySchema, input: &Map<String, Json>) -> Result<Json, ContentError> {
+/// Inserts a record given as JSON; returns it as stored. During a legacy move
+/// an id a legacy row still holds is taken, and (with dual writes) the record
+/// gets a legacy row too.
+async fn create(
+    store: &Store,
+    entity: &EntitySchema,
+    input: &Map<String, Json>,
+    legacy: Option<&Transition>,
+) -> Result<Json, ContentError> {
     let record = validate_record(entity, input)
         .map_err(|problems| ContentError::Invalid { entity: entity.id.clone(), problems })?;
     let id = match input.get("id") {
@@ -183,33 +188,67 @@ async fn create(store: &Store, entity: &EntitySchema, input: &Map<String, Json>)
         }
         None => uuid::Uuid::now_v7().to_string(),
     };
-    let d = store.dialect();
-    let mut cols = vec![d.table("id")];
-    let mut marks = vec![mark(d, 1, None)];
-    let mut args = vec![Arg::from(&id)];
-    for (i, (c, v)) in record.columns.iter().enumerate() {
-        let t = column_type(entity, c).unwrap_or(FieldType::Text);
-        cols.push(d.table(c));
-        marks.push(mark(d, i + 2, Some(t)));
-        args.push(arg(d, t, v));
-    }
-    let sql = format!("INSERT INTO {} ({}) VALUES ({})", d.table(&entity.table()), cols.join(", "), marks.join(", "));
     let mut tx = store.pool().begin().await.map_err(StoreError::Sql)?;
-    tx.conn().execute(&sql, &args).await?;
-    for (field, values) in &record.children {
-        insert_children(&mut tx.conn(), entity, field, &id, values).await?;
+    if let Some(t) = legacy {
+        if transition::legacy_row(&mut tx.conn(), t, &entity.id, &id).await?.is_some() {
+            return Err(ContentError::Conflict(format!(
+                "`{}` `{id}` exists (in the legacy table, not copied yet)",
+                entity.id
+            )));
+        }
+    }
+    insert_record(&mut tx.conn(), entity, &id, &record, None).await?;
+    if let Some(t) = legacy.filter(|t| t.dual_write) {
+        transition::write_through(&mut tx.conn(), t, entity, &id, &record_json(entity, &id, &record)).await?;
     }
     tx.commit().await.map_err(StoreError::Sql)?;
     get(store, entity, &id).await
 }
 
+/// Inserts a validated record under `id` (with the creation time given, or now).
+async fn insert_record(
+    conn: &mut Conn<'_>,
+    entity: &EntitySchema,
+    id: &str,
+    record: &Record,
+    created_at: Option<String>,
+) -> Result<(), ContentError> {
+    let d = conn.dialect();
+    let mut cols = vec![d.table("id")];
+    let mut marks = vec![mark(d, 1, None)];
+    let mut args = vec![Arg::from(id)];
+    for (c, v) in record.columns.iter() {
+        let t = column_type(entity, c).unwrap_or(FieldType::Text);
+        cols.push(d.table(c));
+        args.push(arg(d, t, v));
+        marks.push(mark(d, args.len(), Some(t)));
+    }
+    if let Some(created) = created_at {
+        cols.push(d.table("created_at"));
+        args.push(Arg::Text(created));
+        marks.push(match d {
+            Dialect::Postgres => format!("CAST(${} AS TIMESTAMPTZ)", args.len()),
+            Dialect::Sqlite => format!("${}", args.len()),
+        });
+    }
+    let sql = format!("INSERT INTO {} ({}) VALUES ({})", d.table(&entity.table()), cols.join(", "), marks.join(", "));
+    conn.execute(&sql, &args).await?;
+    for (field, values) in &record.children {
+        insert_children(conn, entity, field, id, values).await?;
+    }
+    Ok(())
+}
+
 /// Replaces record `id` with `input` (PUT): fields left out take their default
-/// or NULL, multi-valued fields are replaced as a whole.
+/// or NULL, multi-valued fields are replaced as a whole. During a legacy move a
+/// record still only in the legacy table is copied with the new values, and
+/// (with dual writes) its legacy row takes them too.
 async fn update(
     store: &Store,
     entity: &EntitySchema,
     id: &str,
     input: &Map<String, Json>,
+    legacy: Option<&Transition>,
 ) -> Result<Json, ContentError> {
     let record = validate_record(entity, input)
         .map_err(|problems| ContentError::Invalid { entity: entity.id.clone(), problems })?;
@@ -232,7 +271,15 @@ async fn update(
     let sql = format!("UPDATE {} SET {} WHERE {} = $1", d.table(&entity.table()), sets.join(", "), d.table("id"));
     let mut tx = store.pool().begin().await.map_err(StoreError::Sql)?;
     if tx.conn().execute(&sql, &args).await? == 0 {
-        return Err(ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() });
+        let row = match legacy {
+            Some(t) => transition::legacy_row(&mut tx.conn(), t, &entity.id, id).await?,
+            None => None,
+        };
+        let Some(row) = row else {
+            return Err(ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() });
+        };
+        insert_record(&mut tx.conn(), entity, id, &Record { children: Vec::new(), ..record.clone() }, row.created_at)
+            .await?;
     }
     for field in entity.fields.iter().filter(|f| !f.cardinality.is_single()) {
         let child = d.table(&child_table(&entity.id, &field.id));
@@ -240,25 +287,46 @@ async fn update(
         let given = record.children.iter().find(|(f, _)| *f == field.id).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
         insert_children(&mut tx.conn(), entity, &field.id, id, given).await?;
     }
+    if let Some(t) = legacy.filter(|t| t.dual_write) {
+        transition::write_through(&mut tx.conn(), t, entity, id, &record_json(entity, id, &record)).await?;
+    }
     tx.commit().await.map_err(StoreError::Sql)?;
     get(store, entity, id).await
 }
 
 /// Deletes record `id`; its multi-valued fields go with it (ON DELETE CASCADE).
-/// A record other records still reference is refused as a conflict.
-async fn delete(store: &Store, entity: &EntitySchema, id: &str) -> Result<(), ContentError> {
+/// A record other records still reference is refused as a conflict. During a
+/// legacy move (with dual writes) its legacy row goes too.
+async fn delete(
+    store: &Store,
+    entity: &EntitySchema,
+    id: &str,
+    legacy: Option<&Transition>,
+) -> Result<(), ContentError> {
     let d = store.dialect();
     let sql = format!("DELETE FROM {} WHERE {} = $1", d.table(&entity.table()), d.table("id"));
-    let deleted = store.pool().execute(&sql, &[id.into()]).await.map_err(|e| match ContentError::from(e) {
+    let mut tx = store.pool().begin().await.map_err(StoreError::Sql)?;
+    let deleted = tx.conn().execute(&sql, &[id.into()]).await.map_err(|e| match ContentError::from(e) {
         ContentError::Conflict(_) => ContentError::Conflict(format!(
             "other records still reference `{}` `{id}`; change or remove them first",
             entity.id
         )),
         other => other,
     })?;
-    if deleted == 0 {
+    let legacy_deleted = match legacy {
+        Some(t) if t.dual_write => transition::delete_through(&mut tx.conn(), t, &entity.id, id).await?,
+        Some(t) if deleted == 0 && transition::legacy_row(&mut tx.conn(), t, &entity.id, id).await?.is_some() => {
+            return Err(ContentError::Conflict(format!(
+                "`{}` `{id}` is only in the legacy table and dual writes are off; copy it (`marain legacy run`) first",
+                entity.id
+            )));
+        }
+        _ => false,
+    };
+    if deleted == 0 && !legacy_deleted {
         return Err(ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() });
     }
+    tx.commit().await.map_err(StoreError::Sql)?;
     Ok(())
 }
 
@@ -285,32 +353,6 @@ async fn insert_children(
     Ok(())
 }
 
-/// A column as selected: PostgreSQL's timestamps as RFC 3339 text.
-fn selected(d: Dialect, column: &str, datetime: bool) -> String {
-    match (d, datetime) {
-        (Dialect::Postgres, true) => {
-            let text = postgres::convert(&d.table(column), FieldType::Datetime, FieldType::Text);
-            format!("{text} AS {}", d.table(column))
-        }
-        _ => d.table(column),
-    }
-}
-
-/// `SELECT` of exactly the live schema's columns. Never `*`: sqlx caches each
-/// statement's column map per connection, and after a reload changes the table a
-/// cached `SELECT *` would describe columns that are gone.
-fn select(d: Dialect, entity: &EntitySchema) -> String {
-    let cols: Vec<String> = sqlite::table_columns(entity)
-        .iter()
-        .map(|c| {
-            let datetime = matches!(c.as_str(), "created_at" | "updated_at")
-                || column_type(entity, c) == Some(FieldType::Datetime);
-            selected(d, c, datetime)
-        })
-        .collect();
-    format!("SELECT {} FROM {}", cols.join(", "), d.table(&entity.table()))
-}
-
 /// One record by id.
 async fn get(store: &Store, entity: &EntitySchema, id: &str) -> Result<Json, ContentError> {
     let d = store.dialect();
@@ -334,12 +376,44 @@ async fn list(store: &Store, entity: &EntitySchema, limit: i64, offset: i64) -> 
     Ok((items, total))
 }
 
-/// A boolean field's value as JSON, whichever way the database stored it.
-fn typed(field_type: FieldType, v: Json) -> Json {
-    match (field_type, &v) {
-        (FieldType::Boolean, Json::Number(n)) => Json::Bool(n.as_i64() == Some(1)),
-        _ => v,
+/// A record the typed table lacks, from the legacy table during a move.
+async fn legacy_get(
+    store: &Store,
+    entity: &EntitySchema,
+    id: &str,
+    legacy: Option<&Transition>,
+) -> Result<Json, ContentError> {
+    let not_found = || ContentError::NotFound { entity: entity.id.clone(), id: id.to_string() };
+    let Some(t) = legacy else { return Err(not_found()) };
+    let mut conn = store.pool().acquire().await.map_err(StoreError::Sql)?;
+    let row = transition::legacy_row(&mut conn.conn(), t, &entity.id, id).await?.ok_or_else(not_found)?;
+    Ok(transition::served(entity, &row))
+}
+
+/// A page of records during a legacy move: the typed table's and the legacy
+/// rows not copied yet, in id order.
+async fn list_with_legacy(
+    store: &Store,
+    entity: &EntitySchema,
+    limit: i64,
+    offset: i64,
+    t: &Transition,
+) -> Result<(Vec<Json>, i64), ContentError> {
+    let mut conn = store.pool().acquire().await.map_err(StoreError::Sql)?;
+    let (ids, total) = transition::page_ids(&mut conn.conn(), t, entity, limit, offset).await?;
+    drop(conn);
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        match get(store, entity, &id).await {
+            Err(ContentError::NotFound { .. }) => {
+                if let Ok(item) = legacy_get(store, entity, &id, Some(t)).await {
+                    items.push(item);
+                }
+            }
+            other => items.push(other?),
+        }
     }
+    Ok((items, total))
 }
 
 /// Builds the JSON of a row selected by [`select`]: columns in `table_columns` order.

@@ -14,12 +14,25 @@ pub struct Drift {
     pub problem: String,
 }
 
+/// A legacy content table that `marain legacy finish` renamed and keeps
+/// (`content_legacy_<YYYYMMDDhhmmss>`): the operator's to drop, not drift.
+fn kept_legacy(table: &str) -> bool {
+    table
+        .strip_prefix("content_legacy_")
+        .is_some_and(|stamp| stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Compares every table the applied site implies with the database.
 pub async fn detect(store: &Store, site: &Site) -> Result<Vec<Drift>, StoreError> {
     let mut drift = Vec::new();
     let dialect = store.dialect();
-    let actual: BTreeSet<String> =
-        store.pool().table_names().await?.into_iter().filter(|t| t.starts_with("content_")).collect();
+    let actual: BTreeSet<String> = store
+        .pool()
+        .table_names()
+        .await?
+        .into_iter()
+        .filter(|t| t.starts_with("content_") && !kept_legacy(t))
+        .collect();
     let mut expected = BTreeSet::new();
     for file in site.files() {
         let e = &file.entity;

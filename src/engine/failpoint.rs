@@ -8,7 +8,9 @@
 //! Only debug builds (what `cargo test` builds) read the variable; in a release
 //! build [`Failpoints::from_env`] is always inert, so production binaries cannot be
 //! told to hang. Points, in apply order: `after_backup`, `after_ddl`,
-//! `before_history`, `before_commit`, `after_commit` (before the state swap).
+//! `before_history`, `before_commit`, `after_commit` (before the state swap);
+//! in each batch of `marain legacy run` (counted like applies):
+//! `legacy_before_commit`, `legacy_after_commit`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -449,6 +449,18 @@ impl Store {
         rows.into_iter().map(HistoryRecord::into_row).collect()
     }
 
+    /// The site as the history's newest applied versions say (files whose
+    /// newest version no longer parses are left out).
+    pub async fn applied_site(&self) -> Result<crate::site::Site, StoreError> {
+        let mut site = crate::site::Site::default();
+        for row in self.latest_versions().await? {
+            if let Some(Ok(file)) = row.yaml.as_deref().map(|text| crate::site::SiteFile::parse(&row.file, text)) {
+                site.insert_file(file);
+            }
+        }
+        Ok(site)
+    }
+
     /// The applied version `version` of `file`.
     pub async fn version(&self, file: &str, version: i64) -> Result<Option<VersionRow>, StoreError> {
         let row: Option<HistoryRecord> = self

@@ -1,0 +1,82 @@
+//! Moving an existing Marain install's content from the legacy JSON table
+//! (`content(id, entity_type, data, created_at, updated_at)`) into the typed
+//! tables: `marain legacy plan | infer | run | verify | finish`, and the content
+//! API's behaviour while both exist. What users do and see is `docs/legacy.md`;
+//! the rules a row is read by are the core's [`crate::legacy`].
+//!
+//! - `source.rs` — the legacy table (in the site's database or another one) and
+//!   its rows, read in id order, a batch at a time.
+//! - `transition.rs` — the `marain_legacy` row that says a move is under way, and
+//!   what the content API does meanwhile (reads fall back, writes reach both).
+//! - `copy.rs` — `run`: batches of one transaction each, resumable, idempotent.
+//! - `verify.rs` — every copied value against the JSON it came from; `finish`.
+//! - `report.rs` — `plan` and `infer`: what a run would do, written nowhere.
+
+use std::collections::BTreeMap;
+
+use crate::engine::store::StoreError;
+use crate::legacy::infer::entity_id;
+use crate::model::EntitySchema;
+use crate::site::Site;
+
+mod copy;
+mod report;
+mod source;
+pub mod transition;
+mod verify;
+
+pub use copy::{run, Progress, RunOptions, TypeProgress};
+pub use report::{infer, plan, PlanReport, TypeReport};
+pub use source::LegacySource;
+pub use transition::{Transition, TransitionView};
+pub use verify::{finish, verify, VerifyReport};
+
+/// The legacy table's usual name.
+pub const DEFAULT_TABLE: &str = "content";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LegacyError {
+    #[error("no legacy table `{table}` with columns id, entity_type and data in {database}")]
+    NoTable { table: String, database: String },
+    #[error("`{table}` is not a table name a legacy install uses (letters, digits and _ only)")]
+    BadTableName { table: String },
+    #[error("the legacy database: {0}")]
+    Source(sqlx::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("entity `{entity}` (legacy entity_type `{entity_type}`) is not applied in this database; start `marain serve` on the site (and approve its change) first")]
+    NotApplied { entity_type: String, entity: String },
+    #[error("cannot finish: {0}")]
+    NotReady(String),
+}
+
+impl From<sqlx::Error> for LegacyError {
+    fn from(e: sqlx::Error) -> Self {
+        LegacyError::Store(StoreError::Sql(e))
+    }
+}
+
+/// Which entity each legacy `entity_type` goes to: the entity of that id, or of
+/// the identifier `marain legacy infer` makes of it. Types without one are left
+/// out (the reports list them).
+pub fn entities_for<'s>(site: &'s Site, types: &[String]) -> BTreeMap<String, &'s EntitySchema> {
+    types
+        .iter()
+        .filter_map(|t| {
+            let file = site.entity_file(t).or_else(|| site.entity_file(&entity_id(t)))?;
+            Some((t.clone(), &file.entity))
+        })
+        .collect()
+}
+
+/// The legacy types in the order their entities must be filled: a type whose
+/// rows reference another type's comes after it (cycles and self references
+/// are legal; rows whose targets are not copied yet wait for a later round).
+pub fn fill_order(site: &Site, entities: &BTreeMap<String, &EntitySchema>) -> Vec<String> {
+    let order = site.dependency_order_of(entities.values().map(|e| e.id.as_str()));
+    let mut types = Vec::new();
+    for id in order {
+        types.extend(entities.iter().filter(|(_, e)| e.id == id).map(|(t, _)| t.clone()));
+    }
+    types
+}
