@@ -8,7 +8,7 @@ DATABASE_URL ?= sqlite://data/marain.db
 ADDR ?= 127.0.0.1:3000
 BIN := target/release/marain
 
-.PHONY: setup setup-test build release run test test-rust test-e2e lint fuzz bench
+.PHONY: setup setup-test build release run test test-rust test-e2e lint fuzz bench bench-legacy
 
 setup:
 	scripts/setup.sh
@@ -70,3 +70,7 @@ bench:
 	cargo build --release -p marain-server --bin marain
 	cargo bench --bench plan
 	cargo bench -p marain-server --bench reload_latency
+
+# `marain legacy run` and `verify` on 1,000,000 generated legacy rows (ROWS=…).
+bench-legacy:
+	cargo bench -p marain-server --bench legacy_copy

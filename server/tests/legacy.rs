@@ -43,6 +43,9 @@ const USER: &str = "id: user\nname: User\nfields:
   - id: emails
     type: text
     cardinality: 2
+  - id: mentor
+    type: entity_reference
+    target_entity: user
 ";
 
 const ARTICLE: &str = "id: article\nname: Article\nfields:
@@ -139,6 +142,10 @@ fn legacy_rows() -> Vec<(String, &'static str, Value)> {
     rows.push(("u034".into(), "user", user(json!({"handle": "h34", "nickname": "nick"}))));
     rows.push(("u035".into(), "user", user(json!({"handle": "user-1"}))));
     rows.push(("u036".into(), "user", user(json!({"handle": "h36", "emails": ["a", "b", "c"]}))));
+    // Refused by the database (the handle is taken), and one that references it
+    // and would go in with it.
+    rows.push(("u037".into(), "user", user(json!({"handle": "user-2"}))));
+    rows.push(("u038".into(), "user", user(json!({"handle": "h38", "mentor": "u037"}))));
     for i in 1..=20 {
         let mut related = if i > 1 { vec![format!("a{:03}", i - 1)] } else { vec![] };
         if i == 5 {
@@ -256,8 +263,8 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     let (code, out, err) = legacy(&db, &["plan"]);
     assert_eq!(code, 1, "{out}{err}");
     for expected in [
-        "legacy table `content`: 3 entity type(s), 61 row(s)",
-        "user → entity `user`: 36 row(s), 32 fit, 4 do not",
+        "legacy table `content`: 3 entity type(s), 63 row(s)",
+        "user → entity `user`: 38 row(s), 34 fit, 4 do not",
         "full_name → name",
         "keys no field takes: nickname (1 rows)",
         "does not fit: u031 age = \"old\": field `age` must be a whole number",
@@ -288,7 +295,7 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
 
     let (code, out, err) = legacy(&db, &["run", "--batch-size", "7"]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("user → user: 30 of 36 copied, 6 do not fit, 0 waiting"), "{out}");
+    assert!(out.contains("user → user: 30 of 38 copied, 8 do not fit, 0 waiting"), "{out}");
     assert!(out.contains("article → article: 20 of 23 copied, 3 do not fit, 0 waiting"), "{out}");
     assert!(out.contains("gadget: 2 row(s) left where they are"), "{out}");
     let store = Store::open(&db).await.unwrap();
@@ -304,6 +311,8 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     assert!(why("a022").contains("references `user` `u999`"), "{reasons:?}");
     assert!(why("a021").contains("references `user` `u031`"), "{reasons:?}");
     assert!(why("u034").contains("no field takes `nickname`"), "{reasons:?}");
+    assert!(why("u037").contains("the value of `handle` is taken"), "{reasons:?}");
+    assert!(why("u038").contains("references `user` `u037`"), "{reasons:?}");
     let (stamp,): (String,) = store
         .pool()
         .fetch_one("SELECT CAST(created_at AS TEXT) FROM content_user WHERE id = 'u001'", &[])
@@ -314,12 +323,12 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     // Again: nothing copied twice.
     let (code, out, _) = legacy(&db, &["run"]);
     assert_eq!(code, 1);
-    assert!(out.contains("user → user: 30 of 36 copied, 6 do not fit"), "{out}");
+    assert!(out.contains("user → user: 30 of 38 copied, 8 do not fit"), "{out}");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM content_user__emails").await, 60);
 
     let (code, out, err) = legacy(&db, &["verify"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("user → user: 30 row(s) compared, 6 not copied"), "{out}");
+    assert!(out.contains("user → user: 30 row(s) compared, 8 not copied"), "{out}");
     store.pool().execute("UPDATE content_user SET age = 99 WHERE id = 'u001'", &[]).await.unwrap();
     store.pool().execute("UPDATE content_article__tags SET value = 'x' WHERE parent_id = 'a001'", &[]).await.unwrap();
     let (code, out, _) = legacy(&db, &["verify"]);
@@ -349,6 +358,7 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     set_legacy(&store, "u033", &odd(json!({"handle": "h33", "role": "editor"}))).await;
     set_legacy(&store, "u035", &odd(json!({"handle": "h35"}))).await;
     set_legacy(&store, "u036", &odd(json!({"handle": "h36", "emails": ["a", "b"]}))).await;
+    set_legacy(&store, "u037", &odd(json!({"handle": "h37"}))).await;
     set_legacy(&store, "a022", &json!({"title": "By somebody", "author": "u002"})).await;
     set_legacy(&store, "a023", &json!({"title": "Two views", "views": 2})).await;
     std::fs::copy(inferred.join("schemas/gadget.schema.yaml"), site.join("schemas/gadget.schema.yaml")).unwrap();
@@ -356,7 +366,7 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     apply(&site, &db).await;
     let (code, out, err) = legacy(&db, &["run", "--keep-unmapped"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("user → user: 36 of 36 copied, 0 do not fit"), "{out}");
+    assert!(out.contains("user → user: 38 of 38 copied, 0 do not fit"), "{out}");
     assert!(out.contains("gadget → gadget: 2 of 2 copied"), "{out}");
     let store = Store::open(&db).await.unwrap();
     let (extra,): (String,) =
@@ -370,7 +380,7 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     assert!(!tables.contains(&"content".to_string()), "{tables:?}");
     let kept: Vec<&String> = tables.iter().filter(|t| t.starts_with("content_legacy_")).collect();
     assert_eq!(kept.len(), 1, "{tables:?}");
-    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM {}", kept[0])).await, 61);
+    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM {}", kept[0])).await, 63);
     let drift = marain::engine::drift::detect(&store, &store.applied_site().await.unwrap()).await.unwrap();
     assert!(drift.is_empty(), "the kept legacy table is not drift: {drift:?}");
     store.close().await;
@@ -456,9 +466,9 @@ async fn during_the_move_the_api_serves_both_and_writes_through(backend: Backend
     assert_eq!(odd["age"], Value::Null, "{odd}");
     assert!(odd["legacy_problems"][0].as_str().unwrap().contains("age"), "{odd}");
     let list: Value = client.get(format!("{users}?limit=500")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(list["total"], 37, "30 copied, 6 that do not fit, 1 late: {list}");
+    assert_eq!(list["total"], 39, "30 copied, 8 that do not fit, 1 late: {list}");
     let listed: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(listed.len(), 37);
+    assert_eq!(listed.len(), 39);
     assert!(listed.windows(2).all(|w| w[0] < w[1]), "{listed:?}");
 
     // A copied record changed through the API: the legacy row follows, under

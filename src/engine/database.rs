@@ -326,6 +326,18 @@ impl Pool {
         })
     }
 
+    /// A transaction that holds the right to write from its first statement
+    /// (SQLite: `BEGIN IMMEDIATE`), so what it reads before it writes cannot
+    /// be changed meanwhile by another writer. PostgreSQL: a plain `BEGIN`.
+    pub async fn begin_immediate(&self) -> Result<Tx<'static>, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => {
+                Tx::Sqlite(sqlx::Transaction::begin(p.acquire().await?, Some("BEGIN IMMEDIATE".into())).await?)
+            }
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
     pub async fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
         self.acquire().await?.conn().execute(sql, args).await
     }

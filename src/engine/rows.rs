@@ -10,6 +10,35 @@ use crate::content::SqlValue;
 use crate::model::{EntitySchema, FieldType};
 use crate::sql::{postgres, sqlite, Dialect};
 
+/// How many placeholders one statement of [`slot`]s may carry (SQLite allows
+/// 32,766, PostgreSQL 65,535).
+pub fn placeholders_per_statement(d: Dialect) -> usize {
+    match d {
+        Dialect::Sqlite => 30_000,
+        Dialect::Postgres => 30_000,
+    }
+}
+
+/// The `n`-th placeholder of a statement whose placeholders are all slots, in
+/// order: `?` on SQLite, `$n` on PostgreSQL. The driver looks each bound
+/// SQLite parameter's name up by walking the list of names, so binding N
+/// named (`$n`) parameters costs N² and a statement of thousands is slower
+/// than its work; anonymous ones are not in that list.
+pub fn slot(d: Dialect, n: usize) -> String {
+    match d {
+        Dialect::Sqlite => "?".to_string(),
+        Dialect::Postgres => format!("${n}"),
+    }
+}
+
+/// [`mark`] as a [`slot`]: a value of `field_type` at the `n`-th slot.
+pub fn typed_slot(d: Dialect, n: usize, field_type: FieldType) -> String {
+    match d {
+        Dialect::Sqlite => "?".to_string(),
+        Dialect::Postgres => mark(d, n, Some(field_type)),
+    }
+}
+
 /// Why the database refused a row, in words a client may read, when it was a
 /// unique or foreign key violation; `None` for every other failure.
 pub fn refusal(e: &sqlx::Error) -> Option<String> {

@@ -18,12 +18,16 @@ use super::transition;
 use super::{entities_for, fill_order, LegacyError};
 use crate::content::{Record, SqlValue};
 use crate::engine::database::{Arg, Conn};
-use crate::engine::rows::{arg, mark, refusal};
+use crate::engine::rows::{arg, placeholders_per_statement, refusal, slot, typed_slot};
 use crate::engine::store::Store;
 use crate::legacy::{convert, Misfit};
 use crate::model::{EntitySchema, FieldType};
 use crate::site::Site;
 use crate::sql::{child_table, Dialect};
+
+/// Rows looked at again at once in the rounds for rows that wait for their
+/// references.
+const RETRY_ROWS: usize = 5_000;
 
 /// How `run` copies.
 #[derive(Debug, Clone)]
@@ -90,15 +94,17 @@ pub async fn run(
     let mut waiting: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for entity_type in fill_order(site, &entities) {
         let entity = entities[&entity_type];
-        let mut after = String::new();
-        loop {
-            let rows = source.batch(&entity_type, &after, options.batch_size).await?;
-            let Some(last) = rows.last() else { break };
-            after = last.id.clone();
-            let outcome = copy_batch(store, &entity_type, entity, site, rows, options, &mut progress).await?;
+        // Reading and converting the next batches (a task of its own, on
+        // another core) overlaps with writing this one.
+        let (batches, mut prepared) = tokio::sync::mpsc::channel(2);
+        let reader =
+            tokio::spawn(read_batches(source.clone(), entity_type.clone(), entity.clone(), options.clone(), batches));
+        while let Some(batch) = prepared.recv().await {
+            let outcome = copy_batch(store, &entity_type, entity, site, batch, options, &mut progress).await?;
             waiting.entry(entity_type.clone()).or_default().extend(outcome);
             report(&progress);
         }
+        reader.await.map_err(|e| LegacyError::Source(sqlx::Error::Protocol(format!("the reader stopped: {e}"))))??;
     }
     // Rows waiting for their references: again, while a round copies any.
     loop {
@@ -109,10 +115,10 @@ pub async fn run(
         let last_round = std::mem::take(&mut waiting);
         for (entity_type, ids) in last_round {
             let entity = entities[&entity_type];
-            // As many as one INSERT takes, so that rows referencing each other
-            // in a cycle longer than a batch go in together.
-            for chunk in ids.chunks(rows_per_statement(entity).max(options.batch_size)) {
-                let rows = source.rows(chunk).await?;
+            // Larger than a batch, so that rows referencing each other in a
+            // cycle longer than one go in together (up to `rows_together`).
+            for chunk in ids.chunks(RETRY_ROWS.max(options.batch_size)) {
+                let rows = prepare(entity, source.rows(chunk).await?, options.keep_unmapped);
                 let outcome = copy_batch(store, &entity_type, entity, site, rows, options, &mut progress).await?;
                 waiting.entry(entity_type.clone()).or_default().extend(outcome);
             }
@@ -145,6 +151,51 @@ struct Fitting {
     updated_at: Option<String>,
 }
 
+/// A legacy row read against its entity: ready to insert, or why not.
+struct Prepared {
+    id: String,
+    outcome: Result<Fitting, Vec<Misfit>>,
+}
+
+/// Reads the rows of `entity_type` a batch at a time and sends each batch on,
+/// converted; stops when the rows end or the receiver is gone.
+async fn read_batches(
+    source: LegacySource,
+    entity_type: String,
+    entity: EntitySchema,
+    options: RunOptions,
+    batches: tokio::sync::mpsc::Sender<Vec<Prepared>>,
+) -> Result<(), LegacyError> {
+    let mut after = String::new();
+    loop {
+        let rows = source.batch(&entity_type, &after, options.batch_size).await?;
+        let Some(last) = rows.last() else { return Ok(()) };
+        after = last.id.clone();
+        if batches.send(prepare(&entity, rows, options.keep_unmapped)).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Converts each row by the rules `plan` reports by.
+fn prepare(entity: &EntitySchema, rows: Vec<LegacyRow>, keep_unmapped: bool) -> Vec<Prepared> {
+    rows.into_iter()
+        .map(|row| {
+            let outcome =
+                convert(entity, row.data.as_deref().unwrap_or("null")).fit(keep_unmapped).map(|(record, unmapped)| {
+                    Fitting {
+                        id: row.id.clone(),
+                        record,
+                        unmapped,
+                        created_at: row.created_at,
+                        updated_at: row.updated_at,
+                    }
+                });
+            Prepared { id: row.id, outcome }
+        })
+        .collect()
+}
+
 /// Copies one batch of rows of `entity_type` in one transaction; returns the
 /// ids that wait for rows they reference.
 async fn copy_batch(
@@ -152,42 +203,43 @@ async fn copy_batch(
     entity_type: &str,
     entity: &EntitySchema,
     site: &Site,
-    rows: Vec<LegacyRow>,
+    rows: Vec<Prepared>,
     options: &RunOptions,
     progress: &mut Progress,
 ) -> Result<Vec<String>, LegacyError> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let failpoints = store.failpoints();
     failpoints.begin_apply();
-    let mut tx = store.pool().begin().await?;
-    let present = existing_ids(&mut tx.conn(), &entity.table(), &ids).await?;
+    let d = store.dialect();
+    // Immediate: on SQLite no other writer can add an id between the check
+    // below and the inserts.
+    let mut tx = store.pool().begin_immediate().await?;
+    if d == Dialect::Sqlite {
+        // Reset by SQLite at the end of the transaction.
+        tx.conn().execute("PRAGMA defer_foreign_keys = ON", &[]).await?;
+    }
+    let present = existing_in_range(&mut tx.conn(), &entity.table(), &ids).await?;
     let mut fitting = Vec::new();
     let mut misfits: Vec<(String, Vec<Misfit>)> = Vec::new();
-    for row in rows {
-        if present.contains(&row.id) {
-            continue;
-        }
-        match convert(entity, row.data.as_deref().unwrap_or("null")).fit(options.keep_unmapped) {
-            Ok((record, unmapped)) => fitting.push(Fitting {
-                id: row.id,
-                record,
-                unmapped,
-                created_at: row.created_at,
-                updated_at: row.updated_at,
-            }),
+    for row in rows.into_iter().filter(|r| !present.contains(&r.id)) {
+        match row.outcome {
+            Ok(f) => fitting.push(f),
             Err(m) => misfits.push((row.id, m)),
         }
     }
     let mut inserted = 0;
     let mut waiting = Vec::new();
-    let per_statement = rows_per_statement(entity);
+    let mut turned_away = false;
+    let together = rows_together(d, entity, fitting.len());
     let mut rest = fitting;
     while !rest.is_empty() {
-        let chunk: Vec<Fitting> = rest.drain(..per_statement.min(rest.len())).collect();
+        let chunk: Vec<Fitting> = rest.drain(..together.min(rest.len())).collect();
         let (ready, later) = split_waiting(&mut tx.conn(), entity, site, chunk).await?;
         waiting.extend(later);
-        let (done, refused) = insert_chunk(&mut tx.conn(), entity, &ready).await?;
+        let (done, refused, unresolved) = insert_chunk(&mut tx.conn(), entity, &ready).await?;
         inserted += done;
+        turned_away |= !(refused.is_empty() && unresolved.is_empty());
+        waiting.extend(unresolved);
         let kept = |f: &&Fitting| {
             options.keep_unmapped && !f.unmapped.is_empty() && !refused.iter().any(|(id, _)| *id == f.id)
         };
@@ -197,6 +249,13 @@ async fn copy_batch(
             tx.conn().execute(sql, &[Arg::from(&entity.id), Arg::from(&f.id), Arg::from(data)]).await?;
         }
         misfits.extend(refused);
+    }
+    if d == Dialect::Sqlite && turned_away {
+        // A row the database refused may be the target of rows inserted with
+        // it (keys are checked at commit): those wait for a later round.
+        let unhooked = unhook_dangling(&mut tx.conn(), entity).await?;
+        inserted -= unhooked.len();
+        waiting.extend(unhooked);
     }
     rewrite_misfits(&mut tx.conn(), entity_type, &ids, &misfits).await?;
     let p = progress.entry(entity_type.to_string()).or_default();
@@ -216,7 +275,7 @@ async fn copy_batch(
 async fn existing_ids(conn: &mut Conn<'_>, table: &str, ids: &[String]) -> Result<BTreeSet<String>, sqlx::Error> {
     let mut found = BTreeSet::new();
     let d = conn.dialect();
-    for chunk in ids.chunks(1000) {
+    for chunk in ids.chunks(placeholders_per_statement(d).min(1000)) {
         if chunk.is_empty() {
             continue;
         }
@@ -228,6 +287,24 @@ async fn existing_ids(conn: &mut Conn<'_>, table: &str, ids: &[String]) -> Resul
         found.extend(rows.into_iter().map(|(id,)| id));
     }
     Ok(found)
+}
+
+/// The ids among `ids` that `table` has, asked as the range they span (two
+/// placeholders instead of one per id): a batch's ids are one stretch of the
+/// legacy table's order, and the typed table rarely has others inside it.
+async fn existing_in_range(conn: &mut Conn<'_>, table: &str, ids: &[String]) -> Result<BTreeSet<String>, sqlx::Error> {
+    let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(BTreeSet::new()) };
+    let d = conn.dialect();
+    let sql = format!(
+        "SELECT {id} FROM {} WHERE {id} >= {} AND {id} <= {}",
+        d.table(table),
+        slot(d, 1),
+        slot(d, 2),
+        id = d.table("id")
+    );
+    let rows: Vec<(String,)> = conn.fetch_all(&sql, &[first.into(), last.into()]).await?;
+    let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    Ok(rows.into_iter().map(|(id,)| id).filter(|id| wanted.contains(id.as_str())).collect())
 }
 
 /// Every id a record references, by target entity.
@@ -292,34 +369,51 @@ async fn split_waiting(
     Ok((kept, waiting.into_iter().map(|f| f.id).collect()))
 }
 
-/// How many rows one INSERT carries: below both backends' placeholder limits.
-fn rows_per_statement(entity: &EntitySchema) -> usize {
+/// How many rows one INSERT carries.
+fn rows_per_statement(d: Dialect, entity: &EntitySchema) -> usize {
     let columns = entity.fields.iter().filter(|f| f.cardinality.is_single()).count() + 3;
-    (30_000 / columns).clamp(1, 500)
+    (placeholders_per_statement(d) / columns).clamp(1, 500)
 }
+
+/// How many rows go in together so that the rows among them may reference
+/// each other: on SQLite a whole batch (its keys are checked at commit,
+/// `defer_foreign_keys`), on PostgreSQL one INSERT (keys that are not
+/// `DEFERRABLE` are checked at the end of each statement).
+fn rows_together(d: Dialect, entity: &EntitySchema, batch: usize) -> usize {
+    match d {
+        Dialect::Sqlite => batch.max(1),
+        Dialect::Postgres => rows_per_statement(d, entity),
+    }
+}
+
+/// What became of the rows of one [`insert_chunk`].
+type ChunkOutcome = (usize, Vec<(String, Vec<Misfit>)>, Vec<String>);
 
 /// Inserts `chunk` under a savepoint; if the database refuses it (a unique
 /// value taken, say), row by row, so only the refused rows stay behind.
-/// Returns how many rows were inserted and the refused ones' reasons.
+/// Returns how many rows were inserted, the refused ones' reasons, and the
+/// rows whose references the database did not find (they wait for a later
+/// round; a row of the chunk they reference may have been refused).
 async fn insert_chunk(
     conn: &mut Conn<'_>,
     entity: &EntitySchema,
     chunk: &[Fitting],
-) -> Result<(usize, Vec<(String, Vec<Misfit>)>), LegacyError> {
+) -> Result<ChunkOutcome, LegacyError> {
     if chunk.is_empty() {
-        return Ok((0, Vec::new()));
+        return Ok((0, Vec::new(), Vec::new()));
     }
     conn.execute("SAVEPOINT legacy_chunk", &[]).await?;
     match insert_rows(conn, entity, chunk).await {
         Ok(n) => {
             conn.execute("RELEASE SAVEPOINT legacy_chunk", &[]).await?;
-            return Ok((n, Vec::new()));
+            return Ok((n, Vec::new(), Vec::new()));
         }
         Err(e) if e.as_database_error().is_none() => return Err(e.into()),
         Err(_) => conn.execute("ROLLBACK TO SAVEPOINT legacy_chunk", &[]).await?,
     };
     let mut inserted = 0;
     let mut refused = Vec::new();
+    let mut unresolved = Vec::new();
     for row in chunk {
         conn.execute("SAVEPOINT legacy_row", &[]).await?;
         match insert_rows(conn, entity, std::slice::from_ref(row)).await {
@@ -330,6 +424,10 @@ async fn insert_chunk(
             Err(e) if e.as_database_error().is_some() => {
                 conn.execute("ROLLBACK TO SAVEPOINT legacy_row", &[]).await?;
                 conn.execute("RELEASE SAVEPOINT legacy_row", &[]).await?;
+                if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
+                    unresolved.push(row.id.clone());
+                    continue;
+                }
                 let reason = refusal(&e).unwrap_or_else(|| "the database refused the row".into());
                 refused.push((row.id.clone(), vec![Misfit { key: String::new(), value: String::new(), reason }]));
             }
@@ -337,45 +435,55 @@ async fn insert_chunk(
         }
     }
     conn.execute("RELEASE SAVEPOINT legacy_chunk", &[]).await?;
-    Ok((inserted, refused))
+    Ok((inserted, refused, unresolved))
 }
 
-/// One multi-row INSERT of the rows and one per multi-valued field of their
-/// values; rows the table has already are skipped. Returns how many were new.
+/// SQLite, keys deferred to commit: takes out again the rows this
+/// transaction inserted whose references lead nowhere (their target was
+/// refused or left waiting), until none is left; returns their ids.
+async fn unhook_dangling(conn: &mut Conn<'_>, entity: &EntitySchema) -> Result<Vec<String>, sqlx::Error> {
+    let d = conn.dialect();
+    let mut tables = vec![(entity.table(), "id")];
+    tables.extend(
+        entity
+            .fields
+            .iter()
+            .filter(|f| !f.cardinality.is_single())
+            .map(|f| (child_table(&entity.id, &f.id), "parent_id")),
+    );
+    let mut unhooked = Vec::new();
+    loop {
+        let mut ids = BTreeSet::new();
+        for (table, key) in &tables {
+            let sql = format!(
+                "SELECT CAST(t.{key} AS TEXT) FROM pragma_foreign_key_check({name}) c JOIN {table} t ON t.rowid = c.rowid",
+                key = d.table(key),
+                name = format!("'{}'", table.replace('\'', "''")),
+                table = d.table(table),
+            );
+            let rows: Vec<(String,)> = conn.fetch_all(&sql, &[]).await?;
+            ids.extend(rows.into_iter().map(|(id,)| id));
+        }
+        if ids.is_empty() {
+            return Ok(unhooked);
+        }
+        for id in ids {
+            let sql = format!("DELETE FROM {} WHERE {} = $1", d.table(&entity.table()), d.table("id"));
+            conn.execute(&sql, &[Arg::from(&id)]).await?;
+            unhooked.push(id);
+        }
+    }
+}
+
+/// INSERTs of the rows, [`rows_per_statement`] at a time, then of each
+/// multi-valued field's values; rows the table has already are skipped.
+/// Returns how many were new.
 async fn insert_rows(conn: &mut Conn<'_>, entity: &EntitySchema, rows: &[Fitting]) -> Result<usize, sqlx::Error> {
     let d = conn.dialect();
-    let singles: Vec<_> = entity.fields.iter().filter(|f| f.cardinality.is_single()).collect();
-    let mut columns = vec![d.table("id")];
-    columns.extend(singles.iter().filter_map(|f| f.column()).map(|c| d.table(&c)));
-    columns.extend([d.table("created_at"), d.table("updated_at")]);
-    let mut tuples = Vec::with_capacity(rows.len());
-    let mut args = Vec::with_capacity(rows.len() * columns.len());
-    for row in rows {
-        let mut marks = Vec::with_capacity(columns.len());
-        args.push(Arg::from(&row.id));
-        marks.push(format!("${}", args.len()));
-        for field in &singles {
-            let column = field.column().expect("single");
-            let value = row.record.columns.iter().find(|(c, _)| *c == column).map(|(_, v)| v);
-            args.push(value.map(|v| arg(d, field.field_type, v)).unwrap_or(Arg::Null));
-            marks.push(mark(d, args.len(), Some(field.field_type)));
-        }
-        for stamp in [&row.created_at, &row.updated_at] {
-            args.push(Arg::from(stamp.clone()));
-            marks.push(timestamp_mark(d, args.len()));
-        }
-        tuples.push(format!("({})", marks.join(", ")));
+    let mut new = BTreeSet::new();
+    for part in rows.chunks(rows_per_statement(d, entity)) {
+        new.extend(insert_parents(conn, entity, part).await?);
     }
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO NOTHING RETURNING {}",
-        d.table(&entity.table()),
-        columns.join(", "),
-        tuples.join(", "),
-        d.table("id"),
-        d.table("id"),
-    );
-    let new: Vec<(String,)> = conn.fetch_all(&sql, &args).await?;
-    let new: BTreeSet<String> = new.into_iter().map(|(id,)| id).collect();
     for field in entity.fields.iter().filter(|f| !f.cardinality.is_single()) {
         let mut values = Vec::new();
         for row in rows.iter().filter(|r| new.contains(&r.id)) {
@@ -383,7 +491,7 @@ async fn insert_rows(conn: &mut Conn<'_>, entity: &EntitySchema, rows: &[Fitting
                 values.extend(vs.iter().enumerate().map(|(delta, v)| (row.id.as_str(), delta, v)));
             }
         }
-        for chunk in values.chunks(5_000) {
+        for chunk in values.chunks((placeholders_per_statement(d) / 3).max(1)) {
             let mut tuples = Vec::with_capacity(chunk.len());
             let mut args = Vec::with_capacity(chunk.len() * 3);
             for (id, delta, v) in chunk {
@@ -391,7 +499,12 @@ async fn insert_rows(conn: &mut Conn<'_>, entity: &EntitySchema, rows: &[Fitting
                 args.push(Arg::Int(*delta as i64));
                 args.push(arg(d, field.field_type, v));
                 let n = args.len();
-                tuples.push(format!("(${}, ${}, {})", n - 2, n - 1, mark(d, n, Some(field.field_type))));
+                tuples.push(format!(
+                    "({}, {}, {})",
+                    slot(d, n - 2),
+                    slot(d, n - 1),
+                    typed_slot(d, n, field.field_type)
+                ));
             }
             let sql = format!(
                 "INSERT INTO {} ({}, {}, {}) VALUES {}",
@@ -407,11 +520,69 @@ async fn insert_rows(conn: &mut Conn<'_>, entity: &EntitySchema, rows: &[Fitting
     Ok(new.len())
 }
 
+/// One multi-row INSERT of the entity's own rows; returns the ids it added.
+async fn insert_parents(
+    conn: &mut Conn<'_>,
+    entity: &EntitySchema,
+    rows: &[Fitting],
+) -> Result<Vec<String>, sqlx::Error> {
+    let d = conn.dialect();
+    let singles: Vec<_> = entity.fields.iter().filter(|f| f.cardinality.is_single()).collect();
+    let mut columns = vec![d.table("id")];
+    columns.extend(singles.iter().filter_map(|f| f.column()).map(|c| d.table(&c)));
+    columns.extend([d.table("created_at"), d.table("updated_at")]);
+    let mut tuples = Vec::with_capacity(rows.len());
+    let mut args = Vec::with_capacity(rows.len() * columns.len());
+    for row in rows {
+        let mut marks = Vec::with_capacity(columns.len());
+        args.push(Arg::from(&row.id));
+        marks.push(slot(d, args.len()));
+        for field in &singles {
+            let column = field.column().expect("single");
+            let value = row.record.columns.iter().find(|(c, _)| *c == column).map(|(_, v)| v);
+            args.push(value.map(|v| arg(d, field.field_type, v)).unwrap_or(Arg::Null));
+            marks.push(typed_slot(d, args.len(), field.field_type));
+        }
+        for stamp in [&row.created_at, &row.updated_at] {
+            args.push(Arg::from(stamp.clone()));
+            marks.push(timestamp_mark(d, args.len()));
+        }
+        tuples.push(format!("({})", marks.join(", ")));
+    }
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO NOTHING",
+        d.table(&entity.table()),
+        columns.join(", "),
+        tuples.join(", "),
+        d.table("id"),
+    );
+    match d {
+        // The batch's transaction is immediate and checked these ids are new:
+        // every row goes in (and no row of ids crosses threads back to us).
+        Dialect::Sqlite => {
+            let added = conn.execute(&sql, &args).await?;
+            if added as usize != rows.len() {
+                return Err(sqlx::Error::Protocol(format!(
+                    "{} of {} rows were new, though no other writer could run",
+                    added,
+                    rows.len()
+                )));
+            }
+            Ok(rows.iter().map(|r| r.id.clone()).collect())
+        }
+        // Another instance's content API may add an id meanwhile.
+        Dialect::Postgres => {
+            let new: Vec<(String,)> = conn.fetch_all(&format!("{sql} RETURNING {}", d.table("id")), &args).await?;
+            Ok(new.into_iter().map(|(id,)| id).collect())
+        }
+    }
+}
+
 /// A legacy timestamp (text, or NULL for now) as the typed table takes it.
 fn timestamp_mark(d: Dialect, n: usize) -> String {
     match d {
         Dialect::Postgres => format!("COALESCE(CAST(${n} AS TIMESTAMPTZ), CURRENT_TIMESTAMP)"),
-        Dialect::Sqlite => format!("COALESCE(${n}, CURRENT_TIMESTAMP)"),
+        Dialect::Sqlite => format!("COALESCE({}, CURRENT_TIMESTAMP)", slot(d, n)),
     }
 }
 
@@ -422,14 +593,20 @@ async fn rewrite_misfits(
     ids: &[String],
     misfits: &[(String, Vec<Misfit>)],
 ) -> Result<(), sqlx::Error> {
-    let (known,): (i64,) = conn
-        .fetch_one("SELECT COUNT(*) FROM marain_legacy_misfits WHERE entity_type = $1", &[entity_type.into()])
+    let known: Option<(i64,)> = conn
+        .fetch_optional(
+            "SELECT CAST(1 AS BIGINT) FROM marain_legacy_misfits WHERE entity_type = $1 LIMIT 1",
+            &[entity_type.into()],
+        )
         .await?;
-    if known > 0 {
-        for chunk in ids.chunks(1000) {
-            let marks: Vec<String> = (2..=chunk.len() + 1).map(|n| format!("${n}")).collect();
-            let sql =
-                format!("DELETE FROM marain_legacy_misfits WHERE entity_type = $1 AND id IN ({})", marks.join(", "));
+    if known.is_some() {
+        for chunk in ids.chunks(placeholders_per_statement(conn.dialect()).min(1000) - 1) {
+            let marks: Vec<String> = (2..=chunk.len() + 1).map(|n| slot(conn.dialect(), n)).collect();
+            let sql = format!(
+                "DELETE FROM marain_legacy_misfits WHERE entity_type = {} AND id IN ({})",
+                slot(conn.dialect(), 1),
+                marks.join(", ")
+            );
             let mut args = vec![Arg::from(entity_type)];
             args.extend(chunk.iter().map(Arg::from));
             conn.execute(&sql, &args).await?;

@@ -13,7 +13,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use super::source::LegacySource;
 use super::{entities_for, transition, LegacyError};
 use crate::engine::database::{Arg, Conn};
-use crate::engine::rows::{select, selected, typed};
+use crate::engine::rows::{select, selected, slot, typed};
 use crate::engine::store::Store;
 use crate::legacy::{convert, differences, record_json, Difference};
 use crate::model::{EntitySchema, FieldType};
@@ -108,7 +108,7 @@ async fn typed_rows(
     ids: &[String],
 ) -> Result<HashMap<String, Map<String, Json>>, sqlx::Error> {
     let d = conn.dialect();
-    let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let marks: Vec<String> = (1..=ids.len()).map(|n| slot(d, n)).collect();
     let args: Vec<Arg> = ids.iter().map(Arg::from).collect();
     let sql = format!("{} WHERE {} IN ({})", select(d, entity), d.table("id"), marks.join(", "));
     let columns = sqlite::table_columns(entity);
