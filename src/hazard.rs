@@ -75,6 +75,7 @@ pub enum HazardCode {
     ConfigIdentityChanged,
     RestartRequired,
     SecretInFile,
+    LegacyRowsNoLongerFit,
 }
 
 impl HazardCode {
@@ -109,6 +110,7 @@ impl HazardCode {
             HazardCode::ConfigIdentityChanged => "config_identity_changed",
             HazardCode::RestartRequired => "restart_required",
             HazardCode::SecretInFile => "secret_in_file",
+            HazardCode::LegacyRowsNoLongerFit => "legacy_rows_no_longer_fit",
         }
     }
 }

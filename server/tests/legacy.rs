@@ -512,6 +512,29 @@ async fn during_the_move_the_api_serves_both_and_writes_through(backend: Backend
     let (code, out, _) = legacy(&db, &["verify"]);
     assert_eq!(code, 0, "writes through the API keep both tables equal: {out}");
 
+    // A schema change that would strand rows not copied yet waits, naming them:
+    // dropping `renamed_from: full_name` changes no table, but `u901` says
+    // `full_name` and would no longer fit.
+    insert_legacy(&store, "u901", "user", &json!({"full_name": "Stranded", "handle": "s901"})).await;
+    std::fs::write(site.join("schemas/user.schema.yaml"), USER.replace("    renamed_from: full_name\n", "")).unwrap();
+    let status = format!("http://{}/api/v1/hot-reload/status", server.addr);
+    let mut found = None;
+    for _ in 0..200 {
+        let s: Value = client.get(&status).send().await.unwrap().json().await.unwrap();
+        let hazards: Vec<Value> =
+            s["pending"].as_array().unwrap().iter().flat_map(|c| c["hazards"].as_array().unwrap().clone()).collect();
+        if let Some(h) = hazards.into_iter().find(|h| h["code"] == "legacy_rows_no_longer_fit") {
+            found = Some(h);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hazard = found.expect("the change stranding legacy rows never waited with legacy_rows_no_longer_fit");
+    assert_eq!(hazard["severity"], "WARNING");
+    assert!(hazard["message"].as_str().unwrap().contains("1 of 8 legacy row(s) of `user` not copied yet"), "{hazard}");
+    assert!(hazard["message"].as_str().unwrap().contains("u901"), "{hazard}");
+    std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
+
     // With dual writes off, the legacy rows are left alone.
     let (code, _, _) = legacy(&db, &["run", "--no-dual-write"]);
     assert_eq!(code, 1);

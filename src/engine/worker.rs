@@ -707,7 +707,26 @@ impl Worker {
         redaction: &Redaction,
     ) -> PendingChange {
         let path = planned.file.clone();
-        let probed = self.probed(&planned.plan).await;
+        let mut probed = self.probed(&planned.plan).await;
+        if let Some(SiteFile::Schema(old)) = &planned.old {
+            let new = match &planned.new {
+                Some(SiteFile::Schema(new)) => Some(&new.entity),
+                _ => None,
+            };
+            match super::legacy::impact::hazard(&self.store, &old.entity, new).await {
+                Ok(Some(hazard)) => match probed.steps.first_mut() {
+                    Some(step) => step.hazards.push(hazard),
+                    // No database change (a `renamed_from` dropped, say), yet
+                    // rows waiting in the legacy table would stop fitting.
+                    None => probed.steps.push(crate::plan::Step::record(
+                        "legacy rows not copied yet would no longer fit".into(),
+                        vec![hazard],
+                    )),
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read the legacy rows a change affects"),
+            }
+        }
         let change = PendingChange {
             id: self.next_change_id,
             entity: planned.subject().to_string(),

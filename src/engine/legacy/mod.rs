@@ -11,6 +11,7 @@
 //! - `copy.rs` — `run`: batches of one transaction each, resumable, idempotent.
 //! - `verify.rs` — every copied value against the JSON it came from; `finish`.
 //! - `report.rs` — `plan` and `infer`: what a run would do, written nowhere.
+//! - `impact.rs` — what a schema change does to the rows not copied yet.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ use crate::model::EntitySchema;
 use crate::site::Site;
 
 mod copy;
+pub mod impact;
 mod report;
 mod source;
 pub mod transition;

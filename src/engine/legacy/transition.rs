@@ -228,31 +228,71 @@ impl TransitionView {
     }
 
     async fn read(&self) -> Result<Option<Transition>, sqlx::Error> {
-        let sql = "SELECT legacy_table, dual_write, types FROM marain_legacy \
-                   WHERE same_database AND finished_at IS NULL ORDER BY started_at DESC LIMIT 1";
-        let Some(row) = self.store.pool().fetch_optional::<TransitionRow>(sql, &[]).await? else { return Ok(None) };
-        let data_type = match self.store.dialect() {
-            Dialect::Sqlite => "text".to_string(),
-            Dialect::Postgres => {
-                let sql = "SELECT data_type::text FROM information_schema.columns \
-                           WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'data'";
-                let found: Option<(String,)> =
-                    self.store.pool().fetch_optional(sql, &[(&row.legacy_table).into()]).await?;
-                match found.map(|(t,)| t) {
-                    Some(t) if t == "json" || t == "jsonb" => t,
-                    Some(_) => "text".to_string(),
-                    // The table is gone (renamed by another process's finish).
-                    None => return Ok(None),
-                }
-            }
-        };
-        Ok(Some(Transition {
-            table: row.legacy_table,
-            dual_write: row.dual_write,
-            types: serde_json::from_str(&row.types).unwrap_or_default(),
-            data_type,
-        }))
+        active(&self.store).await
     }
+}
+
+/// The move under way in the store's own database, read now.
+pub async fn active(store: &Store) -> Result<Option<Transition>, sqlx::Error> {
+    let sql = "SELECT legacy_table, dual_write, types FROM marain_legacy \
+               WHERE same_database AND finished_at IS NULL ORDER BY started_at DESC LIMIT 1";
+    let Some(row) = store.pool().fetch_optional::<TransitionRow>(sql, &[]).await? else { return Ok(None) };
+    let data_type = match store.dialect() {
+        Dialect::Sqlite => "text".to_string(),
+        Dialect::Postgres => {
+            let sql = "SELECT data_type::text FROM information_schema.columns \
+                       WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'data'";
+            let found: Option<(String,)> = store.pool().fetch_optional(sql, &[(&row.legacy_table).into()]).await?;
+            match found.map(|(t,)| t) {
+                Some(t) if t == "json" || t == "jsonb" => t,
+                Some(_) => "text".to_string(),
+                // The table is gone (renamed by another process's finish).
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(Some(Transition {
+        table: row.legacy_table,
+        dual_write: row.dual_write,
+        types: serde_json::from_str(&row.types).unwrap_or_default(),
+        data_type,
+    }))
+}
+
+/// Legacy rows of `entity` the typed table does not have yet, the first
+/// `limit` in id order.
+pub async fn waiting_rows(
+    conn: &mut Conn<'_>,
+    t: &Transition,
+    entity: &EntitySchema,
+    limit: i64,
+) -> Result<Vec<LegacyRow>, sqlx::Error> {
+    let d = conn.dialect();
+    let (filter, mut args) = t.type_filter(d, &entity.id, 1);
+    let sql = format!(
+        "SELECT {} FROM {} c WHERE c.{filter} AND NOT EXISTS (SELECT 1 FROM {typed} x WHERE x.{id} = c.{id}) \
+         ORDER BY c.{id} LIMIT ${}",
+        qualified_columns(d),
+        d.table(&t.table),
+        args.len() + 1,
+        typed = d.table(&entity.table()),
+        id = d.table("id"),
+    );
+    args.push(Arg::Int(limit));
+    conn.fetch_all(&sql, &args).await
+}
+
+fn qualified_columns(d: Dialect) -> String {
+    let c = |name: &str| format!("c.{}", d.table(name));
+    format!(
+        "CAST({} AS TEXT) AS id, CAST({} AS TEXT) AS entity_type, CAST({} AS TEXT) AS data, \
+         CAST({} AS TEXT) AS created_at, CAST({} AS TEXT) AS updated_at",
+        c("id"),
+        c("entity_type"),
+        c("data"),
+        c("created_at"),
+        c("updated_at")
+    )
 }
 
 fn columns(d: Dialect) -> String {
