@@ -15,6 +15,8 @@ const repo = path.resolve(__dirname, '..');
 export interface Marain {
   url: string;
   site: string;
+  /// The server's database URL (`sqlite://…` or `postgres://…`).
+  database: string;
   token: string;
   password: string;
   /// `{ Authorization: Bearer … }` for the test's own API calls.
@@ -84,6 +86,7 @@ async function start(backend: Backend): Promise<{ marain: Marain; stop: () => Pr
   const marain: Marain = {
     url,
     site,
+    database,
     token,
     password,
     auth: { Authorization: `Bearer ${token}` },
@@ -97,6 +100,20 @@ async function start(backend: Backend): Promise<{ marain: Marain; stop: () => Pr
     if (process.env.MARAIN_E2E_KEEP !== '1') fs.rmSync(tmp, { recursive: true, force: true });
   };
   return { marain, stop };
+}
+
+/// Runs SQL on the test server's database as another program would (the
+/// legacy Marain process a migration test plays): Python's sqlite3 on a SQLite
+/// file, psql on PostgreSQL.
+export function sql(marain: Marain, statements: string[]) {
+  const script = statements.map((s) => `${s};`).join('\n');
+  if (marain.database.startsWith('sqlite://')) {
+    const file = marain.database.slice('sqlite://'.length);
+    const program = 'import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], timeout=10)\nc.executescript(sys.stdin.read())\nc.commit()';
+    execFileSync('python3', ['-c', program, file], { input: script });
+  } else {
+    execFileSync('psql', ['-v', 'ON_ERROR_STOP=1', '-q', '-d', marain.database], { input: script });
+  }
 }
 
 export const test = base.extend<{ marain: Marain; backend: Backend }>({

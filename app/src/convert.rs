@@ -249,3 +249,63 @@ pub fn browser(agent: &str) -> String {
         _ => agent.chars().take(40).collect(),
     }
 }
+
+/// The Migration page's data.
+pub fn migration(view: marain::engine::legacy::MigrationView, may_change: bool) -> crate::dto::MigrationDto {
+    use crate::dto::{MigrationDto, MisfitDto, MoveDto, TypeProgressDto};
+    MigrationDto {
+        moves: view
+            .moves
+            .into_iter()
+            .map(|m| MoveDto {
+                legacy_table: m.legacy_table,
+                dual_write: m.dual_write,
+                running: m.running,
+                started_at: m.started_at,
+                updated_at: m.updated_at,
+                finished_at: m.finished_at,
+                renamed_to: m.renamed_to,
+                types: m
+                    .progress
+                    .into_iter()
+                    .map(|(entity_type, p)| TypeProgressDto {
+                        entity_type,
+                        entity: p.entity,
+                        total: p.total,
+                        copied: p.copied,
+                        misfits: p.misfits,
+                        waiting: p.waiting,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        misfits: view
+            .misfits
+            .into_iter()
+            .map(|m| MisfitDto {
+                entity_type: m.entity_type,
+                id: m.id,
+                key: m.json_key,
+                value: m.value,
+                reason: m.reason,
+            })
+            .collect(),
+        startable: view.startable,
+        may_change,
+    }
+}
+
+/// What Verify found, for the page.
+pub fn verified(report: marain::engine::legacy::VerifyReport) -> crate::dto::VerifyDto {
+    crate::dto::VerifyDto {
+        compared: report.types.values().map(|t| t.compared).sum(),
+        not_copied: report.types.values().map(|t| t.not_copied).sum(),
+        difference_count: report.differences.len(),
+        differences: report
+            .differences
+            .iter()
+            .take(100)
+            .map(|d| format!("{} `{}`: legacy {} ≠ typed {}", d.id, d.field, d.legacy, d.typed))
+            .collect(),
+    }
+}

@@ -218,3 +218,56 @@ pub struct AccessDto {
     pub may_change: bool,
     pub now: String,
 }
+
+/// The Migration page: the moves from the legacy JSON `content` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationDto {
+    pub moves: Vec<MoveDto>,
+    pub misfits: Vec<MisfitDto>,
+    /// A legacy table a move could start from (when none is recorded yet).
+    pub startable: Option<String>,
+    pub may_change: bool,
+}
+
+/// One move: per legacy type, where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoveDto {
+    pub legacy_table: String,
+    pub dual_write: bool,
+    pub running: bool,
+    pub started_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+    pub renamed_to: Option<String>,
+    pub types: Vec<TypeProgressDto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeProgressDto {
+    pub entity_type: String,
+    pub entity: String,
+    pub total: i64,
+    pub copied: i64,
+    pub misfits: i64,
+    pub waiting: i64,
+}
+
+/// One reason a legacy row does not fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MisfitDto {
+    pub entity_type: String,
+    pub id: String,
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// What Verify found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyDto {
+    pub compared: i64,
+    pub not_copied: i64,
+    /// `id field: legacy ≠ typed`, the first hundred.
+    pub differences: Vec<String>,
+    pub difference_count: usize,
+}

@@ -547,7 +547,89 @@ async fn during_the_move_the_api_serves_both_and_writes_through(backend: Backend
     store.close().await;
 }
 
+/// The dashboard's Migration page and its actions, on a real `marain serve`:
+/// the page offers to start; Start runs in the server and its progress comes
+/// as `migration` events on the event stream; the page then lists each type's
+/// counts and the rows that do not fit; Verify passes; Finish is refused while
+/// rows are left behind; the actions are in `secure.log` with who did them;
+/// a viewer may look but not act.
+async fn the_migration_page_runs_the_move_and_shows_it_live(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, db) = prepared(dir.path(), backend).await;
+    let store = Store::open(&db).await.unwrap();
+    let approver = store.create_token("ops", Role::Approver).await.unwrap();
+    let viewer = store.create_token("reader", Role::Viewer).await.unwrap();
+    store.close().await;
+    let log = dir.path().join("secure.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
+    command.args(["serve", "--site", &site.display().to_string(), "--database", &db, "--addr", "127.0.0.1:0"]);
+    command.arg("--secure-log").arg(&log).arg("--assets").arg(dir.path().join("assets"));
+    command.env("MARAIN_ADMIN_PASSWORD", "correct horse battery staple").env_remove("MARAIN_FAILPOINT");
+    let server = Running::spawn(command);
+    let bearer = |token: &str| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        reqwest::Client::builder().default_headers(headers).build().unwrap()
+    };
+    let (client, reader) = (bearer(&approver), bearer(&viewer));
+    let root = format!("http://{}", server.addr);
+    let page = || async { client.get(format!("{root}/migration")).send().await.unwrap().text().await.unwrap() };
+
+    let before = page().await;
+    assert!(before.contains("data-testid=\"migration-startable\""), "{before}");
+    assert!(before.contains("Start copying"), "{before}");
+
+    let mut events = support::EventReader::open(&client, &format!("{root}/api/v1/hot-reload")).await;
+    let (code, body) = call(&reader, &root, "start_migration").await;
+    assert_eq!(code, 500, "a viewer may not start: {body}");
+    assert_eq!(body["kind"], "forbidden", "{body}");
+    let (code, body) = call(&client, &root, "start_migration").await;
+    assert_eq!(code, 200, "{body}");
+    let seen = events
+        .until(|e| e["kind"] == "migration" && e["message"].as_str().unwrap_or("").contains("user: 30 of 38 copied"))
+        .await;
+    let migration: Vec<&Value> = seen.iter().filter(|e| e["kind"] == "migration").collect();
+    assert!(
+        migration.iter().any(|e| e["actor"] == "ops" && e["message"].as_str().unwrap().contains("copying started")),
+        "{migration:?}"
+    );
+
+    let after = page().await;
+    for expected in [
+        "data-testid=\"migration-type-user\"",
+        "30<!> of <!>38",
+        "data-testid=\"migration-misfits\"",
+        "u031",
+        "field `age` must be a whole number",
+        "Verify",
+    ] {
+        assert!(after.contains(expected), "missing `{expected}` in the page:\n{after}");
+    }
+    let (code, verified) = call(&client, &root, "verify_migration").await;
+    assert_eq!(code, 200, "{verified}");
+    assert_eq!(verified["difference_count"], 0, "{verified}");
+    assert_eq!(verified["compared"], 50, "{verified}");
+    let (code, refused) = call(&client, &root, "finish_migration").await;
+    assert_eq!(code, 500, "{refused}");
+    assert_eq!(refused["kind"], "conflict", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("not copied"), "{refused}");
+    drop(server);
+    let audit = std::fs::read_to_string(&log).unwrap();
+    let started = audit.lines().find(|l| l.contains("\"migration\"") && l.contains("copying started"));
+    assert!(started.is_some_and(|l| l.contains("\"ops\"")), "{audit}");
+    assert!(audit.lines().any(|l| l.contains("verify passed")), "{audit}");
+}
+
+/// A server function called as the dashboard calls it: (status, JSON body).
+async fn call(client: &reqwest::Client, root: &str, endpoint: &str) -> (u16, Value) {
+    let resp =
+        client.post(format!("{root}/_sfn/{endpoint}")).form(&Vec::<(String, String)>::new()).send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json::<Value>().await.unwrap_or(Value::Null))
+}
+
 backend_tests!(
+    the_migration_page_runs_the_move_and_shows_it_live,
     the_move_from_plan_to_finish,
     a_killed_run_resumes_without_copying_twice_or_skipping,
     during_the_move_the_api_serves_both_and_writes_through,

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::content::ContentService;
 use super::events::EngineEvent;
+use super::legacy::{self, transition, LegacySource, MigrationView, VerifyReport};
 use super::secure_log::{read_audit, AuditFilter};
 use super::shared::{Command, Shared};
 use super::snapshot::{PendingChange, Snapshot};
@@ -49,6 +50,7 @@ impl Coordinator {
             commands,
             store: store.clone(),
             lock_waits: ArcSwap::default(),
+            migrating: std::sync::atomic::AtomicBool::new(false),
         });
         let secure_log = match &config.secure_log {
             Some(path) => Some(
@@ -68,6 +70,7 @@ impl Coordinator {
         let (signal_tx, signal_rx) = mpsc::unbounded_channel();
         let watcher = SiteWatcher::start(&config.site_root, worker.wanted_debounce(), signal_tx.clone())?;
         super::sync::follow(&shared.store, &shared.commands, shared.snapshot.clone(), config.sync_poll);
+        super::migration_feed::follow(&shared.store, &shared.commands);
         let task = tokio::spawn(worker.run(watcher, signal_tx, signal_rx, command_rx, shutdown));
         Ok((Coordinator { shared }, task))
     }
@@ -202,6 +205,93 @@ impl Coordinator {
             tracing::warn!(%actor, token = %name, "an API token was revoked from the dashboard");
         }
         Ok(revoked)
+    }
+
+    /// The legacy moves recorded in this database, the rows that do not fit,
+    /// and the table a move could start from (docs/legacy.md).
+    pub async fn migration(&self) -> Result<MigrationView, EngineError> {
+        let store = &self.shared.store;
+        let moves = transition::statuses(store).await?;
+        let misfits = transition::misfits(store, 200).await?;
+        let startable = match moves.is_empty() {
+            true => LegacySource::open(store, None, legacy::DEFAULT_TABLE).await.ok().map(|s| s.table().to_string()),
+            false => None,
+        };
+        Ok(MigrationView { moves, misfits, startable })
+    }
+
+    /// The legacy table the dashboard's actions work on: the newest move's,
+    /// else the usual `content`.
+    async fn legacy_source(&self) -> Result<LegacySource, EngineError> {
+        let store = &self.shared.store;
+        let moves = transition::statuses(store).await?;
+        let table = moves.iter().find(|m| m.same_database && m.finished_at.is_none()).map(|m| m.legacy_table.clone());
+        let table = table.unwrap_or_else(|| legacy::DEFAULT_TABLE.to_string());
+        Ok(LegacySource::open(store, None, &table).await?)
+    }
+
+    /// Starts `marain legacy run` with the default options in this process;
+    /// its progress comes as `migration` events. `actor` is who asked.
+    pub async fn start_migration(&self, actor: &str) -> Result<(), EngineError> {
+        use std::sync::atomic::Ordering;
+        let source = self.legacy_source().await?;
+        if self.shared.migrating.swap(true, Ordering::SeqCst) {
+            return Err(legacy::LegacyError::NotReady("a run is under way already".into()).into());
+        }
+        self.announce(source.table(), actor, format!("legacy `{}`: copying started", source.table()));
+        let (engine, actor) = (self.clone(), actor.to_string());
+        tokio::spawn(async move {
+            let site = engine.snapshot().applied.clone();
+            let store = &engine.shared.store;
+            let result = legacy::run(store, &source, &site, &legacy::RunOptions::default(), &mut |_| {}).await;
+            engine.shared.migrating.store(false, Ordering::SeqCst);
+            let message = match result {
+                Ok(progress) => {
+                    let left: i64 = progress.values().map(|p| p.misfits + p.waiting).sum();
+                    let copied: i64 = progress.values().map(|p| p.copied).sum();
+                    format!("legacy `{}`: run ended, {copied} row(s) copied, {left} left behind", source.table())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "legacy run failed");
+                    format!("legacy `{}`: run failed: {}", source.table(), e.public_message())
+                }
+            };
+            engine.announce(source.table(), &actor, message);
+        });
+        Ok(())
+    }
+
+    /// `marain legacy verify`; `actor` is who asked.
+    pub async fn verify_migration(&self, actor: &str) -> Result<VerifyReport, EngineError> {
+        let source = self.legacy_source().await?;
+        let site = self.snapshot().applied.clone();
+        let report = legacy::verify(&self.shared.store, &source, &site).await?;
+        let outcome = match report.passed() {
+            true => "verify passed".to_string(),
+            false => format!("verify found {} difference(s)", report.differences.len()),
+        };
+        self.announce(source.table(), actor, format!("legacy `{}`: {outcome}", source.table()));
+        Ok(report)
+    }
+
+    /// `marain legacy finish`: returns the legacy table's new name.
+    pub async fn finish_migration(&self, actor: &str) -> Result<String, EngineError> {
+        let source = self.legacy_source().await?;
+        let site = self.snapshot().applied.clone();
+        let (renamed, _) = legacy::finish(&self.shared.store, &source, &site).await?;
+        self.announce(source.table(), actor, format!("legacy `{}`: finished; kept as `{renamed}`", source.table()));
+        Ok(renamed)
+    }
+
+    /// A `migration` event by `actor`, appended to `secure.log` too.
+    fn announce(&self, table: &str, actor: &str, message: String) {
+        let _ = self.send(Command::Announce {
+            kind: super::events::EventKind::Migration,
+            file: table.to_string(),
+            actor: Some(actor.to_string()),
+            message,
+            audit: true,
+        });
     }
 
     fn send(&self, command: Command) -> Result<(), EngineError> {

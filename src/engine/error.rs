@@ -37,6 +37,8 @@ pub enum EngineError {
     Write { path: String, source: std::io::Error },
     #[error("the engine has stopped")]
     Stopped,
+    #[error("{0}")]
+    Legacy(#[from] super::legacy::LegacyError),
 }
 
 impl EngineError {
@@ -52,6 +54,7 @@ impl EngineError {
             EngineError::InvalidRollback { .. } => ErrorKind::InvalidRollback,
             EngineError::InvalidRecovery { .. } => ErrorKind::InvalidRecovery,
             EngineError::Store(e) => e.kind(),
+            EngineError::Legacy(e) => e.kind(),
             EngineError::Watch(_) | EngineError::Io { .. } | EngineError::Write { .. } | EngineError::Stopped => {
                 ErrorKind::Unavailable
             }
@@ -64,6 +67,7 @@ impl EngineError {
     pub fn public_message(&self) -> String {
         match self {
             EngineError::Store(e) => e.public_message(),
+            EngineError::Legacy(e) => e.public_message(),
             EngineError::Watch(_) | EngineError::Io { .. } | EngineError::Write { .. } | EngineError::Stopped => {
                 "the engine is unavailable; the server log has the details".into()
             }

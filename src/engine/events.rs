@@ -21,6 +21,10 @@ pub enum EventKind {
     /// An approved change waits for a table lock another session holds (who,
     /// and what it runs, in the message); it tries again by itself.
     Waiting,
+    /// The move from the legacy JSON table: progress of a `run` (from the
+    /// command line or the dashboard), a verify, a finish. `file` is the legacy
+    /// table.
+    Migration,
 }
 
 impl EventKind {
@@ -36,6 +40,7 @@ impl EventKind {
             EventKind::RolledBack => "rolled_back",
             EventKind::Cleared => "cleared",
             EventKind::Waiting => "waiting",
+            EventKind::Migration => "migration",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod failpoint;
 mod index_names;
 pub mod legacy;
+mod migration_feed;
 pub mod proposals;
 pub mod recovery;
 pub mod rejections;

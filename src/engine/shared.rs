@@ -44,6 +44,15 @@ pub enum Command {
     },
     /// Take what other instances applied (see `sync`).
     Sync,
+    /// Send an event that reports, changing no state (the legacy move's
+    /// progress); `audit` appends it to `secure.log` too.
+    Announce {
+        kind: super::events::EventKind,
+        file: String,
+        actor: Option<String>,
+        message: String,
+        audit: bool,
+    },
 }
 
 /// What the handle and the worker share: the published snapshot, the event
@@ -58,6 +67,8 @@ pub struct Shared {
     pub schema_lock: Arc<tokio::sync::RwLock<()>>,
     pub events: broadcast::Sender<EngineEvent>,
     pub commands: mpsc::UnboundedSender<Command>,
+    /// A legacy `run` started from the dashboard is under way in this process.
+    pub migrating: std::sync::atomic::AtomicBool,
     pub store: Store,
     pub content: ContentService,
     /// Applies in flight that wait for a table lock, by file (see [`LockWait`]).

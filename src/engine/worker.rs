@@ -293,6 +293,14 @@ impl Worker {
                 self.sync(&mut turn).await;
                 self.end(turn).await;
             }
+            Command::Announce { kind, file, actor, message, audit } => {
+                let mut event = self.event(kind, &file, None, None, message);
+                event.actor = actor;
+                if audit {
+                    self.log_event(&event);
+                }
+                let _ = self.shared.events.send(event);
+            }
         }
     }
 

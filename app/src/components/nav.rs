@@ -12,6 +12,7 @@ pub fn Nav(#[prop(optional)] children: Option<Children>) -> impl IntoView {
                 <a href="/">"Overview"</a>
                 <a href="/audit">"Audit log"</a>
                 <a href="/access">"Access"</a>
+                <a href="/migration">"Migration"</a>
             </nav>
             {children.map(|c| c())}
         </header>

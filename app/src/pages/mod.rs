@@ -3,3 +3,4 @@ pub mod audit;
 pub mod dashboard;
 pub mod history;
 pub mod login;
+pub mod migration;

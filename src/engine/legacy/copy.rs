@@ -73,7 +73,7 @@ pub async fn run(
     source: &LegacySource,
     site: &Site,
     options: &RunOptions,
-    report: &mut dyn FnMut(&Progress),
+    report: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Progress, LegacyError> {
     let types = source.types().await?;
     let names: Vec<String> = types.iter().map(|(t, _)| t.clone()).collect();

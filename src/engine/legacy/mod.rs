@@ -30,8 +30,18 @@ mod verify;
 pub use copy::{run, Progress, RunOptions, TypeProgress};
 pub use report::{infer, plan, PlanReport, TypeReport};
 pub use source::LegacySource;
-pub use transition::{Transition, TransitionView};
+pub use transition::{MisfitRow, MoveStatus, Transition, TransitionView};
 pub use verify::{finish, verify, VerifyReport};
+
+/// What the dashboard's Migration page shows: every move recorded, the rows
+/// that do not fit (the first few hundred), and the legacy table a move could
+/// start from when none is recorded yet.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MigrationView {
+    pub moves: Vec<MoveStatus>,
+    pub misfits: Vec<MisfitRow>,
+    pub startable: Option<String>,
+}
 
 /// The legacy table's usual name.
 pub const DEFAULT_TABLE: &str = "content";
@@ -50,6 +60,29 @@ pub enum LegacyError {
     NotApplied { entity_type: String, entity: String },
     #[error("cannot finish: {0}")]
     NotReady(String),
+}
+
+impl LegacyError {
+    /// What kind of failure this is, for every interface.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            LegacyError::NoTable { .. } => ErrorKind::NotFound,
+            LegacyError::BadTableName { .. } => ErrorKind::Invalid,
+            LegacyError::NotApplied { .. } | LegacyError::NotReady(_) => ErrorKind::Conflict,
+            LegacyError::Store(e) => e.kind(),
+            LegacyError::Source(_) => ErrorKind::Unavailable,
+        }
+    }
+
+    /// The message a person may see: never the database's own text.
+    pub fn public_message(&self) -> String {
+        match self {
+            LegacyError::Store(e) => e.public_message(),
+            LegacyError::Source(_) => "the legacy table could not be read; the server log has the details".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for LegacyError {

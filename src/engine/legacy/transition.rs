@@ -187,8 +187,18 @@ pub async fn statuses(store: &Store) -> Result<Vec<MoveStatus>, LegacyError> {
         .collect())
 }
 
+/// One reason a legacy row does not fit, as recorded by `run`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct MisfitRow {
+    pub entity_type: String,
+    pub id: String,
+    pub json_key: String,
+    pub value: String,
+    pub reason: String,
+}
+
 /// The reasons recorded for the rows that do not fit, up to `limit`.
-pub async fn misfits(store: &Store, limit: i64) -> Result<Vec<(String, String, String, String, String)>, LegacyError> {
+pub async fn misfits(store: &Store, limit: i64) -> Result<Vec<MisfitRow>, LegacyError> {
     let sql = "SELECT entity_type, id, json_key, value, reason FROM marain_legacy_misfits \
                ORDER BY entity_type, id, json_key LIMIT $1";
     Ok(store.pool().fetch_all(sql, &[Arg::Int(limit)]).await?)
