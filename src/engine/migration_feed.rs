@@ -1,9 +1,10 @@
 //! The legacy move's progress as `migration` events on the event stream, so
 //! the dashboard's Migration page moves while a `marain legacy run` works,
 //! whichever process runs it: a `run` writes its counts to `marain_legacy`
-//! after each batch, and this task reads them twice a second and announces
-//! each change (at most one event per half second per move; none to
-//! `secure.log`: the run's start and end are audited by whoever runs it).
+//! after each batch, and this task reads them twice a second while a move is
+//! under way (every 5 s otherwise) and announces each change (at most one
+//! event per half second per move; none to `secure.log`: a start, verify or
+//! finish from the dashboard is audited with who asked).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,8 +16,10 @@ use super::legacy::transition::{statuses, MoveStatus};
 use super::shared::Command;
 use super::store::Store;
 
-/// How often `marain_legacy` is read.
+/// How often `marain_legacy` is read while a move is under way, and while none
+/// is (a `run` from the command line then shows within `IDLE`).
 const EVERY: Duration = Duration::from_millis(500);
+const IDLE: Duration = Duration::from_secs(5);
 
 /// Follows the moves recorded in the store until the worker stops.
 pub(super) fn follow(store: &Store, commands: &UnboundedSender<Command>) {
@@ -34,7 +37,9 @@ async fn watch(store: Store, commands: &UnboundedSender<Command>) {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut first = true;
     loop {
+        let mut under_way = false;
         if let Ok(moves) = statuses(&store).await {
+            under_way = moves.iter().any(|m| m.finished_at.is_none());
             for m in moves {
                 let stamp = format!("{}|{}", m.updated_at, m.finished_at.as_deref().unwrap_or(""));
                 if seen.get(&m.legacy_table) == Some(&stamp) {
@@ -57,7 +62,7 @@ async fn watch(store: Store, commands: &UnboundedSender<Command>) {
             }
         }
         first = false;
-        tokio::time::sleep(EVERY).await;
+        tokio::time::sleep(if under_way { EVERY } else { IDLE }).await;
     }
 }
 
