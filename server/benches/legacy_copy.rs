@@ -17,6 +17,10 @@ use marain::sql::Dialect;
 #[path = "../../tests/support/pg_server.rs"]
 mod pg_server;
 
+/// The allocator the `marain` binary uses, so the figures are the command's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ITEM: &str = "id: item\nname: Item\nfields:
   - id: title
     type: text
