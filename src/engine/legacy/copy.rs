@@ -166,15 +166,13 @@ async fn read_batches(
     options: RunOptions,
     batches: tokio::sync::mpsc::Sender<Vec<Prepared>>,
 ) -> Result<(), LegacyError> {
-    let mut after = String::new();
-    loop {
-        let rows = source.batch(&entity_type, &after, options.batch_size).await?;
-        let Some(last) = rows.last() else { return Ok(()) };
-        after = last.id.clone();
-        if batches.send(prepare(&entity, rows, options.keep_unmapped)).await.is_err() {
-            return Ok(());
+    let mut rows = source.batches(&entity_type, options.batch_size);
+    while let Some(batch) = rows.next().await? {
+        if batches.send(prepare(&entity, batch, options.keep_unmapped)).await.is_err() {
+            break;
         }
     }
+    Ok(())
 }
 
 /// Converts each row by the rules `plan` reports by.

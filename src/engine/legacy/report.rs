@@ -64,11 +64,8 @@ pub async fn plan(source: &LegacySource, site: &Site) -> Result<PlanReport, Lega
         t.entity = Some(entity.id.clone());
         let keys = key_map(entity);
         let mut listed = 0;
-        let mut after = String::new();
-        loop {
-            let batch = source.batch(&entity_type, &after, BATCH).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.id.clone();
+        let mut batches = source.batches(&entity_type, BATCH);
+        while let Some(batch) = batches.next().await? {
             for row in batch {
                 let data = row.data.as_deref().unwrap_or("null");
                 if let Ok(Json::Object(o)) = serde_json::from_str::<Json>(data) {
@@ -107,11 +104,8 @@ pub async fn infer(source: &LegacySource) -> Result<Vec<(String, String, String)
     let mut out = Vec::new();
     for (entity_type, _) in source.types().await? {
         let mut inference = Inference::new(&entity_type);
-        let mut after = String::new();
-        loop {
-            let batch = source.batch(&entity_type, &after, BATCH).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.id.clone();
+        let mut batches = source.batches(&entity_type, BATCH);
+        while let Some(batch) = batches.next().await? {
             for row in batch {
                 if let Some(Ok(Json::Object(o))) = row.data.as_deref().map(serde_json::from_str::<Json>) {
                     inference.observe(&o, &type_of_id);

@@ -104,7 +104,7 @@ impl LegacySource {
     /// SQLite hands each row of a result from its connection's thread to ours
     /// on its own, which costs more than reading it; there the batch comes as
     /// one JSON array of rows (`json_group_array`), one hand-over per batch.
-    pub async fn batch(&self, entity_type: &str, after: &str, limit: usize) -> Result<Vec<LegacyRow>, LegacyError> {
+    async fn batch(&self, entity_type: &str, after: &str, limit: usize) -> Result<Vec<LegacyRow>, LegacyError> {
         let d = self.dialect();
         let page = format!(
             "SELECT {} FROM {} c WHERE c.{} = $1 AND c.{id} > $2 ORDER BY c.{id} LIMIT $3",
@@ -137,6 +137,11 @@ impl LegacySource {
         // An aggregate's order is not promised; the cursor needs it.
         rows.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(rows)
+    }
+
+    /// The rows of `entity_type`, `size` at a time, in id order.
+    pub fn batches(&self, entity_type: &str, size: usize) -> Batches<'_> {
+        Batches { source: self, entity_type: entity_type.to_string(), after: String::new(), size }
     }
 
     /// The rows of `ids` (of any type), in id order.
@@ -176,5 +181,24 @@ impl LegacySource {
         if !self.same_database {
             self.pool.close().await;
         }
+    }
+}
+
+/// The rows of one type, a batch at a time: [`LegacySource::batches`].
+pub struct Batches<'s> {
+    source: &'s LegacySource,
+    entity_type: String,
+    /// The last id read; the next batch starts after it.
+    after: String,
+    size: usize,
+}
+
+impl Batches<'_> {
+    /// The next batch, or `None` once the rows have ended.
+    pub async fn next(&mut self) -> Result<Option<Vec<LegacyRow>>, LegacyError> {
+        let rows = self.source.batch(&self.entity_type, &self.after, self.size).await?;
+        let Some(last) = rows.last() else { return Ok(None) };
+        self.after = last.id.clone();
+        Ok(Some(rows))
     }
 }

@@ -292,21 +292,9 @@ pub async fn waiting_rows(
     conn.fetch_all(&sql, &args).await
 }
 
+/// The columns of a legacy table named `c`, selected as a [`LegacyRow`].
 fn qualified_columns(d: Dialect) -> String {
     let c = |name: &str| format!("c.{}", d.table(name));
-    format!(
-        "CAST({} AS TEXT) AS id, CAST({} AS TEXT) AS entity_type, CAST({} AS TEXT) AS data, \
-         CAST({} AS TEXT) AS created_at, CAST({} AS TEXT) AS updated_at",
-        c("id"),
-        c("entity_type"),
-        c("data"),
-        c("created_at"),
-        c("updated_at")
-    )
-}
-
-fn columns(d: Dialect) -> String {
-    let c = |name: &str| d.table(name);
     format!(
         "CAST({} AS TEXT) AS id, CAST({} AS TEXT) AS entity_type, CAST({} AS TEXT) AS data, \
          CAST({} AS TEXT) AS created_at, CAST({} AS TEXT) AS updated_at",
@@ -327,7 +315,12 @@ pub async fn legacy_row(
 ) -> Result<Option<LegacyRow>, sqlx::Error> {
     let d = conn.dialect();
     let (filter, mut args) = t.type_filter(d, entity, 2);
-    let sql = format!("SELECT {} FROM {} WHERE {} = $1 AND {filter}", columns(d), d.table(&t.table), d.table("id"));
+    let sql = format!(
+        "SELECT {} FROM {} c WHERE c.{} = $1 AND c.{filter}",
+        qualified_columns(d),
+        d.table(&t.table),
+        d.table("id")
+    );
     args.insert(0, id.into());
     conn.fetch_optional(&sql, &args).await
 }

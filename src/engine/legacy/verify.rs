@@ -66,11 +66,8 @@ pub async fn verify(store: &Store, source: &LegacySource, site: &Site) -> Result
     for (entity_type, entity) in &entities {
         let check = report.types.entry(entity_type.clone()).or_default();
         check.entity = entity.id.clone();
-        let mut after = String::new();
-        loop {
-            let rows = source.batch(entity_type, &after, BATCH).await?;
-            let Some(last) = rows.last() else { break };
-            after = last.id.clone();
+        let mut batches = source.batches(entity_type, BATCH);
+        while let Some(rows) = batches.next().await? {
             let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
             let mut typed_rows = typed_rows(&mut conn.conn(), entity, &ids).await?;
             for row in rows {
