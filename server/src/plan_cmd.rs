@@ -42,24 +42,65 @@ fn kind(c: &FileChange) -> &'static str {
     }
 }
 
+/// Invalid input, as `--format json` prints it (exit code 2): every problem of
+/// either site, so a CI tool reads every outcome from stdout.
+#[derive(Serialize)]
+struct Rejection {
+    severity: Severity,
+    errors: Vec<ReportError>,
+}
+
+#[derive(Serialize)]
+struct ReportError {
+    /// The site directory (`--from` or `--to`) the problem is in.
+    site: String,
+    /// The file, relative to the site; none when the site itself is missing.
+    file: Option<String>,
+    line: Option<usize>,
+    column: Option<usize>,
+    field: Option<String>,
+    message: String,
+}
+
 pub fn run(args: &PlanArgs) -> ExitCode {
-    let mut invalid = false;
+    let mut problems: Vec<ReportError> = Vec::new();
     let mut load = |dir: &std::path::Path| {
+        let site = dir.display().to_string();
         if !dir.is_dir() {
-            eprintln!("error: site directory {} does not exist", dir.display());
-            invalid = true;
+            let message = "the site directory does not exist".to_string();
+            problems.push(ReportError { site, file: None, line: None, column: None, field: None, message });
             return marain::site::Site::default();
         }
-        let (site, errors) = load_site(dir, &args.env);
-        for e in &errors {
-            eprintln!("{}: {e}", dir.display());
-        }
-        invalid |= !errors.is_empty();
-        site
+        let (loaded, errors) = load_site(dir, &args.env);
+        problems.extend(errors.into_iter().map(|e| ReportError {
+            site: site.clone(),
+            file: Some(e.file),
+            line: Some(e.line),
+            column: Some(e.column),
+            field: e.field,
+            message: e.message,
+        }));
+        loaded
     };
     let from = load(&args.from);
     let to = load(&args.to);
-    if invalid {
+    if !problems.is_empty() {
+        match args.format {
+            PlanFormat::Json => {
+                let rejection = Rejection { severity: Severity::Rejected, errors: problems };
+                println!("{}", serde_json::to_string_pretty(&rejection).expect("report serialises"));
+            }
+            PlanFormat::Text => {
+                for p in &problems {
+                    match (&p.file, p.line, p.column) {
+                        (Some(file), Some(line), Some(column)) => {
+                            eprintln!("{}: {file}:{line}:{column}: {}", p.site, p.message)
+                        }
+                        _ => eprintln!("error: {}: {}", p.site, p.message),
+                    }
+                }
+            }
+        }
         return ExitCode::from(2);
     }
     let dialect = match args.dialect {

@@ -77,6 +77,33 @@ fn plan_exit_codes_follow_severity() {
     assert!(stderr.contains("schemas/a.schema.yaml:"), "{stderr}");
 }
 
+/// Invalid input with `--format json`: exit 2 and a JSON object on stdout
+/// naming every problem's site, file, line and column, so a CI tool reads
+/// every outcome the same way.
+#[test]
+fn plan_reports_invalid_input_as_json() {
+    let same = case("field_drop_optional", "old");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = site_with(dir.path(), "a.schema.yaml", "id: a\nname: A\nfields:\n  - id: t\n    type: strnig\n");
+    let missing = dir.path().join("nowhere").display().to_string();
+    let (code, stdout, _) = marain(&["plan", "--from", &missing, "--to", &bad, "--format", "json"]);
+    assert_eq!(code, 2, "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["severity"], "REJECTED", "{report}");
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{report}");
+    assert_eq!(errors[0]["site"], missing.as_str());
+    assert_eq!(errors[0]["file"], Value::Null);
+    assert_eq!(errors[0]["message"], "the site directory does not exist");
+    assert_eq!(errors[1]["file"], "schemas/a.schema.yaml");
+    assert_eq!(errors[1]["line"], 5);
+    assert_eq!(errors[1]["column"], 5);
+    assert!(errors[1]["message"].as_str().unwrap().contains("unknown type `strnig`"), "{report}");
+    let (code, stdout, _) = marain(&["plan", "--from", &same, "--to", &same, "--format", "json"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["severity"], "SAFE");
+}
+
 #[test]
 fn plan_json_has_the_documented_shape() {
     let (code, stdout, _) = marain(&[
