@@ -19,6 +19,25 @@ pub struct LegacyRow {
     pub updated_at: Option<String>,
 }
 
+/// The columns of a legacy table named `c`, selected as a [`LegacyRow`]
+/// (`NULL` timestamps when the table has none). An `ORDER BY` must name `c.id`:
+/// plain `id` is the cast output column, which no index orders, and the
+/// database would sort every remaining row.
+pub(super) fn row_columns(d: Dialect, timestamps: bool) -> String {
+    let c = |name: &str| format!("c.{}", d.table(name));
+    let (created, updated) = match timestamps {
+        true => (c("created_at"), c("updated_at")),
+        false => ("NULL".to_string(), "NULL".to_string()),
+    };
+    format!(
+        "CAST({id} AS TEXT) AS id, CAST({et} AS TEXT) AS entity_type, CAST({data} AS TEXT) AS data, \
+         CAST({created} AS TEXT) AS created_at, CAST({updated} AS TEXT) AS updated_at",
+        id = c("id"),
+        et = c("entity_type"),
+        data = c("data"),
+    )
+}
+
 /// The legacy table and the pool that reaches it.
 #[derive(Clone, Debug)]
 pub struct LegacySource {
@@ -68,23 +87,9 @@ impl LegacySource {
         &self.pool
     }
 
-    /// The columns selected as a [`LegacyRow`], of the table named `c`. (An
-    /// `ORDER BY` must name `c.id`: plain `id` is the cast output column, which
-    /// no index orders, and the database would sort every remaining row.)
+    /// The columns selected as a [`LegacyRow`], of the table named `c`.
     pub fn columns(&self) -> String {
-        let d = self.dialect();
-        let c = |name: &str| format!("c.{}", d.table(name));
-        let (created, updated) = match self.timestamps {
-            true => (c("created_at"), c("updated_at")),
-            false => ("NULL".to_string(), "NULL".to_string()),
-        };
-        format!(
-            "CAST({id} AS TEXT) AS id, CAST({et} AS TEXT) AS entity_type, CAST({data} AS TEXT) AS data, \
-             CAST({created} AS TEXT) AS created_at, CAST({updated} AS TEXT) AS updated_at",
-            id = c("id"),
-            et = c("entity_type"),
-            data = c("data"),
-        )
+        row_columns(self.dialect(), self.timestamps)
     }
 
     /// Each entity type with its number of rows, by type.

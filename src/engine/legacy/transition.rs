@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use serde_json::{Map, Value as Json};
 
 use super::copy::{Progress, RunOptions};
-use super::source::{LegacyRow, LegacySource};
+use super::source::{row_columns, LegacyRow, LegacySource};
 use super::LegacyError;
 use crate::engine::database::{Arg, Conn};
 use crate::engine::now_rfc3339;
@@ -282,7 +282,7 @@ pub async fn waiting_rows(
     let sql = format!(
         "SELECT {} FROM {} c WHERE c.{filter} AND NOT EXISTS (SELECT 1 FROM {typed} x WHERE x.{id} = c.{id}) \
          ORDER BY c.{id} LIMIT ${}",
-        qualified_columns(d),
+        row_columns(d, true),
         d.table(&t.table),
         args.len() + 1,
         typed = d.table(&entity.table()),
@@ -290,20 +290,6 @@ pub async fn waiting_rows(
     );
     args.push(Arg::Int(limit));
     conn.fetch_all(&sql, &args).await
-}
-
-/// The columns of a legacy table named `c`, selected as a [`LegacyRow`].
-fn qualified_columns(d: Dialect) -> String {
-    let c = |name: &str| format!("c.{}", d.table(name));
-    format!(
-        "CAST({} AS TEXT) AS id, CAST({} AS TEXT) AS entity_type, CAST({} AS TEXT) AS data, \
-         CAST({} AS TEXT) AS created_at, CAST({} AS TEXT) AS updated_at",
-        c("id"),
-        c("entity_type"),
-        c("data"),
-        c("created_at"),
-        c("updated_at")
-    )
 }
 
 /// The legacy row `id` of `entity`, if the legacy table has one.
@@ -317,7 +303,7 @@ pub async fn legacy_row(
     let (filter, mut args) = t.type_filter(d, entity, 2);
     let sql = format!(
         "SELECT {} FROM {} c WHERE c.{} = $1 AND c.{filter}",
-        qualified_columns(d),
+        row_columns(d, true),
         d.table(&t.table),
         d.table("id")
     );
