@@ -24,7 +24,6 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("system", "database"),
     ("system", "server"),
     ("system", "logging.file"),
-    ("system", "logging.format"),
 ];
 
 /// Whether a change at `path` of config `config` only takes effect on restart.
@@ -54,6 +53,17 @@ impl LogLevel {
     }
 }
 
+/// How the server writes its log lines (`system.logging.format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
 /// Whether SAFE changes apply without a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,6 +91,7 @@ struct AppValues {
 #[serde(default)]
 struct LoggingValues {
     level: Option<LogLevel>,
+    format: Option<LogFormat>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +100,7 @@ struct ApiValues {
     rate_limit: RateLimit,
     cors: CorsValues,
     trusted_proxies: Vec<core::net::IpAddr>,
+    metrics_from: Vec<core::net::IpAddr>,
     max_connections: Option<u32>,
     max_event_streams: Option<u32>,
 }
@@ -146,10 +158,15 @@ struct DirectoryValues {
 pub struct LiveSettings {
     pub app_name: Option<String>,
     pub log_level: Option<LogLevel>,
+    /// `None` keeps the format the process started with (text).
+    pub log_format: Option<LogFormat>,
     pub rate_limit: RateLimit,
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` names the client (`api.trusted_proxies`).
     pub trusted_proxies: Vec<core::net::IpAddr>,
+    /// Peers that may read `GET /metrics` without a token (`api.metrics_from`):
+    /// the connecting address itself, never a forwarded one.
+    pub metrics_from: Vec<core::net::IpAddr>,
     /// How many HTTP connections may be open at once (`api.max_connections`);
     /// read at start-up only.
     pub max_connections: Option<u32>,
@@ -196,9 +213,11 @@ impl LiveSettings {
         LiveSettings {
             app_name: system.app.name,
             log_level: system.logging.level,
+            log_format: system.logging.format,
             rate_limit: api.rate_limit,
             cors_allowed_origins: api.cors.allowed_origins,
             trusted_proxies: api.trusted_proxies,
+            metrics_from: api.metrics_from,
             max_connections: api.max_connections,
             max_event_streams: api.max_event_streams,
             debounce_ms: hot.debounce_ms,

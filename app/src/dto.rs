@@ -6,6 +6,7 @@ use marain::Severity;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DashboardDto {
     pub in_sync: bool,
     pub last_sync: Option<String>,
@@ -25,6 +26,7 @@ pub struct DashboardDto {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserDto {
     pub name: String,
     pub role: String,
@@ -32,6 +34,7 @@ pub struct UserDto {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DriftDto {
     pub table: String,
     pub problem: String,
@@ -40,6 +43,7 @@ pub struct DriftDto {
 /// This instance's copy of a file is an older applied version (each instance
 /// has its own copy, and this host has not been updated yet).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BehindDto {
     pub file: String,
     pub copy_version: i64,
@@ -49,6 +53,7 @@ pub struct BehindDto {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FileDto {
     pub path: String,
     pub entity: Option<String>,
@@ -58,25 +63,30 @@ pub struct FileDto {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct HazardDto {
     pub code: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = crate::dto::SeveritySchema))]
     pub severity: Severity,
     pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DiffLineDto {
     /// `same`, `added` or `removed`.
     pub tag: String,
     pub old_line: Option<usize>,
     pub new_line: Option<usize>,
     /// Text runs of the line; `true` marks the words that changed.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>, example = json!([[false, "type: "], [true, "text"]])))]
     pub segments: Vec<(bool, String)>,
 }
 
 /// A pending change in full: [`ChangeSummaryDto`] plus what a reviewer needs to
 /// decide (the YAML diff, the SQL and its inverse). `docs/api.md` lists the fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ChangeDto {
     /// The brief fields, at the top level of the JSON as in a status's list.
     #[serde(flatten)]
@@ -92,6 +102,7 @@ pub struct ChangeDto {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FileProblemDto {
     pub file: String,
     pub line: usize,
@@ -103,10 +114,12 @@ pub struct FileProblemDto {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct VersionDto {
     pub file: String,
     pub version: i64,
     pub hash: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = crate::dto::SeveritySchema))]
     pub severity: Severity,
     pub status: String,
     pub actor: String,
@@ -118,6 +131,7 @@ pub struct VersionDto {
 
 /// One engine event, as the SSE stream sends it and as the audit log lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EventDto {
     pub seq: u64,
     pub at: String,
@@ -125,6 +139,7 @@ pub struct EventDto {
     pub file: String,
     pub change_id: Option<u64>,
     pub version: Option<i64>,
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<crate::dto::SeveritySchema>))]
     pub severity: Option<Severity>,
     /// Who caused it (the approver, `watcher`, …); none for what the file
     /// system did.
@@ -135,6 +150,7 @@ pub struct EventDto {
 
 /// One file's versions, and the diff between two of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FileHistoryDto {
     pub file: String,
     /// Newest first.
@@ -148,9 +164,11 @@ pub struct FileHistoryDto {
 
 /// A pending change in brief, as the status, rollback and recovery answers list it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ChangeSummaryDto {
     pub id: u64,
     pub file: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = crate::dto::SeveritySchema))]
     pub severity: Severity,
     pub hazards: Vec<HazardDto>,
     pub from_version: Option<i64>,
@@ -173,6 +191,7 @@ pub struct ChangeSummaryDto {
 /// `GET /api/v1/hot-reload/status`: is the database what the files say, and if
 /// not, what waits, what was refused and where the database drifted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StatusDto {
     pub in_sync: bool,
     pub last_sync: Option<String>,
@@ -187,6 +206,7 @@ pub struct StatusDto {
 /// A dashboard session, as the Access page lists it. The address and browser
 /// are shown to approvers only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SessionDto {
     /// Ends the session; not the session id, and useless as one.
     pub handle: String,
@@ -202,6 +222,7 @@ pub struct SessionDto {
 
 /// An API token as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenDto {
     pub name: String,
     pub role: String,
@@ -212,6 +233,7 @@ pub struct TokenDto {
 
 /// The Access page: who is signed in, and the API tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AccessDto {
     pub sessions: Vec<SessionDto>,
     pub tokens: Vec<TokenDto>,
@@ -221,6 +243,7 @@ pub struct AccessDto {
 
 /// The Migration page: the moves from the legacy JSON `content` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MigrationDto {
     pub moves: Vec<MoveDto>,
     pub misfits: Vec<MisfitDto>,
@@ -231,6 +254,7 @@ pub struct MigrationDto {
 
 /// One move: per legacy type, where it stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MoveDto {
     pub legacy_table: String,
     pub dual_write: bool,
@@ -243,6 +267,7 @@ pub struct MoveDto {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TypeProgressDto {
     pub entity_type: String,
     pub entity: String,
@@ -254,6 +279,7 @@ pub struct TypeProgressDto {
 
 /// One reason a legacy row does not fit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MisfitDto {
     pub entity_type: String,
     pub id: String,
@@ -264,10 +290,25 @@ pub struct MisfitDto {
 
 /// What Verify found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct VerifyDto {
     pub compared: i64,
     pub not_copied: i64,
     /// `id field: legacy ≠ typed`, the first hundred.
     pub differences: Vec<String>,
     pub difference_count: usize,
+}
+
+/// How `Severity` is described in the OpenAPI document (the core stays free of
+/// utoipa): one of the grades, in the order of `docs/grading.md`.
+#[cfg(feature = "ssr")]
+#[derive(utoipa::ToSchema)]
+#[schema(as = Severity)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+pub enum SeveritySchema {
+    SAFE,
+    WARNING,
+    BREAKING,
+    BLOCKED,
+    REJECTED,
 }

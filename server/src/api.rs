@@ -11,28 +11,40 @@ use marain::engine::accounts::Identity;
 use marain::engine::{Approval, EngineError};
 use marain::ErrorKind;
 use marain_app::dto::{ChangeDto, ChangeSummaryDto, StatusDto, VersionDto};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
+/// What is applied, pending, rejected and drifted, in one look.
+#[utoipa::path(get, path = "/api/v1/hot-reload/status", tag = "hot-reload", responses((status = 200, body = StatusDto)))]
 pub async fn status(State(state): State<AppState>) -> Json<StatusDto> {
     Json(marain_app::convert::status(&state.engine.snapshot(), &state.engine.lock_waits()))
 }
 
+/// One pending change in full: diff, hazards, SQL and its inverse.
+#[utoipa::path(get, path = "/api/v1/hot-reload/changes/{id}", tag = "hot-reload",
+    params(("id" = u64, Path, description = "The pending change")),
+    responses((status = 200, body = ChangeDto), (status = 404, body = ErrorBody)))]
 pub async fn change(State(state): State<AppState>, Path(id): Path<u64>) -> Result<Json<ChangeDto>, ApiError> {
     let snapshot = state.engine.snapshot();
     let change = snapshot.pending.iter().find(|c| c.id == id).ok_or(EngineError::UnknownChange(id))?;
     Ok(Json(ChangeDto::from(change)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ApproveBody {
     pub reason: Option<String>,
     pub confirm: Option<String>,
 }
 
+/// Applies a pending change (approver role). A BREAKING change needs
+/// `confirm` set to the entity id it concerns.
+#[utoipa::path(post, path = "/api/v1/hot-reload/changes/{id}/approve", tag = "hot-reload",
+    params(("id" = u64, Path, description = "The pending change")),
+    request_body(content = Option<ApproveBody>),
+    responses((status = 200, body = VersionDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn approve(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
@@ -45,38 +57,54 @@ pub async fn approve(
     Ok(Json(VersionDto::from(&row)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RejectBody {
     pub reason: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rejected {
+    pub rejected: u64,
+}
+
+/// Turns a pending change down (approver role); the file stays rejected until it changes.
+#[utoipa::path(post, path = "/api/v1/hot-reload/changes/{id}/reject", tag = "hot-reload",
+    params(("id" = u64, Path, description = "The pending change")),
+    request_body(content = Option<RejectBody>),
+    responses((status = 200, body = Rejected), (status = 404, body = ErrorBody)))]
 pub async fn reject(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     Path(id): Path<u64>,
     body: Option<Json<RejectBody>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Rejected>, ApiError> {
     let reason = body.and_then(|Json(b)| b.reason);
     state.engine.reject(id, &identity.name, reason).await?;
-    Ok(Json(json!({"rejected": id})))
+    Ok(Json(Rejected { rejected: id }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct HistoryQuery {
+    /// Only this file's versions (site-relative, e.g. `schemas/article.schema.yaml`).
     pub file_path: Option<String>,
+    /// At most this many, newest first (1–1000, default 100).
     pub limit: Option<i64>,
 }
 
-pub async fn history(
-    State(state): State<AppState>,
-    Query(q): Query<HistoryQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let rows = state.engine.history(q.file_path.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000)).await?;
-    let versions: Vec<VersionDto> = rows.iter().map(VersionDto::from).collect();
-    Ok(Json(json!({ "versions": versions })))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    pub versions: Vec<VersionDto>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Applied versions, newest first.
+#[utoipa::path(get, path = "/api/v1/hot-reload/history", tag = "hot-reload", params(HistoryQuery),
+    responses((status = 200, body = History)))]
+pub async fn history(State(state): State<AppState>, Query(q): Query<HistoryQuery>) -> Result<Json<History>, ApiError> {
+    let rows = state.engine.history(q.file_path.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    Ok(Json(History { versions: rows.iter().map(VersionDto::from).collect() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RollbackBody {
     pub file: String,
     pub version: i64,
@@ -85,7 +113,10 @@ pub struct RollbackBody {
     pub reason: Option<String>,
 }
 
-/// 202 and the pending change; it is approved like any other.
+/// Asks to return a file to an earlier version: 202 and the pending change;
+/// it is approved like any other.
+#[utoipa::path(post, path = "/api/v1/hot-reload/rollback", tag = "hot-reload", request_body = RollbackBody,
+    responses((status = 202, body = ChangeSummaryDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Json(body): Json<RollbackBody>,
@@ -94,45 +125,89 @@ pub async fn rollback(
     Ok((StatusCode::ACCEPTED, Json(ChangeSummaryDto::from(&change))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RecoverBody {
     /// RFC 3339, e.g. `2026-11-26T10:00:00Z`.
     pub at: String,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Changes {
+    pub changes: Vec<ChangeSummaryDto>,
+}
+
 /// Point-in-time recovery: 202 and one pending change per file that differs
 /// from its version at `at`, in the order they must be approved.
+#[utoipa::path(post, path = "/api/v1/hot-reload/recover", tag = "hot-reload", request_body = RecoverBody,
+    responses((status = 202, body = Changes), (status = 400, body = ErrorBody)))]
 pub async fn recover(
     State(state): State<AppState>,
     Json(body): Json<RecoverBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<Changes>), ApiError> {
     let changes = state.engine.recover_to(&body.at).await?;
-    let changes: Vec<ChangeSummaryDto> = changes.iter().map(ChangeSummaryDto::from).collect();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "changes": changes }))))
+    Ok((StatusCode::ACCEPTED, Json(Changes { changes: changes.iter().map(ChangeSummaryDto::from).collect() })))
 }
 
-pub async fn backups(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// A backup table: the rows a version's change deleted or rewrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupDto {
+    pub table: String,
+    pub file: String,
+    pub version: i64,
+    pub applied_at: String,
+    /// `null` once pruned.
+    pub rows: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Backups {
+    pub backups: Vec<BackupDto>,
+}
+
+/// Every backup table, with the version that made it.
+#[utoipa::path(get, path = "/api/v1/hot-reload/backups", tag = "hot-reload", responses((status = 200, body = Backups)))]
+pub async fn backups(State(state): State<AppState>) -> Result<Json<Backups>, ApiError> {
     let backups = state.engine.backups().await?;
-    Ok(Json(json!({ "backups": backups })))
+    let backups = backups
+        .into_iter()
+        .map(|b| BackupDto { table: b.table, file: b.file, version: b.version, applied_at: b.applied_at, rows: b.rows })
+        .collect();
+    Ok(Json(Backups { backups }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PruneBody {
     pub older_than_days: u32,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pruned {
+    /// The backup tables dropped.
+    pub pruned: Vec<String>,
+}
+
 /// Drops the backups of versions applied more than `older_than_days` ago.
+#[utoipa::path(post, path = "/api/v1/hot-reload/backups/prune", tag = "hot-reload", request_body = PruneBody,
+    responses((status = 200, body = Pruned)))]
 pub async fn prune_backups(
     State(state): State<AppState>,
     Json(body): Json<PruneBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Pruned>, ApiError> {
     let pruned = state.engine.prune_backups(body.older_than_days).await?;
-    Ok(Json(json!({ "pruned": pruned })))
+    Ok(Json(Pruned { pruned }))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rescanned {
+    /// Always `rescanned`.
+    pub status: String,
+}
+
+/// Reads every file again, as at start-up.
+#[utoipa::path(post, path = "/api/v1/hot-reload/reload", tag = "hot-reload", responses((status = 202, body = Rescanned)))]
 pub async fn reload(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     state.engine.rescan().await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"status": "rescanned"}))))
+    Ok((StatusCode::ACCEPTED, Json(Rescanned { status: "rescanned".to_string() })))
 }
 
 /// Unknown paths under `/api` answer in the API's error shape, not with HTML.

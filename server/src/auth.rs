@@ -50,7 +50,27 @@ impl Auth {
 }
 
 fn is_public(path: &str) -> bool {
-    path == "/login" || path.starts_with("/pkg/") || path == "/favicon.ico"
+    path == "/login"
+        || path.starts_with("/pkg/")
+        || path == "/favicon.ico"
+        || crate::health::is_probe(path)
+        || path == OPENAPI_DOCUMENT
+}
+
+/// The API description holds no data; tools read it before they have a token.
+const OPENAPI_DOCUMENT: &str = "/api/v1/openapi.json";
+
+/// `GET /metrics` from an address `api.metrics_from` names needs no identity
+/// (a Prometheus server on the same network, typically); the connecting
+/// address counts, never a forwarded one.
+fn scraper_allowed(auth: &Auth, request: &Request) -> bool {
+    if request.uri().path() != "/metrics" {
+        return false;
+    }
+    let Some(axum::extract::ConnectInfo(Peer(peer))) = request.extensions().get::<ConnectInfo<Peer>>() else {
+        return false;
+    };
+    auth.engine.snapshot().settings.metrics_from.contains(&peer.ip().to_canonical())
 }
 
 /// The request comes from a page of this site: its `Origin` (or, lacking one,
@@ -107,10 +127,10 @@ pub async fn require_identity(State(auth): State<Arc<Auth>>, mut request: Reques
     let path = request.uri().path().to_string();
     // CORS preflights carry no credentials; the CORS layer answers them. Any
     // other OPTIONS request needs an identity like every other request.
-    if is_public(&path) || is_preflight(&request) {
+    if is_public(&path) || is_preflight(&request) || scraper_allowed(&auth, &request) {
         return next.run(request).await;
     }
-    let api = path.starts_with("/api/") || path.starts_with("/_sfn/");
+    let api = path.starts_with("/api/") || path.starts_with("/_sfn/") || path == "/metrics";
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "marain", version, about = "Marain hot-reload: YAML files as the live source of truth")]
+#[command(name = "marain", version = crate::version::LONG, about = "Marain hot-reload: YAML files as the live source of truth")]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]

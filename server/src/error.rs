@@ -8,7 +8,20 @@ use axum::Json;
 use marain::engine::content::ContentError;
 use marain::engine::EngineError;
 use marain::ErrorKind;
-use serde_json::json;
+
+/// The body of every error answer, as the OpenAPI document describes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine code (`not_found`, `invalid`, `conflict`, …; `docs/api.md`).
+    pub code: String,
+    /// For people; never raw database text.
+    pub message: String,
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -25,7 +38,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(json!({"error": {"code": self.kind.code(), "message": self.message}}))).into_response()
+        let body = ErrorBody { error: ErrorDetail { code: self.kind.code().to_string(), message: self.message } };
+        (status, Json(body)).into_response()
     }
 }
 

@@ -12,9 +12,12 @@ pub mod connections;
 pub mod content_api;
 pub mod cors;
 pub mod error;
+pub mod health;
 pub mod history_cmd;
 pub mod legacy_cmd;
 pub mod log_level;
+pub mod metrics_export;
+pub mod openapi;
 pub mod plan_cmd;
 pub mod rate_limit;
 pub mod rollback_cmd;
@@ -23,6 +26,7 @@ pub mod sessions;
 pub mod sse;
 pub mod state;
 pub mod store_cmd;
+pub mod version;
 pub mod webhooks;
 
 use std::future::Future;
@@ -50,12 +54,24 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()> + Send + 'static) 
 /// Installs the process's tracing subscriber with a reloadable filter; `None`
 /// when one is already installed (tests start several servers in one process).
 fn init_tracing() -> Option<log_level::LogControl> {
-    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
     use tracing_subscriber::util::SubscriberInitExt;
     let fallback = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".to_string());
     let (filter, handle) = tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(&fallback));
-    let installed = tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer()).try_init();
-    installed.is_ok().then(|| log_level::LogControl::new(handle, fallback))
+    // Both formats are installed; a flag the applied config sets picks which one
+    // writes (`system.logging.format`), checked per event.
+    let json = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (to_json, to_text) = (json.clone(), json.clone());
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::filter_fn(move |_| {
+            !to_text.load(std::sync::atomic::Ordering::Relaxed)
+        })))
+        .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false).with_filter(
+            tracing_subscriber::filter::filter_fn(move |_| to_json.load(std::sync::atomic::Ordering::Relaxed)),
+        ))
+        .try_init();
+    installed.is_ok().then(|| log_level::LogControl::new(handle, fallback, json))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,7 +1,11 @@
-//! `system.logging.level`: the running tracing filter follows the applied config.
+//! `system.logging.level` and `system.logging.format`: the running tracing
+//! filter and the log lines' format follow the applied config.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use marain::engine::Coordinator;
-use marain::live_config::LogLevel;
+use marain::live_config::{LogFormat, LogLevel};
 use tokio::sync::watch;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
@@ -11,11 +15,20 @@ pub struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
     /// The filter used while no config sets a level (`RUST_LOG` or the default).
     fallback: String,
+    /// Lines are JSON objects, not text.
+    json: Arc<AtomicBool>,
 }
 
 impl LogControl {
-    pub fn new(handle: reload::Handle<EnvFilter, Registry>, fallback: String) -> Self {
-        LogControl { handle, fallback }
+    pub fn new(handle: reload::Handle<EnvFilter, Registry>, fallback: String, json: Arc<AtomicBool>) -> Self {
+        LogControl { handle, fallback, json }
+    }
+
+    fn set_format(&self, format: Option<LogFormat>) {
+        let json = format == Some(LogFormat::Json);
+        if self.json.swap(json, Ordering::Relaxed) != json {
+            tracing::warn!(format = if json { "json" } else { "text" }, "log format changed by system.logging.format");
+        }
     }
 
     fn set(&self, level: Option<LogLevel>) {
@@ -40,6 +53,7 @@ pub async fn follow(engine: Coordinator, control: LogControl, mut shutdown: watc
     if current.is_some() {
         control.set(current);
     }
+    control.set_format(engine.snapshot().settings.log_format);
     loop {
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
@@ -47,7 +61,9 @@ pub async fn follow(engine: Coordinator, control: LogControl, mut shutdown: watc
                 if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                     break;
                 }
-                let wanted = engine.snapshot().settings.log_level;
+                let settings = engine.snapshot().settings.clone();
+                control.set_format(settings.log_format);
+                let wanted = settings.log_level;
                 if wanted != current {
                     control.set(wanted);
                     current = wanted;

@@ -4,6 +4,7 @@ use std::future::{Future, IntoFuture};
 use std::process::ExitCode;
 
 use axum::routing::{get, post};
+
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -55,6 +56,8 @@ pub async fn serve_logged(
         return Err(format!("site directory {} does not exist", args.site.display()));
     }
     ensure_sqlite_parent(&args.database)?;
+    // Before the engine starts: what it counts from the start-up on is kept.
+    crate::metrics_export::handle();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut config = EngineConfig::new(&args.site, &args.database);
     config.debounce = std::time::Duration::from_millis(args.debounce_ms);
@@ -93,8 +96,8 @@ pub async fn serve_logged(
     }
     tokio::spawn(crate::webhooks::deliver(engine.clone(), stop_rx.clone()));
     let sessions = crate::sessions::layer(engine.store(), args.secure_cookies, stop_rx.clone()).await?;
-    let streams = snapshot_streams(&engine);
-    let state = AppState { engine: engine.clone(), shutdown: stop_rx, event_streams: streams };
+    let (streams, event_stream_limit) = snapshot_streams(&engine);
+    let state = AppState { engine: engine.clone(), shutdown: stop_rx, event_streams: streams, event_stream_limit };
     let app = router(state, &args, addr, sessions);
 
     let snapshot = engine.snapshot();
@@ -161,11 +164,11 @@ pub async fn serve_logged(
 
 /// The event streams `api.max_event_streams` allows, as applied at start-up: by
 /// default half the connections, so streams never take them all.
-fn snapshot_streams(engine: &Coordinator) -> std::sync::Arc<tokio::sync::Semaphore> {
+fn snapshot_streams(engine: &Coordinator) -> (std::sync::Arc<tokio::sync::Semaphore>, usize) {
     let settings = engine.snapshot().settings.clone();
     let connections = settings.max_connections.map_or(crate::connections::DEFAULT_MAX_CONNECTIONS, |n| n as usize);
-    let max = settings.max_event_streams.map_or(connections / 2, |n| n as usize);
-    std::sync::Arc::new(tokio::sync::Semaphore::new(max.max(1)))
+    let max = settings.max_event_streams.map_or(connections / 2, |n| n as usize).max(1);
+    (std::sync::Arc::new(tokio::sync::Semaphore::new(max)), max)
 }
 
 /// `sqlite://data/marain.db` needs `data/` to exist before SQLite can create the file.
@@ -192,34 +195,18 @@ pub fn router(
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build();
-    let api = Router::new()
-        .route("/api/v1/hot-reload/status", get(crate::api::status))
-        .route("/api/v1/hot-reload/events", get(crate::sse::events))
-        .route("/api/v1/hot-reload/changes/{id}", get(crate::api::change))
-        .route("/api/v1/hot-reload/changes/{id}/approve", post(crate::api::approve))
-        .route("/api/v1/hot-reload/changes/{id}/reject", post(crate::api::reject))
-        .route("/api/v1/hot-reload/history", get(crate::api::history))
-        .route("/api/v1/hot-reload/reload", post(crate::api::reload))
-        .route("/api/v1/hot-reload/rollback", post(crate::api::rollback))
-        .route("/api/v1/hot-reload/recover", post(crate::api::recover))
-        .route("/api/v1/hot-reload/backups", get(crate::api::backups))
-        .route("/api/v1/hot-reload/backups/prune", post(crate::api::prune_backups))
-        .route("/api/{*rest}", get(crate::api::not_found).post(crate::api::not_found))
-        .with_state(state.clone());
     // The content API is the public one: `api.rate_limit` applies to it (the
-    // operator's own endpoints never lock the operator out).
-    let content = Router::new()
-        .route("/api/v1/entity/{entity}", get(crate::content_api::list).post(crate::content_api::create))
-        .route(
-            "/api/v1/entity/{entity}/{id}",
-            get(crate::content_api::get).put(crate::content_api::update).delete(crate::content_api::delete),
-        )
-        .with_state(state.clone())
+    // operator's own endpoints never lock the operator out). Every answer is
+    // counted for `/metrics`.
+    let content = crate::openapi::content_routes()
         .layer(axum::middleware::from_fn_with_state(
             crate::rate_limit::LiveRateLimit::new(state.engine.clone()),
             crate::rate_limit::limit,
-        ));
-    let api = content.merge(api).layer(crate::cors::layer(state.engine.clone()));
+        ))
+        .layer(axum::middleware::from_fn(crate::metrics_export::count_content));
+    let api = crate::openapi::finish(crate::openapi::operator_routes().merge(content), state.clone())
+        .route("/api/{*rest}", get(crate::api::not_found).post(crate::api::not_found))
+        .layer(crate::cors::layer(state.engine.clone()));
     let engine = state.engine.clone();
     let pages = Router::new()
         .leptos_routes_with_context(

@@ -18,6 +18,9 @@ use crate::state::AppState;
 
 /// The stream, while fewer than `api.max_event_streams` are open; otherwise 503
 /// with `Retry-After`.
+#[utoipa::path(get, path = "/api/v1/hot-reload/events", tag = "hot-reload",
+    responses((status = 200, description = "Server-Sent Events, one `data:` JSON object per engine event", content_type = "text/event-stream", body = EventDto),
+        (status = 503, description = "Too many event streams are open", body = crate::error::ErrorBody)))]
 pub async fn events(State(state): State<AppState>) -> Response {
     let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {
         let message = "too many event streams are open; try again shortly".to_string();

@@ -13,4 +13,7 @@ pub struct AppState {
     /// One permit per open event stream: `api.max_event_streams` as applied
     /// at start-up (by default half of `api.max_connections`).
     pub event_streams: Arc<Semaphore>,
+    /// How many permits `event_streams` started with (open streams = this
+    /// less the permits available).
+    pub event_stream_limit: usize,
 }

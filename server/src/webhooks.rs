@@ -86,13 +86,20 @@ async fn send(client: reqwest::Client, hook: Webhook, delivery: String, event: E
             request = request.header("x-marain-signature", signature(secret, &body));
         }
         match request.body(body.clone()).send().await {
-            Ok(resp) if resp.status().is_success() => return,
+            Ok(resp) if resp.status().is_success() => {
+                crate::metrics_export::webhook_attempt(crate::metrics_export::Delivery::Delivered);
+                return;
+            }
             Ok(resp) => tracing::warn!(url = %hook.url, status = %resp.status(), attempt, "webhook refused"),
             Err(e) => tracing::warn!(url = %hook.url, error = %e, attempt, "webhook unreachable"),
         }
+        crate::metrics_export::webhook_attempt(crate::metrics_export::Delivery::Failed);
         match BACKOFF.get(attempt) {
             Some(delay) => tokio::time::sleep(*delay).await,
-            None => tracing::error!(url = %hook.url, seq = event.seq, "webhook given up after retries"),
+            None => {
+                crate::metrics_export::webhook_attempt(crate::metrics_export::Delivery::GivenUp);
+                tracing::error!(url = %hook.url, seq = event.seq, "webhook given up after retries")
+            }
         }
     }
 }

@@ -80,6 +80,23 @@ fn plan_exit_codes_follow_severity() {
 /// Invalid input with `--format json`: exit 2 and a JSON object on stdout
 /// naming every problem's site, file, line and column, so a CI tool reads
 /// every outcome the same way.
+/// `marain --version` names the version and the commit it was built from.
+#[test]
+fn version_names_the_commit() {
+    let (code, out, err) = marain(&["--version"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("marain {} (commit ", env!("CARGO_PKG_VERSION"))), "{out}");
+    let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output();
+    match head {
+        // Built inside a git checkout (as here and in CI): the commit is HEAD's.
+        Ok(head) if head.status.success() && std::env::var("MARAIN_COMMIT").is_err() => {
+            let head = String::from_utf8(head.stdout).unwrap();
+            assert!(out.contains(&format!("(commit {})", head.trim())), "{out} is not HEAD {head}");
+        }
+        _ => assert!(out.contains("(commit "), "{out}"),
+    }
+}
+
 #[test]
 fn plan_reports_invalid_input_as_json() {
     let same = case("field_drop_optional", "old");

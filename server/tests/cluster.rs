@@ -211,6 +211,17 @@ async fn three_instances_on_one_shared_site_act_as_one() {
         instance.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
     }
     assert_eq!(versions(&db).await, [3, 2, 1]);
+    // A and C took B's version in: each measured how long after B's commit.
+    for instance in [&instances[0], &instances[2]] {
+        let metrics = client.get(format!("http://{}/metrics", instance.process.addr)).send().await.unwrap();
+        let text = metrics.text().await.unwrap();
+        let count = text
+            .lines()
+            .find_map(|l| l.strip_prefix("marain_sync_lag_seconds_count "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(count >= 1.0, "instance {} observed no sync lag:\n{text}", instance.name);
+    }
 
     // Two approvals of the same change at the same moment, on A and on C: one
     // applies it, the other is told it was applied already.

@@ -75,3 +75,53 @@ fn the_log_level_follows_the_system_config() {
     assert!(!saw("content list", Duration::from_secs(1)), "debug lines still shown at level warn");
     server.kill();
 }
+
+/// `system.logging.format: json` turns the running process's lines into one
+/// JSON object each, and `text` turns them back.
+#[test]
+fn the_log_format_follows_the_system_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("schemas")).unwrap();
+    std::fs::create_dir_all(site.join("config")).unwrap();
+    std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
+    let config = site.join("config/config.system.yaml");
+    std::fs::write(&config, "id: system\nvalues:\n  logging:\n    format: text\n").unwrap();
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_marain"));
+    serve
+        .args(["serve", "--site"])
+        .arg(&site)
+        .arg("--database")
+        .arg(&db)
+        .args(["--addr", "127.0.0.1:0", "--debounce-ms", "10"])
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    let server = Running::spawn(serve);
+    // Each save logs an `applied` event line; it is read in the format in force.
+    let applied_line = |needle: &str| server.wait_line(needle, Duration::from_secs(10));
+    std::fs::write(&config, "id: system\nvalues:\n  logging:\n    format: json\n").unwrap();
+    server.wait_line("log format changed", Duration::from_secs(10));
+    std::fs::write(
+        site.join("schemas/note.schema.yaml"),
+        "id: note\nname: Note\nfields:\n  - id: body\n    type: text\n",
+    )
+    .unwrap();
+    let line = applied_line("note.schema.yaml");
+    let object: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    assert_eq!(object["level"], "INFO", "{line}");
+    assert_eq!(object["file"], "schemas/note.schema.yaml", "{line}");
+    assert!(object["timestamp"].is_string(), "{line}");
+    std::fs::write(&config, "id: system\nvalues:\n  logging:\n    format: text\n").unwrap();
+    server.wait_line("log format changed", Duration::from_secs(10));
+    std::fs::write(
+        site.join("schemas/tag.schema.yaml"),
+        "id: tag\nname: Tag\nfields:\n  - id: label\n    type: text\n",
+    )
+    .unwrap();
+    let line = applied_line("tag.schema.yaml");
+    assert!(serde_json::from_str::<serde_json::Value>(&line).is_err(), "still JSON: {line}");
+    assert!(line.contains("INFO"), "{line}");
+    server.kill();
+}

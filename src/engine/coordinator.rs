@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::content::ContentService;
 use super::events::EngineEvent;
+use super::health::{database_answers, Readiness};
 use super::legacy::{self, transition, LegacySource, MigrationView, VerifyReport};
 use super::secure_log::{read_audit, AuditFilter};
 use super::shared::{Command, Shared};
@@ -51,6 +52,7 @@ impl Coordinator {
             store: store.clone(),
             lock_waits: ArcSwap::default(),
             migrating: std::sync::atomic::AtomicBool::new(false),
+            health: super::health::Health::default(),
         });
         let secure_log = match &config.secure_log {
             Some(path) => Some(
@@ -69,6 +71,8 @@ impl Coordinator {
 
         let (signal_tx, signal_rx) = mpsc::unbounded_channel();
         let watcher = SiteWatcher::start(&config.site_root, worker.wanted_debounce(), signal_tx.clone())?;
+        shared.health.set_watching(true);
+        shared.health.set_reconciled();
         super::sync::follow(&shared.store, &shared.commands, shared.snapshot.clone(), config.sync_poll);
         super::migration_feed::follow(&shared.store, &shared.commands);
         let task = tokio::spawn(worker.run(watcher, signal_tx, signal_rx, command_rx, shutdown));
@@ -82,6 +86,16 @@ impl Coordinator {
     /// Approved changes waiting for a table lock right now, by file.
     pub fn lock_waits(&self) -> Arc<std::collections::BTreeMap<String, super::snapshot::LockWait>> {
         self.shared.lock_waits.load_full()
+    }
+
+    /// Whether the engine can do its work now: reconciled, watching, and the
+    /// database answering (asked afresh on every call).
+    pub async fn readiness(&self) -> Readiness {
+        Readiness {
+            reconciled: self.shared.health.reconciled(),
+            watching: self.shared.health.watching(),
+            database: database_answers(&self.shared.store).await,
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {

@@ -3,7 +3,9 @@
 //! when it gets there, and stop until the test kills the process.
 //!
 //! `MARAIN_FAILPOINT=panic:<name>[@<n>]` panics there instead, for the test that
-//! a dying worker takes the server down loudly.
+//! a dying worker takes the server down loudly; `pause:<name>[@<n>]` holds the
+//! apply there for two seconds and goes on, for the test that a shutdown
+//! finishes the apply in progress.
 //!
 //! Only debug builds (what `cargo test` builds) read the variable; in a release
 //! build [`Failpoints::from_env`] is always inert, so production binaries cannot be
@@ -55,6 +57,11 @@ impl Failpoints {
         }
         if armed.name.strip_prefix("panic:") == Some(name) {
             panic!("failpoint {name}: panicking as asked");
+        }
+        if armed.name.strip_prefix("pause:") == Some(name) {
+            eprintln!("failpoint {name} reached; pausing");
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            return;
         }
         if armed.name != name {
             return;

@@ -11,6 +11,7 @@ pub mod drift;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod health;
 mod index_names;
 pub mod legacy;
 mod migration_feed;
@@ -27,6 +28,7 @@ pub mod signed_in;
 pub mod snapshot;
 pub mod store;
 mod sync;
+pub mod telemetry;
 pub mod watcher;
 mod worker;
 

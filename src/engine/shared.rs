@@ -71,6 +71,8 @@ pub struct Shared {
     pub migrating: std::sync::atomic::AtomicBool,
     pub store: Store,
     pub content: ContentService,
+    /// Readiness flags the worker keeps (see `health`).
+    pub health: super::health::Health,
     /// Applies in flight that wait for a table lock, by file (see [`LockWait`]).
     pub lock_waits: ArcSwap<BTreeMap<String, LockWait>>,
 }

@@ -52,6 +52,28 @@ pub enum WatchSignal {
 pub struct SiteWatcher {
     _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
     _complete: RecommendedWatcher,
+    /// The directory it was started on, as the file system knows it: watches
+    /// follow a directory, not its path, so one moved away and another put in
+    /// its place is watched no more.
+    identity: Option<DirIdentity>,
+}
+
+/// A directory's device and inode (Unix); elsewhere only that it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirIdentity(u64, u64);
+
+fn identity(dir: &Path) -> Option<DirIdentity> {
+    let meta = std::fs::metadata(dir).ok().filter(std::fs::Metadata::is_dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(DirIdentity(meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Some(DirIdentity(0, 0))
+    }
 }
 
 impl SiteWatcher {
@@ -91,7 +113,13 @@ impl SiteWatcher {
         })
         .map_err(|e| map_notify(&root, e))?;
         complete.watch(&root, RecursiveMode::Recursive).map_err(|e| map_notify(&root, e))?;
-        Ok(Self { _debouncer: debouncer, _complete: complete })
+        Ok(Self { _debouncer: debouncer, _complete: complete, identity: identity(&root) })
+    }
+
+    /// The directory at `root` is still the one being watched: not removed,
+    /// moved away, or replaced.
+    pub fn intact(&self, root: &Path) -> bool {
+        self.identity.is_some() && identity(root) == self.identity
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod proposals;
 mod rejections;
+mod site_root;
 mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -207,6 +208,8 @@ impl Worker {
         tokio::pin!(shutdown);
         // Paths removed or renamed away, and when to look at them again.
         let mut gone: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+        let mut root_check = tokio::time::interval(site_root::CHECK_EVERY);
+        root_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_gone = gone.values().min().copied();
             tokio::select! {
@@ -247,6 +250,7 @@ impl Worker {
                     self.end(turn).await;
                 }
                 Some(command) = commands.recv() => self.command(command).await,
+                _ = root_check.tick() => self.check_root(&mut watcher, &signal_tx).await,
                 else => break,
             }
             self.retune_watcher(&mut watcher, &signal_tx).await;
@@ -502,6 +506,7 @@ impl Worker {
         }
         let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         self.rejected.insert(path.to_string(), errors);
+        super::telemetry::rejected(super::telemetry::Rejection::Invalid);
         self.emit(turn, EventKind::Rejected, path, None, None, message);
     }
 
@@ -542,6 +547,9 @@ impl Worker {
         recheck: BTreeSet<String>,
         mut texts: BTreeMap<String, String>,
     ) {
+        if !self.root_present() {
+            return;
+        }
         let mut candidates: BTreeMap<String, Option<SiteFile>> = BTreeMap::new();
         paths.extend(self.waiting_on_others.iter().cloned());
         paths.extend(recheck.iter().cloned());
@@ -980,6 +988,13 @@ impl Worker {
                         format!("version {} applied ({}): {}", row.version, change.severity, change.summary.join("; "))
                     }
                 };
+                let saved = match (&change.new_file, change.rollback_to) {
+                    (Some(_), None) => {
+                        std::fs::metadata(self.config.site_root.join(&change.file)).and_then(|m| m.modified()).ok()
+                    }
+                    _ => None,
+                };
+                super::telemetry::applied(&change.file, change.severity, saved);
                 let applied = self.event(EventKind::Applied, &change.file, Some(&change), Some(row.version), message);
                 self.record(turn, EngineEvent { actor: by.clone(), ..applied });
                 if let Some(to) = change.rollback_to {
@@ -1001,6 +1016,7 @@ impl Worker {
                 tracing::error!(file = %change.file, error = %e, "applying a change failed; the transaction was rolled back");
                 let message = format!("applying change {} failed: {}", change.id, e.public_message());
                 self.failed.insert(change.file.clone(), FileError::new(&change.file, (1, 1), None, message.clone()));
+                super::telemetry::rejected(super::telemetry::Rejection::Failed);
                 let failed = self.event(EventKind::Failed, &change.file, Some(&change), None, message);
                 self.record(turn, EngineEvent { actor: by, ..failed });
                 Err(e.into())

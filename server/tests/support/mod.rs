@@ -8,6 +8,7 @@
 #[path = "../../../tests/support/backend.rs"]
 pub mod backend;
 pub mod event_reader;
+pub mod in_process;
 #[path = "../../../tests/support/pg_server.rs"]
 pub mod pg_server;
 
@@ -74,6 +75,12 @@ impl Running {
             assert!(Instant::now() < deadline, "the server did not exit within {within:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends SIGTERM (what an orchestrator sends first), leaving the process to exit.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM failed");
     }
 
     /// SIGKILL, and wait for the process to be gone.

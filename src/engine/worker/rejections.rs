@@ -31,6 +31,7 @@ impl Worker {
         };
         self.store.record_rejection(&rejection).await?;
         self.rejections.insert((rejection.file.clone(), rejection.to_hash.clone()), rejection.clone());
+        crate::engine::telemetry::rejected(crate::engine::telemetry::Rejection::Declined);
         self.turn_down(turn, &change, &rejection);
         Ok(())
     }

@@ -52,6 +52,7 @@ impl Worker {
                 }
             }
             self.failed.remove(&row.file);
+            crate::engine::telemetry::synced(&row.applied_at);
             let message = format!("version {} applied by {} on another instance", row.version, row.actor);
             let event = self.event(EventKind::Applied, &row.file, None, Some(row.version), message);
             let event = EngineEvent { actor: Some(row.actor.clone()), severity: Some(row.severity), ..event };

@@ -1,0 +1,78 @@
+//! What the engine counts, through the `metrics` facade. Recording costs
+//! nothing until a recorder is installed; the server installs the Prometheus
+//! exporter and serves `GET /metrics` (names and labels in `docs/operating.md`).
+//! Gauges of the engine's state (pending changes, rejected files, drift) are
+//! read from the snapshot when scraped, so they are never stale.
+
+use std::time::SystemTime;
+
+use crate::hazard::Severity;
+
+pub const SAVE_TO_APPLIED: &str = "marain_save_to_applied_seconds";
+pub const APPLIES: &str = "marain_applies_total";
+pub const REJECTIONS: &str = "marain_rejections_total";
+pub const SYNC_LAG: &str = "marain_sync_lag_seconds";
+
+/// Why a change did not apply, as the `reason` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The file does not parse, validate or fit the site.
+    Invalid,
+    /// A person rejected the change.
+    Declined,
+    /// The apply failed and was rolled back.
+    Failed,
+}
+
+impl Rejection {
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::Invalid => "invalid",
+            Rejection::Declined => "declined",
+            Rejection::Failed => "failed",
+        }
+    }
+}
+
+/// Describes every metric the engine records (help texts in the exposition).
+pub fn describe() {
+    metrics::describe_histogram!(
+        SAVE_TO_APPLIED,
+        metrics::Unit::Seconds,
+        "From the file's last modification to its change committed, by severity (WARNING and BREAKING include the wait for approval)"
+    );
+    metrics::describe_counter!(APPLIES, "Changes applied by this instance, by file kind and severity");
+    metrics::describe_counter!(
+        REJECTIONS,
+        "Changes that did not apply: invalid files, declined by a person, failed applies"
+    );
+    metrics::describe_histogram!(
+        SYNC_LAG,
+        metrics::Unit::Seconds,
+        "From another instance committing a version to this instance taking it in"
+    );
+}
+
+/// One change applied here; `saved` is the file's modification time when the
+/// change came from a save (not for deletions and rollbacks).
+pub fn applied(path: &str, severity: Severity, saved: Option<SystemTime>) {
+    let kind = if crate::config::is_config_path(path) { "config" } else { "schema" };
+    let severity = severity.as_str().to_ascii_lowercase();
+    metrics::counter!(APPLIES, "kind" => kind, "severity" => severity.clone()).increment(1);
+    if let Some(elapsed) = saved.and_then(|at| at.elapsed().ok()) {
+        metrics::histogram!(SAVE_TO_APPLIED, "severity" => severity).record(elapsed.as_secs_f64());
+    }
+}
+
+pub fn rejected(why: Rejection) {
+    metrics::counter!(REJECTIONS, "reason" => why.label()).increment(1);
+}
+
+/// A version another instance applied at `applied_at` (RFC 3339) is taken in now.
+pub fn synced(applied_at: &str) {
+    let Ok(at) = time::OffsetDateTime::parse(applied_at, &time::format_description::well_known::Rfc3339) else {
+        return;
+    };
+    let lag = (time::OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0);
+    metrics::histogram!(SYNC_LAG).record(lag);
+}
