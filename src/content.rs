@@ -36,7 +36,8 @@ pub fn validate_record(entity: &EntitySchema, input: &Map<String, Json>) -> Resu
     let mut record = Record::default();
     for key in input.keys() {
         if key != "id" && entity.field(key).is_none() {
-            problems.push(problem(key, format!("`{}` has no field `{key}`", entity.id)));
+            let hint = crate::suggest::hint(key, entity.fields.iter().map(|f| f.id.as_str()));
+            problems.push(problem(key, format!("`{}` has no field `{key}`{hint}", entity.id)));
         }
     }
     for field in &entity.fields {

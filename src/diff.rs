@@ -134,6 +134,32 @@ impl ChangeItem {
             ChangeItem::Config(c) => c.summary(),
         }
     }
+
+    /// What happened, in words, for the line above a diff: "field `body`
+    /// removed", "entity `tag` created", "`api.rate_limit.enabled` changed".
+    pub fn headline(&self) -> String {
+        match self {
+            ChangeItem::Entity(e) => e.headline(),
+            ChangeItem::Config(c) => c.headline(),
+        }
+    }
+}
+
+/// The headline of a whole change: what each item did, then what the data
+/// loses (from the probes' counts), joined by ` · `; e.g. "field `body`
+/// removed · 1 value backed up".
+pub fn headline<'a>(items: impl IntoIterator<Item = &'a ChangeItem>, hazards: &[crate::hazard::Hazard]) -> String {
+    let mut parts: Vec<String> = items.into_iter().map(ChangeItem::headline).collect();
+    for hazard in hazards {
+        let (Some(probe), Some(n)) = (&hazard.probe, hazard.counted) else { continue };
+        if probe.kind == crate::hazard::ProbeKind::DeletedValues && n > 0 {
+            let noun = probe.counts.split(' ').next().unwrap_or("rows");
+            let one = noun.strip_suffix('s').unwrap_or(noun);
+            parts.push(format!("{} backed up", crate::plural::count(n, one, noun)));
+        }
+    }
+    parts.dedup();
+    parts.join(" · ")
 }
 
 impl EntityChange {
@@ -147,6 +173,22 @@ impl EntityChange {
             | EntityChange::DropField { entity, .. }
             | EntityChange::RenameField { entity, .. }
             | EntityChange::AlterField { entity, .. } => entity,
+        }
+    }
+
+    pub fn headline(&self) -> String {
+        match self {
+            EntityChange::CreateEntity { entity } => format!("entity `{}` created", entity.id),
+            EntityChange::DropEntity { entity } => format!("entity `{}` removed", entity.id),
+            EntityChange::RenameEntity { entity, to } => format!("entity `{}` renamed to `{to}`", entity.id),
+            EntityChange::EntityMetadata { entity, keys } => format!("entity `{entity}`: {} edited", keys.join(", ")),
+            EntityChange::AddField { field, .. } => format!("field `{}` added", field.id),
+            EntityChange::DropField { field, .. } => format!("field `{}` removed", field.id),
+            EntityChange::RenameField { from, to, .. } => format!("field `{}` renamed to `{}`", from.id, to.id),
+            EntityChange::AlterField { new, aspects, .. } => {
+                let names: Vec<&str> = aspects.iter().map(|a| a.as_str()).collect();
+                format!("field `{}`: {} changed", new.id, names.join(", "))
+            }
         }
     }
 
@@ -190,6 +232,21 @@ impl ConfigChange {
             | ConfigChange::ConfigTypeChanged { config, .. }
             | ConfigChange::ConfigMappingReplaced { config, .. }
             | ConfigChange::ConfigSecretInFile { config, .. } => config,
+        }
+    }
+
+    pub fn headline(&self) -> String {
+        match self {
+            ConfigChange::ConfigCreated { config } => format!("config `{config}` created"),
+            ConfigChange::ConfigDeleted { config } => format!("config `{config}` removed"),
+            ConfigChange::ConfigIdentity { config, key, .. } => format!("config `{config}`: {key} changed"),
+            ConfigChange::ConfigMetadata { config, keys } => format!("config `{config}`: {} edited", keys.join(", ")),
+            ConfigChange::ConfigKeyAdded { config, path } => format!("`{config}.{path}` added"),
+            ConfigChange::ConfigSecretInFile { config, path } => format!("`{config}.{path}` holds a secret"),
+            ConfigChange::ConfigKeyRemoved { config, path } => format!("`{config}.{path}` removed"),
+            ConfigChange::ConfigValueChanged { config, path, .. }
+            | ConfigChange::ConfigTypeChanged { config, path, .. }
+            | ConfigChange::ConfigMappingReplaced { config, path } => format!("`{config}.{path}` changed"),
         }
     }
 

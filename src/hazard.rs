@@ -124,6 +124,9 @@ pub struct Hazard {
     /// The query that settles this hazard on live data, when one can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe>,
+    /// What the probe counted on live data, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<i64>,
 }
 
 /// What a probe's count means.
@@ -155,7 +158,7 @@ pub struct Probe {
 
 impl Hazard {
     pub fn new(code: HazardCode, severity: Severity, message: impl Into<String>) -> Self {
-        Self { code, severity, message: message.into(), probe: None }
+        Self { code, severity, message: message.into(), probe: None, counted: None }
     }
 }
 

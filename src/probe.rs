@@ -195,7 +195,8 @@ fn fits(col: &str, from: FieldType, t: FieldType, dialect: Dialect) -> String {
 
 /// Re-grades `hazard` with probe `probe`'s count.
 pub fn regrade(hazard: &mut Hazard, probe: &Probe, count: i64) {
-    let figure = format!("{count} {}", probe.counts);
+    let figure = crate::plural::count_phrase(count, &probe.counts);
+    hazard.counted = Some(count);
     match probe.kind {
         ProbeKind::DeletedValues if count == 0 => {
             hazard.severity = hazard.severity.min(Severity::Warning);

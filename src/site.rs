@@ -420,8 +420,9 @@ impl Site {
                         field_key(&f.text, i, "target_entity"),
                         Some(format!("fields[{i}].target_entity")),
                         format!(
-                            "field `{}` references entity `{target}`, but no file defines it (expected schemas/{target}.schema.yaml)",
-                            field.id
+                            "field `{}` references entity `{target}`, but no file defines it (expected schemas/{target}.schema.yaml){}",
+                            field.id,
+                            crate::suggest::hint(target, self.index.defines.keys().map(String::as_str))
                         ),
                     ));
                 }

@@ -96,7 +96,10 @@ pub fn parse_entity_schema(file: &str, text: &str) -> Result<EntitySchema, Vec<F
 fn field_from_raw(rf: RawField) -> Result<Field, (&'static str, String)> {
     let field_type = FieldType::parse(&rf.field_type).ok_or_else(|| {
         let known: Vec<&str> = FieldType::ALL.iter().map(|(n, _)| *n).collect();
-        ("type", format!("unknown type `{}`; expected one of {}", rf.field_type, known.join(", ")))
+        match crate::suggest::closest(&rf.field_type, known.iter().copied()) {
+            Some(near) => ("type", format!("unknown type `{}` — did you mean `{near}`?", rf.field_type)),
+            None => ("type", format!("unknown type `{}`; expected one of {}", rf.field_type, known.join(", "))),
+        }
     })?;
     let cardinality = match rf.cardinality.unwrap_or(1) {
         1 => Cardinality::One,
@@ -212,6 +215,9 @@ mod tests {
         let errs = errors("id: a\nname: A\nfields:\n  - id: t\n    type: strnig\n");
         assert_eq!(errs.len(), 1);
         assert!(errs[0].starts_with("schemas/x.schema.yaml:5:5: unknown type `strnig`"), "{errs:?}");
+        assert!(errs[0].contains("expected one of text"), "nothing is close: the list: {errs:?}");
+        let errs = errors("id: a\nname: A\nfields:\n  - id: t\n    type: txt\n");
+        assert!(errs[0].ends_with("unknown type `txt` — did you mean `text`?"), "{errs:?}");
     }
 
     #[test]

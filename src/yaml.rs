@@ -98,7 +98,20 @@ fn to_file_error(file: &str, e: &serde_yaml::Error) -> FileError {
         Some((path, rest)) if !path.contains(' ') => (Some(path.to_string()), rest.to_string()),
         _ => (None, msg),
     };
-    FileError::new(file, pos, field, message)
+    FileError::new(file, pos, field, with_suggestion(message))
+}
+
+/// serde says "unknown field `nme`, expected one of `id`, `name`, …": put the
+/// close one first, "unknown field `nme` — did you mean `name`?", keeping the list.
+fn with_suggestion(message: String) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message };
+    let Some((word, tail)) = rest.split_once('`') else { return message };
+    let Some(list) = tail.split_once("expected").map(|(_, list)| list) else { return message };
+    let allowed: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+    match crate::suggest::closest(word, allowed.iter().copied()) {
+        Some(near) => format!("unknown field `{word}` — did you mean `{near}`?{tail}"),
+        None => message,
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +124,10 @@ mod tests {
         let err = parse_entity("schemas/a.schema.yaml", text).unwrap_err();
         assert_eq!(err.line, 6, "{err}");
         assert!(err.message.contains("unknown field `colour`"), "{err}");
+        assert!(!err.message.contains("did you mean"), "nothing is close to `colour`: {err}");
+        let text = "id: a\nname: A\nfields:\n  - id: t\n    tpye: text\n";
+        let err = parse_entity("schemas/a.schema.yaml", text).unwrap_err();
+        assert!(err.message.starts_with("unknown field `tpye` — did you mean `type`?"), "{err}");
         assert_eq!(err.field.as_deref(), Some("fields[0]"));
     }
 

@@ -200,7 +200,7 @@ async fn probes_block_a_required_field_on_rows_and_allow_it_on_an_empty_table(ba
     assert_eq!(pending.severity, Some(marain::Severity::Blocked));
     let change = site.coordinator.snapshot().pending[0].clone();
     assert!(
-        change.hazards.iter().any(|h| h.message.starts_with("1 rows have no value for the new required field `phone`")),
+        change.hazards.iter().any(|h| h.message.starts_with("1 row has no value for the new required field `phone`")),
         "{:?}",
         change.hazards
     );

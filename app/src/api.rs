@@ -191,3 +191,30 @@ pub async fn finish_migration() -> Result<String, AppError> {
     let engine = expect_context::<marain::engine::Coordinator>();
     Ok(engine.finish_migration(&user.name).await?)
 }
+
+/// The site as a picture: entities, fields, references, row counts, and what
+/// the waiting changes do to them.
+#[server(prefix = "/_sfn", endpoint = "schema")]
+pub async fn get_schema() -> Result<crate::dto::SchemaDto, AppError> {
+    identity().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    Ok(crate::picture::schema(&engine).await)
+}
+
+/// Applied versions of every file, newest first, and the files rejected and
+/// applies failed over the same span (from the audit log), for the timeline.
+#[server(prefix = "/_sfn", endpoint = "timeline")]
+pub async fn get_timeline() -> Result<crate::dto::TimelineDto, AppError> {
+    identity().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    let versions = engine.history(None, crate::api::TIMELINE_ROWS).await?.iter().map(VersionDto::from).collect();
+    let mut problems = Vec::new();
+    for kind in ["rejected", "failed"] {
+        let filter = marain::engine::AuditFilter { file: None, actor: None, kind: Some(kind.to_string()) };
+        problems.extend(engine.audit(filter, 200).await?.iter().map(crate::dto::EventDto::from));
+    }
+    Ok(crate::dto::TimelineDto { versions, problems })
+}
+
+/// How many versions the timeline shows (the newest).
+pub const TIMELINE_ROWS: i64 = 500;

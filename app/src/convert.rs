@@ -24,6 +24,7 @@ impl From<&PendingChange> for ChangeDto {
             brief: ChangeSummaryDto::from(c),
             entity: c.entity.clone(),
             rollback_to: c.rollback_to,
+            headline: c.headline.clone(),
             summary: c.summary.clone(),
             diff: diff_lines(&c.text_diff),
             sql: c.plan.sql(),

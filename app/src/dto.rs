@@ -95,6 +95,9 @@ pub struct ChangeDto {
     pub entity: String,
     /// Set when the change rolls the file back to this version.
     pub rollback_to: Option<i64>,
+    /// What the change does, in words: "field `body` removed · 1 value backed up".
+    #[serde(default)]
+    pub headline: String,
     pub summary: Vec<String>,
     pub diff: Vec<DiffLineDto>,
     pub sql: Vec<String>,
@@ -311,4 +314,36 @@ pub enum SeveritySchema {
     BREAKING,
     BLOCKED,
     REJECTED,
+}
+
+/// The Schema page: the picture (SVG, drawn on the server) and one row per
+/// entity, with the links the picture cannot hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaDto {
+    pub svg: String,
+    pub entities: Vec<SchemaEntityDto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaEntityDto {
+    pub id: String,
+    pub name: String,
+    pub file: String,
+    pub fields: usize,
+    /// `None` when the count could not be read.
+    pub rows: Option<i64>,
+    /// Entities it references.
+    pub references: Vec<String>,
+    /// The severity of the change waiting for this entity's file, if any.
+    pub pending: Option<Severity>,
+    /// What that change does, in words.
+    pub pending_headline: Option<String>,
+}
+
+/// The History timeline: applied versions and, beside them, what went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineDto {
+    pub versions: Vec<VersionDto>,
+    /// `rejected` and `failed` events from the audit log.
+    pub problems: Vec<EventDto>,
 }

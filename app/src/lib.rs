@@ -9,6 +9,8 @@ pub mod dto;
 pub mod error;
 pub mod live;
 pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod picture;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -26,6 +28,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
+                // Before the first paint: the diff layout the reader chose last
+                // time (no flash of the other one), and the buttons that change it.
+                <script>{DIFF_VIEW_SCRIPT}</script>
             </head>
             <body>
                 <App />
@@ -33,6 +38,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         </html>
     }
 }
+
+/// Sets `data-diff-view` on `<html>` from `localStorage` (`unified` unless the
+/// reader chose `split`), and makes every `[data-diff-choice]` button set and
+/// remember it. Plain script, so it works before and without hydration.
+const DIFF_VIEW_SCRIPT: &str = r#"(function(){var k='marain.diff-view',d=document.documentElement;try{d.dataset.diffView=localStorage.getItem(k)==='split'?'split':'unified'}catch(e){d.dataset.diffView='unified'}document.addEventListener('click',function(e){var b=e.target.closest&&e.target.closest('[data-diff-choice]');if(!b)return;d.dataset.diffView=b.dataset.diffChoice;try{localStorage.setItem(k,b.dataset.diffChoice)}catch(e){}});})();"#;
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -50,6 +60,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/audit") view=pages::audit::Audit ssr=SsrMode::Async />
                 <Route path=path!("/access") view=pages::access::Access ssr=SsrMode::Async />
                 <Route path=path!("/migration") view=pages::migration::Migration ssr=SsrMode::Async />
+                <Route path=path!("/schema") view=pages::schema::Schema ssr=SsrMode::Async />
+                <Route path=path!("/timeline") view=pages::timeline::Timeline ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -4,6 +4,7 @@
 // needs, so any one of them runs alone.
 import { APIRequestContext, Page } from '@playwright/test';
 import * as fs from 'node:fs';
+import AxeBuilder from '@axe-core/playwright';
 import { expect, Marain, sql, test } from '../marain';
 
 const ARTICLE = 'schemas/article.schema.yaml';
@@ -114,7 +115,7 @@ test.describe('sign-in', () => {
     fs.writeFileSync(marain.file(ARTICLE), good.replace('    type: text\n', '    type: txt\n'));
     const problem = page.locator(`[data-testid="rejected"][data-file="${ARTICLE}"]`);
     await expect(problem).toBeVisible();
-    await expect(problem).toContainText('unknown type `txt`');
+    await expect(problem).toContainText('unknown type `txt` — did you mean `text`?');
     await expect(problem.getByTestId('excerpt').locator('.at')).toContainText('type: txt');
     fs.mkdirSync('screenshots', { recursive: true });
     await page.screenshot({ path: 'screenshots/rejected.png', fullPage: true });
@@ -153,7 +154,7 @@ test.describe('hot reload from disk to dashboard', () => {
     await expect(card).toHaveAttribute('data-severity', 'BREAKING');
     await expect(card.locator('.card-head .badge')).toHaveText(/BREAKING/);
     await expect(card).toContainText('- field article.body');
-    await expect(card.locator('.hazards')).toContainText('1 values of `body` are deleted');
+    await expect(card.locator('.hazards')).toContainText('1 value of `body` is deleted');
     await expect(card.locator('.dl-removed')).toHaveText([/- id: body/, /type: rich_text/, /label: Body/]);
     await expect(card.locator('.dl-added')).toHaveCount(0);
     await expect(card.getByTestId('sql')).toContainText('DROP COLUMN "body"');
@@ -371,10 +372,131 @@ test.describe('migration', () => {
     expect((await dee.json()).username).toBe('dee');
 
     await page.getByRole('button', { name: 'Verify' }).click();
-    await expect(page.getByTestId('migration-verify')).toContainText('Verify passed: 5 row(s) compared, 1 not copied');
+    await expect(page.getByTestId('migration-verify')).toContainText('Verify passed: 5 rows compared, 1 not copied');
     await page.getByRole('button', { name: 'Finish' }).click();
     await expect(page.getByRole('alert')).toContainText('cannot finish');
     fs.mkdirSync('screenshots', { recursive: true });
     await page.screenshot({ path: 'screenshots/migration.png', fullPage: true });
   });
 });
+
+test.describe('reading diffs', () => {
+  test('a headline says what changed, and the side-by-side layout is remembered', async ({ page, request, marain }) => {
+    await createArticle(request, marain);
+    await liveAsAdmin(page, marain);
+    editArticle(marain, (t) => t.replace(BODY, ''));
+    const card = page.locator(`[data-testid="change-card"][data-file="${ARTICLE}"]`);
+    await expect(card.getByTestId('headline')).toHaveText('field `body` removed · 1 value backed up');
+    await expect(page.getByTestId('sync-status')).toContainText('Out of sync: 1 change waits for approval');
+    // Unified by default; side by side once chosen, and still after a reload.
+    await expect(card.locator('.diff-unified')).toBeVisible();
+    await expect(card.getByTestId('diff-split')).toBeHidden();
+    await card.getByRole('button', { name: 'Side by side' }).click();
+    await expect(card.getByTestId('diff-split')).toBeVisible();
+    await expect(card.locator('.diff-unified')).toBeHidden();
+    await expect(card.getByTestId('diff-split').locator('code.sl-removed')).toHaveText([/- id: body/, /type: rich_text/, /label: Body/]);
+    await page.reload();
+    await expect(card.getByTestId('diff-split')).toBeVisible();
+    fs.mkdirSync('screenshots', { recursive: true });
+    await card.screenshot({ path: 'screenshots/side-by-side.png' });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: 'screenshots/side-by-side-phone.png', fullPage: true });
+    await card.getByRole('button', { name: 'Unified' }).click();
+    await expect(card.locator('.diff-unified')).toBeVisible();
+  });
+});
+
+/// No serious or critical WCAG 2 A/AA violation on `page` as it is now.
+async function expectAccessible(page: Page, what: string) {
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const described = bad.map((v) => `${v.id} (${v.impact}): ${v.help}\n  ${v.nodes.map((n) => n.target.join(' ')).join('\n  ')}`);
+  expect(described, `${what}: ${described.join('\n')}`).toEqual([]);
+}
+
+test.describe('accessibility', () => {
+  for (const scheme of ['light', 'dark'] as const) {
+    test(`every page passes axe-core in ${scheme} mode`, async ({ page, request, marain }) => {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.goto(`${marain.url}/login`);
+      await expectAccessible(page, 'sign-in');
+      await createArticle(request, marain);
+      await liveAsAdmin(page, marain);
+      // A card with hazards and a diff, and a rejected file, on the overview.
+      editArticle(marain, (t) => t.replace(BODY, ''));
+      fs.writeFileSync(marain.file('schemas/broken.schema.yaml'), 'id: broken\nfields: [\n');
+      await expect(page.getByTestId('change-card')).toHaveCount(1);
+      await expect(page.locator('[data-testid="rejected"]')).toHaveCount(1);
+      await expectAccessible(page, 'overview');
+      await page.getByTestId('change-card').getByRole('button', { name: 'Side by side' }).click();
+      await expectAccessible(page, 'overview, side by side');
+      for (const path of ['/history?file=' + ARTICLE, '/audit', '/access', '/migration', '/schema', '/timeline']) {
+        await page.goto(marain.url + path);
+        await expect(page.locator('main, .page').first()).toBeVisible();
+        await expectAccessible(page, path);
+      }
+      if (scheme === 'dark') {
+        fs.mkdirSync('screenshots', { recursive: true });
+        await page.goto(marain.url);
+        await page.screenshot({ path: 'screenshots/overview-dark.png', fullPage: true });
+      }
+    });
+  }
+});
+
+test.describe('the site as a picture', () => {
+  test('the schema page draws entities and references, and what a BREAKING change drops is red', async ({ page, request, marain }) => {
+    await createArticle(request, marain);
+    await liveAsAdmin(page, marain);
+    editArticle(marain, (t) => t.replace(BODY, ''));
+    await expect(page.getByTestId('change-card')).toHaveCount(1);
+    await page.goto(`${marain.url}/schema`);
+    const picture = page.getByTestId('schema-picture');
+    await expect(picture.locator('svg')).toBeVisible();
+    // Every entity of the demo site is a box, with its row count.
+    const rows = page.getByTestId('schema-entities').locator('tbody tr');
+    const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-entity')));
+    expect(ids.length).toBeGreaterThan(1);
+    for (const id of ids) await expect(picture.locator('svg')).toContainText(id!);
+    await expect(picture.locator('svg')).toContainText('article — 1 row');
+    // References are arrows: at least one path per reference.
+    const references = await rows.evaluateAll((trs) => trs.map((tr) => (tr.children[3].textContent ?? '').split(', ').filter((x) => x).length).reduce((a, b) => a + b, 0));
+    expect(references).toBeGreaterThan(0);
+    expect(await picture.locator('svg path').count()).toBeGreaterThanOrEqual(references);
+    // The field the BREAKING change drops is red, and its entity is marked.
+    const dropped = picture.locator('tspan', { hasText: 'body: rich_text (dropped)' });
+    await expect(dropped).toHaveAttribute('fill', '#a40e26');
+    await expect(page.locator('tr[data-entity="article"]')).toContainText('BREAKING');
+    await expect(page.locator('tr[data-entity="article"]')).toContainText('field `body` removed');
+    await page.locator('tr[data-entity="article"] a').click();
+    await expect(page).toHaveURL(/\/history\?file=schemas\/article\.schema\.yaml/);
+    await page.goto(`${marain.url}/schema`);
+    fs.mkdirSync('screenshots', { recursive: true });
+    await page.screenshot({ path: 'screenshots/schema.png', fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: 'screenshots/schema-phone.png', fullPage: true });
+  });
+
+  test('the timeline shows each applied version and each rejection on its file\'s lane', async ({ page, request, marain }) => {
+    await liveAsAdmin(page, marain);
+    fs.appendFileSync(marain.file(ARTICLE), SUBTITLE);
+    await expect(page.locator(`.history li[data-file="${ARTICLE}"][data-version="2"]`)).toBeVisible();
+    const good = fs.readFileSync(marain.file(ARTICLE), 'utf8');
+    fs.writeFileSync(marain.file(ARTICLE), good.replace('    type: text\n', '    type: txt\n'));
+    await expect(page.locator(`[data-testid="rejected"][data-file="${ARTICLE}"]`)).toBeVisible();
+    fs.writeFileSync(marain.file(ARTICLE), good);
+    await expect(page.getByTestId('sync-status')).toHaveAttribute('data-in-sync', 'true');
+    await page.goto(`${marain.url}/timeline`);
+    const timeline = page.getByTestId('timeline');
+    await expect(timeline.locator(`circle[data-file="${ARTICLE}"]`)).toHaveCount(2);
+    await expect(timeline.locator(`circle[data-file="${ARTICLE}"][data-version="2"]`)).toHaveClass(/mark-safe/);
+    await expect(timeline.locator('path.cross[data-kind="rejected"]')).toHaveCount(1);
+    const versions = (await history(request, marain)).length;
+    expect(versions).toBe(2);
+    fs.mkdirSync('screenshots', { recursive: true });
+    await page.screenshot({ path: 'screenshots/timeline.png', fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: 'screenshots/timeline-phone.png', fullPage: true });
+  });
+});
+

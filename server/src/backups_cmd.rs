@@ -10,7 +10,8 @@ pub async fn run(args: &BackupsArgs) -> ExitCode {
         None => match store.backups().await {
             Ok(backups) => {
                 for b in backups {
-                    let rows = b.rows.map(|n| format!("{n} rows")).unwrap_or_else(|| "pruned".into());
+                    let rows =
+                        b.rows.map(|n| marain::plural::count(n, "row", "rows")).unwrap_or_else(|| "pruned".into());
                     println!("{:<64} {:<40} v{:<4} {} {rows}", b.table, b.file, b.version, b.applied_at);
                 }
                 ExitCode::SUCCESS
@@ -22,7 +23,7 @@ pub async fn run(args: &BackupsArgs) -> ExitCode {
                 for table in &pruned {
                     println!("pruned {table}");
                 }
-                println!("{} backup table(s) pruned", pruned.len());
+                println!("{} pruned", marain::plural::count(pruned.len() as i64, "backup table", "backup tables"));
                 ExitCode::SUCCESS
             }
             Err(e) => failed(e),

@@ -19,7 +19,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         println!("ok: {} schema files and {} config files valid", site.len(), site.configs().count());
         ExitCode::SUCCESS
     } else {
-        eprintln!("{} problem(s) found", errors.len());
+        eprintln!("{} found", marain::plural::count(errors.len() as i64, "problem", "problems"));
         ExitCode::from(2)
     }
 }

@@ -6,6 +6,8 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use marain::plural::count;
+
 use marain::engine::legacy::{self, LegacyError, LegacySource, Progress, RunOptions};
 use marain::engine::scan::load_site;
 use marain::engine::Store;
@@ -54,8 +56,8 @@ async fn schemas(store: &Store, site: Option<&std::path::Path>, env: &str) -> Re
                 Ok(site)
             } else {
                 Err(failed(format!(
-                    "{} problem(s) in {}; fix them first (`marain check`)",
-                    errors.len(),
+                    "{} in {}; fix them first (`marain check`)",
+                    count(errors.len() as i64, "problem", "problems"),
                     dir.display()
                 )))
             }
@@ -87,20 +89,28 @@ async fn plan(
         PlanFormat::Json => print_json(&report),
         PlanFormat::Text => {
             let rows: i64 = report.types.iter().map(|t| t.rows).sum();
-            println!("legacy table `{}`: {} entity type(s), {rows} row(s)", report.legacy_table, report.types.len());
+            println!(
+                "legacy table `{}`: {}, {}",
+                report.legacy_table,
+                count(report.types.len() as i64, "entity type", "entity types"),
+                count(rows, "row", "rows")
+            );
             for t in &report.types {
                 let Some(entity) = &t.entity else {
                     println!(
-                        "\n{}: {} row(s); no schema defines entity `{}`: add one (`marain legacy infer` writes a start)",
+                        "\n{}: {}; no schema defines entity `{}`: add one (`marain legacy infer` writes a start)",
                         t.entity_type,
-                        t.rows,
+                        count(t.rows, "row", "rows"),
                         marain::legacy::infer::entity_id(&t.entity_type)
                     );
                     continue;
                 };
                 println!(
-                    "\n{} → entity `{entity}`: {} row(s), {} fit, {} do not",
-                    t.entity_type, t.rows, t.fitting_rows, t.misfit_rows
+                    "\n{} → entity `{entity}`: {}, {} fit, {} do not",
+                    t.entity_type,
+                    count(t.rows, "row", "rows"),
+                    t.fitting_rows,
+                    t.misfit_rows
                 );
                 let mapped: Vec<String> =
                     t.mapped_keys.iter().map(|(k, f)| if k == f { k.clone() } else { format!("{k} → {f}") }).collect();
@@ -109,7 +119,8 @@ async fn plan(
                     if mapped.is_empty() { "none".into() } else { mapped.join(", ") }
                 );
                 if !t.unmapped_keys.is_empty() {
-                    let keys: Vec<String> = t.unmapped_keys.iter().map(|(k, n)| format!("{k} ({n} rows)")).collect();
+                    let keys: Vec<String> =
+                        t.unmapped_keys.iter().map(|(k, n)| format!("{k} ({})", count(*n, "row", "rows"))).collect();
                     println!(
                         "  keys no field takes: {} — add fields for them, or `run --keep-unmapped`; rows with them are not copied otherwise",
                         keys.join(", ")
@@ -126,8 +137,8 @@ async fn plan(
                 let listed = t.misfits.iter().map(|(id, _)| id).collect::<std::collections::BTreeSet<_>>().len() as i64;
                 if t.misfit_rows > listed {
                     println!(
-                        "  … and {} more row(s) that do not fit (`--format json` has the same cut)",
-                        t.misfit_rows - listed
+                        "  … and {} more that do not fit (`--format json` has the same cut)",
+                        count(t.misfit_rows - listed, "row", "rows")
                     );
                 }
             }
@@ -244,7 +255,7 @@ async fn copy(store: &Store, source: &LegacySource, options: &RunOptions, format
                 );
             }
             for (t, n) in &unknown {
-                println!("{t}: {n} row(s) left where they are: no schema defines it");
+                println!("{t}: {} left where they are: no schema defines it", count(*n, "row", "rows"));
             }
             println!("took {:.1} s", started.elapsed().as_secs_f64());
         }
@@ -275,7 +286,12 @@ async fn verify(store: &Store, source: &LegacySource, format: PlanFormat) -> Exi
         PlanFormat::Json => print_json(&report),
         PlanFormat::Text => {
             for (t, c) in &report.types {
-                println!("{t} → {}: {} row(s) compared, {} not copied", c.entity, c.compared, c.not_copied);
+                println!(
+                    "{t} → {}: {} compared, {} not copied",
+                    c.entity,
+                    count(c.compared, "row", "rows"),
+                    c.not_copied
+                );
             }
             for t in &report.unknown_types {
                 println!("{t}: no schema defines it; its rows are not copied");
@@ -288,7 +304,7 @@ async fn verify(store: &Store, source: &LegacySource, format: PlanFormat) -> Exi
                 if report.passed() {
                     "verify passed".to_string()
                 } else {
-                    format!("{} difference(s)", report.differences.len())
+                    count(report.differences.len() as i64, "difference", "differences")
                 }
             );
         }

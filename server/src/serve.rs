@@ -103,11 +103,11 @@ pub async fn serve_logged(
     let snapshot = engine.snapshot();
     println!("marain: dashboard on http://{addr}/");
     println!(
-        "marain: site {} ({}) · {} schema and {} config file(s) applied · {} pending · {} rejected",
+        "marain: site {} ({}) · {} and {} applied · {} pending · {} rejected",
         args.site.display(),
         args.env,
-        snapshot.applied.len(),
-        snapshot.applied.configs().count(),
+        marain::plural::count(snapshot.applied.len() as i64, "schema", "schemas"),
+        marain::plural::count(snapshot.applied.configs().count() as i64, "config file", "config files"),
         snapshot.pending.len(),
         snapshot.rejected.len()
     );

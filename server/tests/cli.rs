@@ -269,10 +269,10 @@ async fn backups_are_listed_and_pruned_from_the_command_line(backend: Backend) {
     let (code, stdout, _) = marain(&["backups", "--database", &db]);
     assert_eq!(code, 0);
     let line = stdout.lines().find(|l| l.contains("content_user__bio")).unwrap_or_else(|| panic!("{stdout}"));
-    assert!(line.contains("schemas/user.schema.yaml") && line.contains("v2") && line.ends_with("1 rows"), "{line}");
+    assert!(line.contains("schemas/user.schema.yaml") && line.contains("v2") && line.ends_with("1 row"), "{line}");
     let (code, stdout, _) = marain(&["backups", "prune", "--older-than-days", "0", "--database", &db]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("1 backup table(s) pruned"), "{stdout}");
+    assert!(stdout.contains("1 backup table pruned"), "{stdout}");
     let (_, stdout, _) = marain(&["backups", "--database", &db]);
     assert!(stdout.lines().any(|l| l.contains("content_user__bio") && l.ends_with("pruned")), "{stdout}");
     let (code, _, stderr) = marain(&["backups", "--database", "sqlite:///nonexistent/dir/db.sqlite"]);

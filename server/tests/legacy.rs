@@ -263,17 +263,17 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     let (code, out, err) = legacy(&db, &["plan"]);
     assert_eq!(code, 1, "{out}{err}");
     for expected in [
-        "legacy table `content`: 3 entity type(s), 63 row(s)",
-        "user → entity `user`: 38 row(s), 34 fit, 4 do not",
+        "legacy table `content`: 3 entity types, 63 rows",
+        "user → entity `user`: 38 rows, 34 fit, 4 do not",
         "full_name → name",
-        "keys no field takes: nickname (1 rows)",
+        "keys no field takes: nickname (1 row)",
         "does not fit: u031 age = \"old\": field `age` must be a whole number",
         "does not fit: u032 name: field `name` is required and the row has no `name`",
         "does not fit: u033 role = \"boss\": field `role` must be one of admin, editor",
         "does not fit: u036 emails",
-        "article → entity `article`: 23 row(s), 22 fit, 1 do not",
+        "article → entity `article`: 23 rows, 22 fit, 1 do not",
         "does not fit: a023 views = 1.5",
-        "gadget: 2 row(s); no schema defines entity `gadget`",
+        "gadget: 2 rows; no schema defines entity `gadget`",
     ] {
         assert!(out.contains(expected), "missing `{expected}` in\n{out}");
     }
@@ -297,7 +297,7 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("user → user: 30 of 38 copied, 8 do not fit, 0 waiting"), "{out}");
     assert!(out.contains("article → article: 20 of 23 copied, 3 do not fit, 0 waiting"), "{out}");
-    assert!(out.contains("gadget: 2 row(s) left where they are"), "{out}");
+    assert!(out.contains("gadget: 2 rows left where they are"), "{out}");
     let store = Store::open(&db).await.unwrap();
     let fitting_users: Vec<String> = (1..=30).map(|i| format!("u{i:03}")).collect();
     assert_eq!(ids(&store, "content_user").await, fitting_users);
@@ -328,7 +328,7 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
 
     let (code, out, err) = legacy(&db, &["verify"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("user → user: 30 row(s) compared, 8 not copied"), "{out}");
+    assert!(out.contains("user → user: 30 rows compared, 8 not copied"), "{out}");
     store.pool().execute("UPDATE content_user SET age = 99 WHERE id = 'u001'", &[]).await.unwrap();
     store.pool().execute("UPDATE content_article__tags SET value = 'x' WHERE parent_id = 'a001'", &[]).await.unwrap();
     let (code, out, _) = legacy(&db, &["verify"]);
@@ -531,7 +531,7 @@ async fn during_the_move_the_api_serves_both_and_writes_through(backend: Backend
     }
     let hazard = found.expect("the change stranding legacy rows never waited with legacy_rows_no_longer_fit");
     assert_eq!(hazard["severity"], "WARNING");
-    assert!(hazard["message"].as_str().unwrap().contains("1 of 8 legacy row(s) of `user` not copied yet"), "{hazard}");
+    assert!(hazard["message"].as_str().unwrap().contains("1 of 8 legacy rows of `user` not copied yet"), "{hazard}");
     assert!(hazard["message"].as_str().unwrap().contains("u901"), "{hazard}");
     std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
 

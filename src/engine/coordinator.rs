@@ -263,7 +263,11 @@ impl Coordinator {
                 Ok(progress) => {
                     let left: i64 = progress.values().map(|p| p.misfits + p.waiting).sum();
                     let copied: i64 = progress.values().map(|p| p.copied).sum();
-                    format!("legacy `{}`: run ended, {copied} row(s) copied, {left} left behind", source.table())
+                    format!(
+                        "legacy `{}`: run ended, {} copied, {left} left behind",
+                        source.table(),
+                        crate::plural::count(copied, "row", "rows")
+                    )
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "legacy run failed");
@@ -282,7 +286,10 @@ impl Coordinator {
         let report = legacy::verify(&self.shared.store, &source, &site).await?;
         let outcome = match report.passed() {
             true => "verify passed".to_string(),
-            false => format!("verify found {} difference(s)", report.differences.len()),
+            false => format!(
+                "verify found {}",
+                crate::plural::count(report.differences.len() as i64, "difference", "differences")
+            ),
         };
         self.announce(source.table(), actor, format!("legacy `{}`: {outcome}", source.table()));
         Ok(report)

@@ -29,6 +29,10 @@ pub struct PendingChange {
     /// Hash of the file it brings in ("" when the file was deleted).
     pub to_hash: String,
     pub created_at: String,
+    /// What the change does, in words, e.g. "field `body` removed · 1 value
+    /// backed up" (`diff::headline`).
+    #[serde(default)]
+    pub headline: String,
     /// One line per change item, e.g. `- field article.body (text, optional)`.
     pub summary: Vec<String>,
     pub text_diff: Vec<DiffLine>,

@@ -743,11 +743,14 @@ impl Worker {
                 Err(e) => tracing::warn!(error = %e, "could not read the legacy rows a change affects"),
             }
         }
+        let hazards = probed.hazards();
+        let headline = crate::diff::headline(planned.graded.items.iter().map(|i| &i.item), &hazards);
         let change = PendingChange {
             id: self.next_change_id,
+            headline,
             entity: planned.subject().to_string(),
             severity: probed.severity(),
-            hazards: probed.hazards(),
+            hazards,
             from_version: planned.old.as_ref().and_then(|_| self.versions.get(&path).copied()),
             from_hash: planned.plan.binding.base_hash.clone(),
             to_hash: planned.plan.binding.target_hash.clone(),

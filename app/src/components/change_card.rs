@@ -39,6 +39,7 @@ pub fn ChangeCard(
                      None applies by itself; approving one supersedes the others."
                 </p>
             })}
+            {(!change.headline.is_empty()).then(|| view! { <p class="headline" data-testid="headline">{change.headline.clone()}</p> })}
             <ul class="summary">
                 {change.summary.iter().map(|s| view! { <li><code>{s.clone()}</code></li> }).collect_view()}
             </ul>
@@ -61,17 +62,15 @@ pub fn ChangeCard(
             </ul>
             <details open>
                 <summary>"YAML diff"</summary>
-                <div class="diff" role="table" aria-label="YAML diff">
-                    {change.diff.iter().map(diff_line).collect_view()}
-                </div>
+                <DiffViews lines=change.diff.clone() />
             </details>
             <details open>
                 <summary>"SQL to run"</summary>
-                <pre class="sql" data-testid="sql">{sql}</pre>
+                <pre class="sql" data-testid="sql" tabindex="0">{sql}</pre>
             </details>
             <details>
                 <summary>"Rollback SQL"</summary>
-                <pre class="sql">{rollback}</pre>
+                <pre class="sql" tabindex="0">{rollback}</pre>
             </details>
             {(!may_change).then(|| view! { <p class="muted">"An approver can approve this change."</p> })}
             {may_change.then(move || view! {
@@ -128,19 +127,117 @@ pub fn diff_line(line: &DiffLineDto) -> impl IntoView {
             <span class="ln" role="cell">{num(line.old_line)}</span>
             <span class="ln" role="cell">{num(line.new_line)}</span>
             <span class="mk" role="cell">{mark}</span>
-            <code role="cell">
-                {line
-                    .segments
-                    .iter()
-                    .map(|(changed, text)| {
-                        if *changed {
-                            view! { <mark>{text.clone()}</mark> }.into_any()
-                        } else {
-                            text.clone().into_any()
-                        }
-                    })
-                    .collect_view()}
-            </code>
+            <code role="cell">{segments(line)}</code>
         </div>
+    }
+}
+
+/// A YAML diff both ways, unified and side by side; the page shows the one the
+/// reader chose (`data-diff-view` on `<html>`, remembered in the browser by the
+/// shell's script), so switching needs no request and survives a reload.
+#[component]
+pub fn DiffViews(lines: Vec<DiffLineDto>) -> impl IntoView {
+    view! {
+        <div class="diff-views">
+            <div class="diff-toggle" role="group" aria-label="Diff layout">
+                <button type="button" class="secondary" data-diff-choice="unified">"Unified"</button>
+                <button type="button" class="secondary" data-diff-choice="split">"Side by side"</button>
+            </div>
+            <div class="diff diff-unified" role="table" aria-label="YAML diff" tabindex="0">
+                {lines.iter().map(diff_line).collect_view()}
+            </div>
+            <div class="diff diff-split" role="table" aria-label="YAML diff, side by side" data-testid="diff-split" tabindex="0">
+                {split_rows(&lines).into_iter().map(split_row).collect_view()}
+            </div>
+        </div>
+    }
+}
+
+/// One row of the side-by-side view: the old line (if any) and the new one.
+type SplitRow<'a> = (Option<&'a DiffLineDto>, Option<&'a DiffLineDto>);
+
+/// Pairs removed lines with the added lines that follow them, in order; lines
+/// the same on both sides sit on one row.
+fn split_rows(lines: &[DiffLineDto]) -> Vec<SplitRow<'_>> {
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].tag == "same" {
+            rows.push((Some(&lines[i]), Some(&lines[i])));
+            i += 1;
+            continue;
+        }
+        let removed: Vec<&DiffLineDto> = lines[i..].iter().take_while(|l| l.tag == "removed").collect();
+        let added: Vec<&DiffLineDto> = lines[i + removed.len()..].iter().take_while(|l| l.tag == "added").collect();
+        let n = removed.len().max(added.len()).max(1);
+        for k in 0..n {
+            rows.push((removed.get(k).copied(), added.get(k).copied()));
+        }
+        i += (removed.len() + added.len()).max(1);
+    }
+    rows
+}
+
+fn split_row((old, new): SplitRow<'_>) -> impl IntoView {
+    let side = |line: Option<&DiffLineDto>, number: fn(&DiffLineDto) -> Option<usize>, class: &'static str| match line {
+        Some(l) => {
+            let tag = if l.tag == "same" { "same" } else { class };
+            view! {
+                <span class=format!("ln sl-{tag}") role="cell">{number(l).map(|n| n.to_string()).unwrap_or_default()}</span>
+                <code class=format!("sl-{tag}") role="cell">{segments(l)}</code>
+            }
+            .into_any()
+        }
+        None => view! {
+            <span class="ln sl-empty" role="cell"></span>
+            <code class="sl-empty" role="cell"></code>
+        }
+        .into_any(),
+    };
+    view! {
+        <div class="sl" role="row">
+            {side(old, |l| l.old_line, "removed")}
+            {side(new, |l| l.new_line, "added")}
+        </div>
+    }
+}
+
+fn segments(line: &DiffLineDto) -> impl IntoView {
+    line.segments
+        .iter()
+        .map(
+            |(changed, text)| {
+                if *changed {
+                    view! { <mark>{text.clone()}</mark> }.into_any()
+                } else {
+                    text.clone().into_any()
+                }
+            },
+        )
+        .collect_view()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(tag: &str, text: &str) -> DiffLineDto {
+        DiffLineDto { tag: tag.into(), old_line: None, new_line: None, segments: vec![(false, text.into())] }
+    }
+
+    #[test]
+    fn removed_and_added_lines_pair_up_side_by_side() {
+        let lines = [
+            line("same", "a"),
+            line("removed", "b"),
+            line("removed", "c"),
+            line("added", "B"),
+            line("same", "d"),
+            line("added", "e"),
+        ];
+        let text = |l: Option<&DiffLineDto>| l.map(|l| l.segments[0].1.clone()).unwrap_or_default();
+        let rows: Vec<(String, String)> = split_rows(&lines).into_iter().map(|(o, n)| (text(o), text(n))).collect();
+        let want = [("a", "a"), ("b", "B"), ("c", ""), ("d", "d"), ("", "e")];
+        assert_eq!(rows, want.map(|(o, n)| (o.to_string(), n.to_string())));
     }
 }

@@ -52,7 +52,7 @@ pub fn Problems(rejected: Vec<FileProblemDto>, failed: Vec<FileProblemDto>) -> i
         let (at, column) = (p.line, p.column);
         let excerpt = (!p.excerpt.is_empty()).then(|| {
             view! {
-                <pre class="excerpt" data-testid="excerpt">
+                <pre class="excerpt" data-testid="excerpt" tabindex="0">
                     {p.excerpt
                         .into_iter()
                         .map(|(n, text)| {

@@ -10,6 +10,8 @@ pub fn Nav(#[prop(optional)] children: Option<Children>) -> impl IntoView {
             <h1><a href="/">"Marain hot-reload"</a></h1>
             <nav aria-label="Pages">
                 <a href="/">"Overview"</a>
+                <a href="/schema">"Schema"</a>
+                <a href="/timeline">"Timeline"</a>
                 <a href="/audit">"Audit log"</a>
                 <a href="/access">"Access"</a>
                 <a href="/migration">"Migration"</a>

@@ -3,11 +3,33 @@ use leptos::prelude::*;
 use super::time::Timestamp;
 
 #[component]
-pub fn StatusBar(in_sync: bool, last_sync: Option<String>, pending: usize, now: Option<String>) -> impl IntoView {
+pub fn StatusBar(
+    in_sync: bool,
+    last_sync: Option<String>,
+    /// Changes waiting for approval.
+    pending: usize,
+    /// Files rejected or failed: someone must fix them.
+    problems: usize,
+    /// Tables that differ from the files.
+    drift: usize,
+    now: Option<String>,
+) -> impl IntoView {
     let (class, text) = if in_sync {
         ("sync sync-ok", "In sync: every file is applied".to_string())
     } else {
-        ("sync sync-wait", format!("Out of sync: {pending} change(s) pending, or a file needs fixing"))
+        let counts = [
+            (pending, "change waits for approval", "changes wait for approval"),
+            (problems, "file needs fixing", "files need fixing"),
+            (drift, "table differs from the files", "tables differ from the files"),
+        ];
+        let said: Vec<String> = counts
+            .iter()
+            .filter(|(n, ..)| *n > 0)
+            .map(|(n, one, many)| marain::plural::count(*n as i64, one, many))
+            .collect();
+        let text =
+            if said.is_empty() { "Out of sync".to_string() } else { format!("Out of sync: {}", said.join(" · ")) };
+        ("sync sync-wait", text)
     };
     view! {
         <section class=class data-testid="sync-status" data-in-sync=in_sync.to_string()>

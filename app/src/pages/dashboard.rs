@@ -42,7 +42,14 @@ pub fn Dashboard() -> impl IntoView {
                             let may_change = d.user.as_ref().is_some_and(|u| u.may_change);
                             view! {
                                 {d.user.clone().map(|u| view! { <UserBar name=u.name role=u.role /> }.into_any())}
-                                <StatusBar in_sync=d.in_sync last_sync=d.last_sync.clone() pending=d.pending.len() now=d.now.clone() />
+                                <StatusBar
+                                    in_sync=d.in_sync
+                                    last_sync=d.last_sync.clone()
+                                    pending=d.pending.len()
+                                    problems=problem_files(&d)
+                                    drift=d.drift.len()
+                                    now=d.now.clone()
+                                />
                                 <section aria-labelledby="pending-h">
                                     <h2 id="pending-h">"Pending changes"</h2>
                                     {approve_error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
@@ -87,4 +94,9 @@ fn UserBar(name: String, role: String) -> impl IntoView {
             <button type="submit" class="secondary">"Sign out"</button>
         </form>
     }
+}
+
+/// How many files need fixing: rejected or failed (a file may have several errors).
+fn problem_files(d: &crate::dto::DashboardDto) -> usize {
+    d.rejected.iter().chain(&d.failed).map(|p| p.file.as_str()).collect::<std::collections::BTreeSet<_>>().len()
 }

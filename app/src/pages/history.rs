@@ -60,7 +60,7 @@ pub fn FileHistory() -> impl IntoView {
                                         view! { <p class="empty">"No difference between these versions."</p> }.into_any()
                                     } else {
                                         let lines: Vec<_> = h.diff.iter().map(diff_line).collect();
-                                        view! { <div class="diff" role="table" aria-label="YAML diff between versions" data-testid="version-diff">{lines}</div> }.into_any()
+                                        view! { <div class="diff" role="table" aria-label="YAML diff between versions" data-testid="version-diff" tabindex="0">{lines}</div> }.into_any()
                                     }}
                                 </section>
                                 {move || rollback.value().get().map(|r| match r {

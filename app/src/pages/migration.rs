@@ -201,7 +201,12 @@ fn VerifyResult(v: VerifyDto) -> impl IntoView {
         <div class=class role="status" data-testid="migration-verify">
             <p>
                 {if passed { "Verify passed: " } else { "Verify found differences: " }}
-                {v.compared} " row(s) compared, " {v.not_copied} " not copied, " {v.difference_count} " difference(s)."
+                {format!(
+                    "{} compared, {} not copied, {}.",
+                    marain::plural::count(v.compared, "row", "rows"),
+                    v.not_copied,
+                    marain::plural::count(v.difference_count as i64, "difference", "differences")
+                )}
             </p>
             {(!passed).then(|| view! {
                 <ul>{v.differences.into_iter().map(|d| view! { <li><code>{d}</code></li> }).collect_view()}</ul>

@@ -4,3 +4,5 @@ pub mod dashboard;
 pub mod history;
 pub mod login;
 pub mod migration;
+pub mod schema;
+pub mod timeline;

@@ -50,11 +50,13 @@ pub async fn hazard(
         code: HazardCode::LegacyRowsNoLongerFit,
         severity: Severity::Warning,
         message: format!(
-            "{} of {of} legacy row(s) of `{}` not copied yet fit the applied schema but {what} (e.g. {}); `marain legacy plan --site` shows why",
+            "{} of {of} {} of `{}` not copied yet fit the applied schema but {what} (e.g. {}); `marain legacy plan --site` shows why",
             broken.len(),
+            if looked_at == 1 { "legacy row" } else { "legacy rows" },
             old.id,
             first.join(", ")
         ),
         probe: None,
+        counted: None,
     }))
 }

@@ -180,9 +180,10 @@ pub async fn finish(store: &Store, source: &LegacySource, site: &Site) -> Result
     if !report.complete() {
         let waiting: i64 = report.types.values().map(|t| t.not_copied).sum();
         return Err(LegacyError::NotReady(format!(
-            "{} difference(s), {waiting} row(s) not copied, {} entity type(s) without a schema; `marain legacy verify` lists them",
-            report.differences.len(),
-            report.unknown_types.len()
+            "{}, {} not copied, {} without a schema; `marain legacy verify` lists them",
+            crate::plural::count(report.differences.len() as i64, "difference", "differences"),
+            crate::plural::count(waiting, "row", "rows"),
+            crate::plural::count(report.unknown_types.len() as i64, "entity type", "entity types")
         )));
     }
     let stamp = OffsetDateTime::now_utc().format(format_description!("[year][month][day][hour][minute][second]"));
