@@ -98,29 +98,23 @@ fn the_log_format_follows_the_system_config() {
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1");
     let server = Running::spawn(serve);
-    // Each save logs an `applied` event line; it is read in the format in force.
-    let applied_line = |needle: &str| server.wait_line(needle, Duration::from_secs(10));
-    std::fs::write(&config, "id: system\nvalues:\n  logging:\n    format: json\n").unwrap();
-    server.wait_line("log format changed", Duration::from_secs(10));
-    std::fs::write(
-        site.join("schemas/note.schema.yaml"),
-        "id: note\nname: Note\nfields:\n  - id: body\n    type: text\n",
-    )
-    .unwrap();
-    let line = applied_line("note.schema.yaml");
+    // Switches the format, then saves a new entity and returns the line that
+    // logs it: each save logs an `applied` event in the format in force.
+    let saved_in = |format: &str, entity: &str| -> String {
+        std::fs::write(&config, format!("id: system\nvalues:\n  logging:\n    format: {format}\n")).unwrap();
+        server.wait_line("log format changed", Duration::from_secs(10));
+        let file = format!("schemas/{entity}.schema.yaml");
+        let text = format!("id: {entity}\nname: {entity}\nfields:\n  - id: body\n    type: text\n");
+        std::fs::write(site.join(&file), text).unwrap();
+        server.wait_line(&file, Duration::from_secs(10))
+    };
+    let line = saved_in("json", "note");
     let object: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
     assert_eq!(object["level"], "INFO", "{line}");
     assert_eq!(object["file"], "schemas/note.schema.yaml", "{line}");
     assert!(object["timestamp"].is_string(), "{line}");
-    std::fs::write(&config, "id: system\nvalues:\n  logging:\n    format: text\n").unwrap();
-    server.wait_line("log format changed", Duration::from_secs(10));
-    std::fs::write(
-        site.join("schemas/tag.schema.yaml"),
-        "id: tag\nname: Tag\nfields:\n  - id: label\n    type: text\n",
-    )
-    .unwrap();
-    let line = applied_line("tag.schema.yaml");
+    let line = saved_in("text", "tag");
     assert!(serde_json::from_str::<serde_json::Value>(&line).is_err(), "still JSON: {line}");
     assert!(line.contains("INFO"), "{line}");
     server.kill();
