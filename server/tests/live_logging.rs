@@ -14,15 +14,22 @@ fn system(level: &str) -> String {
     format!("id: system\nvalues:\n  app:\n    name: Test\n  logging:\n    level: {level}\n")
 }
 
-#[test]
-fn the_log_level_follows_the_system_config() {
+/// A temp site with the `user` schema and `system` config `text`, and the
+/// SQLite database URL beside it.
+fn site_with_system(text: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("schemas")).unwrap();
     std::fs::create_dir_all(site.join("config")).unwrap();
     std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
-    std::fs::write(site.join("config/config.system.yaml"), system("info")).unwrap();
+    std::fs::write(site.join("config/config.system.yaml"), text).unwrap();
     let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    (dir, site, db)
+}
+
+#[test]
+fn the_log_level_follows_the_system_config() {
+    let (dir, site, db) = site_with_system(&system("info"));
     // `marain token create`, the real command, makes the reader's token.
     let out = Command::new(env!("CARGO_BIN_EXE_marain"))
         .args(["token", "create", "--name", "reader", "--role", "viewer", "--database", &db])
@@ -80,14 +87,8 @@ fn the_log_level_follows_the_system_config() {
 /// JSON object each, and `text` turns them back.
 #[test]
 fn the_log_format_follows_the_system_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let site = dir.path().join("site");
-    std::fs::create_dir_all(site.join("schemas")).unwrap();
-    std::fs::create_dir_all(site.join("config")).unwrap();
-    std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
+    let (_dir, site, db) = site_with_system("id: system\nvalues:\n  logging:\n    format: text\n");
     let config = site.join("config/config.system.yaml");
-    std::fs::write(&config, "id: system\nvalues:\n  logging:\n    format: text\n").unwrap();
-    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
     let mut serve = Command::new(env!("CARGO_BIN_EXE_marain"));
     serve
         .args(["serve", "--site"])
