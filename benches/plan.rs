@@ -2,6 +2,9 @@
 //! what `marain plan` does for one SAFE edit (parse both sites, check, plan) on
 //! generated sites of 1,000 schemas and 1,000 configs of each topology (the cost
 //! must not grow with how the schemas reference each other).
+//! And reference data: one record edited in a 1,000-record data file on a site
+//! of 300 entities in a reference chain, against one field added to one of
+//! its schemas, each parsed, checked and planned as the engine's batch does.
 //! `cargo bench --bench plan` prints the timings (target: ≤ 1 ms for 200 fields).
 
 #[path = "../tests/support/generated.rs"]
@@ -9,8 +12,8 @@ mod generated;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use marain::plan::Dialect;
-use marain::site::Site;
-use marain::site_plan::plan_sites_in;
+use marain::site::{Site, SiteFile};
+use marain::site_plan::{plan_files_in, plan_sites_in};
 
 const TYPES: [&str; 6] = ["text", "long_text", "integer", "float", "boolean", "datetime"];
 
@@ -85,5 +88,43 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// A data file of `e150` with `n` records; `edited` changes the title of one.
+fn records(n: usize, edited: bool) -> String {
+    let mut text = String::from("records:\n");
+    for i in 0..n {
+        let title = if edited && i == n / 2 { "Edited".to_string() } else { format!("Record {i}") };
+        text.push_str(&format!(
+            "  - id: r{i}\n    title: {title}\n    views: {i}\n    score: {i}.5\n    live: true\n    at: 2026-01-01T00:00:00Z\n"
+        ));
+    }
+    text
+}
+
+/// One file of `path` changed to `text` on `site`: parsed, checked and
+/// planned as the engine's batch does.
+fn one_edit(site: &Site, path: &str, text: &str) -> usize {
+    let mut next = site.clone();
+    next.insert_file(SiteFile::parse(path, text).expect("the edit parses"));
+    let paths = [path.to_string()];
+    assert!(next.check_changes(site, &paths).is_empty());
+    plan_files_in(Dialect::Postgres, site, &next, [path], |_, s| s.to_string()).len()
+}
+
+fn data_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reference_data");
+    group.sample_size(20);
+    let data = "data/e150/main.yaml";
+    let mut texts = generated::site_texts(generated::Topology::Chain, 300, 0);
+    texts.push((data.to_string(), records(1000, false)));
+    let (site, errors) = Site::from_texts(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    assert!(errors.is_empty(), "{errors:?}");
+    let edited = records(1000, true);
+    group.bench_function("one_record_of_1000_edited", |bench| bench.iter(|| one_edit(&site, data, &edited)));
+    let schema = generated::schema_path(150);
+    let with_field = generated::with_field(&texts[150].1, 0);
+    group.bench_function("one_field_added_to_a_schema", |bench| bench.iter(|| one_edit(&site, &schema, &with_field)));
+    group.finish();
+}
+
+criterion_group!(benches, bench, data_bench);
 criterion_main!(benches);

@@ -127,15 +127,6 @@ fn kind(v: &Json) -> &'static str {
     }
 }
 
-/// The text of site file `path` as people may see it: a configuration file's
-/// secrets redacted ([`Redaction::redact_yaml_text`]), any other file as it is.
-pub fn shown_text(path: &str, text: &str, redaction: &Redaction) -> String {
-    match is_config_path(path) {
-        true => redaction.redact_yaml_text(text),
-        false => text.to_string(),
-    }
-}
-
 /// Diffs two versions of a configuration file; `None` is "no file". Values
 /// under the keys `redaction` names are never shown.
 pub fn diff_configs(old: Option<&ConfigDoc>, new: Option<&ConfigDoc>, redaction: &Redaction) -> Vec<ConfigChange> {

@@ -93,6 +93,11 @@ fn literal(field: &Field, l: &Literal) -> SqlValue {
     }
 }
 
+/// One value for a single-valued `field`, checked as [`validate_record`] checks it.
+pub fn field_value(field: &Field, v: &Json) -> Result<SqlValue, String> {
+    scalar(field, v)
+}
+
 fn scalar(field: &Field, v: &Json) -> Result<SqlValue, String> {
     let value = match (field.field_type, v) {
         (FieldType::Integer, Json::Number(n)) => n.as_i64().map(SqlValue::Integer).ok_or("must be a whole number")?,

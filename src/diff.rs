@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{EntitySchema, Field};
 
-/// One change to one file: to an entity schema or to a configuration. Matching
+/// One change to one file: to an entity schema, a configuration or reference data. Matching
 /// on it is exhaustive per kind, so a new kind of change cannot be silently left
 /// unplanned by a planner that only handles the other kind.
 ///
@@ -19,6 +19,7 @@ use crate::model::{EntitySchema, Field};
 pub enum ChangeItem {
     Entity(EntityChange),
     Config(ConfigChange),
+    Record(crate::records::RecordChange),
 }
 
 /// One change to one entity. Field changes are matched by field id, or by
@@ -124,6 +125,15 @@ impl ChangeItem {
         match self {
             ChangeItem::Entity(e) => e.entity(),
             ChangeItem::Config(c) => c.config(),
+            ChangeItem::Record(r) => r.entity(),
+        }
+    }
+
+    /// The record's row diff, for a change to reference data.
+    pub fn row_diff(&self) -> Option<crate::records::RowDiff> {
+        match self {
+            ChangeItem::Record(r) => Some(r.row_diff()),
+            _ => None,
         }
     }
 
@@ -132,6 +142,7 @@ impl ChangeItem {
         match self {
             ChangeItem::Entity(e) => e.summary(),
             ChangeItem::Config(c) => c.summary(),
+            ChangeItem::Record(r) => r.summary(),
         }
     }
 
@@ -141,6 +152,7 @@ impl ChangeItem {
         match self {
             ChangeItem::Entity(e) => e.headline(),
             ChangeItem::Config(c) => c.headline(),
+            ChangeItem::Record(r) => r.headline(),
         }
     }
 }
@@ -150,6 +162,14 @@ impl ChangeItem {
 /// removed · 1 value backed up".
 pub fn headline<'a>(items: impl IntoIterator<Item = &'a ChangeItem>, hazards: &[crate::hazard::Hazard]) -> String {
     let mut parts: Vec<String> = items.into_iter().map(ChangeItem::headline).collect();
+    parts.dedup();
+    // A data file may change hundreds of records: name a few, count the rest.
+    const NAMED: usize = 3;
+    if parts.len() > NAMED + 1 {
+        let more = parts.len() - NAMED;
+        parts.truncate(NAMED);
+        parts.push(format!("and {}", crate::plural::count(more as i64, "more change", "more changes")));
+    }
     for hazard in hazards {
         let (Some(probe), Some(n)) = (&hazard.probe, hazard.counted) else { continue };
         if probe.kind == crate::hazard::ProbeKind::DeletedValues && n > 0 {

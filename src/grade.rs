@@ -92,6 +92,7 @@ fn hazards_of(item: &ChangeItem) -> Vec<Hazard> {
             ),
         )],
         ChangeItem::Config(config_item) => crate::config::config_hazards(config_item),
+        ChangeItem::Record(record) => record.hazards(),
         ChangeItem::Entity(EntityChange::AlterField { entity, old, new, aspects }) => {
             let mut out: Vec<Hazard> = Vec::new();
             for hz in aspects.iter().map(|a| altered(entity, old, new, *a)) {

@@ -76,6 +76,11 @@ pub enum HazardCode {
     RestartRequired,
     SecretInFile,
     LegacyRowsNoLongerFit,
+    RecordAdded,
+    RecordChanged,
+    RecordRemoved,
+    RecordReferenced,
+    ReferencedRecordMissing,
 }
 
 impl HazardCode {
@@ -111,6 +116,11 @@ impl HazardCode {
             HazardCode::RestartRequired => "restart_required",
             HazardCode::SecretInFile => "secret_in_file",
             HazardCode::LegacyRowsNoLongerFit => "legacy_rows_no_longer_fit",
+            HazardCode::RecordAdded => "record_added",
+            HazardCode::RecordChanged => "record_changed",
+            HazardCode::RecordRemoved => "record_removed",
+            HazardCode::RecordReferenced => "record_referenced",
+            HazardCode::ReferencedRecordMissing => "referenced_record_missing",
         }
     }
 }
@@ -141,6 +151,12 @@ pub enum ProbeKind {
     Violations,
     /// Rows a table rebuild copies: a small table makes the rebuild SAFE.
     RowsCopied,
+    /// Rows another writer changed since the file last applied (or wrote
+    /// before the file claimed them): any makes the write a WARNING, showing
+    /// what the database holds.
+    ChangedElsewhere,
+    /// Rows a record's removal deletes: none makes it SAFE.
+    RowsDeleted,
 }
 
 /// The read-only query that settles a hazard on live data (`probe.rs` makes
@@ -154,6 +170,25 @@ pub struct Probe {
     pub sql: String,
     /// Completes "N …" in the re-graded message, e.g. "rows have no value for `slug`".
     pub counts: String,
+    /// The row the count is about, shown beside the re-graded message when
+    /// the count is not 0 (what the database holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shows: Option<Shows>,
+}
+
+/// A query for one row's values, and the names they are shown under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shows {
+    pub sql: String,
+    pub columns: Vec<String>,
+}
+
+impl Shows {
+    /// "the database holds `title` = "Latest", `rank` = 3" for one row's values.
+    pub fn describe(&self, values: &[serde_json::Value]) -> String {
+        let parts: Vec<String> = self.columns.iter().zip(values).map(|(c, v)| format!("`{c}` = {v}")).collect();
+        format!("the database holds {}", parts.join(", "))
+    }
 }
 
 impl Hazard {

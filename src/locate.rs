@@ -12,8 +12,15 @@ pub fn top_key(text: &str, key: &str) -> (usize, usize) {
 /// Position of `key:` inside item `index` of the top-level `fields:` sequence,
 /// or of the item itself when the key is absent.
 pub fn field_key(text: &str, index: usize, key: &str) -> (usize, usize) {
+    item_key(text, "fields", index, key)
+}
+
+/// Position of `key:` inside item `index` of the top-level sequence `list`
+/// (`fields:` of a schema, `records:` of a data file), or of the item itself
+/// when the key is absent.
+pub fn item_key(text: &str, list: &str, index: usize, key: &str) -> (usize, usize) {
     let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = lines.iter().position(|l| key_at(l, "fields") == Some(0)) else {
+    let Some(start) = lines.iter().position(|l| key_at(l, list) == Some(0)) else {
         return (1, 1);
     };
     let items: Vec<(usize, usize)> = lines
@@ -27,7 +34,7 @@ pub fn field_key(text: &str, index: usize, key: &str) -> (usize, usize) {
         })
         .collect();
     let Some(&(item_line, dash_indent)) = items.get(index) else {
-        return top_key(text, "fields");
+        return top_key(text, list);
     };
     let end =
         items.iter().find(|(i, ind)| *i > item_line && *ind == dash_indent).map(|(i, _)| *i).unwrap_or(lines.len());

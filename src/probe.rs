@@ -20,6 +20,7 @@ pub fn rebuild_probe(entity: &str) -> Probe {
         kind: ProbeKind::RowsCopied,
         sql: format!("SELECT COUNT(*) FROM {}", quote(&table_name(entity))),
         counts: "rows are copied".into(),
+        shows: None,
     }
 }
 
@@ -32,15 +33,17 @@ pub fn probes_for(
     dialect: Dialect,
 ) -> Vec<Probe> {
     let count = |from: &str, filter: &str| format!("SELECT COUNT(*) FROM {}{filter}", dialect.table(from));
-    let p = |code, kind, sql, counts: String| Probe { code, kind, sql, counts };
+    let p = |code, kind, sql, counts: String| Probe { code, kind, sql, counts, shows: None };
+    // Other kinds' changes carry their probes from their own planners.
+    let ChangeItem::Entity(item) = item else { return vec![] };
     match item {
-        ChangeItem::Entity(EntityChange::DropEntity { entity }) => vec![p(
+        EntityChange::DropEntity { entity } => vec![p(
             HazardCode::EntityDropped,
             ProbeKind::DeletedValues,
             count(&entity.table(), ""),
             format!("rows of `{}` are deleted (backed up first)", entity.id),
         )],
-        ChangeItem::Entity(EntityChange::DropField { entity, field }) => {
+        EntityChange::DropField { entity, field } => {
             let sql = match field.column() {
                 Some(col) => count(&table_name(entity), &format!(" WHERE {} IS NOT NULL", quote(&col))),
                 None => count(&child_table(entity, &field.id), ""),
@@ -52,7 +55,7 @@ pub fn probes_for(
                 format!("values of `{}` are deleted", field.id),
             )]
         }
-        ChangeItem::Entity(EntityChange::AddField { entity, field })
+        EntityChange::AddField { entity, field }
             if field.required && field.default.is_none() && field.cardinality.is_single() =>
         {
             vec![p(
@@ -62,7 +65,7 @@ pub fn probes_for(
                 format!("rows have no value for the new required field `{}`", field.id),
             )]
         }
-        ChangeItem::Entity(EntityChange::AddField { entity, field })
+        EntityChange::AddField { entity, field }
             if field.unique && field.default.is_some() && field.cardinality.is_single() =>
         {
             vec![p(
@@ -72,20 +75,17 @@ pub fn probes_for(
                 format!("rows would share the default of the new unique field `{}`", field.id),
             )]
         }
-        ChangeItem::Entity(EntityChange::AlterField { entity, new: nf, aspects, .. }) => {
+        EntityChange::AlterField { entity, new: nf, aspects, .. } => {
             let (Some(o), Some(n)) = (old, new) else { return vec![] };
             let Some(live) = source_field(o, n, nf) else { return vec![] };
             aspects.iter().filter_map(|a| violation_probe(entity, live, nf, *a, dialect)).collect()
         }
         // Nothing on the live data can make these fail or lose anything.
-        ChangeItem::Entity(
-            EntityChange::CreateEntity { .. }
-            | EntityChange::RenameEntity { .. }
-            | EntityChange::EntityMetadata { .. }
-            | EntityChange::AddField { .. }
-            | EntityChange::RenameField { .. },
-        )
-        | ChangeItem::Config(_) => vec![],
+        EntityChange::CreateEntity { .. }
+        | EntityChange::RenameEntity { .. }
+        | EntityChange::EntityMetadata { .. }
+        | EntityChange::AddField { .. }
+        | EntityChange::RenameField { .. } => vec![],
     }
 }
 
@@ -101,6 +101,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
             kind: ProbeKind::DeletedValues,
             sql: format!("SELECT COUNT(*) - COUNT(DISTINCT {}) FROM {}", quote("parent_id"), dialect.table(&child)),
             counts: format!("values of `{}` beyond each row's first are dropped (backed up first)", new.id),
+            shows: None,
         });
     }
     if multi == new.cardinality.is_single() {
@@ -123,6 +124,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
             kind: ProbeKind::Violations,
             sql: format!("SELECT COUNT(*) FROM {} WHERE {filter}", dialect.table(&table)),
             counts,
+            shows: None,
         })
     };
     match aspect {
@@ -132,6 +134,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
                 kind: ProbeKind::Violations,
                 sql: format!("SELECT COUNT(DISTINCT {}) FROM {} WHERE {} >= {n}", quote("parent_id"), dialect.table(&table), quote("delta")),
                 counts: format!("rows hold more than {n} values of `{}`", new.id),
+                shows: None,
             }),
             _ => None,
         },
@@ -147,6 +150,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
                 quote("duplicates")
             ),
             counts: format!("values of `{}` appear more than once", new.id),
+            shows: None,
         }),
         FieldAspect::Type if !is_widening(live.field_type, new.field_type) => violations(
             HazardCode::TypeNarrowed,
@@ -221,6 +225,18 @@ pub fn regrade(hazard: &mut Hazard, probe: &Probe, count: i64) {
         ProbeKind::RowsCopied => {
             hazard.message = format!("{} — {figure}; writes wait until it is done", hazard.message)
         }
+        ProbeKind::ChangedElsewhere if count > 0 => {
+            hazard.severity = hazard.severity.max(Severity::Warning);
+            hazard.message = format!("{} — {figure}", hazard.message);
+        }
+        ProbeKind::ChangedElsewhere => {
+            hazard.message = format!("{} — checked: no other writer has written the row", hazard.message);
+        }
+        ProbeKind::RowsDeleted if count == 0 => {
+            hazard.severity = Severity::Safe;
+            hazard.message = format!("{} — the row is gone already, nothing to delete", hazard.message);
+        }
+        ProbeKind::RowsDeleted => hazard.message = format!("{} — {figure}", hazard.message),
     }
 }
 
@@ -233,7 +249,7 @@ mod tests {
     }
 
     fn probe(kind: ProbeKind) -> Probe {
-        Probe { code: HazardCode::FieldDropped, kind, sql: String::new(), counts: "rows x".into() }
+        Probe { code: HazardCode::FieldDropped, kind, sql: String::new(), counts: "rows x".into(), shows: None }
     }
 
     #[test]

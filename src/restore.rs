@@ -6,12 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::diff::{ChangeItem, EntityChange};
-use crate::model::table_name;
-use crate::plan::{Plan, PlanContext, Step};
+use crate::plan::PlanContext;
 use crate::site::{Site, SiteFile};
 use crate::site_plan::{plan_file_in, plan_sites_in, FileChange};
-use crate::sql::{child_table, sqlite, Dialect};
+use crate::sql::Dialect;
 
 /// Where one file goes back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,92 +81,13 @@ pub fn plan_restore(
         .into_iter()
         .filter_map(|mut change| {
             let target = targets.get(&change.file)?;
-            let items: Vec<ChangeItem> = change.graded.items.iter().map(|i| i.item.clone()).collect();
-            add_restore_steps(dialect, &mut change.plan, &items, &target.backups);
+            // Each kind knows what its backups refill.
+            if let Some(kind) = crate::kind::kind_of(&change.file) {
+                let (old, new) = (change.old.as_ref(), change.new.as_ref());
+                let refill = kind.refill(dialect, &site, old, new, &change.graded, &target.backups);
+                change.plan.steps.extend(refill);
+            }
             Some(Restore { change, to_version: target.version })
         })
         .collect())
-}
-
-/// Adds to `plan` the steps that refill what it re-creates from `backups`, the
-/// backup tables recorded by the versions being rolled back (newest last).
-fn add_restore_steps(dialect: Dialect, plan: &mut Plan, items: &[ChangeItem], backups: &[String]) {
-    // The newest backup of a table (and column) wins: it holds the latest values.
-    let find = |suffix: &str| backups.iter().rev().find(|b| b.ends_with(suffix)).cloned();
-    for item in items {
-        let mut sql = Vec::new();
-        let mut restores = Vec::new();
-        match item {
-            ChangeItem::Entity(EntityChange::AddField { entity, field }) => {
-                let table = table_name(entity);
-                match field.column() {
-                    Some(col) => {
-                        if let Some(bk) = find(&format!("_{table}__{col}")) {
-                            sql.push(format!(
-                                "UPDATE {t} SET {c} = (SELECT {b}.{c} FROM {b} WHERE {b}.{id} = {t}.{id})",
-                                t = dialect.table(&table),
-                                c = dialect.table(&col),
-                                b = dialect.table(&bk),
-                                id = dialect.table("id"),
-                            ));
-                            restores.push(bk);
-                        }
-                    }
-                    None => {
-                        let child = child_table(entity, &field.id);
-                        if let Some(bk) = find(&format!("_{child}")) {
-                            sql.push(copy_child(dialect, &child, &bk));
-                            restores.push(bk);
-                        }
-                    }
-                }
-            }
-            ChangeItem::Entity(EntityChange::CreateEntity { entity }) => {
-                let table = entity.table();
-                if let Some(bk) = find(&format!("_{table}")) {
-                    let cols: Vec<String> = sqlite::table_columns(entity).iter().map(|c| dialect.table(c)).collect();
-                    sql.push(format!(
-                        "INSERT INTO {} ({c}) SELECT {c} FROM {}",
-                        dialect.table(&table),
-                        dialect.table(&bk),
-                        c = cols.join(", ")
-                    ));
-                    restores.push(bk);
-                }
-                for f in entity.fields.iter().filter(|f| !f.cardinality.is_single()) {
-                    let child = child_table(&entity.id, &f.id);
-                    if let Some(bk) = find(&format!("_{child}")) {
-                        sql.push(copy_child(dialect, &child, &bk));
-                        restores.push(bk);
-                    }
-                }
-            }
-            // Nothing else re-creates data that a later version dropped: a
-            // dropped field or entity comes back only as AddField/CreateEntity.
-            ChangeItem::Entity(
-                EntityChange::DropEntity { .. }
-                | EntityChange::RenameEntity { .. }
-                | EntityChange::EntityMetadata { .. }
-                | EntityChange::DropField { .. }
-                | EntityChange::RenameField { .. }
-                | EntityChange::AlterField { .. },
-            )
-            | ChangeItem::Config(_) => {}
-        }
-        if !sql.is_empty() {
-            plan.steps.push(Step {
-                summary: format!("restore the data of {} from backup", item.summary().trim_start_matches("+ ")),
-                sql,
-                rollback_sql: vec![],
-                hazards: vec![],
-                backups: vec![],
-                restores,
-            });
-        }
-    }
-}
-
-fn copy_child(dialect: Dialect, child: &str, backup: &str) -> String {
-    let cols = format!("{}, {}, {}", dialect.table("parent_id"), dialect.table("delta"), dialect.table("value"));
-    format!("INSERT INTO {} ({cols}) SELECT {cols} FROM {}", dialect.table(child), dialect.table(backup))
 }

@@ -1,4 +1,4 @@
-//! A site: every schema file at one moment, and the rules that span files.
+//! A site: every file of every kind at one moment, and the indexes the rules that span files need.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -7,11 +7,12 @@ use imbl::{OrdMap, OrdSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{is_config_path, ConfigFile};
+use crate::config::ConfigFile;
 use crate::error::FileError;
 use crate::hash::{sha256_hex, sha256_parts};
 use crate::locate::field_key;
 use crate::model::{EntitySchema, FieldType};
+use crate::records::DataFile;
 use crate::validate::parse_entity_schema;
 
 /// One schema file as read: its text, its hash and the entity it defines.
@@ -32,83 +33,74 @@ impl SchemaFile {
     }
 }
 
-/// A file of the site: an entity schema or a configuration.
+/// A file of the site, as its kind ([`crate::kind`]) parsed it. The variants
+/// are the parsed forms; what to do with each is its kind's, found by path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SiteFile {
     Schema(SchemaFile),
     Config(ConfigFile),
+    Data(DataFile),
 }
 
 impl SiteFile {
-    /// Parses `text` as whichever kind of file `path` names.
-    pub fn parse(path: &str, text: &str) -> Result<Self, Vec<FileError>> {
-        if is_schema_path(path) {
-            SchemaFile::parse(path, text).map(SiteFile::Schema)
-        } else if is_config_path(path) {
-            ConfigFile::parse(path, text).map(SiteFile::Config)
-        } else {
-            Err(vec![FileError::new(path, (1, 1), None, "not a site file (schemas/*.schema.yaml or config/*.yaml)")])
-        }
-    }
-
     pub fn path(&self) -> &str {
-        match self {
-            SiteFile::Schema(f) => &f.path,
-            SiteFile::Config(f) => &f.path,
-        }
+        let (path, _, _) = self.parts();
+        path
     }
 
     pub fn hash(&self) -> &str {
-        match self {
-            SiteFile::Schema(f) => &f.hash,
-            SiteFile::Config(f) => &f.hash,
-        }
+        let (_, hash, _) = self.parts();
+        hash
     }
 
     pub fn text(&self) -> &str {
+        let (_, _, text) = self.parts();
+        text
+    }
+
+    /// Path, hash and text: what every kind's parsed form keeps.
+    fn parts(&self) -> (&str, &str, &str) {
         match self {
-            SiteFile::Schema(f) => &f.text,
-            SiteFile::Config(f) => &f.text,
+            SiteFile::Schema(f) => (&f.path, &f.hash, &f.text),
+            SiteFile::Config(f) => (&f.path, &f.hash, &f.text),
+            SiteFile::Data(f) => (&f.path, &f.hash, &f.text),
         }
     }
 
-    /// The entity id or config id the file defines.
+    /// What the file is about: the entity a schema defines or a data file
+    /// fills, the config id a configuration defines.
     pub fn subject(&self) -> &str {
         match self {
             SiteFile::Schema(f) => &f.entity.id,
             SiteFile::Config(f) => &f.doc.id,
+            SiteFile::Data(f) => &f.entity,
         }
     }
 
     pub fn entity(&self) -> Option<&EntitySchema> {
         match self {
             SiteFile::Schema(f) => Some(&f.entity),
-            SiteFile::Config(_) => None,
+            _ => None,
         }
     }
 
     pub fn config(&self) -> Option<&ConfigFile> {
         match self {
             SiteFile::Config(f) => Some(f),
-            SiteFile::Schema(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn data(&self) -> Option<&DataFile> {
+        match self {
+            SiteFile::Data(f) => Some(f),
+            _ => None,
         }
     }
 }
 
 /// The environment whose `config.<id>.<env>.yaml` files apply when none is named.
 pub const DEFAULT_ENV: &str = "dev";
-
-/// Is `path` a file the site is made of?
-pub fn is_site_path(path: &str) -> bool {
-    is_schema_path(path) || is_config_path(path)
-}
-
-/// Is `path` (relative, `/`-separated) an entity-schema file?
-pub fn is_schema_path(path: &str) -> bool {
-    path.starts_with("schemas/")
-        && path.ends_with(".schema.yaml")
-        && !path.rsplit('/').next().unwrap_or("").starts_with('.')
-}
 
 /// The schema files and the active configuration files, keyed by path, with the
 /// indexes the cross-file rules need (who defines an entity, who references
@@ -121,6 +113,7 @@ pub fn is_schema_path(path: &str) -> bool {
 pub struct Site {
     files: OrdMap<String, Arc<SchemaFile>>,
     configs: OrdMap<String, Arc<ConfigFile>>,
+    data: OrdMap<String, Arc<DataFile>>,
     index: SiteIndex,
 }
 
@@ -137,6 +130,8 @@ struct SiteIndex {
     names: OrdMap<String, OrdSet<String>>,
     /// Config id → the configuration files defining it.
     configs: OrdMap<String, OrdSet<String>>,
+    /// Entity id → the data files holding its records.
+    data_of: OrdMap<String, OrdSet<String>>,
 }
 
 fn index_add(map: &mut OrdMap<String, OrdSet<String>>, key: &str, path: &str) {
@@ -190,11 +185,17 @@ impl SiteIndex {
 struct SiteFiles {
     schemas: Vec<SchemaFile>,
     configs: Vec<ConfigFile>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    data: Vec<DataFile>,
 }
 
 impl From<Site> for SiteFiles {
     fn from(site: Site) -> Self {
-        SiteFiles { schemas: site.files().cloned().collect(), configs: site.configs().cloned().collect() }
+        SiteFiles {
+            schemas: site.files().cloned().collect(),
+            configs: site.configs().cloned().collect(),
+            data: site.data.values().map(|f| f.as_ref().clone()).collect(),
+        }
     }
 }
 
@@ -203,23 +204,25 @@ impl From<SiteFiles> for Site {
         let mut site = Site::default();
         files.schemas.into_iter().for_each(|f| site.insert(f));
         files.configs.into_iter().for_each(|f| site.insert_file(SiteFile::Config(f)));
+        files.data.into_iter().for_each(|f| site.insert_file(SiteFile::Data(f)));
         site
     }
 }
 
 impl PartialEq for Site {
     fn eq(&self, other: &Self) -> bool {
-        self.files == other.files && self.configs == other.configs
+        self.files == other.files && self.configs == other.configs && self.data == other.data
     }
 }
 
 /// What a scoped check looks at: entity ids, files, database names, config ids.
+/// Each kind's [`FileKind::check`] takes what it needs from it.
 #[derive(Default)]
-struct Scope<'a> {
-    ids: BTreeSet<&'a str>,
-    files: BTreeSet<&'a str>,
-    names: BTreeSet<String>,
-    config_ids: BTreeSet<&'a str>,
+pub struct CheckScope<'a> {
+    pub ids: BTreeSet<&'a str>,
+    pub files: BTreeSet<&'a str>,
+    pub names: BTreeSet<String>,
+    pub config_ids: BTreeSet<&'a str>,
 }
 
 impl Site {
@@ -233,21 +236,30 @@ impl Site {
         self.configs.get(path).map(Arc::as_ref)
     }
 
-    /// Either kind of file at `path`.
+    /// The file at `path`, of any kind.
     pub fn file(&self, path: &str) -> Option<SiteFile> {
         self.files
             .get(path)
             .map(|f| SiteFile::Schema(f.as_ref().clone()))
             .or_else(|| self.configs.get(path).map(|f| SiteFile::Config(f.as_ref().clone())))
+            .or_else(|| self.data.get(path).map(|f| SiteFile::Data(f.as_ref().clone())))
     }
 
-    /// The entity or config id of the file at `path`, without copying the file.
+    /// The subject ([`SiteFile::subject`]) of the file at `path`, without copying the file.
     pub fn subject_of(&self, path: &str) -> Option<&str> {
-        self.files.get(path).map(|f| f.entity.id.as_str()).or_else(|| self.configs.get(path).map(|f| f.doc.id.as_str()))
+        self.files
+            .get(path)
+            .map(|f| f.entity.id.as_str())
+            .or_else(|| self.configs.get(path).map(|f| f.doc.id.as_str()))
+            .or_else(|| self.data.get(path).map(|f| f.entity.as_str()))
     }
 
     pub fn hash_of(&self, path: &str) -> Option<&str> {
-        self.files.get(path).map(|f| f.hash.as_str()).or_else(|| self.configs.get(path).map(|f| f.hash.as_str()))
+        self.files
+            .get(path)
+            .map(|f| f.hash.as_str())
+            .or_else(|| self.configs.get(path).map(|f| f.hash.as_str()))
+            .or_else(|| self.data.get(path).map(|f| f.hash.as_str()))
     }
 
     pub fn insert_file(&mut self, file: SiteFile) {
@@ -258,12 +270,37 @@ impl Site {
                 index_add(&mut self.index.configs, &f.doc.id, &f.path);
                 self.configs.insert(f.path.clone(), Arc::new(f));
             }
+            SiteFile::Data(f) => {
+                self.remove(&f.path);
+                index_add(&mut self.index.data_of, &f.entity, &f.path);
+                self.data.insert(f.path.clone(), Arc::new(f));
+            }
         }
     }
 
-    /// Every path, of both kinds.
+    /// Every path, of every kind.
     pub fn paths(&self) -> impl Iterator<Item = &String> {
-        self.files.keys().chain(self.configs.keys())
+        self.files.keys().chain(self.configs.keys()).chain(self.data.keys())
+    }
+
+    /// The data file at `path`.
+    pub fn data(&self, path: &str) -> Option<&DataFile> {
+        self.data.get(path).map(Arc::as_ref)
+    }
+
+    /// Every data file.
+    pub fn data_files(&self) -> impl Iterator<Item = &DataFile> {
+        self.data.values().map(Arc::as_ref)
+    }
+
+    /// The data files holding records of entity `id`, by path.
+    pub fn data_files_of<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a DataFile> + 'a {
+        self.index.data_of.get(id).into_iter().flatten().filter_map(|p| self.data(p))
+    }
+
+    /// The schema files with a reference to entity `id` (itself included).
+    pub fn referrers_of<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a SchemaFile> + 'a {
+        self.index.referrers.get(id).into_iter().flatten().filter_map(|p| self.get(p))
     }
 
     pub fn files(&self) -> impl Iterator<Item = &SchemaFile> {
@@ -280,13 +317,16 @@ impl Site {
         self.files.insert(file.path.clone(), Arc::new(file));
     }
 
-    /// Removes the file at `path`, of either kind.
+    /// Removes the file at `path`, of any kind.
     pub fn remove(&mut self, path: &str) {
         if let Some(old) = self.files.remove(path) {
             self.index.remove_schema(&old);
         }
         if let Some(old) = self.configs.remove(path) {
             index_remove(&mut self.index.configs, &old.doc.id, path);
+        }
+        if let Some(old) = self.data.remove(path) {
+            index_remove(&mut self.index.data_of, &old.entity, path);
         }
     }
 
@@ -308,7 +348,8 @@ impl Site {
     pub fn state_hash(&self) -> String {
         let schemas = self.files.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
         let configs = self.configs.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
-        sha256_parts(schemas.chain(configs))
+        let data = self.data.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
+        sha256_parts(schemas.chain(configs).chain(data))
     }
 
     /// What the applied built-in configs (`system`, `api`, `hot_reload`) set for
@@ -322,32 +363,26 @@ impl Site {
         self.config("system").map(|c| crate::live_config::system_redaction(&c.doc.values)).unwrap_or_default()
     }
 
-    /// Rules that span files: entity and config ids are unique, a rename hint
-    /// names an entity no file defines any more, every reference names an
-    /// entity some file defines, and no two entities need one table or index
-    /// name. Errors are reported against the file that breaks the rule (for a
-    /// reference, the referencing file, naming the file expected).
-    pub fn check(&self) -> Vec<FileError> {
-        let scope = Scope {
+    /// What a check of the whole site looks at (`kind::check` runs it).
+    pub fn whole_scope(&self) -> CheckScope<'_> {
+        CheckScope {
             ids: self.index.defines.keys().map(String::as_str).collect(),
-            files: self.files.keys().map(String::as_str).collect(),
+            files: self.files.keys().chain(self.data.keys()).map(String::as_str).collect(),
             names: self.index.names.keys().cloned().collect(),
             config_ids: self.index.configs.keys().map(String::as_str).collect(),
-        };
-        self.check_scope(&scope)
+        }
     }
 
-    /// [`Site::check`] for a site that was `before` and changed at `paths`: the
-    /// errors the change carries or causes, at a cost that depends on what the
-    /// change touches (its files, the entities they define or defined, and the
-    /// files referring to those), not on the size of the site. When `before`
-    /// passed [`Site::check`], this finds every error [`Site::check`] would.
-    pub fn check_changes<'a>(
+    /// What a check of a site that was `before` and changed at `paths` looks
+    /// at: the changed files, the entities they define or defined, the files
+    /// referring to those, renamed from them or holding their records, and the
+    /// database names they need. Its size depends on the change, not the site.
+    pub fn scope_of_changes<'a>(
         &'a self,
         before: &'a Site,
         paths: impl IntoIterator<Item = &'a String>,
-    ) -> Vec<FileError> {
-        let mut scope = Scope::default();
+    ) -> CheckScope<'a> {
+        let mut scope = CheckScope::default();
         for path in paths {
             for site in [self, before] {
                 if let Some(f) = site.files.get(path) {
@@ -361,16 +396,43 @@ impl Site {
                 scope.files.insert(path.as_str());
                 scope.names.extend(crate::sql::relation_names(&f.entity).into_iter().map(|(n, _)| n));
             }
+            if let Some(f) = self.data.get(path) {
+                scope.files.insert(path.as_str());
+                // Another data file of the entity may claim the same ids.
+                scope.files.extend(self.index.data_of.get(&f.entity).into_iter().flatten().map(String::as_str));
+            }
         }
         for id in scope.ids.clone() {
-            for index in [&self.index.referrers, &self.index.renamed_from] {
+            for index in [&self.index.referrers, &self.index.renamed_from, &self.index.data_of] {
                 scope.files.extend(index.get(id).into_iter().flatten().map(String::as_str));
             }
         }
-        self.check_scope(&scope)
+        scope
     }
 
-    fn check_scope(&self, scope: &Scope) -> Vec<FileError> {
+    /// The configuration rules: config ids are unique per environment.
+    pub(crate) fn check_configs(&self, scope: &CheckScope) -> Vec<FileError> {
+        let mut errors = Vec::new();
+        for id in &scope.config_ids {
+            let Some(paths) = self.index.configs.get(*id) else { continue };
+            let first = paths.iter().next().expect("an index entry is never empty");
+            for path in paths.iter().skip(1) {
+                let c = self.configs.get(path).expect("indexed configs exist");
+                errors.push(FileError::new(
+                    path,
+                    crate::locate::top_key(&c.text, "id"),
+                    Some("id".into()),
+                    format!("config id `{id}` is already defined by {first} for this environment"),
+                ));
+            }
+        }
+        errors
+    }
+
+    /// The schema rules: entity ids are unique, a rename hint names an entity
+    /// no file defines any more, references name defined entities, and no two
+    /// entities need one database name.
+    pub(crate) fn check_schemas(&self, scope: &CheckScope) -> Vec<FileError> {
         let mut errors = Vec::new();
         for id in &scope.ids {
             let Some(paths) = self.index.defines.get(*id) else { continue };
@@ -382,19 +444,6 @@ impl Site {
                     crate::locate::top_key(&f.text, "id"),
                     Some("id".into()),
                     format!("entity id `{id}` is already defined by {first}"),
-                ));
-            }
-        }
-        for id in &scope.config_ids {
-            let Some(paths) = self.index.configs.get(*id) else { continue };
-            let first = paths.iter().next().expect("an index entry is never empty");
-            for path in paths.iter().skip(1) {
-                let c = self.configs.get(path).expect("indexed configs exist");
-                errors.push(FileError::new(
-                    path,
-                    crate::locate::top_key(&c.text, "id"),
-                    Some("id".into()),
-                    format!("config id `{id}` is already defined by {first} for this environment"),
                 ));
             }
         }
@@ -542,31 +591,6 @@ impl Site {
             ready = next;
         }
         order
-    }
-
-    /// Builds a site from files for the default environment, returning it with
-    /// the problems of the files that had to be left out.
-    pub fn from_texts<'a>(texts: impl IntoIterator<Item = (&'a str, &'a str)>) -> (Site, Vec<FileError>) {
-        Self::from_texts_for(DEFAULT_ENV, texts)
-    }
-
-    /// Builds a site for environment `env`: configuration files of other
-    /// environments are checked but left out.
-    pub fn from_texts_for<'a>(
-        env: &str,
-        texts: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> (Site, Vec<FileError>) {
-        let mut site = Site::default();
-        let mut errors = Vec::new();
-        for (path, text) in texts {
-            match SiteFile::parse(path, text) {
-                Ok(SiteFile::Config(c)) if !c.is_active(env) => {}
-                Ok(f) => site.insert_file(f),
-                Err(e) => errors.extend(e),
-            }
-        }
-        errors.extend(site.check());
-        (site, errors)
     }
 }
 

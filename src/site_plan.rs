@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::diff_configs;
-use crate::diff::{diff_entities, ChangeItem, EntityChange, FieldAspect};
-use crate::grade::{grade, GradedChange};
+use crate::grade::GradedChange;
 use crate::hazard::Severity;
-use crate::plan::{plan_change_in, plan_config, Dialect, ForeignKey, Plan, PlanBinding, PlanContext};
+use crate::kind::kind_of;
+use crate::plan::{Dialect, ForeignKey, Plan, PlanBinding, PlanContext};
 use crate::site::{Site, SiteFile};
 
 /// One file's change between two sites.
@@ -33,9 +32,11 @@ impl FileChange {
     }
 }
 
-/// Plans every file whose hash differs between `old` and `new`. Creations and
-/// edits come in `new`'s dependency order (referenced entities first), deletions
-/// after them in reverse `old` order (referring entities dropped first).
+/// Plans every file whose hash differs between `old` and `new`, kind by kind in
+/// stage order ([`crate::kind::FileKind::stage`]: schemas, then configuration,
+/// then data). Within a kind, creations and edits come in `new`'s dependency
+/// order of their subjects (referenced entities first), deletions after them
+/// in reverse `old` order (referring entities dropped first).
 /// `backup_tag(file, short_hash)` names the backups a file's plan may create.
 pub fn plan_sites(old: &Site, new: &Site, backup_tag: impl Fn(&str, &str) -> String) -> Vec<FileChange> {
     plan_sites_in(Dialect::Sqlite, old, new, backup_tag)
@@ -67,18 +68,19 @@ pub fn plan_files_in<'a>(
 ) -> Vec<FileChange> {
     let changed: Vec<&str> = paths.into_iter().filter(|p| old.hash_of(p) != new.hash_of(p)).collect();
     let ids_in = |site: &Site| -> BTreeSet<String> {
-        changed.iter().filter_map(|p| site.get(p)).map(|f| f.entity.id.clone()).collect()
+        changed.iter().filter_map(|p| site.subject_of(p)).map(str::to_string).collect()
     };
     let position = |order: Vec<String>| -> BTreeMap<String, usize> { order.into_iter().zip(0..).collect() };
     let (new_ids, old_ids) = (ids_in(new), ids_in(old));
     let new_order = position(new.dependency_order_of(new_ids.iter().map(String::as_str)));
     let old_order = position(old.dependency_order_of(old_ids.iter().map(String::as_str)));
-    let rank = |path: &str| -> (usize, usize) {
-        match (new.get(path), old.get(path)) {
-            (Some(f), _) => (0, new_order.get(&f.entity.id).copied().unwrap_or(usize::MAX)),
-            (None, Some(f)) => (1, usize::MAX - old_order.get(&f.entity.id).copied().unwrap_or(0)),
-            // Configuration files: no SQL, no order among them.
-            (None, None) => (0, usize::MAX),
+    // Subjects that are no entity (config ids) have no order among them.
+    let rank = |path: &str| -> (u8, usize, usize) {
+        let stage = kind_of(path).map(|k| k.stage()).unwrap_or(u8::MAX);
+        match (new.subject_of(path), old.subject_of(path)) {
+            (Some(id), _) => (stage, 0, new_order.get(id).copied().unwrap_or(usize::MAX)),
+            (None, Some(id)) => (stage, 1, usize::MAX - old_order.get(id).copied().unwrap_or(0)),
+            (None, None) => (stage, 0, usize::MAX),
         }
     };
     let mut ordered = changed;
@@ -115,6 +117,7 @@ pub fn plan_files_in<'a>(
             referrers_dropped_later: Vec::new(),
             renames: &renames,
             redaction: &redaction,
+            site: new,
         };
         if let Some(t) = will_be.as_ref().filter(|t| !exists(t)) {
             let (now, later) = waiting.into_iter().partition(|fk| fk.target() == t);
@@ -166,53 +169,11 @@ pub fn plan_file_in(
     backup_tag: impl Fn(&str, &str) -> String,
     ctx: &PlanContext,
 ) -> FileChange {
-    let is_config = old.or(new).is_some_and(|f| f.config().is_some());
-    let graded = if is_config {
-        grade(
-            diff_configs(
-                old.and_then(SiteFile::config).map(|c| &c.doc),
-                new.and_then(SiteFile::config).map(|c| &c.doc),
-                ctx.redaction,
-            )
-            .into_iter()
-            .map(ChangeItem::Config)
-            .collect(),
-        )
-    } else {
-        let items = diff_entities(old.and_then(SiteFile::entity), new.and_then(SiteFile::entity));
-        grade(follow_renames(items, ctx.renames))
-    };
+    let kind = old.or(new).map(SiteFile::kind).or_else(|| kind_of(path)).expect("a planned file has a kind");
     let base_hash = old.map(|f| f.hash().to_string()).unwrap_or_default();
     let target_hash = new.map(|f| f.hash().to_string()).unwrap_or_default();
     let short = if target_hash.is_empty() { &base_hash } else { &target_hash };
     let binding = PlanBinding { backup_tag: backup_tag(path, &short[..short.len().min(8)]), base_hash, target_hash };
-    let plan = if is_config {
-        plan_config(&graded, binding)
-    } else {
-        plan_change_in(old.and_then(SiteFile::entity), new.and_then(SiteFile::entity), &graded, binding, ctx)
-    };
+    let (graded, plan) = kind.plan(old, new, binding, ctx);
     FileChange { file: path.to_string(), old: old.cloned(), new: new.cloned(), graded, plan }
-}
-
-/// A reference retargeted from an entity to that entity's new name is no change
-/// to the database: the foreign key follows the renamed table.
-fn follow_renames(items: Vec<ChangeItem>, renames: &BTreeMap<String, String>) -> Vec<ChangeItem> {
-    items
-        .into_iter()
-        .filter_map(|item| match item {
-            ChangeItem::Entity(EntityChange::AlterField { entity, old, new, mut aspects })
-                if aspects.contains(&FieldAspect::TargetEntity)
-                    && old.target_entity.as_ref().and_then(|t| renames.get(t)) == new.target_entity.as_ref() =>
-            {
-                aspects.retain(|a| *a != FieldAspect::TargetEntity);
-                (!aspects.is_empty()).then_some(ChangeItem::Entity(EntityChange::AlterField {
-                    entity,
-                    old,
-                    new,
-                    aspects,
-                }))
-            }
-            other => Some(other),
-        })
-        .collect()
 }

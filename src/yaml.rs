@@ -55,6 +55,15 @@ pub struct RawConfig {
     pub values: Option<serde_json::Value>,
 }
 
+/// A reference-data document (`data/<entity>/*.yaml`): records of one entity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    /// Each record a mapping of field id → value, kept as JSON values (checked
+    /// against the entity's schema later, the way the content API checks them).
+    pub records: Vec<serde_json::Value>,
+}
+
 /// A scalar as YAML typed it, before it is checked against a field type.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -72,6 +81,11 @@ pub fn parse_entity(file: &str, text: &str) -> Result<RawEntity, FileError> {
 
 /// Parses a configuration document.
 pub fn parse_config(file: &str, text: &str) -> Result<RawConfig, FileError> {
+    parse_document(file, text)
+}
+
+/// Parses a reference-data document.
+pub fn parse_data(file: &str, text: &str) -> Result<RawData, FileError> {
     parse_document(file, text)
 }
 

@@ -426,7 +426,14 @@ fn every_hazard_code_has_a_case_in_both_dialects() {
         }
     }
     // (code, the test file that gives it on both backends)
-    let engine_given = [("legacy_rows_no_longer_fit", "server/tests/legacy.rs")];
+    let engine_given = [
+        ("legacy_rows_no_longer_fit", "server/tests/legacy.rs"),
+        ("record_added", "tests/reference_data.rs"),
+        ("record_changed", "tests/reference_data.rs"),
+        ("record_removed", "tests/reference_data.rs"),
+        ("record_referenced", "tests/reference_data.rs"),
+        ("referenced_record_missing", "tests/reference_data.rs"),
+    ];
     for (code, test) in engine_given {
         let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(test)).unwrap();
         assert!(text.contains(&format!("\"{code}\"")), "{test} no longer gives `{code}`");

@@ -176,6 +176,35 @@ fn http_routes_are_described() {
 
 /// Architecture Invariant: a batch of the engine costs what it touches, not the
 /// size of the site: the worker never calls the whole-site check or planner.
+/// Architecture Invariant: the pipeline knows a file's kind only through the
+/// `FileKind` trait: outside `src/kind/` and the definitions in `site.rs` and
+/// `config.rs`, no code (tests aside) tests a path's kind or builds or matches
+/// a kind's variant of `SiteFile`; and only the change vocabulary's own
+/// dispatch (`diff.rs`, `grade.rs`) names a kind's variant of `ChangeItem`
+/// other than the entity one the schema planners unwrap.
+#[test]
+fn kinds_are_known_only_through_the_trait() {
+    let mut paths = files("src", "rs");
+    paths.extend(files("server/src", "rs"));
+    paths.extend(files("app/src", "rs"));
+    let allowed = ["src/kind/", "src/site.rs", "src/config.rs"];
+    paths.retain(|p| !allowed.iter().any(|a| relative(p).starts_with(a)));
+    let needles = ["is_config_path(", "is_schema_path(", "SiteFile::Schema(", "SiteFile::Config(", "SiteFile::Data("];
+    let items = ["ChangeItem::Config(", "ChangeItem::Record("];
+    let mut found = Vec::new();
+    for path in &paths {
+        let dispatch = ["src/diff.rs", "src/grade.rs"].contains(&relative(path).as_str());
+        let text = std::fs::read_to_string(path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (i, line) in code.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")) {
+            if needles.iter().any(|n| line.contains(n)) || (!dispatch && items.iter().any(|n| line.contains(n))) {
+                found.push(format!("{}:{}: {}", relative(path), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "ask the file's kind (crate::kind) instead:\n{}", found.join("\n"));
+}
+
 #[test]
 fn batches_do_not_walk_the_whole_site() {
     let mut paths = files("src/engine/worker", "rs");
@@ -232,6 +261,8 @@ fn the_code_map_names_every_module() {
         ("src/engine", ""),
         ("src/engine/worker", "worker/"),
         ("src/plan", "plan/"),
+        ("src/kind", "kind/"),
+        ("src/kind/data", "kind/data/"),
         ("src/sql", "sql/"),
         ("server/src", ""),
         ("app/src", ""),
@@ -391,7 +422,13 @@ fn modules_form_no_import_circle() {
 /// backend alone and why ("PostgreSQL only (…)").
 #[test]
 fn database_suites_run_on_both_backends() {
-    let suites = ["tests/engine_pipeline.rs", "server/tests/api.rs", "server/tests/crash.rs", "server/tests/cli.rs"];
+    let suites = [
+        "tests/engine_pipeline.rs",
+        "tests/reference_data.rs",
+        "server/tests/api.rs",
+        "server/tests/crash.rs",
+        "server/tests/cli.rs",
+    ];
     let mut problems = Vec::new();
     for suite in suites {
         let text = std::fs::read_to_string(root().join(suite)).unwrap();

@@ -79,7 +79,7 @@ pub async fn get_file_history(
     let redaction = engine.snapshot().settings.redaction();
     let text = |v: Option<i64>| {
         let yaml = rows.iter().find(|r| Some(r.version) == v).and_then(|r| r.yaml.as_deref()).unwrap_or_default();
-        marain::config::shown_text(&file, yaml, &redaction)
+        marain::kind::shown_text(&file, yaml, &redaction)
     };
     let diff = match (from, to) {
         (Some(_), Some(_)) => crate::convert::diff_lines(&marain::text_diff::text_diff(&text(from), &text(to))),

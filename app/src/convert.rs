@@ -29,6 +29,11 @@ impl From<&PendingChange> for ChangeDto {
             diff: diff_lines(&c.text_diff),
             sql: c.plan.sql(),
             rollback_sql: c.plan.rollback_sql(),
+            rows: c
+                .rows
+                .iter()
+                .map(|r| RowDiffDto { id: r.id.clone(), op: r.op.clone(), fields: r.fields.clone() })
+                .collect(),
         }
     }
 }
@@ -49,7 +54,7 @@ impl From<&FileError> for FileProblemDto {
 pub fn problem_in(e: &FileError, text: Option<&String>, redaction: &marain::secrets::Redaction) -> FileProblemDto {
     let mut dto = FileProblemDto::from(e);
     if let Some(text) = text {
-        let text = marain::config::shown_text(&e.file, text, redaction);
+        let text = marain::kind::shown_text(&e.file, text, redaction);
         let first = e.line.saturating_sub(1).max(1);
         dto.excerpt = text
             .lines()
@@ -177,7 +182,7 @@ impl From<&Behind> for BehindDto {
 
 impl From<&Drift> for DriftDto {
     fn from(d: &Drift) -> Self {
-        DriftDto { table: d.table.clone(), problem: d.problem.clone() }
+        DriftDto { table: d.table.clone(), problem: d.problem.clone(), file: d.file.clone() }
     }
 }
 

@@ -38,6 +38,9 @@ pub struct UserDto {
 pub struct DriftDto {
     pub table: String,
     pub problem: String,
+    /// The data file whose rows drifted, for drift of rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// This instance's copy of a file is an older applied version (each instance
@@ -102,6 +105,20 @@ pub struct ChangeDto {
     pub diff: Vec<DiffLineDto>,
     pub sql: Vec<String>,
     pub rollback_sql: Vec<String>,
+    /// The rows a change to reference data writes or deletes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<RowDiffDto>,
+}
+
+/// One record of a data file's change: its id, what happens to it, and each
+/// field that differs as (field, before, after).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RowDiffDto {
+    pub id: String,
+    /// `added`, `changed` or `removed`.
+    pub op: String,
+    pub fields: Vec<(String, String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

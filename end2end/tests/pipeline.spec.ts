@@ -500,3 +500,38 @@ test.describe('the site as a picture', () => {
   });
 });
 
+
+test.describe('reference data', () => {
+  test('a data change shows its row diff, waits when it deletes a row, and applies once approved', async ({ page, marain }) => {
+    const DATA = 'data/category/main.yaml';
+    await liveAsAdmin(page, marain);
+    fs.writeFileSync(marain.file('schemas/category.schema.yaml'),
+      'id: category\nname: Category\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: rank\n    type: integer\n');
+    fs.mkdirSync(marain.file('data/category'), { recursive: true });
+    fs.writeFileSync(marain.file(DATA),
+      'records:\n  - id: news\n    title: News\n    rank: 1\n  - id: sport\n    title: Sport\n    rank: 2\n');
+    await expect(page.locator(`.history li[data-file="${DATA}"][data-version="1"]`)).toBeVisible();
+
+    fs.writeFileSync(marain.file(DATA),
+      'records:\n  - id: news\n    title: Latest news\n    rank: 1\n  - id: culture\n    title: Culture\n    rank: 3\n');
+    const card = page.locator(`[data-testid="change-card"][data-file="${DATA}"]`);
+    await expect(card).toBeVisible();
+    await expect(card).toHaveAttribute('data-severity', 'BREAKING');
+    await expect(card.getByTestId('headline')).toContainText('record `sport` of `category` removed');
+    const rows = card.getByTestId('row-diff');
+    const changed = rows.locator('tr.row-changed[data-record="news"][data-field="title"]');
+    await expect(changed.locator('.before')).toHaveText('"News"');
+    await expect(changed.locator('.after')).toHaveText('"Latest news"');
+    await expect(rows.locator('tr.row-added[data-record="culture"][data-field="title"] .after')).toHaveText('"Culture"');
+    await expect(rows.locator('tr.row-removed[data-record="sport"][data-field="title"] .before')).toHaveText('"Sport"');
+    await expect(card.getByTestId('sql')).toContainText('DELETE FROM "content_category"');
+    fs.mkdirSync('screenshots', { recursive: true });
+    await page.screenshot({ path: 'screenshots/data-change.png', fullPage: true });
+
+    await card.getByLabel('Type category to confirm').fill('category');
+    await card.getByRole('button', { name: 'Approve change' }).click();
+    await expect(card).toHaveCount(0);
+    await expect(page.locator(`.history li[data-file="${DATA}"][data-version="2"]`)).toBeVisible();
+    await expect(page.getByTestId('sync-status')).toHaveAttribute('data-in-sync', 'true');
+  });
+});

@@ -16,7 +16,14 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         eprintln!("{e}");
     }
     if errors.is_empty() {
-        println!("ok: {} schema files and {} config files valid", site.len(), site.configs().count());
+        let counts: Vec<String> = marain::kind::KINDS
+            .iter()
+            .map(|kind| {
+                let n = site.paths().filter(|p| kind.claims(p)).count() as i64;
+                marain::plural::count(n, &format!("{} file", kind.name()), &format!("{} files", kind.name()))
+            })
+            .collect();
+        println!("ok: {} valid", counts.join(", "));
         ExitCode::SUCCESS
     } else {
         eprintln!("{} found", marain::plural::count(errors.len() as i64, "problem", "problems"));

@@ -39,7 +39,7 @@ fn site_with(dir: &Path, file: &str, text: &str) -> String {
 fn check_accepts_the_example_site() {
     let (code, stdout, _) = marain(&["check", "--site", &repo().join("examples/site").display().to_string()]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("2 schema files and 2 config files valid"), "{stdout}");
+    assert!(stdout.contains("ok: 2 schema files, 2 config files, 0 data files valid"), "{stdout}");
 }
 
 #[test]
@@ -75,6 +75,47 @@ fn plan_exit_codes_follow_severity() {
     let (code, _, stderr) = marain(&["plan", "--from", &same, "--to", &bad]);
     assert_eq!(code, 2);
     assert!(stderr.contains("schemas/a.schema.yaml:"), "{stderr}");
+}
+
+/// `check` and `plan` take data files like the other kinds: a bad record is
+/// named by file, line and field, and a plan of two sites lists the data
+/// file's upserts and deletes with their grades, after the schema they need.
+#[test]
+fn check_and_plan_cover_data_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = "id: category\nname: Category\nfields:\n  - id: title\n    type: text\n    required: true\n";
+    let old = site_with(&dir.path().join("old"), "category.schema.yaml", schema);
+    let new = site_with(&dir.path().join("new"), "category.schema.yaml", schema);
+    let data = |site: &str, text: &str| {
+        let path = Path::new(site).join("data/category");
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("main.yaml"), text).unwrap();
+    };
+    data(&old, "records:\n  - id: news\n    title: News\n  - id: sport\n    title: Sport\n");
+    data(&new, "records:\n  - id: news\n    title: Latest news\n");
+    let (code, stdout, stderr) = marain(&["check", "--site", &new]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok: 1 schema file, 0 config files, 1 data file valid"), "{stdout}");
+
+    let (code, stdout, _) = marain(&["plan", "--from", &old, "--to", &new, "--format", "json"]);
+    assert_eq!(code, 1, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let change = &report["changes"][0];
+    assert_eq!(change["file"], "data/category/main.yaml");
+    assert_eq!(change["severity"], "BREAKING");
+    let codes: Vec<&str> = change["hazards"].as_array().unwrap().iter().map(|h| h["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["record_changed", "record_removed"]);
+    let sql = change["sql"].to_string();
+    assert!(sql.contains("ON CONFLICT") && sql.contains("DELETE FROM"), "{sql}");
+
+    data(&new, "records:\n  - id: news\n    title: 7\n    colour: red\n");
+    let (code, _, stderr) = marain(&["check", "--site", &new]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("data/category/main.yaml:3:5: record `news`: `title` must be a string"), "{stderr}");
+    assert!(
+        stderr.contains("data/category/main.yaml:4:5: record `news`: `category` has no field `colour`"),
+        "{stderr}"
+    );
 }
 
 /// Invalid input with `--format json`: exit 2 and a JSON object on stdout

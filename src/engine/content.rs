@@ -101,6 +101,9 @@ pub struct ContentService {
     snapshot: Arc<ArcSwap<Snapshot>>,
     schema_lock: Arc<tokio::sync::RwLock<()>>,
     legacy: Arc<TransitionView>,
+    /// Called with the entity after a write to rows that data files hold:
+    /// the coordinator asks the worker for a drift check of those rows.
+    rows_written: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl ContentService {
@@ -108,9 +111,18 @@ impl ContentService {
         store: Store,
         snapshot: Arc<ArcSwap<Snapshot>>,
         schema_lock: Arc<tokio::sync::RwLock<()>>,
+        rows_written: Arc<dyn Fn(&str) + Send + Sync>,
     ) -> Self {
         let legacy = Arc::new(TransitionView::new(store.clone()));
-        Self { store, snapshot, schema_lock, legacy }
+        Self { store, snapshot, schema_lock, legacy, rows_written }
+    }
+
+    /// After a write to `entity`: when data files hold rows of it, the worker
+    /// checks them, so a row the write changed shows as drift of its file.
+    fn wrote(&self, entity: &str) {
+        if self.snapshot.load().applied.data_files_of(entity).next().is_some() {
+            (self.rows_written)(entity);
+        }
     }
 
     /// The live schema of entity `id`, taken once so a whole request sees one version.
@@ -128,19 +140,25 @@ impl ContentService {
     pub async fn create(&self, entity: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
         let _lock = self.schema_lock.read().await;
         let entity = self.live_entity(entity)?;
-        with_transition!(self, t => create(&self.store, &entity, input, t).await)
+        let created = with_transition!(self, t => create(&self.store, &entity, input, t).await);
+        self.wrote(&entity.id);
+        created
     }
 
     pub async fn update(&self, entity: &str, id: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
         let _lock = self.schema_lock.read().await;
         let entity = self.live_entity(entity)?;
-        with_transition!(self, t => update(&self.store, &entity, id, input, t).await)
+        let updated = with_transition!(self, t => update(&self.store, &entity, id, input, t).await);
+        self.wrote(&entity.id);
+        updated
     }
 
     pub async fn delete(&self, entity: &str, id: &str) -> Result<(), ContentError> {
         let _lock = self.schema_lock.read().await;
         let entity = self.live_entity(entity)?;
-        with_transition!(self, t => delete(&self.store, &entity, id, t).await)
+        let deleted = with_transition!(self, t => delete(&self.store, &entity, id, t).await);
+        self.wrote(&entity.id);
+        deleted
     }
 
     pub async fn get(&self, entity: &str, id: &str) -> Result<Json, ContentError> {

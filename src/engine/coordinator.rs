@@ -43,7 +43,12 @@ impl Coordinator {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let schema_lock = Arc::new(tokio::sync::RwLock::new(()));
         let shared = Arc::new(Shared {
-            content: ContentService::new(store.clone(), snapshot.clone(), schema_lock.clone()),
+            content: ContentService::new(store.clone(), snapshot.clone(), schema_lock.clone(), {
+                let commands = commands.clone();
+                Arc::new(move |entity: &str| {
+                    let _ = commands.send(Command::CheckRows { entity: entity.to_string() });
+                })
+            }),
             snapshot,
             secure_log: config.secure_log.clone(),
             schema_lock,

@@ -4,15 +4,16 @@
 use std::path::Path;
 
 use crate::error::FileError;
-use crate::site::is_site_path;
+use crate::kind::is_site_path;
 use crate::yaml::MAX_FILE_BYTES;
 
-/// Every site file (schemas and configuration) under `root`, as site-relative
+/// Every site file (of every kind, in its directory) under `root`, as site-relative
 /// paths, sorted.
 pub fn list_site_files(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    walk(root, &root.join("schemas"), &mut out);
-    walk(root, &root.join("config"), &mut out);
+    for kind in crate::kind::KINDS {
+        walk(root, &root.join(kind.directory()), &mut out);
+    }
     out.sort();
     out
 }

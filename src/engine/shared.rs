@@ -44,6 +44,11 @@ pub enum Command {
     },
     /// Take what other instances applied (see `sync`).
     Sync,
+    /// A content write reached rows of `entity` that data files hold: check
+    /// those rows for drift.
+    CheckRows {
+        entity: String,
+    },
     /// Send an event that reports, changing no state (the legacy move's
     /// progress); `audit` appends it to `secure.log` too.
     Announce {

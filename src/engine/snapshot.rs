@@ -36,6 +36,9 @@ pub struct PendingChange {
     /// One line per change item, e.g. `- field article.body (text, optional)`.
     pub summary: Vec<String>,
     pub text_diff: Vec<DiffLine>,
+    /// The rows a change to reference data writes or deletes, field by field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<crate::records::RowDiff>,
     /// As statically graded: `severity` and `hazards` above are after probes, and
     /// the apply probes again inside its transaction.
     pub plan: Plan,

@@ -56,7 +56,7 @@ pub fn describe() {
 /// One change applied here; `saved` is the file's modification time when the
 /// change came from a save (not for deletions and rollbacks).
 pub fn applied(path: &str, severity: Severity, saved: Option<SystemTime>) {
-    let kind = if crate::config::is_config_path(path) { "config" } else { "schema" };
+    let kind = crate::kind::kind_of(path).map(|k| k.name()).unwrap_or("unknown");
     let severity = severity.as_str().to_ascii_lowercase();
     metrics::counter!(APPLIES, "kind" => kind, "severity" => severity.clone()).increment(1);
     if let Some(elapsed) = saved.and_then(|at| at.elapsed().ok()) {

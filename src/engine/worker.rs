@@ -30,14 +30,15 @@ use super::snapshot::{FileState, FileStatus, LockWait, PendingChange, Snapshot};
 use super::store::{lock_backoff, Store, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS};
 use super::watcher::{SiteWatcher, WatchSignal};
 use super::{now_rfc3339, recovery, Approval, EngineConfig, EngineError};
-use crate::config::shown_text;
 use crate::error::FileError;
 use crate::hash::sha256_hex;
 use crate::hazard::Severity;
+use crate::kind::is_site_path;
+use crate::kind::shown_text;
 use crate::live_config::{system_redaction, LiveSettings};
 use crate::restore::{plan_restore, Restore, Unchanged};
 use crate::secrets::Redaction;
-use crate::site::{is_site_path, Site, SiteFile};
+use crate::site::{Site, SiteFile};
 use crate::site_plan::{plan_files_in, FileChange};
 use crate::text_diff::text_diff;
 
@@ -297,6 +298,12 @@ impl Worker {
                 self.sync(&mut turn).await;
                 self.end(turn).await;
             }
+            Command::CheckRows { entity } => {
+                let mut turn = Turn::default();
+                self.check_rows(&entity).await;
+                turn.changed = true;
+                self.end(turn).await;
+            }
             Command::Announce { kind, file, actor, message, audit } => {
                 let mut event = self.event(kind, &file, None, None, message);
                 event.actor = actor;
@@ -384,6 +391,22 @@ impl Worker {
                 self.drift = drift;
             }
             Err(e) => tracing::error!(error = %e, "drift check failed"),
+        }
+    }
+
+    /// Checks the rows of `entity` that data files hold (see `drift`),
+    /// replacing what the last check found for them.
+    async fn check_rows(&mut self, entity: &str) {
+        let files: BTreeSet<String> = self.applied.data_files_of(entity).map(|f| f.path.clone()).collect();
+        match super::drift::detect_rows(&self.store, &self.applied, entity).await {
+            Ok(found) => {
+                for d in found.iter().filter(|d| !self.drift.contains(d)) {
+                    tracing::warn!(table = %d.table, problem = %d.problem, "drift: a row differs from its data file");
+                }
+                self.drift.retain(|d| d.file.as_ref().is_none_or(|f| !files.contains(f)));
+                self.drift.extend(found);
+            }
+            Err(e) => tracing::error!(error = %e, "drift check of rows failed"),
         }
     }
 
@@ -602,8 +625,8 @@ impl Worker {
                     candidates.insert(path, None);
                 }
                 Some(text) => match SiteFile::parse(&path, &text) {
-                    // Another environment's configuration: watched, not applied.
-                    Ok(SiteFile::Config(c)) if !c.is_active(&self.config.env) => {
+                    // A file for another environment: watched, not applied.
+                    Ok(file) if !file.kind().active_in(&file, &self.config.env) => {
                         self.rejected.remove(&path);
                         if self.applied.hash_of(&path).is_some() {
                             candidates.insert(path, None);
@@ -611,9 +634,9 @@ impl Worker {
                     }
                     Ok(file) => {
                         // A secret named by reference must resolve here before the file can apply.
-                        let unresolved = match &file {
-                            SiteFile::Config(c) => super::secret_refs::check(&path, &text, &c.doc.values),
-                            SiteFile::Schema(_) => Vec::new(),
+                        let unresolved = match file.config() {
+                            Some(c) => super::secret_refs::check(&path, &text, &c.doc.values),
+                            None => Vec::new(),
                         };
                         if !unresolved.is_empty() {
                             self.reject(turn, &path, unresolved);
@@ -637,10 +660,30 @@ impl Worker {
             format!("v{}_{short}", versions.get(file).copied().unwrap_or(0) + 1)
         });
         let redaction = self.applied.redaction().union(&candidate_site.redaction());
+        // A later stage's change to a subject whose earlier change waits (the
+        // data filling a field that waits for approval) waits with it, when it
+        // needs that change: on the applied site alone it would not pass.
+        let mut waiting: BTreeSet<String> = BTreeSet::new();
         for change in changes {
-            self.decide(turn, change, &redaction).await;
+            let subject = change.subject().to_string();
+            let behind = waiting.contains(&subject) && !self.stands_alone(&change);
+            let applied = self.decide(turn, change, &redaction, behind).await;
+            if !applied {
+                waiting.insert(subject);
+            }
         }
         self.last_sync = Some(now_rfc3339());
+    }
+
+    /// Whether `change` passes the cross-file rules on the applied site with
+    /// only its own file changed: it needs no other change of its batch.
+    fn stands_alone(&self, change: &FileChange) -> bool {
+        let mut site = self.applied.clone();
+        match &change.new {
+            Some(file) => site.insert_file(file.clone()),
+            None => site.remove(&change.file),
+        }
+        site.check_changes(&self.applied, [&change.file]).is_empty()
     }
 
     /// Rejects the candidates that would break cross-file rules; returns the site
@@ -688,17 +731,19 @@ impl Worker {
     }
 
     /// The gate: SAFE changes apply at once under the auto policy; the rest wait
-    /// for a person.
-    async fn decide(&mut self, turn: &mut Turn, planned: FileChange, redaction: &Redaction) {
+    /// for a person, and so does a change `behind` one that waits. Returns
+    /// whether the change applied.
+    async fn decide(&mut self, turn: &mut Turn, planned: FileChange, redaction: &Redaction, behind: bool) -> bool {
         let path = planned.file.clone();
         self.supersede(turn, &path, "the file changed again before approval");
         let change = self.pending_change(planned, None, redaction).await;
         let auto = change.severity.auto_applies() && self.settings.auto_applies(&path, self.config.auto_apply_safe);
-        if auto && !self.contested(&change) {
+        if auto && !behind && !self.contested(&change) {
             // A failure is already recorded and announced by apply().
-            let _ = self.apply(turn, change, "watcher", None).await;
+            self.apply(turn, change, "watcher", None).await.is_ok()
         } else {
             self.hold(turn, change);
+            false
         }
     }
 
@@ -724,12 +769,9 @@ impl Worker {
     ) -> PendingChange {
         let path = planned.file.clone();
         let mut probed = self.probed(&planned.plan).await;
-        if let Some(SiteFile::Schema(old)) = &planned.old {
-            let new = match &planned.new {
-                Some(SiteFile::Schema(new)) => Some(&new.entity),
-                _ => None,
-            };
-            match super::legacy::impact::hazard(&self.store, &old.entity, new).await {
+        if let Some(old) = planned.old.as_ref().and_then(SiteFile::entity) {
+            let new = planned.new.as_ref().and_then(SiteFile::entity);
+            match super::legacy::impact::hazard(&self.store, old, new).await {
                 Ok(Some(hazard)) => match probed.steps.first_mut() {
                     Some(step) => step.hazards.push(hazard),
                     // No database change (a `renamed_from` dropped, say), yet
@@ -756,6 +798,7 @@ impl Worker {
             to_hash: planned.plan.binding.target_hash.clone(),
             created_at: now_rfc3339(),
             summary: planned.graded.items.iter().map(|i| i.item.summary()).collect(),
+            rows: planned.graded.items.iter().filter_map(|i| i.item.row_diff()).collect(),
             // Secrets in configuration files never reach the diff view.
             text_diff: text_diff(
                 &shown_text(&path, planned.old.as_ref().map(SiteFile::text).unwrap_or(""), redaction),
@@ -780,6 +823,21 @@ impl Worker {
         match self.store.probe(plan).await {
             Ok(counts) => probed.regrade(|p| counts.get(&p.sql).copied()),
             Err(e) => tracing::warn!(error = %e, "a probe failed; keeping the static grading"),
+        }
+        // Where a probe found something, what the database holds is shown too.
+        for hazard in probed.steps.iter_mut().flat_map(|s| s.hazards.iter_mut()) {
+            let Some(shows) = hazard.probe.as_ref().and_then(|p| p.shows.clone()) else { continue };
+            if hazard.counted.unwrap_or(0) == 0 {
+                continue;
+            }
+            match self.store.pool().fetch_json(&shows.sql, &[]).await {
+                Ok(rows) => {
+                    if let Some(row) = rows.first() {
+                        hazard.message = format!("{}; {}", hazard.message, shows.describe(row));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read the row a probe found"),
+            }
         }
         probed
     }
@@ -968,8 +1026,13 @@ impl Worker {
                     Some(file) => self.applied.insert_file(file.clone()),
                     None => self.applied.remove(&change.file),
                 }
-                if crate::config::is_config_path(&change.file) {
+                if crate::kind::feeds_live_settings(&change.file) {
                     self.settings = self.live_settings();
+                }
+                // Rows a data file wrote are no longer drift once it wrote them again.
+                let rows_held = self.applied.data_files_of(&change.entity).next().is_some();
+                if rows_held || self.drift.iter().any(|d| d.file.as_deref() == Some(change.file.as_str())) {
+                    self.check_rows(&change.entity).await;
                 }
                 if change.rollback_to.is_some() {
                     // The database already holds the change; the file follows it. A

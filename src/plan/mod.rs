@@ -126,6 +126,9 @@ pub struct PlanContext<'a> {
     /// Which configuration keys hold secrets: their values never reach a
     /// summary or hazard.
     pub redaction: &'a crate::secrets::Redaction,
+    /// The site as the batch leaves it: the schema a data file's records are
+    /// written with, and who references an entity.
+    pub site: &'a crate::site::Site,
 }
 
 static NO_ENTITIES: fn(&str) -> bool = |_| false;
@@ -142,6 +145,7 @@ impl std::fmt::Debug for PlanContext<'_> {
 }
 static NO_RENAMES: BTreeMap<String, String> = BTreeMap::new();
 static BUILT_IN_SECRETS: crate::secrets::Redaction = crate::secrets::Redaction::BUILT_IN;
+static NO_SITE: std::sync::LazyLock<crate::site::Site> = std::sync::LazyLock::new(crate::site::Site::default);
 
 impl PlanContext<'static> {
     /// A file planned on its own: nothing known about the rest of the site.
@@ -153,6 +157,7 @@ impl PlanContext<'static> {
             referrers_dropped_later: Vec::new(),
             renames: &NO_RENAMES,
             redaction: &BUILT_IN_SECRETS,
+            site: &NO_SITE,
         }
     }
 }

@@ -54,28 +54,28 @@ struct Planner<'a> {
 impl Planner<'_> {
     fn step(&mut self, gi: &GradedItem) -> Step {
         let mut step = Step::record(gi.item.summary(), gi.hazards.clone());
-        match &gi.item {
-            ChangeItem::Entity(EntityChange::CreateEntity { entity }) => self.create_entity(entity, &mut step),
-            ChangeItem::Entity(EntityChange::DropEntity { entity }) => self.drop_entity(entity, &mut step),
-            ChangeItem::Entity(EntityChange::RenameEntity { entity, to }) => {
+        // Only entity changes reach a schema planner.
+        let ChangeItem::Entity(item) = &gi.item else { return step };
+        match item {
+            EntityChange::CreateEntity { entity } => self.create_entity(entity, &mut step),
+            EntityChange::DropEntity { entity } => self.drop_entity(entity, &mut step),
+            EntityChange::RenameEntity { entity, to } => {
                 let renamed = EntitySchema { id: to.clone(), ..entity.clone() };
                 step.sql = rename_entity(entity, &renamed);
                 step.rollback_sql = rename_entity(&renamed, entity);
             }
-            ChangeItem::Entity(EntityChange::AddField { entity, field }) => {
+            EntityChange::AddField { entity, field } => {
                 step.sql = self.add_field(entity, field, None);
                 step.rollback_sql = drop_field_sql(entity, field);
             }
-            ChangeItem::Entity(EntityChange::DropField { entity, field }) => self.drop_field(entity, field, &mut step),
-            ChangeItem::Entity(EntityChange::RenameField { entity, from, to }) => {
+            EntityChange::DropField { entity, field } => self.drop_field(entity, field, &mut step),
+            EntityChange::RenameField { entity, from, to } => {
                 step.sql = rename_field(entity, from, to);
                 step.rollback_sql = rename_field(entity, to, from);
             }
-            ChangeItem::Entity(EntityChange::AlterField { entity, old, new, .. }) => {
-                self.alter_field(entity, old, new, &mut step)
-            }
+            EntityChange::AlterField { entity, old, new, .. } => self.alter_field(entity, old, new, &mut step),
             // Recorded with its hazards; no SQL.
-            ChangeItem::Entity(EntityChange::EntityMetadata { .. }) | ChangeItem::Config(_) => {}
+            EntityChange::EntityMetadata { .. } => {}
         }
         step
     }

@@ -167,17 +167,17 @@ fn rename_entity_step(old: &EntitySchema, to: &str, gi: &crate::grade::GradedIte
 }
 
 fn storage_effect(item: &ChangeItem) -> bool {
+    // Only entity changes reach a schema planner.
+    let ChangeItem::Entity(item) = item else { return false };
     match item {
-        ChangeItem::Entity(EntityChange::EntityMetadata { .. }) | ChangeItem::Config(_) => false,
-        ChangeItem::Entity(EntityChange::AlterField { aspects, .. }) => aspects.iter().any(|a| !a.is_metadata()),
-        ChangeItem::Entity(
-            EntityChange::CreateEntity { .. }
-            | EntityChange::DropEntity { .. }
-            | EntityChange::RenameEntity { .. }
-            | EntityChange::AddField { .. }
-            | EntityChange::DropField { .. }
-            | EntityChange::RenameField { .. },
-        ) => true,
+        EntityChange::EntityMetadata { .. } => false,
+        EntityChange::AlterField { aspects, .. } => aspects.iter().any(|a| !a.is_metadata()),
+        EntityChange::CreateEntity { .. }
+        | EntityChange::DropEntity { .. }
+        | EntityChange::RenameEntity { .. }
+        | EntityChange::AddField { .. }
+        | EntityChange::DropField { .. }
+        | EntityChange::RenameField { .. } => true,
     }
 }
 
@@ -195,36 +195,31 @@ fn addable(f: &Field) -> bool {
 fn native(item: &ChangeItem, direction: Direction) -> bool {
     let adds = |f: &Field| addable(f);
     let drops = |f: &Field| droppable(f);
+    let ChangeItem::Entity(item) = item else { return false };
     match item {
-        ChangeItem::Entity(EntityChange::AddField { field, .. })
-        | ChangeItem::Entity(EntityChange::DropField { field, .. })
+        EntityChange::AddField { field, .. } | EntityChange::DropField { field, .. }
             if !field.cardinality.is_single() =>
         {
             true
         }
-        ChangeItem::Entity(EntityChange::AddField { field, .. }) if direction == Direction::Forward => adds(field),
-        ChangeItem::Entity(EntityChange::AddField { field, .. }) => drops(field),
-        ChangeItem::Entity(EntityChange::DropField { field, .. }) if direction == Direction::Forward => drops(field),
-        ChangeItem::Entity(EntityChange::DropField { field, .. }) => adds(field),
-        ChangeItem::Entity(EntityChange::RenameField { .. }) => true,
+        EntityChange::AddField { field, .. } if direction == Direction::Forward => adds(field),
+        EntityChange::AddField { field, .. } => drops(field),
+        EntityChange::DropField { field, .. } if direction == Direction::Forward => drops(field),
+        EntityChange::DropField { field, .. } => adds(field),
+        EntityChange::RenameField { .. } => true,
         // A multi-valued field's storage is its own child table, rebuilt alone.
-        ChangeItem::Entity(EntityChange::AlterField { old, new, .. })
-            if !old.cardinality.is_single() && !new.cardinality.is_single() =>
-        {
+        EntityChange::AlterField { old, new, .. } if !old.cardinality.is_single() && !new.cardinality.is_single() => {
             true
         }
-        ChangeItem::Entity(EntityChange::AlterField { aspects, old, new, .. }) => {
+        EntityChange::AlterField { aspects, old, new, .. } => {
             aspects.iter().all(|a| a.is_metadata() || *a == FieldAspect::Indexed)
                 && old.cardinality.is_single() == new.cardinality.is_single()
         }
         // Whole tables and metadata have their own steps; nothing to do in place.
-        ChangeItem::Entity(
-            EntityChange::CreateEntity { .. }
-            | EntityChange::DropEntity { .. }
-            | EntityChange::RenameEntity { .. }
-            | EntityChange::EntityMetadata { .. },
-        )
-        | ChangeItem::Config(_) => false,
+        EntityChange::CreateEntity { .. }
+        | EntityChange::DropEntity { .. }
+        | EntityChange::RenameEntity { .. }
+        | EntityChange::EntityMetadata { .. } => false,
     }
 }
 
@@ -269,9 +264,10 @@ fn drop_entity_step(e: &EntitySchema, tag: &str, hazards: Vec<Hazard>) -> Step {
 
 fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
     let mut step = Step::record(item.summary(), hazards);
+    let ChangeItem::Entity(item) = item else { return step };
     let (sql, rb) = (&mut step.sql, &mut step.rollback_sql);
     match item {
-        ChangeItem::Entity(EntityChange::AddField { entity, field }) if field.cardinality.is_single() => {
+        EntityChange::AddField { entity, field } if field.cardinality.is_single() => {
             sql.push(format!("ALTER TABLE {} ADD COLUMN {}", table(entity), sqlite::column_def(field)));
             sql.extend(sqlite::create_index(entity, field));
             if field.indexed {
@@ -279,11 +275,11 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             }
             rb.push(format!("ALTER TABLE {} DROP COLUMN {}", table(entity), quote(&field.column().unwrap())));
         }
-        ChangeItem::Entity(EntityChange::AddField { entity, field }) => {
+        EntityChange::AddField { entity, field } => {
             sql.push(sqlite::create_child_table(entity, field));
             rb.push(drop_child(entity, field));
         }
-        ChangeItem::Entity(EntityChange::DropField { entity, field }) if field.cardinality.is_single() => {
+        EntityChange::DropField { entity, field } if field.cardinality.is_single() => {
             let col = field.column().unwrap();
             let (bk, copy) = backup_column(tag, entity, field);
             sql.push(copy);
@@ -302,7 +298,7 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             rb.extend(sqlite::create_index(entity, field));
             step.backups.push(bk);
         }
-        ChangeItem::Entity(EntityChange::DropField { entity, field }) => {
+        EntityChange::DropField { entity, field } => {
             let (bk, copy) = backup_child(Dialect::Sqlite, tag, entity, field);
             sql.push(copy);
             sql.push(drop_child(entity, field));
@@ -310,7 +306,7 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             rb.push(restore_child(Dialect::Sqlite, &bk, entity, field));
             step.backups.push(bk);
         }
-        ChangeItem::Entity(EntityChange::RenameField { entity, from, to }) if from.cardinality.is_single() => {
+        EntityChange::RenameField { entity, from, to } if from.cardinality.is_single() => {
             let rename = |a: &Field, b: &Field| {
                 let mut out = Vec::new();
                 if a.indexed {
@@ -328,18 +324,16 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             *sql = rename(from, to);
             *rb = rename(to, from);
         }
-        ChangeItem::Entity(EntityChange::RenameField { entity, from, to }) => {
+        EntityChange::RenameField { entity, from, to } => {
             let (a, b) = (quote(&child_table(entity, &from.id)), quote(&child_table(entity, &to.id)));
             sql.push(format!("ALTER TABLE {a} RENAME TO {b}"));
             rb.push(format!("ALTER TABLE {b} RENAME TO {a}"));
         }
-        ChangeItem::Entity(EntityChange::AlterField { entity, old, new, .. }) if !new.cardinality.is_single() => {
+        EntityChange::AlterField { entity, old, new, .. } if !new.cardinality.is_single() => {
             *sql = rebuild_child_sql(entity, new);
             *rb = rebuild_child_sql(entity, old);
         }
-        ChangeItem::Entity(EntityChange::AlterField { entity, old, new, aspects })
-            if aspects.contains(&FieldAspect::Indexed) =>
-        {
+        EntityChange::AlterField { entity, old, new, aspects } if aspects.contains(&FieldAspect::Indexed) => {
             let toggle = |f: &Field| match sqlite::create_index(entity, f) {
                 Some(create) => create,
                 None => sqlite::drop_index(entity, f),
@@ -348,15 +342,12 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             rb.push(toggle(old));
         }
         // Label or description only: recorded, no SQL.
-        ChangeItem::Entity(EntityChange::AlterField { .. }) => {}
+        EntityChange::AlterField { .. } => {}
         // Whole-table changes and metadata are planned before native steps.
-        ChangeItem::Entity(
-            EntityChange::CreateEntity { .. }
-            | EntityChange::DropEntity { .. }
-            | EntityChange::RenameEntity { .. }
-            | EntityChange::EntityMetadata { .. },
-        )
-        | ChangeItem::Config(_) => {}
+        EntityChange::CreateEntity { .. }
+        | EntityChange::DropEntity { .. }
+        | EntityChange::RenameEntity { .. }
+        | EntityChange::EntityMetadata { .. } => {}
     }
     step
 }

@@ -5,7 +5,7 @@ use marain::Severity;
 
 use super::severity::SeverityBadge;
 use crate::api::{ApproveChange, RejectChange};
-use crate::dto::{ChangeDto, DiffLineDto};
+use crate::dto::{ChangeDto, DiffLineDto, RowDiffDto};
 
 #[component]
 pub fn ChangeCard(
@@ -60,6 +60,7 @@ pub fn ChangeCard(
                     })
                     .collect_view()}
             </ul>
+            {(!change.rows.is_empty()).then(|| view! { <RowDiffTable rows=change.rows.clone() /> })}
             <details open>
                 <summary>"YAML diff"</summary>
                 <DiffViews lines=change.diff.clone() />
@@ -239,5 +240,50 @@ mod tests {
         let rows: Vec<(String, String)> = split_rows(&lines).into_iter().map(|(o, n)| (text(o), text(n))).collect();
         let want = [("a", "a"), ("b", "B"), ("c", ""), ("d", "d"), ("", "e")];
         assert_eq!(rows, want.map(|(o, n)| (o.to_string(), n.to_string())));
+    }
+}
+
+/// The rows a change to reference data writes or deletes: one line per field
+/// that differs, the value before and after, coloured like the YAML diff.
+#[component]
+fn RowDiffTable(rows: Vec<RowDiffDto>) -> impl IntoView {
+    let lines: Vec<(String, String, (String, String, String))> = rows
+        .into_iter()
+        .flat_map(|r| {
+            let (id, op) = (r.id, r.op);
+            let fields =
+                if r.fields.is_empty() { vec![(String::new(), String::new(), String::new())] } else { r.fields };
+            fields.into_iter().map(move |f| (id.clone(), op.clone(), f))
+        })
+        .collect();
+    view! {
+        <div class="row-diff-box" tabindex="0" role="region" aria-label="Row diff">
+            <table class="row-diff" data-testid="row-diff">
+                <thead>
+                    <tr><th scope="col">"Record"</th><th scope="col">"Field"</th><th scope="col">"Before"</th><th scope="col">"After"</th></tr>
+                </thead>
+                <tbody>
+                    {lines
+                        .into_iter()
+                        .map(|(id, op, (field, before, after))| {
+                            let sign = match op.as_str() {
+                                "added" => "+ ",
+                                "removed" => "- ",
+                                _ => "~ ",
+                            };
+                            let (record, name) = (id.clone(), field.clone());
+                            view! {
+                                <tr class=format!("row-{op}") data-record=record data-field=name>
+                                    <td><code>{sign}{id}</code></td>
+                                    <td><code>{field}</code></td>
+                                    <td class="before"><code>{before}</code></td>
+                                    <td class="after"><code>{after}</code></td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }

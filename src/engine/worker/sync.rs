@@ -64,7 +64,7 @@ impl Worker {
             self.check_drift().await;
         }
         if !touched.is_empty() {
-            if touched.iter().any(|f| crate::config::is_config_path(f)) {
+            if touched.iter().any(|f| crate::kind::feeds_live_settings(f)) {
                 self.settings = self.live_settings();
             }
             turn.changed = true;

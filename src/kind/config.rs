@@ -1,0 +1,87 @@
+//! Configuration files (`config/*.yaml`): the second kind. No SQL: planning
+//! records one step per changed key, and the engine applies the file to the
+//! live settings once it commits. Secrets are redacted wherever text is shown.
+
+use crate::config::{diff_configs, ConfigFile};
+use crate::diff::ChangeItem;
+use crate::error::FileError;
+use crate::grade::{grade, GradedChange};
+use crate::plan::{plan_config, Dialect, Plan, PlanBinding, PlanContext, Step};
+use crate::secrets::Redaction;
+use crate::site::{CheckScope, Site, SiteFile};
+
+use super::FileKind;
+
+pub struct ConfigKind;
+
+impl FileKind for ConfigKind {
+    fn name(&self) -> &'static str {
+        "config"
+    }
+
+    fn directory(&self) -> &'static str {
+        "config"
+    }
+
+    fn pattern(&self) -> &'static str {
+        "config/*.yaml"
+    }
+
+    fn claims(&self, path: &str) -> bool {
+        crate::config::is_config_path(path)
+    }
+
+    fn stage(&self) -> u8 {
+        1
+    }
+
+    fn parse(&self, path: &str, text: &str) -> Result<SiteFile, Vec<FileError>> {
+        ConfigFile::parse(path, text).map(SiteFile::Config)
+    }
+
+    fn active_in(&self, file: &SiteFile, env: &str) -> bool {
+        file.config().is_none_or(|c| c.is_active(env))
+    }
+
+    fn check(&self, site: &Site, scope: &CheckScope) -> Vec<FileError> {
+        site.check_configs(scope)
+    }
+
+    fn plan(
+        &self,
+        old: Option<&SiteFile>,
+        new: Option<&SiteFile>,
+        binding: PlanBinding,
+        ctx: &PlanContext,
+    ) -> (GradedChange, Plan) {
+        let (old, new) = (old.and_then(SiteFile::config), new.and_then(SiteFile::config));
+        let items = diff_configs(old.map(|c| &c.doc), new.map(|c| &c.doc), ctx.redaction)
+            .into_iter()
+            .map(ChangeItem::Config)
+            .collect();
+        let graded = grade(items);
+        let plan = plan_config(&graded, binding);
+        (graded, plan)
+    }
+
+    /// A configuration holds no rows: its text is all a rollback needs.
+    fn refill(
+        &self,
+        _dialect: Dialect,
+        _site: &Site,
+        _old: Option<&SiteFile>,
+        _new: Option<&SiteFile>,
+        _graded: &GradedChange,
+        _backups: &[String],
+    ) -> Vec<Step> {
+        Vec::new()
+    }
+
+    fn feeds_live_settings(&self) -> bool {
+        true
+    }
+
+    fn shown(&self, text: &str, redaction: &Redaction) -> String {
+        redaction.redact_yaml_text(text)
+    }
+}

@@ -1,0 +1,174 @@
+//! Entity schemas (`schemas/*.schema.yaml`): the first kind. Planning is DDL on
+//! the entity's typed tables; a rollback refills re-created fields and tables
+//! from the backups the dropping versions made.
+
+use std::collections::BTreeMap;
+
+use crate::diff::{diff_entities, ChangeItem, EntityChange, FieldAspect};
+use crate::error::FileError;
+use crate::grade::{grade, GradedChange};
+use crate::model::table_name;
+use crate::plan::{plan_change_in, Dialect, Plan, PlanBinding, PlanContext, Step};
+use crate::site::{CheckScope, SchemaFile, Site, SiteFile};
+use crate::sql::{child_table, sqlite};
+
+use super::FileKind;
+
+pub struct SchemaKind;
+
+impl FileKind for SchemaKind {
+    fn name(&self) -> &'static str {
+        "schema"
+    }
+
+    fn directory(&self) -> &'static str {
+        "schemas"
+    }
+
+    fn pattern(&self) -> &'static str {
+        "schemas/*.schema.yaml"
+    }
+
+    fn claims(&self, path: &str) -> bool {
+        path.starts_with("schemas/") && path.ends_with(".schema.yaml") && !super::hidden(path)
+    }
+
+    fn stage(&self) -> u8 {
+        0
+    }
+
+    fn parse(&self, path: &str, text: &str) -> Result<SiteFile, Vec<FileError>> {
+        SchemaFile::parse(path, text).map(SiteFile::Schema)
+    }
+
+    fn check(&self, site: &Site, scope: &CheckScope) -> Vec<FileError> {
+        site.check_schemas(scope)
+    }
+
+    fn plan(
+        &self,
+        old: Option<&SiteFile>,
+        new: Option<&SiteFile>,
+        binding: PlanBinding,
+        ctx: &PlanContext,
+    ) -> (GradedChange, Plan) {
+        let (old, new) = (old.and_then(SiteFile::entity), new.and_then(SiteFile::entity));
+        let graded = grade(follow_renames(diff_entities(old, new), ctx.renames));
+        let plan = plan_change_in(old, new, &graded, binding, ctx);
+        (graded, plan)
+    }
+
+    fn refill(
+        &self,
+        dialect: Dialect,
+        _site: &Site,
+        _old: Option<&SiteFile>,
+        _new: Option<&SiteFile>,
+        graded: &GradedChange,
+        backups: &[String],
+    ) -> Vec<Step> {
+        let items = graded.items.iter().filter_map(|i| match &i.item {
+            ChangeItem::Entity(e) => Some(e),
+            _ => None,
+        });
+        items.filter_map(|item| refill_item(dialect, item, backups)).collect()
+    }
+}
+
+/// A reference retargeted from an entity to that entity's new name is no change
+/// to the database: the foreign key follows the renamed table.
+fn follow_renames(items: Vec<ChangeItem>, renames: &BTreeMap<String, String>) -> Vec<ChangeItem> {
+    items
+        .into_iter()
+        .filter_map(|item| match item {
+            ChangeItem::Entity(EntityChange::AlterField { entity, old, new, mut aspects })
+                if aspects.contains(&FieldAspect::TargetEntity)
+                    && old.target_entity.as_ref().and_then(|t| renames.get(t)) == new.target_entity.as_ref() =>
+            {
+                aspects.retain(|a| *a != FieldAspect::TargetEntity);
+                (!aspects.is_empty()).then_some(ChangeItem::Entity(EntityChange::AlterField {
+                    entity,
+                    old,
+                    new,
+                    aspects,
+                }))
+            }
+            other => Some(other),
+        })
+        .collect()
+}
+
+/// The step refilling what `item` re-creates from `backups` (the newest backup
+/// of a table or column wins: it holds the latest values), if it re-creates any.
+fn refill_item(dialect: Dialect, item: &EntityChange, backups: &[String]) -> Option<Step> {
+    let find = |suffix: &str| backups.iter().rev().find(|b| b.ends_with(suffix)).cloned();
+    let mut sql = Vec::new();
+    let mut restores = Vec::new();
+    match item {
+        EntityChange::AddField { entity, field } => {
+            let table = table_name(entity);
+            match field.column() {
+                Some(col) => {
+                    if let Some(bk) = find(&format!("_{table}__{col}")) {
+                        sql.push(format!(
+                            "UPDATE {t} SET {c} = (SELECT {b}.{c} FROM {b} WHERE {b}.{id} = {t}.{id})",
+                            t = dialect.table(&table),
+                            c = dialect.table(&col),
+                            b = dialect.table(&bk),
+                            id = dialect.table("id"),
+                        ));
+                        restores.push(bk);
+                    }
+                }
+                None => {
+                    let child = child_table(entity, &field.id);
+                    if let Some(bk) = find(&format!("_{child}")) {
+                        sql.push(copy_child(dialect, &child, &bk));
+                        restores.push(bk);
+                    }
+                }
+            }
+        }
+        EntityChange::CreateEntity { entity } => {
+            let table = entity.table();
+            if let Some(bk) = find(&format!("_{table}")) {
+                let cols: Vec<String> = sqlite::table_columns(entity).iter().map(|c| dialect.table(c)).collect();
+                sql.push(format!(
+                    "INSERT INTO {} ({c}) SELECT {c} FROM {}",
+                    dialect.table(&table),
+                    dialect.table(&bk),
+                    c = cols.join(", ")
+                ));
+                restores.push(bk);
+            }
+            for f in entity.fields.iter().filter(|f| !f.cardinality.is_single()) {
+                let child = child_table(&entity.id, &f.id);
+                if let Some(bk) = find(&format!("_{child}")) {
+                    sql.push(copy_child(dialect, &child, &bk));
+                    restores.push(bk);
+                }
+            }
+        }
+        // Nothing else re-creates data that a later version dropped: a
+        // dropped field or entity comes back only as AddField/CreateEntity.
+        EntityChange::DropEntity { .. }
+        | EntityChange::RenameEntity { .. }
+        | EntityChange::EntityMetadata { .. }
+        | EntityChange::DropField { .. }
+        | EntityChange::RenameField { .. }
+        | EntityChange::AlterField { .. } => {}
+    }
+    (!sql.is_empty()).then(|| Step {
+        summary: format!("restore the data of {} from backup", item.summary().trim_start_matches("+ ")),
+        sql,
+        rollback_sql: vec![],
+        hazards: vec![],
+        backups: vec![],
+        restores,
+    })
+}
+
+fn copy_child(dialect: Dialect, child: &str, backup: &str) -> String {
+    let cols = format!("{}, {}, {}", dialect.table("parent_id"), dialect.table("delta"), dialect.table("value"));
+    format!("INSERT INTO {} ({cols}) SELECT {cols} FROM {}", dialect.table(child), dialect.table(backup))
+}

@@ -1,0 +1,368 @@
+//! Reference data (`data/<entity>/*.yaml`), the third file kind, end to end:
+//! real files, the real watcher, a real database, on SQLite and on PostgreSQL
+//! (`backend_tests!`).
+//!
+//! The case table below is the data kind's counterpart of `case_table.rs`:
+//! each case applies a first version of a data file, lets another writer touch
+//! the rows, saves a second version, checks its grade and the rows it leaves,
+//! then rolls back to the first version and expects every row, every column,
+//! exactly as it was just before the second version applied.
+
+mod support;
+
+use marain::engine::{Approval, EngineError, EngineEvent, EventKind};
+use marain::Severity;
+use support::{Backend, TestSite};
+
+const CATEGORY_PATH: &str = "schemas/category.schema.yaml";
+const ARTICLE_PATH: &str = "schemas/article.schema.yaml";
+const DATA: &str = "data/category/main.yaml";
+
+const CATEGORY: &str = "id: category\nname: Category\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: rank\n    type: integer\n  - id: featured\n    type: boolean\n  - id: note\n    type: text\n  - id: published\n    type: datetime\n  - id: weight\n    type: float\n";
+const ARTICLE: &str = "id: article\nname: Article\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: category\n    type: entity_reference\n    target_entity: category\n";
+
+/// Every column of every row of `table`, as text, in id order.
+async fn rows(site: &TestSite, table: &str, columns: &[&str]) -> Vec<String> {
+    let cells: Vec<String> = columns.iter().map(|c| format!("COALESCE(CAST({c} AS TEXT), '-')")).collect();
+    let sql = format!("SELECT {} FROM {table} ORDER BY id", cells.join(" || '|' || "));
+    site.texts(&sql).await.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+async fn category_rows(site: &TestSite) -> Vec<String> {
+    let columns = ["id", "title", "rank", "featured", "note", "published", "weight", "created_at", "updated_at"];
+    rows(site, "content_category", &columns).await
+}
+
+/// The next event for `file` that applied it or made it wait.
+async fn decided(site: &mut TestSite, file: &str) -> EngineEvent {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, site.events.recv()).await {
+            Ok(Ok(e)) if e.file == file && matches!(e.kind, EventKind::Applied | EventKind::Pending) => return e,
+            Ok(Ok(e)) if e.file == file && e.kind == EventKind::Rejected => panic!("{file} rejected: {}", e.message),
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => panic!("event stream broke: {e}"),
+            Err(_) => panic!("{file} was neither applied nor held within 10 s"),
+        }
+    }
+}
+
+/// A site with the two schemas applied, on `on`.
+async fn started(on: Backend) -> TestSite {
+    let mut site = TestSite::start(on).await;
+    site.write(CATEGORY_PATH, CATEGORY);
+    site.wait_for(EventKind::Applied, CATEGORY_PATH).await;
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    site
+}
+
+fn approval(confirm: &str) -> Approval {
+    Approval { actor: "ann".into(), reason: None, confirm: Some(confirm.into()) }
+}
+
+/// One row of the case table.
+struct Case {
+    name: &'static str,
+    /// The first version of the data file, applied by itself.
+    v1: &'static str,
+    /// What another writer does between the two versions.
+    meanwhile: &'static [&'static str],
+    /// The second version.
+    v2: &'static str,
+    severity: Severity,
+    /// The hazard code that must be among the change's, and words its hazards must hold.
+    code: &'static str,
+    says: &'static str,
+    /// `id|title|rank|featured|note` of every row once v2 applied (if it may).
+    after: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "records added",
+        v1: "records:\n  - id: news\n    title: News\n",
+        meanwhile: &[],
+        v2: "records:\n  - id: news\n    title: News\n  - id: sport\n    title: Sport\n    rank: 2\n    featured: true\n",
+        severity: Severity::Safe,
+        code: "record_added",
+        says: "record `sport` is added to `category`",
+        after: &["news|News|-|-|-", "sport|Sport|2|yes|-"],
+    },
+    Case {
+        name: "a value changed, no other writer",
+        v1: "records:\n  - id: news\n    title: News\n    rank: 1\n",
+        meanwhile: &["UPDATE content_category SET note = 'kept' WHERE id = 'news'"],
+        v2: "records:\n  - id: news\n    title: Latest news\n    rank: 1\n",
+        severity: Severity::Safe,
+        code: "record_changed",
+        says: "no other writer has written the row",
+        after: &["news|Latest news|1|-|kept"],
+    },
+    Case {
+        name: "a date and a number changed",
+        v1: "records:\n  - id: news\n    title: News\n    published: 2026-01-01T00:00:00Z\n    weight: 1.5\n    featured: false\n",
+        meanwhile: &[],
+        v2: "records:\n  - id: news\n    title: News\n    published: 2026-02-01T10:30:00Z\n    weight: 2.25\n    featured: false\n",
+        severity: Severity::Safe,
+        code: "record_changed",
+        says: "no other writer has written the row",
+        after: &["news|News|-|no|-"],
+    },
+    Case {
+        name: "a value another writer changed",
+        v1: "records:\n  - id: news\n    title: News\n",
+        meanwhile: &["UPDATE content_category SET title = 'Edited by hand' WHERE id = 'news'"],
+        v2: "records:\n  - id: news\n    title: Latest news\n",
+        severity: Severity::Warning,
+        code: "record_changed",
+        says: "the database holds `title` = \"Edited by hand\"",
+        after: &["news|Latest news|-|-|-"],
+    },
+    Case {
+        name: "a field the file lets go of",
+        v1: "records:\n  - id: news\n    title: News\n    rank: 3\n",
+        meanwhile: &[],
+        v2: "records:\n  - id: news\n    title: News\n",
+        severity: Severity::Safe,
+        code: "record_changed",
+        says: "`rank` set",
+        after: &["news|News|-|-|-"],
+    },
+    Case {
+        name: "a record removed",
+        v1: "records:\n  - id: news\n    title: News\n  - id: sport\n    title: Sport\n",
+        meanwhile: &["UPDATE content_category SET note = 'only in the database' WHERE id = 'sport'"],
+        v2: "records:\n  - id: news\n    title: News\n",
+        severity: Severity::Breaking,
+        code: "record_removed",
+        says: "record `sport` is removed from `category`",
+        after: &["news|News|-|-|-"],
+    },
+    Case {
+        name: "a record whose row another writer made first",
+        v1: "records:\n  - id: news\n    title: News\n",
+        meanwhile: &["INSERT INTO content_category (id, title, note) VALUES ('sport', 'Sports', 'by hand')"],
+        v2: "records:\n  - id: news\n    title: News\n  - id: sport\n    title: Sport\n",
+        severity: Severity::Warning,
+        code: "record_added",
+        says: "exist already",
+        after: &["news|News|-|-|-", "sport|Sport|-|-|by hand"],
+    },
+    Case {
+        name: "a removed record other rows reference",
+        v1: "records:\n  - id: news\n    title: News\n  - id: sport\n    title: Sport\n",
+        meanwhile: &["INSERT INTO content_article (id, title, category_id) VALUES ('a1', 'Match report', 'sport')"],
+        v2: "records:\n  - id: news\n    title: News\n",
+        severity: Severity::Blocked,
+        code: "record_referenced",
+        says: "1 row holds a reference to `category` `sport`",
+        after: &[],
+    },
+];
+
+async fn data_cases_apply_and_roll_back_with_every_value_restored(backend: Backend) {
+    for case in CASES {
+        let mut site = started(backend).await;
+        site.write(DATA, case.v1);
+        let first = site.wait_for(EventKind::Applied, DATA).await;
+        assert_eq!(first.version, Some(1), "{}", case.name);
+        // What the file wrote is what the rows hold, for every type: no drift.
+        assert!(site.coordinator.snapshot().drift.is_empty(), "{}: {:?}", case.name, site.coordinator.snapshot().drift);
+        for sql in case.meanwhile {
+            site.exec(sql).await;
+        }
+        let before = category_rows(&site).await;
+
+        site.write(DATA, case.v2);
+        let event = decided(&mut site, DATA).await;
+        assert_eq!(event.severity, Some(case.severity), "{}: {}", case.name, event.message);
+        let snapshot = site.coordinator.snapshot();
+        let hazards: Vec<marain::Hazard> = match event.kind {
+            EventKind::Pending => snapshot.pending.iter().flat_map(|c| c.hazards.clone()).collect(),
+            _ => site.coordinator.history(Some(DATA), 1).await.unwrap().remove(0).hazards,
+        };
+        assert!(hazards.iter().any(|h| h.code.as_str() == case.code), "{}: {hazards:#?}", case.name);
+        assert!(hazards.iter().any(|h| h.message.contains(case.says)), "{}: {hazards:#?}", case.name);
+        if case.severity == Severity::Blocked {
+            let id = event.change_id.unwrap();
+            let refused = site.coordinator.approve(id, approval("category")).await.unwrap_err();
+            assert!(matches!(refused, EngineError::NotApprovable { .. }), "{}: {refused:?}", case.name);
+            assert_eq!(category_rows(&site).await, before, "{}: a blocked change leaves the rows alone", case.name);
+            site.stop().await;
+            continue;
+        }
+        if event.kind == EventKind::Pending {
+            site.coordinator.approve(event.change_id.unwrap(), approval("category")).await.unwrap();
+        }
+        // Booleans are 1 on SQLite and true on PostgreSQL: shown as `yes` / `no`.
+        let featured = "CASE WHEN featured THEN 'yes' WHEN NOT featured THEN 'no' END";
+        let after = rows(&site, "content_category", &["id", "title", "rank", featured, "note"]).await;
+        assert_eq!(after, case.after, "{}", case.name);
+
+        let back = site.coordinator.rollback(DATA, 1, Some("undo".into())).await.unwrap();
+        assert_eq!(back.rollback_to, Some(1));
+        site.coordinator.approve(back.id, approval("category")).await.unwrap();
+        site.wait_for(EventKind::RolledBack, DATA).await;
+        assert_eq!(category_rows(&site).await, before, "{}: every value is back", case.name);
+        assert_eq!(std::fs::read_to_string(site.root().join(DATA)).unwrap(), case.v1, "{}", case.name);
+        site.stop().await;
+    }
+}
+
+async fn a_field_and_the_data_that_fills_it_land_in_one_save(backend: Backend) {
+    let mut site = started(backend).await;
+    site.write(DATA, "records:\n  - id: news\n    title: News\n");
+    site.wait_for(EventKind::Applied, DATA).await;
+    // One save: the schema gains `colour`, the data file fills it.
+    let with_colour = format!("{CATEGORY}  - id: colour\n    type: text\n    values: [red, blue]\n");
+    site.write(CATEGORY_PATH, &with_colour);
+    site.write(
+        DATA,
+        "records:\n  - id: news\n    title: News\n    colour: red\n  - id: sport\n    title: Sport\n    colour: blue\n",
+    );
+    let applied = site.wait_for(EventKind::Applied, DATA).await;
+    assert_eq!(applied.version, Some(2));
+    assert_eq!(site.coordinator.history(Some(CATEGORY_PATH), 1).await.unwrap()[0].version, 2);
+    assert_eq!(rows(&site, "content_category", &["id", "colour"]).await, ["news|red", "sport|blue"]);
+    let schema_row = site.coordinator.history(Some(CATEGORY_PATH), 1).await.unwrap().remove(0);
+    let data_row = site.coordinator.history(Some(DATA), 1).await.unwrap().remove(0);
+    assert!(schema_row.id < data_row.id, "the schema change is committed before the data that needs it");
+    assert!(site.coordinator.snapshot().in_sync());
+    site.stop().await;
+}
+
+async fn a_reference_to_a_row_that_does_not_exist_blocks_until_it_does(backend: Backend) {
+    let mut site = started(backend).await;
+    let path = "data/article/main.yaml";
+    site.write(path, "records:\n  - id: a1\n    title: Match report\n    category: sport\n");
+    let event = decided(&mut site, path).await;
+    assert_eq!(event.severity, Some(Severity::Blocked), "{}", event.message);
+    let change = site.coordinator.snapshot().pending.iter().find(|c| c.file == path).cloned().unwrap();
+    let missing = change.hazards.iter().find(|h| h.code.as_str() == "referenced_record_missing").unwrap();
+    assert!(missing.message.contains("`category` `sport`"), "{}", missing.message);
+    // Once the row exists, the same file applies: a data file of `category` defines it.
+    site.write(DATA, "records:\n  - id: sport\n    title: Sport\n");
+    site.wait_for(EventKind::Applied, DATA).await;
+    site.write(path, "records:\n  - id: a1\n    title: Match report\n    category: sport\n\n");
+    let applied = site.wait_for(EventKind::Applied, path).await;
+    assert_eq!(applied.severity, Some(Severity::Safe));
+    assert_eq!(site.text("SELECT category_id FROM content_article WHERE id = 'a1'").await, "sport");
+    site.stop().await;
+}
+
+async fn point_in_time_recovery_brings_back_every_row_a_data_file_held(backend: Backend) {
+    let mut site = started(backend).await;
+    site.write(DATA, "records:\n  - id: news\n    title: News\n  - id: sport\n    title: Sport\n");
+    site.wait_for(EventKind::Applied, DATA).await;
+    site.exec("UPDATE content_category SET note = 'by hand' WHERE id = 'sport'").await;
+    let before = category_rows(&site).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let moment = marain::engine::now_rfc3339();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    // v2 removes `sport` and renames `news`; then the file goes altogether.
+    site.write(DATA, "records:\n  - id: news\n    title: Latest news\n");
+    let pending = site.wait_for(EventKind::Pending, DATA).await;
+    site.coordinator.approve(pending.change_id.unwrap(), approval("category")).await.unwrap();
+    std::fs::remove_file(site.root().join(DATA)).unwrap();
+    let pending = site.wait_for(EventKind::Pending, DATA).await;
+    site.coordinator.approve(pending.change_id.unwrap(), approval("category")).await.unwrap();
+    assert_eq!(site.count("SELECT COUNT(*) FROM content_category").await, 0);
+
+    let changes = site.coordinator.recover_to(&moment).await.unwrap();
+    let files: Vec<&str> = changes.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(files, [DATA]);
+    assert_eq!(changes[0].rollback_to, Some(1));
+    site.coordinator.approve(changes[0].id, approval("category")).await.unwrap();
+    assert_eq!(category_rows(&site).await, before, "every row, every column, as at that moment");
+    assert!(site.root().join(DATA).exists());
+    site.stop().await;
+}
+
+async fn a_schema_change_that_would_break_a_data_file_waits(backend: Backend) {
+    let mut site = started(backend).await;
+    site.write(DATA, "records:\n  - id: news\n    title: News\n    rank: 1\n");
+    site.wait_for(EventKind::Applied, DATA).await;
+    site.write(CATEGORY_PATH, &CATEGORY.replace("  - id: rank\n    type: integer\n", ""));
+    let rejected = site.wait_for(EventKind::Rejected, CATEGORY_PATH).await;
+    assert!(
+        rejected.message.contains("data/category/main.yaml:4:5: record `news`: `category` has no field `rank`"),
+        "{}",
+        rejected.message
+    );
+    let columns = site.coordinator.store().table_columns("content_category").await.unwrap();
+    assert!(columns.contains(&"rank".to_string()), "the applied schema stays live: {columns:?}");
+    // The data file lets go of `rank`: it applies by itself (it needs nothing
+    // of the schema change), and the schema change, which drops the column,
+    // now waits for a person instead of being refused.
+    site.write(DATA, "records:\n  - id: news\n    title: News\n");
+    site.wait_for(EventKind::Applied, DATA).await;
+    let snapshot = site.coordinator.snapshot();
+    let waiting: Vec<(&str, Severity)> = snapshot.pending.iter().map(|c| (c.file.as_str(), c.severity)).collect();
+    assert_eq!(waiting, [(CATEGORY_PATH, Severity::Breaking)]);
+    assert_eq!(site.coordinator.history(Some(DATA), 1).await.unwrap()[0].version, 2);
+    site.stop().await;
+}
+
+async fn bad_records_are_rejected_naming_file_line_and_field(backend: Backend) {
+    let mut site = started(backend).await;
+    site.write(DATA, "records:\n  - id: news\n    title: News\n    rank: many\n    colur: red\n");
+    let rejected = site.wait_for(EventKind::Rejected, DATA).await;
+    assert!(
+        rejected.message.contains("data/category/main.yaml:4:5: record `news`: `rank` must be a whole number"),
+        "{}",
+        rejected.message
+    );
+    assert!(
+        rejected.message.contains("did you mean `colour`") || rejected.message.contains("has no field `colur`"),
+        "{}",
+        rejected.message
+    );
+    site.write("data/genre/main.yaml", "records:\n  - id: jazz\n");
+    let rejected = site.wait_for(EventKind::Rejected, "data/genre/main.yaml").await;
+    assert!(
+        rejected.message.contains("no file defines it (expected schemas/genre.schema.yaml)"),
+        "{}",
+        rejected.message
+    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM content_category").await, 0, "nothing of a rejected file is written");
+    site.stop().await;
+}
+
+async fn a_row_changed_through_the_content_api_is_drift_of_its_file(backend: Backend) {
+    let mut site = started(backend).await;
+    site.write(DATA, "records:\n  - id: news\n    title: News\n    rank: 1\n");
+    site.wait_for(EventKind::Applied, DATA).await;
+    assert!(site.coordinator.snapshot().drift.is_empty());
+    let input = serde_json::json!({"title": "Edited", "rank": 1});
+    site.coordinator.content().update("category", "news", input.as_object().unwrap()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let drift = loop {
+        let drift = site.coordinator.snapshot().drift.clone();
+        if !drift.is_empty() || std::time::Instant::now() > deadline {
+            break drift;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(drift[0].file.as_deref(), Some(DATA));
+    assert!(
+        drift[0].problem.contains("`title` is \"Edited\" in the database, \"News\" in the file"),
+        "{}",
+        drift[0].problem
+    );
+    // Reported, never silently overwritten: the row keeps the API's value.
+    assert_eq!(site.text("SELECT title FROM content_category WHERE id = 'news'").await, "Edited");
+    site.stop().await;
+}
+
+crate::backend_tests!(
+    data_cases_apply_and_roll_back_with_every_value_restored,
+    a_field_and_the_data_that_fills_it_land_in_one_save,
+    a_reference_to_a_row_that_does_not_exist_blocks_until_it_does,
+    point_in_time_recovery_brings_back_every_row_a_data_file_held,
+    a_schema_change_that_would_break_a_data_file_waits,
+    bad_records_are_rejected_naming_file_line_and_field,
+    a_row_changed_through_the_content_api_is_drift_of_its_file,
+);
