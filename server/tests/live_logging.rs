@@ -95,7 +95,8 @@ fn the_log_format_follows_the_system_config() {
         .arg(&site)
         .arg("--database")
         .arg(&db)
-        .args(["--addr", "127.0.0.1:0", "--debounce-ms", "10"])
+        .args(["--addr", "127.0.0.1:0", "--debounce-ms", "10", "--secure-log"])
+        .arg(site.with_file_name("secure.log"))
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1");
     let server = Running::spawn(serve);

@@ -302,6 +302,8 @@ fn sigterm_finishes_the_apply_and_exits_cleanly(backend: Backend) {
         .arg(&db)
         .args(["--addr", "127.0.0.1:0", "--debounce-ms", "10", "--assets"])
         .arg(dir.path().join("assets"))
+        .arg("--secure-log")
+        .arg(dir.path().join("secure.log"))
         // The second apply (the first is the start-up's) pauses after its DDL.
         .env("MARAIN_FAILPOINT", "pause:after_ddl@2");
     let server = Running::spawn(command);
