@@ -18,8 +18,8 @@ pub fn count_phrase(n: i64, phrase: &str) -> String {
         return format!("1 {}", phrase.strip_suffix('s').unwrap_or(phrase));
     };
     let noun = noun.strip_suffix('s').unwrap_or(noun);
-    const VERBS: [(&str, &str); 4] =
-        [(" are ", " is "), (" have ", " has "), (" hold ", " holds "), (" appear ", " appears ")];
+    const VERBS: [(&str, &str); 5] =
+        [(" are ", " is "), (" were ", " was "), (" have ", " has "), (" hold ", " holds "), (" appear ", " appears ")];
     let padded = format!(" {rest} ");
     let first =
         VERBS.iter().filter_map(|(many, one)| padded.find(many).map(|at| (at, *many, *one))).min_by_key(|(at, ..)| *at);
@@ -41,6 +41,7 @@ mod tests {
         assert_eq!(count(2, "file needs fixing", "files need fixing"), "2 files need fixing");
         assert_eq!(count_phrase(1, "rows are copied"), "1 row is copied");
         assert_eq!(count_phrase(3, "rows are copied"), "3 rows are copied");
+        assert_eq!(count_phrase(1, "rows were changed"), "1 row was changed");
         assert_eq!(
             count_phrase(1, "rows of `post` are deleted (backed up first)"),
             "1 row of `post` is deleted (backed up first)"

@@ -502,7 +502,7 @@ test.describe('the site as a picture', () => {
 
 
 test.describe('reference data', () => {
-  test('a data change shows its row diff, waits when it deletes a row, and applies once approved', async ({ page, marain }) => {
+  test('a data change shows its row diff, waits when it deletes a row, and applies once approved', async ({ page, request, marain }) => {
     const DATA = 'data/category/main.yaml';
     await liveAsAdmin(page, marain);
     fs.writeFileSync(marain.file('schemas/category.schema.yaml'),
@@ -511,6 +511,16 @@ test.describe('reference data', () => {
     fs.writeFileSync(marain.file(DATA),
       'records:\n  - id: news\n    title: News\n    rank: 1\n  - id: sport\n    title: Sport\n    rank: 2\n');
     await expect(page.locator(`.history li[data-file="${DATA}"][data-version="1"]`)).toBeVisible();
+
+    // Another writer changes a row the file wrote: drift of the file, on the dashboard.
+    const put = await request.put(`${marain.url}/api/v1/entity/category/news`, {
+      headers: marain.auth,
+      data: { title: 'Edited', rank: 1 },
+    });
+    expect(put.status()).toBe(200);
+    const drift = page.getByTestId('drift');
+    await expect(drift).toContainText('row `news` was changed by another writer since data/category/main.yaml applied');
+    await expect(drift).toContainText('`title` is "Edited" in the database, "News" in the file');
 
     fs.writeFileSync(marain.file(DATA),
       'records:\n  - id: news\n    title: Latest news\n    rank: 1\n  - id: culture\n    title: Culture\n    rank: 3\n');
@@ -525,6 +535,9 @@ test.describe('reference data', () => {
     await expect(rows.locator('tr.row-added[data-record="culture"][data-field="title"] .after')).toHaveText('"Culture"');
     await expect(rows.locator('tr.row-removed[data-record="sport"][data-field="title"] .before')).toHaveText('"Sport"');
     await expect(card.getByTestId('sql')).toContainText('DELETE FROM "content_category"');
+    // Never overwritten silently: the record's change says what the database holds.
+    await expect(card.locator('.hazards')).toContainText('1 row was changed or deleted by another writer since data/category/main.yaml last applied');
+    await expect(card.locator('.hazards')).toContainText('the database holds `rank` = 1, `title` = "Edited"');
     fs.mkdirSync('screenshots', { recursive: true });
     await page.screenshot({ path: 'screenshots/data-change.png', fullPage: true });
 

@@ -16,14 +16,16 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         eprintln!("{e}");
     }
     if errors.is_empty() {
-        let counts: Vec<String> = marain::kind::KINDS
+        // "2 schema files and 2 config files": every kind with files, by kind.
+        let mut counts: Vec<String> = marain::kind::KINDS
             .iter()
-            .map(|kind| {
-                let n = site.paths().filter(|p| kind.claims(p)).count() as i64;
-                marain::plural::count(n, &format!("{} file", kind.name()), &format!("{} files", kind.name()))
-            })
+            .map(|kind| (kind.name(), site.paths().filter(|p| kind.claims(p)).count() as i64))
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| marain::plural::count(n, &format!("{name} file"), &format!("{name} files")))
             .collect();
-        println!("ok: {} valid", counts.join(", "));
+        let last = counts.pop().unwrap_or_else(|| "no files".into());
+        let all = if counts.is_empty() { last } else { format!("{} and {last}", counts.join(", ")) };
+        println!("ok: {all} valid");
         ExitCode::SUCCESS
     } else {
         eprintln!("{} found", marain::plural::count(errors.len() as i64, "problem", "problems"));

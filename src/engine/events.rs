@@ -25,6 +25,9 @@ pub enum EventKind {
     /// command line or the dashboard), a verify, a finish. `file` is the legacy
     /// table.
     Migration,
+    /// Rows a data file wrote were changed or deleted by another writer since
+    /// it applied (the message says which and how); `file` is the data file.
+    Drifted,
 }
 
 impl EventKind {
@@ -41,6 +44,7 @@ impl EventKind {
             EventKind::Cleared => "cleared",
             EventKind::Waiting => "waiting",
             EventKind::Migration => "migration",
+            EventKind::Drifted => "drifted",
         }
     }
 }

@@ -300,8 +300,7 @@ impl Worker {
             }
             Command::CheckRows { entity } => {
                 let mut turn = Turn::default();
-                self.check_rows(&entity).await;
-                turn.changed = true;
+                self.check_rows(&mut turn, &entity).await;
                 self.end(turn).await;
             }
             Command::Announce { kind, file, actor, message, audit } => {
@@ -395,16 +394,22 @@ impl Worker {
     }
 
     /// Checks the rows of `entity` that data files hold (see `drift`),
-    /// replacing what the last check found for them.
-    async fn check_rows(&mut self, entity: &str) {
+    /// replacing what the last check found for them; what is new is announced
+    /// (`drifted`), so the dashboard shows it at once.
+    async fn check_rows(&mut self, turn: &mut Turn, entity: &str) {
         let files: BTreeSet<String> = self.applied.data_files_of(entity).map(|f| f.path.clone()).collect();
         match super::drift::detect_rows(&self.store, &self.applied, entity).await {
             Ok(found) => {
-                for d in found.iter().filter(|d| !self.drift.contains(d)) {
-                    tracing::warn!(table = %d.table, problem = %d.problem, "drift: a row differs from its data file");
-                }
+                let new: Vec<super::drift::Drift> = found.iter().filter(|d| !self.drift.contains(d)).cloned().collect();
+                let before = self.drift.len();
                 self.drift.retain(|d| d.file.as_ref().is_none_or(|f| !files.contains(f)));
+                turn.changed |= self.drift.len() != before || !found.is_empty();
                 self.drift.extend(found);
+                for d in new {
+                    tracing::warn!(table = %d.table, problem = %d.problem, "drift: a row differs from its data file");
+                    let file = d.file.clone().unwrap_or_default();
+                    self.emit(turn, EventKind::Drifted, &file, None, None, d.problem);
+                }
             }
             Err(e) => tracing::error!(error = %e, "drift check of rows failed"),
         }
@@ -1032,7 +1037,7 @@ impl Worker {
                 // Rows a data file wrote are no longer drift once it wrote them again.
                 let rows_held = self.applied.data_files_of(&change.entity).next().is_some();
                 if rows_held || self.drift.iter().any(|d| d.file.as_deref() == Some(change.file.as_str())) {
-                    self.check_rows(&change.entity).await;
+                    self.check_rows(turn, &change.entity).await;
                 }
                 if change.rollback_to.is_some() {
                     // The database already holds the change; the file follows it. A

@@ -8,8 +8,19 @@ use crate::api::get_audit;
 use crate::components::nav::Nav;
 use crate::components::time::Timestamp;
 
-const KINDS: [&str; 10] =
-    ["detected", "rejected", "pending", "approved", "applied", "failed", "superseded", "rolled_back", "cleared", ""];
+const KINDS: [&str; 11] = [
+    "detected",
+    "rejected",
+    "pending",
+    "approved",
+    "applied",
+    "failed",
+    "superseded",
+    "rolled_back",
+    "cleared",
+    "drifted",
+    "",
+];
 
 #[component]
 pub fn Audit() -> impl IntoView {

@@ -111,7 +111,7 @@ pub(super) fn plan(
                 let (count, counts) = match old_values {
                     None => (
                         format!("SELECT COUNT(*) FROM {}", row_of(id)),
-                        "rows with this id exist already (written by another writer): the file's values overwrite them, backed up first".to_string(),
+                        "rows with this id exist already (another writer made them); the file's values would replace the database's, backed up first".to_string(),
                     ),
                     Some(old) => (
                         format!(
@@ -119,7 +119,10 @@ pub(super) fn plan(
                             same_as(d, entity, old),
                             row_of(id)
                         ),
-                        format!("rows were changed or deleted by another writer since {} last applied: the file's values overwrite them, backed up first", new.map(|f| f.path.as_str()).unwrap_or("the file")),
+                        format!(
+                            "rows were changed or deleted by another writer since {} last applied; the file's values would replace the database's, backed up first",
+                            new.map(|f| f.path.as_str()).unwrap_or("the file")
+                        ),
                     ),
                 };
                 let code = if old_values.is_some() { C::RecordChanged } else { C::RecordAdded };
