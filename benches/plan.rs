@@ -120,6 +120,17 @@ fn data_bench(c: &mut Criterion) {
     assert!(errors.is_empty(), "{errors:?}");
     let edited = records(1000, true);
     group.bench_function("one_record_of_1000_edited", |bench| bench.iter(|| one_edit(&site, data, &edited)));
+    group.bench_function("parse_1000_records", |bench| bench.iter(|| SiteFile::parse(data, &edited)));
+    let next = {
+        let mut next = site.clone();
+        next.insert_file(SiteFile::parse(data, &edited).unwrap());
+        next
+    };
+    let paths = [data.to_string()];
+    group.bench_function("check_1000_records", |bench| bench.iter(|| next.check_changes(&site, &paths)));
+    group.bench_function("plan_one_record_of_1000", |bench| {
+        bench.iter(|| plan_files_in(Dialect::Postgres, &site, &next, [data], |_, s| s.to_string()))
+    });
     let schema = generated::schema_path(150);
     let with_field = generated::with_field(&texts[150].1, 0);
     group.bench_function("one_field_added_to_a_schema", |bench| bench.iter(|| one_edit(&site, &schema, &with_field)));

@@ -39,7 +39,9 @@ impl SchemaFile {
 pub enum SiteFile {
     Schema(SchemaFile),
     Config(ConfigFile),
-    Data(DataFile),
+    /// Shared: a data file may hold thousands of records, and a batch copies
+    /// the files it plans.
+    Data(Arc<DataFile>),
 }
 
 impl SiteFile {
@@ -204,7 +206,7 @@ impl From<SiteFiles> for Site {
         let mut site = Site::default();
         files.schemas.into_iter().for_each(|f| site.insert(f));
         files.configs.into_iter().for_each(|f| site.insert_file(SiteFile::Config(f)));
-        files.data.into_iter().for_each(|f| site.insert_file(SiteFile::Data(f)));
+        files.data.into_iter().for_each(|f| site.insert_file(SiteFile::Data(Arc::new(f))));
         site
     }
 }
@@ -242,7 +244,7 @@ impl Site {
             .get(path)
             .map(|f| SiteFile::Schema(f.as_ref().clone()))
             .or_else(|| self.configs.get(path).map(|f| SiteFile::Config(f.as_ref().clone())))
-            .or_else(|| self.data.get(path).map(|f| SiteFile::Data(f.as_ref().clone())))
+            .or_else(|| self.data.get(path).map(|f| SiteFile::Data(f.clone())))
     }
 
     /// The subject ([`SiteFile::subject`]) of the file at `path`, without copying the file.
@@ -273,7 +275,7 @@ impl Site {
             SiteFile::Data(f) => {
                 self.remove(&f.path);
                 index_add(&mut self.index.data_of, &f.entity, &f.path);
-                self.data.insert(f.path.clone(), Arc::new(f));
+                self.data.insert(f.path.clone(), f);
             }
         }
     }

@@ -18,7 +18,7 @@ const CATEGORY_PATH: &str = "schemas/category.schema.yaml";
 const ARTICLE_PATH: &str = "schemas/article.schema.yaml";
 const DATA: &str = "data/category/main.yaml";
 
-const CATEGORY: &str = "id: category\nname: Category\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: rank\n    type: integer\n  - id: featured\n    type: boolean\n  - id: note\n    type: text\n  - id: published\n    type: datetime\n  - id: weight\n    type: float\n";
+const CATEGORY: &str = "id: category\nname: Category\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: rank\n    type: integer\n  - id: featured\n    type: boolean\n  - id: note\n    type: text\n  - id: published\n    type: datetime\n  - id: weight\n    type: float\n  - id: parent\n    type: entity_reference\n    target_entity: category\n";
 const ARTICLE: &str = "id: article\nname: Article\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: category\n    type: entity_reference\n    target_entity: category\n";
 
 /// Every column of every row of `table`, as text, in id order.
@@ -305,6 +305,23 @@ async fn a_schema_change_that_would_break_a_data_file_waits(backend: Backend) {
     site.stop().await;
 }
 
+async fn a_hierarchy_in_one_file_is_written_parents_first(backend: Backend) {
+    let mut site = started(backend).await;
+    // Children before their parents in the file, three levels deep.
+    site.write(
+        DATA,
+        "records:\n  - id: football\n    title: Football\n    parent: sport\n  - id: sport\n    title: Sport\n    parent: all\n  - id: all\n    title: All\n",
+    );
+    let applied = site.wait_for(EventKind::Applied, DATA).await;
+    assert_eq!(applied.severity, Some(Severity::Safe), "{}", applied.message);
+    let parents = rows(&site, "content_category", &["id", "parent_id"]).await;
+    assert_eq!(parents, ["all|-", "football|sport", "sport|all"]);
+    let sql = site.coordinator.history(Some(DATA), 1).await.unwrap().remove(0).sql;
+    let at = |id: &str| sql.iter().position(|s| s.contains(&format!("VALUES ('{id}'"))).unwrap();
+    assert!(at("all") < at("sport") && at("sport") < at("football"), "{sql:#?}");
+    site.stop().await;
+}
+
 async fn bad_records_are_rejected_naming_file_line_and_field(backend: Backend) {
     let mut site = started(backend).await;
     site.write(DATA, "records:\n  - id: news\n    title: News\n    rank: many\n    colur: red\n");
@@ -362,6 +379,7 @@ crate::backend_tests!(
     a_field_and_the_data_that_fills_it_land_in_one_save,
     a_reference_to_a_row_that_does_not_exist_blocks_until_it_does,
     point_in_time_recovery_brings_back_every_row_a_data_file_held,
+    a_hierarchy_in_one_file_is_written_parents_first,
     a_schema_change_that_would_break_a_data_file_waits,
     bad_records_are_rejected_naming_file_line_and_field,
     a_row_changed_through_the_content_api_is_drift_of_its_file,

@@ -38,6 +38,12 @@ fn check_file(site: &Site, file: &DataFile) -> Vec<FileError> {
     };
     let entity = &schema.entity;
     let mut errors = Vec::new();
+    // The ids the entity's other data files (earlier by path) claim, once.
+    let claimed: std::collections::BTreeMap<&str, &str> = site
+        .data_files_of(&file.entity)
+        .filter(|o| o.path < file.path)
+        .flat_map(|o| o.records.iter().map(move |r| (r.id.as_str(), o.path.as_str())))
+        .collect();
     for (i, record) in file.records.iter().enumerate() {
         let at = |key: &str| item_key(&file.text, "records", i, key);
         for (key, _) in record.values.iter().filter(|(k, v)| !v.is_null() && many(site, &file.entity, k)) {
@@ -62,15 +68,13 @@ fn check_file(site: &Site, file: &DataFile) -> Vec<FileError> {
                 ));
             }
         }
-        for other in site.data_files_of(&file.entity).filter(|o| o.path < file.path) {
-            if other.record(&record.id).is_some() {
-                errors.push(FileError::new(
-                    &file.path,
-                    at("id"),
-                    Some(format!("records[{i}].id")),
-                    format!("record `{}` of `{}` is already in {}", record.id, file.entity, other.path),
-                ));
-            }
+        if let Some(other) = claimed.get(record.id.as_str()) {
+            errors.push(FileError::new(
+                &file.path,
+                at("id"),
+                Some(format!("records[{i}].id")),
+                format!("record `{}` of `{}` is already in {other}", record.id, file.entity),
+            ));
         }
     }
     errors

@@ -46,7 +46,7 @@ impl FileKind for DataKind {
     }
 
     fn parse(&self, path: &str, text: &str) -> Result<SiteFile, Vec<FileError>> {
-        DataFile::parse(path, text).map(SiteFile::Data)
+        DataFile::parse(path, text).map(|f| SiteFile::Data(std::sync::Arc::new(f)))
     }
 
     fn check(&self, site: &Site, scope: &CheckScope) -> Vec<FileError> {

@@ -25,10 +25,10 @@ pub(super) fn plan(
     binding: PlanBinding,
     ctx: &PlanContext,
 ) -> (GradedChange, Plan) {
-    let changes = diff_records(old, new);
+    let entity_id = new.or(old).map(|f| f.entity.as_str()).unwrap_or_default();
+    let changes = referenced_first(diff_records(old, new), ctx.site.entity_file(entity_id).map(|f| &f.entity));
     let graded = grade(changes.iter().cloned().map(ChangeItem::Record).collect());
     let mut plan = Plan::new(binding, ctx.dialect);
-    let entity_id = new.or(old).map(|f| f.entity.as_str()).unwrap_or_default();
     let schema = ctx.site.entity_file(entity_id).map(|f| &f.entity).filter(|_| (ctx.existing)(entity_id));
     let Some(entity) = schema else {
         // The entity's table is gone by now (dropped in this batch, its rows
@@ -86,6 +86,16 @@ pub(super) fn plan(
     }
     plan.steps.push(backup);
 
+    // The record ids data files define, for each entity this one references.
+    let defined: Defined = entity
+        .fields
+        .iter()
+        .filter_map(|f| f.target_entity.as_deref())
+        .map(|target| {
+            let ids = ctx.site.data_files_of(target).flat_map(|f| f.records.iter().map(|r| r.id.as_str()));
+            (target, ids.collect())
+        })
+        .collect();
     let row_of = |id: &str| format!("{t} WHERE {id_col} = {}", string_literal(id));
     let listed = |entity: &EntitySchema| -> String {
         let cols: Vec<String> = sqlite::table_columns(entity).iter().map(|c| d.table(c)).collect();
@@ -129,7 +139,7 @@ pub(super) fn plan(
                 if let Some(h) = hazards.iter_mut().find(|h| h.code == code) {
                     h.probe = Some(Probe { code, kind: ProbeKind::ChangedElsewhere, sql: count, counts, shows });
                 }
-                hazards.extend(missing_references(ctx.site, d, entity, values));
+                hazards.extend(missing_references(&defined, d, entity, values));
                 let mut set = columns(d, entity, values);
                 // A field the file named before and names no more: the file
                 // let go of it, so it goes back to its default or NULL.
@@ -226,6 +236,62 @@ pub(super) fn plan(
     (graded, plan)
 }
 
+/// The changes with every record written after the records of the same file
+/// it references (a category's `parent`), so each foreign key finds its row:
+/// a depth-first order over those references, file order otherwise (a cycle
+/// keeps file order where it closes). Removals stay last, in file order.
+fn referenced_first(changes: Vec<RecordChange>, entity: Option<&EntitySchema>) -> Vec<RecordChange> {
+    let Some(entity) = entity else { return changes };
+    let own: Vec<&str> = entity
+        .fields
+        .iter()
+        .filter(|f| f.target_entity.as_deref() == Some(entity.id.as_str()) && f.cardinality.is_single())
+        .map(|f| f.id.as_str())
+        .collect();
+    if own.is_empty() {
+        return changes;
+    }
+    fn written(c: &RecordChange) -> Option<&std::collections::BTreeMap<String, Json>> {
+        match c {
+            RecordChange::RecordAdded { values, .. } | RecordChange::RecordChanged { new: values, .. } => Some(values),
+            RecordChange::RecordRemoved { .. } => None,
+        }
+    }
+    let index: std::collections::BTreeMap<&str, usize> =
+        changes.iter().enumerate().filter(|(_, c)| written(c).is_some()).map(|(i, c)| (c.id(), i)).collect();
+    let mut order: Vec<usize> = Vec::with_capacity(changes.len());
+    let mut state = vec![0u8; changes.len()]; // 0 new, 1 on the path, 2 placed
+    for start in 0..changes.len() {
+        if written(&changes[start]).is_none() || state[start] != 0 {
+            continue;
+        }
+        // An explicit stack: a chain of thousands of records must not overflow.
+        let mut stack = vec![(start, false)];
+        while let Some((i, children_done)) = stack.pop() {
+            if children_done {
+                state[i] = 2;
+                order.push(i);
+                continue;
+            }
+            if state[i] != 0 {
+                continue;
+            }
+            state[i] = 1;
+            stack.push((i, true));
+            let values = written(&changes[i]).expect("only written records are visited");
+            for key in own.iter().rev() {
+                let target = values.get(*key).and_then(|v| v.as_str()).and_then(|id| index.get(id));
+                if let Some(&j) = target.filter(|&&j| state[j] == 0) {
+                    stack.push((j, false));
+                }
+            }
+        }
+    }
+    order.extend((0..changes.len()).filter(|i| written(&changes[*i]).is_none()));
+    let mut slots: Vec<Option<RecordChange>> = changes.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
 /// The columns a record sets, as SQL literals: the fields it names and the
 /// defaults of those it leaves out, as the content API would store them.
 fn columns(
@@ -296,10 +362,13 @@ fn literal(d: Dialect, t: FieldType, v: &SqlValue) -> String {
     }
 }
 
+/// Target entity → the record ids its data files define.
+type Defined<'a> = std::collections::BTreeMap<&'a str, std::collections::BTreeSet<&'a str>>;
+
 /// Hazards for references to records no data file defines: the row must exist
 /// in the target's table, which a probe checks (a missing one BLOCKS).
 fn missing_references(
-    site: &Site,
+    defined: &Defined,
     d: Dialect,
     entity: &EntitySchema,
     values: &std::collections::BTreeMap<String, Json>,
@@ -308,7 +377,7 @@ fn missing_references(
     for (key, value) in values {
         let Some(field) = entity.field(key).filter(|f| f.field_type == FieldType::EntityReference) else { continue };
         let (Some(target), Some(id)) = (field.target_entity.as_deref(), value.as_str()) else { continue };
-        if site.data_files_of(target).any(|f| f.record(id).is_some()) {
+        if defined.get(target).is_some_and(|ids| ids.contains(id)) {
             continue;
         }
         let mut h = Hazard::new(
