@@ -120,19 +120,21 @@ async fn rows(store: &Store, site: &Site, file: &DataFile) -> Result<Vec<Drift>,
         .filter(|r| present.contains(&r.id))
         .map(|r| format!("({id} = {} AND {})", string_literal(&r.id), row_differs(d, entity, r)))
         .collect();
-    let mut changed: Vec<Vec<serde_json::Value>> = Vec::new();
+    // The rows that differ, by id, with the values of the fields the file names.
+    let mut changed: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
     if !differs.is_empty() {
         let mut cols = vec![id.clone()];
         cols.extend(fields.iter().filter_map(|f| f.column()).map(|c| d.table(&c)));
         let sql = format!("SELECT {} FROM {table} WHERE {}", cols.join(", "), differs.join(" OR "));
-        changed = store.pool().fetch_json(&sql, &[]).await?;
+        for row in store.pool().fetch_json(&sql, &[]).await? {
+            if let Some(row_id) = row.first().and_then(|v| v.as_str()).map(str::to_string) {
+                changed.insert(row_id, row);
+            }
+        }
     }
     for record in &file.records {
-        let drifted = |problem: String| Drift {
-            table: table.trim_matches('"').to_string(),
-            problem,
-            file: Some(file.path.clone()),
-        };
+        let drifted =
+            |problem: String| Drift { table: d.ident(&entity.table()), problem, file: Some(file.path.clone()) };
         if !present.contains(&record.id) {
             out.push(drifted(format!(
                 "row `{}` that {} wrote is gone (deleted by another writer)",
@@ -140,10 +142,7 @@ async fn rows(store: &Store, site: &Site, file: &DataFile) -> Result<Vec<Drift>,
             )));
             continue;
         }
-        let Some(row) = changed.iter().find(|row| row.first().and_then(|v| v.as_str()) == Some(record.id.as_str()))
-        else {
-            continue;
-        };
+        let Some(row) = changed.get(&record.id) else { continue };
         let mut shown = Vec::new();
         for (i, f) in fields.iter().enumerate() {
             let Some(wanted) = record.values.get(&f.id) else { continue };

@@ -1034,10 +1034,12 @@ impl Worker {
                 if crate::kind::feeds_live_settings(&change.file) {
                     self.settings = self.live_settings();
                 }
-                // Rows a data file wrote are no longer drift once it wrote them again.
+                // The rows data files hold may differ now (a data file wrote them
+                // again, a schema change moved them): checked in a turn of its
+                // own, after this one is announced, off the save's path.
                 let rows_held = self.applied.data_files_of(&change.entity).next().is_some();
                 if rows_held || self.drift.iter().any(|d| d.file.as_deref() == Some(change.file.as_str())) {
-                    self.check_rows(turn, &change.entity).await;
+                    let _ = self.shared.commands.send(Command::CheckRows { entity: change.entity.clone() });
                 }
                 if change.rollback_to.is_some() {
                     // The database already holds the change; the file follows it. A

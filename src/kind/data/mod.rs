@@ -11,6 +11,8 @@
 
 mod check;
 mod plan;
+mod refill;
+mod values;
 
 use crate::error::FileError;
 use crate::grade::GradedChange;
@@ -20,7 +22,7 @@ use crate::site::{CheckScope, Site, SiteFile};
 use super::FileKind;
 
 pub use crate::records::{diff_records, DataFile, DataRecord, RecordChange, RowDiff};
-pub use plan::{expected_columns, row_differs};
+pub use values::row_differs;
 
 pub struct DataKind;
 
@@ -73,6 +75,6 @@ impl FileKind for DataKind {
         _graded: &GradedChange,
         backups: &[String],
     ) -> Vec<Step> {
-        plan::refill(dialect, site, old, new, backups)
+        refill::refill(dialect, site, old, new, backups)
     }
 }

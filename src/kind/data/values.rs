@@ -1,0 +1,84 @@
+//! A record's values as SQL: the literals a data file's rows are written with,
+//! and the NULL-safe comparison that tells whether a row still holds what the
+//! file wrote (the probe of a change, the engine's drift check).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value as Json};
+
+use crate::content::{field_value, validate_record, SqlValue};
+use crate::model::{EntitySchema, FieldType};
+use crate::plan::Dialect;
+use crate::records::DataRecord;
+use crate::sql::string_literal;
+
+/// The columns a record sets, as SQL literals: the fields it names and the
+/// defaults of those it leaves out, as the content API would store them.
+pub(super) fn written_columns(
+    d: Dialect,
+    entity: &EntitySchema,
+    values: &BTreeMap<String, Json>,
+) -> Vec<(String, String)> {
+    let input: Map<String, Json> = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // The site check has run validate_record on it already (kind::data::check).
+    let record = validate_record(entity, &input).unwrap_or_default();
+    record
+        .columns
+        .into_iter()
+        .map(|(c, v)| {
+            let t = entity.fields.iter().find(|f| f.column().as_deref() == Some(c.as_str())).map(|f| f.field_type);
+            let lit = literal(d, t.unwrap_or(FieldType::Text), &v);
+            (c, lit)
+        })
+        .collect()
+}
+
+/// The columns of the fields a record names, with the values it gives them;
+/// fields the schema no longer has, or values it no longer accepts, are left
+/// out (the comparison then holds for what can still be compared).
+fn expected_columns(d: Dialect, entity: &EntitySchema, record: &DataRecord) -> Vec<(String, String)> {
+    record
+        .values
+        .iter()
+        .filter_map(|(k, v)| {
+            let field = entity.field(k)?;
+            let col = field.column()?;
+            let value = if v.is_null() { SqlValue::Null } else { field_value(field, v).ok()? };
+            Some((col, literal(d, field.field_type, &value)))
+        })
+        .collect()
+}
+
+/// A condition true when a row holds every value `values` names (NULL-safe).
+pub(super) fn same_as(d: Dialect, entity: &EntitySchema, values: &BTreeMap<String, Json>) -> String {
+    let record = DataRecord { id: String::new(), values: values.clone() };
+    let eq = match d {
+        Dialect::Sqlite => "IS",
+        Dialect::Postgres => "IS NOT DISTINCT FROM",
+    };
+    let parts: Vec<String> =
+        expected_columns(d, entity, &record).into_iter().map(|(c, v)| format!("{} {eq} {v}", d.table(&c))).collect();
+    match parts.is_empty() {
+        true => "1 = 1".into(),
+        false => parts.join(" AND "),
+    }
+}
+
+/// The condition a row of `entity` meets when it no longer holds what `record`
+/// sets: the engine's drift check of a data file.
+pub fn row_differs(d: Dialect, entity: &EntitySchema, record: &DataRecord) -> String {
+    format!("NOT ({})", same_as(d, entity, &record.values))
+}
+
+fn literal(d: Dialect, t: FieldType, v: &SqlValue) -> String {
+    match (v, t, d) {
+        (SqlValue::Null, ..) => "NULL".into(),
+        (SqlValue::Integer(i), FieldType::Boolean, Dialect::Postgres) => (*i != 0).to_string().to_uppercase(),
+        (SqlValue::Text(s), FieldType::Datetime, Dialect::Postgres) => {
+            format!("CAST({} AS TIMESTAMPTZ)", string_literal(s))
+        }
+        (SqlValue::Text(s), ..) => string_literal(s),
+        (SqlValue::Integer(i), ..) => i.to_string(),
+        (SqlValue::Float(f), ..) => format!("{f:?}"),
+    }
+}
