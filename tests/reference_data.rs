@@ -322,6 +322,54 @@ async fn a_hierarchy_in_one_file_is_written_parents_first(backend: Backend) {
     site.stop().await;
 }
 
+async fn an_entity_renamed_with_its_data_directory_keeps_its_rows(backend: Backend) {
+    let mut site = started(backend).await;
+    site.write(DATA, "records:\n  - id: news\n    title: News\n");
+    site.wait_for(EventKind::Applied, DATA).await;
+    site.exec("UPDATE content_category SET note = 'by hand' WHERE id = 'news'").await;
+    // One batch (made while the server is down, so the start-up takes it in
+    // at once): the entity becomes `topic` (in the same file, so it is a
+    // rename: rows kept), and its data directory moves with it.
+    let topic = CATEGORY
+        .replace("id: category\nname: Category\n", "id: topic\nname: Topic\nrenamed_from: category\n")
+        .replace("target_entity: category", "target_entity: topic");
+    let article = ARTICLE.replace("target_entity: category", "target_entity: topic");
+    let dir = site.stop().await;
+    let root = dir.path().join("site");
+    std::fs::remove_file(root.join(DATA)).unwrap();
+    std::fs::write(root.join(CATEGORY_PATH), &topic).unwrap();
+    std::fs::write(root.join(ARTICLE_PATH), &article).unwrap();
+    std::fs::create_dir_all(root.join("data/topic")).unwrap();
+    std::fs::write(root.join("data/topic/main.yaml"), "records:\n  - id: news\n    title: News\n").unwrap();
+    let site = TestSite::start_on(dir, backend).await;
+    let topic_data = "data/topic/main.yaml";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pending =
+        |site: &TestSite, file: &str| site.coordinator.snapshot().pending.iter().find(|c| c.file == file).cloned();
+    while pending(&site, CATEGORY_PATH).is_none() || pending(&site, topic_data).is_none() {
+        assert!(std::time::Instant::now() < deadline, "{:#?}", site.coordinator.snapshot().pending);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The data waits for the rename (it names an entity only the rename makes),
+    // and approving it first is refused, naming the change to approve.
+    let data = pending(&site, topic_data).unwrap();
+    let refused = site.coordinator.approve(data.id, approval("topic")).await.unwrap_err();
+    assert!(matches!(&refused, EngineError::WaitsFor { first, .. } if first == CATEGORY_PATH), "{refused:?}");
+    let rename = pending(&site, CATEGORY_PATH).unwrap();
+    assert_eq!(rename.severity, Severity::Breaking);
+    site.coordinator.approve(rename.id, approval("topic")).await.unwrap();
+    // Planned afresh once the rename applied: the row is there already (the
+    // table kept it), so writing it waits for a person, showing what it holds.
+    let data = pending(&site, topic_data).expect("the data change is planned again");
+    assert_eq!(data.severity, Severity::Warning, "{:#?}", data.hazards);
+    assert!(data.hazards.iter().any(|h| h.message.contains("exist already")), "{:#?}", data.hazards);
+    site.coordinator.approve(data.id, approval("topic")).await.unwrap();
+    assert!(site.coordinator.snapshot().pending.is_empty(), "{:#?}", site.coordinator.snapshot().pending);
+    let kept = rows(&site, "content_topic", &["id", "title", "note"]).await;
+    assert_eq!(kept, ["news|News|by hand"], "the row and what another writer set are kept");
+    site.stop().await;
+}
+
 async fn bad_records_are_rejected_naming_file_line_and_field(backend: Backend) {
     let mut site = started(backend).await;
     site.write(DATA, "records:\n  - id: news\n    title: News\n    rank: many\n    colur: red\n");
@@ -380,6 +428,7 @@ crate::backend_tests!(
     a_reference_to_a_row_that_does_not_exist_blocks_until_it_does,
     point_in_time_recovery_brings_back_every_row_a_data_file_held,
     a_hierarchy_in_one_file_is_written_parents_first,
+    an_entity_renamed_with_its_data_directory_keeps_its_rows,
     a_schema_change_that_would_break_a_data_file_waits,
     bad_records_are_rejected_naming_file_line_and_field,
     a_row_changed_through_the_content_api_is_drift_of_its_file,

@@ -21,6 +21,8 @@ pub enum EngineError {
     NotApprovable { id: u64, file: String, severity: Severity },
     #[error("change {id} is BREAKING: confirm it by typing `{expected}`")]
     ConfirmationRequired { id: u64, expected: String },
+    #[error("change {id} to {file} needs the change to {first}, which waits for approval: approve that one first")]
+    WaitsFor { id: u64, file: String, first: String },
     #[error("change {id} was planned from a state of {file} that is no longer applied; it has been re-planned")]
     Stale { id: u64, file: String },
     #[error("change {id} to {file} was applied already, as version {version}, by another instance")]
@@ -49,6 +51,7 @@ impl EngineError {
             EngineError::NotApprovable { .. } => ErrorKind::NotApprovable,
             EngineError::ConfirmationRequired { .. } => ErrorKind::ConfirmationRequired,
             EngineError::Stale { .. } => ErrorKind::Stale,
+            EngineError::WaitsFor { .. } => ErrorKind::Conflict,
             EngineError::AlreadyApplied { .. } => ErrorKind::AlreadyApplied,
             EngineError::OutOfRange { .. } => ErrorKind::Invalid,
             EngineError::InvalidRollback { .. } => ErrorKind::InvalidRollback,

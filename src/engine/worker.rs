@@ -671,7 +671,7 @@ impl Worker {
         let mut waiting: BTreeSet<String> = BTreeSet::new();
         for change in changes {
             let subject = change.subject().to_string();
-            let behind = waiting.contains(&subject) && !self.stands_alone(&change);
+            let behind = waiting.contains(&subject) && !self.stands_alone(&change.file, change.new.as_ref());
             let applied = self.decide(turn, change, &redaction, behind).await;
             if !applied {
                 waiting.insert(subject);
@@ -680,15 +680,16 @@ impl Worker {
         self.last_sync = Some(now_rfc3339());
     }
 
-    /// Whether `change` passes the cross-file rules on the applied site with
-    /// only its own file changed: it needs no other change of its batch.
-    fn stands_alone(&self, change: &FileChange) -> bool {
+    /// Whether `path` becoming `new` passes the cross-file rules on the
+    /// applied site with only that file changed: it needs no other change.
+    fn stands_alone(&self, path: &str, new: Option<&SiteFile>) -> bool {
         let mut site = self.applied.clone();
-        match &change.new {
+        match new {
             Some(file) => site.insert_file(file.clone()),
-            None => site.remove(&change.file),
+            None => site.remove(path),
         }
-        site.check_changes(&self.applied, [&change.file]).is_empty()
+        let path = path.to_string();
+        site.check_changes(&self.applied, [&path]).is_empty()
     }
 
     /// Rejects the candidates that would break cross-file rules; returns the site
@@ -923,6 +924,9 @@ impl Worker {
             self.process(turn, BTreeSet::from([change.file.clone()])).await;
             return Err(EngineError::Stale { id, file: change.file });
         }
+        if let Some(first) = self.waits_for(&change) {
+            return Err(EngineError::WaitsFor { id, file: change.file, first });
+        }
         self.pending.remove(&change.file);
         let message = format!("approved by {}", approval.actor);
         self.emit(turn, EventKind::Approved, &change.file, Some(&change), None, message);
@@ -935,12 +939,51 @@ impl Worker {
                 self.seen.remove(&file);
                 self.process(turn, BTreeSet::from([file])).await;
             }
-            // Files rejected because of this one (a deletion others referred
-            // to, a reference to what it creates) may go through now.
-            Ok(_) if !self.waiting_on_others.is_empty() => self.process(turn, BTreeSet::new()).await,
+            Ok(_) => {
+                self.follow(turn, &file).await;
+                // Files rejected because of this one (a deletion others referred
+                // to, a reference to what it creates) may go through now.
+                if !self.waiting_on_others.is_empty() {
+                    self.process(turn, BTreeSet::new()).await;
+                }
+            }
             _ => {}
         }
         result
+    }
+
+    /// The waiting change of an earlier stage, to the same subject, that
+    /// `change` needs (without it, `change` would not pass on the applied
+    /// site): a data change waits for the schema change adding its field.
+    fn waits_for(&self, change: &PendingChange) -> Option<String> {
+        let stage = |path: &str| crate::kind::kind_of(path).map(|k| k.stage()).unwrap_or(u8::MAX);
+        let first = self
+            .pending
+            .values()
+            .find(|c| c.id != change.id && c.entity == change.entity && stage(&c.file) < stage(&change.file))?;
+        (!self.stands_alone(&change.file, change.new_file.as_ref())).then(|| first.file.clone())
+    }
+
+    /// After `file`'s change applied by approval: the changes of a later
+    /// stage to the same subject, which waited with it (see `decide`), are
+    /// planned afresh on what is applied now, and decided like any change
+    /// (SAFE ones apply, as they would have in its batch).
+    async fn follow(&mut self, turn: &mut Turn, file: &str) {
+        let Some(subject) = self.applied.subject_of(file).map(str::to_string) else { return };
+        let stage = |path: &str| crate::kind::kind_of(path).map(|k| k.stage()).unwrap_or(u8::MAX);
+        let behind: BTreeSet<String> = self
+            .pending
+            .values()
+            .filter(|c| c.entity == subject && stage(&c.file) > stage(file) && c.rollback_to.is_none())
+            .map(|c| c.file.clone())
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        for path in &behind {
+            self.seen.remove(path);
+        }
+        self.process(turn, behind).await;
     }
 
     /// Approves what another instance's copy proposes: applied here like any
