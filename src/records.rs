@@ -2,7 +2,7 @@
 //! records of one entity, keyed by `id`, and two versions of one differ record
 //! by record. The file kind that plans them is `kind/data/`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -34,7 +34,8 @@ pub struct DataRecord {
 impl DataFile {
     /// Parses `text` as the data file at `path`: a `records:` list of mappings,
     /// each with a unique string `id`. The values are checked against the
-    /// entity's schema by [`FileKind::check`], which sees the site.
+    /// entity's schema by the data kind's check (`kind/data/check.rs`), which
+    /// sees the site.
     pub fn parse(path: &str, text: &str) -> Result<Self, Vec<FileError>> {
         let entity = entity_of(path)
             .ok_or_else(|| vec![FileError::new(path, (1, 1), None, "a data file sits at data/<entity>/<name>.yaml")])?;
@@ -101,15 +102,6 @@ impl DataFile {
     /// Record `id` (a linear search: for one look-up; loops build a map).
     pub fn record(&self, id: &str) -> Option<&DataRecord> {
         self.records.iter().find(|r| r.id == id)
-    }
-
-    /// The index of record `id` in the file, for error positions.
-    pub fn position(&self, id: &str) -> Option<usize> {
-        self.records.iter().position(|r| r.id == id)
-    }
-
-    pub fn ids(&self) -> BTreeSet<&str> {
-        self.records.iter().map(|r| r.id.as_str()).collect()
     }
 }
 
@@ -330,7 +322,7 @@ mod tests {
         let text = "records:\n  - id: news\n    title: News\n  - id: sport\n    title: Sport\n";
         let f = DataFile::parse("data/category/main.yaml", text).unwrap();
         assert_eq!(f.entity, "category");
-        assert_eq!(f.ids().into_iter().collect::<Vec<_>>(), ["news", "sport"]);
+        assert_eq!(f.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["news", "sport"]);
         assert_eq!(f.record("sport").unwrap().values["title"], Json::String("Sport".into()));
 
         let text = "records:\n  - id: news\n  - title: Lost\n  - id: news\n  - id: 7\n";

@@ -117,7 +117,7 @@ pub fn DriftList(drift: Vec<DriftDto>) -> impl IntoView {
         view! {
             <section aria-labelledby="drift-h" class="problems">
                 <h2 id="drift-h">"Drift: the database differs from the files"</h2>
-                <p class="muted">"Someone changed the database outside Marain. Nothing is repaired automatically."</p>
+                <p class="muted">"Someone changed the database outside the files: by hand, or through the content API in rows a data file wrote. Nothing is repaired automatically."</p>
                 <ul>
                     {drift
                         .into_iter()

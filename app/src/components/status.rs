@@ -10,7 +10,7 @@ pub fn StatusBar(
     pending: usize,
     /// Files rejected or failed: someone must fix them.
     problems: usize,
-    /// Tables that differ from the files.
+    /// Tables, and rows data files wrote, that differ from the files.
     drift: usize,
     now: Option<String>,
 ) -> impl IntoView {
@@ -20,7 +20,7 @@ pub fn StatusBar(
         let counts = [
             (pending, "change waits for approval", "changes wait for approval"),
             (problems, "file needs fixing", "files need fixing"),
-            (drift, "table differs from the files", "tables differ from the files"),
+            (drift, "difference between the database and the files", "differences between the database and the files"),
         ];
         let said: Vec<String> = counts
             .iter()

@@ -28,8 +28,7 @@ fn check_file(site: &Site, file: &DataFile) -> Vec<FileError> {
             (1, 1),
             None,
             format!(
-                "{} holds records of entity `{}`, but no file defines it (expected schemas/{}.schema.yaml){}",
-                file.path,
+                "the records are of entity `{}` (the directory's name), but no file defines it (expected schemas/{}.schema.yaml){}",
                 file.entity,
                 file.entity,
                 crate::suggest::hint(&file.entity, defined)
@@ -46,7 +45,8 @@ fn check_file(site: &Site, file: &DataFile) -> Vec<FileError> {
         .collect();
     for (i, record) in file.records.iter().enumerate() {
         let at = |key: &str| item_key(&file.text, "records", i, key);
-        for (key, _) in record.values.iter().filter(|(k, v)| !v.is_null() && many(site, &file.entity, k)) {
+        let many = |key: &str| entity.field(key).is_some_and(|f| !f.cardinality.is_single());
+        for (key, _) in record.values.iter().filter(|(k, v)| !v.is_null() && many(k)) {
             errors.push(FileError::new(
                 &file.path,
                 at(key),
@@ -78,9 +78,4 @@ fn check_file(site: &Site, file: &DataFile) -> Vec<FileError> {
         }
     }
     errors
-}
-
-/// Whether field `key` of `entity` is multi-valued (stored in a child table).
-fn many(site: &Site, entity: &str, key: &str) -> bool {
-    site.entity_file(entity).and_then(|f| f.entity.field(key)).is_some_and(|f| !f.cardinality.is_single())
 }
