@@ -10,6 +10,7 @@
 
 mod support;
 
+use marain::engine::drift::Drift;
 use marain::engine::{Approval, EngineError, EngineEvent, EventKind};
 use marain::Severity;
 use support::{Backend, TestSite};
@@ -18,14 +19,21 @@ const CATEGORY_PATH: &str = "schemas/category.schema.yaml";
 const ARTICLE_PATH: &str = "schemas/article.schema.yaml";
 const DATA: &str = "data/category/main.yaml";
 
-const CATEGORY: &str = "id: category\nname: Category\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: rank\n    type: integer\n  - id: featured\n    type: boolean\n  - id: note\n    type: text\n  - id: published\n    type: datetime\n  - id: weight\n    type: float\n  - id: parent\n    type: entity_reference\n    target_entity: category\n";
+const CATEGORY: &str = "id: category\nname: Category\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: rank\n    type: integer\n  - id: featured\n    type: boolean\n  - id: note\n    type: text\n  - id: published\n    type: datetime\n  - id: weight\n    type: float\n  - id: parent\n    type: entity_reference\n    target_entity: category\n  - id: tags\n    type: text\n    cardinality: -1\n";
 const ARTICLE: &str = "id: article\nname: Article\nfields:\n  - id: title\n    type: text\n    required: true\n  - id: category\n    type: entity_reference\n    target_entity: category\n";
 
-/// Every column of every row of `table`, as text, in id order.
+/// Every column of every row of `table`, as text, in the order of the first
+/// two columns (id, or parent and position).
 async fn rows(site: &TestSite, table: &str, columns: &[&str]) -> Vec<String> {
     let cells: Vec<String> = columns.iter().map(|c| format!("COALESCE(CAST({c} AS TEXT), '-')")).collect();
-    let sql = format!("SELECT {} FROM {table} ORDER BY id", cells.join(" || '|' || "));
+    let order = columns.iter().take(2).copied().collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT {} FROM {table} ORDER BY {order}", cells.join(" || '|' || "));
     site.texts(&sql).await.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// Every value of the multi-valued `tags`, as `id:position:value`.
+async fn tag_rows(site: &TestSite) -> Vec<String> {
+    rows(site, "content_category__tags", &["parent_id", "delta", "value"]).await
 }
 
 async fn category_rows(site: &TestSite) -> Vec<String> {
@@ -76,9 +84,44 @@ struct Case {
     says: &'static str,
     /// `id|title|rank|featured|note` of every row once v2 applied (if it may).
     after: &'static [&'static str],
+    /// `id|position|value` of every tag once v2 applied.
+    tags: &'static [&'static str],
 }
 
 const CASES: &[Case] = &[
+    Case {
+        name: "tags set, then changed by the file",
+        v1: "records:\n  - id: news\n    title: News\n    tags: [a, b]\n",
+        meanwhile: &[],
+        v2: "records:\n  - id: news\n    title: News\n    tags: [b, c]\n",
+        severity: Severity::Safe,
+        code: "record_changed",
+        says: "no other writer has written the row",
+        after: &["news|News|-|-|-"],
+        tags: &["news|0|b", "news|1|c"],
+    },
+    Case {
+        name: "tags another writer changed",
+        v1: "records:\n  - id: news\n    title: News\n    tags: [a, b]\n",
+        meanwhile: &["DELETE FROM content_category__tags WHERE value = 'a'"],
+        v2: "records:\n  - id: news\n    title: News\n    tags: [a, b, c]\n",
+        severity: Severity::Warning,
+        code: "record_changed",
+        says: "1 row was changed or deleted by another writer",
+        after: &["news|News|-|-|-"],
+        tags: &["news|0|a", "news|1|b", "news|2|c"],
+    },
+    Case {
+        name: "a record with tags removed",
+        v1: "records:\n  - id: news\n    title: News\n  - id: sport\n    title: Sport\n    tags: [ball]\n",
+        meanwhile: &[],
+        v2: "records:\n  - id: news\n    title: News\n",
+        severity: Severity::Breaking,
+        code: "record_removed",
+        says: "record `sport` is removed from `category`",
+        after: &["news|News|-|-|-"],
+        tags: &[],
+    },
     Case {
         name: "records added",
         v1: "records:\n  - id: news\n    title: News\n",
@@ -88,6 +131,7 @@ const CASES: &[Case] = &[
         code: "record_added",
         says: "record `sport` is added to `category`",
         after: &["news|News|-|-|-", "sport|Sport|2|yes|-"],
+        tags: &[],
     },
     Case {
         name: "a value changed, no other writer",
@@ -98,6 +142,7 @@ const CASES: &[Case] = &[
         code: "record_changed",
         says: "no other writer has written the row",
         after: &["news|Latest news|1|-|kept"],
+        tags: &[],
     },
     Case {
         name: "a date and a number changed",
@@ -108,6 +153,7 @@ const CASES: &[Case] = &[
         code: "record_changed",
         says: "no other writer has written the row",
         after: &["news|News|-|no|-"],
+        tags: &[],
     },
     Case {
         name: "a value another writer changed",
@@ -118,6 +164,7 @@ const CASES: &[Case] = &[
         code: "record_changed",
         says: "the database holds `title` = \"Edited by hand\"",
         after: &["news|Latest news|-|-|-"],
+        tags: &[],
     },
     Case {
         name: "a field the file lets go of",
@@ -128,6 +175,7 @@ const CASES: &[Case] = &[
         code: "record_changed",
         says: "`rank` set",
         after: &["news|News|-|-|-"],
+        tags: &[],
     },
     Case {
         name: "a record removed",
@@ -138,6 +186,7 @@ const CASES: &[Case] = &[
         code: "record_removed",
         says: "record `sport` is removed from `category`",
         after: &["news|News|-|-|-"],
+        tags: &[],
     },
     Case {
         name: "a record whose row another writer made first",
@@ -148,6 +197,7 @@ const CASES: &[Case] = &[
         code: "record_added",
         says: "exist already",
         after: &["news|News|-|-|-", "sport|Sport|-|-|by hand"],
+        tags: &[],
     },
     Case {
         name: "a removed record other rows reference",
@@ -158,6 +208,7 @@ const CASES: &[Case] = &[
         code: "record_referenced",
         says: "1 row holds a reference to `category` `sport`",
         after: &[],
+        tags: &[],
     },
 ];
 
@@ -173,6 +224,7 @@ async fn data_cases_apply_and_roll_back_with_every_value_restored(backend: Backe
             site.exec(sql).await;
         }
         let before = category_rows(&site).await;
+        let tags_before = tag_rows(&site).await;
 
         site.write(DATA, case.v2);
         let event = decided(&mut site, DATA).await;
@@ -199,12 +251,14 @@ async fn data_cases_apply_and_roll_back_with_every_value_restored(backend: Backe
         let featured = "CASE WHEN featured THEN 'yes' WHEN NOT featured THEN 'no' END";
         let after = rows(&site, "content_category", &["id", "title", "rank", featured, "note"]).await;
         assert_eq!(after, case.after, "{}", case.name);
+        assert_eq!(tag_rows(&site).await, case.tags, "{}", case.name);
 
         let back = site.coordinator.rollback(DATA, 1, Some("undo".into())).await.unwrap();
         assert_eq!(back.rollback_to, Some(1));
         site.coordinator.approve(back.id, approval("category")).await.unwrap();
         site.wait_for(EventKind::RolledBack, DATA).await;
         assert_eq!(category_rows(&site).await, before, "{}: every value is back", case.name);
+        assert_eq!(tag_rows(&site).await, tags_before, "{}: every tag is back", case.name);
         assert_eq!(std::fs::read_to_string(site.root().join(DATA)).unwrap(), case.v1, "{}", case.name);
         site.stop().await;
     }
@@ -395,6 +449,18 @@ async fn bad_records_are_rejected_naming_file_line_and_field(backend: Backend) {
     site.stop().await;
 }
 
+/// The drift the engine reports once `done` holds for it, or after 10 s.
+async fn drift_until(site: &TestSite, done: impl Fn(&[Drift]) -> bool) -> Vec<Drift> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let drift = site.coordinator.snapshot().drift.clone();
+        if done(&drift) || std::time::Instant::now() > deadline {
+            return drift;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn a_row_changed_through_the_content_api_is_drift_of_its_file(backend: Backend) {
     let mut site = started(backend).await;
     site.write(DATA, "records:\n  - id: news\n    title: News\n    rank: 1\n");
@@ -402,14 +468,7 @@ async fn a_row_changed_through_the_content_api_is_drift_of_its_file(backend: Bac
     assert!(site.coordinator.snapshot().drift.is_empty());
     let input = serde_json::json!({"title": "Edited", "rank": 1});
     site.coordinator.content().update("category", "news", input.as_object().unwrap()).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let drift = loop {
-        let drift = site.coordinator.snapshot().drift.clone();
-        if !drift.is_empty() || std::time::Instant::now() > deadline {
-            break drift;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let drift = drift_until(&site, |d| !d.is_empty()).await;
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert_eq!(drift[0].file.as_deref(), Some(DATA));
     assert!(
@@ -418,6 +477,22 @@ async fn a_row_changed_through_the_content_api_is_drift_of_its_file(backend: Bac
         drift[0].problem
     );
     // Reported, never silently overwritten: the row keeps the API's value.
+    assert_eq!(site.text("SELECT title FROM content_category WHERE id = 'news'").await, "Edited");
+    // A multi-valued field written through the API is drift too, named.
+    // The file takes the API's title (a WARNING: the row was changed since),
+    // and gains tags.
+    site.write(DATA, "records:\n  - id: news\n    title: Edited\n    rank: 1\n    tags: [a]\n");
+    let event = decided(&mut site, DATA).await;
+    assert_eq!(event.severity, Some(Severity::Warning), "{}", event.message);
+    site.coordinator.approve(event.change_id.unwrap(), approval("category")).await.unwrap();
+    // The file wrote the row again: no drift once the rows are checked.
+    let drift = drift_until(&site, |d| d.is_empty()).await;
+    assert!(drift.is_empty(), "{drift:?}");
+    let input = serde_json::json!({"title": "Edited", "rank": 1, "tags": ["a", "b"]});
+    site.coordinator.content().update("category", "news", input.as_object().unwrap()).await.unwrap();
+    let drift = drift_until(&site, |d| d.iter().any(|d| d.problem.contains("`tags`"))).await;
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert!(drift[0].problem.contains("the values of `tags` differ from the file's"), "{}", drift[0].problem);
     assert_eq!(site.text("SELECT title FROM content_category WHERE id = 'news'").await, "Edited");
     site.stop().await;
 }

@@ -152,7 +152,17 @@ async fn rows(store: &Store, site: &Site, file: &DataFile) -> Result<Vec<Drift>,
             }
         }
         if shown.is_empty() {
-            shown.push("its values differ from the file's".into());
+            // What differs is in a child table: name the multi-valued fields.
+            let many: Vec<String> = record
+                .values
+                .keys()
+                .filter(|k| entity.field(k).is_some_and(|f| !f.cardinality.is_single()))
+                .map(|k| format!("`{k}`"))
+                .collect();
+            shown.push(match many.is_empty() {
+                true => "its values differ from the file's".into(),
+                false => format!("the values of {} differ from the file's", many.join(", ")),
+            });
         }
         out.push(drifted(format!(
             "row `{}` was changed by another writer since {} applied: {}",

@@ -45,15 +45,6 @@ fn check_file(site: &Site, file: &DataFile) -> Vec<FileError> {
         .collect();
     for (i, record) in file.records.iter().enumerate() {
         let at = |key: &str| item_key(&file.text, "records", i, key);
-        let many = |key: &str| entity.field(key).is_some_and(|f| !f.cardinality.is_single());
-        for (key, _) in record.values.iter().filter(|(k, v)| !v.is_null() && many(k)) {
-            errors.push(FileError::new(
-                &file.path,
-                at(key),
-                Some(format!("records[{i}].{key}")),
-                format!("`{key}` holds several values; data files set single-valued fields only"),
-            ));
-        }
         let input: Map<String, Json> = record.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Err(problems) = validate_record(entity, &input) {
             for p in problems {

@@ -17,7 +17,7 @@ use crate::records::{diff_records, DataFile, RecordChange};
 use crate::site::Site;
 use crate::sql::{backup_table, child_table, sqlite, string_literal};
 
-use super::values::{same_as, written_columns};
+use super::values::{same_as, written_children, written_columns};
 
 /// The marker ending a data backup's name: `marain_backup_<tag>_<table>__data`.
 pub(super) const BACKUP_MARK: &str = "data";
@@ -228,8 +228,27 @@ impl<'a> Rows<'a> {
             self.id,
             updates.join(", ")
         );
+        // Multi-valued fields it names (or named before): their child rows
+        // become exactly the values given, in order.
+        let mut children = written_children(d, self.entity, values);
+        for key in old.into_iter().flat_map(|o| o.keys()).filter(|k| !values.contains_key(*k)) {
+            if self.entity.field(key).is_some_and(|f| !f.cardinality.is_single()) {
+                children.push((key.clone(), Vec::new()));
+            }
+        }
+        let mut sql = vec![upsert];
+        let (parent, lit) = (d.table("parent_id"), string_literal(id));
+        let each = format!("{parent}, {}, {}", d.table("delta"), d.table("value"));
+        for (field, items) in &children {
+            let child = d.table(&child_table(&self.entity.id, field));
+            sql.push(format!("DELETE FROM {child} WHERE {parent} = {lit}"));
+            if !items.is_empty() {
+                let rows: Vec<String> = items.iter().enumerate().map(|(i, v)| format!("({lit}, {i}, {v})")).collect();
+                sql.push(format!("INSERT INTO {child} ({each}) VALUES {}", rows.join(", ")));
+            }
+        }
         let (t, b, key) = (&self.table, d.table(&self.backup), &self.id);
-        let undo = match old {
+        let mut undo = match old {
             // Gone again, and a row another writer had made first comes back.
             None => vec![
                 format!("DELETE FROM {}", self.row(id)),
@@ -250,14 +269,19 @@ impl<'a> Rows<'a> {
                 vec![format!("UPDATE {t} SET {} WHERE {key} = {}", back.join(", "), string_literal(id))]
             }
         };
-        Step {
-            summary: change.summary(),
-            sql: vec![upsert],
-            rollback_sql: undo,
-            hazards,
-            backups: vec![],
-            restores: vec![],
+        for (field, _) in &children {
+            let child = child_table(&self.entity.id, field);
+            let Some((_, backup)) = self.children.iter().find(|(c, _)| *c == child) else { continue };
+            let child = d.table(&child);
+            if old.is_some() {
+                undo.push(format!("DELETE FROM {child} WHERE {parent} = {lit}"));
+            }
+            undo.push(format!(
+                "INSERT INTO {child} ({each}) SELECT {each} FROM {} WHERE {parent} = {lit}",
+                d.table(backup)
+            ));
         }
+        Step { summary: change.summary(), sql, rollback_sql: undo, hazards, backups: vec![], restores: vec![] }
     }
 
     /// A removed record: a DELETE (its multi-valued values go with it), whose

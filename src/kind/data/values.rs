@@ -10,7 +10,7 @@ use crate::content::{field_value, validate_record, SqlValue};
 use crate::model::{EntitySchema, FieldType};
 use crate::plan::Dialect;
 use crate::records::DataRecord;
-use crate::sql::string_literal;
+use crate::sql::{child_table, string_literal};
 
 /// The columns a record sets, as SQL literals: the fields it names and the
 /// defaults of those it leaves out, as the content API would store them.
@@ -29,6 +29,26 @@ pub(super) fn written_columns(
             let t = entity.fields.iter().find(|f| f.column().as_deref() == Some(c.as_str())).map(|f| f.field_type);
             let lit = literal(d, t.unwrap_or(FieldType::Text), &v);
             (c, lit)
+        })
+        .collect()
+}
+
+/// The values a record gives the multi-valued fields it names, as SQL literals
+/// in order (none for `null` or `[]`): what their child tables hold after it.
+pub(super) fn written_children(
+    d: Dialect,
+    entity: &EntitySchema,
+    values: &BTreeMap<String, Json>,
+) -> Vec<(String, Vec<String>)> {
+    let input: Map<String, Json> = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let record = validate_record(entity, &input).unwrap_or_default();
+    entity
+        .fields
+        .iter()
+        .filter(|f| !f.cardinality.is_single() && values.contains_key(&f.id))
+        .map(|f| {
+            let given = record.children.iter().find(|(id, _)| *id == f.id).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+            (f.id.clone(), given.iter().map(|v| literal(d, f.field_type, v)).collect())
         })
         .collect()
 }
@@ -56,8 +76,39 @@ pub(super) fn same_as(d: Dialect, entity: &EntitySchema, values: &BTreeMap<Strin
         Dialect::Sqlite => "IS",
         Dialect::Postgres => "IS NOT DISTINCT FROM",
     };
-    let parts: Vec<String> =
+    let mut parts: Vec<String> =
         expected_columns(d, entity, &record).into_iter().map(|(c, v)| format!("{} {eq} {v}", d.table(&c))).collect();
+    // A multi-valued field: its child rows of this row are exactly the values
+    // named, in order (the subqueries refer to the row being looked at).
+    let owner = format!("{}.{}", d.table(&entity.table()), d.table("id"));
+    let (parent, delta, value) = (d.table("parent_id"), d.table("delta"), d.table("value"));
+    for field in entity.fields.iter().filter(|f| !f.cardinality.is_single()) {
+        let Some(given) = values.get(&field.id) else { continue };
+        let items: Vec<&Json> = match given {
+            Json::Null => Vec::new(),
+            Json::Array(items) => items.iter().collect(),
+            _ => continue,
+        };
+        let Ok(items) = items.into_iter().map(|v| field_value(field, v)).collect::<Result<Vec<_>, _>>() else {
+            continue;
+        };
+        let child = d.table(&child_table(&entity.id, &field.id));
+        let count = format!("(SELECT COUNT(*) FROM {child} WHERE {parent} = {owner})");
+        let n = items.len();
+        if n == 0 {
+            parts.push(format!("{count} = 0"));
+            continue;
+        }
+        let each: Vec<String> = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("({delta} = {i} AND {value} {eq} {})", literal(d, field.field_type, v)))
+            .collect();
+        parts.push(format!(
+            "{count} = {n} AND (SELECT COUNT(*) FROM {child} WHERE {parent} = {owner} AND ({})) = {n}",
+            each.join(" OR ")
+        ));
+    }
     match parts.is_empty() {
         true => "1 = 1".into(),
         false => parts.join(" AND "),
