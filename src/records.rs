@@ -98,11 +98,6 @@ impl DataFile {
             records,
         })
     }
-
-    /// Record `id` (a linear search: for one look-up; loops build a map).
-    pub fn record(&self, id: &str) -> Option<&DataRecord> {
-        self.records.iter().find(|r| r.id == id)
-    }
 }
 
 /// `data/<entity>/<name>.yaml` → the entity.
@@ -323,7 +318,7 @@ mod tests {
         let f = DataFile::parse("data/category/main.yaml", text).unwrap();
         assert_eq!(f.entity, "category");
         assert_eq!(f.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["news", "sport"]);
-        assert_eq!(f.record("sport").unwrap().values["title"], Json::String("Sport".into()));
+        assert_eq!(f.records[1].values["title"], Json::String("Sport".into()));
 
         let text = "records:\n  - id: news\n  - title: Lost\n  - id: news\n  - id: 7\n";
         let errors = DataFile::parse("data/category/main.yaml", text).unwrap_err();

@@ -83,8 +83,14 @@ pub fn plan_restore(
             let target = targets.get(&change.file)?;
             // Each kind knows what its backups refill.
             if let Some(kind) = crate::kind::kind_of(&change.file) {
-                let (old, new) = (change.old.as_ref(), change.new.as_ref());
-                let refill = kind.refill(dialect, &site, old, new, &change.graded, &target.backups);
+                let undone = crate::kind::Undone {
+                    site: &site,
+                    old: change.old.as_ref(),
+                    new: change.new.as_ref(),
+                    graded: &change.graded,
+                    backups: &target.backups,
+                };
+                let refill = kind.refill(dialect, &undone);
                 change.plan.steps.extend(refill);
             }
             Some(Restore { change, to_version: target.version })

@@ -84,7 +84,7 @@ pub fn plan_files_in<'a>(
         }
     };
     let mut ordered = changed;
-    ordered.sort_by_key(|p| rank(p));
+    ordered.sort_by_cached_key(|p| rank(p));
 
     let entity_at = |site: &Site, path: &str| site.get(path).map(|f| f.entity.id.clone());
     let renames: BTreeMap<String, String> = ordered

@@ -6,7 +6,7 @@ use crate::config::{diff_configs, ConfigFile};
 use crate::diff::ChangeItem;
 use crate::error::FileError;
 use crate::grade::{grade, GradedChange};
-use crate::plan::{plan_config, Dialect, Plan, PlanBinding, PlanContext, Step};
+use crate::plan::{plan_config, Plan, PlanBinding, PlanContext};
 use crate::secrets::Redaction;
 use crate::site::{CheckScope, Site, SiteFile};
 
@@ -62,19 +62,6 @@ impl FileKind for ConfigKind {
         let graded = grade(items);
         let plan = plan_config(&graded, binding);
         (graded, plan)
-    }
-
-    /// A configuration holds no rows: its text is all a rollback needs.
-    fn refill(
-        &self,
-        _dialect: Dialect,
-        _site: &Site,
-        _old: Option<&SiteFile>,
-        _new: Option<&SiteFile>,
-        _graded: &GradedChange,
-        _backups: &[String],
-    ) -> Vec<Step> {
-        Vec::new()
     }
 
     fn feeds_live_settings(&self) -> bool {

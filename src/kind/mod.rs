@@ -63,19 +63,12 @@ pub trait FileKind: Sync {
         ctx: &PlanContext,
     ) -> (GradedChange, Plan);
 
-    /// The steps that refill, from `backups` (made by the versions a rollback
-    /// or recovery undoes, oldest first), the data that a change from `old`
-    /// back to an earlier text `new` (graded `graded`, in `site`) brings back.
-    #[allow(clippy::too_many_arguments)]
-    fn refill(
-        &self,
-        dialect: Dialect,
-        site: &Site,
-        old: Option<&SiteFile>,
-        new: Option<&SiteFile>,
-        graded: &GradedChange,
-        backups: &[String],
-    ) -> Vec<Step>;
+    /// The steps that refill what `undone` brings back from the backups the
+    /// undone versions made. None by default: a kind whose files hold no rows
+    /// (configuration) needs only its text back.
+    fn refill(&self, _dialect: Dialect, _undone: &Undone) -> Vec<Step> {
+        Vec::new()
+    }
 
     /// Whether applying one of its files changes the live settings (log
     /// level, rate limits, the auto-apply policy …), so the engine rebuilds them.
@@ -87,6 +80,18 @@ pub trait FileKind: Sync {
     fn shown(&self, text: &str, _redaction: &Redaction) -> String {
         text.to_string()
     }
+}
+
+/// A change that takes a file back to an earlier text, as a rollback or a
+/// recovery plans it: what its kind's [`FileKind::refill`] works from.
+pub struct Undone<'a> {
+    /// The site as the restore leaves it.
+    pub site: &'a Site,
+    pub old: Option<&'a SiteFile>,
+    pub new: Option<&'a SiteFile>,
+    pub graded: &'a GradedChange,
+    /// The backup tables the undone versions made and that still exist, oldest first.
+    pub backups: &'a [String],
 }
 
 /// Every kind, in stage order. Adding a kind is adding it here.

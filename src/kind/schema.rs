@@ -12,7 +12,7 @@ use crate::plan::{plan_change_in, Dialect, Plan, PlanBinding, PlanContext, Step}
 use crate::site::{CheckScope, SchemaFile, Site, SiteFile};
 use crate::sql::{child_table, sqlite};
 
-use super::FileKind;
+use super::{FileKind, Undone};
 
 pub struct SchemaKind;
 
@@ -58,20 +58,12 @@ impl FileKind for SchemaKind {
         (graded, plan)
     }
 
-    fn refill(
-        &self,
-        dialect: Dialect,
-        _site: &Site,
-        _old: Option<&SiteFile>,
-        _new: Option<&SiteFile>,
-        graded: &GradedChange,
-        backups: &[String],
-    ) -> Vec<Step> {
-        let items = graded.items.iter().filter_map(|i| match &i.item {
+    fn refill(&self, dialect: Dialect, undone: &Undone) -> Vec<Step> {
+        let items = undone.graded.items.iter().filter_map(|i| match &i.item {
             ChangeItem::Entity(e) => Some(e),
             _ => None,
         });
-        items.filter_map(|item| refill_item(dialect, item, backups)).collect()
+        items.filter_map(|item| refill_item(dialect, item, undone.backups)).collect()
     }
 }
 

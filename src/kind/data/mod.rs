@@ -19,7 +19,7 @@ use crate::grade::GradedChange;
 use crate::plan::{Dialect, Plan, PlanBinding, PlanContext, Step};
 use crate::site::{CheckScope, Site, SiteFile};
 
-use super::FileKind;
+use super::{FileKind, Undone};
 
 pub use crate::records::{diff_records, DataFile, DataRecord, RecordChange, RowDiff};
 pub use values::row_differs;
@@ -66,15 +66,7 @@ impl FileKind for DataKind {
         plan::plan(old, new, binding, ctx)
     }
 
-    fn refill(
-        &self,
-        dialect: Dialect,
-        site: &Site,
-        old: Option<&SiteFile>,
-        new: Option<&SiteFile>,
-        _graded: &GradedChange,
-        backups: &[String],
-    ) -> Vec<Step> {
-        refill::refill(dialect, site, old, new, backups)
+    fn refill(&self, dialect: Dialect, undone: &Undone) -> Vec<Step> {
+        refill::refill(dialect, undone)
     }
 }

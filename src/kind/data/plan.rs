@@ -17,7 +17,7 @@ use crate::records::{diff_records, DataFile, RecordChange};
 use crate::site::Site;
 use crate::sql::{backup_table, child_table, sqlite, string_literal};
 
-use super::values::{same_as, written_children, written_columns};
+use super::values::{same_as, written};
 
 /// The marker ending a data backup's name: `marain_backup_<tag>_<table>__data`.
 pub(super) const BACKUP_MARK: &str = "data";
@@ -203,7 +203,8 @@ impl<'a> Rows<'a> {
         if let Some(h) = hazards.iter_mut().find(|h| h.code == code) {
             h.probe = Some(Probe { code, kind: ProbeKind::ChangedElsewhere, sql, counts, shows: self.shows(change) });
         }
-        let mut set = written_columns(d, self.entity, values);
+        let written = written(d, self.entity, values);
+        let mut set = written.columns;
         for key in old.into_iter().flat_map(|o| o.keys()).filter(|k| !values.contains_key(*k)) {
             if let Some(col) = self.entity.field(key).and_then(|f| f.column()) {
                 if !set.iter().any(|(c, _)| *c == col) {
@@ -230,7 +231,7 @@ impl<'a> Rows<'a> {
         );
         // Multi-valued fields it names (or named before): their child rows
         // become exactly the values given, in order.
-        let mut children = written_children(d, self.entity, values);
+        let mut children = written.children;
         for key in old.into_iter().flat_map(|o| o.keys()).filter(|k| !values.contains_key(*k)) {
             if self.entity.field(key).is_some_and(|f| !f.cardinality.is_single()) {
                 children.push((key.clone(), Vec::new()));

@@ -1,8 +1,9 @@
 //! What a rollback or recovery of a data file refills from the backups its
 //! undone versions made.
 
+use crate::kind::Undone;
 use crate::plan::{Dialect, Step};
-use crate::site::{Site, SiteFile};
+use crate::site::SiteFile;
 use crate::sql::{child_table, sqlite};
 
 use super::plan::BACKUP_MARK;
@@ -10,14 +11,9 @@ use super::plan::BACKUP_MARK;
 /// What a rollback or recovery refills: every row the undone versions backed
 /// up, newest backup first so the oldest (the state before the first undone
 /// version touched the row) is what stays.
-pub(super) fn refill(
-    d: Dialect,
-    site: &Site,
-    old: Option<&SiteFile>,
-    new: Option<&SiteFile>,
-    backups: &[String],
-) -> Vec<Step> {
-    let entity_id = new.or(old).and_then(SiteFile::data).map(|f| f.entity.as_str());
+pub(super) fn refill(d: Dialect, undone: &Undone) -> Vec<Step> {
+    let (site, backups) = (undone.site, undone.backups);
+    let entity_id = undone.new.or(undone.old).and_then(SiteFile::data).map(|f| f.entity.as_str());
     let Some(entity) = entity_id.and_then(|id| site.entity_file(id)).map(|f| &f.entity) else { return Vec::new() };
     let table = entity.table();
     let t = d.table(&table);

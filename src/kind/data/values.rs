@@ -12,17 +12,20 @@ use crate::plan::Dialect;
 use crate::records::DataRecord;
 use crate::sql::{child_table, string_literal};
 
-/// The columns a record sets, as SQL literals: the fields it names and the
-/// defaults of those it leaves out, as the content API would store them.
-pub(super) fn written_columns(
-    d: Dialect,
-    entity: &EntitySchema,
-    values: &BTreeMap<String, Json>,
-) -> Vec<(String, String)> {
+/// What a record writes, as SQL literals: the columns of the fields it names
+/// (and the defaults of those it leaves out, as the content API would store
+/// them), and the values of each multi-valued field it names, in order (none
+/// for `null` or `[]`), which become that field's child rows.
+pub(super) struct Written {
+    pub columns: Vec<(String, String)>,
+    pub children: Vec<(String, Vec<String>)>,
+}
+
+pub(super) fn written(d: Dialect, entity: &EntitySchema, values: &BTreeMap<String, Json>) -> Written {
     let input: Map<String, Json> = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     // The site check has run validate_record on it already (kind::data::check).
     let record = validate_record(entity, &input).unwrap_or_default();
-    record
+    let columns = record
         .columns
         .into_iter()
         .map(|(c, v)| {
@@ -30,19 +33,8 @@ pub(super) fn written_columns(
             let lit = literal(d, t.unwrap_or(FieldType::Text), &v);
             (c, lit)
         })
-        .collect()
-}
-
-/// The values a record gives the multi-valued fields it names, as SQL literals
-/// in order (none for `null` or `[]`): what their child tables hold after it.
-pub(super) fn written_children(
-    d: Dialect,
-    entity: &EntitySchema,
-    values: &BTreeMap<String, Json>,
-) -> Vec<(String, Vec<String>)> {
-    let input: Map<String, Json> = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let record = validate_record(entity, &input).unwrap_or_default();
-    entity
+        .collect();
+    let children = entity
         .fields
         .iter()
         .filter(|f| !f.cardinality.is_single() && values.contains_key(&f.id))
@@ -50,15 +42,15 @@ pub(super) fn written_children(
             let given = record.children.iter().find(|(id, _)| *id == f.id).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
             (f.id.clone(), given.iter().map(|v| literal(d, f.field_type, v)).collect())
         })
-        .collect()
+        .collect();
+    Written { columns, children }
 }
 
 /// The columns of the fields a record names, with the values it gives them;
 /// fields the schema no longer has, or values it no longer accepts, are left
 /// out (the comparison then holds for what can still be compared).
-fn expected_columns(d: Dialect, entity: &EntitySchema, record: &DataRecord) -> Vec<(String, String)> {
-    record
-        .values
+fn expected_columns(d: Dialect, entity: &EntitySchema, values: &BTreeMap<String, Json>) -> Vec<(String, String)> {
+    values
         .iter()
         .filter_map(|(k, v)| {
             let field = entity.field(k)?;
@@ -71,13 +63,12 @@ fn expected_columns(d: Dialect, entity: &EntitySchema, record: &DataRecord) -> V
 
 /// A condition true when a row holds every value `values` names (NULL-safe).
 pub(super) fn same_as(d: Dialect, entity: &EntitySchema, values: &BTreeMap<String, Json>) -> String {
-    let record = DataRecord { id: String::new(), values: values.clone() };
     let eq = match d {
         Dialect::Sqlite => "IS",
         Dialect::Postgres => "IS NOT DISTINCT FROM",
     };
     let mut parts: Vec<String> =
-        expected_columns(d, entity, &record).into_iter().map(|(c, v)| format!("{} {eq} {v}", d.table(&c))).collect();
+        expected_columns(d, entity, values).into_iter().map(|(c, v)| format!("{} {eq} {v}", d.table(&c))).collect();
     // A multi-valued field: its child rows of this row are exactly the values
     // named, in order (the subqueries refer to the row being looked at).
     let owner = format!("{}.{}", d.table(&entity.table()), d.table("id"));
