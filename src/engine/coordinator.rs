@@ -1,27 +1,22 @@
 //! The coordinator: the engine's handle. It owns one ordered queue; file events
 //! and commands (approve, reject, rollback, recover, rescan) go in, and the one
-//! [`Worker`](super::worker) task takes them out in order, so there are no races
-//! between a file event and an approval. Readers get the latest [`Snapshot`]
+//! worker task takes them out in order, so there are no races between a file
+//! event and an approval (`start.rs` sets the two up; neither imports the other). Readers get the latest [`Snapshot`]
 //! through an atomic pointer swap and never wait for the worker.
 
-use std::future::Future;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::{broadcast, oneshot};
 
 use super::content::ContentService;
 use super::events::EngineEvent;
 use super::health::{database_answers, Readiness};
 use super::legacy::{self, transition, LegacySource, MigrationView, VerifyReport};
 use super::secure_log::{read_audit, AuditFilter};
-use super::shared::{Command, Shared};
+use super::shared::{Command, Operation, Shared};
 use super::snapshot::{PendingChange, Snapshot};
 use super::store::{BackupInfo, Store, VersionRow};
-use super::watcher::SiteWatcher;
-use super::worker::Worker;
-use super::{Approval, EngineConfig, EngineError};
+use super::{Approval, EngineError};
 
 /// A cheap, cloneable handle to the running engine.
 #[derive(Clone)]
@@ -30,58 +25,9 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// Opens the store, reconciles the files on disk with the last applied
-    /// versions (differences become changes, as if edited while the server was
-    /// down), starts watching, and runs until `shutdown` resolves.
-    pub async fn start(
-        config: EngineConfig,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(Coordinator, JoinHandle<()>), EngineError> {
-        let store = Store::open(&config.database_url).await?;
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(config.event_buffer.max(1));
-        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-        let schema_lock = Arc::new(tokio::sync::RwLock::new(()));
-        let shared = Arc::new(Shared {
-            content: ContentService::new(store.clone(), snapshot.clone(), schema_lock.clone(), {
-                let commands = commands.clone();
-                Arc::new(move |entity: &str| {
-                    let _ = commands.send(Command::CheckRows { entity: entity.to_string() });
-                })
-            }),
-            snapshot,
-            secure_log: config.secure_log.clone(),
-            schema_lock,
-            events,
-            commands,
-            store: store.clone(),
-            lock_waits: ArcSwap::default(),
-            migrating: std::sync::atomic::AtomicBool::new(false),
-            health: super::health::Health::default(),
-        });
-        let secure_log = match &config.secure_log {
-            Some(path) => Some(
-                super::secure_log::SecureLog::open(path)
-                    .map_err(|source| EngineError::Io { path: path.display().to_string(), source })?,
-            ),
-            None => None,
-        };
-        if config.site_layout == super::SiteLayout::PerInstance {
-            // What this copy proposes is looked at afresh below.
-            store.withdraw_proposals(&config.instance_name).await?;
-        }
-        let mut worker = Worker::new(&config, store, shared.clone(), secure_log);
-        worker.load_applied().await?;
-        worker.reconcile().await;
-
-        let (signal_tx, signal_rx) = mpsc::unbounded_channel();
-        let watcher = SiteWatcher::start(&config.site_root, worker.wanted_debounce(), signal_tx.clone())?;
-        shared.health.set_watching(true);
-        shared.health.set_reconciled();
-        super::sync::follow(&shared.store, &shared.commands, shared.snapshot.clone(), config.sync_poll);
-        super::migration_feed::follow(&shared.store, &shared.commands);
-        let task = tokio::spawn(worker.run(watcher, signal_tx, signal_rx, command_rx, shutdown));
-        Ok((Coordinator { shared }, task))
+    /// The handle on an engine whose worker runs elsewhere (see `start.rs`).
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Coordinator { shared }
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -187,13 +133,7 @@ impl Coordinator {
 
     /// Drops the backups of versions applied more than `older_than_days` ago.
     pub async fn prune_backups(&self, older_than_days: u32) -> Result<Vec<String>, EngineError> {
-        /// A century: anything longer is a typo, and refused rather than obeyed.
-        const MAX_DAYS: u32 = 36_500;
-        if older_than_days > MAX_DAYS {
-            let (given, max) = (u64::from(older_than_days), u64::from(MAX_DAYS));
-            return Err(EngineError::OutOfRange { what: "older_than_days", given, max });
-        }
-        Ok(self.shared.store.prune_backups(older_than_days).await?)
+        self.ask(|reply| Operation::PruneBackups { older_than_days, reply }).await
     }
 
     /// Every live dashboard session, most recently used first.
@@ -204,11 +144,8 @@ impl Coordinator {
     /// Ends the session with `handle` (its next request is signed out); `actor`
     /// is who asked. False when there was none.
     pub async fn end_session(&self, handle: &str, actor: &str) -> Result<bool, EngineError> {
-        let ended = self.shared.store.end_session(handle).await?;
-        if ended {
-            tracing::warn!(%actor, session = &handle[..handle.len().min(12)], "a session was ended from the dashboard");
-        }
-        Ok(ended)
+        let (handle, actor) = (handle.to_string(), actor.to_string());
+        self.ask(|reply| Operation::EndSession { handle, actor, reply }).await
     }
 
     /// Every API token, without secrets.
@@ -219,11 +156,8 @@ impl Coordinator {
     /// Revokes the token `name` at once; `actor` is who asked. False when there
     /// was none.
     pub async fn revoke_token(&self, name: &str, actor: &str) -> Result<bool, EngineError> {
-        let revoked = self.shared.store.revoke_token(name).await?;
-        if revoked {
-            tracing::warn!(%actor, token = %name, "an API token was revoked from the dashboard");
-        }
-        Ok(revoked)
+        let (name, actor) = (name.to_string(), actor.to_string());
+        self.ask(|reply| Operation::RevokeToken { name, actor, reply }).await
     }
 
     /// The legacy moves recorded in this database, the rows that do not fit,
@@ -252,36 +186,8 @@ impl Coordinator {
     /// Starts `marain legacy run` with the default options in this process;
     /// its progress comes as `migration` events. `actor` is who asked.
     pub async fn start_migration(&self, actor: &str) -> Result<(), EngineError> {
-        use std::sync::atomic::Ordering;
-        let source = self.legacy_source().await?;
-        if self.shared.migrating.swap(true, Ordering::SeqCst) {
-            return Err(legacy::LegacyError::NotReady("a run is under way already".into()).into());
-        }
-        self.announce(source.table(), actor, format!("legacy `{}`: copying started", source.table()));
-        let (engine, actor) = (self.clone(), actor.to_string());
-        tokio::spawn(async move {
-            let site = engine.snapshot().applied.clone();
-            let store = &engine.shared.store;
-            let result = legacy::run(store, &source, &site, &legacy::RunOptions::default(), &mut |_| {}).await;
-            engine.shared.migrating.store(false, Ordering::SeqCst);
-            let message = match result {
-                Ok(progress) => {
-                    let left: i64 = progress.values().map(|p| p.misfits + p.waiting).sum();
-                    let copied: i64 = progress.values().map(|p| p.copied).sum();
-                    format!(
-                        "legacy `{}`: run ended, {} copied, {left} left behind",
-                        source.table(),
-                        crate::plural::count(copied, "row", "rows")
-                    )
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "legacy run failed");
-                    format!("legacy `{}`: run failed: {}", source.table(), e.public_message())
-                }
-            };
-            engine.announce(source.table(), &actor, message);
-        });
-        Ok(())
+        let (source, actor) = (self.legacy_source().await?, actor.to_string());
+        self.ask(|reply| Operation::StartMigration { source, actor, reply }).await
     }
 
     /// `marain legacy verify`; `actor` is who asked.
@@ -300,24 +206,30 @@ impl Coordinator {
         Ok(report)
     }
 
-    /// `marain legacy finish`: returns the legacy table's new name.
+    /// `marain legacy finish`: returns the legacy table's new name. The
+    /// verify that must pass first reads every row, so it runs here, off the
+    /// queue; the rename goes through it.
     pub async fn finish_migration(&self, actor: &str) -> Result<String, EngineError> {
         let source = self.legacy_source().await?;
         let site = self.snapshot().applied.clone();
-        let (renamed, _) = legacy::finish(&self.shared.store, &source, &site).await?;
-        self.announce(source.table(), actor, format!("legacy `{}`: finished; kept as `{renamed}`", source.table()));
-        Ok(renamed)
+        legacy::ready_to_finish(&self.shared.store, &source, &site).await?;
+        let actor = actor.to_string();
+        self.ask(|reply| Operation::FinishMigration { source, actor, reply }).await
     }
 
     /// A `migration` event by `actor`, appended to `secure.log` too.
     fn announce(&self, table: &str, actor: &str, message: String) {
-        let _ = self.send(Command::Announce {
-            kind: super::events::EventKind::Migration,
-            file: table.to_string(),
-            actor: Some(actor.to_string()),
-            message,
-            audit: true,
-        });
+        let _ = self.send(Command::migration(table, actor, message));
+    }
+
+    /// Sends `operation` (made with its reply's sender) and waits for the answer.
+    async fn ask<T>(
+        &self,
+        operation: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Operation,
+    ) -> Result<T, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Operator(operation(reply)))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     fn send(&self, command: Command) -> Result<(), EngineError> {

@@ -26,6 +26,7 @@ mod shared;
 pub mod sign_in;
 pub mod signed_in;
 pub mod snapshot;
+mod start;
 pub mod store;
 mod sync;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::content::ContentService;
 use super::events::EngineEvent;
+use super::legacy::LegacySource;
 use super::snapshot::{LockWait, PendingChange, Snapshot};
 use super::store::{Store, VersionRow};
 use super::{Approval, EngineError};
@@ -44,6 +45,9 @@ pub enum Command {
     },
     /// Take what other instances applied (see `sync`).
     Sync,
+    /// What an operator asks for that changes state other than files (see
+    /// `worker/operator.rs`).
+    Operator(Operation),
     /// A content write reached rows of `entity` that data files hold: check
     /// those rows for drift.
     CheckRows {
@@ -57,6 +61,55 @@ pub enum Command {
         actor: Option<String>,
         message: String,
         audit: bool,
+    },
+}
+
+impl Command {
+    /// A `migration` event by `actor` announcing a step of the legacy move,
+    /// appended to `secure.log` too.
+    pub fn migration(table: &str, actor: &str, message: String) -> Command {
+        Command::Announce {
+            kind: super::events::EventKind::Migration,
+            file: table.to_string(),
+            actor: Some(actor.to_string()),
+            message,
+            audit: true,
+        }
+    }
+}
+
+/// The operator's requests that change state other than the files: backups
+/// pruned, a session ended, a token revoked, the legacy move started or
+/// finished. Through the queue like every state change, so none runs across
+/// an apply. `actor` is who asked.
+pub enum Operation {
+    PruneBackups {
+        older_than_days: u32,
+        reply: oneshot::Sender<Result<Vec<String>, EngineError>>,
+    },
+    EndSession {
+        handle: String,
+        actor: String,
+        reply: oneshot::Sender<Result<bool, EngineError>>,
+    },
+    RevokeToken {
+        name: String,
+        actor: String,
+        reply: oneshot::Sender<Result<bool, EngineError>>,
+    },
+    /// Starts a legacy `run` from `source` in this process; its progress comes
+    /// as `migration` events.
+    StartMigration {
+        source: LegacySource,
+        actor: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    /// Renames the legacy table of `source` and ends the move; the handle has
+    /// verified it first, off the queue (`legacy::ready_to_finish`).
+    FinishMigration {
+        source: LegacySource,
+        actor: String,
+        reply: oneshot::Sender<Result<String, EngineError>>,
     },
 }
 

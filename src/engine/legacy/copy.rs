@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json};
 
+use super::progress::{Progress, RunOptions, TypeProgress};
 use super::source::{LegacyRow, LegacySource};
 use super::transition;
 use super::{entities_for, fill_order, LegacyError};
@@ -28,43 +29,6 @@ use crate::sql::{child_table, Dialect};
 /// Rows looked at again at once in the rounds for rows that wait for their
 /// references.
 const RETRY_ROWS: usize = 5_000;
-
-/// How `run` copies.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Rows per transaction.
-    pub batch_size: usize,
-    /// Keep the keys no field takes in `marain_legacy_extra` instead of leaving
-    /// such rows in the legacy table.
-    pub keep_unmapped: bool,
-    /// While the move is under way, content API writes also update the legacy
-    /// rows (so an old Marain process still reading them sees every change).
-    pub dual_write: bool,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self { batch_size: 1000, keep_unmapped: false, dual_write: true }
-    }
-}
-
-/// Where one legacy type stands.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TypeProgress {
-    /// The entity its rows go to.
-    pub entity: String,
-    /// Rows of this type in the legacy table.
-    pub total: i64,
-    /// Rows the typed table has (copied now or before).
-    pub copied: i64,
-    /// Rows that do not fit, with their reasons in `marain_legacy_misfits`.
-    pub misfits: i64,
-    /// Rows not looked at yet, or waiting for the rows they reference.
-    pub waiting: i64,
-}
-
-/// Every type's progress, by legacy `entity_type`.
-pub type Progress = BTreeMap<String, TypeProgress>;
 
 /// Copies every legacy row that fits into its typed table. `report` is told the
 /// progress after each batch. Returns the final counts.

@@ -9,6 +9,7 @@
 //! - `transition.rs` — the `marain_legacy` row that says a move is under way, and
 //!   what the content API does meanwhile (reads fall back, writes reach both).
 //! - `copy.rs` — `run`: batches of one transaction each, resumable, idempotent.
+//! - `progress.rs` — a run's options and its counts per legacy type.
 //! - `verify.rs` — every copied value against the JSON it came from; `finish`.
 //! - `report.rs` — `plan` and `infer`: what a run would do, written nowhere.
 //! - `impact.rs` — what a schema change does to the rows not copied yet.
@@ -22,16 +23,18 @@ use crate::site::Site;
 
 mod copy;
 pub mod impact;
+mod progress;
 mod report;
 mod source;
 pub mod transition;
 mod verify;
 
-pub use copy::{run, Progress, RunOptions, TypeProgress};
+pub use copy::run;
+pub use progress::{Progress, RunOptions, TypeProgress};
 pub use report::{infer, plan, PlanReport, TypeReport};
 pub use source::LegacySource;
 pub use transition::{MisfitRow, MoveStatus, Transition, TransitionView};
-pub use verify::{finish, verify, VerifyReport};
+pub use verify::{finish, ready_to_finish, retire, verify, VerifyReport};
 
 /// What the dashboard's Migration page shows: every move recorded, the rows
 /// that do not fit (the first few hundred), and the legacy table a move could

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value as Json};
 
-use super::copy::{Progress, RunOptions};
+use super::progress::{Progress, RunOptions};
 use super::source::{row_columns, LegacyRow, LegacySource};
 use super::LegacyError;
 use crate::engine::database::{Arg, Conn};

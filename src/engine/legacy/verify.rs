@@ -171,6 +171,14 @@ fn instant(s: &str) -> Option<OffsetDateTime> {
 /// legacy table `content_legacy_<UTC timestamp>` and ends the move, in one
 /// transaction. Returns the new name, or the report that stopped it.
 pub async fn finish(store: &Store, source: &LegacySource, site: &Site) -> Result<(String, VerifyReport), LegacyError> {
+    let report = ready_to_finish(store, source, site).await?;
+    let renamed = retire(store, source).await?;
+    Ok((renamed, report))
+}
+
+/// `verify`, refusing unless the move can finish: the legacy table is in this
+/// database, and every row is copied and matches.
+pub async fn ready_to_finish(store: &Store, source: &LegacySource, site: &Site) -> Result<VerifyReport, LegacyError> {
     if !source.same_database() {
         return Err(LegacyError::NotReady(
             "the legacy table is in another database; rename it there yourself once `verify` passes".into(),
@@ -186,6 +194,13 @@ pub async fn finish(store: &Store, source: &LegacySource, site: &Site) -> Result
             crate::plural::count(report.unknown_types.len() as i64, "entity type", "entity types")
         )));
     }
+    Ok(report)
+}
+
+/// The last step of `finish`, once `verify` passed: renames the legacy table
+/// `content_legacy_<timestamp>` (never dropped) and closes the move, so the
+/// content API stops falling back to it. Returns the new name.
+pub async fn retire(store: &Store, source: &LegacySource) -> Result<String, LegacyError> {
     let stamp = OffsetDateTime::now_utc().format(format_description!("[year][month][day][hour][minute][second]"));
     let renamed = format!("content_legacy_{}", stamp.unwrap_or_default());
     let d = store.dialect();
@@ -193,5 +208,5 @@ pub async fn finish(store: &Store, source: &LegacySource, site: &Site) -> Result
     tx.conn().execute(&format!("ALTER TABLE {} RENAME TO {}", d.table(source.table()), d.table(&renamed)), &[]).await?;
     transition::close(&mut tx.conn(), source.table(), &renamed).await?;
     tx.commit().await?;
-    Ok((renamed, report))
+    Ok(renamed)
 }

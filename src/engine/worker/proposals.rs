@@ -27,10 +27,10 @@ impl Worker {
             return;
         }
         let desired: BTreeMap<&String, &PendingChange> =
-            self.pending.iter().filter(|(_, c)| c.rollback_to.is_none()).collect();
+            self.files.pending_changes().filter(|c| c.rollback_to.is_none()).map(|c| (&c.file, c)).collect();
         let upserts: Vec<Proposal> = desired
             .iter()
-            .filter(|(file, change)| self.proposed.get(**file) != Some(&change.to_hash))
+            .filter(|(file, change)| self.cluster.proposed.get(**file) != Some(&change.to_hash))
             .map(|(file, change)| Proposal {
                 file: (*file).clone(),
                 instance: self.config.instance_name.clone(),
@@ -40,17 +40,18 @@ impl Worker {
                 proposed_at: change.created_at.clone(),
             })
             .collect();
-        let withdrawn: Vec<String> = self.proposed.keys().filter(|f| !desired.contains_key(f)).cloned().collect();
+        let withdrawn: Vec<String> =
+            self.cluster.proposed.keys().filter(|f| !desired.contains_key(f)).cloned().collect();
         if upserts.is_empty() && withdrawn.is_empty() {
             return;
         }
         match self.store.publish_proposals(&self.config.instance_name, &upserts, &withdrawn).await {
             Ok(()) => {
                 for file in &withdrawn {
-                    self.proposed.remove(file);
+                    self.cluster.proposed.remove(file);
                 }
                 for p in upserts {
-                    self.proposed.insert(p.file, p.to_hash);
+                    self.cluster.proposed.insert(p.file, p.to_hash);
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot share this copy's proposals; trying again next turn"),
@@ -72,7 +73,7 @@ impl Worker {
                 return;
             }
         };
-        let mut previous = std::mem::take(&mut self.remote);
+        let mut previous = std::mem::take(&mut self.cluster.remote);
         for p in proposals {
             let key = (p.file.clone(), p.instance.clone());
             let applied_hash = self.applied.hash_of(&p.file).unwrap_or_default().to_string();
@@ -81,10 +82,10 @@ impl Worker {
             }
             if let Some(kept) = previous.remove(&key).filter(|c| c.to_hash == p.to_hash && c.from_hash == applied_hash)
             {
-                self.remote.insert(key, kept);
+                self.cluster.remote.insert(key, kept);
                 continue;
             }
-            if self.rejections.contains_key(&(p.file.clone(), p.to_hash.clone())) {
+            if self.cluster.decline_of(&p.file, &p.to_hash).is_some() {
                 continue;
             }
             let Some((planned, redaction)) = self.plan_proposal(&p) else { continue };
@@ -97,7 +98,7 @@ impl Worker {
                 change.summary.join("; ")
             );
             self.emit(turn, EventKind::Pending, &p.file, Some(&change), None, message);
-            self.remote.insert(key, change);
+            self.cluster.remote.insert(key, change);
         }
         for ((file, instance), gone) in previous {
             let message = format!("change {} superseded: the copy on {instance} no longer proposes it", gone.id);
@@ -127,21 +128,15 @@ impl Worker {
         Some((planned, self.applied.redaction().union(&site.redaction())))
     }
 
-    /// Whether another copy proposes other text for the file of `change`: then
-    /// neither applies by itself.
-    pub(super) fn contested(&self, change: &PendingChange) -> bool {
-        self.remote.iter().any(|((file, _), other)| *file == change.file && other.to_hash != change.to_hash)
-    }
-
     /// Marks every waiting change of a file that copies propose different texts
     /// for as a conflict, and clears the mark where that is over.
     pub(super) fn mark_conflicts(&mut self) {
         let mut texts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for c in self.pending.values().chain(self.remote.values()) {
+        for c in self.files.pending_changes().chain(self.cluster.remote.values()) {
             texts.entry(c.file.clone()).or_default().insert(c.to_hash.clone());
         }
         let conflicted = |c: &PendingChange| texts.get(&c.file).is_some_and(|t| t.len() > 1);
-        for c in self.pending.values_mut().chain(self.remote.values_mut()) {
+        for c in self.files.pending_changes_mut().chain(self.cluster.remote.values_mut()) {
             c.conflict = conflicted(c);
         }
     }

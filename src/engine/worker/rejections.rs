@@ -20,7 +20,7 @@ impl Worker {
         actor: &str,
         reason: Option<String>,
     ) -> Result<(), EngineError> {
-        let found = self.pending.values().chain(self.remote.values()).find(|c| c.id == id).cloned();
+        let found = self.files.pending_changes().chain(self.cluster.remote.values()).find(|c| c.id == id).cloned();
         let change = found.ok_or(EngineError::UnknownChange(id))?;
         let rejection = Rejection {
             file: change.file.clone(),
@@ -30,7 +30,7 @@ impl Worker {
             rejected_at: now_rfc3339(),
         };
         self.store.record_rejection(&rejection).await?;
-        self.rejections.insert((rejection.file.clone(), rejection.to_hash.clone()), rejection.clone());
+        self.cluster.declines.insert((rejection.file.clone(), rejection.to_hash.clone()), rejection.clone());
         crate::engine::telemetry::rejected(crate::engine::telemetry::Rejection::Declined);
         self.turn_down(turn, &change, &rejection);
         Ok(())
@@ -41,18 +41,16 @@ impl Worker {
     pub(super) fn turn_down(&mut self, turn: &mut Turn, change: &PendingChange, rejection: &Rejection) {
         let message = rejection.summary(change.id);
         match &change.origin {
-            Some(_) => self.remote.retain(|_, c| c.id != change.id),
+            Some(_) => self.cluster.remote.retain(|_, c| c.id != change.id),
             None => {
-                self.pending.remove(&change.file);
-                let error = FileError::new(&change.file, (1, 1), None, message.clone());
-                self.rejected.insert(change.file.clone(), vec![error]);
+                self.files.decline(&change.file, FileError::new(&change.file, (1, 1), None, message.clone()));
             }
         }
         let event = EngineEvent {
             actor: Some(rejection.actor.clone()),
-            ..self.event(EventKind::Rejected, &change.file, Some(change), None, message)
+            ..self.journal.event(EventKind::Rejected, &change.file, Some(change), None, message)
         };
-        self.record(turn, event);
+        self.journal.record(turn, event);
     }
 
     /// The rejections in the database now: waiting changes whose text another
@@ -65,12 +63,12 @@ impl Worker {
                 return;
             }
         };
-        self.rejections = rows.into_iter().map(|r| ((r.file.clone(), r.to_hash.clone()), r)).collect();
+        self.cluster.declines = rows.into_iter().map(|r| ((r.file.clone(), r.to_hash.clone()), r)).collect();
         let turned_down: Vec<(PendingChange, Rejection)> = self
-            .pending
-            .values()
-            .chain(self.remote.values())
-            .filter_map(|c| Some((c.clone(), self.rejections.get(&(c.file.clone(), c.to_hash.clone()))?.clone())))
+            .files
+            .pending_changes()
+            .chain(self.cluster.remote.values())
+            .filter_map(|c| Some((c.clone(), self.cluster.decline_of(&c.file, &c.to_hash)?.clone())))
             .collect();
         for (change, rejection) in turned_down {
             self.turn_down(turn, &change, &rejection);

@@ -7,10 +7,8 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
-use super::{Turn, Worker};
-use crate::engine::watcher::{SiteWatcher, WatchSignal};
+use super::{Turn, Watching, Worker};
+use crate::engine::watcher::SiteWatcher;
 
 /// How often the site directory is checked.
 pub(super) const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -18,8 +16,8 @@ pub(super) const CHECK_EVERY: Duration = Duration::from_secs(1);
 impl Worker {
     /// Restarts the watcher on a directory that came back; marks the watcher
     /// down while there is none.
-    pub(super) async fn check_root(&mut self, watcher: &mut SiteWatcher, signals: &mpsc::UnboundedSender<WatchSignal>) {
-        if watcher.intact(&self.config.site_root) {
+    pub(super) async fn check_root(&mut self, watching: &mut Watching) {
+        if watching.watcher.intact(&self.config.site_root) {
             self.shared.health.set_watching(true);
             return;
         }
@@ -27,9 +25,9 @@ impl Worker {
         if !self.config.site_root.is_dir() {
             return;
         }
-        match SiteWatcher::start(&self.config.site_root, self.debounce, signals.clone()) {
+        match SiteWatcher::start(&self.config.site_root, watching.debounce, watching.signals.clone()) {
             Ok(fresh) => {
-                *watcher = fresh;
+                watching.watcher = fresh;
                 tracing::warn!(site = %self.config.site_root.display(), "the site directory is back; watching it again");
                 self.shared.health.set_watching(true);
                 let mut turn = Turn::default();

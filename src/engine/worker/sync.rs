@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Turn, Worker, APPLIED_ELSEWHERE_KEPT};
+use super::{Turn, Worker};
 use crate::engine::events::{EngineEvent, EventKind};
 use crate::engine::scan::{read_site_file, write_site_file};
 use crate::engine::SiteLayout;
@@ -18,7 +18,7 @@ impl Worker {
     /// each is announced as applied, and the files are checked again against
     /// the new applied state.
     pub(super) async fn sync(&mut self, turn: &mut Turn) {
-        let rows = match self.store.history_after(self.synced_id).await {
+        let rows = match self.store.history_after(self.cluster.synced_id).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read what other instances applied; the next sync tries again");
@@ -27,14 +27,14 @@ impl Worker {
         };
         let mut touched = BTreeSet::new();
         for row in rows {
-            self.synced_id = self.synced_id.max(row.id);
+            self.cluster.synced_id = self.cluster.synced_id.max(row.id);
             if self.versions.get(&row.file).is_some_and(|known| *known >= row.version) {
                 continue;
             }
             let rolled_back_from = self.applied.hash_of(&row.file).map(str::to_string);
-            let returns_to_earlier = self.texts_applied.get(&row.file).is_some_and(|t| t.contains_key(&row.hash));
+            let returns_to_earlier = self.cluster.version_of_text(&row.file, &row.hash).is_some();
             self.versions.insert(row.file.clone(), row.version);
-            self.texts_applied.entry(row.file.clone()).or_default().insert(row.hash.clone(), row.version);
+            self.cluster.text_applied(&row.file, &row.hash, row.version);
             if returns_to_earlier {
                 self.follow_rollback(&row.file, rolled_back_from.as_deref(), row.yaml.as_deref());
             }
@@ -45,18 +45,14 @@ impl Worker {
                 }
                 None => self.applied.remove(&row.file),
             }
-            if let Some(change) = self.pending.remove(&row.file) {
-                self.applied_elsewhere.insert(change.id, (row.file.clone(), row.version));
-                while self.applied_elsewhere.len() > APPLIED_ELSEWHERE_KEPT {
-                    self.applied_elsewhere.pop_first();
-                }
+            if let Some(change) = self.files.settle_elsewhere(&row.file) {
+                self.cluster.applied_elsewhere(change.id, &row.file, row.version);
             }
-            self.failed.remove(&row.file);
             crate::engine::telemetry::synced(&row.applied_at);
             let message = format!("version {} applied by {} on another instance", row.version, row.actor);
-            let event = self.event(EventKind::Applied, &row.file, None, Some(row.version), message);
+            let event = self.journal.event(EventKind::Applied, &row.file, None, Some(row.version), message);
             let event = EngineEvent { actor: Some(row.actor.clone()), severity: Some(row.severity), ..event };
-            self.record(turn, event);
+            self.journal.record(turn, event);
             touched.insert(row.file);
         }
         if !touched.is_empty() && !self.drift.is_empty() {
@@ -86,7 +82,7 @@ impl Worker {
         }
         match write_site_file(&self.config.site_root, file, text) {
             Ok(()) => {
-                self.seen.insert(file.to_string(), text.map(|t| sha256_hex(t.as_bytes())));
+                self.files.see(file, text.map(|t| sha256_hex(t.as_bytes())));
                 tracing::info!(file, "rolled back on another instance; this copy follows");
             }
             Err(e) => {
@@ -101,7 +97,7 @@ impl Worker {
         if self.config.site_layout != SiteLayout::PerInstance {
             return None;
         }
-        let version = *self.texts_applied.get(path)?.get(disk_hash?)?;
+        let version = self.cluster.version_of_text(path, disk_hash?)?;
         (Some(version) < self.versions.get(path).copied()).then_some(version)
     }
 }

@@ -1,0 +1,240 @@
+//! Applying a plan: one transaction that re-reads the file's applied head,
+//! runs the probes again, runs the SQL and appends the history row, serialised
+//! across processes (SQLite's `BEGIN IMMEDIATE` on the kept writer connection,
+//! PostgreSQL's advisory lock under a `lock_timeout`); and the upkeep
+//! statements run the same way.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+use super::history::{chain_head, head_hash, insert_row, row_hash};
+use super::{announce, ChangeNotice, Store, StoreError, VersionRecord, VersionRow, VersionStatus, APPLY_LOCK_KEY};
+use crate::engine::database::{Arg, Conn, Pool, Tx};
+use crate::hazard::Severity;
+use crate::plan::Plan;
+use crate::sql::Dialect;
+
+impl Store {
+    /// Counts what each of `plan`'s probes asks, on the live data.
+    pub async fn probe(&self, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        run_probes(&mut conn.conn(), plan).await
+    }
+
+    /// Runs `plan` (as statically graded) and appends its history row in one
+    /// transaction; returns the row. Inside the transaction the file's applied
+    /// head is read again (another instance may have moved it) and the probes run
+    /// again: the change is refused if the head is no longer the plan's base, or
+    /// if the data now grades it above `approved`.
+    ///
+    /// On PostgreSQL the transaction gives up waiting for any lock after
+    /// `lock_timeout` (the error then says so, [`StoreError::is_lock_timeout`],
+    /// and the caller may try again later), so the readers queued behind its
+    /// lock request never wait longer than that.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        approved: Severity,
+        record: VersionRecord,
+        lock_timeout: Duration,
+    ) -> Result<VersionRow, StoreError> {
+        let started = Instant::now();
+        self.failpoints.begin_apply();
+        let _one_at_a_time = self.apply_lock.lock().await;
+        match self.dialect() {
+            Dialect::Sqlite => self.apply_sqlite(plan, approved, record, started).await,
+            Dialect::Postgres => self.apply_postgres(plan, approved, record, started, lock_timeout).await,
+        }
+    }
+
+    /// Who holds locks on content tables right now, besides Marain's own
+    /// connections: `pid … (application, state) running: query`, for the log
+    /// line of an apply that had to wait.
+    pub async fn lock_holders(&self) -> Result<Vec<String>, StoreError> {
+        if self.dialect() != Dialect::Postgres {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i32, String, String, String)> = self
+            .pool
+            .fetch_all(
+                "SELECT DISTINCT a.pid, COALESCE(a.application_name, ''), COALESCE(a.state, ''), \
+                 left(COALESCE(a.query, ''), 200) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname LIKE 'content\\_%' AND l.granted AND a.pid <> pg_backend_pid() \
+                 AND a.application_name <> 'marain' ORDER BY 1",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(pid, app, state, query)| format!("pid {pid} ({app}, {state}) running: {query}"))
+            .collect())
+    }
+
+    async fn apply_sqlite(
+        &self,
+        plan: &Plan,
+        approved: Severity,
+        record: VersionRecord,
+        started: Instant,
+    ) -> Result<VersionRow, StoreError> {
+        let Pool::Sqlite(writer) = &self.writer else { unreachable!("the SQLite store has a SQLite writer") };
+        let mut conn = writer.acquire().await?;
+        if plan.foreign_keys_off {
+            sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+        }
+        let touches_data = plan.moves_data();
+        if touches_data {
+            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        }
+        let result = async {
+            let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            self.apply_in(Tx::Sqlite(tx), plan, approved, record, started).await
+        }
+        .await;
+        if plan.foreign_keys_off {
+            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+        }
+        if touches_data {
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        }
+        result
+    }
+
+    async fn apply_postgres(
+        &self,
+        plan: &Plan,
+        approved: Severity,
+        record: VersionRecord,
+        started: Instant,
+        lock_timeout: Duration,
+    ) -> Result<VersionRow, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut conn = tx.conn();
+        conn.execute(&format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis().max(1)), &[]).await?;
+        // Every apply of every instance queues here, so heads are read and
+        // written by one at a time.
+        conn.execute("SELECT pg_advisory_xact_lock($1)", &[Arg::Int(APPLY_LOCK_KEY)]).await?;
+        self.apply_in(tx, plan, approved, record, started).await
+    }
+
+    /// Runs `statements` in one transaction, serialised with every apply (the
+    /// SQLite writer; PostgreSQL's apply lock): upkeep of names, not a change
+    /// of any file, so no history row.
+    pub async fn run_upkeep(&self, statements: &[String]) -> Result<(), StoreError> {
+        let mut tx = match &self.writer {
+            Pool::Sqlite(writer) => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(_) => self.writer.begin().await?,
+        };
+        let mut conn = tx.conn();
+        if self.dialect() == Dialect::Postgres {
+            conn.execute("SELECT pg_advisory_xact_lock($1)", &[Arg::Int(APPLY_LOCK_KEY)]).await?;
+        }
+        for sql in statements {
+            conn.execute(sql, &[]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The body of an apply, in an open transaction that serialises applies.
+    async fn apply_in(
+        &self,
+        mut tx: Tx<'_>,
+        plan: &Plan,
+        approved: Severity,
+        record: VersionRecord,
+        started: Instant,
+    ) -> Result<VersionRow, StoreError> {
+        let mut conn = tx.conn();
+        let head = head_hash(&mut conn, &record.file).await?;
+        if head != plan.binding.base_hash {
+            return Err(StoreError::HeadMoved { file: record.file });
+        }
+        let counts = run_probes(&mut conn, plan).await?;
+        let mut plan = plan.clone();
+        plan.regrade(|p| counts.get(&p.sql).copied());
+        let now = plan.severity();
+        if now > approved {
+            let reasons = plan.hazards().into_iter().filter(|h| h.severity > approved).map(|h| h.message);
+            return Err(StoreError::SeverityRose { approved, now, reasons: reasons.collect::<Vec<_>>().join("; ") });
+        }
+        for step in &plan.steps {
+            for statement in &step.sql {
+                conn.execute(statement, &[])
+                    .await
+                    .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+                if step.fills_backup(statement) {
+                    self.failpoints.reach("after_backup");
+                }
+            }
+        }
+        self.failpoints.reach("after_ddl");
+        if plan.foreign_keys_off {
+            let broken: Vec<(String,)> = conn.fetch_all("SELECT \"table\" FROM pragma_foreign_key_check", &[]).await?;
+            let broken = broken.into_iter().filter(|(table,)| !plan.dangling.contains(table)).count();
+            if broken > 0 {
+                return Err(StoreError::ForeignKeys(broken));
+            }
+        }
+        let (prev_row_hash, last_version) = chain_head(&mut conn, &record.file).await?;
+        self.failpoints.reach("before_history");
+        let row = VersionRow {
+            id: 0,
+            file: record.file,
+            version: last_version + 1,
+            hash: record.hash,
+            yaml: record.yaml,
+            severity: plan.severity(),
+            hazards: plan.hazards(),
+            sql: plan.sql(),
+            rollback_sql: plan.rollback_sql(),
+            backups: plan.backups(),
+            status: VersionStatus::Applied,
+            actor: record.actor,
+            reason: record.reason,
+            applied_at: record.applied_at,
+            duration_ms: started.elapsed().as_millis() as i64,
+        };
+        let id = insert_row(&mut conn, &row, &prev_row_hash).await?;
+        conn.execute(
+            "INSERT INTO marain_history_head AS h (singleton, row_id, row_hash, rows) VALUES (1, $1, $2, 1) \
+             ON CONFLICT (singleton) DO UPDATE SET row_id = excluded.row_id, row_hash = excluded.row_hash, \
+             rows = h.rows + 1",
+            &[id.into(), row_hash(&prev_row_hash, &row).into()],
+        )
+        .await?;
+        // A version of the file is live now: earlier refusals of it are moot.
+        conn.execute("DELETE FROM marain_rejections WHERE file = $1", &[(&row.file).into()]).await?;
+        let notice = ChangeNotice { instance: self.instance.clone(), id, file: row.file.clone(), version: row.version };
+        announce(&mut conn, &notice).await?;
+        self.failpoints.reach("before_commit");
+        tx.commit().await?;
+        Ok(VersionRow { id, ..row })
+    }
+}
+
+/// How long the `attempt`-th retry after a lock timeout waits: doubling from
+/// 100 ms, at most 2 s, with up to a quarter of jitter so that instances that
+/// met the same lock do not come back in step.
+pub fn lock_backoff(attempt: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempt.min(5)).min(2000);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let jitter = u64::from(nanos) % (base / 4 + 1);
+    Duration::from_millis(base + jitter)
+}
+
+async fn run_probes(conn: &mut Conn<'_>, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
+    let mut counts = BTreeMap::new();
+    for probe in plan.probes() {
+        let (n,): (i64,) = conn
+            .fetch_one(&probe.sql, &[])
+            .await
+            .map_err(|source| StoreError::Statement { statement: probe.sql.clone(), source })?;
+        counts.insert(probe.sql, n);
+    }
+    Ok(counts)
+}

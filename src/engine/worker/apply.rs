@@ -1,0 +1,162 @@
+//! One change applied: the store's transaction (retried with backoff while a
+//! table lock is held elsewhere), then the worker's state following it, and
+//! the events that say so.
+
+use std::time::Duration;
+
+use super::{Turn, Worker};
+use crate::engine::events::{EngineEvent, EventKind};
+use crate::engine::scan::write_site_file;
+use crate::engine::shared::Command;
+use crate::engine::snapshot::{LockWait, PendingChange};
+use crate::engine::store::{lock_backoff, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS};
+use crate::engine::{now_rfc3339, EngineError};
+use crate::error::FileError;
+use crate::hash::sha256_hex;
+
+impl Worker {
+    /// Applies `change` on behalf of `actor`: one transaction with its history
+    /// row, then the in-memory state follows. The turn's snapshot is published
+    /// before the schema lock this takes is released.
+    pub(super) async fn apply(
+        &mut self,
+        turn: &mut Turn,
+        change: PendingChange,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<VersionRow, EngineError> {
+        let record = VersionRecord {
+            file: change.file.clone(),
+            hash: change.to_hash.clone(),
+            yaml: change.new_text().map(str::to_string),
+            actor: actor.to_string(),
+            reason,
+            applied_at: now_rfc3339(),
+        };
+        let mut attempt = 0;
+        let result = loop {
+            if turn.schema_lock.is_none() {
+                turn.schema_lock = Some(self.shared.schema_lock.clone().write_owned().await);
+            }
+            let lock_timeout =
+                self.settings.lock_timeout_ms.map(Duration::from_millis).unwrap_or(self.config.lock_timeout);
+            match self.store.apply(&change.plan, change.severity, record.clone(), lock_timeout).await {
+                Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
+                    attempt += 1;
+                    // Content requests go on while this waits; none is held longer than one lock timeout.
+                    turn.schema_lock = None;
+                    let holders = self.store.lock_holders().await.unwrap_or_default();
+                    let wait = lock_backoff(attempt);
+                    tracing::warn!(file = %change.file, attempt, wait_ms = wait.as_millis() as u64, holders = ?holders, "a table the change needs is locked by another session; trying again");
+                    self.announce_wait(&change, LockWait { file: change.file.clone(), attempt, holders });
+                    tokio::time::sleep(wait).await;
+                }
+                other => break other,
+            }
+        };
+        if attempt > 0 {
+            self.shared.lock_waits.rcu(|waits| {
+                let mut waits = (**waits).clone();
+                waits.remove(&change.file);
+                waits
+            });
+        }
+        match result {
+            Ok(row) => {
+                self.applied_ok(turn, &change, actor, &row);
+                Ok(row)
+            }
+            Err(e @ StoreError::HeadMoved { .. }) => {
+                // Not a failure: another instance applied this file first. Its
+                // version is loaded before the turn ends, and the file re-planned.
+                tracing::info!(file = %change.file, "another instance applied this file first");
+                turn.resync = true;
+                Err(e.into())
+            }
+            Err(e) => {
+                tracing::error!(file = %change.file, error = %e, "applying a change failed; the transaction was rolled back");
+                let message = format!("applying change {} failed: {}", change.id, e.public_message());
+                self.files.fail(&change.file, FileError::new(&change.file, (1, 1), None, message.clone()));
+                crate::engine::telemetry::rejected(crate::engine::telemetry::Rejection::Failed);
+                let failed = self.journal.event(EventKind::Failed, &change.file, Some(&change), None, message);
+                self.journal.record(turn, EngineEvent { actor: Some(actor.to_string()), ..failed });
+                Err(e.into())
+            }
+        }
+    }
+
+    /// `change` was committed as `row`: the applied state, the file's state
+    /// and (for a rollback) the file on disk follow, and it is announced.
+    fn applied_ok(&mut self, turn: &mut Turn, change: &PendingChange, actor: &str, row: &VersionRow) {
+        self.store.failpoints().reach("after_commit");
+        self.versions.insert(change.file.clone(), row.version);
+        self.cluster.text_applied(&change.file, &row.hash, row.version);
+        self.cluster.declines.retain(|(file, _), _| *file != change.file);
+        match &change.new_file {
+            Some(file) => self.applied.insert_file(file.clone()),
+            None => self.applied.remove(&change.file),
+        }
+        if change.origin.is_none() {
+            // This copy's change (or a rollback asked for here): whatever the file showed is over.
+            self.files.settle(&change.file);
+        }
+        if crate::kind::feeds_live_settings(&change.file) {
+            self.settings = self.live_settings();
+        }
+        // The rows data files hold may differ now (a data file wrote them
+        // again, a schema change moved them): checked in a turn of its own,
+        // after this one is announced, off the save's path.
+        let rows_held = self.applied.data_files_of(&change.entity).next().is_some();
+        if rows_held || self.drift.iter().any(|d| d.file.as_deref() == Some(change.file.as_str())) {
+            let _ = self.shared.commands.send(Command::CheckRows { entity: change.entity.clone() });
+        }
+        if change.rollback_to.is_some() {
+            // The database already holds the change; the file follows it. A
+            // failure here leaves the file differing from what is applied,
+            // which the next file event or rescan turns into a change.
+            let text = change.new_text();
+            match write_site_file(&self.config.site_root, &change.file, text) {
+                Ok(()) => self.files.see(&change.file, text.map(|t| sha256_hex(t.as_bytes()))),
+                Err(e) => {
+                    tracing::error!(file = %change.file, error = %e, "rolled back in the database but could not rewrite the file")
+                }
+            }
+        }
+        let message = match change.rollback_to {
+            Some(v) => format!("version {} applied: rolled back to version {v}", row.version),
+            None => format!("version {} applied ({}): {}", row.version, change.severity, change.summary.join("; ")),
+        };
+        let saved = match (&change.new_file, change.rollback_to) {
+            (Some(_), None) => {
+                std::fs::metadata(self.config.site_root.join(&change.file)).and_then(|m| m.modified()).ok()
+            }
+            _ => None,
+        };
+        crate::engine::telemetry::applied(&change.file, change.severity, saved);
+        let by = Some(actor.to_string());
+        let applied = self.journal.event(EventKind::Applied, &change.file, Some(change), Some(row.version), message);
+        self.journal.record(turn, EngineEvent { actor: by.clone(), ..applied });
+        if let Some(to) = change.rollback_to {
+            let message = format!("{} is version {to} again (applied as version {})", change.file, row.version);
+            let back =
+                self.journal.event(EventKind::RolledBack, &change.file, Some(change), Some(row.version), message);
+            self.journal.record(turn, EngineEvent { actor: by, ..back });
+        }
+    }
+
+    /// Shows that `change` waits for a lock, at once rather than at the end of
+    /// the turn: the card and the event stream say who holds it while the wait
+    /// lasts. The one event sent mid-turn; it reports progress and changes no
+    /// state a snapshot holds.
+    fn announce_wait(&mut self, change: &PendingChange, wait: LockWait) {
+        let message = wait.summary();
+        self.shared.lock_waits.rcu(|waits| {
+            let mut waits = (**waits).clone();
+            waits.insert(wait.file.clone(), wait.clone());
+            waits
+        });
+        let event = self.journal.event(EventKind::Waiting, &change.file, Some(change), None, message);
+        self.journal.log(&event);
+        let _ = self.shared.events.send(event);
+    }
+}

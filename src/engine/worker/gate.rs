@@ -1,0 +1,140 @@
+//! The gate: a planned change is probed on the live data and graded again;
+//! SAFE changes under the auto policy apply at once, the rest wait for a
+//! person (or are turned down again, when a person declined the same text).
+
+use super::{Turn, Worker};
+use crate::engine::events::EventKind;
+use crate::engine::now_rfc3339;
+use crate::engine::snapshot::PendingChange;
+use crate::kind::shown_text;
+use crate::secrets::Redaction;
+use crate::site::SiteFile;
+use crate::site_plan::FileChange;
+use crate::text_diff::text_diff;
+
+impl Worker {
+    /// The waiting change of `path`, if any, goes, announced with `why`.
+    pub(super) fn supersede(&mut self, turn: &mut Turn, path: &str, why: &str) {
+        if let Some(old) = self.files.supersede(path) {
+            let message = format!("change {} superseded: {why}", old.id);
+            self.emit(turn, EventKind::Superseded, path, Some(&old), None, message);
+        }
+    }
+
+    /// SAFE changes apply at once under the auto policy; the rest wait for a
+    /// person, and so does a change `behind` one that waits. Returns whether
+    /// the change applied.
+    pub(super) async fn decide(
+        &mut self,
+        turn: &mut Turn,
+        planned: FileChange,
+        redaction: &Redaction,
+        behind: bool,
+    ) -> bool {
+        let path = planned.file.clone();
+        self.supersede(turn, &path, "the file changed again before approval");
+        let change = self.pending_change(planned, None, redaction).await;
+        let auto = change.severity.auto_applies() && self.settings.auto_applies(&path, self.config.auto_apply_safe);
+        if auto && !behind && !self.cluster.contested(&change) {
+            // A failure is already recorded and announced by apply().
+            self.apply(turn, change, "watcher", None).await.is_ok()
+        } else {
+            self.hold(turn, change);
+            false
+        }
+    }
+
+    /// `change` waits for a person, unless a person declined its text before
+    /// (here, elsewhere, or before a restart).
+    pub(super) fn hold(&mut self, turn: &mut Turn, change: PendingChange) {
+        let declined = self.cluster.decline_of(&change.file, &change.to_hash).filter(|_| change.rollback_to.is_none());
+        if let Some(rejection) = declined.cloned() {
+            self.turn_down(turn, &change, &rejection);
+            return;
+        }
+        let message = format!("{} change waits for approval: {}", change.severity, change.summary.join("; "));
+        self.emit(turn, EventKind::Pending, &change.file.clone(), Some(&change), None, message);
+        self.files.hold(change);
+    }
+
+    /// A planned change, probed on the live data, as it waits for a decision;
+    /// `redaction` names the keys its text diff hides.
+    pub(super) async fn pending_change(
+        &mut self,
+        planned: FileChange,
+        rollback_to: Option<i64>,
+        redaction: &Redaction,
+    ) -> PendingChange {
+        let path = planned.file.clone();
+        let mut probed = self.probed(&planned.plan).await;
+        if let Some(old) = planned.old.as_ref().and_then(SiteFile::entity) {
+            let new = planned.new.as_ref().and_then(SiteFile::entity);
+            match crate::engine::legacy::impact::hazard(&self.store, old, new).await {
+                Ok(Some(hazard)) => match probed.steps.first_mut() {
+                    Some(step) => step.hazards.push(hazard),
+                    // No database change (a `renamed_from` dropped, say), yet
+                    // rows waiting in the legacy table would stop fitting.
+                    None => probed.steps.push(crate::plan::Step::record(
+                        "legacy rows not copied yet would no longer fit".into(),
+                        vec![hazard],
+                    )),
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read the legacy rows a change affects"),
+            }
+        }
+        let hazards = probed.hazards();
+        let headline = crate::diff::headline(planned.graded.items.iter().map(|i| &i.item), &hazards);
+        PendingChange {
+            id: self.files.new_change_id(),
+            headline,
+            entity: planned.subject().to_string(),
+            severity: probed.severity(),
+            hazards,
+            from_version: planned.old.as_ref().and_then(|_| self.versions.get(&path).copied()),
+            from_hash: planned.plan.binding.base_hash.clone(),
+            to_hash: planned.plan.binding.target_hash.clone(),
+            created_at: now_rfc3339(),
+            summary: planned.graded.items.iter().map(|i| i.item.summary()).collect(),
+            rows: planned.graded.items.iter().filter_map(|i| i.item.row_diff()).collect(),
+            // Secrets in configuration files never reach the diff view.
+            text_diff: text_diff(
+                &shown_text(&path, planned.old.as_ref().map(SiteFile::text).unwrap_or(""), redaction),
+                &shown_text(&path, planned.new.as_ref().map(SiteFile::text).unwrap_or(""), redaction),
+            ),
+            new_file: planned.new,
+            plan: planned.plan,
+            file: path,
+            rollback_to,
+            origin: None,
+            conflict: false,
+            reason: None,
+        }
+    }
+
+    /// The plan re-graded on the live data; if a probe cannot run (the table is
+    /// not what the history says), the static grading stands.
+    async fn probed(&self, plan: &crate::plan::Plan) -> crate::plan::Plan {
+        let mut probed = plan.clone();
+        match self.store.probe(plan).await {
+            Ok(counts) => probed.regrade(|p| counts.get(&p.sql).copied()),
+            Err(e) => tracing::warn!(error = %e, "a probe failed; keeping the static grading"),
+        }
+        // Where a probe found something, what the database holds is shown too.
+        for hazard in probed.steps.iter_mut().flat_map(|s| s.hazards.iter_mut()) {
+            let Some(shows) = hazard.probe.as_ref().and_then(|p| p.shows.clone()) else { continue };
+            if hazard.counted.unwrap_or(0) == 0 {
+                continue;
+            }
+            match self.store.pool().fetch_json(&shows.sql, &[]).await {
+                Ok(rows) => {
+                    if let Some(row) = rows.first() {
+                        hazard.message = format!("{}; {}", hazard.message, shows.describe(row));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read the row a probe found"),
+            }
+        }
+        probed
+    }
+}
