@@ -29,6 +29,7 @@ pub mod sql;
 pub mod suggest;
 pub mod text_diff;
 pub mod validate;
+pub mod wire;
 pub mod yaml;
 
 #[cfg(feature = "engine")]
@@ -41,3 +42,4 @@ pub use hazard::{Hazard, HazardCode, Severity};
 pub use model::{Cardinality, EntitySchema, Field, FieldType, Literal};
 pub use plan::{plan_change, Plan, PlanBinding, Step};
 pub use site::{SchemaFile, Site};
+pub use wire::{EventKind, FileState};

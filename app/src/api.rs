@@ -209,8 +209,8 @@ pub async fn get_timeline() -> Result<crate::dto::TimelineDto, AppError> {
     let engine = expect_context::<marain::engine::Coordinator>();
     let versions = engine.history(None, crate::api::TIMELINE_ROWS).await?.iter().map(VersionDto::from).collect();
     let mut problems = Vec::new();
-    for kind in ["rejected", "failed"] {
-        let filter = marain::engine::AuditFilter { file: None, actor: None, kind: Some(kind.to_string()) };
+    for kind in [marain::EventKind::Rejected, marain::EventKind::Failed] {
+        let filter = marain::engine::AuditFilter { file: None, actor: None, kind: Some(kind.as_str().to_string()) };
         problems.extend(engine.audit(filter, 200).await?.iter().map(crate::dto::EventDto::from));
     }
     Ok(crate::dto::TimelineDto { versions, problems })

@@ -4,7 +4,7 @@
 use marain::engine::drift::Drift;
 use std::collections::BTreeMap;
 
-use marain::engine::{Behind, EngineError, EngineEvent, FileState, LockWait, PendingChange, Snapshot, VersionRow};
+use marain::engine::{Behind, EngineError, EngineEvent, LockWait, PendingChange, Snapshot, VersionRow};
 use marain::text_diff::LineTag;
 use marain::{FileError, Hazard};
 
@@ -88,7 +88,7 @@ impl From<&EngineEvent> for EventDto {
         EventDto {
             seq: e.seq,
             at: e.at.clone(),
-            kind: e.kind.as_str().into(),
+            kind: e.kind,
             file: e.file.clone(),
             change_id: e.change_id,
             version: e.version,
@@ -116,19 +116,7 @@ pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow], waits: &BTreeMap<S
         files: snapshot
             .files
             .iter()
-            .map(|f| FileDto {
-                path: f.path.clone(),
-                entity: f.entity.clone(),
-                version: f.version,
-                state: match f.state {
-                    FileState::InSync => "in_sync",
-                    FileState::Pending => "pending",
-                    FileState::Rejected => "rejected",
-                    FileState::Failed => "failed",
-                    FileState::Behind => "behind",
-                }
-                .into(),
-            })
+            .map(|f| FileDto { path: f.path.clone(), entity: f.entity.clone(), version: f.version, state: f.state })
             .collect(),
         pending,
         rejected: snapshot

@@ -2,7 +2,7 @@
 //! the core's own small types, such as `Severity`, which serialises as `"SAFE"` …),
 //! so the browser build needs nothing from the engine.
 
-use marain::Severity;
+use marain::{EventKind, FileState, Severity};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,7 +62,8 @@ pub struct FileDto {
     pub entity: Option<String>,
     pub version: Option<i64>,
     /// `in_sync`, `pending`, `rejected`, `failed` or `behind`.
-    pub state: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = String))]
+    pub state: FileState,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,7 +156,9 @@ pub struct VersionDto {
 pub struct EventDto {
     pub seq: u64,
     pub at: String,
-    pub kind: String,
+    /// `detected`, `rejected`, `pending`, … (`EventKind`'s wire names).
+    #[cfg_attr(feature = "ssr", schema(value_type = String))]
+    pub kind: EventKind,
     pub file: String,
     pub change_id: Option<u64>,
     pub version: Option<i64>,

@@ -39,7 +39,7 @@ fn connect(set_events: WriteSignal<Vec<EventDto>>, set_tick: WriteSignal<u64>, s
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |message: web_sys::MessageEvent| {
         let Some(text) = message.data().as_string() else { return };
         let Ok(event) = serde_json::from_str::<EventDto>(&text) else { return };
-        let changes_state = event.kind != "detected";
+        let changes_state = event.kind != marain::EventKind::Detected;
         set_events.update(|list| {
             list.insert(0, event);
             list.truncate(FEED_LENGTH);

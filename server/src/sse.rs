@@ -41,7 +41,7 @@ fn stream(state: AppState, permit: OwnedSemaphorePermit) -> Sse<impl Stream<Item
             Err(BroadcastStreamRecvError::Lagged(n)) => EventDto {
                 seq: 0,
                 at: marain::engine::now_rfc3339(),
-                kind: "resync".into(),
+                kind: marain::EventKind::Resync,
                 file: String::new(),
                 change_id: None,
                 version: None,

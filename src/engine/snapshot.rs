@@ -62,16 +62,7 @@ pub struct PendingChange {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileState {
-    InSync,
-    Pending,
-    Rejected,
-    Failed,
-    /// This instance's copy is an older applied version (per-instance copies).
-    Behind,
-}
+pub use crate::wire::FileState;
 
 /// An apply in flight that waits for a table lock another session holds. Kept
 /// beside the snapshot, not in it: it is progress, not state, and changes

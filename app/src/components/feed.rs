@@ -11,7 +11,7 @@ pub fn Feed(events: ReadSignal<Vec<EventDto>>) -> impl IntoView {
             <ol aria-live="polite" data-testid="feed">
                 <For each=move || events.get() key=|e| e.seq let:event>
                     <li class=format!("ev ev-{}", event.kind)>
-                        <span class="ev-kind">{event.kind.clone()}</span>
+                        <span class="ev-kind">{event.kind.as_str()}</span>
                         " "
                         <code>{event.file.clone()}</code>
                         <div class="muted">{event.message.clone()}</div>

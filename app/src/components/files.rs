@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use marain::FileState;
+
 use crate::dto::{BehindDto, DriftDto, FileDto, FileProblemDto};
 
 #[component]
@@ -30,7 +32,7 @@ pub fn FileTable(files: Vec<FileDto>) -> impl IntoView {
                                             <td><a href=format!("/history?file={}", f.path) aria-label=format!("History of {}", f.path)><code>{f.path.clone()}</code></a></td>
                                             <td>{f.entity.clone().unwrap_or_default()}</td>
                                             <td>{f.version.map(|v| format!("v{v}")).unwrap_or_else(|| "—".into())}</td>
-                                            <td><span class=format!("state state-{}", f.state)>{f.state.replace('_', " ")}</span></td>
+                                            <td><span class=format!("state state-{}", f.state)>{f.state.as_str().replace('_', " ")}</span></td>
                                         </tr>
                                     }
                                 })
@@ -82,8 +84,8 @@ pub fn Problems(rejected: Vec<FileProblemDto>, failed: Vec<FileProblemDto>) -> i
                 <h2 id="problems-h">"Files that need fixing"</h2>
                 <p class="muted">"The last good version of each stays live until the file is fixed."</p>
                 <ul>
-                    {rejected.into_iter().map(|p| row("rejected", p)).collect_view()}
-                    {failed.into_iter().map(|p| row("failed", p)).collect_view()}
+                    {rejected.into_iter().map(|p| row(FileState::Rejected.as_str(), p)).collect_view()}
+                    {failed.into_iter().map(|p| row(FileState::Failed.as_str(), p)).collect_view()}
                 </ul>
             </section>
         }
@@ -102,7 +104,7 @@ pub fn BehindList(behind: Vec<BehindDto>) -> impl IntoView {
                 <ul>
                     {behind
                         .into_iter()
-                        .map(|b| view! { <li class="problem" data-testid="behind"><code>{b.file}</code> " " {b.message}</li> })
+                        .map(|b| view! { <li class="problem" data-testid=FileState::Behind.as_str()><code>{b.file}</code> " " {b.message}</li> })
                         .collect_view()}
                 </ul>
             </section>

@@ -7,20 +7,13 @@ use leptos_router::hooks::use_query_map;
 use crate::api::get_audit;
 use crate::components::nav::Nav;
 use crate::components::time::Timestamp;
+use marain::EventKind;
 
-const KINDS: [&str; 11] = [
-    "detected",
-    "rejected",
-    "pending",
-    "approved",
-    "applied",
-    "failed",
-    "superseded",
-    "rolled_back",
-    "cleared",
-    "drifted",
-    "",
-];
+/// The kinds the filter offers: every kind `secure.log` keeps, from the enum
+/// itself, so a new kind is offered without touching this page.
+pub fn filter_kinds() -> Vec<&'static str> {
+    EventKind::ALL.iter().filter(|k| k.audited()).map(|k| k.as_str()).collect()
+}
 
 #[component]
 pub fn Audit() -> impl IntoView {
@@ -36,8 +29,9 @@ pub fn Audit() -> impl IntoView {
                 <label>"Actor " <input type="text" name="actor" value=move || param("actor").unwrap_or_default() placeholder="admin" /></label>
                 <label>"Kind "
                     <select name="kind">
-                        {KINDS.iter().rev().map(|k| view! {
-                            <option value=*k selected=move || param("kind").as_deref().unwrap_or("") == *k>{if k.is_empty() { "any" } else { k }}</option>
+                        <option value="" selected=move || param("kind").is_none()>"any"</option>
+                        {filter_kinds().into_iter().map(|k| view! {
+                            <option value=k selected=move || param("kind").as_deref() == Some(k)>{k}</option>
                         }).collect_view()}
                     </select>
                 </label>
@@ -58,9 +52,9 @@ pub fn Audit() -> impl IntoView {
                                 </tr></thead>
                                 <tbody>
                                     {entries.into_iter().map(|e| view! {
-                                        <tr data-kind=e.kind.clone()>
+                                        <tr data-kind=e.kind.as_str()>
                                             <td><Timestamp at=e.at /></td>
-                                            <td><span class=format!("kind kind-{}", e.kind)>{e.kind.replace('_', " ")}</span></td>
+                                            <td><span class=format!("kind kind-{}", e.kind)>{e.kind.as_str().replace('_', " ")}</span></td>
                                             <td><a href=format!("/history?file={}", e.file)><code>{e.file.clone()}</code></a></td>
                                             <td>{e.actor.unwrap_or_default()}</td>
                                             <td>{e.message}</td>
@@ -73,5 +67,22 @@ pub fn Audit() -> impl IntoView {
                 })}
             </Transition>
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind `secure.log` keeps is offered by the filter, the ones the
+    /// former hand-written list missed (`waiting`, `migration`) too.
+    #[test]
+    fn the_filter_offers_every_audited_kind() {
+        let offered = filter_kinds();
+        for kind in EventKind::ALL.iter().filter(|k| k.audited()) {
+            assert!(offered.contains(&kind.as_str()), "the audit filter misses `{kind}`");
+        }
+        assert!(offered.contains(&"waiting") && offered.contains(&"migration"));
+        assert!(!offered.contains(&"resync"), "resync is never in secure.log");
     }
 }

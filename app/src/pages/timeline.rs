@@ -95,7 +95,7 @@ fn chart(t: TimelineDto) -> impl IntoView {
             let cy = TOP + LANE * lane(&p.file) + LANE / 2.0;
             let d = format!("M{} {} l10 10 m0 -10 l-10 10", cx - 5.0, cy - 5.0);
             let title = format!("{} {} at {}: {}", p.file, p.kind, p.at, p.message);
-            Some(view! { <path class="cross" d=d data-kind=p.kind.clone()><title>{title}</title></path> })
+            Some(view! { <path class="cross" d=d data-kind=p.kind.as_str()><title>{title}</title></path> })
         })
         .collect_view();
     let lanes = files
