@@ -35,12 +35,6 @@ pub struct ConfigFile {
     pub env: Option<String>,
 }
 
-/// Is `path` (relative, `/`-separated) a configuration file?
-pub fn is_config_path(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or("");
-    path.starts_with("config/") && (name.ends_with(".yaml") || name.ends_with(".yml")) && !name.starts_with('.')
-}
-
 /// `config.<id>.yaml` → (`id`, none); `config.<id>.<env>.yaml` → (`id`, `env`).
 fn name_parts(path: &str) -> Option<(String, Option<String>)> {
     let name = path.rsplit('/').next()?;

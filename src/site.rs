@@ -8,114 +8,28 @@ use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigFile;
-use crate::error::FileError;
-use crate::hash::{sha256_hex, sha256_parts};
-use crate::locate::field_key;
+
+use crate::hash::sha256_parts;
 use crate::model::{EntitySchema, FieldType};
 use crate::records::DataFile;
-use crate::validate::parse_entity_schema;
 
-/// One schema file as read: its text, its hash and the entity it defines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SchemaFile {
-    /// Path relative to the site root, with `/` separators (`schemas/article.schema.yaml`).
-    pub path: String,
-    pub hash: String,
-    pub text: String,
-    pub entity: EntitySchema,
-}
-
-impl SchemaFile {
-    /// Parses and validates `text` as the file at `path`.
-    pub fn parse(path: &str, text: &str) -> Result<Self, Vec<FileError>> {
-        let entity = parse_entity_schema(path, text)?;
-        Ok(Self { path: path.to_string(), hash: sha256_hex(text.as_bytes()), text: text.to_string(), entity })
-    }
-}
-
-/// A file of the site, as its kind ([`crate::kind`]) parsed it. The variants
-/// are the parsed forms; what to do with each is its kind's, found by path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SiteFile {
-    Schema(SchemaFile),
-    Config(ConfigFile),
-    /// Shared: a data file may hold thousands of records, and a batch copies
-    /// the files it plans.
-    Data(Arc<DataFile>),
-}
-
-impl SiteFile {
-    pub fn path(&self) -> &str {
-        let (path, _, _) = self.parts();
-        path
-    }
-
-    pub fn hash(&self) -> &str {
-        let (_, hash, _) = self.parts();
-        hash
-    }
-
-    pub fn text(&self) -> &str {
-        let (_, _, text) = self.parts();
-        text
-    }
-
-    /// Path, hash and text: what every kind's parsed form keeps.
-    fn parts(&self) -> (&str, &str, &str) {
-        match self {
-            SiteFile::Schema(f) => (&f.path, &f.hash, &f.text),
-            SiteFile::Config(f) => (&f.path, &f.hash, &f.text),
-            SiteFile::Data(f) => (&f.path, &f.hash, &f.text),
-        }
-    }
-
-    /// What the file is about: the entity a schema defines or a data file
-    /// fills, the config id a configuration defines.
-    pub fn subject(&self) -> &str {
-        match self {
-            SiteFile::Schema(f) => &f.entity.id,
-            SiteFile::Config(f) => &f.doc.id,
-            SiteFile::Data(f) => &f.entity,
-        }
-    }
-
-    pub fn entity(&self) -> Option<&EntitySchema> {
-        match self {
-            SiteFile::Schema(f) => Some(&f.entity),
-            _ => None,
-        }
-    }
-
-    pub fn config(&self) -> Option<&ConfigFile> {
-        match self {
-            SiteFile::Config(f) => Some(f),
-            _ => None,
-        }
-    }
-
-    pub fn data(&self) -> Option<&DataFile> {
-        match self {
-            SiteFile::Data(f) => Some(f),
-            _ => None,
-        }
-    }
-}
+pub use crate::kind::file::{SchemaFile, SiteFile};
 
 /// The environment whose `config.<id>.<env>.yaml` files apply when none is named.
 pub const DEFAULT_ENV: &str = "dev";
 
-/// The schema files and the active configuration files, keyed by path, with the
-/// indexes the cross-file rules need (who defines an entity, who references
-/// it, who is renamed from it, who needs a database name, who defines a
-/// config). The maps are persistent (`imbl`): a copy shares everything with the
-/// original, so the engine's copy per batch is O(1) and the batch's own files
-/// cost O(k log n); nothing on the hot path walks the whole site.
+/// Every file of the site for the active environment, of any kind, keyed by
+/// path, with the indexes the cross-file rules need (who defines an entity,
+/// who references it, who is renamed from it, who needs a database name, who
+/// defines a config, who holds an entity's records). The maps are persistent
+/// (`imbl`): a copy shares everything with the original, so the engine's copy
+/// per batch is O(1) and the batch's own files cost O(k log n); nothing on the
+/// hot path walks the whole site. Methods named for one kind (`schema_files`,
+/// `configs`, `data_files`) are views; the rest cover every kind.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(into = "SiteFiles", from = "SiteFiles")]
 pub struct Site {
-    files: OrdMap<String, Arc<SchemaFile>>,
-    configs: OrdMap<String, Arc<ConfigFile>>,
-    data: OrdMap<String, Arc<DataFile>>,
+    files: OrdMap<String, Arc<SiteFile>>,
     index: SiteIndex,
 }
 
@@ -194,9 +108,9 @@ struct SiteFiles {
 impl From<Site> for SiteFiles {
     fn from(site: Site) -> Self {
         SiteFiles {
-            schemas: site.files().cloned().collect(),
+            schemas: site.schema_files().cloned().collect(),
             configs: site.configs().cloned().collect(),
-            data: site.data.values().map(|f| f.as_ref().clone()).collect(),
+            data: site.data_files().cloned().collect(),
         }
     }
 }
@@ -204,16 +118,16 @@ impl From<Site> for SiteFiles {
 impl From<SiteFiles> for Site {
     fn from(files: SiteFiles) -> Self {
         let mut site = Site::default();
-        files.schemas.into_iter().for_each(|f| site.insert(f));
-        files.configs.into_iter().for_each(|f| site.insert_file(SiteFile::Config(f)));
-        files.data.into_iter().for_each(|f| site.insert_file(SiteFile::Data(Arc::new(f))));
+        files.schemas.into_iter().for_each(|f| site.insert_file(f.into()));
+        files.configs.into_iter().for_each(|f| site.insert_file(f.into()));
+        files.data.into_iter().for_each(|f| site.insert_file(f.into()));
         site
     }
 }
 
 impl PartialEq for Site {
     fn eq(&self, other: &Self) -> bool {
-        self.files == other.files && self.configs == other.configs && self.data == other.data
+        self.files == other.files
     }
 }
 
@@ -228,71 +142,70 @@ pub struct CheckScope<'a> {
 }
 
 impl Site {
+    /// The configuration files only (a view by kind).
     pub fn configs(&self) -> impl Iterator<Item = &ConfigFile> {
-        self.configs.values().map(Arc::as_ref)
+        self.files.values().filter_map(|f| f.config())
     }
 
     /// The configuration file defining config `id` (the first by path).
     pub fn config(&self, id: &str) -> Option<&ConfigFile> {
         let path = self.index.configs.get(id)?.iter().next()?;
-        self.configs.get(path).map(Arc::as_ref)
+        self.files.get(path)?.config()
     }
 
     /// The file at `path`, of any kind.
     pub fn file(&self, path: &str) -> Option<SiteFile> {
-        self.files
-            .get(path)
-            .map(|f| SiteFile::Schema(f.as_ref().clone()))
-            .or_else(|| self.configs.get(path).map(|f| SiteFile::Config(f.as_ref().clone())))
-            .or_else(|| self.data.get(path).map(|f| SiteFile::Data(f.clone())))
+        self.files.get(path).map(|f| f.as_ref().clone())
     }
 
     /// The subject ([`SiteFile::subject`]) of the file at `path`, without copying the file.
     pub fn subject_of(&self, path: &str) -> Option<&str> {
-        self.files
-            .get(path)
-            .map(|f| f.entity.id.as_str())
-            .or_else(|| self.configs.get(path).map(|f| f.doc.id.as_str()))
-            .or_else(|| self.data.get(path).map(|f| f.entity.as_str()))
+        self.files.get(path).map(|f| f.subject())
     }
 
     pub fn hash_of(&self, path: &str) -> Option<&str> {
-        self.files
-            .get(path)
-            .map(|f| f.hash.as_str())
-            .or_else(|| self.configs.get(path).map(|f| f.hash.as_str()))
-            .or_else(|| self.data.get(path).map(|f| f.hash.as_str()))
+        self.files.get(path).map(|f| f.hash())
     }
 
+    /// Puts `file` in place, of any kind, replacing what was at its path.
     pub fn insert_file(&mut self, file: SiteFile) {
-        match file {
-            SiteFile::Schema(f) => self.insert(f),
-            SiteFile::Config(f) => {
-                self.remove(&f.path);
-                index_add(&mut self.index.configs, &f.doc.id, &f.path);
-                self.configs.insert(f.path.clone(), Arc::new(f));
-            }
-            SiteFile::Data(f) => {
-                self.remove(&f.path);
-                index_add(&mut self.index.data_of, &f.entity, &f.path);
-                self.data.insert(f.path.clone(), f);
-            }
+        let path = file.path().to_string();
+        self.remove(&path);
+        if let Some(f) = file.schema() {
+            self.index.add_schema(f);
         }
+        if let Some(c) = file.config() {
+            index_add(&mut self.index.configs, &c.doc.id, &path);
+        }
+        if let Some(d) = file.data() {
+            index_add(&mut self.index.data_of, &d.entity, &path);
+        }
+        self.files.insert(path, Arc::new(file));
     }
 
     /// Every path, of every kind.
     pub fn paths(&self) -> impl Iterator<Item = &String> {
-        self.files.keys().chain(self.configs.keys()).chain(self.data.keys())
+        self.files.keys()
+    }
+
+    /// How many files the site has, of every kind.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether the site has no file of any kind.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
     }
 
     /// The data file at `path`.
     pub fn data(&self, path: &str) -> Option<&DataFile> {
-        self.data.get(path).map(Arc::as_ref)
+        self.files.get(path)?.data()
     }
 
-    /// Every data file.
+    /// The data files only (a view by kind).
     pub fn data_files(&self) -> impl Iterator<Item = &DataFile> {
-        self.data.values().map(Arc::as_ref)
+        self.files.values().filter_map(|f| f.data())
     }
 
     /// The data files holding records of entity `id`, by path.
@@ -302,55 +215,55 @@ impl Site {
 
     /// The schema files with a reference to entity `id` (itself included).
     pub fn referrers_of<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a SchemaFile> + 'a {
-        self.index.referrers.get(id).into_iter().flatten().filter_map(|p| self.get(p))
+        self.index.referrers.get(id).into_iter().flatten().filter_map(|p| self.schema_file(p))
     }
 
-    pub fn files(&self) -> impl Iterator<Item = &SchemaFile> {
-        self.files.values().map(Arc::as_ref)
+    /// The schema files only (a view by kind; [`Site::paths`] lists every file).
+    pub fn schema_files(&self) -> impl Iterator<Item = &SchemaFile> {
+        self.files.values().filter_map(|f| f.schema())
     }
 
-    pub fn get(&self, path: &str) -> Option<&SchemaFile> {
-        self.files.get(path).map(Arc::as_ref)
+    /// The schema file at `path`, if that path holds one.
+    pub fn schema_file(&self, path: &str) -> Option<&SchemaFile> {
+        self.files.get(path)?.schema()
     }
 
-    pub fn insert(&mut self, file: SchemaFile) {
-        self.remove(&file.path);
-        self.index.add_schema(&file);
-        self.files.insert(file.path.clone(), Arc::new(file));
+    /// Puts a schema file in place (a view by kind of [`Site::insert_file`]).
+    pub fn insert_schema(&mut self, file: SchemaFile) {
+        self.insert_file(file.into());
     }
 
     /// Removes the file at `path`, of any kind.
     pub fn remove(&mut self, path: &str) {
-        if let Some(old) = self.files.remove(path) {
-            self.index.remove_schema(&old);
+        let Some(old) = self.files.remove(path) else { return };
+        if let Some(f) = old.schema() {
+            self.index.remove_schema(f);
         }
-        if let Some(old) = self.configs.remove(path) {
-            index_remove(&mut self.index.configs, &old.doc.id, path);
+        if let Some(c) = old.config() {
+            index_remove(&mut self.index.configs, &c.doc.id, path);
         }
-        if let Some(old) = self.data.remove(path) {
-            index_remove(&mut self.index.data_of, &old.entity, path);
+        if let Some(d) = old.data() {
+            index_remove(&mut self.index.data_of, &d.entity, path);
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+    /// How many schema files the site has (a view by kind of [`Site::len`]).
+    pub fn schema_count(&self) -> usize {
+        self.index.defines.values().map(|paths| paths.len()).sum()
     }
 
     /// The file that defines entity `id` (the first by path).
     pub fn entity_file(&self, id: &str) -> Option<&SchemaFile> {
         let path = self.index.defines.get(id)?.iter().next()?;
-        self.get(path)
+        self.schema_file(path)
     }
 
     /// Hash of the whole state: what a plan is bound to.
     pub fn state_hash(&self) -> String {
-        let schemas = self.files.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
-        let configs = self.configs.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
-        let data = self.data.values().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
+        // Schemas, then configs, then data: the order the hash has always had.
+        let schemas = self.schema_files().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
+        let configs = self.configs().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
+        let data = self.data_files().flat_map(|f| [f.path.as_str(), f.hash.as_str()]);
         sha256_parts(schemas.chain(configs).chain(data))
     }
 
@@ -369,7 +282,7 @@ impl Site {
     pub fn whole_scope(&self) -> CheckScope<'_> {
         CheckScope {
             ids: self.index.defines.keys().map(String::as_str).collect(),
-            files: self.files.keys().chain(self.data.keys()).map(String::as_str).collect(),
+            files: self.files.iter().filter(|(_, f)| f.config().is_none()).map(|(p, _)| p.as_str()).collect(),
             names: self.index.names.keys().cloned().collect(),
             config_ids: self.index.configs.keys().map(String::as_str).collect(),
         }
@@ -387,18 +300,18 @@ impl Site {
         let mut scope = CheckScope::default();
         for path in paths {
             for site in [self, before] {
-                if let Some(f) = site.files.get(path) {
+                if let Some(f) = site.schema_file(path) {
                     scope.ids.insert(f.entity.id.as_str());
                 }
-                if let Some(c) = site.configs.get(path) {
+                if let Some(c) = site.files.get(path).and_then(|f| f.config()) {
                     scope.config_ids.insert(c.doc.id.as_str());
                 }
             }
-            if let Some(f) = self.files.get(path) {
+            if let Some(f) = self.schema_file(path) {
                 scope.files.insert(path.as_str());
                 scope.names.extend(crate::sql::relation_names(&f.entity).into_iter().map(|(n, _)| n));
             }
-            if let Some(f) = self.data.get(path) {
+            if let Some(f) = self.data(path) {
                 scope.files.insert(path.as_str());
                 // Another data file of the entity may claim the same ids.
                 scope.files.extend(self.index.data_of.get(&f.entity).into_iter().flatten().map(String::as_str));
@@ -412,121 +325,25 @@ impl Site {
         scope
     }
 
-    /// The configuration rules: config ids are unique per environment.
-    pub(crate) fn check_configs(&self, scope: &CheckScope) -> Vec<FileError> {
-        let mut errors = Vec::new();
-        for id in &scope.config_ids {
-            let Some(paths) = self.index.configs.get(*id) else { continue };
-            let first = paths.iter().next().expect("an index entry is never empty");
-            for path in paths.iter().skip(1) {
-                let c = self.configs.get(path).expect("indexed configs exist");
-                errors.push(FileError::new(
-                    path,
-                    crate::locate::top_key(&c.text, "id"),
-                    Some("id".into()),
-                    format!("config id `{id}` is already defined by {first} for this environment"),
-                ));
-            }
-        }
-        errors
+    /// The files defining entity `id`, by path (more than one is an error).
+    pub fn definers_of<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a String> + 'a {
+        self.index.defines.get(id).into_iter().flatten()
     }
 
-    /// The schema rules: entity ids are unique, a rename hint names an entity
-    /// no file defines any more, references name defined entities, and no two
-    /// entities need one database name.
-    pub(crate) fn check_schemas(&self, scope: &CheckScope) -> Vec<FileError> {
-        let mut errors = Vec::new();
-        for id in &scope.ids {
-            let Some(paths) = self.index.defines.get(*id) else { continue };
-            let first = paths.iter().next().expect("an index entry is never empty");
-            for path in paths.iter().skip(1) {
-                let f = self.get(path).expect("indexed files exist");
-                errors.push(FileError::new(
-                    path,
-                    crate::locate::top_key(&f.text, "id"),
-                    Some("id".into()),
-                    format!("entity id `{id}` is already defined by {first}"),
-                ));
-            }
-        }
-        for f in scope.files.iter().filter_map(|p| self.get(p)) {
-            if let Some(from) = &f.entity.renamed_from {
-                if let Some(other) = self.index.defines.get(from).and_then(|p| p.iter().next()) {
-                    errors.push(FileError::new(
-                        &f.path,
-                        crate::locate::top_key(&f.text, "renamed_from"),
-                        Some("renamed_from".into()),
-                        format!(
-                            "`{}` is renamed_from `{from}`, but {other} still defines `{from}`; delete that file or drop the hint",
-                            f.entity.id
-                        ),
-                    ));
-                }
-            }
-            for (i, field) in f.entity.fields.iter().enumerate() {
-                let Some(target) = &field.target_entity else { continue };
-                if !self.index.defines.contains_key(target) {
-                    errors.push(FileError::new(
-                        &f.path,
-                        field_key(&f.text, i, "target_entity"),
-                        Some(format!("fields[{i}].target_entity")),
-                        format!(
-                            "field `{}` references entity `{target}`, but no file defines it (expected schemas/{target}.schema.yaml){}",
-                            field.id,
-                            crate::suggest::hint(target, self.index.defines.keys().map(String::as_str))
-                        ),
-                    ));
-                }
-            }
-        }
-        for name in &scope.names {
-            errors.extend(self.name_clash(name));
-        }
-        errors
+    /// Every entity id some file defines.
+    pub fn defined_ids(&self) -> impl Iterator<Item = &str> {
+        self.index.defines.keys().map(String::as_str)
     }
 
-    /// Two entities that would need the same table or index name (`a_b` with a
-    /// unique field `c` and `a` with a unique field `b_c` both need
-    /// `content_a_b_c_key`): the database holds one, so each file is told which
-    /// name and whose it is (the engine holds back the one that changed).
-    fn name_clash(&self, name: &str) -> Vec<FileError> {
-        let Some(paths) = self.index.names.get(name) else { return Vec::new() };
-        let needs: Vec<(&SchemaFile, Option<String>)> = paths
-            .iter()
-            .filter_map(|p| self.get(p))
-            .map(|f| {
-                let field = crate::sql::relation_names(&f.entity).into_iter().find(|(n, _)| n == name);
-                (f, field.and_then(|(_, field)| field.map(str::to_string)))
-            })
-            .collect();
-        let entities: BTreeSet<&str> = needs.iter().map(|(f, _)| f.entity.id.as_str()).collect();
-        if entities.len() < 2 {
-            return Vec::new();
-        }
-        let whose = |field: Option<&str>, id: &str| match field {
-            Some(field) => format!("field `{field}` of `{id}`"),
-            None => format!("entity `{id}`"),
-        };
-        let mut errors = Vec::new();
-        for (i, (f, field)) in needs.iter().enumerate() {
-            let (other, other_field) = &needs[if i == 0 { 1 } else { 0 }];
-            let (pos, key) = match field.as_deref().and_then(|x| f.entity.fields.iter().position(|fl| fl.id == x)) {
-                Some(i) => (field_key(&f.text, i, "id"), format!("fields[{i}].id")),
-                None => (crate::locate::top_key(&f.text, "id"), "id".to_string()),
-            };
-            errors.push(FileError::new(
-                &f.path,
-                pos,
-                Some(key),
-                format!(
-                    "{} needs the database name `{name}`, which {} in {} needs too; rename one of them",
-                    whose(field.as_deref(), &f.entity.id),
-                    whose(other_field.as_deref(), &other.entity.id),
-                    other.path
-                ),
-            ));
-        }
-        errors
+    /// The configuration files defining config `id`, by path (more than one
+    /// for an environment is an error).
+    pub fn config_files_of<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a ConfigFile> + 'a {
+        self.index.configs.get(id).into_iter().flatten().filter_map(|p| self.files.get(p)?.config())
+    }
+
+    /// The schema files whose entity needs the table or index name `name`.
+    pub fn claimants_of<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a SchemaFile> + 'a {
+        self.index.names.get(name).into_iter().flatten().filter_map(|p| self.schema_file(p))
     }
 
     /// Entity ids ordered so that every referenced entity comes before the ones

@@ -86,11 +86,11 @@ pub fn plan_files_in<'a>(
     let mut ordered = changed;
     ordered.sort_by_cached_key(|p| rank(p));
 
-    let entity_at = |site: &Site, path: &str| site.get(path).map(|f| f.entity.id.clone());
+    let entity_at = |site: &Site, path: &str| site.schema_file(path).map(|f| f.entity.id.clone());
     let renames: BTreeMap<String, String> = ordered
         .iter()
         .filter_map(|p| {
-            let (from, to) = (entity_at(old, p)?, new.get(p)?);
+            let (from, to) = (entity_at(old, p)?, new.schema_file(p)?);
             (to.entity.renamed_from.as_deref() == Some(from.as_str()) && to.entity.id != from)
                 .then(|| (from, to.entity.id.clone()))
         })

@@ -176,7 +176,7 @@ proptest! {
         let (whole, _) = Site::from_texts(after.iter().map(|(p, t)| (p.as_str(), t.as_str())));
         prop_assert!(incremental == whole, "the sites differ");
         prop_assert_eq!(sorted(incremental.check_changes(&old, &changed)), sorted(whole.check()));
-        prop_assert_eq!(whole.dependency_order().len(), whole.files().map(|f| f.entity.id.clone()).collect::<BTreeSet<_>>().len());
+        prop_assert_eq!(whole.dependency_order().len(), whole.schema_files().map(|f| f.entity.id.clone()).collect::<BTreeSet<_>>().len());
         if whole.check().is_empty() {
             for dialect in [Dialect::Sqlite, Dialect::Postgres] {
                 let tag = |file: &str, short: &str| format!("{}_{short}", file.len());

@@ -173,7 +173,7 @@ fn site(item: &EntitySchema) -> Site {
     let mut s = Site::default();
     for e in [owner, item.clone()] {
         let text = format!("{e:?}");
-        s.insert(SchemaFile {
+        s.insert_schema(SchemaFile {
             path: format!("schemas/{}.schema.yaml", e.id),
             hash: sha256_hex(text.as_bytes()),
             text,

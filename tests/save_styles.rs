@@ -51,7 +51,7 @@ async fn assert_one_version(site: &mut TestSite, style: &str, save: impl FnOnce(
     assert_eq!(after.len(), before + 1, "{style}: expected exactly one new version");
     let disk = std::fs::read(&path).unwrap();
     assert_eq!(after[0].hash, sha256_hex(&disk), "{style}: applied hash differs from the file");
-    assert_eq!(site.coordinator.snapshot().applied.get(USER_PATH).unwrap().hash, sha256_hex(&disk), "{style}");
+    assert_eq!(site.coordinator.snapshot().applied.schema_file(USER_PATH).unwrap().hash, sha256_hex(&disk), "{style}");
 }
 
 #[tokio::test]
@@ -117,10 +117,15 @@ async fn a_storm_of_500_files_converges_to_a_fresh_start() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let s = site.coordinator.snapshot();
-        if s.applied.len() == 500 && s.in_sync() {
+        if s.applied.schema_count() == 500 && s.in_sync() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{} applied, {} rejected", s.applied.len(), s.rejected.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} applied, {} rejected",
+            s.applied.schema_count(),
+            s.rejected.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let stormed = site.coordinator.snapshot().applied.state_hash();
@@ -241,7 +246,7 @@ async fn complete_saves_apply_without_waiting_for_the_debounce() {
     std::fs::write(&path, with_fields(2)).unwrap();
     site.wait_for(EventKind::Applied, USER_PATH).await;
     assert!(started.elapsed() < Duration::from_secs(5), "a write and close waited for the 10 s debounce");
-    let applied = site.coordinator.snapshot().applied.get(USER_PATH).unwrap().hash.clone();
+    let applied = site.coordinator.snapshot().applied.schema_file(USER_PATH).unwrap().hash.clone();
     assert_eq!(applied, sha256_hex(with_fields(2).as_bytes()));
 
     // Half a file, closed: not judged before the debounce.

@@ -129,7 +129,7 @@ fn colour_marked(svg: &str) -> String {
 /// pending changes' effect on each.
 pub async fn schema(engine: &marain::engine::Coordinator) -> crate::dto::SchemaDto {
     let snapshot = engine.snapshot();
-    let mut files: Vec<&marain::site::SchemaFile> = snapshot.applied.files().collect();
+    let mut files: Vec<&marain::site::SchemaFile> = snapshot.applied.schema_files().collect();
     files.sort_by(|a, b| a.entity.id.cmp(&b.entity.id));
     let mut rows = BTreeMap::new();
     for file in &files {
@@ -140,7 +140,7 @@ pub async fn schema(engine: &marain::engine::Coordinator) -> crate::dto::SchemaD
     let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
     let mut headlines = BTreeMap::new();
     for change in snapshot.pending.iter().filter(|c| c.origin.is_none()) {
-        let Some(old) = snapshot.applied.get(&change.file) else { continue };
+        let Some(old) = snapshot.applied.schema_file(&change.file) else { continue };
         let new = change.new_file.as_ref().and_then(|f| f.entity());
         let entry = pending.entry(old.entity.id.clone()).or_default();
         entry.severity = Some(change.severity);

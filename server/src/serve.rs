@@ -106,7 +106,7 @@ pub async fn serve_logged(
         "marain: site {} ({}) · {} and {} applied · {} pending · {} rejected",
         args.site.display(),
         args.env,
-        marain::plural::count(snapshot.applied.len() as i64, "schema", "schemas"),
+        marain::plural::count(snapshot.applied.schema_count() as i64, "schema", "schemas"),
         marain::plural::count(snapshot.applied.configs().count() as i64, "config file", "config files"),
         snapshot.pending.len(),
         snapshot.rejected.len()

@@ -39,7 +39,7 @@ pub async fn detect(store: &Store, site: &Site) -> Result<Vec<Drift>, StoreError
         .filter(|t| t.starts_with("content_") && !kept_legacy(t))
         .collect();
     let mut expected = BTreeSet::new();
-    for file in site.files() {
+    for file in site.schema_files() {
         let e = &file.entity;
         let mut tables = vec![(e.table(), sqlite::table_columns(e))];
         for f in e.fields.iter().filter(|f| !f.cardinality.is_single()) {

@@ -17,7 +17,7 @@ pub async fn rename_legacy(store: &Store, site: &Site) -> Result<usize, StoreErr
     let existing: BTreeMap<String, String> = store.pool().index_tables().await?.into_iter().collect();
     let mut statements = Vec::new();
     let mut renamed = 0;
-    for file in site.files() {
+    for file in site.schema_files() {
         let e = &file.entity;
         let table = dialect.ident(&e.table());
         for f in e.fields.iter().filter(|f| f.indexed) {

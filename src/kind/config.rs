@@ -28,7 +28,8 @@ impl FileKind for ConfigKind {
     }
 
     fn claims(&self, path: &str) -> bool {
-        crate::config::is_config_path(path)
+        let name = path.rsplit('/').next().unwrap_or("");
+        path.starts_with("config/") && (name.ends_with(".yaml") || name.ends_with(".yml")) && !name.starts_with('.')
     }
 
     fn stage(&self) -> u8 {
@@ -43,8 +44,22 @@ impl FileKind for ConfigKind {
         file.config().is_none_or(|c| c.is_active(env))
     }
 
+    /// Config ids are unique per environment.
     fn check(&self, site: &Site, scope: &CheckScope) -> Vec<FileError> {
-        site.check_configs(scope)
+        let mut errors = Vec::new();
+        for id in &scope.config_ids {
+            let mut files = site.config_files_of(id);
+            let Some(first) = files.next() else { continue };
+            for c in files {
+                errors.push(FileError::new(
+                    &c.path,
+                    crate::locate::top_key(&c.text, "id"),
+                    Some("id".into()),
+                    format!("config id `{id}` is already defined by {} for this environment", first.path),
+                ));
+            }
+        }
+        errors
     }
 
     fn plan(

@@ -8,6 +8,7 @@
 
 mod config;
 pub mod data;
+pub mod file;
 mod schema;
 
 use crate::error::FileError;

@@ -2,6 +2,8 @@
 //! the entity's typed tables; a rollback refills re-created fields and tables
 //! from the backups the dropping versions made.
 
+mod check;
+
 use std::collections::BTreeMap;
 
 use crate::diff::{diff_entities, ChangeItem, EntityChange, FieldAspect};
@@ -42,7 +44,7 @@ impl FileKind for SchemaKind {
     }
 
     fn check(&self, site: &Site, scope: &CheckScope) -> Vec<FileError> {
-        site.check_schemas(scope)
+        check::check(site, scope)
     }
 
     fn plan(

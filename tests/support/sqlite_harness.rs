@@ -269,7 +269,7 @@ pub fn seed_statements(site: &Site, seed: &Seed, dialect: Dialect) -> Vec<String
     };
     let rows = seed.rows;
     let mut out = Vec::new();
-    for file in site.files() {
+    for file in site.schema_files() {
         let e = &file.entity;
         for i in 0..rows {
             let id = seed.given(&format!("{}.id", e.id), i).unwrap_or_else(|| format!("'{}-{i}'", e.id));

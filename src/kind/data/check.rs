@@ -22,7 +22,7 @@ pub(super) fn check(site: &Site, scope: &CheckScope) -> Vec<FileError> {
 
 fn check_file(site: &Site, file: &DataFile) -> Vec<FileError> {
     let Some(schema) = site.entity_file(&file.entity) else {
-        let defined = site.files().map(|f| f.entity.id.as_str());
+        let defined = site.schema_files().map(|f| f.entity.id.as_str());
         return vec![FileError::new(
             &file.path,
             (1, 1),
