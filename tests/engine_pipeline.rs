@@ -326,23 +326,23 @@ async fn events_reach_the_secure_log_and_the_history_chain_detects_tampering(bac
     assert!(events.iter().any(|e| e["kind"] == "detected"));
 
     let store = site.coordinator.store();
-    assert_eq!(store.verify_chain().await, Ok(3));
+    assert_eq!(store.history().verify_chain().await, Ok(3));
     // Editing a recorded row breaks its own hash…
     site.exec("UPDATE marain_history SET actor = 'mallory' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
         .await;
-    let broken = store.verify_chain().await.unwrap_err();
+    let broken = store.history().verify_chain().await.unwrap_err();
     assert!(broken.reason.contains("edited"), "{broken}");
     site.exec("UPDATE marain_history SET actor = 'watcher' WHERE file = 'schemas/user.schema.yaml' AND version = 2")
         .await;
-    assert_eq!(store.verify_chain().await, Ok(3));
+    assert_eq!(store.history().verify_chain().await, Ok(3));
     // Cutting the newest row leaves an intact, shorter chain: the head says so.
     let newest = site.count("SELECT MAX(id) FROM marain_history").await;
     site.exec(&format!("DELETE FROM marain_history WHERE id = {newest}")).await;
-    let broken = store.verify_chain().await.unwrap_err();
+    let broken = store.history().verify_chain().await.unwrap_err();
     assert!(broken.reason.contains("removed from the end"), "{broken}");
     // …and deleting one breaks the link of the row after it.
     site.exec("DELETE FROM marain_history WHERE file = 'schemas/user.schema.yaml' AND version = 2").await;
-    let broken = store.verify_chain().await.unwrap_err();
+    let broken = store.history().verify_chain().await.unwrap_err();
     assert!(broken.reason.contains("removed"), "{broken}");
     site.stop().await;
 }
@@ -648,17 +648,17 @@ async fn point_in_time_recovery_restores_files_and_data_then_backups_are_pruned(
 
     // The bio backup of the drop and the article backup of the recovery are listed.
     let store = site.coordinator.store();
-    let backups = store.backups().await.unwrap();
+    let backups = store.history().backups().await.unwrap();
     assert!(backups.iter().any(|b| b.table.contains("content_user__bio") && b.rows == Some(2)), "{backups:#?}");
     assert!(backups.iter().any(|b| b.table.contains("content_article") && b.rows == Some(0)), "{backups:#?}");
-    let none = store.prune_backups(1).await.unwrap();
+    let none = store.history().prune_backups(1).await.unwrap();
     assert!(none.is_empty(), "nothing is a day old");
-    let pruned = store.prune_backups(0).await.unwrap();
+    let pruned = store.history().prune_backups(0).await.unwrap();
     assert_eq!(pruned.len(), backups.len());
-    assert!(store.backups().await.unwrap().iter().all(|b| b.rows.is_none()));
+    assert!(store.history().backups().await.unwrap().iter().all(|b| b.rows.is_none()));
     // A rollback after pruning still plans; it just has nothing to refill from.
     let since = std::collections::BTreeMap::from([(USER_PATH.to_string(), 1)]);
-    assert!(store.backups_since(&since).await.unwrap()[USER_PATH].is_empty());
+    assert!(store.history().backups_since(&since).await.unwrap()[USER_PATH].is_empty());
 
     // End to end: drop `bio` again, prune its backup, roll back to the version
     // with `bio`: the column returns, empty, and the file says so.

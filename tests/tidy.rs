@@ -537,12 +537,15 @@ fn database_suites_run_on_both_backends() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The public methods of `impl Store` blocks in the engine (the store's API).
+/// The public methods of the store and of its views by concern (`History`,
+/// `Accounts`, `ClusterTables`): the store's API.
 fn store_methods() -> Vec<String> {
     let mut names = Vec::new();
     for path in files("src/engine", ".rs") {
         let text = std::fs::read_to_string(&path).unwrap();
-        for block in text.split("\nimpl Store {").skip(1) {
+        let heads = ["\nimpl Store {", "\nimpl History<'_> {", "\nimpl Accounts<'_> {", "\nimpl ClusterTables<'_> {"];
+        let blocks = heads.iter().flat_map(|h| text.split(h).skip(1).collect::<Vec<_>>());
+        for block in blocks {
             let block = block.split("\n}\n").next().unwrap_or("");
             for line in block.lines() {
                 let Some(rest) = line.strip_prefix("    pub async fn ").or_else(|| line.strip_prefix("    pub fn "))
@@ -565,6 +568,11 @@ fn store_methods() -> Vec<String> {
 #[test]
 fn the_handle_changes_state_only_through_the_queue() {
     let reads = [
+        "history",
+        "accounts",
+        "cluster",
+        "backend",
+        "rows",
         "instance",
         "history_head",
         "version_hashes",
@@ -580,7 +588,6 @@ fn the_handle_changes_state_only_through_the_queue() {
         "backups",
         "applied_versions",
         "backups_since",
-        "history",
         "verify_chain",
         "table_columns",
         "account_count",
@@ -689,4 +696,25 @@ fn the_map_states_no_constants() {
         }
     }
     assert!(found.is_empty(), "name the constant instead of its value:\n{}", found.join("\n"));
+}
+
+/// Architecture Invariant: the engine's differences between SQLite and
+/// PostgreSQL live behind the `Backend` trait (`src/engine/backend/`, one
+/// implementation per backend) and the driver plumbing of `database.rs`; no
+/// other engine code matches on a dialect or a pool.
+#[test]
+fn dialects_differ_only_in_the_backends() {
+    let paths: Vec<PathBuf> = files("src/engine", ".rs")
+        .into_iter()
+        .filter(|p| {
+            let rel = relative(p);
+            !rel.starts_with("src/engine/backend/") && rel != "src/engine/database.rs" && !rel.ends_with("/tests.rs")
+        })
+        .collect();
+    let variants = ["Dialect::Sqlite", "Dialect::Postgres"];
+    let pools = ["Pool::Sqlite", "Pool::Postgres", "Conn::Sqlite", "Conn::Postgres", "Tx::Sqlite", "Tx::Postgres"];
+    let needles: Vec<&str> = variants.iter().chain(pools.iter()).copied().collect();
+    let found = occurrences(&paths, &needles);
+    assert!(paths.len() > 40, "the engine's files were not found");
+    assert!(found.is_empty(), "ask the backend (engine::backend) instead:\n{}", found.join("\n"));
 }

@@ -99,7 +99,7 @@ async fn bench(backend: &str, db: &str, rows: u64) {
     generate(&store, rows).await;
     eprintln!("{backend}: {rows} legacy rows generated in {:.1} s", started.elapsed().as_secs_f64());
     let source = LegacySource::open(&store, None, "content").await.unwrap();
-    let applied = store.applied_site().await.unwrap();
+    let applied = store.history().applied_site().await.unwrap();
     let batch_size = std::env::var("BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(1000);
     let options = RunOptions { batch_size, ..RunOptions::default() };
 

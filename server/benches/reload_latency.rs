@@ -300,7 +300,7 @@ async fn run(name: &str, build: &dyn Fn(&Path) -> String, options: &Options, bac
     let base = format!("http://{addr}");
     let token = {
         let store = marain::engine::Store::open(&db).await.unwrap();
-        let token = store.create_token("bench", marain::engine::accounts::Role::Viewer).await.unwrap();
+        let token = store.accounts().create_token("bench", marain::engine::accounts::Role::Viewer).await.unwrap();
         store.close().await;
         token
     };

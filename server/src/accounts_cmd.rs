@@ -17,7 +17,7 @@ pub async fn admin(args: &AdminArgs) -> ExitCode {
     match &args.action {
         AdminAction::Add { username, role: r, replace } => add_account(args, username, r, *replace).await,
         AdminAction::Remove { username } => {
-            with_store(&args.database, async |store| match store.remove_account(username).await {
+            with_store(&args.database, async |store| match store.accounts().remove_account(username).await {
                 Ok(true) => {
                     println!("account `{username}` removed; its sessions end on their next request");
                     ExitCode::SUCCESS
@@ -43,12 +43,14 @@ async fn add_account(args: &AdminArgs, username: &str, r: &str, replace: bool) -
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    with_store(&args.database, async |store| match store.add_account(username, &password, role(r), replace).await {
-        Ok(()) => {
-            println!("account `{username}` ({r}) saved");
-            ExitCode::SUCCESS
+    with_store(&args.database, async |store| {
+        match store.accounts().add_account(username, &password, role(r), replace).await {
+            Ok(()) => {
+                println!("account `{username}` ({r}) saved");
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
         }
-        Err(e) => failed(e),
     })
     .await
 }
@@ -60,7 +62,7 @@ pub async fn token(args: &TokenArgs) -> ExitCode {
                 let at = time::OffsetDateTime::now_utc() + d;
                 at.format(&time::format_description::well_known::Rfc3339).expect("a UTC time formats")
             });
-            match store.create_token_until(name, role(r), expires_at.clone()).await {
+            match store.accounts().create_token_until(name, role(r), expires_at.clone()).await {
                 Ok(secret) => {
                     let until = expires_at.map(|at| format!(", valid until {at}")).unwrap_or_default();
                     eprintln!("token `{name}` ({r}{until}) created; it is shown only this once:");
@@ -70,7 +72,7 @@ pub async fn token(args: &TokenArgs) -> ExitCode {
                 Err(e) => failed(e),
             }
         }
-        TokenAction::List => match store.tokens().await {
+        TokenAction::List => match store.accounts().tokens().await {
             Ok(tokens) => {
                 for t in tokens {
                     let expires = t.expires_at.unwrap_or_else(|| "never".into());
@@ -80,7 +82,7 @@ pub async fn token(args: &TokenArgs) -> ExitCode {
             }
             Err(e) => failed(e),
         },
-        TokenAction::Revoke { name } => match store.revoke_token(name).await {
+        TokenAction::Revoke { name } => match store.accounts().revoke_token(name).await {
             Ok(true) => {
                 println!("token `{name}` revoked");
                 ExitCode::SUCCESS

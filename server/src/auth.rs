@@ -96,14 +96,14 @@ async fn identify(
     session: Option<Session>,
 ) -> Result<Option<Identity>, marain::engine::store::StoreError> {
     if let Some(bearer) = bearer {
-        return auth.store.token_identity(bearer.trim()).await;
+        return auth.store.accounts().token_identity(bearer.trim()).await;
     }
     let Some(session) = session else { return Ok(None) };
     let Some(identity) = session.get::<Identity>(IDENTITY_KEY).await.ok().flatten() else { return Ok(None) };
     let Some(id) = session.id() else { return Ok(None) };
     // A session follows its account: removed, or its password or role changed
     // since it signed in, or the session ended from the dashboard, and it is over.
-    match auth.store.session_role(&id.to_string(), &identity.name).await? {
+    match auth.store.accounts().session_role(&id.to_string(), &identity.name).await? {
         Some(role) => Ok(Some(Identity { role, session: Some(session_handle(&id.to_string())), ..identity })),
         None => {
             tracing::info!(user = %identity.name, "the session ended or its account changed; signed out");
@@ -218,7 +218,7 @@ pub async fn login(
         return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], busy).into_response();
     };
     // Counted before the password is checked: parallel guesses cannot all get through.
-    match auth.store.reserve_sign_in(&address, &form.username).await {
+    match auth.store.accounts().reserve_sign_in(&address, &form.username).await {
         Ok(Attempt::Allowed) => {}
         Ok(Attempt::LockedOut) => {
             tracing::warn!(%ip, user = %form.username, "sign-in refused: too many attempts");
@@ -229,9 +229,9 @@ pub async fn login(
             return Redirect::to("/login?error=unavailable").into_response();
         }
     }
-    match auth.store.verify_password(&form.username, &form.password).await {
+    match auth.store.accounts().verify_password(&form.username, &form.password).await {
         Ok(Some(identity)) => {
-            if let Err(e) = auth.store.sign_in_succeeded(&address, &identity.name).await {
+            if let Err(e) = auth.store.accounts().sign_in_succeeded(&address, &identity.name).await {
                 tracing::error!(error = %e, "could not clear the failed sign-ins");
             }
             // A new session id at every sign-in: a fixated id is worth nothing.

@@ -7,7 +7,7 @@ use crate::store_cmd::{failed, with_store};
 
 pub async fn run(args: &BackupsArgs) -> ExitCode {
     with_store(&args.database, async |store| match &args.action {
-        None => match store.backups().await {
+        None => match store.history().backups().await {
             Ok(backups) => {
                 for b in backups {
                     let rows =
@@ -18,7 +18,7 @@ pub async fn run(args: &BackupsArgs) -> ExitCode {
             }
             Err(e) => failed(e),
         },
-        Some(BackupsAction::Prune { older_than_days }) => match store.prune_backups(*older_than_days).await {
+        Some(BackupsAction::Prune { older_than_days }) => match store.history().prune_backups(*older_than_days).await {
             Ok(pruned) => {
                 for table in &pruned {
                     println!("pruned {table}");

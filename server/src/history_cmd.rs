@@ -8,7 +8,7 @@ use crate::store_cmd::{failed, with_store};
 pub async fn run(args: &HistoryArgs) -> ExitCode {
     with_store(&args.database, async |store| match args.action {
         Some(HistoryAction::Verify { ref secure_log }) => {
-            match store.verify_chain().await {
+            match store.history().verify_chain().await {
                 Ok(rows) => println!("ok: {rows} history rows, chain intact"),
                 Err(broken) => {
                     eprintln!("{broken}");
@@ -27,7 +27,7 @@ pub async fn run(args: &HistoryArgs) -> ExitCode {
                 }
             }
         }
-        None => match store.history(args.file.as_deref(), args.limit).await {
+        None => match store.history().rows(args.file.as_deref(), args.limit).await {
             Ok(rows) => {
                 for r in rows {
                     println!(

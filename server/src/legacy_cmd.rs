@@ -62,7 +62,7 @@ async fn schemas(store: &Store, site: Option<&std::path::Path>, env: &str) -> Re
                 )))
             }
         }
-        None => store.applied_site().await.map_err(failed),
+        None => store.history().applied_site().await.map_err(failed),
     }
 }
 
@@ -229,7 +229,7 @@ impl Shown {
 }
 
 async fn copy(store: &Store, source: &LegacySource, options: &RunOptions, format: PlanFormat) -> ExitCode {
-    let site = match store.applied_site().await {
+    let site = match store.history().applied_site().await {
         Ok(s) => s,
         Err(e) => return failed(e),
     };
@@ -274,7 +274,7 @@ async fn copy(store: &Store, source: &LegacySource, options: &RunOptions, format
 }
 
 async fn verify(store: &Store, source: &LegacySource, format: PlanFormat) -> ExitCode {
-    let site = match store.applied_site().await {
+    let site = match store.history().applied_site().await {
         Ok(s) => s,
         Err(e) => return failed(e),
     };
@@ -317,7 +317,7 @@ async fn verify(store: &Store, source: &LegacySource, format: PlanFormat) -> Exi
 }
 
 async fn finish(store: &Store, source: &LegacySource) -> ExitCode {
-    let site = match store.applied_site().await {
+    let site = match store.history().applied_site().await {
         Ok(s) => s,
         Err(e) => return failed(e),
     };

@@ -81,7 +81,7 @@ pub async fn serve_logged(
     };
     let (engine, engine_task) = Coordinator::start(config, engine_stop).await.map_err(|e| e.to_string())?;
 
-    match engine.store().ensure_admin(args.admin_password.as_deref()).await {
+    match engine.store().accounts().ensure_admin(args.admin_password.as_deref()).await {
         Ok(Some(password)) if args.admin_password.is_none() => println!(
             "marain: first start: account `admin` (approver) created with the one-time password: {password}\n\
              marain: sign in and replace it with `marain admin add --username admin --role approver --replace`"

@@ -97,7 +97,7 @@ impl SessionStore for SessionRows {
                 client: client.unwrap_or_default(),
                 expires_at: record.expiry_date.unix_timestamp(),
             };
-            self.store.session_started(start).await.map_err(backend)?;
+            self.store.accounts().session_started(start).await.map_err(backend)?;
         }
         Ok(())
     }
@@ -119,7 +119,7 @@ impl SessionStore for SessionRows {
                 due
             };
             if due {
-                self.store.session_seen(&id, record.expiry_date.unix_timestamp()).await.map_err(backend)?;
+                self.store.accounts().session_seen(&id, record.expiry_date.unix_timestamp()).await.map_err(backend)?;
             }
         }
         Ok(())
@@ -139,7 +139,7 @@ impl SessionStore for SessionRows {
         }
         let id = id.to_string();
         self.renewed.lock().expect("the renewal map is never poisoned").remove(&id);
-        self.store.session_deleted(&id).await.map_err(backend)
+        self.store.accounts().session_deleted(&id).await.map_err(backend)
     }
 }
 
@@ -150,7 +150,7 @@ impl ExpiredDeletion for SessionRows {
             Rows::Sqlite(s) => s.delete_expired().await?,
             Rows::Postgres(s) => s.delete_expired().await?,
         }
-        self.store.prune_signed_in().await.map_err(backend)?;
+        self.store.accounts().prune_signed_in().await.map_err(backend)?;
         let now = marain::engine::now_unix();
         let idle = SESSION_HOURS * 3600;
         self.renewed.lock().expect("the renewal map is never poisoned").retain(|_, at| now - *at < idle);

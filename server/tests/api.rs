@@ -487,7 +487,7 @@ async fn sign_in_cannot_be_brute_forced(backend: Backend) {
     let root = server.base.replace("/api/v1/hot-reload", "");
     let store = marain::engine::Store::open(&server.db).await.unwrap();
     for name in ["viewer", "writer"] {
-        store.add_account(name, "viewer password, long enough", Role::Viewer, false).await.unwrap();
+        store.accounts().add_account(name, "viewer password, long enough", Role::Viewer, false).await.unwrap();
     }
     store.close().await;
     let from = |ip: &str| {
@@ -707,28 +707,29 @@ async fn sessions_and_tokens_follow_the_account(backend: Backend) {
         async move { client.get(url).header("cookie", cookie).send().await.unwrap().status().as_u16() }
     };
     let store = marain::engine::Store::open(&server.db).await.unwrap();
-    store.add_account("editor", PASSWORD, Role::Approver, false).await.unwrap();
+    store.accounts().add_account("editor", PASSWORD, Role::Approver, false).await.unwrap();
 
     let session = sign_in().await;
     assert_eq!(status_with(session.clone()).await, 200);
     // Demoted: the session signed in as an approver is over.
-    store.add_account("editor", PASSWORD, Role::Viewer, true).await.unwrap();
+    store.accounts().add_account("editor", PASSWORD, Role::Viewer, true).await.unwrap();
     assert_eq!(status_with(session).await, 401, "a demoted account's session lives on");
     // Removed: so is the new one.
     let session = sign_in().await;
     assert_eq!(status_with(session.clone()).await, 200);
-    assert!(store.remove_account("editor").await.unwrap());
+    assert!(store.accounts().remove_account("editor").await.unwrap());
     assert_eq!(status_with(session).await, 401, "a removed account's session lives on");
 
     // A revoked token, and an expired one, are refused at once.
-    let revoked = client_with(&store.create_token("short-lived", Role::Viewer).await.unwrap());
+    let revoked = client_with(&store.accounts().create_token("short-lived", Role::Viewer).await.unwrap());
     assert_eq!(revoked.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 200);
-    assert!(store.revoke_token("short-lived").await.unwrap());
+    assert!(store.accounts().revoke_token("short-lived").await.unwrap());
     assert_eq!(revoked.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 401);
     let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let expiring = client_with(&store.create_token_until("expiring", Role::Viewer, Some(soon)).await.unwrap());
+    let expiring =
+        client_with(&store.accounts().create_token_until("expiring", Role::Viewer, Some(soon)).await.unwrap());
     assert_eq!(expiring.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(expiring.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 401);
@@ -746,8 +747,8 @@ async fn approvers_see_who_is_signed_in_end_sessions_and_revoke_tokens(backend: 
     let root = server.base.replace("/api/v1/hot-reload", "");
     const PASSWORD: &str = "access password, long";
     let store = marain::engine::Store::open(&server.db).await.unwrap();
-    store.add_account("boss", PASSWORD, Role::Approver, false).await.unwrap();
-    store.add_account("watcher", PASSWORD, Role::Viewer, false).await.unwrap();
+    store.accounts().add_account("boss", PASSWORD, Role::Approver, false).await.unwrap();
+    store.accounts().add_account("watcher", PASSWORD, Role::Viewer, false).await.unwrap();
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let sign_in = |user: &'static str, agent: &'static str| {
         let (client, root) = (no_redirects.clone(), root.clone());
@@ -826,7 +827,7 @@ async fn approvers_see_who_is_signed_in_end_sessions_and_revoke_tokens(backend: 
     assert_eq!(users, ["boss"], "{access}");
 
     // Tokens: listed without secrets, revoked at once, by an approver only.
-    let secret = store.create_token("deploy-bot", Role::Approver).await.unwrap();
+    let secret = store.accounts().create_token("deploy-bot", Role::Approver).await.unwrap();
     let bot = client_with(&secret);
     assert_eq!(bot.get(format!("{}/status", server.base)).send().await.unwrap().status().as_u16(), 200);
     let (_, access) = call(desk.clone(), "access", vec![]).await;

@@ -93,7 +93,7 @@ impl Instance {
 
 async fn approver_client(db: &str) -> reqwest::Client {
     let store = marain::engine::Store::open(db).await.unwrap();
-    let token = store.create_token("cluster-test", marain::engine::accounts::Role::Approver).await.unwrap();
+    let token = store.accounts().create_token("cluster-test", marain::engine::accounts::Role::Approver).await.unwrap();
     store.close().await;
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
@@ -103,7 +103,7 @@ async fn approver_client(db: &str) -> reqwest::Client {
 /// The versions of `FILE` in the shared history, newest first.
 async fn versions(db: &str) -> Vec<i64> {
     let store = marain::engine::Store::open(db).await.unwrap();
-    let rows = store.history(Some(FILE), 100).await.unwrap();
+    let rows = store.history().rows(Some(FILE), 100).await.unwrap();
     store.close().await;
     rows.iter().map(|r| r.version).collect()
 }

@@ -130,7 +130,7 @@ fn history_verifies(db: &str, dir: &Path) {
 /// will open.
 async fn approver_client(db: &str) -> reqwest::Client {
     let store = marain::engine::Store::open(db).await.unwrap();
-    let token = store.create_token("crash-test", marain::engine::accounts::Role::Approver).await.unwrap();
+    let token = store.accounts().create_token("crash-test", marain::engine::accounts::Role::Approver).await.unwrap();
     store.close().await;
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());

@@ -381,7 +381,7 @@ async fn the_move_from_plan_to_finish(backend: Backend) {
     let kept: Vec<&String> = tables.iter().filter(|t| t.starts_with("content_legacy_")).collect();
     assert_eq!(kept.len(), 1, "{tables:?}");
     assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM {}", kept[0])).await, 63);
-    let drift = marain::engine::drift::detect(&store, &store.applied_site().await.unwrap()).await.unwrap();
+    let drift = marain::engine::drift::detect(&store, &store.history().applied_site().await.unwrap()).await.unwrap();
     assert!(drift.is_empty(), "the kept legacy table is not drift: {drift:?}");
     store.close().await;
 }
@@ -443,7 +443,7 @@ async fn during_the_move_the_api_serves_both_and_writes_through(backend: Backend
     let (code, out, err) = legacy(&db, &["run"]);
     assert_eq!(code, 1, "{out}{err}");
     let store = Store::open(&db).await.unwrap();
-    let token = store.create_token("tests", Role::Approver).await.unwrap();
+    let token = store.accounts().create_token("tests", Role::Approver).await.unwrap();
     // Written by an old Marain process after the run: not copied.
     insert_legacy(&store, "u900", "user", &json!({"full_name": "Late", "handle": "late", "age": 9})).await;
 
@@ -557,8 +557,8 @@ async fn the_migration_page_runs_the_move_and_shows_it_live(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (site, db) = prepared(dir.path(), backend).await;
     let store = Store::open(&db).await.unwrap();
-    let approver = store.create_token("ops", Role::Approver).await.unwrap();
-    let viewer = store.create_token("reader", Role::Viewer).await.unwrap();
+    let approver = store.accounts().create_token("ops", Role::Approver).await.unwrap();
+    let viewer = store.accounts().create_token("reader", Role::Viewer).await.unwrap();
     store.close().await;
     let log = dir.path().join("secure.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));

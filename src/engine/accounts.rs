@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 
-use super::store::{Store, StoreError};
+use super::store::{Accounts, StoreError};
 use crate::hash::sha256_hex;
 
 /// `viewer` reads; `approver` also approves, rejects, rolls back and writes.
@@ -112,9 +112,9 @@ fn now() -> String {
     super::now_rfc3339()
 }
 
-impl Store {
+impl Accounts<'_> {
     pub async fn account_count(&self) -> Result<i64, StoreError> {
-        Ok(self.pool().fetch_one::<(i64,)>("SELECT COUNT(*) FROM marain_accounts", &[]).await?.0)
+        Ok(self.store.pool().fetch_one::<(i64,)>("SELECT COUNT(*) FROM marain_accounts", &[]).await?.0)
     }
 
     /// Creates an account, or replaces the password and role of an existing one
@@ -152,7 +152,7 @@ impl Store {
             "INSERT INTO marain_accounts (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4){on_conflict}"
         );
         let args = [username.into(), hash.into(), role.as_str().into(), now().into()];
-        match self.pool().execute(&sql, &args).await {
+        match self.store.pool().execute(&sql, &args).await {
             Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
                 Err(AccountError::Exists(username.to_string()))
             }
@@ -164,6 +164,7 @@ impl Store {
     /// unknown user costs the same hash as a known one, so timing tells nothing).
     pub async fn verify_password(&self, username: &str, password: &str) -> Result<Option<Identity>, StoreError> {
         let row: Option<(String, String, i64)> = self
+            .store
             .pool()
             .fetch_optional(
                 "SELECT password_hash, role, epoch FROM marain_accounts WHERE username = $1",
@@ -191,18 +192,18 @@ impl Store {
     /// Removes an account (its sessions end on their next request); false when
     /// there was none.
     pub async fn remove_account(&self, username: &str) -> Result<bool, StoreError> {
-        Ok(self.pool().execute("DELETE FROM marain_accounts WHERE username = $1", &[username.into()]).await? > 0)
+        Ok(self.store.pool().execute("DELETE FROM marain_accounts WHERE username = $1", &[username.into()]).await? > 0)
     }
 
     /// Every API token, by name, without secrets.
     pub async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
         let sql = "SELECT name, role, created_at, expires_at FROM marain_tokens ORDER BY name";
-        Ok(self.pool().fetch_all(sql, &[]).await?)
+        Ok(self.store.pool().fetch_all(sql, &[]).await?)
     }
 
     /// Revokes the token named `name`; false when there was none.
     pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.pool().execute("DELETE FROM marain_tokens WHERE name = $1", &[name.into()]).await? > 0)
+        Ok(self.store.pool().execute("DELETE FROM marain_tokens WHERE name = $1", &[name.into()]).await? > 0)
     }
 
     /// Creates an API token that never expires; see [`Self::create_token_until`].
@@ -223,6 +224,7 @@ impl Store {
         }
         let secret = format!("mrn_{}", random_secret(32));
         let result = self
+            .store
             .pool()
             .execute(
                 "INSERT INTO marain_tokens (name, token_hash, role, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -247,6 +249,7 @@ impl Store {
     /// expired.
     pub async fn token_identity(&self, secret: &str) -> Result<Option<Identity>, StoreError> {
         let row: Option<(String, String, Option<String>)> = self
+            .store
             .pool()
             .fetch_optional(
                 "SELECT name, role, expires_at FROM marain_tokens WHERE token_hash = $1",

@@ -17,7 +17,7 @@ use crate::content::{validate_record, FieldProblem, Record, SqlValue};
 use crate::error::ErrorKind;
 use crate::legacy::record_json;
 use crate::model::{EntitySchema, FieldType};
-use crate::sql::{child_table, Dialect};
+use crate::sql::child_table;
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value as Json};
 
@@ -244,10 +244,7 @@ async fn insert_record(
     if let Some(created) = created_at {
         cols.push(d.table("created_at"));
         args.push(Arg::Text(created));
-        marks.push(match d {
-            Dialect::Postgres => format!("CAST(${} AS TIMESTAMPTZ)", args.len()),
-            Dialect::Sqlite => format!("${}", args.len()),
-        });
+        marks.push(super::backend::of(d).cast_mark(args.len(), "TIMESTAMPTZ"));
     }
     let sql = format!("INSERT INTO {} ({}) VALUES ({})", d.table(&entity.table()), cols.join(", "), marks.join(", "));
     conn.execute(&sql, &args).await?;

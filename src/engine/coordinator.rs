@@ -123,12 +123,12 @@ impl Coordinator {
     }
 
     pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, EngineError> {
-        Ok(self.shared.store.history(file, limit).await?)
+        Ok(self.shared.store.history().rows(file, limit).await?)
     }
 
     /// Every backup table of dropped data, with its rows (`None` once pruned).
     pub async fn backups(&self) -> Result<Vec<BackupInfo>, EngineError> {
-        Ok(self.shared.store.backups().await?)
+        Ok(self.shared.store.history().backups().await?)
     }
 
     /// Drops the backups of versions applied more than `older_than_days` ago.
@@ -138,7 +138,7 @@ impl Coordinator {
 
     /// Every live dashboard session, most recently used first.
     pub async fn signed_in(&self) -> Result<Vec<super::signed_in::SignedIn>, EngineError> {
-        Ok(self.shared.store.signed_in().await?)
+        Ok(self.shared.store.accounts().signed_in().await?)
     }
 
     /// Ends the session with `handle` (its next request is signed out); `actor`
@@ -150,7 +150,7 @@ impl Coordinator {
 
     /// Every API token, without secrets.
     pub async fn tokens(&self) -> Result<Vec<super::accounts::TokenInfo>, EngineError> {
-        Ok(self.shared.store.tokens().await?)
+        Ok(self.shared.store.accounts().tokens().await?)
     }
 
     /// Revokes the token `name` at once; `actor` is who asked. False when there
@@ -239,11 +239,11 @@ impl Coordinator {
     /// Claims the webhook delivery named `key` for this instance; true when it
     /// is this instance's to send (see [`super::deliveries`]).
     pub async fn claim_delivery(&self, key: &str) -> Result<bool, EngineError> {
-        Ok(self.shared.store.claim_delivery(key).await?)
+        Ok(self.shared.store.cluster().claim_delivery(key).await?)
     }
 
     /// Deletes webhook claims older than a day; returns how many.
     pub async fn prune_delivery_claims(&self) -> Result<u64, EngineError> {
-        Ok(self.shared.store.prune_delivery_claims().await?)
+        Ok(self.shared.store.cluster().prune_delivery_claims().await?)
     }
 }

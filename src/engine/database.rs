@@ -15,47 +15,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{FromRow, PgConnection, PgPool, Row, SqliteConnection, SqlitePool, TypeInfo, ValueRef};
 
+use super::backend::Backend;
 use crate::sql::Dialect;
 
-/// A value bound to a placeholder.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg {
-    Null,
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-}
-
-impl From<&str> for Arg {
-    fn from(s: &str) -> Self {
-        Arg::Text(s.to_string())
-    }
-}
-
-impl From<&String> for Arg {
-    fn from(s: &String) -> Self {
-        Arg::Text(s.clone())
-    }
-}
-
-impl From<String> for Arg {
-    fn from(s: String) -> Self {
-        Arg::Text(s)
-    }
-}
-
-impl From<i64> for Arg {
-    fn from(i: i64) -> Self {
-        Arg::Int(i)
-    }
-}
-
-impl<T: Into<Arg>> From<Option<T>> for Arg {
-    fn from(v: Option<T>) -> Self {
-        v.map(Into::into).unwrap_or(Arg::Null)
-    }
-}
+pub use super::arg::Arg;
 
 /// A row type both drivers can decode.
 pub trait Record: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
@@ -119,6 +82,11 @@ impl Conn<'_> {
             Conn::Sqlite(_) => Dialect::Sqlite,
             Conn::Postgres(_) => Dialect::Postgres,
         }
+    }
+
+    /// What differs on this connection's backend.
+    pub fn backend(&self) -> &'static dyn Backend {
+        super::backend::of(self.dialect())
     }
 
     /// Runs one statement; returns the rows it affected.
@@ -227,6 +195,16 @@ impl Pooled {
             Pooled::Postgres(c) => Conn::Postgres(c),
         }
     }
+
+    /// A transaction on this connection, begun with `statement` (`BEGIN`,
+    /// SQLite's `BEGIN IMMEDIATE`).
+    pub async fn begin_with(&mut self, statement: &'static str) -> Result<Tx<'_>, sqlx::Error> {
+        use sqlx::Connection;
+        Ok(match self {
+            Pooled::Sqlite(c) => Tx::Sqlite(c.begin_with(statement).await?),
+            Pooled::Postgres(c) => Tx::Postgres(c.begin_with(statement).await?),
+        })
+    }
 }
 
 /// How [`Pool::connect`] sets a pool up.
@@ -312,6 +290,28 @@ impl Pool {
         }
     }
 
+    /// What differs on this pool's backend.
+    pub fn backend(&self) -> &'static dyn Backend {
+        super::backend::of(self.dialect())
+    }
+
+    /// Brings Marain's own tables up to date with the backend's migrations.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let migrator = self.backend().migrator();
+        match self {
+            Pool::Sqlite(p) => migrator.run(p).await,
+            Pool::Postgres(p) => migrator.run(p).await,
+        }
+    }
+
+    /// The PostgreSQL pool, for what only PostgreSQL offers (`LISTEN`).
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match self {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     pub async fn acquire(&self) -> Result<Pooled, sqlx::Error> {
         Ok(match self {
             Pool::Sqlite(p) => Pooled::Sqlite(p.acquire().await?),
@@ -360,39 +360,19 @@ impl Pool {
 
     /// Names of the tables in the database (PostgreSQL: in the current schema).
     pub async fn table_names(&self) -> Result<Vec<String>, sqlx::Error> {
-        let sql = match self.dialect() {
-            Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-            Dialect::Postgres => {
-                "SELECT table_name::text FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
-            }
-        };
-        let rows: Vec<(String,)> = self.fetch_all(sql, &[]).await?;
+        let rows: Vec<(String,)> = self.fetch_all(self.backend().table_names_query(), &[]).await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
     /// Every index in the database (PostgreSQL: in the current schema), as
     /// (index name, table name).
     pub async fn index_tables(&self) -> Result<Vec<(String, String)>, sqlx::Error> {
-        let sql = match self.dialect() {
-            Dialect::Sqlite => "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' ORDER BY name",
-            Dialect::Postgres => {
-                "SELECT indexname::text, tablename::text FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1"
-            }
-        };
-        self.fetch_all(sql, &[]).await
+        self.fetch_all(self.backend().index_tables_query(), &[]).await
     }
 
     /// Column names of `table`, in order; empty when it does not exist.
     pub async fn table_columns(&self, table: &str) -> Result<Vec<String>, sqlx::Error> {
-        let sql = match self.dialect() {
-            Dialect::Sqlite => "SELECT name FROM pragma_table_info($1) ORDER BY cid",
-            Dialect::Postgres => {
-                "SELECT column_name::text FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
-            }
-        };
-        let rows: Vec<(String,)> = self.fetch_all(sql, &[table.into()]).await?;
+        let rows: Vec<(String,)> = self.fetch_all(self.backend().table_columns_query(), &[table.into()]).await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 

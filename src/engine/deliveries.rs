@@ -3,7 +3,7 @@
 //! only the instance whose claim lands delivers it.
 
 use super::now_unix;
-use super::store::{Store, StoreError};
+use super::store::{ClusterTables, StoreError};
 
 /// How long a claim keeps an identical event from being delivered again, in
 /// seconds: long enough to cover every instance seeing the same event, short
@@ -13,10 +13,11 @@ pub const CLAIM_WINDOW_SECS: i64 = 60;
 /// Claims older than this are deleted, in seconds.
 const CLAIM_KEPT_SECS: i64 = 86_400;
 
-impl Store {
+impl ClusterTables<'_> {
     /// Claims the delivery named `key`; true when this caller should send it.
     pub async fn claim_delivery(&self, key: &str) -> Result<bool, StoreError> {
         let claimed = self
+            .store
             .pool()
             .execute(
                 "INSERT INTO marain_webhook_claims AS c (key, claimed_at) VALUES ($1, $2) \
@@ -31,6 +32,6 @@ impl Store {
     /// Deletes claims older than a day; returns how many.
     pub async fn prune_delivery_claims(&self) -> Result<u64, StoreError> {
         let sql = "DELETE FROM marain_webhook_claims WHERE claimed_at < $1";
-        Ok(self.pool().execute(sql, &[(now_unix() - CLAIM_KEPT_SECS).into()]).await?)
+        Ok(self.store.pool().execute(sql, &[(now_unix() - CLAIM_KEPT_SECS).into()]).await?)
     }
 }

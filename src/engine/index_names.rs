@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::store::{Store, StoreError};
 use crate::site::Site;
-use crate::sql::{index_name, legacy_index_name, quote, Dialect};
+use crate::sql::{index_name, legacy_index_name};
 
 /// Renames the indexes of `site`'s fields still under their old name; returns
 /// how many were renamed.
@@ -28,7 +28,7 @@ pub async fn rename_legacy(store: &Store, site: &Site) -> Result<usize, StoreErr
                 continue;
             }
             tracing::info!(index = %old, to = %new, file = %file.path, "renaming an index to today's naming");
-            statements.extend(rename(dialect, &old, &new, &table, &column));
+            statements.extend(store.backend().rename_index(&old, &new, &table, &column));
             renamed += 1;
         }
     }
@@ -36,15 +36,4 @@ pub async fn rename_legacy(store: &Store, site: &Site) -> Result<usize, StoreErr
         store.run_upkeep(&statements).await?;
     }
     Ok(renamed)
-}
-
-/// SQLite cannot rename an index: it is built again under the new name.
-fn rename(dialect: Dialect, old: &str, new: &str, table: &str, column: &str) -> Vec<String> {
-    match dialect {
-        Dialect::Postgres => vec![format!("ALTER INDEX IF EXISTS {} RENAME TO {}", quote(old), quote(new))],
-        Dialect::Sqlite => vec![
-            format!("DROP INDEX IF EXISTS {}", quote(old)),
-            format!("CREATE INDEX IF NOT EXISTS {} ON {} ({})", quote(new), quote(table), quote(column)),
-        ],
-    }
 }

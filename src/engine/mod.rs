@@ -3,6 +3,8 @@
 //! changes. Everything that touches disk, database or clock lives here.
 
 pub mod accounts;
+pub mod arg;
+pub mod backend;
 pub mod content;
 pub mod coordinator;
 pub mod database;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::database::Arg;
-use super::store::{announce, ChangeNotice, Store, StoreError};
+use super::store::{announce, ChangeNotice, ClusterTables, StoreError};
 
 /// What one instance's copy proposes for one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -22,7 +22,7 @@ pub struct Proposal {
     pub proposed_at: String,
 }
 
-impl Store {
+impl ClusterTables<'_> {
     /// Replaces `instance`'s proposals for the files of `upserts` and withdraws
     /// those for `withdrawn`, in one transaction, and tells the other instances.
     pub async fn publish_proposals(
@@ -31,7 +31,7 @@ impl Store {
         upserts: &[Proposal],
         withdrawn: &[String],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.store.pool().begin().await?;
         let mut conn = tx.conn();
         for file in withdrawn {
             let sql = "DELETE FROM marain_proposals WHERE file = $1 AND instance = $2";
@@ -54,7 +54,8 @@ impl Store {
             )
             .await?;
         }
-        let notice = ChangeNotice { instance: self.instance().to_string(), id: 0, file: String::new(), version: 0 };
+        let notice =
+            ChangeNotice { instance: self.store.instance().to_string(), id: 0, file: String::new(), version: 0 };
         announce(&mut conn, &notice).await?;
         tx.commit().await?;
         Ok(())
@@ -63,7 +64,7 @@ impl Store {
     /// Withdraws everything `instance` proposed (at its start, before it looks
     /// at its copy again).
     pub async fn withdraw_proposals(&self, instance: &str) -> Result<(), StoreError> {
-        self.pool().execute("DELETE FROM marain_proposals WHERE instance = $1", &[instance.into()]).await?;
+        self.store.pool().execute("DELETE FROM marain_proposals WHERE instance = $1", &[instance.into()]).await?;
         Ok(())
     }
 
@@ -71,6 +72,6 @@ impl Store {
     pub async fn proposals_except(&self, instance: &str) -> Result<Vec<Proposal>, StoreError> {
         let sql = "SELECT file, instance, base_hash, to_hash, text, proposed_at FROM marain_proposals \
                    WHERE instance <> $1 ORDER BY file, instance";
-        Ok(self.pool().fetch_all(sql, &[instance.into()]).await?)
+        Ok(self.store.pool().fetch_all(sql, &[instance.into()]).await?)
     }
 }

@@ -18,6 +18,7 @@ pub async fn rollback_target(
     version: i64,
 ) -> Result<BTreeMap<String, RestoreTarget>, EngineError> {
     let row = store
+        .history()
         .version(file, version)
         .await?
         .ok_or_else(|| EngineError::UnknownVersion { file: file.to_string(), version })?;
@@ -30,7 +31,7 @@ pub async fn recovery_targets(store: &Store, at: &str) -> Result<BTreeMap<String
     let invalid = |reason: String| EngineError::InvalidRecovery { at: at.to_string(), reason };
     let cutoff = OffsetDateTime::parse(at, &Rfc3339).map_err(|e| invalid(format!("not an RFC 3339 time: {e}")))?;
     let mut then: BTreeMap<String, i64> = BTreeMap::new();
-    for applied in store.applied_versions().await? {
+    for applied in store.history().applied_versions().await? {
         let before = OffsetDateTime::parse(&applied.applied_at, &Rfc3339).is_ok_and(|t| t <= cutoff);
         let version = then.entry(applied.file).or_insert(0);
         if before {
@@ -41,7 +42,7 @@ pub async fn recovery_targets(store: &Store, at: &str) -> Result<BTreeMap<String
     for (file, version) in then {
         let text = match version {
             0 => None,
-            v => store.version(&file, v).await?.and_then(|row| row.yaml),
+            v => store.history().version(&file, v).await?.and_then(|row| row.yaml),
         };
         texts.insert(file, (version, text));
     }
@@ -54,7 +55,7 @@ async fn targets(
     texts: BTreeMap<String, (i64, Option<String>)>,
 ) -> Result<BTreeMap<String, RestoreTarget>, EngineError> {
     let since: BTreeMap<String, i64> = texts.iter().map(|(f, (v, _))| (f.clone(), *v)).collect();
-    let mut backups = store.backups_since(&since).await?;
+    let mut backups = store.history().backups_since(&since).await?;
     Ok(texts
         .into_iter()
         .map(|(file, (version, text))| {

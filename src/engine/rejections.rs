@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::database::Arg;
-use super::store::{announce, ChangeNotice, Store, StoreError};
+use super::store::{announce, ChangeNotice, ClusterTables, StoreError};
 
 /// A person turned down the change of `file` to the text hashed `to_hash`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -25,10 +25,10 @@ impl Rejection {
     }
 }
 
-impl Store {
+impl ClusterTables<'_> {
     /// Records `rejection` and tells the other instances.
     pub async fn record_rejection(&self, rejection: &Rejection) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.store.pool().begin().await?;
         let mut conn = tx.conn();
         conn.execute(
             "INSERT INTO marain_rejections (file, to_hash, actor, reason, rejected_at) VALUES ($1, $2, $3, $4, $5) \
@@ -43,8 +43,12 @@ impl Store {
             ],
         )
         .await?;
-        let notice =
-            ChangeNotice { instance: self.instance().to_string(), id: 0, file: rejection.file.clone(), version: 0 };
+        let notice = ChangeNotice {
+            instance: self.store.instance().to_string(),
+            id: 0,
+            file: rejection.file.clone(),
+            version: 0,
+        };
         announce(&mut conn, &notice).await?;
         tx.commit().await?;
         Ok(())
@@ -53,6 +57,6 @@ impl Store {
     /// Every standing rejection.
     pub async fn rejections(&self) -> Result<Vec<Rejection>, StoreError> {
         let sql = "SELECT file, to_hash, actor, reason, rejected_at FROM marain_rejections ORDER BY file, to_hash";
-        Ok(self.pool().fetch_all(sql, &[]).await?)
+        Ok(self.store.pool().fetch_all(sql, &[]).await?)
     }
 }

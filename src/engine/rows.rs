@@ -5,38 +5,26 @@
 
 use serde_json::Value as Json;
 
+use super::backend;
 use super::database::Arg;
 use crate::content::SqlValue;
 use crate::model::{EntitySchema, FieldType};
-use crate::sql::{postgres, sqlite, Dialect};
+use crate::sql::{sqlite, Dialect};
 
-/// How many placeholders one statement of [`slot`]s may carry (SQLite allows
-/// 32,766, PostgreSQL 65,535).
+/// How many placeholders one statement of [`slot`]s may carry.
 pub fn placeholders_per_statement(d: Dialect) -> usize {
-    match d {
-        Dialect::Sqlite => 30_000,
-        Dialect::Postgres => 30_000,
-    }
+    backend::of(d).placeholders_per_statement()
 }
 
 /// The `n`-th placeholder of a statement whose placeholders are all slots, in
-/// order: `?` on SQLite, `$n` on PostgreSQL. The driver looks each bound
-/// SQLite parameter's name up by walking the list of names, so binding N
-/// named (`$n`) parameters costs N² and a statement of thousands is slower
-/// than its work; anonymous ones are not in that list.
+/// order (anonymous where named ones cost more: see the backends).
 pub fn slot(d: Dialect, n: usize) -> String {
-    match d {
-        Dialect::Sqlite => "?".to_string(),
-        Dialect::Postgres => format!("${n}"),
-    }
+    backend::of(d).slot(n)
 }
 
 /// [`mark`] as a [`slot`]: a value of `field_type` at the `n`-th slot.
 pub fn typed_slot(d: Dialect, n: usize, field_type: FieldType) -> String {
-    match d {
-        Dialect::Sqlite => "?".to_string(),
-        Dialect::Postgres => mark(d, n, Some(field_type)),
-    }
+    backend::of(d).typed_slot(n, field_type)
 }
 
 /// Why the database refused a row, in words a client may read, when it was a
@@ -68,24 +56,15 @@ fn unique_column(d: &dyn sqlx::error::DatabaseError) -> Option<String> {
     column.chars().all(|c| c.is_ascii_alphanumeric() || c == '_').then_some(column)
 }
 
-/// A placeholder for a value of `field_type`: PostgreSQL is told the type,
-/// since a bound NULL or text must become the column's own type.
+/// A placeholder for a value of `field_type` (a backend may need to be told
+/// the type, since a bound NULL or text must become the column's own type).
 pub fn mark(dialect: Dialect, n: usize, field_type: Option<FieldType>) -> String {
-    match (dialect, field_type) {
-        (Dialect::Postgres, Some(t)) => format!("CAST(${n} AS {})", postgres::column_type(t)),
-        _ => format!("${n}"),
-    }
+    backend::of(dialect).mark(n, field_type)
 }
 
-/// A validated value as bound: PostgreSQL's booleans are booleans, SQLite's 0/1.
+/// A validated value as bound (booleans as the backend keeps them).
 pub fn arg(dialect: Dialect, field_type: FieldType, v: &SqlValue) -> Arg {
-    match (v, dialect, field_type) {
-        (SqlValue::Integer(i), Dialect::Postgres, FieldType::Boolean) => Arg::Bool(*i != 0),
-        (SqlValue::Null, ..) => Arg::Null,
-        (SqlValue::Text(s), ..) => Arg::Text(s.clone()),
-        (SqlValue::Integer(i), ..) => Arg::Int(*i),
-        (SqlValue::Float(f), ..) => Arg::Float(*f),
-    }
+    backend::of(dialect).arg(field_type, v)
 }
 
 /// The type of the column `column` of `entity` holds, if it is a field's.
@@ -93,15 +72,9 @@ pub fn column_type(entity: &EntitySchema, column: &str) -> Option<FieldType> {
     entity.fields.iter().find(|f| f.column().as_deref() == Some(column)).map(|f| f.field_type)
 }
 
-/// A column as selected: PostgreSQL's timestamps as RFC 3339 text.
+/// A column as selected (timestamps as RFC 3339 text).
 pub fn selected(d: Dialect, column: &str, datetime: bool) -> String {
-    match (d, datetime) {
-        (Dialect::Postgres, true) => {
-            let text = postgres::convert(&d.table(column), FieldType::Datetime, FieldType::Text);
-            format!("{text} AS {}", d.table(column))
-        }
-        _ => d.table(column),
-    }
+    backend::of(d).selected(column, datetime)
 }
 
 /// `SELECT` of exactly the live schema's columns. Never `*`: sqlx caches each

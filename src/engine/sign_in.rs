@@ -10,7 +10,7 @@
 //! database: a restart or another instance resets nothing.
 
 use super::now_unix;
-use super::store::{Store, StoreError};
+use super::store::{Accounts, StoreError};
 
 pub const MAX_FAILURES: i64 = 5;
 pub const FAILURE_WINDOW_SECS: i64 = 60;
@@ -32,13 +32,14 @@ pub enum Attempt {
     LockedOut,
 }
 
-impl Store {
+impl Accounts<'_> {
     /// Counts a sign-in attempt from `address` for `account` before its password
     /// is checked; says whether it may go on. A window that has ended starts over.
     pub async fn reserve_sign_in(&self, address: &str, account: &str) -> Result<Attempt, StoreError> {
         let mut locked = false;
         for key in [address_key(address), account_key(account)] {
             let (failures,): (i64,) = self
+                .store
                 .pool()
                 .fetch_one(
                     "INSERT INTO marain_sign_in_attempts AS a (key, failures, first_at) VALUES ($1, 1, $2) \
@@ -57,13 +58,15 @@ impl Store {
     /// A successful sign-in: its own attempt no longer counts against its
     /// address, and its account starts afresh.
     pub async fn sign_in_succeeded(&self, address: &str, account: &str) -> Result<(), StoreError> {
-        self.pool()
+        self.store
+            .pool()
             .execute(
                 "UPDATE marain_sign_in_attempts SET failures = failures - 1 WHERE key = $1 AND failures > 0",
                 &[address_key(address).into()],
             )
             .await?;
-        self.pool()
+        self.store
+            .pool()
             .execute("DELETE FROM marain_sign_in_attempts WHERE key = $1", &[account_key(account).into()])
             .await?;
         Ok(())

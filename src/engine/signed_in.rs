@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::accounts::Role;
 use super::now_unix;
-use super::store::{Store, StoreError};
+use super::store::{Accounts, StoreError};
 use crate::hash::sha256_hex;
 
 /// How often (seconds) a session's `last_seen` and expiry are written again.
@@ -67,11 +67,12 @@ pub struct SignedIn {
     pub expires_at: String,
 }
 
-impl Store {
+impl Accounts<'_> {
     /// Records a session as it is created (at sign-in).
     pub async fn session_started(&self, start: SessionStart<'_>) -> Result<(), StoreError> {
         let now = now_unix();
-        self.pool()
+        self.store
+            .pool()
             .execute(
                 "INSERT INTO marain_signed_in \
                  (session_hash, username, epoch, address, user_agent, signed_in_at, last_seen, expires_at) \
@@ -95,7 +96,8 @@ impl Store {
     /// Never inserts: an ended session stays ended.
     pub async fn session_seen(&self, session_id: &str, expires_at: i64) -> Result<(), StoreError> {
         let now = now_unix();
-        self.pool()
+        self.store
+            .pool()
             .execute(
                 "UPDATE marain_signed_in SET last_seen = $2, expires_at = $3 \
                  WHERE session_hash = $1 AND last_seen <= $4",
@@ -107,7 +109,8 @@ impl Store {
 
     /// The session is gone (signed out, expired, or cycled at a sign-in).
     pub async fn session_deleted(&self, session_id: &str) -> Result<(), StoreError> {
-        self.pool()
+        self.store
+            .pool()
             .execute("DELETE FROM marain_signed_in WHERE session_hash = $1", &[session_handle(session_id).into()])
             .await?;
         Ok(())
@@ -117,6 +120,7 @@ impl Store {
     /// and the account unchanged since it signed in; `None` otherwise.
     pub async fn session_role(&self, session_id: &str, username: &str) -> Result<Option<Role>, StoreError> {
         let row: Option<(String,)> = self
+            .store
             .pool()
             .fetch_optional(
                 "SELECT a.role FROM marain_signed_in s JOIN marain_accounts a ON a.username = s.username \
@@ -131,6 +135,7 @@ impl Store {
     pub async fn signed_in(&self) -> Result<Vec<SignedIn>, StoreError> {
         type Row = (String, String, String, String, String, i64, i64, i64);
         let rows: Vec<Row> = self
+            .store
             .pool()
             .fetch_all(
                 "SELECT s.session_hash, s.username, a.role, s.address, s.user_agent, s.signed_in_at, s.last_seen, \
@@ -158,13 +163,14 @@ impl Store {
     /// False when there was none.
     pub async fn end_session(&self, handle: &str) -> Result<bool, StoreError> {
         let sql = "DELETE FROM marain_signed_in WHERE session_hash = $1";
-        Ok(self.pool().execute(sql, &[handle.into()]).await? > 0)
+        Ok(self.store.pool().execute(sql, &[handle.into()]).await? > 0)
     }
 
     /// Forgets sessions that expired, or whose account changed or went;
     /// returns how many.
     pub async fn prune_signed_in(&self) -> Result<u64, StoreError> {
         Ok(self
+            .store
             .pool()
             .execute(
                 "DELETE FROM marain_signed_in WHERE expires_at <= $1 OR NOT EXISTS \

@@ -59,7 +59,7 @@ impl Coordinator {
         };
         if config.site_layout == super::SiteLayout::PerInstance {
             // What this copy proposes is looked at afresh below.
-            store.withdraw_proposals(&config.instance_name).await?;
+            store.cluster().withdraw_proposals(&config.instance_name).await?;
         }
         let mut worker = Worker::new(&config, store, shared.clone(), secure_log);
         worker.load_applied().await?;

@@ -5,8 +5,15 @@
 //! change. Applies are serialised across processes: SQLite's `BEGIN IMMEDIATE`,
 //! PostgreSQL's transaction-scoped advisory lock.
 
-//! Its parts: `store/apply.rs` (an apply's transaction) and `store/history.rs`
-//! (the history rows, read and written, and the backup tables they name).
+//! The store is split by concern, each a view on the one connection pool with
+//! one job: [`Store`] itself opens the database and applies plans
+//! (`store/apply.rs`); [`History`] is the history rows and the backup tables
+//! they name (`store/history.rs`); [`Accounts`] is accounts, API tokens,
+//! dashboard sessions and failed sign-ins (`accounts.rs`, `signed_in.rs`,
+//! `sign_in.rs`); [`ClusterTables`] is what the instances sharing a database
+//! keep there for one another: proposals, rejections, webhook claims
+//! (`proposals.rs`, `rejections.rs`, `deliveries.rs`). What differs between
+//! SQLite and PostgreSQL is the backend's (`backend/`).
 
 mod apply;
 mod history;
@@ -162,32 +169,37 @@ pub const APPLY_LOCK_KEY: i64 = 0x6d61_7261_696e;
 /// How often an apply that met a held table lock tries again before it gives up.
 pub const LOCK_ATTEMPTS: u32 = 8;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The history of applied versions and the backups they made.
+#[derive(Clone, Copy)]
+pub struct History<'s> {
+    pub(super) store: &'s Store,
+}
+
+/// Accounts, API tokens, dashboard sessions and failed sign-ins.
+#[derive(Clone, Copy)]
+pub struct Accounts<'s> {
+    pub(super) store: &'s Store,
+}
+
+/// What the instances sharing a database keep there for one another:
+/// proposals, rejections, webhook claims.
+#[derive(Clone, Copy)]
+pub struct ClusterTables<'s> {
+    pub(super) store: &'s Store,
+}
 
 impl Store {
     /// Opens (creating if needed) the database at `url` — SQLite or PostgreSQL,
     /// by the URL's scheme — and brings Marain's own tables up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open { url: scheme_only(url), source };
-        let readers = match Pool::dialect_of(url) {
-            // Every schema change makes each SQLite connection parse the whole
-            // schema again (about 12 ms per connection at 1,000 tables), so
-            // readers beyond the cores cost a reload each and add no speed.
-            Some(Dialect::Sqlite) => std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8) as u32,
-            _ => 8,
-        };
+        let readers = Pool::dialect_of(url).map_or(8, |d| super::backend::of(d).reader_connections());
         let pool =
             Pool::connect(url, PoolSize { max_connections: readers, keep_forever: false }).await.map_err(open_err)?;
-        match &pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
-            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
-        }
-        let writer = match pool.dialect() {
-            Dialect::Sqlite => {
-                Pool::connect(url, PoolSize { max_connections: 1, keep_forever: true }).await.map_err(open_err)?
-            }
-            Dialect::Postgres => pool.clone(),
+        pool.migrate().await?;
+        let writer = match pool.backend().kept_writer() {
+            true => Pool::connect(url, PoolSize { max_connections: 1, keep_forever: true }).await.map_err(open_err)?,
+            false => pool.clone(),
         };
         Ok(Self {
             pool,
@@ -212,6 +224,26 @@ impl Store {
         self.pool.dialect()
     }
 
+    /// The history of applied versions and the backups they made.
+    pub fn history(&self) -> History<'_> {
+        History { store: self }
+    }
+
+    /// Accounts, API tokens, sessions and sign-in failures.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { store: self }
+    }
+
+    /// The tables the instances sharing the database keep for one another.
+    pub fn cluster(&self) -> ClusterTables<'_> {
+        ClusterTables { store: self }
+    }
+
+    /// What differs on this store's backend.
+    pub fn backend(&self) -> &'static dyn super::backend::Backend {
+        self.pool.backend()
+    }
+
     pub fn failpoints(&self) -> &super::failpoint::Failpoints {
         &self.failpoints
     }
@@ -231,8 +263,8 @@ impl Store {
 /// transaction of `conn`: delivered to every listener when, and only if, it
 /// commits (see `sync`). Nothing to do on SQLite, which has one process.
 pub(super) async fn announce(conn: &mut Conn<'_>, notice: &ChangeNotice) -> Result<(), StoreError> {
-    if conn.dialect() == Dialect::Postgres {
-        conn.execute("SELECT pg_notify($1, $2)", &[CHANGES_CHANNEL.into(), to_json(notice).into()]).await?;
+    if let Some((sql, args)) = conn.backend().notify(CHANGES_CHANNEL, to_json(notice)) {
+        conn.execute(sql, &args).await?;
     }
     Ok(())
 }

@@ -23,7 +23,6 @@ use arc_swap::ArcSwap;
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::database::Pool;
 use super::shared::Command;
 use super::snapshot::Snapshot;
 use super::store::{ChangeNotice, Store, CHANGES_CHANNEL};
@@ -35,7 +34,7 @@ pub(super) fn follow(
     snapshot: Arc<ArcSwap<Snapshot>>,
     poll: Duration,
 ) {
-    let Pool::Postgres(pool) = store.pool().clone() else { return };
+    let Some(pool) = store.pool().postgres().cloned() else { return };
     let instance = store.instance().to_string();
     let (listen_commands, poll_commands) = (commands.clone(), commands.clone());
     tokio::spawn(async move {
@@ -120,7 +119,7 @@ async fn poll_head(
     loop {
         let every = snapshot.load().settings.sync_poll_ms.map(Duration::from_millis).unwrap_or(default);
         tokio::time::sleep(every.max(Duration::from_millis(10))).await;
-        match store.history_head().await {
+        match store.history().history_head().await {
             Ok(head) if seen.is_some_and(|s| s != head) => {
                 seen = Some(head);
                 if !sync(commands, "the newest history id moved") {

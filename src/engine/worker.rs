@@ -141,14 +141,14 @@ impl Worker {
     pub async fn load_applied(&mut self) -> Result<(), EngineError> {
         // Read first: a row committed between the two reads is loaded again by
         // the next sync, and skipped there as known.
-        self.cluster.synced_id = self.store.history_head().await?;
-        for (file, version, hash) in self.store.version_hashes().await? {
+        self.cluster.synced_id = self.store.history().history_head().await?;
+        for (file, version, hash) in self.store.history().version_hashes().await? {
             self.cluster.text_applied(&file, &hash, version);
         }
-        for r in self.store.rejections().await? {
+        for r in self.store.cluster().rejections().await? {
             self.cluster.declines.insert((r.file.clone(), r.to_hash.clone()), r);
         }
-        for row in self.store.latest_versions().await? {
+        for row in self.store.history().latest_versions().await? {
             self.versions.insert(row.file.clone(), row.version);
             let Some(text) = &row.yaml else { continue };
             match SiteFile::parse(&row.file, text) {

@@ -31,7 +31,7 @@ pub struct Server {
 /// A token made straight in the database, as `marain token create` makes one.
 pub async fn token(db: &str, name: &str, role: Role) -> String {
     let store = marain::engine::Store::open(db).await.unwrap();
-    let secret = store.create_token(name, role).await.unwrap();
+    let secret = store.accounts().create_token(name, role).await.unwrap();
     store.close().await;
     secret
 }

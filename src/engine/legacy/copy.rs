@@ -18,6 +18,7 @@ use super::source::{LegacyRow, LegacySource};
 use super::transition;
 use super::{entities_for, fill_order, LegacyError};
 use crate::content::{Record, SqlValue};
+use crate::engine::backend;
 use crate::engine::database::{Arg, Conn};
 use crate::engine::rows::{arg, placeholders_per_statement, refusal, slot, typed_slot};
 use crate::engine::store::Store;
@@ -176,9 +177,9 @@ async fn copy_batch(
     // Immediate: on SQLite no other writer can add an id between the check
     // below and the inserts.
     let mut tx = store.pool().begin_immediate().await?;
-    if d == Dialect::Sqlite {
-        // Reset by SQLite at the end of the transaction.
-        tx.conn().execute("PRAGMA defer_foreign_keys = ON", &[]).await?;
+    let backend = store.backend();
+    if let Some(defer) = backend.defer_keys() {
+        tx.conn().execute(defer, &[]).await?;
     }
     let present = existing_in_range(&mut tx.conn(), &entity.table(), &ids).await?;
     let mut fitting = Vec::new();
@@ -212,7 +213,7 @@ async fn copy_batch(
         }
         misfits.extend(refused);
     }
-    if d == Dialect::Sqlite && turned_away {
+    if backend.defer_keys().is_some() && turned_away {
         // A row the database refused may be the target of rows inserted with
         // it (keys are checked at commit): those wait for a later round.
         let unhooked = unhook_dangling(&mut tx.conn(), entity).await?;
@@ -338,13 +339,12 @@ fn rows_per_statement(d: Dialect, entity: &EntitySchema) -> usize {
 }
 
 /// How many rows go in together so that the rows among them may reference
-/// each other: on SQLite a whole batch (its keys are checked at commit,
-/// `defer_foreign_keys`), on PostgreSQL one INSERT (keys that are not
-/// `DEFERRABLE` are checked at the end of each statement).
+/// each other: a whole batch where keys are checked at commit, else one
+/// INSERT (keys that are not `DEFERRABLE` are checked per statement).
 fn rows_together(d: Dialect, entity: &EntitySchema, batch: usize) -> usize {
-    match d {
-        Dialect::Sqlite => batch.max(1),
-        Dialect::Postgres => rows_per_statement(d, entity),
+    match backend::of(d).defer_keys() {
+        Some(_) => batch.max(1),
+        None => rows_per_statement(d, entity),
     }
 }
 
@@ -518,10 +518,10 @@ async fn insert_parents(
         tuples.join(", "),
         d.table("id"),
     );
-    match d {
-        // The batch's transaction is immediate and checked these ids are new:
-        // every row goes in (and no row of ids crosses threads back to us).
-        Dialect::Sqlite => {
+    match backend::of(d).writers_excluded() {
+        // The batch's transaction excludes other writers and checked these ids
+        // are new: every row goes in (and no row of ids crosses threads back to us).
+        true => {
             let added = conn.execute(&sql, &args).await?;
             if added as usize != rows.len() {
                 return Err(sqlx::Error::Protocol(format!(
@@ -533,7 +533,7 @@ async fn insert_parents(
             Ok(rows.iter().map(|r| r.id.clone()).collect())
         }
         // Another instance's content API may add an id meanwhile.
-        Dialect::Postgres => {
+        false => {
             let new: Vec<(String,)> = conn.fetch_all(&format!("{sql} RETURNING {}", d.table("id")), &args).await?;
             Ok(new.into_iter().map(|(id,)| id).collect())
         }
@@ -542,10 +542,7 @@ async fn insert_parents(
 
 /// A legacy timestamp (text, or NULL for now) as the typed table takes it.
 fn timestamp_mark(d: Dialect, n: usize) -> String {
-    match d {
-        Dialect::Postgres => format!("COALESCE(CAST(${n} AS TIMESTAMPTZ), CURRENT_TIMESTAMP)"),
-        Dialect::Sqlite => format!("COALESCE({}, CURRENT_TIMESTAMP)", slot(d, n)),
-    }
+    backend::of(d).timestamp_or_now(n)
 }
 
 /// Replaces the recorded reasons of the rows `ids` with `misfits`.

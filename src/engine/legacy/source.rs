@@ -119,7 +119,7 @@ impl LegacySource {
             id = d.table("id"),
         );
         let args = [Arg::from(entity_type), Arg::from(after), Arg::Int(limit as i64)];
-        if d == Dialect::Postgres {
+        if !self.pool.backend().pages_as_json() {
             return self.pool.fetch_all(&page, &args).await.map_err(LegacyError::Source);
         }
         let sql = format!(

@@ -54,10 +54,7 @@ impl Transition {
     }
 
     fn data_mark(&self, d: Dialect, n: usize) -> String {
-        match d {
-            Dialect::Postgres => format!("CAST(${n} AS {})", self.data_type),
-            Dialect::Sqlite => format!("${n}"),
-        }
+        crate::engine::backend::of(d).cast_mark(n, &self.data_type)
     }
 }
 
@@ -247,11 +244,9 @@ pub async fn active(store: &Store) -> Result<Option<Transition>, sqlx::Error> {
     let sql = "SELECT legacy_table, dual_write, types FROM marain_legacy \
                WHERE same_database AND finished_at IS NULL ORDER BY started_at DESC LIMIT 1";
     let Some(row) = store.pool().fetch_optional::<TransitionRow>(sql, &[]).await? else { return Ok(None) };
-    let data_type = match store.dialect() {
-        Dialect::Sqlite => "text".to_string(),
-        Dialect::Postgres => {
-            let sql = "SELECT data_type::text FROM information_schema.columns \
-                       WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'data'";
+    let data_type = match store.backend().legacy_data_type_query() {
+        None => "text".to_string(),
+        Some(sql) => {
             let found: Option<(String,)> = store.pool().fetch_optional(sql, &[(&row.legacy_table).into()]).await?;
             match found.map(|(t,)| t) {
                 Some(t) if t == "json" || t == "jsonb" => t,

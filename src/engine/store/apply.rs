@@ -7,14 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
-
 use super::history::{chain_head, head_hash, insert_row, row_hash};
 use super::{announce, ChangeNotice, Store, StoreError, VersionRecord, VersionRow, VersionStatus, APPLY_LOCK_KEY};
-use crate::engine::database::{Arg, Conn, Pool, Tx};
+use crate::engine::database::{Conn, Tx};
 use crate::hazard::Severity;
 use crate::plan::Plan;
-use crate::sql::Dialect;
 
 impl Store {
     /// Counts what each of `plan`'s probes asks, on the live data.
@@ -43,94 +40,47 @@ impl Store {
         let started = Instant::now();
         self.failpoints.begin_apply();
         let _one_at_a_time = self.apply_lock.lock().await;
-        match self.dialect() {
-            Dialect::Sqlite => self.apply_sqlite(plan, approved, record, started).await,
-            Dialect::Postgres => self.apply_postgres(plan, approved, record, started, lock_timeout).await,
+        let backend = self.backend();
+        let mut conn = self.writer.acquire().await?;
+        for sql in backend.before_apply(plan) {
+            conn.conn().execute(sql, &[]).await?;
         }
+        let result = async {
+            let mut tx = conn.begin_with(backend.begin_writing()).await?;
+            for (sql, args) in backend.serialise(APPLY_LOCK_KEY, Some(lock_timeout)) {
+                tx.conn().execute(&sql, &args).await?;
+            }
+            self.apply_in(tx, plan, approved, record, started).await
+        }
+        .await;
+        for sql in backend.after_apply(plan) {
+            conn.conn().execute(sql, &[]).await?;
+        }
+        result
     }
 
     /// Who holds locks on content tables right now, besides Marain's own
     /// connections: `pid … (application, state) running: query`, for the log
     /// line of an apply that had to wait.
     pub async fn lock_holders(&self) -> Result<Vec<String>, StoreError> {
-        if self.dialect() != Dialect::Postgres {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<(i32, String, String, String)> = self
-            .pool
-            .fetch_all(
-                "SELECT DISTINCT a.pid, COALESCE(a.application_name, ''), COALESCE(a.state, ''), \
-                 left(COALESCE(a.query, ''), 200) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                 JOIN pg_class c ON c.oid = l.relation \
-                 WHERE c.relname LIKE 'content\\_%' AND l.granted AND a.pid <> pg_backend_pid() \
-                 AND a.application_name <> 'marain' ORDER BY 1",
-                &[],
-            )
-            .await?;
+        let Some(query) = self.backend().lock_holders_query() else { return Ok(Vec::new()) };
+        let rows: Vec<(i32, String, String, String)> = self.pool.fetch_all(query, &[]).await?;
         Ok(rows
             .into_iter()
             .map(|(pid, app, state, query)| format!("pid {pid} ({app}, {state}) running: {query}"))
             .collect())
     }
 
-    async fn apply_sqlite(
-        &self,
-        plan: &Plan,
-        approved: Severity,
-        record: VersionRecord,
-        started: Instant,
-    ) -> Result<VersionRow, StoreError> {
-        let Pool::Sqlite(writer) = &self.writer else { unreachable!("the SQLite store has a SQLite writer") };
-        let mut conn = writer.acquire().await?;
-        if plan.foreign_keys_off {
-            sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
-        }
-        let touches_data = plan.moves_data();
-        if touches_data {
-            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-        }
-        let result = async {
-            let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            self.apply_in(Tx::Sqlite(tx), plan, approved, record, started).await
-        }
-        .await;
-        if plan.foreign_keys_off {
-            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-        }
-        if touches_data {
-            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-        }
-        result
-    }
-
-    async fn apply_postgres(
-        &self,
-        plan: &Plan,
-        approved: Severity,
-        record: VersionRecord,
-        started: Instant,
-        lock_timeout: Duration,
-    ) -> Result<VersionRow, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut conn = tx.conn();
-        conn.execute(&format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis().max(1)), &[]).await?;
-        // Every apply of every instance queues here, so heads are read and
-        // written by one at a time.
-        conn.execute("SELECT pg_advisory_xact_lock($1)", &[Arg::Int(APPLY_LOCK_KEY)]).await?;
-        self.apply_in(tx, plan, approved, record, started).await
-    }
-
     /// Runs `statements` in one transaction, serialised with every apply (the
     /// SQLite writer; PostgreSQL's apply lock): upkeep of names, not a change
     /// of any file, so no history row.
     pub async fn run_upkeep(&self, statements: &[String]) -> Result<(), StoreError> {
-        let mut tx = match &self.writer {
-            Pool::Sqlite(writer) => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(_) => self.writer.begin().await?,
-        };
+        let backend = self.backend();
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin_with(backend.begin_writing()).await?;
         let mut conn = tx.conn();
-        if self.dialect() == Dialect::Postgres {
-            conn.execute("SELECT pg_advisory_xact_lock($1)", &[Arg::Int(APPLY_LOCK_KEY)]).await?;
+        for (sql, args) in backend.serialise(APPLY_LOCK_KEY, None) {
+            conn.execute(&sql, &args).await?;
         }
         for sql in statements {
             conn.execute(sql, &[]).await?;

@@ -4,16 +4,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{to_json, AppliedVersion, BackupInfo, ChainBreak, Store, StoreError, VersionRow, VersionStatus};
+use super::{to_json, AppliedVersion, BackupInfo, ChainBreak, History, StoreError, VersionRow, VersionStatus};
 use crate::engine::database::Conn;
 use crate::hash::sha256_parts;
 use crate::hazard::Severity;
 
-impl Store {
+impl History<'_> {
     /// The newest history row's id (0 for none): the one value that moves
     /// whenever any instance applies anything, for the sync poll.
     pub async fn history_head(&self) -> Result<i64, StoreError> {
-        let (id,): (Option<i64>,) = self.pool.fetch_one("SELECT MAX(id) FROM marain_history", &[]).await?;
+        let (id,): (Option<i64>,) = self.store.pool.fetch_one("SELECT MAX(id) FROM marain_history", &[]).await?;
         Ok(id.unwrap_or(0))
     }
 
@@ -21,7 +21,7 @@ impl Store {
     /// texts a file has had.
     pub async fn version_hashes(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
         let sql = "SELECT file, version, hash FROM marain_history WHERE status = 'applied' ORDER BY id";
-        Ok(self.pool.fetch_all(sql, &[]).await?)
+        Ok(self.store.pool.fetch_all(sql, &[]).await?)
     }
 
     /// Every history row after row `id`, oldest first: what other instances
@@ -29,13 +29,14 @@ impl Store {
     /// applies are serialised, so nothing committed can hide below `id`.
     pub async fn history_after(&self, id: i64) -> Result<Vec<VersionRow>, StoreError> {
         let rows: Vec<HistoryRecord> =
-            self.pool.fetch_all("SELECT * FROM marain_history WHERE id > $1 ORDER BY id", &[id.into()]).await?;
+            self.store.pool.fetch_all("SELECT * FROM marain_history WHERE id > $1 ORDER BY id", &[id.into()]).await?;
         rows.into_iter().map(HistoryRecord::into_row).collect()
     }
 
     /// The newest applied row of every file ever recorded (including deletions).
     pub async fn latest_versions(&self) -> Result<Vec<VersionRow>, StoreError> {
         let rows: Vec<HistoryRecord> = self
+            .store
             .pool
             .fetch_all(
                 "SELECT * FROM marain_history h WHERE status = 'applied' AND version = \
@@ -61,6 +62,7 @@ impl Store {
     /// The applied version `version` of `file`.
     pub async fn version(&self, file: &str, version: i64) -> Result<Option<VersionRow>, StoreError> {
         let row: Option<HistoryRecord> = self
+            .store
             .pool
             .fetch_optional(
                 "SELECT * FROM marain_history WHERE file = $1 AND version = $2 AND status = 'applied'",
@@ -72,7 +74,7 @@ impl Store {
 
     /// Backup tables that exist now.
     async fn existing_backups(&self) -> Result<BTreeSet<String>, StoreError> {
-        let names = self.pool.table_names().await?;
+        let names = self.store.pool.table_names().await?;
         Ok(names.into_iter().filter(|n| n.starts_with("marain_backup_")).collect())
     }
 
@@ -80,6 +82,7 @@ impl Store {
     /// rows, and whether it still exists (pruned ones do not).
     pub async fn backups(&self) -> Result<Vec<BackupInfo>, StoreError> {
         let rows: Vec<(i64, String, i64, String, String)> = self
+            .store
             .pool
             .fetch_all(
                 "SELECT id, file, version, applied_at, backups FROM marain_history WHERE status = 'applied' ORDER BY id",
@@ -87,14 +90,14 @@ impl Store {
             )
             .await?;
         let existing = self.existing_backups().await?;
-        let dialect = self.dialect();
+        let dialect = self.store.dialect();
         let mut out = Vec::new();
         for (id, file, version, applied_at, json) in rows {
             for table in backup_names(id, &json)? {
                 let rows = match existing.contains(&dialect.ident(&table)) {
                     true => {
                         let sql = format!("SELECT COUNT(*) FROM {}", dialect.table(&table));
-                        Some(self.pool.fetch_one::<(i64,)>(&sql, &[]).await?.0)
+                        Some(self.store.pool.fetch_one::<(i64,)>(&sql, &[]).await?.0)
                     }
                     false => None,
                 };
@@ -119,8 +122,8 @@ impl Store {
             let applied =
                 time::OffsetDateTime::parse(&backup.applied_at, &time::format_description::well_known::Rfc3339);
             if backup.rows.is_some() && applied.is_ok_and(|t| t < cutoff) {
-                let sql = format!("DROP TABLE IF EXISTS {}", self.dialect().table(&backup.table));
-                self.pool.execute(&sql, &[]).await?;
+                let sql = format!("DROP TABLE IF EXISTS {}", self.store.dialect().table(&backup.table));
+                self.store.pool.execute(&sql, &[]).await?;
                 pruned.push(backup.table);
             }
         }
@@ -130,6 +133,7 @@ impl Store {
     /// Every applied version of every file, oldest first.
     pub async fn applied_versions(&self) -> Result<Vec<AppliedVersion>, StoreError> {
         let rows: Vec<(String, i64, String)> = self
+            .store
             .pool
             .fetch_all("SELECT file, version, applied_at FROM marain_history WHERE status = 'applied' ORDER BY id", &[])
             .await?;
@@ -144,6 +148,7 @@ impl Store {
         since: &BTreeMap<String, i64>,
     ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
         let rows: Vec<(i64, String, i64, String)> = self
+            .store
             .pool
             .fetch_all(
                 "SELECT id, file, version, backups FROM marain_history WHERE status = 'applied' ORDER BY file, version",
@@ -151,7 +156,7 @@ impl Store {
             )
             .await?;
         let existing = self.existing_backups().await?;
-        let dialect = self.dialect();
+        let dialect = self.store.dialect();
         let mut out: BTreeMap<String, Vec<String>> = since.keys().map(|f| (f.clone(), Vec::new())).collect();
         for (id, file, version, json) in rows {
             let Some(names) = out.get_mut(&file).filter(|_| since.get(&file).is_some_and(|v| version > *v)) else {
@@ -164,8 +169,9 @@ impl Store {
     }
 
     /// History, newest first, optionally of one file.
-    pub async fn history(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, StoreError> {
+    pub async fn rows(&self, file: Option<&str>, limit: i64) -> Result<Vec<VersionRow>, StoreError> {
         let rows: Vec<HistoryRecord> = self
+            .store
             .pool
             .fetch_all(
                 "SELECT * FROM marain_history WHERE ($1 IS NULL OR file = $1) ORDER BY id DESC LIMIT $2",
@@ -179,6 +185,7 @@ impl Store {
     /// row before; returns how many rows are intact, or the first broken one.
     pub async fn verify_chain(&self) -> Result<usize, ChainBreak> {
         let rows: Vec<HistoryRecord> = self
+            .store
             .pool
             .fetch_all("SELECT * FROM marain_history ORDER BY id", &[])
             .await
@@ -207,6 +214,7 @@ impl Store {
         // The head, kept apart, names the newest row: rows cut from the end
         // leave a shorter chain that is intact, but not the one recorded.
         let head: Option<(i64, String, i64)> = self
+            .store
             .pool
             .fetch_optional("SELECT row_id, row_hash, rows FROM marain_history_head", &[])
             .await

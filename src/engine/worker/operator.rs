@@ -21,7 +21,7 @@ impl Worker {
                 let _ = reply.send(self.prune_backups(older_than_days).await);
             }
             Operation::EndSession { handle, actor, reply } => {
-                let ended = self.store.end_session(&handle).await.map_err(EngineError::from);
+                let ended = self.store.accounts().end_session(&handle).await.map_err(EngineError::from);
                 if matches!(ended, Ok(true)) {
                     let session = &handle[..handle.len().min(12)];
                     tracing::warn!(%actor, session, "a session was ended from the dashboard");
@@ -29,7 +29,7 @@ impl Worker {
                 let _ = reply.send(ended);
             }
             Operation::RevokeToken { name, actor, reply } => {
-                let revoked = self.store.revoke_token(&name).await.map_err(EngineError::from);
+                let revoked = self.store.accounts().revoke_token(&name).await.map_err(EngineError::from);
                 if matches!(revoked, Ok(true)) {
                     tracing::warn!(%actor, token = %name, "an API token was revoked from the dashboard");
                 }
@@ -55,7 +55,7 @@ impl Worker {
             let (given, max) = (u64::from(older_than_days), u64::from(MAX_PRUNE_DAYS));
             return Err(EngineError::OutOfRange { what: "older_than_days", given, max });
         }
-        Ok(self.store.prune_backups(older_than_days).await?)
+        Ok(self.store.history().prune_backups(older_than_days).await?)
     }
 
     /// Starts `marain legacy run` with the default options on the applied

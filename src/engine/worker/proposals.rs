@@ -45,7 +45,7 @@ impl Worker {
         if upserts.is_empty() && withdrawn.is_empty() {
             return;
         }
-        match self.store.publish_proposals(&self.config.instance_name, &upserts, &withdrawn).await {
+        match self.store.cluster().publish_proposals(&self.config.instance_name, &upserts, &withdrawn).await {
             Ok(()) => {
                 for file in &withdrawn {
                     self.cluster.proposed.remove(file);
@@ -66,7 +66,7 @@ impl Worker {
         if !self.shares_proposals() {
             return;
         }
-        let proposals = match self.store.proposals_except(&self.config.instance_name).await {
+        let proposals = match self.store.cluster().proposals_except(&self.config.instance_name).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the other instances' proposals");

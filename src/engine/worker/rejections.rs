@@ -29,7 +29,7 @@ impl Worker {
             reason,
             rejected_at: now_rfc3339(),
         };
-        self.store.record_rejection(&rejection).await?;
+        self.store.cluster().record_rejection(&rejection).await?;
         self.cluster.declines.insert((rejection.file.clone(), rejection.to_hash.clone()), rejection.clone());
         crate::engine::telemetry::rejected(crate::engine::telemetry::Rejection::Declined);
         self.turn_down(turn, &change, &rejection);
@@ -56,7 +56,7 @@ impl Worker {
     /// The rejections in the database now: waiting changes whose text another
     /// instance turned down are turned down here too.
     pub(super) async fn follow_rejections(&mut self, turn: &mut Turn) {
-        let rows = match self.store.rejections().await {
+        let rows = match self.store.cluster().rejections().await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the rejections; the next sync tries again");

@@ -18,7 +18,7 @@ impl Worker {
     /// each is announced as applied, and the files are checked again against
     /// the new applied state.
     pub(super) async fn sync(&mut self, turn: &mut Turn) {
-        let rows = match self.store.history_after(self.cluster.synced_id).await {
+        let rows = match self.store.history().history_after(self.cluster.synced_id).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read what other instances applied; the next sync tries again");
