@@ -67,7 +67,7 @@ wire_enum! {
         /// The move from the legacy JSON table: progress of a `run` (from the
         /// command line or the dashboard), a verify, a finish. `file` is the legacy
         /// table.
-        Migration = "migration",
+        LegacyMove = "migration",
         /// Rows a data file wrote were changed or deleted by another writer since
         /// it applied (the message says which and how); `file` is the data file.
         Drifted = "drifted",

@@ -718,3 +718,33 @@ fn dialects_differ_only_in_the_backends() {
     assert!(paths.len() > 40, "the engine's files were not found");
     assert!(found.is_empty(), "ask the backend (engine::backend) instead:\n{}", found.join("\n"));
 }
+
+/// One word, one meaning (ARCHITECTURE.md's "Words"): a file that does not
+/// validate is *invalid*, a person's decision against a change is a
+/// *decline*, and *rejected* is only the wire's word for either (a file state,
+/// an event kind); the move from the legacy JSON table is the *legacy move*,
+/// and *migrations* are sqlx's, of Marain's own tables. The former names
+/// stay out of the code (the wire keeps its names: `rejected`, `/reject`,
+/// `migration` events and the Migration page's address).
+#[test]
+fn one_word_one_meaning() {
+    let mut paths = files("src", ".rs");
+    paths.extend(files("server/src", ".rs"));
+    paths.extend(files("app/src", ".rs"));
+    let needles = [
+        "Rejection",
+        "reject_change",
+        "RejectChange",
+        "record_rejection",
+        "fn reject_",
+        "Migration {",
+        "Migration(",
+        "MigrationView",
+        "MigrationDto",
+        "EventKind::Migration",
+        "_migration(",
+        "migration_feed",
+    ];
+    let found = occurrences(&paths, &needles);
+    assert!(found.is_empty(), "one word, one meaning (ARCHITECTURE.md, Words):\n{}", found.join("\n"));
+}

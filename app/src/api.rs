@@ -152,44 +152,44 @@ pub async fn end_session(handle: String) -> Result<(), AppError> {
 
 /// Turns a pending change down, with a reason.
 #[server(prefix = "/_sfn", endpoint = "reject")]
-pub async fn reject_change(id: u64, reason: Option<String>) -> Result<(), AppError> {
+pub async fn decline_change(id: u64, reason: Option<String>) -> Result<(), AppError> {
     let user = approver().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
-    Ok(engine.reject(id, &user.name, reason.filter(|r| !r.trim().is_empty())).await?)
+    Ok(engine.decline(id, &user.name, reason.filter(|r| !r.trim().is_empty())).await?)
 }
 
 /// The Migration page: the moves from the legacy JSON table.
 #[server(prefix = "/_sfn", endpoint = "migration")]
-pub async fn get_migration() -> Result<crate::dto::MigrationDto, AppError> {
+pub async fn get_legacy_move() -> Result<crate::dto::LegacyMoveDto, AppError> {
     let user = identity().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
-    Ok(crate::convert::migration(engine.migration().await?, user.role.may_change()))
+    Ok(crate::convert::legacy_move(engine.legacy_move().await?, user.role.may_change()))
 }
 
 /// Starts a legacy run (default options) on the server; progress comes as
 /// `migration` events.
-#[server(prefix = "/_sfn", endpoint = "start_migration")]
-pub async fn start_migration() -> Result<(), AppError> {
+#[server(prefix = "/_sfn", endpoint = "start_legacy_move")]
+pub async fn start_legacy_move() -> Result<(), AppError> {
     let user = approver().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
-    Ok(engine.start_migration(&user.name).await?)
+    Ok(engine.start_legacy_move(&user.name).await?)
 }
 
 /// Compares every copied row with its legacy row.
-#[server(prefix = "/_sfn", endpoint = "verify_migration")]
-pub async fn verify_migration() -> Result<crate::dto::VerifyDto, AppError> {
+#[server(prefix = "/_sfn", endpoint = "verify_legacy_move")]
+pub async fn verify_legacy_move() -> Result<crate::dto::VerifyDto, AppError> {
     let user = approver().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
-    Ok(crate::convert::verified(engine.verify_migration(&user.name).await?))
+    Ok(crate::convert::verified(engine.verify_legacy_move(&user.name).await?))
 }
 
 /// Verifies again and, when every row is copied and equal, renames the legacy
 /// table; returns its new name.
-#[server(prefix = "/_sfn", endpoint = "finish_migration")]
-pub async fn finish_migration() -> Result<String, AppError> {
+#[server(prefix = "/_sfn", endpoint = "finish_legacy_move")]
+pub async fn finish_legacy_move() -> Result<String, AppError> {
     let user = approver().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
-    Ok(engine.finish_migration(&user.name).await?)
+    Ok(engine.finish_legacy_move(&user.name).await?)
 }
 
 /// The site as a picture: entities, fields, references, row counts, and what

@@ -245,9 +245,9 @@ pub fn browser(agent: &str) -> String {
 }
 
 /// The Migration page's data.
-pub fn migration(view: marain::engine::legacy::MigrationView, may_change: bool) -> crate::dto::MigrationDto {
-    use crate::dto::{MigrationDto, MisfitDto, MoveDto, TypeProgressDto};
-    MigrationDto {
+pub fn legacy_move(view: marain::engine::legacy::LegacyMoveView, may_change: bool) -> crate::dto::LegacyMoveDto {
+    use crate::dto::{LegacyMoveDto, MisfitDto, MoveDto, TypeProgressDto};
+    LegacyMoveDto {
         moves: view
             .moves
             .into_iter()

@@ -267,7 +267,7 @@ pub struct AccessDto {
 /// The Migration page: the moves from the legacy JSON `content` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct MigrationDto {
+pub struct LegacyMoveDto {
     pub moves: Vec<MoveDto>,
     pub misfits: Vec<MisfitDto>,
     /// A legacy table a move could start from (when none is recorded yet).

@@ -59,7 +59,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/history") view=pages::history::FileHistory ssr=SsrMode::Async />
                 <Route path=path!("/audit") view=pages::audit::Audit ssr=SsrMode::Async />
                 <Route path=path!("/access") view=pages::access::Access ssr=SsrMode::Async />
-                <Route path=path!("/migration") view=pages::migration::Migration ssr=SsrMode::Async />
+                <Route path=path!("/migration") view=pages::legacy_move::LegacyMove ssr=SsrMode::Async />
                 <Route path=path!("/schema") view=pages::schema::Schema ssr=SsrMode::Async />
                 <Route path=path!("/timeline") view=pages::timeline::Timeline ssr=SsrMode::Async />
             </Routes>

@@ -58,29 +58,47 @@ pub async fn approve(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct RejectBody {
+pub struct DeclineBody {
     pub reason: Option<String>,
 }
 
+/// The answer to a decline. `rejected` repeats the id under the name the
+/// former `/reject` route answered with, for clients that read it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Rejected {
+pub struct Declined {
+    pub declined: u64,
     pub rejected: u64,
 }
 
-/// Turns a pending change down (approver role); the file stays rejected until it changes.
-#[utoipa::path(post, path = "/api/v1/hot-reload/changes/{id}/reject", tag = "hot-reload",
+/// Declines a pending change (approver role): the file shows as rejected, with
+/// who and why, until it changes; the applied version stays live.
+#[utoipa::path(post, path = "/api/v1/hot-reload/changes/{id}/decline", tag = "hot-reload",
     params(("id" = u64, Path, description = "The pending change")),
-    request_body(content = Option<RejectBody>),
-    responses((status = 200, body = Rejected), (status = 404, body = ErrorBody)))]
-pub async fn reject(
+    request_body(content = Option<DeclineBody>),
+    responses((status = 200, body = Declined), (status = 404, body = ErrorBody)))]
+pub async fn decline(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     Path(id): Path<u64>,
-    body: Option<Json<RejectBody>>,
-) -> Result<Json<Rejected>, ApiError> {
+    body: Option<Json<DeclineBody>>,
+) -> Result<Json<Declined>, ApiError> {
     let reason = body.and_then(|Json(b)| b.reason);
-    state.engine.reject(id, &identity.name, reason).await?;
-    Ok(Json(Rejected { rejected: id }))
+    state.engine.decline(id, &identity.name, reason).await?;
+    Ok(Json(Declined { declined: id, rejected: id }))
+}
+
+/// Deprecated: the former name of `/decline`, kept for clients that call it.
+#[utoipa::path(post, path = "/api/v1/hot-reload/changes/{id}/reject", tag = "hot-reload",
+    params(("id" = u64, Path, description = "The pending change")),
+    request_body(content = Option<DeclineBody>),
+    responses((status = 200, body = Declined), (status = 404, body = ErrorBody)))]
+pub async fn reject(
+    state: State<AppState>,
+    identity: Extension<Identity>,
+    id: Path<u64>,
+    body: Option<Json<DeclineBody>>,
+) -> Result<Json<Declined>, ApiError> {
+    decline(state, identity, id, body).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

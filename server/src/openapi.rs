@@ -56,6 +56,7 @@ pub fn operator_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::sse::events))
         .routes(routes!(crate::api::change))
         .routes(routes!(crate::api::approve))
+        .routes(routes!(crate::api::decline))
         .routes(routes!(crate::api::reject))
         .routes(routes!(crate::api::history))
         .routes(routes!(crate::api::reload))

@@ -45,7 +45,7 @@ fn kind(c: &FileChange) -> &'static str {
 /// Invalid input, as `--format json` prints it (exit code 2): every problem of
 /// either site, so a CI tool reads every outcome from stdout.
 #[derive(Serialize)]
-struct Rejection {
+struct InvalidInput {
     severity: Severity,
     errors: Vec<ReportError>,
 }
@@ -87,8 +87,8 @@ pub fn run(args: &PlanArgs) -> ExitCode {
     if !problems.is_empty() {
         match args.format {
             PlanFormat::Json => {
-                let rejection = Rejection { severity: Severity::Rejected, errors: problems };
-                println!("{}", serde_json::to_string_pretty(&rejection).expect("report serialises"));
+                let invalid = InvalidInput { severity: Severity::Rejected, errors: problems };
+                println!("{}", serde_json::to_string_pretty(&invalid).expect("report serialises"));
             }
             PlanFormat::Text => {
                 for p in &problems {

@@ -864,6 +864,27 @@ async fn a_rejected_change_records_who_and_why(backend: Backend) {
     server.stop().await;
 }
 
+/// `/decline` is the route's name; its answer names the id both ways, and a
+/// decline by either name is the same decline (a second one finds nothing).
+async fn a_change_is_declined_by_the_new_name_and_the_old(backend: Backend) {
+    let server = Server::start(backend).await;
+    std::fs::write(
+        server.site.join("schemas/user.schema.yaml"),
+        "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n",
+    )
+    .unwrap();
+    let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let (code, answer) = server.post(&format!("/changes/{id}/decline"), json!({"reason": "not yet"})).await;
+    assert_eq!((code, answer["declined"].as_u64(), answer["rejected"].as_u64()), (200, Some(id), Some(id)), "{answer}");
+    let status = server.wait_until(|s| s["pending"].as_array().unwrap().is_empty()).await;
+    let message = status["rejected"][0]["message"].as_str().unwrap();
+    assert!(message.contains("by tests: not yet"), "{message}");
+    let (code, err) = server.post(&format!("/changes/{id}/reject"), json!({})).await;
+    assert_eq!((code, err["error"]["code"].as_str()), (404, Some("not_found")), "{err}");
+    server.stop().await;
+}
+
 /// `hot_reload.webhooks`: events are POSTed, HMAC-signed, and retried when the
 /// receiver fails.
 /// One delivery attempt as a webhook receiver saw it.
@@ -1334,6 +1355,7 @@ async fn sessions_and_the_sign_in_limit_survive_a_restart(backend: Backend) {
 
 backend_tests!(
     status_has_the_spec_shape,
+    a_change_is_declined_by_the_new_name_and_the_old,
     breaking_change_needs_confirmation_then_lands_in_history,
     errors_use_the_api_shape,
     events_stream_announces_applied_changes,

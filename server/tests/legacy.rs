@@ -580,10 +580,10 @@ async fn the_migration_page_runs_the_move_and_shows_it_live(backend: Backend) {
     assert!(before.contains("Start copying"), "{before}");
 
     let mut events = support::EventReader::open(&client, &format!("{root}/api/v1/hot-reload")).await;
-    let (code, body) = call(&reader, &root, "start_migration").await;
+    let (code, body) = call(&reader, &root, "start_legacy_move").await;
     assert_eq!(code, 500, "a viewer may not start: {body}");
     assert_eq!(body["kind"], "forbidden", "{body}");
-    let (code, body) = call(&client, &root, "start_migration").await;
+    let (code, body) = call(&client, &root, "start_legacy_move").await;
     assert_eq!(code, 200, "{body}");
     let seen = events
         .until(|e| e["kind"] == "migration" && e["message"].as_str().unwrap_or("").contains("user: 30 of 38 copied"))
@@ -605,11 +605,11 @@ async fn the_migration_page_runs_the_move_and_shows_it_live(backend: Backend) {
     ] {
         assert!(after.contains(expected), "missing `{expected}` in the page:\n{after}");
     }
-    let (code, verified) = call(&client, &root, "verify_migration").await;
+    let (code, verified) = call(&client, &root, "verify_legacy_move").await;
     assert_eq!(code, 200, "{verified}");
     assert_eq!(verified["difference_count"], 0, "{verified}");
     assert_eq!(verified["compared"], 50, "{verified}");
-    let (code, refused) = call(&client, &root, "finish_migration").await;
+    let (code, refused) = call(&client, &root, "finish_legacy_move").await;
     assert_eq!(code, 500, "{refused}");
     assert_eq!(refused["kind"], "conflict", "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("not copied"), "{refused}");

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, oneshot};
 use super::content::ContentService;
 use super::events::EngineEvent;
 use super::health::{database_answers, Readiness};
-use super::legacy::{self, transition, LegacySource, MigrationView, VerifyReport};
+use super::legacy::{self, transition, LegacyMoveView, LegacySource, VerifyReport};
 use super::secure_log::{read_audit, AuditFilter};
 use super::shared::{Command, Operation, Shared};
 use super::snapshot::{PendingChange, Snapshot};
@@ -90,9 +90,9 @@ impl Coordinator {
     /// Turns pending change `id` down: the file stays as it is on disk, shown as
     /// rejected with who and why, and the applied version stays live until the
     /// file changes again.
-    pub async fn reject(&self, id: u64, actor: &str, reason: Option<String>) -> Result<(), EngineError> {
+    pub async fn decline(&self, id: u64, actor: &str, reason: Option<String>) -> Result<(), EngineError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Reject { id, actor: actor.to_string(), reason, reply })?;
+        self.send(Command::Decline { id, actor: actor.to_string(), reason, reply })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -162,7 +162,7 @@ impl Coordinator {
 
     /// The legacy moves recorded in this database, the rows that do not fit,
     /// and the table a move could start from (docs/legacy.md).
-    pub async fn migration(&self) -> Result<MigrationView, EngineError> {
+    pub async fn legacy_move(&self) -> Result<LegacyMoveView, EngineError> {
         let store = &self.shared.store;
         let moves = transition::statuses(store).await?;
         let misfits = transition::misfits(store, 200).await?;
@@ -170,7 +170,7 @@ impl Coordinator {
             true => LegacySource::open(store, None, legacy::DEFAULT_TABLE).await.ok().map(|s| s.table().to_string()),
             false => None,
         };
-        Ok(MigrationView { moves, misfits, startable })
+        Ok(LegacyMoveView { moves, misfits, startable })
     }
 
     /// The legacy table the dashboard's actions work on: the newest move's,
@@ -185,13 +185,13 @@ impl Coordinator {
 
     /// Starts `marain legacy run` with the default options in this process;
     /// its progress comes as `migration` events. `actor` is who asked.
-    pub async fn start_migration(&self, actor: &str) -> Result<(), EngineError> {
+    pub async fn start_legacy_move(&self, actor: &str) -> Result<(), EngineError> {
         let (source, actor) = (self.legacy_source().await?, actor.to_string());
-        self.ask(|reply| Operation::StartMigration { source, actor, reply }).await
+        self.ask(|reply| Operation::StartLegacyMove { source, actor, reply }).await
     }
 
     /// `marain legacy verify`; `actor` is who asked.
-    pub async fn verify_migration(&self, actor: &str) -> Result<VerifyReport, EngineError> {
+    pub async fn verify_legacy_move(&self, actor: &str) -> Result<VerifyReport, EngineError> {
         let source = self.legacy_source().await?;
         let site = self.snapshot().applied.clone();
         let report = legacy::verify(&self.shared.store, &source, &site).await?;
@@ -209,17 +209,17 @@ impl Coordinator {
     /// `marain legacy finish`: returns the legacy table's new name. The
     /// verify that must pass first reads every row, so it runs here, off the
     /// queue; the rename goes through it.
-    pub async fn finish_migration(&self, actor: &str) -> Result<String, EngineError> {
+    pub async fn finish_legacy_move(&self, actor: &str) -> Result<String, EngineError> {
         let source = self.legacy_source().await?;
         let site = self.snapshot().applied.clone();
         legacy::ready_to_finish(&self.shared.store, &source, &site).await?;
         let actor = actor.to_string();
-        self.ask(|reply| Operation::FinishMigration { source, actor, reply }).await
+        self.ask(|reply| Operation::FinishLegacyMove { source, actor, reply }).await
     }
 
     /// A `migration` event by `actor`, appended to `secure.log` too.
     fn announce(&self, table: &str, actor: &str, message: String) {
-        let _ = self.send(Command::migration(table, actor, message));
+        let _ = self.send(Command::legacy_move(table, actor, message));
     }
 
     /// Sends `operation` (made with its reply's sender) and waits for the answer.

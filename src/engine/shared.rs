@@ -37,7 +37,7 @@ pub enum Command {
         at: String,
         reply: oneshot::Sender<Result<Vec<PendingChange>, EngineError>>,
     },
-    Reject {
+    Decline {
         id: u64,
         actor: String,
         reason: Option<String>,
@@ -67,9 +67,9 @@ pub enum Command {
 impl Command {
     /// A `migration` event by `actor` announcing a step of the legacy move,
     /// appended to `secure.log` too.
-    pub fn migration(table: &str, actor: &str, message: String) -> Command {
+    pub fn legacy_move(table: &str, actor: &str, message: String) -> Command {
         Command::Announce {
-            kind: super::events::EventKind::Migration,
+            kind: super::events::EventKind::LegacyMove,
             file: table.to_string(),
             actor: Some(actor.to_string()),
             message,
@@ -99,14 +99,14 @@ pub enum Operation {
     },
     /// Starts a legacy `run` from `source` in this process; its progress comes
     /// as `migration` events.
-    StartMigration {
+    StartLegacyMove {
         source: LegacySource,
         actor: String,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
     /// Renames the legacy table of `source` and ends the move; the handle has
     /// verified it first, off the queue (`legacy::ready_to_finish`).
-    FinishMigration {
+    FinishLegacyMove {
         source: LegacySource,
         actor: String,
         reply: oneshot::Sender<Result<String, EngineError>>,
@@ -126,7 +126,7 @@ pub struct Shared {
     pub events: broadcast::Sender<EngineEvent>,
     pub commands: mpsc::UnboundedSender<Command>,
     /// A legacy `run` started from the dashboard is under way in this process.
-    pub migrating: std::sync::atomic::AtomicBool,
+    pub legacy_running: std::sync::atomic::AtomicBool,
     pub store: Store,
     pub content: ContentService,
     /// Readiness flags the worker keeps (see `health`).

@@ -47,7 +47,7 @@ impl Coordinator {
             commands,
             store: store.clone(),
             lock_waits: ArcSwap::default(),
-            migrating: std::sync::atomic::AtomicBool::new(false),
+            legacy_running: std::sync::atomic::AtomicBool::new(false),
             health: super::health::Health::default(),
         });
         let secure_log = match &config.secure_log {
@@ -70,7 +70,7 @@ impl Coordinator {
         shared.health.set_watching(true);
         shared.health.set_reconciled();
         super::sync::follow(&shared.store, &shared.commands, shared.snapshot.clone(), config.sync_poll);
-        super::migration_feed::follow(&shared.store, &shared.commands);
+        super::legacy_feed::follow(&shared.store, &shared.commands);
         let inputs = Inputs { watcher, signal_tx, signals, commands: command_rx };
         let task = tokio::spawn(worker.run(inputs, shutdown));
         Ok((Coordinator::new(shared), task))

@@ -15,21 +15,21 @@ pub const SYNC_LAG: &str = "marain_sync_lag_seconds";
 
 /// Why a change did not apply, as the `reason` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
+pub enum NotApplied {
     /// The file does not parse, validate or fit the site.
     Invalid,
-    /// A person rejected the change.
+    /// A person declined the change.
     Declined,
     /// The apply failed and was rolled back.
     Failed,
 }
 
-impl Rejection {
+impl NotApplied {
     fn label(self) -> &'static str {
         match self {
-            Rejection::Invalid => "invalid",
-            Rejection::Declined => "declined",
-            Rejection::Failed => "failed",
+            NotApplied::Invalid => "invalid",
+            NotApplied::Declined => "declined",
+            NotApplied::Failed => "failed",
         }
     }
 }
@@ -64,7 +64,7 @@ pub fn applied(path: &str, severity: Severity, saved: Option<SystemTime>) {
     }
 }
 
-pub fn rejected(why: Rejection) {
+pub fn not_applied(why: NotApplied) {
     metrics::counter!(REJECTIONS, "reason" => why.label()).increment(1);
 }
 

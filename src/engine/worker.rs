@@ -11,7 +11,7 @@
 //! - `apply.rs`: one change applied, and the state following it;
 //! - `restore.rs`: rollback and point-in-time recovery;
 //! - `drift_check.rs`, `publish.rs`, `journal.rs`: what is reported;
-//! - `cluster.rs`, `sync.rs`, `proposals.rs`, `rejections.rs`: other instances;
+//! - `cluster.rs`, `sync.rs`, `proposals.rs`, `declines.rs`: other instances;
 //! - `site_root.rs`: the site directory itself;
 //! - `operator.rs`: what an operator asks for beyond the files (backups
 //!   pruned, sessions ended, tokens revoked, the legacy move started and finished).
@@ -23,6 +23,7 @@
 mod apply;
 mod approval;
 mod cluster;
+mod declines;
 mod drift_check;
 mod files;
 mod gate;
@@ -31,7 +32,6 @@ mod journal;
 mod operator;
 mod proposals;
 mod publish;
-mod rejections;
 mod restore;
 mod site_root;
 mod sync;
@@ -145,7 +145,7 @@ impl Worker {
         for (file, version, hash) in self.store.history().version_hashes().await? {
             self.cluster.text_applied(&file, &hash, version);
         }
-        for r in self.store.cluster().rejections().await? {
+        for r in self.store.cluster().declines().await? {
             self.cluster.declines.insert((r.file.clone(), r.to_hash.clone()), r);
         }
         for row in self.store.history().latest_versions().await? {
@@ -254,9 +254,9 @@ impl Worker {
                 self.end(turn).await;
                 let _ = reply.send(result);
             }
-            Command::Reject { id, actor, reason, reply } => {
+            Command::Decline { id, actor, reason, reply } => {
                 let mut turn = Turn::by(&actor);
-                let result = self.reject_change(&mut turn, id, &actor, reason).await;
+                let result = self.decline_change(&mut turn, id, &actor, reason).await;
                 self.end(turn).await;
                 let _ = reply.send(result);
             }

@@ -4,18 +4,18 @@ use leptos::prelude::*;
 use marain::Severity;
 
 use super::severity::SeverityBadge;
-use crate::api::{ApproveChange, RejectChange};
+use crate::api::{ApproveChange, DeclineChange};
 use crate::dto::{ChangeDto, DiffLineDto, RowDiffDto};
 
 #[component]
 pub fn ChangeCard(
     change: ChangeDto,
     approve: ServerAction<ApproveChange>,
-    reject: ServerAction<RejectChange>,
+    decline: ServerAction<DeclineChange>,
     may_change: bool,
 ) -> impl IntoView {
-    let reject_label = format!("Reject change {} to {}", change.brief.id, change.brief.file);
-    let reject_id = change.brief.id.to_string();
+    let decline_label = format!("Reject change {} to {}", change.brief.id, change.brief.file);
+    let decline_id = change.brief.id.to_string();
     let blocked = change.brief.severity >= Severity::Blocked;
     let breaking = change.brief.severity == Severity::Breaking;
     let entity = change.entity.clone();
@@ -95,12 +95,12 @@ pub fn ChangeCard(
             </ActionForm>
             })}
             {may_change.then(move || view! {
-                <ActionForm action=reject attr:class="reject">
-                    <input type="hidden" name="id" value=reject_id />
+                <ActionForm action=decline attr:class="reject">
+                    <input type="hidden" name="id" value=decline_id />
                     <label>
                         "Reason " <input type="text" name="reason" placeholder="why not" aria-label="Reason to reject" />
                     </label>
-                    <button type="submit" class="secondary" aria-label=reject_label>"Reject"</button>
+                    <button type="submit" class="secondary" aria-label=decline_label>"Reject"</button>
                 </ActionForm>
             })}
         </article>

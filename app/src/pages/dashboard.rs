@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{get_dashboard, ApproveChange, RejectChange, RollbackTo};
+use crate::api::{get_dashboard, ApproveChange, DeclineChange, RollbackTo};
 use crate::components::change_card::ChangeCard;
 use crate::components::feed::Feed;
 use crate::components::files::{BehindList, DriftList, FileTable, Problems};
@@ -16,16 +16,16 @@ pub fn Dashboard() -> impl IntoView {
     let live = use_live_feed();
     let approve = ServerAction::<ApproveChange>::new();
     let rollback = ServerAction::<RollbackTo>::new();
-    let reject = ServerAction::<RejectChange>::new();
+    let decline = ServerAction::<DeclineChange>::new();
     let data = Resource::new(
-        move || (live.tick.get(), approve.version().get(), rollback.version().get(), reject.version().get()),
+        move || (live.tick.get(), approve.version().get(), rollback.version().get(), decline.version().get()),
         |_| get_dashboard(),
     );
     let approve_error = move || {
         let approve = approve.value().get().and_then(|r| r.err());
         let rollback = rollback.value().get().and_then(|r| r.err());
-        let rejected = reject.value().get().and_then(|r| r.err());
-        approve.or(rollback).or(rejected).map(|e| e.to_string())
+        let declined = decline.value().get().and_then(|r| r.err());
+        approve.or(rollback).or(declined).map(|e| e.to_string())
     };
 
     view! {
@@ -63,7 +63,7 @@ pub fn Dashboard() -> impl IntoView {
                                     } else {
                                         d.pending
                                             .into_iter()
-                                            .map(|c| view! { <ChangeCard change=c approve reject may_change /> })
+                                            .map(|c| view! { <ChangeCard change=c approve decline may_change /> })
                                             .collect_view()
                                             .into_any()
                                     }}

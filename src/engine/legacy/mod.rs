@@ -40,7 +40,7 @@ pub use verify::{finish, ready_to_finish, retire, verify, VerifyReport};
 /// that do not fit (the first few hundred), and the legacy table a move could
 /// start from when none is recorded yet.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct MigrationView {
+pub struct LegacyMoveView {
     pub moves: Vec<MoveStatus>,
     pub misfits: Vec<MisfitRow>,
     pub startable: Option<String>,

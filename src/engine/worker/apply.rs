@@ -77,7 +77,7 @@ impl Worker {
                 tracing::error!(file = %change.file, error = %e, "applying a change failed; the transaction was rolled back");
                 let message = format!("applying change {} failed: {}", change.id, e.public_message());
                 self.files.fail(&change.file, FileError::new(&change.file, (1, 1), None, message.clone()));
-                crate::engine::telemetry::rejected(crate::engine::telemetry::Rejection::Failed);
+                crate::engine::telemetry::not_applied(crate::engine::telemetry::NotApplied::Failed);
                 let failed = self.journal.event(EventKind::Failed, &change.file, Some(&change), None, message);
                 self.journal.record(turn, EngineEvent { actor: Some(actor.to_string()), ..failed });
                 Err(e.into())

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::rejections::Rejection;
+use crate::engine::declines::Decline;
 use crate::engine::snapshot::PendingChange;
 
 /// How many changes applied elsewhere are remembered for a late approval.
@@ -28,7 +28,7 @@ pub(in crate::engine) struct Cluster {
     /// What this copy's proposals were last published as: file → text hash.
     pub proposed: BTreeMap<String, String>,
     /// Standing declines, from the database: (file, text hash) → who and why.
-    pub declines: BTreeMap<(String, String), Rejection>,
+    pub declines: BTreeMap<(String, String), Decline>,
 }
 
 impl Cluster {
@@ -56,7 +56,7 @@ impl Cluster {
     }
 
     /// The standing decline of `file`'s text hashed `to_hash`.
-    pub fn decline_of(&self, file: &str, to_hash: &str) -> Option<&Rejection> {
+    pub fn decline_of(&self, file: &str, to_hash: &str) -> Option<&Decline> {
         self.declines.get(&(file.to_string(), to_hash.to_string()))
     }
 

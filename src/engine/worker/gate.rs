@@ -48,8 +48,8 @@ impl Worker {
     /// (here, elsewhere, or before a restart).
     pub(super) fn hold(&mut self, turn: &mut Turn, change: PendingChange) {
         let declined = self.cluster.decline_of(&change.file, &change.to_hash).filter(|_| change.rollback_to.is_none());
-        if let Some(rejection) = declined.cloned() {
-            self.turn_down(turn, &change, &rejection);
+        if let Some(decline) = declined.cloned() {
+            self.turn_down(turn, &change, &decline);
             return;
         }
         let message = format!("{} change waits for approval: {}", change.severity, change.summary.join("; "));

@@ -191,7 +191,7 @@ impl Worker {
         self.supersede(turn, path, "the file changed again and no longer validates");
         let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         if self.files.invalidate(path, errors, source) {
-            crate::engine::telemetry::rejected(crate::engine::telemetry::Rejection::Invalid);
+            crate::engine::telemetry::not_applied(crate::engine::telemetry::NotApplied::Invalid);
             self.emit(turn, EventKind::Rejected, path, None, None, message);
         }
     }
@@ -249,7 +249,7 @@ impl Worker {
                 self.supersede(turn, &path, "the file changed again and no longer validates");
                 let message = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
                 if self.files.wait_on_others(&path, errs) {
-                    crate::engine::telemetry::rejected(crate::engine::telemetry::Rejection::Invalid);
+                    crate::engine::telemetry::not_applied(crate::engine::telemetry::NotApplied::Invalid);
                     self.emit(turn, EventKind::Rejected, &path, None, None, message);
                 }
             }

@@ -35,14 +35,14 @@ impl Worker {
                 }
                 let _ = reply.send(revoked);
             }
-            Operation::StartMigration { source, actor, reply } => {
-                let _ = reply.send(self.start_migration(source, actor));
+            Operation::StartLegacyMove { source, actor, reply } => {
+                let _ = reply.send(self.start_legacy_move(source, actor));
             }
-            Operation::FinishMigration { source, actor, reply } => {
+            Operation::FinishLegacyMove { source, actor, reply } => {
                 let renamed = legacy::retire(&self.store, &source).await.map_err(EngineError::from);
                 if let Ok(renamed) = &renamed {
                     let message = format!("legacy `{}`: finished; kept as `{renamed}`", source.table());
-                    self.announce_migration(source.table(), &actor, message);
+                    self.announce_legacy_move(source.table(), &actor, message);
                 }
                 let _ = reply.send(renamed);
             }
@@ -60,15 +60,15 @@ impl Worker {
 
     /// Starts `marain legacy run` with the default options on the applied
     /// site, as a task beside the worker; one at a time in this process.
-    fn start_migration(&self, source: LegacySource, actor: String) -> Result<(), EngineError> {
-        if self.shared.migrating.swap(true, Ordering::SeqCst) {
+    fn start_legacy_move(&self, source: LegacySource, actor: String) -> Result<(), EngineError> {
+        if self.shared.legacy_running.swap(true, Ordering::SeqCst) {
             return Err(legacy::LegacyError::NotReady("a run is under way already".into()).into());
         }
-        self.announce_migration(source.table(), &actor, format!("legacy `{}`: copying started", source.table()));
+        self.announce_legacy_move(source.table(), &actor, format!("legacy `{}`: copying started", source.table()));
         let (shared, site) = (self.shared.clone(), self.applied.clone());
         tokio::spawn(async move {
             let result = legacy::run(&shared.store, &source, &site, &legacy::RunOptions::default(), &mut |_| {}).await;
-            shared.migrating.store(false, Ordering::SeqCst);
+            shared.legacy_running.store(false, Ordering::SeqCst);
             let message = match result {
                 Ok(progress) => {
                     let left: i64 = progress.values().map(|p| p.misfits + p.waiting).sum();
@@ -84,14 +84,14 @@ impl Worker {
                     format!("legacy `{}`: run failed: {}", source.table(), e.public_message())
                 }
             };
-            let _ = shared.commands.send(Command::migration(source.table(), &actor, message));
+            let _ = shared.commands.send(Command::legacy_move(source.table(), &actor, message));
         });
         Ok(())
     }
 
     /// A `migration` event by `actor`, appended to `secure.log` too; sent as
     /// the queue's next item, like the run's own reports.
-    fn announce_migration(&self, table: &str, actor: &str, message: String) {
-        let _ = self.shared.commands.send(Command::migration(table, actor, message));
+    fn announce_legacy_move(&self, table: &str, actor: &str, message: String) {
+        let _ = self.shared.commands.send(Command::legacy_move(table, actor, message));
     }
 }

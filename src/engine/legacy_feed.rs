@@ -50,7 +50,7 @@ async fn watch(store: Store, commands: &UnboundedSender<Command>) {
                     continue;
                 }
                 let announced = Command::Announce {
-                    kind: EventKind::Migration,
+                    kind: EventKind::LegacyMove,
                     file: m.legacy_table.clone(),
                     actor: None,
                     message: summary(&m),

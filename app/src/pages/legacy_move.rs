@@ -6,21 +6,21 @@
 
 use leptos::prelude::*;
 
-use crate::api::{get_migration, FinishMigration, StartMigration, VerifyMigration};
+use crate::api::{get_legacy_move, FinishLegacyMove, StartLegacyMove, VerifyLegacyMove};
 use crate::components::nav::Nav;
 use crate::components::time::Timestamp;
-use crate::dto::{MigrationDto, MisfitDto, MoveDto, TypeProgressDto, VerifyDto};
+use crate::dto::{LegacyMoveDto, MisfitDto, MoveDto, TypeProgressDto, VerifyDto};
 use crate::live::use_live_feed;
 
 #[component]
-pub fn Migration() -> impl IntoView {
+pub fn LegacyMove() -> impl IntoView {
     let live = use_live_feed();
-    let start = ServerAction::<StartMigration>::new();
-    let verify = ServerAction::<VerifyMigration>::new();
-    let finish = ServerAction::<FinishMigration>::new();
+    let start = ServerAction::<StartLegacyMove>::new();
+    let verify = ServerAction::<VerifyLegacyMove>::new();
+    let finish = ServerAction::<FinishLegacyMove>::new();
     let data = Resource::new(
         move || (live.tick.get(), start.version().get(), verify.version().get(), finish.version().get()),
-        |_| get_migration(),
+        |_| get_legacy_move(),
     );
     // Each action's latest outcome, in one place.
     let outcomes = move || {
@@ -58,12 +58,12 @@ pub fn Migration() -> impl IntoView {
 
 #[component]
 fn Moves(
-    m: MigrationDto,
-    start: ServerAction<StartMigration>,
-    verify: ServerAction<VerifyMigration>,
-    finish: ServerAction<FinishMigration>,
+    m: LegacyMoveDto,
+    start: ServerAction<StartLegacyMove>,
+    verify: ServerAction<VerifyLegacyMove>,
+    finish: ServerAction<FinishLegacyMove>,
 ) -> impl IntoView {
-    let MigrationDto { moves, misfits, startable, may_change } = m;
+    let LegacyMoveDto { moves, misfits, startable, may_change } = m;
     if moves.is_empty() {
         return match startable {
             Some(table) => view! {
@@ -72,7 +72,7 @@ fn Moves(
                     "Read " <code>"marain legacy plan"</code> " first, then start."
                 </p>
                 {may_change.then(|| view! {
-                    <button on:click=move |_| { start.dispatch(StartMigration {}); } disabled=move || start.pending().get()>
+                    <button on:click=move |_| { start.dispatch(StartLegacyMove {}); } disabled=move || start.pending().get()>
                         "Start copying"
                     </button>
                 })}
@@ -97,9 +97,9 @@ fn Moves(
 fn Move(
     one: MoveDto,
     may_change: bool,
-    start: ServerAction<StartMigration>,
-    verify: ServerAction<VerifyMigration>,
-    finish: ServerAction<FinishMigration>,
+    start: ServerAction<StartLegacyMove>,
+    verify: ServerAction<VerifyLegacyMove>,
+    finish: ServerAction<FinishLegacyMove>,
 ) -> impl IntoView {
     let state = match (&one.finished_at, one.running) {
         (Some(_), _) => format!("finished; kept as `{}`", one.renamed_to.clone().unwrap_or_default()),
@@ -127,13 +127,13 @@ fn Move(
             </table>
             {(may_change && open).then(|| view! {
                 <div class="approve">
-                    <button on:click=move |_| { start.dispatch(StartMigration {}); } disabled=move || busy || start.pending().get()>
+                    <button on:click=move |_| { start.dispatch(StartLegacyMove {}); } disabled=move || busy || start.pending().get()>
                         "Run again"
                     </button>
-                    <button on:click=move |_| { verify.dispatch(VerifyMigration {}); } disabled=move || verify.pending().get()>
+                    <button on:click=move |_| { verify.dispatch(VerifyLegacyMove {}); } disabled=move || verify.pending().get()>
                         "Verify"
                     </button>
-                    <button class="danger" on:click=move |_| { finish.dispatch(FinishMigration {}); } disabled=move || busy || finish.pending().get()>
+                    <button class="danger" on:click=move |_| { finish.dispatch(FinishLegacyMove {}); } disabled=move || busy || finish.pending().get()>
                         "Finish"
                     </button>
                 </div>

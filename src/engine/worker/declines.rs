@@ -1,10 +1,10 @@
-//! The worker's side of rejections kept in the database (see
-//! [`crate::engine::rejections`]): turning a change down, and following the
-//! rejections other instances recorded.
+//! The worker's side of declines kept in the database (see
+//! [`crate::engine::declines`]): turning a change down, and following the
+//! declines other instances recorded.
 
 use super::{Turn, Worker};
+use crate::engine::declines::Decline;
 use crate::engine::events::{EngineEvent, EventKind};
-use crate::engine::rejections::Rejection;
 use crate::engine::snapshot::PendingChange;
 use crate::engine::{now_rfc3339, EngineError};
 use crate::error::FileError;
@@ -13,7 +13,7 @@ impl Worker {
     /// Turns change `id` down: recorded in the database first (so every
     /// instance that plans the same text, and this one after a restart, shows
     /// it rejected), then here.
-    pub(super) async fn reject_change(
+    pub(super) async fn decline_change(
         &mut self,
         turn: &mut Turn,
         id: u64,
@@ -22,24 +22,24 @@ impl Worker {
     ) -> Result<(), EngineError> {
         let found = self.files.pending_changes().chain(self.cluster.remote.values()).find(|c| c.id == id).cloned();
         let change = found.ok_or(EngineError::UnknownChange(id))?;
-        let rejection = Rejection {
+        let decline = Decline {
             file: change.file.clone(),
             to_hash: change.to_hash.clone(),
             actor: actor.to_string(),
             reason,
             rejected_at: now_rfc3339(),
         };
-        self.store.cluster().record_rejection(&rejection).await?;
-        self.cluster.declines.insert((rejection.file.clone(), rejection.to_hash.clone()), rejection.clone());
-        crate::engine::telemetry::rejected(crate::engine::telemetry::Rejection::Declined);
-        self.turn_down(turn, &change, &rejection);
+        self.store.cluster().record_decline(&decline).await?;
+        self.cluster.declines.insert((decline.file.clone(), decline.to_hash.clone()), decline.clone());
+        crate::engine::telemetry::not_applied(crate::engine::telemetry::NotApplied::Declined);
+        self.turn_down(turn, &change, &decline);
         Ok(())
     }
 
-    /// `change` leaves the waiting changes as `rejection` says. This copy's own
+    /// `change` leaves the waiting changes as `decline` says. This copy's own
     /// change leaves the file rejected here; another copy's just goes.
-    pub(super) fn turn_down(&mut self, turn: &mut Turn, change: &PendingChange, rejection: &Rejection) {
-        let message = rejection.summary(change.id);
+    pub(super) fn turn_down(&mut self, turn: &mut Turn, change: &PendingChange, decline: &Decline) {
+        let message = decline.summary(change.id);
         match &change.origin {
             Some(_) => self.cluster.remote.retain(|_, c| c.id != change.id),
             None => {
@@ -47,31 +47,31 @@ impl Worker {
             }
         }
         let event = EngineEvent {
-            actor: Some(rejection.actor.clone()),
+            actor: Some(decline.actor.clone()),
             ..self.journal.event(EventKind::Rejected, &change.file, Some(change), None, message)
         };
         self.journal.record(turn, event);
     }
 
-    /// The rejections in the database now: waiting changes whose text another
+    /// The declines in the database now: waiting changes whose text another
     /// instance turned down are turned down here too.
     pub(super) async fn follow_rejections(&mut self, turn: &mut Turn) {
-        let rows = match self.store.cluster().rejections().await {
+        let rows = match self.store.cluster().declines().await {
             Ok(rows) => rows,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the rejections; the next sync tries again");
+                tracing::error!(error = %e, "cannot read the declines; the next sync tries again");
                 return;
             }
         };
         self.cluster.declines = rows.into_iter().map(|r| ((r.file.clone(), r.to_hash.clone()), r)).collect();
-        let turned_down: Vec<(PendingChange, Rejection)> = self
+        let turned_down: Vec<(PendingChange, Decline)> = self
             .files
             .pending_changes()
             .chain(self.cluster.remote.values())
             .filter_map(|c| Some((c.clone(), self.cluster.decline_of(&c.file, &c.to_hash)?.clone())))
             .collect();
-        for (change, rejection) in turned_down {
-            self.turn_down(turn, &change, &rejection);
+        for (change, decline) in turned_down {
+            self.turn_down(turn, &change, &decline);
         }
     }
 }
