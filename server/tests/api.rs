@@ -845,15 +845,21 @@ async fn approvers_see_who_is_signed_in_end_sessions_and_revoke_tokens(backend: 
     server.stop().await;
 }
 
-async fn a_rejected_change_records_who_and_why(backend: Backend) {
-    let server = Server::start(backend).await;
+/// Drops a field of the demo site's user schema; returns the id of the
+/// change that then waits.
+async fn a_waiting_change(server: &Server) -> u64 {
     std::fs::write(
         server.site.join("schemas/user.schema.yaml"),
         "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n",
     )
     .unwrap();
     let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
-    let id = status["pending"][0]["id"].as_u64().unwrap();
+    status["pending"][0]["id"].as_u64().unwrap()
+}
+
+async fn a_rejected_change_records_who_and_why(backend: Backend) {
+    let server = Server::start(backend).await;
+    let id = a_waiting_change(&server).await;
     let (code, _) = server.post(&format!("/changes/{id}/reject"), json!({"reason": "we still need bios"})).await;
     assert_eq!(code, 200);
     let status = server.wait_until(|s| s["pending"].as_array().unwrap().is_empty()).await;
@@ -868,13 +874,7 @@ async fn a_rejected_change_records_who_and_why(backend: Backend) {
 /// decline by either name is the same decline (a second one finds nothing).
 async fn a_change_is_declined_by_the_new_name_and_the_old(backend: Backend) {
     let server = Server::start(backend).await;
-    std::fs::write(
-        server.site.join("schemas/user.schema.yaml"),
-        "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n",
-    )
-    .unwrap();
-    let status = server.wait_until(|s| !s["pending"].as_array().unwrap().is_empty()).await;
-    let id = status["pending"][0]["id"].as_u64().unwrap();
+    let id = a_waiting_change(&server).await;
     let (code, answer) = server.post(&format!("/changes/{id}/decline"), json!({"reason": "not yet"})).await;
     assert_eq!((code, answer["declined"].as_u64(), answer["rejected"].as_u64()), (200, Some(id), Some(id)), "{answer}");
     let status = server.wait_until(|s| s["pending"].as_array().unwrap().is_empty()).await;

@@ -40,11 +40,10 @@ pub trait Backend: Sync {
     // Applies: serialised across processes, with the history row in the
     // transaction.
 
-    /// Statements run on the writer connection before an apply's transaction
-    /// begins (outside it), for `plan`.
-    fn before_apply(&self, plan: &Plan) -> Vec<&'static str>;
-    /// Statements that undo [`Backend::before_apply`] once the transaction ended.
-    fn after_apply(&self, plan: &Plan) -> Vec<&'static str>;
+    /// Settings of the writer connection that an apply of `plan` needs, each as
+    /// (the statement run before the transaction begins, outside it; the one
+    /// run once it ended, to set it back).
+    fn around_apply(&self, plan: &Plan) -> Vec<(&'static str, &'static str)>;
     /// The statement that begins a transaction holding the right to write from
     /// its first statement.
     fn begin_writing(&self) -> &'static str;

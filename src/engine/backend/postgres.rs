@@ -36,11 +36,7 @@ impl Backend for Postgres {
         &MIGRATIONS
     }
 
-    fn before_apply(&self, _plan: &Plan) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    fn after_apply(&self, _plan: &Plan) -> Vec<&'static str> {
+    fn around_apply(&self, _plan: &Plan) -> Vec<(&'static str, &'static str)> {
         Vec::new()
     }
 

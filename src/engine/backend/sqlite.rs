@@ -39,24 +39,13 @@ impl Backend for Sqlite {
     /// A table rebuild needs foreign keys off, which SQLite only switches
     /// outside a transaction; a plan that deletes or restores data commits
     /// with `synchronous = FULL`, since the files cannot re-derive it.
-    fn before_apply(&self, plan: &Plan) -> Vec<&'static str> {
+    fn around_apply(&self, plan: &Plan) -> Vec<(&'static str, &'static str)> {
         let mut out = Vec::new();
         if plan.foreign_keys_off {
-            out.push("PRAGMA foreign_keys = OFF");
+            out.push(("PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON"));
         }
         if plan.moves_data() {
-            out.push("PRAGMA synchronous = FULL");
-        }
-        out
-    }
-
-    fn after_apply(&self, plan: &Plan) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if plan.foreign_keys_off {
-            out.push("PRAGMA foreign_keys = ON");
-        }
-        if plan.moves_data() {
-            out.push("PRAGMA synchronous = NORMAL");
+            out.push(("PRAGMA synchronous = FULL", "PRAGMA synchronous = NORMAL"));
         }
         out
     }

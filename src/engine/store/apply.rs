@@ -42,8 +42,9 @@ impl Store {
         let _one_at_a_time = self.apply_lock.lock().await;
         let backend = self.backend();
         let mut conn = self.writer.acquire().await?;
-        for sql in backend.before_apply(plan) {
-            conn.conn().execute(sql, &[]).await?;
+        let settings = backend.around_apply(plan);
+        for (before, _) in &settings {
+            conn.conn().execute(before, &[]).await?;
         }
         let result = async {
             let mut tx = conn.begin_with(backend.begin_writing()).await?;
@@ -53,8 +54,8 @@ impl Store {
             self.apply_in(tx, plan, approved, record, started).await
         }
         .await;
-        for sql in backend.after_apply(plan) {
-            conn.conn().execute(sql, &[]).await?;
+        for (_, after) in &settings {
+            conn.conn().execute(after, &[]).await?;
         }
         result
     }
