@@ -5,7 +5,7 @@
 //! keeps the two equal). The snapshot's lists are derived from the states, so
 //! a file cannot be shown pending and rejected at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::engine::snapshot::{Behind, FileState, PendingChange};
 use crate::error::FileError;
@@ -181,6 +181,10 @@ struct Tracked {
 #[derive(Debug)]
 pub(in crate::engine) struct Files {
     tracked: BTreeMap<String, Tracked>,
+    /// The paths in `Pending` and in `WaitingOn`, kept by `move_to`, so what
+    /// each turn looks at costs what waits, not every path.
+    pending: BTreeSet<String>,
+    waiting: BTreeSet<String>,
     next_change_id: u64,
     /// When the files were last taken in (RFC 3339).
     pub last_sync: Option<String>,
@@ -188,7 +192,13 @@ pub(in crate::engine) struct Files {
 
 impl Default for Files {
     fn default() -> Self {
-        Files { tracked: BTreeMap::new(), next_change_id: 1, last_sync: None }
+        Files {
+            tracked: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            next_change_id: 1,
+            last_sync: None,
+        }
     }
 }
 
@@ -224,23 +234,21 @@ impl Files {
 
     /// Every waiting change of this copy, in path order.
     pub fn pending_changes(&self) -> impl Iterator<Item = &PendingChange> {
-        self.tracked.values().filter_map(|t| match &t.state {
-            State::Pending(change) => Some(&**change),
-            _ => None,
-        })
+        self.pending.iter().filter_map(|p| self.pending(p))
     }
 
-    /// Every waiting change, to edit in place (the conflict marks).
-    pub fn pending_changes_mut(&mut self) -> impl Iterator<Item = &mut PendingChange> {
-        self.tracked.values_mut().filter_map(|t| match &mut t.state {
-            State::Pending(change) => Some(&mut **change),
-            _ => None,
-        })
+    /// Calls `edit` on every waiting change, in path order (the conflict marks).
+    pub fn edit_pending(&mut self, mut edit: impl FnMut(&mut PendingChange)) {
+        for path in &self.pending {
+            if let Some(Tracked { state: State::Pending(change), .. }) = self.tracked.get_mut(path) {
+                edit(change);
+            }
+        }
     }
 
     /// The paths waiting on other files, to check again with a batch.
     pub fn waiting_on_others(&self) -> impl Iterator<Item = &String> {
-        self.tracked.iter().filter(|(_, t)| matches!(t.state, State::WaitingOn(_))).map(|(p, _)| p)
+        self.waiting.iter()
     }
 
     /// What was last read at `path`: `None` if never (or forgotten).
@@ -273,7 +281,15 @@ impl Files {
             debug_assert!(false, "{path}: no transition {from:?} → {name:?} by {via:?}");
             tracing::error!(file = path, ?from, to = ?name, ?via, "a file moved between states the table does not allow");
         }
-        std::mem::replace(&mut tracked.state, to)
+        let old = std::mem::replace(&mut tracked.state, to);
+        for (index, state) in [(&mut self.pending, StateName::Pending), (&mut self.waiting, StateName::WaitingOn)] {
+            match (from == state, name == state) {
+                (false, true) => index.insert(path.to_string()),
+                (true, false) => index.remove(path),
+                _ => false,
+            };
+        }
+        old
     }
 
     /// `change` starts waiting; what waited before is returned (the caller
@@ -381,6 +397,15 @@ impl Files {
             _ => None,
         };
         self.tracked.iter().filter_map(|(p, t)| Some((p.clone(), source(t)?))).collect()
+    }
+}
+
+#[cfg(test)]
+impl Files {
+    /// Whether the indexes of pending and waiting paths are what the states say.
+    fn indexes_agree(&self) -> bool {
+        let of = |name| self.tracked.iter().filter(|(_, t)| t.state.name() == name).map(|(p, _)| p.clone()).collect();
+        self.pending == of(StateName::Pending) && self.waiting == of(StateName::WaitingOn)
     }
 }
 

@@ -136,7 +136,8 @@ impl Worker {
             texts.entry(c.file.clone()).or_default().insert(c.to_hash.clone());
         }
         let conflicted = |c: &PendingChange| texts.get(&c.file).is_some_and(|t| t.len() > 1);
-        for c in self.files.pending_changes_mut().chain(self.cluster.remote.values_mut()) {
+        self.files.edit_pending(|c| c.conflict = conflicted(c));
+        for c in self.cluster.remote.values_mut() {
             c.conflict = conflicted(c);
         }
     }

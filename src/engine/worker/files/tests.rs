@@ -252,6 +252,7 @@ proptest! {
             happen(&mut files, &mut maps, event);
             let now = shown(&files, &applied, &BTreeMap::new());
             prop_assert_eq!(&now, &maps.shown(), "after {:?}", event);
+            prop_assert!(files.indexes_agree(), "the pending and waiting indexes drifted after {:?}", event);
             // One state per file: no file is in two lists.
             let mut listed: Vec<&str> = now.pending.iter().map(|c| c.file.as_str()).collect();
             listed.extend(now.failed.iter().map(|e| e.file.as_str()));
