@@ -12,6 +12,15 @@ use support::{Backend, TestSite, USER};
 
 const USER_PATH: &str = "schemas/user.schema.yaml";
 
+crate::backend_tests!(
+    each_save_style_is_applied_exactly_once,
+    a_storm_of_500_files_converges_to_a_fresh_start,
+    a_symlink_escaping_the_site_is_refused,
+    torn_writes_end_with_the_whole_file_applied_once,
+    complete_saves_apply_without_waiting_for_the_debounce,
+    moving_the_old_file_aside_is_not_a_deletion
+);
+
 /// The user schema with optional fields extra_1..=n: each save adds one (SAFE).
 fn with_fields(n: usize) -> String {
     (1..=n).fold(USER.to_string(), |text, i| format!("{text}  - id: extra_{i}\n    type: text\n"))
@@ -54,9 +63,8 @@ async fn assert_one_version(site: &mut TestSite, style: &str, save: impl FnOnce(
     assert_eq!(site.coordinator.snapshot().applied.schema_file(USER_PATH).unwrap().hash, sha256_hex(&disk), "{style}");
 }
 
-#[tokio::test]
-async fn each_save_style_is_applied_exactly_once() {
-    let mut site = TestSite::start(Backend::Sqlite).await;
+async fn each_save_style_is_applied_exactly_once(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
 
@@ -100,9 +108,8 @@ async fn each_save_style_is_applied_exactly_once() {
 
 /// 500 files written at once, each referring to the one before: whatever order
 /// the events arrive in, the end state is the one a fresh start reaches.
-#[tokio::test]
-async fn a_storm_of_500_files_converges_to_a_fresh_start() {
-    let site = TestSite::start(Backend::Sqlite).await;
+async fn a_storm_of_500_files_converges_to_a_fresh_start(backend: Backend) {
+    let site = TestSite::start(backend).await;
     let entity = |i: usize| {
         let reference = if i == 0 {
             String::new()
@@ -141,7 +148,7 @@ async fn a_storm_of_500_files_converges_to_a_fresh_start() {
         .status()
         .unwrap();
     assert!(status.success());
-    let fresh = TestSite::start_in(fresh_dir).await;
+    let fresh = TestSite::start_on(fresh_dir, backend).await;
     assert_eq!(fresh.coordinator.snapshot().applied.state_hash(), stormed);
     assert!(fresh.coordinator.snapshot().in_sync());
     let tables = fresh.coordinator.store().pool().table_names().await.unwrap();
@@ -149,9 +156,8 @@ async fn a_storm_of_500_files_converges_to_a_fresh_start() {
     fresh.stop().await;
 }
 
-#[tokio::test]
-async fn a_symlink_escaping_the_site_is_refused() {
-    let mut site = TestSite::start(Backend::Sqlite).await;
+async fn a_symlink_escaping_the_site_is_refused(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().join("evil.schema.yaml");
     std::fs::write(&target, "id: evil\nname: Evil\nfields:\n  - id: x\n    type: text\n").unwrap();
@@ -167,9 +173,8 @@ async fn a_symlink_escaping_the_site_is_refused() {
 /// A torn write: half the bytes, then the rest. Inside the debounce window the
 /// whole file applies once; with a pause longer than the debounce, the half file
 /// is graded on its own (rejected when invalid) and then the whole file applies.
-#[tokio::test]
-async fn torn_writes_end_with_the_whole_file_applied_once() {
-    let mut site = TestSite::start(Backend::Sqlite).await;
+async fn torn_writes_end_with_the_whole_file_applied_once(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     let path = site.root().join(USER_PATH);
@@ -227,9 +232,8 @@ async fn torn_writes_end_with_the_whole_file_applied_once() {
 /// debounce of ten seconds it still applies at once when it parses. A file
 /// closed after writing that does not parse waits for the debounce: it is not
 /// rejected while more writes may come.
-#[tokio::test]
-async fn complete_saves_apply_without_waiting_for_the_debounce() {
-    let mut site = TestSite::start(Backend::Sqlite).await;
+async fn complete_saves_apply_without_waiting_for_the_debounce(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     set_debounce(&mut site, 10_000).await;
@@ -262,9 +266,8 @@ async fn complete_saves_apply_without_waiting_for_the_debounce() {
 /// and then writes the new one, never shows a deletion: the file is looked at
 /// again only once the debounce has passed, by when the new one is there. A file created and
 /// removed within the debounce is still seen as removed.
-#[tokio::test]
-async fn moving_the_old_file_aside_is_not_a_deletion() {
-    let mut site = TestSite::start(Backend::Sqlite).await;
+async fn moving_the_old_file_aside_is_not_a_deletion(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     // A debounce of half a second, and the new file written 50 ms after the old

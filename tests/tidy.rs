@@ -492,49 +492,99 @@ fn the_import_check_sees_circles_in_subdirectories() {
 }
 
 /// Architecture Invariant: every behaviour that touches the database is tested
-/// on SQLite and on PostgreSQL by the same code. In the suites that run against a
-/// database, each test body takes a `Backend` and is listed in `backend_tests!`;
-/// a test of its own is allowed only when its doc comment says it is for one
-/// backend alone and why ("PostgreSQL only (…)").
+/// on SQLite and on PostgreSQL by the same code. Every test file under `tests/`
+/// and `server/tests/` that reaches a database is walked: a test body taking a
+/// `Backend` is listed in `backend_tests!`; any other test is one of a pair
+/// named for the two backends (`…_on_sqlite` and `…_on_postgres…`, sharing
+/// their code), or its doc comment says why it runs on one backend alone
+/// ("SQLite only (…)", "PostgreSQL only (…)") or touches no database ("No
+/// database (…)").
 #[test]
 fn database_suites_run_on_both_backends() {
-    let suites = [
-        "tests/engine_pipeline.rs",
-        "tests/reference_data.rs",
-        "server/tests/api.rs",
-        "server/tests/crash.rs",
-        "server/tests/cli.rs",
-    ];
     let mut problems = Vec::new();
-    for suite in suites {
-        let text = std::fs::read_to_string(root().join(suite)).unwrap();
-        let listed = text.split("backend_tests!(").skip(1).flat_map(|rest| {
-            let list = rest.split(')').next().unwrap_or("");
-            list.split([',', '\n', ' '])
-                .map(|s| s.trim().trim_start_matches("multi_thread:").trim().to_string())
-                .collect::<Vec<_>>()
-        });
-        let listed: std::collections::BTreeSet<String> = listed.filter(|s| !s.is_empty()).collect();
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            if let Some(name) =
-                line.strip_prefix("async fn ").and_then(|l| l.split_once("(backend: Backend)")).map(|(n, _)| n)
-            {
-                if !listed.contains(name) {
-                    problems.push(format!("{suite}: `{name}` takes a backend but is not in backend_tests!"));
-                }
-            }
-            if line.trim_start().starts_with("#[tokio::test") || line.trim_start() == "#[test]" {
-                let doc: String = lines[i.saturating_sub(8)..i].join("\n");
-                let name = lines.get(i + 1).copied().unwrap_or("");
-                let touches_db = !name.starts_with("fn ") || suite != "server/tests/cli.rs";
-                if touches_db && !doc.contains("SQLite only (") && !doc.contains("PostgreSQL only (") {
-                    problems.push(format!("{suite}:{}: a test on one backend without saying why: {name}", i + 1));
-                }
+    let mut walked = 0;
+    for path in files("tests", ".rs").into_iter().chain(files("server/tests", ".rs")) {
+        let suite = relative(&path);
+        if suite.contains("/support/") || suite == "tests/tidy.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        problems.extend(single_backend_tests(&suite, &text));
+        walked += 1;
+    }
+    assert!(walked >= 15, "only {walked} test files walked");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Whether a test file reaches a database: it starts the engine or the server,
+/// or opens one of the harness's databases.
+fn reaches_a_database(text: &str) -> bool {
+    ["Backend", "TestSite", "PgServer", "sqlite_harness", "case_db", "DATABASE_URL", "sqlite://"]
+        .iter()
+        .any(|marker| text.contains(marker))
+}
+
+/// The tests of `suite` that run on one backend without saying why.
+fn single_backend_tests(suite: &str, text: &str) -> Vec<String> {
+    if !reaches_a_database(text) {
+        return vec![];
+    }
+    let listed = text.split("backend_tests!(").skip(1).flat_map(|rest| {
+        let list = rest.split(')').next().unwrap_or("");
+        list.split([',', '\n', ' '])
+            .map(|s| s.trim().trim_start_matches("multi_thread:").trim().to_string())
+            .collect::<Vec<_>>()
+    });
+    let listed: std::collections::BTreeSet<String> = listed.filter(|s| !s.is_empty()).collect();
+    let lines: Vec<&str> = text.lines().collect();
+    let test_name = |line: &str| {
+        let line = line.trim_start().trim_start_matches("async ").trim_start_matches("fn ");
+        line.split(['(', '<']).next().unwrap_or("").trim().to_string()
+    };
+    let mut tests = Vec::new();
+    let mut problems = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(name) =
+            line.strip_prefix("async fn ").and_then(|l| l.split_once("(backend: Backend)")).map(|(n, _)| n)
+        {
+            if !listed.contains(name) {
+                problems.push(format!("{suite}: `{name}` takes a backend but is not in backend_tests!"));
             }
         }
+        let attribute = line.trim_start();
+        if attribute.starts_with("#[tokio::test") || attribute == "#[test]" {
+            let doc: String = lines[i.saturating_sub(8)..i].join("\n");
+            let next = lines[i + 1..].iter().find(|l| !l.trim_start().starts_with("#[")).copied().unwrap_or("");
+            tests.push((i + 1, test_name(next), doc));
+        }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let names: Vec<String> = tests.iter().map(|(_, name, _)| name.clone()).collect();
+    let paired = |name: &str| {
+        let other = |from: &str, to: &str| {
+            name.split_once(from).is_some_and(|(head, _)| names.iter().any(|n| n.starts_with(&format!("{head}{to}"))))
+        };
+        other("sqlite", "postgres") || other("postgres", "sqlite")
+    };
+    for (line, name, doc) in tests {
+        let said = ["SQLite only (", "PostgreSQL only (", "No database ("].iter().any(|why| doc.contains(why));
+        if !said && !paired(&name) {
+            problems.push(format!("{suite}:{line}: a test on one backend without saying why: {name}"));
+        }
+    }
+    problems
+}
+
+/// The walk sees what it is for: a test without its pair or reason, in a file
+/// that reaches a database, anywhere.
+#[test]
+fn the_backend_check_sees_single_backend_tests() {
+    let file = "use support::Backend;\n\n#[tokio::test]\nasync fn saves_on_sqlite() {}\n";
+    assert_eq!(single_backend_tests("tests/x.rs", file).len(), 1);
+    let paired = format!("{file}\n#[tokio::test]\nasync fn saves_on_postgres() {{}}\n");
+    assert!(single_backend_tests("tests/x.rs", &paired).is_empty());
+    let said = "use support::Backend;\n\n/// SQLite only (a file lock).\n#[test]\nfn locks() {}\n";
+    assert!(single_backend_tests("tests/x.rs", said).is_empty());
+    assert!(single_backend_tests("tests/x.rs", "#[test]\nfn pure() {}\n").is_empty());
 }
 
 /// The public methods of the store and of its views by concern (`History`,

@@ -30,6 +30,7 @@ fn upstream_schemas(dir: &std::path::Path) -> Site {
     site
 }
 
+/// No database (parse and plan only).
 #[test]
 fn every_upstream_schema_loads_and_plans() {
     let Some(dir) = upstream_fixtures(&repo(), "every_upstream_schema_loads_and_plans") else { return };

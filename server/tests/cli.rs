@@ -35,6 +35,7 @@ fn site_with(dir: &Path, file: &str, text: &str) -> String {
     dir.display().to_string()
 }
 
+/// No database (`marain check` and `marain plan` read files only).
 #[test]
 fn check_accepts_the_example_site() {
     let (code, stdout, _) = marain(&["check", "--site", &repo().join("examples/site").display().to_string()]);
@@ -42,6 +43,7 @@ fn check_accepts_the_example_site() {
     assert!(stdout.contains("2 schema files and 2 config files valid"), "{stdout}");
 }
 
+/// No database (`marain check` and `marain plan` read files only).
 #[test]
 fn check_reports_file_line_column_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,6 +53,7 @@ fn check_reports_file_line_column_and_exits_2() {
     assert!(stderr.contains("schemas/a.schema.yaml:5:5: unknown type `strnig`"), "{stderr}");
 }
 
+/// No database (`marain check` and `marain plan` read files only).
 #[test]
 fn plan_exit_codes_follow_severity() {
     let (code, stdout, _) = marain(&[
@@ -80,6 +83,7 @@ fn plan_exit_codes_follow_severity() {
 /// `check` and `plan` take data files like the other kinds: a bad record is
 /// named by file, line and field, and a plan of two sites lists the data
 /// file's upserts and deletes with their grades, after the schema they need.
+/// No database (`marain check` and `marain plan` read files only).
 #[test]
 fn check_and_plan_cover_data_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,6 +126,7 @@ fn check_and_plan_cover_data_files() {
 /// naming every problem's site, file, line and column, so a CI tool reads
 /// every outcome the same way.
 /// `marain --version` names the version and the commit it was built from.
+/// No database (`marain --version`).
 #[test]
 fn version_names_the_commit() {
     let (code, out, err) = marain(&["--version"]);
@@ -138,6 +143,7 @@ fn version_names_the_commit() {
     }
 }
 
+/// No database (`marain check` and `marain plan` read files only).
 #[test]
 fn plan_reports_invalid_input_as_json() {
     let same = case("field_drop_optional", "old");
@@ -162,6 +168,7 @@ fn plan_reports_invalid_input_as_json() {
     assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["severity"], "SAFE");
 }
 
+/// No database (`marain check` and `marain plan` read files only).
 #[test]
 fn plan_json_has_the_documented_shape() {
     let (code, stdout, _) = marain(&[
@@ -188,6 +195,7 @@ fn plan_json_has_the_documented_shape() {
 
 /// The upstream corpus against an empty site: a SAFE creation plan for all five
 /// entities and three configs.
+/// No database (`marain check` and `marain plan` read files only).
 #[test]
 fn plan_of_the_upstream_corpus_creates_every_entity_safely() {
     let Some(corpus) = upstream_fixtures(&repo(), "plan_of_the_upstream_corpus_creates_every_entity_safely") else {

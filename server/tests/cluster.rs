@@ -154,6 +154,7 @@ async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, seen)
 }
 
+/// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_one_shared_site_act_as_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,6 +303,7 @@ async fn three_instances_on_one_shared_site_act_as_one() {
     }
 }
 
+/// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_per_instance_defer_to_the_applied_version() {
     let dir = tempfile::tempdir().unwrap();

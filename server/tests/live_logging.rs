@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::Running;
+use support::{Backend, Running};
+
+crate::backend_tests!(the_log_level_follows_the_system_config, the_log_format_follows_the_system_config);
 
 const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n";
 
@@ -14,22 +16,26 @@ fn system(level: &str) -> String {
     format!("id: system\nvalues:\n  app:\n    name: Test\n  logging:\n    level: {level}\n")
 }
 
-/// A temp site with the `user` schema and `system` config `text`, and the
-/// SQLite database URL beside it.
-fn site_with_system(text: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+/// A temp site with the `user` schema and `system` config `text`, and a new
+/// database of `backend` for it.
+async fn site_with_system(text: &str, backend: Backend) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("schemas")).unwrap();
     std::fs::create_dir_all(site.join("config")).unwrap();
     std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
     std::fs::write(site.join("config/config.system.yaml"), text).unwrap();
-    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let db = backend.prepare(dir.path()).await;
     (dir, site, db)
 }
 
-#[test]
-fn the_log_level_follows_the_system_config() {
-    let (dir, site, db) = site_with_system(&system("info"));
+async fn the_log_level_follows_the_system_config(backend: Backend) {
+    let (dir, site, db) = site_with_system(&system("info"), backend).await;
+    // The body blocks (processes, channels, its own client runtime).
+    tokio::task::spawn_blocking(move || log_level_follows(dir, site, db)).await.unwrap();
+}
+
+fn log_level_follows(dir: tempfile::TempDir, site: std::path::PathBuf, db: String) {
     // `marain token create`, the real command, makes the reader's token.
     let out = Command::new(env!("CARGO_BIN_EXE_marain"))
         .args(["token", "create", "--name", "reader", "--role", "viewer", "--database", &db])
@@ -85,9 +91,13 @@ fn the_log_level_follows_the_system_config() {
 
 /// `system.logging.format: json` turns the running process's lines into one
 /// JSON object each, and `text` turns them back.
-#[test]
-fn the_log_format_follows_the_system_config() {
-    let (_dir, site, db) = site_with_system("id: system\nvalues:\n  logging:\n    format: text\n");
+async fn the_log_format_follows_the_system_config(backend: Backend) {
+    let text = "id: system\nvalues:\n  logging:\n    format: text\n";
+    let (dir, site, db) = site_with_system(text, backend).await;
+    tokio::task::spawn_blocking(move || log_format_follows(dir, site, db)).await.unwrap();
+}
+
+fn log_format_follows(_dir: tempfile::TempDir, site: std::path::PathBuf, db: String) {
     let config = site.join("config/config.system.yaml");
     let mut serve = Command::new(env!("CARGO_BIN_EXE_marain"));
     serve

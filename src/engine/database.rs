@@ -243,6 +243,9 @@ impl Pool {
                     // to FULL (see `Store::apply`): they cannot be re-derived.
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
+                    // Type conversions match texts with REGEXP, as PostgreSQL
+                    // does with `~` (see `sql::convert`).
+                    .with_regexp()
                     .busy_timeout(Duration::from_secs(5));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(size.max_connections)
@@ -253,6 +256,9 @@ impl Pool {
                 Ok(Pool::Sqlite(pool))
             }
             Some(Dialect::Postgres) => {
+                // sqlx starts every session with `TimeZone=UTC`: a date-time
+                // written without a zone means UTC, as on SQLite and in the
+                // conversions (which do not depend on it, see `sql::convert`).
                 let options = PgConnectOptions::from_str(url)?.application_name("marain");
                 let pool_options = || {
                     PgPoolOptions::new()

@@ -309,3 +309,59 @@ fn restore_child(dialect: Dialect, bk: &str, entity: &str, f: &Field) -> String 
 fn renamed_old(old: &EntitySchema, new: &EntitySchema) -> EntitySchema {
     EntitySchema { id: new.id.clone(), renamed_from: None, ..old.clone() }
 }
+
+/// The values of a field whose type changes, copied before the conversion so
+/// that a rollback gives back exactly what was there (`' 7'`, not `'7'`;
+/// `'007'`, not `'7'`), on either backend.
+pub(super) struct Originals {
+    pub backup: String,
+    /// Where the values live before the change (and again after a rollback).
+    table: String,
+    column: String,
+    /// The columns naming a row of `table`.
+    keys: &'static [&'static str],
+    original: crate::model::FieldType,
+    converted: crate::model::FieldType,
+}
+
+impl Originals {
+    /// `None` when the change converts no stored value (text types share one).
+    pub fn of(tag: &str, entity: &str, old: &Field, new: &Field) -> Option<Originals> {
+        use crate::sql::{backup_table, child_table};
+        if !crate::sql::convert::converts(old.field_type, new.field_type) {
+            return None;
+        }
+        let (table, column, keys): (String, String, &'static [&'static str]) = match old.column() {
+            Some(column) => (crate::model::table_name(entity), column, &["id"]),
+            None => (child_table(entity, &old.id), "value".into(), &["parent_id", "delta"]),
+        };
+        let backup = match old.column() {
+            Some(_) => backup_table(tag, &table, Some(&column)),
+            None => backup_table(tag, &table, None),
+        };
+        Some(Originals { backup, table, column, keys, original: old.field_type, converted: new.field_type })
+    }
+
+    /// Copies the rows' keys and values, before the conversion.
+    pub fn copy(&self, d: Dialect) -> String {
+        let mut cols: Vec<String> = self.keys.iter().map(|k| crate::sql::quote(k)).collect();
+        cols.push(crate::sql::quote(&self.column));
+        format!("CREATE TABLE {} AS SELECT {} FROM {}", d.table(&self.backup), cols.join(", "), d.table(&self.table))
+    }
+
+    /// After the inverse conversion: each row still holding what the apply made
+    /// of its original value gets the original back; a row written since keeps
+    /// the inverse conversion of its new value, and a row added since is not in
+    /// the copy.
+    pub fn restore(&self, d: Dialect) -> String {
+        use crate::sql::{convert::value, quote};
+        let (t, b, c) = (d.table(&self.table), d.table(&self.backup), quote(&self.column));
+        let there = value(d, &format!("{b}.{c}"), self.original, self.converted);
+        let back = value(d, &format!("({there})"), self.converted, self.original);
+        let same_row: Vec<String> = self.keys.iter().map(|k| format!("{b}.{k} = {t}.{k}", k = quote(k))).collect();
+        format!(
+            "UPDATE {t} SET {c} = {b}.{c} FROM {b} WHERE {} AND {t}.{c} IS NOT DISTINCT FROM ({back})",
+            same_row.join(" AND ")
+        )
+    }
+}

@@ -6,17 +6,17 @@
 //! left to the plan that creates the target. Every constraint has a name, so
 //! renames carry their constraints along and inverses drop exactly what was added.
 
-use super::{backup_child, restore_child, ForeignKey, Plan, PlanBinding, PlanContext, Step};
+use super::{backup_child, restore_child, ForeignKey, Originals, Plan, PlanBinding, PlanContext, Step};
 use crate::diff::{ChangeItem, EntityChange};
 use crate::grade::{GradedChange, GradedItem};
 use crate::hazard::{Hazard, HazardCode, Severity};
 use crate::model::{table_name, EntitySchema, Field};
 use crate::probe::rebuild_probe;
 use crate::sql::postgres::{
-    child_constraint_names, convert, create_child_table, create_table, delta_check, literal, pkey_name, q,
-    table_columns, ColumnSpec,
+    child_constraint_names, create_child_table, create_table, delta_check, literal, pkey_name, q, table_columns,
+    ColumnSpec,
 };
-use crate::sql::{backup_table, child_table, index_name, quote, Dialect};
+use crate::sql::{backup_table, child_table, convert, index_name, quote, Dialect};
 
 pub(super) fn plan(graded: &GradedChange, binding: PlanBinding, ctx: &PlanContext) -> Plan {
     let tag = binding.backup_tag.clone();
@@ -207,8 +207,14 @@ impl Planner<'_> {
         match (old.cardinality.is_single(), new.cardinality.is_single()) {
             (true, true) | (false, false) => {
                 let (a, b) = (ColumnSpec::of_any(entity, old), ColumnSpec::of_any(entity, new));
-                step.sql = self.alter_column(&a, &b, new);
+                let kept = Originals::of(self.tag, entity, old, new);
+                step.sql.extend(kept.iter().map(|k| k.copy(Dialect::Postgres)));
+                step.sql.extend(self.alter_column(&a, &b, new));
                 step.rollback_sql = self.alter_column(&b, &a, old);
+                if let Some(kept) = kept {
+                    step.rollback_sql.push(kept.restore(Dialect::Postgres));
+                    step.backups.push(kept.backup);
+                }
                 if !new.cardinality.is_single() && old.cardinality != new.cardinality {
                     step.sql.extend(alter_bound(entity, old, new));
                     step.rollback_sql.extend(alter_bound(entity, new, old));
@@ -330,7 +336,7 @@ impl Planner<'_> {
             sql.push(format!(
                 "ALTER TABLE {t} ALTER COLUMN {c} TYPE {} USING {}",
                 b.sql_type(),
-                convert(&c, a.field_type, b.field_type)
+                convert::value(Dialect::Postgres, &c, a.field_type, b.field_type)
             ));
         }
         if a.not_null != b.not_null {

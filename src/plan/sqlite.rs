@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 
-use super::{backup_child, renamed_old, restore_child, ForeignKey, Plan, PlanBinding, PlanContext, Step};
+use super::{backup_child, renamed_old, restore_child, ForeignKey, Originals, Plan, PlanBinding, PlanContext, Step};
 use crate::diff::{ChangeItem, Continuations, EntityChange, FieldAspect};
 use crate::grade::GradedChange;
 use crate::hazard::{Hazard, HazardCode, Severity};
 use crate::model::{EntitySchema, Field, FieldType};
-use crate::sql::{backup_table, child_table, index_name, quote, rebuild_table, sqlite, Dialect};
+use crate::sql::{backup_table, child_table, convert, index_name, quote, rebuild_table, sqlite, Dialect};
 
 pub(super) fn plan(
     old: Option<&EntitySchema>,
@@ -330,8 +330,14 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
             rb.push(format!("ALTER TABLE {b} RENAME TO {a}"));
         }
         EntityChange::AlterField { entity, old, new, .. } if !new.cardinality.is_single() => {
-            *sql = rebuild_child_sql(entity, new);
-            *rb = rebuild_child_sql(entity, old);
+            let kept = Originals::of(tag, entity, old, new);
+            sql.extend(kept.iter().map(|k| k.copy(Dialect::Sqlite)));
+            sql.extend(rebuild_child_sql(entity, old, new));
+            rb.extend(rebuild_child_sql(entity, new, old));
+            if let Some(kept) = kept {
+                rb.push(kept.restore(Dialect::Sqlite));
+                step.backups.push(kept.backup);
+            }
         }
         EntityChange::AlterField { entity, old, new, aspects } if aspects.contains(&FieldAspect::Indexed) => {
             let toggle = |f: &Field| match sqlite::create_index(entity, f) {
@@ -352,14 +358,21 @@ fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
     step
 }
 
-/// Rebuilds a child table in the shape `field` asks for, keeping every value.
-fn rebuild_child_sql(entity: &str, field: &Field) -> Vec<String> {
-    let child = child_table(entity, &field.id);
+/// Rebuilds a child table from the shape of field `from` to the shape `to` asks
+/// for (same name), keeping every value, converted when the type changes.
+fn rebuild_child_sql(entity: &str, from: &Field, to: &Field) -> Vec<String> {
+    let child = child_table(entity, &to.id);
     let tmp = format!("marain_rebuild_{child}");
-    let cols = format!("{}, {}, {}", quote("parent_id"), quote("delta"), quote("value"));
+    let keys = format!("{}, {}", quote("parent_id"), quote("delta"));
+    let value = convert::value(Dialect::Sqlite, &quote("value"), from.field_type, to.field_type);
     vec![
-        sqlite::create_child_table(entity, field).replacen(&quote(&child), &quote(&tmp), 1),
-        format!("INSERT INTO {} ({cols}) SELECT {cols} FROM {}", quote(&tmp), quote(&child)),
+        sqlite::create_child_table(entity, to).replacen(&quote(&child), &quote(&tmp), 1),
+        format!(
+            "INSERT INTO {} ({keys}, {}) SELECT {keys}, {value} FROM {}",
+            quote(&tmp),
+            quote("value"),
+            quote(&child)
+        ),
         format!("DROP TABLE {}", quote(&child)),
         format!("ALTER TABLE {} RENAME TO {}", quote(&tmp), quote(&child)),
     ]
@@ -399,6 +412,8 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     let mut backups = Vec::new();
     let mut restore_children = Vec::new();
     let mut undo_children = Vec::new();
+    // Originals of converted values, put back after the inverse rebuild.
+    let mut restore_values = Vec::new();
 
     // Old fields no new field continues: back them up before they disappear.
     let links = Continuations::new(o, n);
@@ -425,7 +440,13 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
             continue;
         };
         match (of.cardinality.is_single(), nf.cardinality.is_single()) {
-            (true, true) => {}
+            (true, true) => {
+                if let Some(kept) = Originals::of(tag, entity, of, nf) {
+                    sql.push(kept.copy(Dialect::Sqlite));
+                    restore_values.push(kept.restore(Dialect::Sqlite));
+                    backups.push(kept.backup);
+                }
+            }
             // One → many: the column's values become each row's first value.
             (true, false) => {
                 sql.push(sqlite::create_child_table(entity, nf));
@@ -441,6 +462,12 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
                 backups.push(gone.backup);
             }
             (false, false) => {
+                // Taken under the old name, put back once the name is back.
+                if let Some(kept) = Originals::of(tag, entity, of, nf) {
+                    sql.push(kept.copy(Dialect::Sqlite));
+                    restore_values.push(kept.restore(Dialect::Sqlite));
+                    backups.push(kept.backup);
+                }
                 let renamed = of.id != nf.id;
                 let (a, b) = (quote(&child_table(entity, &of.id)), quote(&child_table(entity, &nf.id)));
                 if renamed {
@@ -450,8 +477,8 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
                 // child table under its new name; undo before renaming back.
                 let old_shape = Field { id: nf.id.clone(), ..of.clone() };
                 if !old_shape.same_storage(nf) {
-                    sql.extend(rebuild_child_sql(entity, nf));
-                    undo_children.extend(rebuild_child_sql(entity, &old_shape));
+                    sql.extend(rebuild_child_sql(entity, &old_shape, nf));
+                    undo_children.extend(rebuild_child_sql(entity, nf, &old_shape));
                 }
                 if renamed {
                     undo_children.push(format!("ALTER TABLE {b} RENAME TO {a}"));
@@ -462,7 +489,7 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     sql.extend(rebuild_sql(n, |nf| {
         let of = links.source(&nf.id)?;
         match of.column() {
-            Some(c) => Some(quote(&c)),
+            Some(c) => Some(convert::value(Dialect::Sqlite, &quote(&c), of.field_type, nf.field_type)),
             None => Some(first_value(entity, of)),
         }
     }));
@@ -472,7 +499,7 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     rollback.extend(rebuild_sql(o, |of| {
         if let Some(nf) = links.successor(&of.id) {
             return Some(match nf.column() {
-                Some(c) => quote(&c),
+                Some(c) => convert::value(Dialect::Sqlite, &quote(&c), nf.field_type, of.field_type),
                 None => first_value(entity, nf),
             });
         }
@@ -486,6 +513,7 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
         ))
     }));
     rollback.extend(restore_children);
+    rollback.extend(restore_values);
 
     Step {
         summary: format!("~ rebuild table content_{entity}"),

@@ -1,6 +1,7 @@
 //! SQL text for each dialect. Identifiers are validated upstream and still always
 //! quoted here, so a name can never be read as SQL.
 
+pub mod convert;
 pub mod postgres;
 pub mod sqlite;
 

@@ -47,62 +47,6 @@ pub fn literal(l: &Literal) -> String {
     }
 }
 
-/// The expression converting `col` (already quoted) from one field type to another.
-pub fn convert(col: &str, from: FieldType, to: FieldType) -> String {
-    use FieldType::*;
-    let target = column_type(to);
-    match (from, to) {
-        (Boolean, Integer) => format!("CASE WHEN {col} THEN 1 ELSE 0 END"),
-        (Boolean, Float) => format!("CASE WHEN {col} THEN 1.0 ELSE 0.0 END"),
-        (Integer | Float, Boolean) => format!("{col} <> 0"),
-        // Datetimes become text as RFC 3339 in UTC (what the SQLite store keeps
-        // and what the content API writes), fractional seconds only when there
-        // are some: text → datetime → text gives `2026-03-01T10:00:00Z` back.
-        (Datetime, Text | LongText | RichText | Slug) => format!(
-            "regexp_replace(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '\\.?0+$', '') || 'Z'"
-        ),
-        (Datetime, Integer | Float | Boolean) | (Integer | Float | Boolean, Datetime) => {
-            format!("CAST(CAST({col} AS TEXT) AS {target})")
-        }
-        _ => format!("CAST({col} AS {target})"),
-    }
-}
-
-/// Condition: the value in `col` (quoted) converts from `from` to `to` keeping its meaning.
-pub fn fits(col: &str, from: FieldType, to: FieldType) -> String {
-    use FieldType::*;
-    let text_like = matches!(from, Text | LongText | RichText | Slug | EntityReference);
-    match to {
-        Integer => match from {
-            Float => format!("{col} = trunc({col}) AND abs({col}) < 9.2e18"),
-            Integer | Boolean => "TRUE".into(),
-            _ if text_like => format!("{col} ~ '^\\s*[-+]?[0-9]{{1,18}}\\s*$'"),
-            _ => "FALSE".into(),
-        },
-        Float => match from {
-            Integer | Float | Boolean => "TRUE".into(),
-            _ if text_like => format!("{col} ~ '^\\s*[-+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?\\s*$'"),
-            _ => "FALSE".into(),
-        },
-        Boolean => match from {
-            Integer | Float => format!("{col} IN (0, 1)"),
-            Boolean => "TRUE".into(),
-            _ if text_like => {
-                format!("lower(trim({col})) IN ('true', 'false', 't', 'f', 'yes', 'no', 'y', 'n', 'on', 'off', '1', '0')")
-            }
-            _ => "FALSE".into(),
-        },
-        Datetime => match from {
-            Datetime => "TRUE".into(),
-            _ if text_like => format!(
-                "{col} ~ '^\\s*[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\\.[0-9]+)?)?)?\\s*(Z|[-+][0-9]{{2}}(:?[0-9]{{2}})?)?\\s*$'"
-            ),
-            _ => "FALSE".into(),
-        },
-        Text | LongText | RichText | Slug | EntityReference => "TRUE".into(),
-    }
-}
-
 /// One value column and everything PostgreSQL attaches to it. Two specs that are
 /// equal need no DDL between them.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,8 +6,10 @@
 
 pub mod backend;
 pub mod case_db;
+pub mod conversion;
 pub mod fixtures;
 pub mod generated;
+pub mod kept;
 pub mod pg_server;
 pub mod postgres_harness;
 pub mod sqlite_harness;

@@ -44,6 +44,11 @@ impl PgServer {
     /// the test set-up (`scripts/setup.sh --test` installs them), so a missing
     /// installation fails the test: a skip could only hide a broken install.
     pub fn start() -> PgServer {
+        Self::start_with(&[])
+    }
+
+    /// [`PgServer::start`] with more server options (`-c name=value` pairs).
+    pub fn start_with(extra: &[&str]) -> PgServer {
         let bin = pg_bin().unwrap_or_else(|| {
             panic!(
                 "PostgreSQL's server binaries (initdb, pg_ctl) are not under /usr/lib/postgresql/*/bin: \
@@ -66,8 +71,9 @@ impl PgServer {
             &["-D", data.to_str().unwrap(), "-U", "marain", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
         );
         let options = format!(
-            "-p {port} -k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            server.dir.path().display()
+            "-p {port} -k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off {}",
+            server.dir.path().display(),
+            extra.join(" ")
         );
         let log = server.dir.path().join("server.log");
         server

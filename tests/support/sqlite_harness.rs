@@ -22,7 +22,8 @@ pub fn plan_in(dialect: Dialect, old: &Site, new: &Site) -> Vec<FileChange> {
 
 pub async fn open(path: &Path) -> SqliteConnection {
     let url = format!("sqlite://{}?mode=rwc", path.display());
-    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url).unwrap().with_regexp();
+    let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
     sqlx::query("PRAGMA foreign_keys = ON").execute(&mut conn).await.unwrap();
     conn
 }

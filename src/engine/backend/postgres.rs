@@ -126,11 +126,7 @@ impl Backend for Postgres {
     fn selected(&self, column: &str, datetime: bool) -> String {
         let d = Dialect::Postgres;
         match datetime {
-            true => format!(
-                "{} AS {}",
-                postgres::convert(&d.table(column), FieldType::Datetime, FieldType::Text),
-                d.table(column)
-            ),
+            true => format!("{} AS {}", crate::sql::convert::postgres_utc(&d.table(column)), d.table(column)),
             false => d.table(column),
         }
     }
