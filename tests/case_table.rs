@@ -347,22 +347,80 @@ fn every_hazard_code_has_a_case_in_both_dialects() {
             texts[usize::from(name.ends_with("__postgres.snap"))].push_str(&text);
         }
     }
-    // (code, the test file that gives it on both backends)
+    // (code, the test file, the test that gives it on both backends)
     let engine_given = [
-        ("legacy_rows_no_longer_fit", "server/tests/legacy.rs"),
-        ("record_added", "tests/reference_data.rs"),
-        ("record_changed", "tests/reference_data.rs"),
-        ("record_removed", "tests/reference_data.rs"),
-        ("record_referenced", "tests/reference_data.rs"),
-        ("referenced_record_missing", "tests/reference_data.rs"),
+        (
+            "legacy_rows_no_longer_fit",
+            "server/tests/legacy.rs",
+            "during_the_move_the_api_serves_both_and_writes_through",
+        ),
+        ("record_added", "tests/reference_data.rs", "data_cases_apply_and_roll_back_with_every_value_restored"),
+        ("record_changed", "tests/reference_data.rs", "data_cases_apply_and_roll_back_with_every_value_restored"),
+        ("record_removed", "tests/reference_data.rs", "data_cases_apply_and_roll_back_with_every_value_restored"),
+        ("record_referenced", "tests/reference_data.rs", "data_cases_apply_and_roll_back_with_every_value_restored"),
+        (
+            "referenced_record_missing",
+            "tests/reference_data.rs",
+            "a_reference_to_a_row_that_does_not_exist_blocks_until_it_does",
+        ),
     ];
-    for (code, test) in engine_given {
-        let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(test)).unwrap();
-        assert!(text.contains(&format!("\"{code}\"")), "{test} no longer gives `{code}`");
+    for (code, file, test) in engine_given {
+        let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+        if let Err(e) = gives_code(&text, test, code) {
+            panic!("{file}: {e}");
+        }
     }
-    let graded: Vec<&String> = codes.iter().filter(|c| !engine_given.iter().any(|(code, _)| code == c)).collect();
+    let graded: Vec<&String> = codes.iter().filter(|c| !engine_given.iter().any(|(code, ..)| code == c)).collect();
     for (dialect, text) in ["SQLite", "PostgreSQL"].iter().zip(&texts) {
         let missing: Vec<&&String> = graded.iter().filter(|c| !text.contains(&format!(" {c}: "))).collect();
         assert!(missing.is_empty(), "{dialect}: no case gives {missing:?}");
     }
+}
+
+/// The text of top-level item `name` of a Rust file (a `fn` or a `const`), up
+/// to the line that closes it.
+fn item<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let start = [format!("fn {name}("), format!("const {name}:")].iter().filter_map(|p| text.find(p.as_str())).min()?;
+    let rest = &text[start..];
+    let end = rest.find("\n}\n").or_else(|| rest.find("\n];\n")).map_or(rest.len(), |i| i + 3);
+    Some(&rest[..end])
+}
+
+/// Test `test` of `text` runs on both backends (`backend_tests!`) and its code
+/// gives hazard `code`: the code's name is in its body, or in an item its
+/// body names (a table of cases), and not only in a comment.
+fn gives_code(text: &str, test: &str, code: &str) -> Result<(), String> {
+    let listed = text
+        .split("backend_tests!(")
+        .skip(1)
+        .any(|rest| rest.split(')').next().unwrap_or("").split([',', '\n', ' ']).any(|n| n.trim() == test));
+    if !listed {
+        return Err(format!("`{test}` is not in backend_tests!"));
+    }
+    let body = item(text, test).ok_or_else(|| format!("no test `{test}`"))?;
+    let code_of = |t: &str| t.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let quoted = format!("\"{code}\"");
+    let named: Vec<&str> = body
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.len() > 2 && *w != test)
+        .filter_map(|w| item(text, w))
+        .collect();
+    if code_of(body).contains(&quoted) || named.iter().any(|i| code_of(i).contains(&quoted)) {
+        Ok(())
+    } else {
+        Err(format!("`{test}` does not give `{code}`"))
+    }
+}
+
+/// The check reads the named test's code: a code named in another test, or
+/// only in a comment, or by a test on one backend, is not enough.
+/// No database (reads source text).
+#[test]
+fn the_hazard_check_reads_the_named_test() {
+    let file = "backend_tests!(gives, other);\n\nconst CASES: &[&str] = &[\n    \"x_code\",\n];\n\nasync fn gives(backend: Backend) {\n    for c in CASES {}\n}\n\nasync fn other(backend: Backend) {\n    // \"y_code\"\n    let _ = \"z_code\";\n}\n";
+    assert!(gives_code(file, "gives", "x_code").is_ok());
+    assert!(gives_code(file, "gives", "z_code").is_err());
+    assert!(gives_code(file, "other", "y_code").is_err());
+    assert!(gives_code(file, "other", "z_code").is_ok());
+    assert!(gives_code(&file.replace("gives, other", "other"), "gives", "x_code").is_err());
 }

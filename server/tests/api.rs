@@ -438,6 +438,22 @@ async fn sign_in_sessions_tokens_roles_and_origin(backend: Backend) {
     let resp = with_session(no_redirects.get(format!("{}/status", server.base))).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 
+    // After signing in, `next` leads to a page of this site, never elsewhere
+    // (a browser reads `/\t/evil.example` and `/\evil.example` as `//evil.example`).
+    for (next, want) in [
+        ("/history", "/history"),
+        ("//evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+    ] {
+        let form = [("username", "admin"), ("password", "correct horse battery staple"), ("next", next)];
+        let resp =
+            no_redirects.post(format!("{root}/login")).header("origin", &origin).form(&form).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 303, "{next:?}");
+        assert_eq!(resp.headers()["location"], want, "next={next:?}");
+    }
+
     // With a session, a POST from elsewhere (or from nowhere) is refused.
     for from in [Some("http://evil.example"), None] {
         let mut req = with_session(no_redirects.post(format!("{}/reload", server.base)));

@@ -41,6 +41,18 @@ impl Instance {
 
     /// [`Instance::start`] on its own `site` directory, with `--site-layout layout`.
     fn start_on(name: &'static str, dir: &Path, site: &Path, db: &str, layout: &str) -> Instance {
+        Self::start_with(name, dir, site, db, layout, &[])
+    }
+
+    /// [`Instance::start_on`] with more environment (a failpoint).
+    fn start_with(
+        name: &'static str,
+        dir: &Path,
+        site: &Path,
+        db: &str,
+        layout: &str,
+        env: &[(&str, String)],
+    ) -> Instance {
         let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
         command
             .args(["serve", "--site"])
@@ -53,6 +65,7 @@ impl Instance {
             .arg(dir.join("assets"))
             .env("MARAIN_ADMIN_PASSWORD", "correct horse battery staple")
             .env_remove("MARAIN_FAILPOINT");
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         let process = Running::spawn(command);
         let base = format!("http://{}/api/v1/hot-reload", process.addr);
         Instance { name, process, base }
@@ -304,6 +317,93 @@ async fn three_instances_on_one_shared_site_act_as_one() {
 }
 
 /// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
+/// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
+/// Two approvals of one change, the second provably arriving while the first
+/// holds the apply lock: A stops before its commit (failpoint `hold`), B's
+/// approval is seen waiting for the lock in `pg_stat_activity`, then A goes on.
+/// Ten times: one 200 and one 409 each time, each change applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_racing_one_that_holds_the_lock_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let db = PgServer::shared().fresh_database().await;
+    let client = approver_client(&db).await;
+    let release = dir.path().join("release");
+    let hold = [
+        ("MARAIN_FAILPOINT", "hold:before_commit".to_string()),
+        ("MARAIN_FAILPOINT_RELEASE", release.display().to_string()),
+    ];
+    // B applies the first version; A, started after, finds it applied.
+    let b = Instance::start("b", dir.path(), &db);
+    b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    let a = Instance::start_with("a", dir.path(), &dir.path().join("site"), &db, "shared", &hold);
+    for instance in [&a, &b] {
+        instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    }
+    let mut expected = versions(&db).await;
+    for round in 0..10 {
+        // `motto` moves between text and long_text: a WARNING that waits.
+        let motto = if round % 2 == 0 { "long_text" } else { "text" };
+        write_site(
+            dir.path(),
+            &V1.replace("  - id: motto\n    type: text\n", &format!("  - id: motto\n    type: {motto}\n")),
+        );
+        let (on_a, on_b) = (a.pending_id(&client).await, b.pending_id(&client).await);
+        let first = tokio::spawn({
+            let (client, base) = (client.clone(), a.base.clone());
+            async move { approve_at(&client, &base, on_a).await }
+        });
+        tokio::task::block_in_place(|| a.process.wait_line("failpoint before_commit reached", Duration::from_secs(20)));
+        let second = tokio::spawn({
+            let (client, base) = (client.clone(), b.base.clone());
+            async move { approve_at(&client, &base, on_b).await }
+        });
+        wait_for_a_lock_wait(&db).await;
+        std::fs::write(&release, "").unwrap();
+        let ((code_a, body_a), (code_b, body_b)) = (first.await.unwrap(), second.await.unwrap());
+        assert_eq!((code_a, code_b), (200, 409), "round {round}: A {body_a}\nB {body_b}");
+        assert_eq!(body_b["error"]["code"], "already_applied", "round {round}: {body_b}");
+        expected.insert(0, expected[0] + 1);
+        assert_eq!(versions(&db).await, expected, "round {round}: applied exactly once");
+        for instance in [&a, &b] {
+            instance.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
+        }
+    }
+}
+
+async fn approve_at(client: &reqwest::Client, base: &str, id: u64) -> (u16, Value) {
+    let resp = client
+        .post(format!("{base}/changes/{id}/approve"))
+        .json(&json!({"reason": "race test", "confirm": "user"}))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// Waits until a session of the database waits for a lock (the second apply,
+/// behind the first one's advisory lock).
+async fn wait_for_a_lock_wait(db: &str) {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    for _ in 0..400 {
+        let (n,): (i64,) = store
+            .pool()
+            .fetch_one(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if n > 0 {
+            store.close().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the second approval never waited for the lock");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_per_instance_defer_to_the_applied_version() {
     let dir = tempfile::tempdir().unwrap();

@@ -101,6 +101,45 @@ async fn versions(client: &reqwest::Client, base: &str) -> Vec<Value> {
     history["versions"].as_array().unwrap().clone()
 }
 
+async fn backup_tables(db: &str) -> Vec<String> {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let tables = store.pool().table_names().await.unwrap();
+    store.close().await;
+    tables.into_iter().filter(|t| t.starts_with("marain_backup_")).collect()
+}
+
+/// The server processes of sessions with a transaction open.
+async fn open_transactions(db: &str) -> Vec<i32> {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let pids: Vec<(i32,)> = store
+        .pool()
+        .fetch_all(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction' \
+             AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(!pids.is_empty(), "the held apply has no open transaction");
+    pids.into_iter().map(|(p,)| p).collect()
+}
+
+/// Waits until the server processes `pids` have left `pg_stat_activity`.
+async fn wait_gone(db: &str, pids: &[i32]) {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let list = pids.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT COUNT(*) FROM pg_stat_activity WHERE pid IN ({list})");
+    for _ in 0..400 {
+        if store.pool().fetch_one::<(i64,)>(&sql, &[]).await.unwrap().0 == 0 {
+            store.close().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the killed process's sessions {list} never left pg_stat_activity");
+}
+
 async fn backed_up_bios(db: &str) -> i64 {
     let store = marain::engine::Store::open(db).await.unwrap();
     let tables = store.pool().table_names().await.unwrap();
@@ -116,9 +155,14 @@ async fn backed_up_bios(db: &str) -> i64 {
 /// The history's chain and head, and the secure log's line chain (which the
 /// killed process and its successor wrote), are intact.
 fn history_verifies(db: &str, dir: &Path) {
+    log_verifies(db, &dir.join("secure.log"));
+}
+
+/// The history and the secure log `log` verify.
+fn log_verifies(db: &str, log: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_marain"))
         .args(["history", "verify", "--database", db, "--secure-log"])
-        .arg(dir.join("secure.log"))
+        .arg(log)
         .output()
         .unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -159,14 +203,25 @@ async fn crash_once(point: &str, backend: Backend) {
         wait_status(&client, &other.base, |s| s["in_sync"] == json!(true)).await;
     }
     std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
+    let waiting = wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let pending_id = waiting["pending"][0]["id"].clone();
     let pending = tokio::spawn({
         let (client, base) = (client.clone(), server.base.clone());
         // The approval hangs at the failpoint; its answer never comes.
         async move { approve_pending(&client, &base).await }
     });
     server.wait_output(&format!("failpoint {point} reached"));
+    // On PostgreSQL, the sessions of the dying process: its transaction is open.
+    let open = match backend {
+        Backend::Postgres => open_transactions(&db).await,
+        Backend::Sqlite => vec![],
+    };
     server.kill();
     pending.abort();
+    if backend == Backend::Postgres {
+        // Its transaction is gone only once the server has noticed the death.
+        wait_gone(&db, &open).await;
+    }
 
     let server = match other {
         Some(other) => other,
@@ -195,6 +250,12 @@ async fn crash_once(point: &str, backend: Backend) {
         assert_eq!(versions(&client, &server.base).await.len(), 1, "{point}");
         assert_eq!(user["bio"], "bio of 3", "{point}: {user}");
         assert_eq!(backed_up_bios(&db).await, 0, "{point}: a rolled-back backup must not survive");
+        assert_eq!(backup_tables(&db).await, Vec::<String>::new(), "{point}: a rolled-back backup table is left");
+        if backend == Backend::Postgres {
+            // The instance that carried on shows the same change waiting.
+            assert_eq!(s["pending"][0]["id"], pending_id, "{point}: {s}");
+            log_verifies(&db, &dir.path().join("secure-b.log"));
+        }
         let resp = approve_pending(&client, &server.base).await.unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{point}");
         assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}: applied exactly once");

@@ -5,7 +5,9 @@
 //! `MARAIN_FAILPOINT=panic:<name>[@<n>]` panics there instead, for the test that
 //! a dying worker takes the server down loudly; `pause:<name>[@<n>]` holds the
 //! apply there for two seconds and goes on, for the test that a shutdown
-//! finishes the apply in progress.
+//! finishes the apply in progress. `hold:<name>` stops every apply at `<name>`
+//! until the file named by `MARAIN_FAILPOINT_RELEASE` appears (and removes it),
+//! for the test that a second approval arrives while the first holds the lock.
 //!
 //! Only debug builds (what `cargo test` builds) read the variable; in a release
 //! build [`Failpoints::from_env`] is always inert, so production binaries cannot be
@@ -52,6 +54,9 @@ impl Failpoints {
     /// Called at point `name`; returns at once unless it is the armed one.
     pub fn reach(&self, name: &str) {
         let Some(armed) = &self.armed else { return };
+        if armed.name.strip_prefix("hold:") == Some(name) {
+            return hold(name);
+        }
         if armed.applies.load(Ordering::SeqCst) != armed.nth {
             return;
         }
@@ -70,5 +75,14 @@ impl Failpoints {
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
+    }
+}
+
+/// Waits at point `name` until the release file appears, then removes it.
+fn hold(name: &str) {
+    let Some(release) = std::env::var_os("MARAIN_FAILPOINT_RELEASE").map(std::path::PathBuf::from) else { return };
+    eprintln!("failpoint {name} reached; holding until {} exists", release.display());
+    while std::fs::remove_file(&release).is_err() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

@@ -82,11 +82,12 @@ pub fn fits(d: Dialect, x: &str, from: FieldType, to: FieldType) -> Option<Strin
         (Text, Text) | (Integer, Integer) | (Float, Float) | (Boolean, Boolean) | (Datetime, Datetime) => None,
         (Text, Integer) => {
             // Within a signed 64-bit integer: at most 19 digits after the sign
-            // and leading zeros, and not above the largest when 19.
+            // and leading zeros, and not beyond the largest (or smallest) when 19.
             let digits = format!("ltrim(ltrim({x}, '+-'), '0')");
             let collate = if d == Dialect::Postgres { " COLLATE \"C\"" } else { "" };
             Some(format!(
-                "CASE WHEN {} THEN length({digits}) < 19 OR (length({digits}) = 19 AND {digits}{collate} <= '9223372036854775807') ELSE 1 = 0 END",
+                "CASE WHEN {} THEN length({digits}) < 19 OR (length({digits}) = 19 AND ({digits}{collate} <= '9223372036854775807' \
+                 OR (substr({x}, 1, 1) = '-' AND {digits} = '9223372036854775808'))) ELSE 1 = 0 END",
                 is(INTEGER)
             ))
         }

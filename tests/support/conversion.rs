@@ -64,7 +64,8 @@ fn integer(s: &str) -> Option<i64> {
         return None;
     }
     let magnitude = digits.trim_start_matches('0');
-    if magnitude.len() > 19 || (magnitude.len() == 19 && magnitude > "9223372036854775807") {
+    let smallest = s.starts_with('-') && magnitude == "9223372036854775808";
+    if magnitude.len() > 19 || (magnitude.len() == 19 && magnitude > "9223372036854775807" && !smallest) {
         return None;
     }
     s.parse().ok()

@@ -185,31 +185,27 @@ pub(in crate::engine) struct Files {
     /// each turn looks at costs what waits, not every path.
     pending: BTreeSet<String>,
     waiting: BTreeSet<String>,
-    next_change_id: u64,
     /// When the files were last taken in (RFC 3339).
     pub last_sync: Option<String>,
 }
 
 impl Default for Files {
     fn default() -> Self {
-        Files {
-            tracked: BTreeMap::new(),
-            pending: BTreeSet::new(),
-            waiting: BTreeSet::new(),
-            next_change_id: 1,
-            last_sync: None,
-        }
+        Files { tracked: BTreeMap::new(), pending: BTreeSet::new(), waiting: BTreeSet::new(), last_sync: None }
     }
 }
 
-impl Files {
-    /// A fresh id for a planned change (this copy's or another's).
-    pub fn new_change_id(&mut self) -> u64 {
-        let id = self.next_change_id;
-        self.next_change_id += 1;
-        id
-    }
+/// The id of a planned change, from what makes it that change: every instance
+/// that plans the same change from the same data gives it the same id, so an
+/// approval may reach any of them (behind a load balancer, or after the one
+/// that showed it died); a change graded afresh (other hazards or figures) gets
+/// another. 52 bits, so a browser's number holds it exactly.
+pub(in crate::engine) fn change_id(identity: &[&str]) -> u64 {
+    let hex = crate::hash::sha256_hex(identity.join("\u{1f}").as_bytes());
+    u64::from_str_radix(&hex[..13], 16).expect("hex digits").max(1)
+}
 
+impl Files {
     pub fn state(&self, path: &str) -> &State {
         self.tracked.get(path).map(|t| &t.state).unwrap_or(&State::Applied)
     }

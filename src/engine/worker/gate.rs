@@ -85,13 +85,20 @@ impl Worker {
         }
         let hazards = probed.hazards();
         let headline = crate::diff::headline(planned.graded.items.iter().map(|i| &i.item), &hazards);
+        let from_version = planned.old.as_ref().and_then(|_| self.versions.get(&path).copied());
+        let graded: Vec<String> =
+            hazards.iter().map(|h| format!("{} {} {}", h.severity, h.code.as_str(), h.message)).collect();
+        let (from, rollback) = (format!("{from_version:?}"), format!("{rollback_to:?}"));
+        let mut identity = vec![path.as_str(), &from, &planned.plan.binding.base_hash, &rollback];
+        identity.push(&planned.plan.binding.target_hash);
+        identity.extend(graded.iter().map(String::as_str));
         PendingChange {
-            id: self.files.new_change_id(),
+            id: super::files::change_id(&identity),
             headline,
             entity: planned.subject().to_string(),
             severity: probed.severity(),
             hazards,
-            from_version: planned.old.as_ref().and_then(|_| self.versions.get(&path).copied()),
+            from_version,
             from_hash: planned.plan.binding.base_hash.clone(),
             to_hash: planned.plan.binding.target_hash.clone(),
             created_at: now_rfc3339(),

@@ -145,6 +145,12 @@ impl Maps {
     }
 }
 
+/// A new change id (the worker derives one from the change; any unique one does here).
+fn fresh_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// One event, as the worker handles it, on both representations.
 fn happen(files: &mut Files, maps: &mut Maps, event: Event) {
     match event {
@@ -183,7 +189,7 @@ fn happen(files: &mut Files, maps: &mut Maps, event: Event) {
                     maps.rejected.insert(path.into(), errors);
                 }
                 Saved::Held => {
-                    let change = change(files.new_change_id(), path, text);
+                    let change = change(fresh_id(), path, text);
                     files.hold(change.clone());
                     maps.pending.insert(path.into(), change);
                 }
@@ -230,7 +236,7 @@ fn happen(files: &mut Files, maps: &mut Maps, event: Event) {
             // A rollback asked for now waits in place of whatever the file showed.
             let path = PATHS[i];
             files.supersede(path);
-            let mut rollback = change(files.new_change_id(), path, 9);
+            let mut rollback = change(fresh_id(), path, 9);
             rollback.rollback_to = Some(1);
             files.hold(rollback.clone());
             maps.rejected.remove(path);
