@@ -317,7 +317,6 @@ async fn three_instances_on_one_shared_site_act_as_one() {
 }
 
 /// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
-/// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
 /// Two approvals of one change, the second provably arriving while the first
 /// holds the apply lock: A stops before its commit (failpoint `hold`), B's
 /// approval is seen waiting for the lock in `pg_stat_activity`, then A goes on.
@@ -404,6 +403,7 @@ async fn wait_for_a_lock_wait(db: &str) {
     panic!("the second approval never waited for the lock");
 }
 
+/// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_per_instance_defer_to_the_applied_version() {
     let dir = tempfile::tempdir().unwrap();

@@ -121,7 +121,6 @@ async fn open_transactions(db: &str) -> Vec<i32> {
         .await
         .unwrap();
     store.close().await;
-    assert!(!pids.is_empty(), "the held apply has no open transaction");
     pids.into_iter().map(|(p,)| p).collect()
 }
 
@@ -218,8 +217,9 @@ async fn crash_once(point: &str, backend: Backend) {
     };
     server.kill();
     pending.abort();
-    if backend == Backend::Postgres {
+    if backend == Backend::Postgres && point != "after_commit" {
         // Its transaction is gone only once the server has noticed the death.
+        assert!(!open.is_empty(), "{point}: the held apply has no open transaction");
         wait_gone(&db, &open).await;
     }
 

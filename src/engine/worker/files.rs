@@ -177,8 +177,8 @@ struct Tracked {
     state: State,
 }
 
-/// Every path the worker has looked at, with its state; and the ids of changes.
-#[derive(Debug)]
+/// Every path the worker has looked at, with its state.
+#[derive(Debug, Default)]
 pub(in crate::engine) struct Files {
     tracked: BTreeMap<String, Tracked>,
     /// The paths in `Pending` and in `WaitingOn`, kept by `move_to`, so what
@@ -187,12 +187,6 @@ pub(in crate::engine) struct Files {
     waiting: BTreeSet<String>,
     /// When the files were last taken in (RFC 3339).
     pub last_sync: Option<String>,
-}
-
-impl Default for Files {
-    fn default() -> Self {
-        Files { tracked: BTreeMap::new(), pending: BTreeSet::new(), waiting: BTreeSet::new(), last_sync: None }
-    }
 }
 
 /// The id of a planned change, from what makes it that change: every instance
