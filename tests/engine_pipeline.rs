@@ -904,9 +904,53 @@ async fn keys_a_site_names_secret_are_never_shown(backend: Backend) {
     site.stop().await;
 }
 
+/// Waits until the engine's readiness says it watches the site (`true`) or not.
+async fn until_watching(site: &TestSite, watching: bool) {
+    for _ in 0..400 {
+        if site.coordinator.readiness().await.watching == watching {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("readiness never said watching = {watching}");
+}
+
+/// A checkout or a redeploy replaces the site directory: removed, recreated
+/// empty, then filled again. While it is gone or empty nothing is planned (no
+/// deletion waits, nothing applies), and once full it is taken in as it is:
+/// the same files, no new version.
+async fn a_site_directory_replaced_and_refilled_plans_no_deletion(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    let versions = site.coordinator.history(None, 100).await.unwrap().len();
+    let mut events = site.coordinator.subscribe();
+    let root = site.root();
+
+    std::fs::remove_dir_all(&root).unwrap();
+    until_watching(&site, false).await;
+    // Recreated empty: taken in once quiet, and found empty, nothing planned.
+    std::fs::create_dir_all(root.join("schemas")).unwrap();
+    until_watching(&site, true).await;
+    assert!(site.coordinator.snapshot().pending.is_empty(), "an empty directory planned deletions");
+    // Filled again, one file, then the other.
+    std::fs::write(root.join(USER_PATH), USER).unwrap();
+    std::fs::write(root.join(ARTICLE_PATH), ARTICLE).unwrap();
+    site.coordinator.rescan().await.unwrap();
+    let snapshot = site.coordinator.snapshot();
+    assert!(snapshot.pending.is_empty() && snapshot.in_sync(), "{:?}", snapshot.pending);
+    assert_eq!(site.coordinator.history(None, 100).await.unwrap().len(), versions, "a new version");
+    let kinds: Vec<EventKind> = std::iter::from_fn(|| events.try_recv().ok()).map(|e| e.kind).collect();
+    assert!(!kinds.contains(&EventKind::Pending) && !kinds.contains(&EventKind::Applied), "{kinds:?}");
+    site.stop().await;
+}
+
 /// Files stay inside the site: a schema reached through a symlinked directory
-/// that leaves the site is refused and reported, not applied, and a FIFO named
-/// like a schema is refused without blocking the engine, which goes on.
+/// that leaves the site is not applied, a data file in a symlinked directory
+/// leaving the site is refused naming why, and a FIFO named like a schema is
+/// refused without blocking the engine, which goes on.
 async fn files_outside_the_site_and_special_files_are_refused(backend: Backend) {
     let mut site = TestSite::start(backend).await;
     let outside = tempfile::tempdir().unwrap();
@@ -928,9 +972,20 @@ async fn files_outside_the_site_and_special_files_are_refused(backend: Backend) 
     site.wait_for(EventKind::Applied, USER_PATH).await;
     let snapshot = site.coordinator.snapshot();
     assert!(snapshot.applied.entity_file("evil").is_none() && snapshot.applied.entity_file("evil2").is_none());
-    if let Some(e) = snapshot.rejected.iter().find(|e| e.file.starts_with("schemas/elsewhere/")) {
-        assert!(e.message.contains("outside the site"), "{}", e.message);
-    }
+
+    // A data directory that is a link leaving the site: its file is read, and
+    // refused naming why; it does not go unseen.
+    let data_outside = tempfile::tempdir().unwrap();
+    std::fs::write(data_outside.path().join("people.yaml"), "records:\n  - id: u1\n    username: mallory\n").unwrap();
+    std::fs::create_dir_all(site.root().join("data")).unwrap();
+    std::os::unix::fs::symlink(data_outside.path(), site.root().join("data/user")).unwrap();
+    site.coordinator.rescan().await.unwrap();
+    let snapshot = site.coordinator.snapshot();
+    let linked = snapshot.rejected.iter().find(|e| e.file == "data/user/people.yaml");
+    let linked = linked.expect("the file in the linked directory is reported");
+    assert!(linked.message.contains("outside the site"), "{}", linked.message);
+    let rows = site.coordinator.store().pool().fetch_one::<(i64,)>("SELECT COUNT(*) FROM content_user", &[]).await;
+    assert_eq!(rows.unwrap().0, 0, "nothing of it was written");
     site.stop().await;
 }
 
@@ -993,6 +1048,7 @@ async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
 }
 
 crate::backend_tests!(
+    a_site_directory_replaced_and_refilled_plans_no_deletion,
     new_entities_apply_by_themselves_in_dependency_order,
     optional_field_applies_and_dropped_field_waits_for_approval,
     invalid_yaml_is_rejected_and_last_good_state_stays_live,

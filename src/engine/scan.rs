@@ -1,7 +1,7 @@
 //! The site on disk: reading files with the limits that protect the process, and
 //! writing one atomically when a rollback makes the file follow the database.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::FileError;
 use crate::kind::is_site_path;
@@ -11,14 +11,23 @@ use crate::yaml::MAX_FILE_BYTES;
 /// paths, sorted.
 pub fn list_site_files(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
+    let mut visited = std::collections::BTreeSet::new();
     for kind in crate::kind::KINDS {
-        walk(root, &root.join(kind.directory()), &mut out);
+        walk(root, &root.join(kind.directory()), &mut out, &mut visited);
     }
     out.sort();
     out
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+/// Lists the site files under `dir`. A symlinked directory is listed too (each
+/// real directory once, so a link loop ends), so that a file it holds is read,
+/// and refused by [`read_site_file`] when its real path leaves the site,
+/// instead of going unseen.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>, visited: &mut std::collections::BTreeSet<PathBuf>) {
+    let Ok(real) = dir.canonicalize() else { return };
+    if !visited.insert(real) {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
@@ -26,8 +35,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         if super::watcher::is_editor_noise(&rel) {
             continue;
         }
-        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            walk(root, &path, out);
+        // `metadata` follows a symlink: a link to a directory is walked.
+        if std::fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false) {
+            walk(root, &path, out, visited);
         } else if is_site_path(&rel) {
             out.push(rel);
         }

@@ -100,6 +100,9 @@ struct Watching {
     watcher: SiteWatcher,
     debounce: Duration,
     signals: mpsc::UnboundedSender<WatchSignal>,
+    /// While a site directory that came back is still being filled: when it
+    /// counts as settled (pushed on by each event), and is taken in.
+    settling: Option<tokio::time::Instant>,
 }
 
 /// Where the worker's inputs come from.
@@ -172,7 +175,7 @@ impl Worker {
 
     pub async fn run(mut self, inputs: Inputs, shutdown: impl Future<Output = ()>) {
         let Inputs { watcher, signal_tx, mut signals, mut commands } = inputs;
-        let mut watching = Watching { watcher, debounce: self.wanted_debounce(), signals: signal_tx };
+        let mut watching = Watching { watcher, debounce: self.wanted_debounce(), signals: signal_tx, settling: None };
         tokio::pin!(shutdown);
         // Paths removed or renamed away, and when to look at them again.
         let mut gone: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
@@ -183,6 +186,12 @@ impl Worker {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep_until(next_gone.unwrap_or_else(tokio::time::Instant::now)), if next_gone.is_some() => {
+                    // A site directory replaced meanwhile is taken in whole once
+                    // it settles; the paths it lost are not deletions one by one.
+                    if watching.settling.is_some() || !watching.watcher.intact(&self.config.site_root) {
+                        gone.clear();
+                        continue;
+                    }
                     let now = tokio::time::Instant::now();
                     let due: BTreeSet<String> = gone.iter().filter(|(_, at)| **at <= now).map(|(p, _)| p.clone()).collect();
                     gone.retain(|p, _| !due.contains(p));
@@ -190,7 +199,21 @@ impl Worker {
                     self.process(&mut turn, due).await;
                     self.end(turn).await;
                 }
+                _ = tokio::time::sleep_until(watching.settling.unwrap_or_else(tokio::time::Instant::now)), if watching.settling.is_some() => {
+                    self.settled(&mut watching).await;
+                }
                 Some(signal) = signals.recv() => {
+                    if watching.settling.is_some() || !watching.watcher.intact(&self.config.site_root) {
+                        // The directory was replaced, or is still being filled:
+                        // the rescan once it is quiet takes in everything.
+                        drop(signal);
+                        while signals.try_recv().is_ok() {}
+                        match watching.settling {
+                            Some(_) => watching.settling = Some(tokio::time::Instant::now() + site_root::settle_period(watching.debounce)),
+                            None => self.check_root(&mut watching).await,
+                        }
+                        continue;
+                    }
                     // Drain what else is queued so a burst is handled as one batch.
                     let mut paths = BTreeSet::new();
                     let mut complete = BTreeSet::new();
