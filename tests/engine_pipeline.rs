@@ -904,6 +904,53 @@ async fn keys_a_site_names_secret_are_never_shown(backend: Backend) {
     site.stop().await;
 }
 
+/// Sets or clears the immutable attribute of `path` (even root cannot replace
+/// an immutable file).
+fn immutable(path: &std::path::Path, on: bool) {
+    let flag = if on { "+i" } else { "-i" };
+    let status = std::process::Command::new("chattr").arg(flag).arg(path).status().expect("chattr (e2fsprogs)");
+    assert!(status.success(), "chattr {flag} {}", path.display());
+}
+
+/// A rollback commits in the database but its file cannot be rewritten (made
+/// immutable here): the two do not disagree silently. The file is shown failed,
+/// saying what to do; its later text is not planned again; saving the text of
+/// the version rolled back to settles it.
+async fn a_rollback_whose_file_cannot_be_rewritten_says_so(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    site.write(USER_PATH, USER);
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    site.write(USER_PATH, &format!("{USER}  - id: bio\n    type: long_text\n"));
+    site.wait_for(EventKind::Applied, USER_PATH).await;
+    let path = site.root().join(USER_PATH);
+    immutable(&path, true);
+    let rollback = site.coordinator.rollback(USER_PATH, 1, None).await.unwrap();
+    let approval = Approval { actor: "ops".into(), reason: None, confirm: Some("user".into()) };
+    let applied = site.coordinator.approve(rollback.id, approval).await;
+    immutable(&path, false);
+    assert_eq!(applied.unwrap().version, 3);
+    let snapshot = site.coordinator.snapshot();
+    let failed = snapshot.failed.iter().find(|e| e.file == USER_PATH).expect("the disagreement is shown");
+    assert!(
+        failed.message.contains("could not be rewritten") && failed.message.contains("save version 1"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(snapshot.applied.schema_file(USER_PATH).unwrap().hash, marain::hash::sha256_hex(USER.as_bytes()));
+    site.coordinator.rescan().await.unwrap();
+    assert!(site.coordinator.snapshot().pending.is_empty(), "the later text was planned again");
+    // The file saved with the rolled-back text: nothing to apply, nothing to say.
+    std::fs::write(&path, USER).unwrap();
+    site.coordinator.rescan().await.unwrap();
+    let snapshot = site.coordinator.snapshot();
+    assert!(
+        snapshot.rejected.is_empty() && snapshot.pending.is_empty() && snapshot.in_sync(),
+        "{:?}",
+        snapshot.rejected
+    );
+    site.stop().await;
+}
+
 /// Waits until the engine's readiness says it watches the site (`true`) or not.
 async fn until_watching(site: &TestSite, watching: bool) {
     for _ in 0..400 {
@@ -1048,6 +1095,7 @@ async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
 }
 
 crate::backend_tests!(
+    a_rollback_whose_file_cannot_be_rewritten_says_so,
     a_site_directory_replaced_and_refilled_plans_no_deletion,
     new_entities_apply_by_themselves_in_dependency_order,
     optional_field_applies_and_dropped_field_waits_for_approval,

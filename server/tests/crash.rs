@@ -49,7 +49,9 @@ impl Server {
             .arg(dir.join(log))
             .arg("--assets")
             .arg(dir.join("assets"))
-            .env_remove("MARAIN_FAILPOINT");
+            .env_remove("MARAIN_FAILPOINT")
+            // Where a `hold:` failpoint waits to be let go.
+            .env("MARAIN_FAILPOINT_RELEASE", dir.join("release"));
         if let Some(point) = failpoint {
             command.env("MARAIN_FAILPOINT", format!("{point}@2"));
         }
@@ -273,6 +275,127 @@ async fn crash_once(point: &str, backend: Backend) {
     server.kill();
 }
 
+/// The answer to an apply's COMMIT is lost on its way back (failpoint
+/// `lose:commit_answer`; the commit itself happens): the instance finds the
+/// version in the history, says the change is applied, and applies nothing twice.
+async fn a_lost_commit_answer_is_found_in_the_history(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let db = backend.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let server = Server::start(dir.path(), &db, Some("lose:commit_answer"));
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    for i in 0..5 {
+        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
+        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
+    let resp = approve_pending(&client, &server.base).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+    server.wait_output("the answer to the commit was lost; the history shows the change applied");
+    let s = wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    assert_eq!(s["pending"], json!([]), "{s}");
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "applied exactly once");
+    assert_eq!(backed_up_bios(&db).await, 5, "the commit happened whole");
+    history_verifies(&db, dir.path());
+    server.kill();
+}
+
+/// PostgreSQL only (SQLite is a file the process holds: there is no connection
+/// to lose). The connection of an apply is cut while it waits before its
+/// commit: the instance finds out from the history that nothing was applied and
+/// says so; the change waits again, and is then applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_before_the_commit_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let db = Backend::Postgres.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let server = Server::start(dir.path(), &db, Some("hold:before_commit"));
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    for i in 0..5 {
+        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
+        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
+    let approval = tokio::spawn({
+        let (client, base) = (client.clone(), server.base.clone());
+        async move { approve_pending(&client, &base).await.unwrap() }
+    });
+    tokio::task::block_in_place(|| server.wait_output("failpoint before_commit reached"));
+    let held = open_transactions(&db).await;
+    assert_eq!(held.len(), 1, "one apply holds a transaction: {held:?}");
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let sql = format!("SELECT pg_terminate_backend({})", held[0]);
+    store.pool().fetch_one::<(bool,)>(&sql, &[]).await.unwrap();
+    store.close().await;
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    let resp = approval.await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the history shows nothing of it applied"), "{message}");
+    assert_eq!(versions(&client, &server.base).await.len(), 1, "nothing applied");
+    assert_eq!(backup_tables(&db).await, Vec::<String>::new());
+    let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["bio"], "bio of 3", "{user}");
+
+    // Approved again, it applies once.
+    let approval = tokio::spawn({
+        let (client, base) = (client.clone(), server.base.clone());
+        async move { approve_pending(&client, &base).await.unwrap() }
+    });
+    tokio::task::block_in_place(|| server.wait_output("failpoint before_commit reached"));
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    let resp = approval.await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "applied exactly once");
+    assert_eq!(backed_up_bios(&db).await, 5);
+    history_verifies(&db, dir.path());
+    server.kill();
+}
+
+/// SQLite only (a PostgreSQL server's disk cannot be filled from here; its
+/// `disk_full` is taken the same way). The database may not grow during an
+/// apply (failpoint `full:apply`: SQLite's `max_page_count`, so SQLite itself
+/// answers SQLITE_FULL): the change is rolled back whole, the answer says the
+/// disk is full, the change waits again, and once there is room it applies once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_rolls_the_apply_back_and_the_change_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let db = Backend::Sqlite.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let server = Server::start(dir.path(), &db, Some("full:apply"));
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    for i in 0..200 {
+        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
+        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
+    let resp = approve_pending(&client, &server.base).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the database's disk is full: nothing of the change"), "{message}");
+    assert_eq!(versions(&client, &server.base).await.len(), 1, "nothing applied");
+    assert_eq!(backup_tables(&db).await, Vec::<String>::new());
+    let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["bio"], "bio of 3", "{user}");
+    let resp = approve_pending(&client, &server.base).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "applied exactly once");
+    assert_eq!(backed_up_bios(&db).await, 200);
+    history_verifies(&db, dir.path());
+    server.kill();
+}
+
 /// A panic in the engine's worker takes the server down at once, non-zero and
 /// saying why, so a supervisor restarts it, instead of serving a state that no
 /// longer moves.
@@ -317,7 +440,8 @@ async fn kill_after_commit_before_state_swap(backend: Backend) {
 }
 
 backend_tests!(
-    multi_thread: a_panicking_worker_stops_the_server_loudly,
+    multi_thread: a_lost_commit_answer_is_found_in_the_history,
+    a_panicking_worker_stops_the_server_loudly,
     kill_after_backup,
     kill_after_ddl,
     kill_before_history_row,

@@ -196,6 +196,18 @@ impl Pooled {
         }
     }
 
+    /// Closes this connection instead of returning it to the pool (it is
+    /// broken, or its session could not be set back); the pool opens another.
+    pub async fn close(self) {
+        let closed = match self {
+            Pooled::Sqlite(c) => c.close().await,
+            Pooled::Postgres(c) => c.close().await,
+        };
+        if let Err(e) = closed {
+            tracing::debug!(error = %e, "closing a connection");
+        }
+    }
+
     /// A transaction on this connection, begun with `statement` (`BEGIN`,
     /// SQLite's `BEGIN IMMEDIATE`).
     pub async fn begin_with(&mut self, statement: &'static str) -> Result<Tx<'_>, sqlx::Error> {

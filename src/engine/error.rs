@@ -96,20 +96,26 @@ impl StoreError {
                 ErrorKind::ApplyFailed
             }
             StoreError::HeadMoved { .. } => ErrorKind::AlreadyApplied,
+            StoreError::NotCommitted { .. } | StoreError::DiskFull { .. } => ErrorKind::Unavailable,
             StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Sql(_) | StoreError::Corrupt { .. } => {
                 ErrorKind::Unavailable
             }
         }
     }
 
+    /// The database's own error code, where the database gave one.
+    pub fn database_code(&self) -> Option<String> {
+        let source = match self {
+            StoreError::Statement { source, .. } | StoreError::Sql(source) => source,
+            _ => return None,
+        };
+        source.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+    }
+
     /// Whether PostgreSQL gave up waiting for a lock (`lock_timeout`, SQLSTATE
     /// 55P03): the apply was rolled back and may simply be tried again.
     pub fn is_lock_timeout(&self) -> bool {
-        let source = match self {
-            StoreError::Statement { source, .. } | StoreError::Sql(source) => source,
-            _ => return false,
-        };
-        source.as_database_error().and_then(|d| d.code()).is_some_and(|code| code == "55P03")
+        self.database_code().is_some_and(|code| code == "55P03")
     }
 
     /// The part of a store error an operator can act on, without the
@@ -125,7 +131,9 @@ impl StoreError {
                 format!("the change was rolled back: {n} rows would reference rows that do not exist")
             }
             e @ StoreError::SeverityRose { .. } => format!("the change was rolled back: {e}"),
-            e @ StoreError::HeadMoved { .. } => e.to_string(),
+            e @ (StoreError::HeadMoved { .. } | StoreError::NotCommitted { .. } | StoreError::DiskFull { .. }) => {
+                e.to_string()
+            }
             StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Sql(_) | StoreError::Corrupt { .. } => {
                 "the database is unavailable; the server log has the details".into()
             }

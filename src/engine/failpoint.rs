@@ -5,9 +5,15 @@
 //! `MARAIN_FAILPOINT=panic:<name>[@<n>]` panics there instead, for the test that
 //! a dying worker takes the server down loudly; `pause:<name>[@<n>]` holds the
 //! apply there for two seconds and goes on, for the test that a shutdown
-//! finishes the apply in progress. `hold:<name>` stops every apply at `<name>`
-//! until the file named by `MARAIN_FAILPOINT_RELEASE` appears (and removes it),
+//! finishes the apply in progress. `hold:<name>[@<n>]` stops the `n`-th apply
+//! and every later one at `<name>` until the file named by
+//! `MARAIN_FAILPOINT_RELEASE` appears (and removes it),
 //! for the test that a second approval arrives while the first holds the lock.
+//! `lose:commit_answer[@<n>]` makes the `n`-th apply act as if the database's
+//! answer to its COMMIT had been lost on the way (the commit itself happens),
+//! for the test that the instance finds out from the history what happened.
+//! `full:apply[@<n>]` lets the `n`-th apply's database not grow (SQLite's
+//! `max_page_count`), for the test of a full disk.
 //!
 //! Only debug builds (what `cargo test` builds) read the variable; in a release
 //! build [`Failpoints::from_env`] is always inert, so production binaries cannot be
@@ -51,10 +57,24 @@ impl Failpoints {
         }
     }
 
+    /// Whether what comes back at `name` is to be taken as lost (the armed
+    /// point is `lose:<name>`, and this is its apply).
+    pub fn lost(&self, name: &str) -> bool {
+        let Some(armed) = &self.armed else { return false };
+        armed.name.strip_prefix("lose:") == Some(name) && armed.applies.load(Ordering::SeqCst) == armed.nth
+    }
+
+    /// Whether the database may not grow during this apply (the armed point
+    /// is `full:<name>`, and this is its apply).
+    pub fn full(&self, name: &str) -> bool {
+        let Some(armed) = &self.armed else { return false };
+        armed.name.strip_prefix("full:") == Some(name) && armed.applies.load(Ordering::SeqCst) == armed.nth
+    }
+
     /// Called at point `name`; returns at once unless it is the armed one.
     pub fn reach(&self, name: &str) {
         let Some(armed) = &self.armed else { return };
-        if armed.name.strip_prefix("hold:") == Some(name) {
+        if armed.name.strip_prefix("hold:") == Some(name) && armed.applies.load(Ordering::SeqCst) >= armed.nth {
             return hold(name);
         }
         if armed.applies.load(Ordering::SeqCst) != armed.nth {

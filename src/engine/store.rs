@@ -47,6 +47,12 @@ pub enum StoreError {
     HeadMoved { file: String },
     #[error("history row {id} is corrupt: {message}")]
     Corrupt { id: i64, message: String },
+    #[error("the commit of {file} did not complete (the connection to the database was lost, or the database refused it); the history shows nothing of it applied")]
+    NotCommitted { file: String },
+    #[error(
+        "the database's disk is full: nothing of the change to {file} was applied; free space and approve it again"
+    )]
+    DiskFull { file: String },
 }
 
 /// Where the tamper-evident chain of history rows breaks.

@@ -44,6 +44,13 @@ pub trait Backend: Sync {
     /// (the statement run before the transaction begins, outside it; the one
     /// run once it ended, to set it back).
     fn around_apply(&self, plan: &Plan) -> Vec<(&'static str, &'static str)>;
+    /// The setting (before, after, as [`Backend::around_apply`]) under which
+    /// the database file may not grow, for the failpoint that fills the disk
+    /// (`full:apply`); none where the backend cannot be told so.
+    fn no_room(&self) -> Option<(&'static str, &'static str)>;
+    /// Whether the database's error code `code` says its disk is full
+    /// (SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`).
+    fn disk_full(&self, code: &str) -> bool;
     /// The statement that begins a transaction holding the right to write from
     /// its first statement.
     fn begin_writing(&self) -> &'static str;

@@ -40,6 +40,14 @@ impl Backend for Postgres {
         Vec::new()
     }
 
+    fn no_room(&self) -> Option<(&'static str, &'static str)> {
+        None
+    }
+
+    fn disk_full(&self, code: &str) -> bool {
+        code == "53100"
+    }
+
     fn begin_writing(&self) -> &'static str {
         "BEGIN"
     }

@@ -50,6 +50,15 @@ impl Backend for Sqlite {
         out
     }
 
+    /// `max_page_count` cannot go below the pages in use: 1 means no more.
+    fn no_room(&self) -> Option<(&'static str, &'static str)> {
+        Some(("PRAGMA max_page_count = 1", "PRAGMA max_page_count = 4294967294"))
+    }
+
+    fn disk_full(&self, code: &str) -> bool {
+        code == "13"
+    }
+
     fn begin_writing(&self) -> &'static str {
         "BEGIN IMMEDIATE"
     }

@@ -42,7 +42,11 @@ impl Store {
         let _one_at_a_time = self.apply_lock.lock().await;
         let backend = self.backend();
         let mut conn = self.writer.acquire().await?;
-        let settings = backend.around_apply(plan);
+        let mut settings = backend.around_apply(plan);
+        if self.failpoints.full("apply") {
+            settings.extend(backend.no_room());
+        }
+        let file = record.file.clone();
         for (before, _) in &settings {
             conn.conn().execute(before, &[]).await?;
         }
@@ -54,10 +58,36 @@ impl Store {
             self.apply_in(tx, plan, approved, record, started).await
         }
         .await;
+        let result = result.map_err(|e| match e.database_code() {
+            Some(code) if backend.disk_full(&code) => {
+                tracing::error!(%file, error = %e, "the database's disk is full; the change was rolled back");
+                StoreError::DiskFull { file }
+            }
+            _ => e,
+        });
         for (_, after) in &settings {
-            conn.conn().execute(after, &[]).await?;
+            if let Err(e) = conn.conn().execute(after, &[]).await {
+                // A connection lost during the apply: whatever the apply's
+                // outcome, it stands; the connection is not used again.
+                tracing::warn!(error = %e, "the apply's connection could not be set back; closing it");
+                conn.close().await;
+                return result;
+            }
         }
         result
+    }
+
+    /// The id of `file`'s history row `version` with `hash`, if it is there:
+    /// how an apply whose commit went unanswered finds out whether it happened.
+    async fn committed(&self, file: &str, version: i64, hash: &str) -> Result<Option<i64>, StoreError> {
+        let rows: Vec<(i64,)> = self
+            .pool
+            .fetch_all(
+                "SELECT id FROM marain_history WHERE file = $1 AND version = $2 AND hash = $3",
+                &[file.into(), version.into(), hash.into()],
+            )
+            .await?;
+        Ok(rows.first().map(|(id,)| *id))
     }
 
     /// Who holds locks on content tables right now, besides Marain's own
@@ -162,8 +192,28 @@ impl Store {
         let notice = ChangeNotice { instance: self.instance.clone(), id, file: row.file.clone(), version: row.version };
         announce(&mut conn, &notice).await?;
         self.failpoints.reach("before_commit");
-        tx.commit().await?;
-        Ok(VersionRow { id, ..row })
+        let commit = tx.commit().await;
+        if commit.is_ok() && !self.failpoints.lost("commit_answer") {
+            return Ok(VersionRow { id, ..row });
+        }
+        // No answer to the COMMIT (the connection was lost): the change is in
+        // the database whole or not at all, and the history, read on another
+        // connection, says which.
+        let (file, version) = (row.file.clone(), row.version);
+        match self.committed(&file, version, &row.hash).await {
+            Ok(Some(id)) => {
+                tracing::warn!(%file, version, "the answer to the commit was lost; the history shows the change applied");
+                Ok(VersionRow { id, ..row })
+            }
+            Ok(None) => {
+                tracing::warn!(%file, error = ?commit.err(), "the commit went unanswered; the history shows nothing applied");
+                Err(StoreError::NotCommitted { file })
+            }
+            Err(e) => {
+                tracing::error!(%file, error = %e, "the commit went unanswered and the history cannot be read");
+                Err(e)
+            }
+        }
     }
 }
 

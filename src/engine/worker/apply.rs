@@ -73,6 +73,15 @@ impl Worker {
                 turn.resync = true;
                 Err(e.into())
             }
+            Err(e @ (StoreError::NotCommitted { .. } | StoreError::DiskFull { .. })) if change.origin.is_none() => {
+                // Known not to have happened (the history says so), and for a
+                // passing cause: the change waits again for a person.
+                let message = format!("{}; the change waits again", e.public_message());
+                let again = self.journal.event(EventKind::Pending, &change.file, Some(&change), None, message);
+                self.journal.record(turn, EngineEvent { actor: Some(actor.to_string()), ..again });
+                self.files.hold(change);
+                Err(e.into())
+            }
             Err(e) => {
                 tracing::error!(file = %change.file, error = %e, "applying a change failed; the transaction was rolled back");
                 let message = format!("applying change {} failed: {}", change.id, e.public_message());
@@ -110,15 +119,23 @@ impl Worker {
         if rows_held || self.drift.iter().any(|d| d.file.as_deref() == Some(change.file.as_str())) {
             let _ = self.shared.commands.send(Command::CheckRows { entity: change.entity.clone() });
         }
-        if change.rollback_to.is_some() {
-            // The database already holds the change; the file follows it. A
-            // failure here leaves the file differing from what is applied,
-            // which the next file event or rescan turns into a change.
+        if let Some(to) = change.rollback_to {
+            // The database already holds the change; the file follows it. When
+            // it cannot be rewritten, the two disagree, and the file says so
+            // until it is saved again (the later text is not planned again
+            // meanwhile: its bytes are what was last seen).
             let text = change.new_text();
             match write_site_file(&self.config.site_root, &change.file, text) {
                 Ok(()) => self.files.see(&change.file, text.map(|t| sha256_hex(t.as_bytes()))),
                 Err(e) => {
-                    tracing::error!(file = %change.file, error = %e, "rolled back in the database but could not rewrite the file")
+                    tracing::error!(file = %change.file, error = %e, "rolled back in the database but could not rewrite the file");
+                    let message = format!(
+                        "rolled back to version {to} in the database, but the file could not be rewritten ({e}): it \
+                         still holds the later text; save version {to}'s text (`marain history`) or the text to apply"
+                    );
+                    self.files.fail(&change.file, FileError::new(&change.file, (1, 1), None, message.clone()));
+                    let failed = self.journal.event(EventKind::Failed, &change.file, Some(change), None, message);
+                    self.journal.record(turn, EngineEvent { actor: Some(actor.to_string()), ..failed });
                 }
             }
         }
