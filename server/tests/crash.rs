@@ -33,12 +33,12 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, db: &str, failpoint: Option<&str>) -> Server {
-        Self::start_logging(dir, db, failpoint, "secure.log")
+        Self::start_logging(dir, db, failpoint, "secure.log", &[])
     }
 
     /// [`Server::start`] with its own secure log `log` in `dir` (every instance
     /// keeps its own: one log is one chain).
-    fn start_logging(dir: &Path, db: &str, failpoint: Option<&str>, log: &str) -> Server {
+    fn start_logging(dir: &Path, db: &str, failpoint: Option<&str>, log: &str, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
         command
             .args(["serve", "--site"])
@@ -55,6 +55,7 @@ impl Server {
         if let Some(point) = failpoint {
             command.env("MARAIN_FAILPOINT", format!("{point}@2"));
         }
+        command.envs(env.iter().copied());
         let process = Running::spawn(command);
         let base = format!("http://{}/api/v1", process.addr);
         Server { process, base }
@@ -199,7 +200,8 @@ async fn crash_once(point: &str, backend: Backend) {
     }
     // On PostgreSQL a second instance runs on the same site and database all
     // along; when the applying one dies, it carries on.
-    let other = (backend == Backend::Postgres).then(|| Server::start_logging(dir.path(), &db, None, "secure-b.log"));
+    let other =
+        (backend == Backend::Postgres).then(|| Server::start_logging(dir.path(), &db, None, "secure-b.log", &[]));
     if let Some(other) = &other {
         wait_status(&client, &other.base, |s| s["in_sync"] == json!(true)).await;
     }
@@ -359,6 +361,48 @@ async fn a_connection_cut_before_the_commit_applies_nothing() {
     server.kill();
 }
 
+/// The server's clock runs ten minutes fast (`MARAIN_CLOCK_SKEW_SECS`, debug
+/// builds). When a version was applied is the database's clock, so recovery to
+/// a moment between two applies (by the database's clock, here the host's)
+/// undoes exactly the later one, and the history shows true times.
+async fn a_fast_clock_does_not_move_when_versions_were_applied(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
+    let db = backend.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &[("MARAIN_CLOCK_SKEW_SECS", "600")]);
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    let format = &time::format_description::well_known::Rfc3339;
+    let moment = time::OffsetDateTime::now_utc().format(format).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let mut applied = versions(&client, &server.base).await;
+    for _ in 0..400 {
+        if applied.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        applied = versions(&client, &server.base).await;
+    }
+    assert_eq!(applied.len(), 2, "the SAFE edit never applied: {applied:?}");
+    for version in &applied {
+        let at = time::OffsetDateTime::parse(version["applied_at"].as_str().unwrap(), format).unwrap();
+        let off = (at - time::OffsetDateTime::now_utc()).whole_seconds().abs();
+        assert!(off < 60, "version {} was applied {off} s from now by the database's clock", version["version"]);
+    }
+    let resp =
+        client.post(format!("{}/hot-reload/recover", server.base)).json(&json!({"at": moment})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let changes: Value = resp.json().await.unwrap();
+    let changes = changes["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let id = changes[0]["id"].as_u64().unwrap();
+    let change: Value =
+        client.get(format!("{}/hot-reload/changes/{id}", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(change["rollback_to"], 1, "recovery undoes the later version only: {change}");
+    server.kill();
+}
+
 /// SQLite only (a PostgreSQL server's disk cannot be filled from here; its
 /// `disk_full` is taken the same way). The database may not grow during an
 /// apply (failpoint `full:apply`: SQLite's `max_page_count`, so SQLite itself
@@ -441,6 +485,7 @@ async fn kill_after_commit_before_state_swap(backend: Backend) {
 
 backend_tests!(
     multi_thread: a_lost_commit_answer_is_found_in_the_history,
+    a_fast_clock_does_not_move_when_versions_were_applied,
     a_panicking_worker_stops_the_server_loudly,
     kill_after_backup,
     kill_after_ddl,

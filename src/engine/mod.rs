@@ -126,15 +126,25 @@ pub struct Approval {
     pub confirm: Option<String>,
 }
 
-/// Now, as RFC 3339 UTC: the engine's only clock.
-/// Now, in seconds since the Unix epoch: what the tables of counts, claims and
-/// sessions compare against.
-pub fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+/// This process's clock. Debug builds (what `cargo test` builds) shift it by
+/// `MARAIN_CLOCK_SKEW_SECS`, for the tests of instances whose clocks differ:
+/// what instances compare with each other (when a version was applied, when a
+/// webhook was claimed) reads the database's clock instead (`Backend::now_sql`).
+fn process_now() -> time::OffsetDateTime {
+    static SKEW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let skew = *SKEW.get_or_init(|| match cfg!(debug_assertions) {
+        true => std::env::var("MARAIN_CLOCK_SKEW_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0),
+        false => 0,
+    });
+    time::OffsetDateTime::now_utc() + time::Duration::seconds(skew)
 }
 
+/// Now, in seconds since the Unix epoch, by this process's clock.
+pub fn now_unix() -> i64 {
+    process_now().unix_timestamp()
+}
+
+/// Now, as RFC 3339 UTC, by this process's clock.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("a UTC timestamp formats")
+    process_now().format(&time::format_description::well_known::Rfc3339).expect("a UTC timestamp formats")
 }

@@ -63,7 +63,8 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
-/// What the history records about one applied version, besides the plan.
+/// What the history records about one applied version, besides the plan (when
+/// it was applied is the database's clock, read in the apply's transaction).
 #[derive(Debug, Clone)]
 pub struct VersionRecord {
     pub file: String,
@@ -72,7 +73,6 @@ pub struct VersionRecord {
     pub yaml: Option<String>,
     pub actor: String,
     pub reason: Option<String>,
-    pub applied_at: String,
 }
 
 /// One row of the history, as the API and the dashboard show it.

@@ -48,6 +48,10 @@ pub trait Backend: Sync {
     /// the database file may not grow, for the failpoint that fills the disk
     /// (`full:apply`); none where the backend cannot be told so.
     fn no_room(&self) -> Option<(&'static str, &'static str)>;
+    /// The database's clock: (a query of now as RFC 3339 UTC, an expression
+    /// of now in seconds since the Unix epoch). Several instances compare what
+    /// they wrote by it, whatever their own clocks say.
+    fn now_sql(&self) -> (&'static str, &'static str);
     /// Whether the database's error code `code` says its disk is full
     /// (SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`).
     fn disk_full(&self, code: &str) -> bool;

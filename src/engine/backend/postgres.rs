@@ -48,6 +48,14 @@ impl Backend for Postgres {
         code == "53100"
     }
 
+    /// The server's clock (`now()`: the transaction's start).
+    fn now_sql(&self) -> (&'static str, &'static str) {
+        (
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+            "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
+        )
+    }
+
     fn begin_writing(&self) -> &'static str {
         "BEGIN"
     }

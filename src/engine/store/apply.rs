@@ -161,6 +161,9 @@ impl Store {
             }
         }
         let (prev_row_hash, last_version) = chain_head(&mut conn, &record.file).await?;
+        // When it was applied, by the database's clock: what recovery to a
+        // moment compares, whichever instance applied it.
+        let (applied_at,): (String,) = conn.fetch_one(self.backend().now_sql().0, &[]).await?;
         self.failpoints.reach("before_history");
         let row = VersionRow {
             id: 0,
@@ -176,7 +179,7 @@ impl Store {
             status: VersionStatus::Applied,
             actor: record.actor,
             reason: record.reason,
-            applied_at: record.applied_at,
+            applied_at,
             duration_ms: started.elapsed().as_millis() as i64,
         };
         let id = insert_row(&mut conn, &row, &prev_row_hash).await?;

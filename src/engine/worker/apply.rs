@@ -10,7 +10,7 @@ use crate::engine::scan::write_site_file;
 use crate::engine::shared::Command;
 use crate::engine::snapshot::{LockWait, PendingChange};
 use crate::engine::store::{lock_backoff, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS};
-use crate::engine::{now_rfc3339, EngineError};
+use crate::engine::EngineError;
 use crate::error::FileError;
 use crate::hash::sha256_hex;
 
@@ -31,7 +31,6 @@ impl Worker {
             yaml: change.new_text().map(str::to_string),
             actor: actor.to_string(),
             reason,
-            applied_at: now_rfc3339(),
         };
         let mut attempt = 0;
         let result = loop {
