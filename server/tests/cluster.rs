@@ -53,12 +53,15 @@ impl Instance {
         layout: &str,
         env: &[(&str, String)],
     ) -> Instance {
+        // The sync poll is slow unless asked otherwise: only notifications (or
+        // a reconnect) can explain a prompt catch-up.
+        let poll = env.iter().find(|(k, _)| *k == "MARAIN_SYNC_POLL_MS").map_or("60000", |(_, v)| v.as_str());
         let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
         command
             .args(["serve", "--site"])
             .arg(site)
             .args(["--site-layout", layout, "--instance-name", name])
-            .args(["--database", db, "--addr", "127.0.0.1:0", "--debounce-ms", "10", "--sync-poll-ms", "60000"])
+            .args(["--database", db, "--addr", "127.0.0.1:0", "--debounce-ms", "10", "--sync-poll-ms", poll])
             .arg("--secure-log")
             .arg(dir.join(format!("secure-{name}.log")))
             .arg("--assets")
@@ -368,6 +371,60 @@ async fn an_approval_racing_one_that_holds_the_lock_is_refused() {
         for instance in [&a, &b] {
             instance.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
         }
+    }
+}
+
+/// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
+/// The listening connections stop answering without being reset (their server
+/// processes are stopped with SIGSTOP, as a network partition or a frozen
+/// proxy would leave them): no notification arrives and nothing says the
+/// connection is gone. A change applied by A reaches B anyway, through the
+/// poll of the history's head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_goes_silent_is_caught_up_by_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let sites: Vec<std::path::PathBuf> = ["a", "b"].iter().map(|n| dir.path().join(format!("site-{n}"))).collect();
+    for site in &sites {
+        std::fs::create_dir_all(site.join("schemas")).unwrap();
+        std::fs::write(site.join(FILE), V1).unwrap();
+    }
+    let db = PgServer::shared().fresh_database().await;
+    let client = approver_client(&db).await;
+    let poll = [("MARAIN_SYNC_POLL_MS", "500".to_string())];
+    let a = Instance::start_with("a", dir.path(), &sites[0], &db, "per-instance", &poll);
+    a.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    let b = Instance::start_with("b", dir.path(), &sites[1], &db, "per-instance", &poll);
+    b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+
+    let listeners = listening_backends(&db).await;
+    assert_eq!(listeners.len(), 2, "each instance listens on its own connection: {listeners:?}");
+    signal(&listeners, "STOP");
+    // A SAFE edit on A's copy: A applies it; B hears nothing, and its copy is
+    // one version behind until the poll finds the new head.
+    write_copy(&sites[0], &format!("{V1}  - id: email\n    type: text\n"));
+    let caught_up = b.wait_status(&client, |s| s["behind"].as_array().is_some_and(|behind| behind.len() == 1)).await;
+    signal(&listeners, "CONT");
+    assert_eq!(caught_up["behind"][0]["applied_version"], 2, "{caught_up}");
+    assert_eq!(versions(&db).await, [2, 1]);
+}
+
+/// The server processes of the sessions that `LISTEN`.
+async fn listening_backends(db: &str) -> Vec<i32> {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let rows: Vec<(i32,)> = store
+        .pool()
+        .fetch_all("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'", &[])
+        .await
+        .unwrap();
+    store.close().await;
+    rows.into_iter().map(|(p,)| p).collect()
+}
+
+/// Sends `SIG<name>` to `pids`.
+fn signal(pids: &[i32], name: &str) {
+    for pid in pids {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
+        assert!(status.success(), "kill -{name} {pid}");
     }
 }
 

@@ -120,13 +120,15 @@ async fn poll_head(
         let every = snapshot.load().settings.sync_poll_ms.map(Duration::from_millis).unwrap_or(default);
         tokio::time::sleep(every.max(Duration::from_millis(10))).await;
         match store.history().history_head().await {
-            Ok(head) if seen.is_some_and(|s| s != head) => {
+            // The first reading syncs too: what was applied between this
+            // instance's start and that reading would otherwise count as seen.
+            Ok(head) if seen != Some(head) => {
                 seen = Some(head);
                 if !sync(commands, "the newest history id moved") {
                     return;
                 }
             }
-            Ok(head) => seen = Some(head),
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the newest history id"),
         }
     }
