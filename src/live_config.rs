@@ -132,6 +132,7 @@ struct HotReloadValues {
     debounce_ms: Option<u64>,
     sync_poll_ms: Option<u64>,
     lock_timeout_ms: Option<u64>,
+    webhook_timeout_ms: Option<u64>,
     auto_apply: Option<AutoApply>,
     directories: BTreeMap<String, DirectoryValues>,
     webhooks: Vec<Webhook>,
@@ -181,6 +182,9 @@ pub struct LiveSettings {
     /// PostgreSQL: how long an apply waits for a table lock before it backs
     /// off; `None` keeps the command line's.
     pub lock_timeout_ms: Option<u64>,
+    /// How long one webhook attempt may take before it counts as failed;
+    /// `None`: 10 s.
+    pub webhook_timeout_ms: Option<u64>,
     pub auto_apply: Option<AutoApply>,
     /// Per top-level directory (`schemas`, `config`), overriding `auto_apply`.
     pub directory_auto_apply: BTreeMap<String, AutoApply>,
@@ -223,6 +227,7 @@ impl LiveSettings {
             debounce_ms: hot.debounce_ms,
             sync_poll_ms: hot.sync_poll_ms,
             lock_timeout_ms: hot.lock_timeout_ms,
+            webhook_timeout_ms: hot.webhook_timeout_ms,
             auto_apply: hot.auto_apply,
             directory_auto_apply: hot.directories.into_iter().filter_map(|(d, v)| Some((d, v.auto_apply?))).collect(),
             webhooks: hot.webhooks,
@@ -296,7 +301,12 @@ fn webhooks_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
 }
 
 fn debounce_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
-    let ranges = [("debounce_ms", 1..=10_000), ("sync_poll_ms", 100..=600_000), ("lock_timeout_ms", 10..=600_000)];
+    let ranges = [
+        ("debounce_ms", 1..=10_000),
+        ("sync_poll_ms", 100..=600_000),
+        ("lock_timeout_ms", 10..=600_000),
+        ("webhook_timeout_ms", 100..=60_000),
+    ];
     in_range(values, &ranges, " milliseconds")
 }
 

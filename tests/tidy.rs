@@ -611,8 +611,8 @@ fn store_methods() -> Vec<String> {
 
 /// Architecture Invariant: every state change is a `Command` on the worker's
 /// queue. The handle (`coordinator.rs`) calls only the store's reads, and
-/// the webhook claims (a lock among instances on a side effect that no
-/// snapshot shows, taken per delivery); any other store method, and the
+/// the webhook outbox (deliveries shared by the instances, a side effect that
+/// no snapshot shows, leased per delivery); any other store method, and the
 /// legacy move's writing calls, must be a command. Store methods are denied
 /// unless listed as reads here, so a new writing method is caught by default.
 #[test]
@@ -648,8 +648,11 @@ fn the_handle_changes_state_only_through_the_queue() {
         "signed_in",
         "proposals_except",
         "rejections",
-        "claim_delivery",
-        "prune_delivery_claims",
+        "enqueue_delivery",
+        "lease_deliveries",
+        "delivered",
+        "delivery_failed",
+        "prune_deliveries",
     ];
     let methods = store_methods();
     assert!(methods.len() > 30 && methods.contains(&"apply".to_string()), "the store's methods were not found");

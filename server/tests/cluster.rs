@@ -153,6 +153,22 @@ fn write_copy(site: &Path, text: &str) {
     std::fs::rename(temp, path).unwrap();
 }
 
+/// Waits until the webhook outbox holds no delivery that is not done (every
+/// one delivered or given up): the deliveries are quiet.
+async fn deliveries_done(db: &str) {
+    let store = marain::engine::Store::open(db).await.unwrap();
+    let sql = "SELECT COUNT(*) FROM marain_webhook_outbox WHERE done_at IS NULL";
+    for _ in 0..600 {
+        let (left,): (i64,) = store.pool().fetch_one(sql, &[]).await.unwrap();
+        if left == 0 {
+            store.close().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("webhook deliveries never finished");
+}
+
 /// A webhook receiver that records the body of every delivery.
 async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -303,8 +319,9 @@ async fn three_instances_on_one_shared_site_act_as_one() {
     }
     assert_eq!(versions(&db).await, [5, 4, 3, 2, 1]);
 
-    // Every instance saw every applied version; the hook heard each once.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every instance saw every applied version; once every delivery is done,
+    // the hook heard each once.
+    deliveries_done(&db).await;
     let mut heard: Vec<i64> = delivered
         .lock()
         .unwrap()
@@ -406,6 +423,137 @@ async fn a_listener_that_goes_silent_is_caught_up_by_the_poll() {
     signal(&listeners, "CONT");
     assert_eq!(caught_up["behind"][0]["applied_version"], 2, "{caught_up}");
     assert_eq!(versions(&db).await, [2, 1]);
+}
+
+/// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
+/// A webhook receiver that hangs on the first delivery it is sent, and the
+/// instance sending it dies mid-delivery: its lease runs out and the other
+/// instance delivers it. The hook hears the event once, answered; the outbox
+/// says delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_instance_dies_is_delivered_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::create_dir_all(dir.path().join("site/config")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    // The receiver: the first request hangs for good; every later one is answered.
+    let answered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let hung = Arc::new(tokio::sync::Notify::new());
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // Later, every request hangs; how many are open at once is kept.
+    let hang_all = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let open = Arc::new((std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)));
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let (answered, hung, first) = (answered.clone(), hung.clone(), first.clone());
+            let (hang_all, open) = (hang_all.clone(), open.clone());
+            move |headers: axum::http::HeaderMap, body: String| async move {
+                if hang_all.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _open = Open::new(&open);
+                    std::future::pending::<()>().await;
+                }
+                let event: Value = serde_json::from_str(&body).unwrap();
+                if event["kind"] != "applied" || event["version"] != 2 {
+                    return axum::http::StatusCode::NO_CONTENT;
+                }
+                if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    hung.notify_one();
+                    std::future::pending::<()>().await;
+                }
+                answered.lock().unwrap().push(headers["x-marain-delivery"].to_str().unwrap().to_string());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    // Attempts time out after 300 ms; a lease lasts a second.
+    let config = format!("id: hot_reload\nvalues:\n  webhook_timeout_ms: 300\n  webhooks:\n    - url: {hook}\n");
+    std::fs::write(dir.path().join("site/config/config.hot_reload.yaml"), config).unwrap();
+    let db = PgServer::shared().fresh_database().await;
+    let client = approver_client(&db).await;
+    let mut instances: Vec<Instance> = ["a", "b"].into_iter().map(|n| Instance::start(n, dir.path(), &db)).collect();
+    for instance in &instances {
+        instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    }
+    deliveries_done(&db).await;
+
+    write_site(dir.path(), &format!("{V1}  - id: email\n    type: text\n"));
+    hung.notified().await;
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let (sender,): (String,) = store
+        .pool()
+        .fetch_one(
+            "SELECT leased_by FROM marain_webhook_outbox WHERE done_at IS NULL AND leased_by IS NOT NULL \
+             AND body LIKE '%\"applied\"%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let dying = instances.iter().position(|i| sender.starts_with(&format!("{}/", i.name)));
+    let dying = dying.unwrap_or_else(|| panic!("the lease holder {sender} names no instance"));
+    instances.remove(dying).process.kill();
+    deliveries_done(&db).await;
+    let answered = answered.lock().unwrap().clone();
+    assert_eq!(answered.len(), 1, "delivered once, by the instance still alive: {answered:?}");
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let (outcome,): (String,) = store
+        .pool()
+        .fetch_one("SELECT outcome FROM marain_webhook_outbox WHERE key = $1", &[answered[0].as_str().into()])
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(outcome, "delivered");
+
+    // A receiver that hangs on everything: the instance left keeps at most
+    // IN_FLIGHT (8) deliveries open at once, however many are due.
+    hang_all.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut text = format!("{V1}  - id: email\n    type: text\n");
+    for n in 0..12 {
+        text.push_str(&format!("  - id: extra_{n}\n    type: text\n"));
+        let before = versions(&db).await.len();
+        write_site(dir.path(), &text);
+        for _ in 0..400 {
+            if versions(&db).await.len() > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let (due,): (i64,) =
+        store.pool().fetch_one("SELECT COUNT(*) FROM marain_webhook_outbox WHERE done_at IS NULL", &[]).await.unwrap();
+    store.close().await;
+    assert!(due > 8, "only {due} deliveries due: too few to show a bound");
+    for _ in 0..40 {
+        if open.1.load(std::sync::atomic::Ordering::SeqCst) >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let most = open.1.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(most, 8, "deliveries open at once, at most");
+}
+
+/// One request open at the receiver: counted while it lives, with the most
+/// ever open at once.
+struct Open<'a>(&'a (std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize));
+
+impl<'a> Open<'a> {
+    fn new(counts: &'a (std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)) -> Self {
+        let now = counts.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        counts.1.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        Open(counts)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The server processes of the sessions that `LISTEN`.

@@ -235,15 +235,34 @@ impl Coordinator {
     fn send(&self, command: Command) -> Result<(), EngineError> {
         self.shared.commands.send(command).map_err(|_| EngineError::Stopped)
     }
-
-    /// Claims the webhook delivery named `key` for this instance; true when it
-    /// is this instance's to send (see [`super::deliveries`]).
-    pub async fn claim_delivery(&self, key: &str) -> Result<bool, EngineError> {
-        Ok(self.shared.store.cluster().claim_delivery(key).await?)
+    /// Adds the delivery of an event to a webhook (see `deliveries`); true
+    /// when this call added it. Off the queue: the outbox is the database's,
+    /// shared with every instance, and decides nothing about files.
+    pub async fn enqueue_delivery(&self, key: &str, url: &str, kind: &str, body: &str) -> Result<bool, EngineError> {
+        Ok(self.shared.store.cluster().enqueue_delivery(key, url, kind, body).await?)
     }
 
-    /// Deletes webhook claims older than a day; returns how many.
-    pub async fn prune_delivery_claims(&self) -> Result<u64, EngineError> {
-        Ok(self.shared.store.cluster().prune_delivery_claims().await?)
+    /// Leases up to `limit` due webhook deliveries to this instance.
+    pub async fn lease_deliveries(
+        &self,
+        limit: i64,
+        lease_secs: i64,
+    ) -> Result<Vec<super::deliveries::Delivery>, EngineError> {
+        Ok(self.shared.store.cluster().lease_deliveries(&self.shared.lease_holder, limit, lease_secs).await?)
+    }
+
+    /// A leased delivery reached its hook.
+    pub async fn delivered(&self, key: &str) -> Result<(), EngineError> {
+        Ok(self.shared.store.cluster().delivered(key, &self.shared.lease_holder).await?)
+    }
+
+    /// A leased delivery failed: tried again in `retry_secs`, or given up.
+    pub async fn delivery_failed(&self, key: &str, retry_secs: Option<i64>) -> Result<(), EngineError> {
+        Ok(self.shared.store.cluster().delivery_failed(key, &self.shared.lease_holder, retry_secs).await?)
+    }
+
+    /// Deletes webhook deliveries done more than a day ago.
+    pub async fn prune_deliveries(&self) -> Result<u64, EngineError> {
+        Ok(self.shared.store.cluster().prune_deliveries().await?)
     }
 }

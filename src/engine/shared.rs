@@ -133,4 +133,7 @@ pub struct Shared {
     pub health: super::health::Health,
     /// Applies in flight that wait for a table lock, by file (see [`LockWait`]).
     pub lock_waits: ArcSwap<BTreeMap<String, LockWait>>,
+    /// Who holds this process's webhook leases: the instance's name and this
+    /// start's id (`<name>/<id>`), so an operator can tell whose they are.
+    pub lease_holder: String,
 }

@@ -49,6 +49,7 @@ impl Coordinator {
             lock_waits: ArcSwap::default(),
             legacy_running: std::sync::atomic::AtomicBool::new(false),
             health: super::health::Health::default(),
+            lease_holder: format!("{}/{}", config.instance_name, store.instance()),
         });
         let secure_log = match &config.secure_log {
             Some(path) => Some(

@@ -52,6 +52,9 @@ pub trait Backend: Sync {
     /// of now in seconds since the Unix epoch). Several instances compare what
     /// they wrote by it, whatever their own clocks say.
     fn now_sql(&self) -> (&'static str, &'static str);
+    /// What a subquery choosing rows to lease ends with, so that instances
+    /// leasing at once skip each other's rows instead of waiting.
+    fn skip_locked(&self) -> &'static str;
     /// Whether the database's error code `code` says its disk is full
     /// (SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`).
     fn disk_full(&self, code: &str) -> bool;

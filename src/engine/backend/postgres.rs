@@ -48,6 +48,10 @@ impl Backend for Postgres {
         code == "53100"
     }
 
+    fn skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+
     /// The server's clock (`now()`: the transaction's start).
     fn now_sql(&self) -> (&'static str, &'static str) {
         (

@@ -59,6 +59,11 @@ impl Backend for Sqlite {
         code == "13"
     }
 
+    /// One writer at a time: nothing to skip.
+    fn skip_locked(&self) -> &'static str {
+        ""
+    }
+
     /// The host's clock, as SQLite reads it (one host: the database's).
     fn now_sql(&self) -> (&'static str, &'static str) {
         ("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", "CAST(strftime('%s', 'now') AS INTEGER)")
