@@ -2,7 +2,8 @@
 -- delivery under the event's key (one row however many instances see it), and
 -- whichever instance is alive leases due rows, sends them and records the
 -- outcome. A lease that runs out (its instance died, or hangs) lets another
--- instance take the row. Times are unix seconds by the database's clock.
+-- instance take the row. Times are milliseconds since the Unix epoch by the
+-- database's clock.
 -- `done_at` is set once the row was delivered or given up (`outcome`); done
 -- rows older than a day are deleted. Replaces marain_webhook_claims, which is
 -- kept for instances of earlier releases during a rolling upgrade.

@@ -27,9 +27,9 @@ use tokio::sync::{broadcast, watch, Notify, Semaphore};
 /// Deliveries one instance has on the way at once.
 pub const IN_FLIGHT: usize = 8;
 
-/// Seconds before the second, third and fourth attempt; after the fourth the
-/// delivery is given up.
-const RETRY_SECS: [i64; 3] = [1, 2, 5];
+/// Milliseconds before the second, third and fourth attempt; after the fourth
+/// the delivery is given up.
+const RETRY_MS: [i64; 3] = [200, 1000, 5000];
 
 /// How long one attempt may take unless `hot_reload.webhook_timeout_ms` says.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,8 +125,8 @@ async fn dispatch(engine: Coordinator, mut shutdown: watch::Receiver<bool>, wake
             continue;
         }
         let timeout = timeout(&engine);
-        let lease_secs = (timeout * 3).as_secs().max(1) as i64;
-        let due = match engine.lease_deliveries(free as i64, lease_secs).await {
+        let lease_ms = (timeout * 3).as_millis() as i64;
+        let due = match engine.lease_deliveries(free as i64, lease_ms).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot lease webhook deliveries; trying again");
@@ -181,7 +181,7 @@ async fn send(engine: &Coordinator, delivery: Delivery, timeout: Duration) {
         Err(e) => tracing::warn!(url = %url, error = %e.without_url(), attempt, "webhook unreachable"),
     }
     crate::metrics_export::webhook_attempt(crate::metrics_export::Delivery::Failed);
-    let retry = RETRY_SECS.get(delivery.attempts as usize).copied();
+    let retry = RETRY_MS.get(delivery.attempts as usize).copied();
     if retry.is_none() {
         crate::metrics_export::webhook_attempt(crate::metrics_export::Delivery::GivenUp);
         tracing::error!(url = %url, key = %delivery.key, "webhook given up after retries");

@@ -256,9 +256,9 @@ impl Coordinator {
         Ok(self.shared.store.cluster().delivered(key, &self.shared.lease_holder).await?)
     }
 
-    /// A leased delivery failed: tried again in `retry_secs`, or given up.
-    pub async fn delivery_failed(&self, key: &str, retry_secs: Option<i64>) -> Result<(), EngineError> {
-        Ok(self.shared.store.cluster().delivery_failed(key, &self.shared.lease_holder, retry_secs).await?)
+    /// A leased delivery failed: tried again in `retry_ms`, or given up.
+    pub async fn delivery_failed(&self, key: &str, retry_ms: Option<i64>) -> Result<(), EngineError> {
+        Ok(self.shared.store.cluster().delivery_failed(key, &self.shared.lease_holder, retry_ms).await?)
     }
 
     /// Deletes webhook deliveries done more than a day ago.

@@ -3,18 +3,19 @@
 //! each adds the delivery under the event's key, so there is one row however
 //! many add it. Whichever instance is alive leases due rows, sends them, and
 //! records the outcome; a lease that runs out (its instance died or hangs)
-//! lets another instance take the row. Times are the database's clock.
+//! lets another instance take the row. Times are the database's clock, in
+//! milliseconds since the Unix epoch.
 
 use super::store::{ClusterTables, StoreError};
 
-/// How long an identical event is the same delivery, in seconds: long enough
-/// to cover every instance seeing the same event, short enough that the same
-/// event genuinely happening again is delivered.
-pub const DEDUPE_WINDOW_SECS: i64 = 60;
+/// How long an identical event is the same delivery, in milliseconds: long
+/// enough to cover every instance seeing the same event, short enough that the
+/// same event genuinely happening again is delivered.
+pub const DEDUPE_WINDOW_MS: i64 = 60_000;
 
 /// Deliveries done (delivered or given up) longer ago than this are deleted,
-/// in seconds.
-const DONE_KEPT_SECS: i64 = 86_400;
+/// in milliseconds.
+const DONE_KEPT_MS: i64 = 86_400_000;
 
 /// A delivery leased to this instance: send it, then say how it went.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -46,17 +47,12 @@ impl ClusterTables<'_> {
              leased_until = NULL, done_at = NULL, outcome = NULL \
              WHERE o.done_at IS NOT NULL AND o.created_at <= excluded.created_at - $5"
         );
-        let args = [key.into(), url.into(), kind.into(), body.into(), DEDUPE_WINDOW_SECS.into()];
+        let args = [key.into(), url.into(), kind.into(), body.into(), DEDUPE_WINDOW_MS.into()];
         Ok(self.store.pool().execute(&sql, &args).await? == 1)
     }
 
-    /// Leases up to `limit` due deliveries to `holder` for `lease_secs`.
-    pub async fn lease_deliveries(
-        &self,
-        holder: &str,
-        limit: i64,
-        lease_secs: i64,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    /// Leases up to `limit` due deliveries to `holder` for `lease_ms`.
+    pub async fn lease_deliveries(&self, holder: &str, limit: i64, lease_ms: i64) -> Result<Vec<Delivery>, StoreError> {
         let (now, skip) = (self.now(), self.store.pool().backend().skip_locked());
         let sql = format!(
             "UPDATE marain_webhook_outbox SET leased_by = $1, leased_until = {now} + $2 WHERE key IN (\
@@ -64,7 +60,7 @@ impl ClusterTables<'_> {
              AND (leased_until IS NULL OR leased_until < {now}) ORDER BY next_at, key LIMIT $3{skip}) \
              RETURNING key, url, kind, body, attempts"
         );
-        let args = [holder.into(), lease_secs.into(), limit.into()];
+        let args = [holder.into(), lease_ms.into(), limit.into()];
         Ok(self.store.pool().fetch_all(&sql, &args).await?)
     }
 
@@ -80,13 +76,13 @@ impl ClusterTables<'_> {
     }
 
     /// `key`, leased to `holder`, did not reach its hook: tried again in
-    /// `retry_secs`, or, when `None`, given up.
-    pub async fn delivery_failed(&self, key: &str, holder: &str, retry_secs: Option<i64>) -> Result<(), StoreError> {
+    /// `retry_ms`, or, when `None`, given up.
+    pub async fn delivery_failed(&self, key: &str, holder: &str, retry_ms: Option<i64>) -> Result<(), StoreError> {
         let now = self.now();
         let mut args = vec![key.into(), holder.into()];
-        let outcome = match retry_secs {
-            Some(secs) => {
-                args.push(secs.into());
+        let outcome = match retry_ms {
+            Some(ms) => {
+                args.push(ms.into());
                 format!("next_at = {now} + $3")
             }
             None => format!("done_at = {now}, outcome = 'given_up'"),
@@ -110,11 +106,12 @@ impl ClusterTables<'_> {
     /// (and the claims of earlier releases); returns how many.
     pub async fn prune_deliveries(&self) -> Result<u64, StoreError> {
         let now = self.now();
+        // The claims of earlier releases are in seconds.
         let done = format!("DELETE FROM marain_webhook_outbox WHERE done_at < {now} - $1");
-        let claims = format!("DELETE FROM marain_webhook_claims WHERE claimed_at < {now} - $1");
+        let claims = format!("DELETE FROM marain_webhook_claims WHERE claimed_at < ({now} - $1) / 1000");
         let mut n = 0;
         for sql in [done, claims] {
-            n += self.store.pool().execute(&sql, &[DONE_KEPT_SECS.into()]).await?;
+            n += self.store.pool().execute(&sql, &[DONE_KEPT_MS.into()]).await?;
         }
         Ok(n)
     }

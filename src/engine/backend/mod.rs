@@ -49,8 +49,8 @@ pub trait Backend: Sync {
     /// (`full:apply`); none where the backend cannot be told so.
     fn no_room(&self) -> Option<(&'static str, &'static str)>;
     /// The database's clock: (a query of now as RFC 3339 UTC, an expression
-    /// of now in seconds since the Unix epoch). Several instances compare what
-    /// they wrote by it, whatever their own clocks say.
+    /// of now in milliseconds since the Unix epoch). Several instances compare
+    /// what they wrote by it, whatever their own clocks say.
     fn now_sql(&self) -> (&'static str, &'static str);
     /// What a subquery choosing rows to lease ends with, so that instances
     /// leasing at once skip each other's rows instead of waiting.

@@ -52,11 +52,12 @@ impl Backend for Postgres {
         " FOR UPDATE SKIP LOCKED"
     }
 
-    /// The server's clock (`now()`: the transaction's start).
+    /// The server's clock (the RFC 3339 text is `now()`, the transaction's
+    /// start, as the history records it).
     fn now_sql(&self) -> (&'static str, &'static str) {
         (
             "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-            "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
+            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         )
     }
 

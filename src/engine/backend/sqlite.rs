@@ -66,7 +66,7 @@ impl Backend for Sqlite {
 
     /// The host's clock, as SQLite reads it (one host: the database's).
     fn now_sql(&self) -> (&'static str, &'static str) {
-        ("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", "CAST(strftime('%s', 'now') AS INTEGER)")
+        ("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
     }
 
     fn begin_writing(&self) -> &'static str {
