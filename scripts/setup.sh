@@ -2,7 +2,7 @@
 # Installs what building and testing Marain needs, skipping what is already there.
 # Safe to run again and again.
 #   scripts/setup.sh          build tools: the wasm32 target (the build itself is `cargo xtask build`)
-#   scripts/setup.sh --test   also Debian's Chromium, PostgreSQL's server binaries and the Playwright runner
+#   scripts/setup.sh --test   also Debian's Chromium, PostgreSQL's server binaries, libfaketime and the Playwright runner
 #   scripts/setup.sh --leptos also cargo-leptos and the wasm-bindgen CLI, for `cargo leptos watch`
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,7 +57,14 @@ if [ "${1:-}" = "--test" ]; then
     echo "setup: FAILED: no PostgreSQL initdb could be installed; the PostgreSQL tests cannot run" >&2
     exit 1
   fi
-  # 4. The Playwright runner, from the lock file, without its browser download.
+  # 4. libfaketime: the test of instances whose clocks differ runs a server
+  #    whose clock is ten minutes slow. chattr (e2fsprogs) makes a file that
+  #    even root cannot replace, for the test of a rollback's failed rewrite.
+  if ! command -v faketime >/dev/null 2>&1 || ! command -v chattr >/dev/null 2>&1; then
+    say "installing libfaketime and e2fsprogs"
+    apt_install faketime e2fsprogs
+  fi
+  # 5. The Playwright runner, from the lock file, without its browser download.
   if [ ! -x end2end/node_modules/.bin/playwright ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing the Playwright test runner"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -2,7 +2,9 @@
 //! tower-sessions sqlx stores) rather than in the process: a restart, or another
 //! instance on the same database, keeps everyone signed in. The cookie is
 //! HttpOnly and SameSite=Strict, and the session ends after 8 hours without use;
-//! expired rows are deleted every minute.
+//! expired rows are deleted every minute. When a session ends is stamped and
+//! checked by the database's clock (see [`Clock`]), so instances whose clocks
+//! differ agree on it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,38 @@ pub struct SessionRows {
     /// When this instance last renewed each session's row (unix seconds): a
     /// session used many times a minute renews it once, not on every request.
     renewed: Arc<Mutex<HashMap<String, i64>>>,
+    clock: Arc<Clock>,
+}
+
+/// How often the database's clock is read again.
+const MEASURE_EVERY: Duration = Duration::from_secs(60);
+
+/// The database's clock, without a query per request: how far it is ahead of
+/// this host's, measured at most once a [`MEASURE_EVERY`].
+#[derive(Default)]
+struct Clock {
+    offset: Mutex<Option<(std::time::Instant, OffsetDuration)>>,
+}
+
+type OffsetDuration = tower_sessions::cookie::time::Duration;
+type Moment = tower_sessions::cookie::time::OffsetDateTime;
+
+impl Clock {
+    async fn now(&self, store: &Store) -> Moment {
+        let fresh = *self.offset.lock().expect("the clock is never poisoned");
+        if let Some((_, offset)) = fresh.filter(|(at, _)| at.elapsed() < MEASURE_EVERY) {
+            return Moment::now_utc() + offset;
+        }
+        let offset = match store.database_now().await {
+            Ok(db) => OffsetDuration::seconds(db.unix_timestamp() - Moment::now_utc().unix_timestamp()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the database's clock; sessions go by this host's");
+                fresh.map(|(_, o)| o).unwrap_or_default()
+            }
+        };
+        *self.offset.lock().expect("the clock is never poisoned") = Some((std::time::Instant::now(), offset));
+        Moment::now_utc() + offset
+    }
 }
 
 impl std::fmt::Debug for SessionRows {
@@ -60,7 +94,13 @@ impl SessionRows {
             Pool::Sqlite(p) => Rows::Sqlite(SqliteStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
             Pool::Postgres(p) => Rows::Postgres(PostgresStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
         };
-        Ok(SessionRows { rows, store: store.clone(), renewed: Arc::default() })
+        Ok(SessionRows { rows, store: store.clone(), renewed: Arc::default(), clock: Arc::default() })
+    }
+
+    /// When a session used now ends: [`SESSION_HOURS`] after now by the
+    /// database's clock.
+    async fn ends(&self) -> Moment {
+        self.clock.now(&self.store).await + OffsetDuration::hours(SESSION_HOURS)
     }
 
     async fn migrate(&self) -> Result<(), String> {
@@ -81,6 +121,7 @@ fn backend(e: marain::engine::store::StoreError) -> session_store::Error {
 #[async_trait::async_trait]
 impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        record.expiry_date = self.ends().await;
         match &self.rows {
             Rows::Sqlite(s) => s.create(record).await?,
             Rows::Postgres(s) => s.create(record).await?,
@@ -103,6 +144,7 @@ impl SessionStore for SessionRows {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let record = &Record { expiry_date: self.ends().await, ..record.clone() };
         match &self.rows {
             Rows::Sqlite(s) => s.save(record).await?,
             Rows::Postgres(s) => s.save(record).await?,
@@ -125,11 +167,15 @@ impl SessionStore for SessionRows {
         Ok(())
     }
 
+    /// The row's own query compares with this host's clock; what it returns
+    /// is checked again by the database's.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match &self.rows {
-            Rows::Sqlite(s) => s.load(id).await,
-            Rows::Postgres(s) => s.load(id).await,
-        }
+        let record = match &self.rows {
+            Rows::Sqlite(s) => s.load(id).await?,
+            Rows::Postgres(s) => s.load(id).await?,
+        };
+        let now = self.clock.now(&self.store).await;
+        Ok(record.filter(|r| r.expiry_date > now))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

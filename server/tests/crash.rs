@@ -403,6 +403,48 @@ async fn a_fast_clock_does_not_move_when_versions_were_applied(backend: Backend)
     server.kill();
 }
 
+/// PostgreSQL only (SQLite's clock is the server process's own, slow with it).
+/// A server whose host clock is ten minutes slow (libfaketime, installed by
+/// `scripts/setup.sh --test`) stamps a new session's end by the database's
+/// clock: eight hours from the database's now, not from its own; and the
+/// session it made works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_host_clock_ends_sessions_by_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let db = Backend::Postgres.prepare(dir.path()).await;
+    let mut command = Command::new("faketime");
+    command
+        .args(["-f", "-10m"])
+        .arg(env!("CARGO_BIN_EXE_marain"))
+        .args(["serve", "--site"])
+        .arg(dir.path().join("site"))
+        .args(["--database", &db, "--addr", "127.0.0.1:0", "--secure-log"])
+        .arg(dir.path().join("secure.log"))
+        .arg("--assets")
+        .arg(dir.path().join("assets"))
+        .env("MARAIN_ADMIN_PASSWORD", "correct horse battery staple")
+        .env_remove("MARAIN_FAILPOINT");
+    let process = Running::spawn(command);
+    let root = format!("http://{}", process.addr);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = [("username", "admin"), ("password", "correct horse battery staple"), ("next", "/")];
+    let resp = client.post(format!("{root}/login")).header("origin", &root).form(&form).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let (ends,): (i64,) = store.pool().fetch_one("SELECT expires_at FROM marain_signed_in", &[]).await.unwrap();
+    store.close().await;
+    // This test's clock is the database's (one host).
+    let off = ends - (time::OffsetDateTime::now_utc().unix_timestamp() + 8 * 3600);
+    assert!(off.abs() < 60, "the session ends {off} s off eight hours by the database's clock");
+    let status = client.get(format!("{root}/api/v1/hot-reload/status")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(status.status().as_u16(), 200, "the session works");
+    process.kill();
+}
+
 /// SQLite only (a PostgreSQL server's disk cannot be filled from here; its
 /// `disk_full` is taken the same way). The database may not grow during an
 /// apply (failpoint `full:apply`: SQLite's `max_page_count`, so SQLite itself

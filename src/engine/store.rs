@@ -216,6 +216,14 @@ impl Store {
         })
     }
 
+    /// Now by the database's clock: what instances whose own clocks differ
+    /// agree on.
+    pub async fn database_now(&self) -> Result<time::OffsetDateTime, StoreError> {
+        let (now,): (String,) = self.pool.fetch_one(self.backend().now_sql().0, &[]).await?;
+        time::OffsetDateTime::parse(&now, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| StoreError::Corrupt { id: 0, message: format!("the database's clock reads {now:?}: {e}") })
+    }
+
     /// This process's name in notifications, unique per start.
     pub fn instance(&self) -> &str {
         &self.instance
