@@ -104,6 +104,23 @@ async fn versions(client: &reqwest::Client, base: &str) -> Vec<Value> {
     history["versions"].as_array().unwrap().clone()
 }
 
+/// A temporary directory holding a site whose one file is `text`.
+fn site_with(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
+    std::fs::write(dir.path().join("site").join(FILE), text).unwrap();
+    dir
+}
+
+/// Stores users `u0`… through the content API, each with a bio.
+async fn add_users(client: &reqwest::Client, base: &str, n: usize) {
+    for i in 0..n {
+        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
+        let resp = client.post(format!("{base}/entity/user")).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+}
+
 async fn backup_tables(db: &str) -> Vec<String> {
     let store = marain::engine::Store::open(db).await.unwrap();
     let tables = store.pool().table_names().await.unwrap();
@@ -185,19 +202,13 @@ async fn approver_client(db: &str) -> reqwest::Client {
 
 /// One crash at `point` and the restart after it.
 async fn crash_once(point: &str, backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
-    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let dir = site_with(V1);
     let db = backend.prepare(dir.path()).await;
     let client = approver_client(&db).await;
 
     let server = Server::start(dir.path(), &db, Some(point));
     wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
-    for i in 0..5 {
-        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
-        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
-    }
+    add_users(&client, &server.base, 5).await;
     // On PostgreSQL a second instance runs on the same site and database all
     // along; when the applying one dies, it carries on.
     let other =
@@ -281,18 +292,12 @@ async fn crash_once(point: &str, backend: Backend) {
 /// `lose:commit_answer`; the commit itself happens): the instance finds the
 /// version in the history, says the change is applied, and applies nothing twice.
 async fn a_lost_commit_answer_is_found_in_the_history(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
-    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let dir = site_with(V1);
     let db = backend.prepare(dir.path()).await;
     let client = approver_client(&db).await;
     let server = Server::start(dir.path(), &db, Some("lose:commit_answer"));
     wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
-    for i in 0..5 {
-        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
-        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
-    }
+    add_users(&client, &server.base, 5).await;
     std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
     let resp = approve_pending(&client, &server.base).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
@@ -311,18 +316,12 @@ async fn a_lost_commit_answer_is_found_in_the_history(backend: Backend) {
 /// says so; the change waits again, and is then applied exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_cut_before_the_commit_applies_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
-    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let dir = site_with(V1);
     let db = Backend::Postgres.prepare(dir.path()).await;
     let client = approver_client(&db).await;
     let server = Server::start(dir.path(), &db, Some("hold:before_commit"));
     wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
-    for i in 0..5 {
-        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
-        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
-    }
+    add_users(&client, &server.base, 5).await;
     std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
     let approval = tokio::spawn({
         let (client, base) = (client.clone(), server.base.clone());
@@ -366,9 +365,7 @@ async fn a_connection_cut_before_the_commit_applies_nothing() {
 /// a moment between two applies (by the database's clock, here the host's)
 /// undoes exactly the later one, and the history shows true times.
 async fn a_fast_clock_does_not_move_when_versions_were_applied(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
-    std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
+    let dir = site_with(V2);
     let db = backend.prepare(dir.path()).await;
     let client = approver_client(&db).await;
     let server = Server::start_logging(dir.path(), &db, None, "secure.log", &[("MARAIN_CLOCK_SKEW_SECS", "600")]);
@@ -410,9 +407,7 @@ async fn a_fast_clock_does_not_move_when_versions_were_applied(backend: Backend)
 /// session it made works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_host_clock_ends_sessions_by_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
-    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let dir = site_with(V1);
     let db = Backend::Postgres.prepare(dir.path()).await;
     let mut command = Command::new("faketime");
     command
@@ -452,18 +447,12 @@ async fn a_slow_host_clock_ends_sessions_by_the_database() {
 /// disk is full, the change waits again, and once there is room it applies once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_rolls_the_apply_back_and_the_change_waits() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
-    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let dir = site_with(V1);
     let db = Backend::Sqlite.prepare(dir.path()).await;
     let client = approver_client(&db).await;
     let server = Server::start(dir.path(), &db, Some("full:apply"));
     wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
-    for i in 0..200 {
-        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
-        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
-    }
+    add_users(&client, &server.base, 200).await;
     std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
     let resp = approve_pending(&client, &server.base).await.unwrap();
     assert_eq!(resp.status().as_u16(), 503);
@@ -486,9 +475,7 @@ async fn a_full_disk_rolls_the_apply_back_and_the_change_waits() {
 /// saying why, so a supervisor restarts it, instead of serving a state that no
 /// longer moves.
 async fn a_panicking_worker_stops_the_server_loudly(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
-    std::fs::write(dir.path().join("site").join(FILE), V1).unwrap();
+    let dir = site_with(V1);
     let db = backend.prepare(dir.path()).await;
     let client = approver_client(&db).await;
     let server = Server::start(dir.path(), &db, Some("panic:after_commit"));
