@@ -114,6 +114,12 @@ pub async fn deliver(engine: Coordinator, mut shutdown: watch::Receiver<bool>) {
 /// Leases due deliveries while there is room for them, and sends each.
 async fn dispatch(engine: Coordinator, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) {
     let room = Arc::new(Semaphore::new(IN_FLIGHT));
+    // One client for every attempt (its connections are reused); the timeout,
+    // live from the settings, is set per request.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a TLS-less client builds");
     loop {
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
@@ -135,9 +141,9 @@ async fn dispatch(engine: Coordinator, mut shutdown: watch::Receiver<bool>, wake
         };
         for delivery in due {
             let Ok(permit) = room.clone().try_acquire_owned() else { break };
-            let engine = engine.clone();
+            let (engine, client) = (engine.clone(), client.clone());
             tokio::spawn(async move {
-                send(&engine, delivery, timeout).await;
+                send(&engine, &client, delivery, timeout).await;
                 drop(permit);
             });
         }
@@ -149,7 +155,7 @@ fn timeout(engine: &Coordinator) -> Duration {
 }
 
 /// One attempt of `delivery`, and its outcome in the outbox.
-async fn send(engine: &Coordinator, delivery: Delivery, timeout: Duration) {
+async fn send(engine: &Coordinator, client: &reqwest::Client, delivery: Delivery, timeout: Duration) {
     let url = shown(&delivery.url);
     let hook = engine.snapshot().settings.webhooks.iter().find(|h| h.url == delivery.url).cloned();
     let Some(hook) = hook else {
@@ -157,13 +163,9 @@ async fn send(engine: &Coordinator, delivery: Delivery, timeout: Duration) {
         record(&delivery.key, engine.delivery_failed(&delivery.key, None).await);
         return;
     };
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a TLS-less client builds");
     let mut request = client
         .post(&hook.url)
+        .timeout(timeout)
         .header("content-type", "application/json")
         .header("x-marain-event", &delivery.kind)
         .header("x-marain-delivery", &delivery.key);
