@@ -107,7 +107,7 @@ async fn invalid_yaml_is_rejected_and_last_good_state_stays_live(backend: Backen
     // Fixing the file back clears the rejection without a new version.
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Detected, USER_PATH).await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    site.coordinator.quiet().await;
     let snapshot = site.coordinator.snapshot();
     assert!(snapshot.rejected.is_empty() && snapshot.in_sync(), "{:?}", snapshot.rejected);
     assert_eq!(site.coordinator.history(Some(USER_PATH), 10).await.unwrap().len(), 1);
@@ -166,6 +166,23 @@ async fn file_waiting_on_a_missing_entity_applies_once_it_arrives(backend: Backe
     site.stop().await;
 }
 
+/// `quiet` returns only once what was on disk when it was called has been
+/// handled: a file written just before it has applied, a file removed has
+/// waited out its debounce and become a pending deletion, without any event
+/// awaited first.
+async fn quiet_waits_for_what_was_written_to_be_handled(backend: Backend) {
+    let site = TestSite::start(backend).await;
+    std::fs::write(site.root().join(USER_PATH), USER).unwrap();
+    site.coordinator.quiet().await;
+    assert!(site.coordinator.snapshot().applied.schema_file(USER_PATH).is_some(), "quiet before the file applied");
+    site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    std::fs::remove_file(site.root().join(USER_PATH)).unwrap();
+    site.coordinator.quiet().await;
+    let snapshot = site.coordinator.snapshot();
+    assert!(snapshot.pending.iter().any(|c| c.file == USER_PATH), "quiet before the deletion was planned");
+    site.stop().await;
+}
+
 /// Reading files raises inotify access events; the engine must not react to its
 /// own reads (that once looped, re-detecting every file every debounce period).
 async fn engine_is_quiet_when_nothing_changes(backend: Backend) {
@@ -173,7 +190,7 @@ async fn engine_is_quiet_when_nothing_changes(backend: Backend) {
     site.write(USER_PATH, USER);
     site.wait_for(EventKind::Applied, USER_PATH).await;
     site.coordinator.rescan().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    site.coordinator.quiet().await;
     let mut noise = Vec::new();
     while let Ok(event) = site.events.try_recv() {
         noise.push(event);
@@ -395,7 +412,7 @@ async fn rollback_after_a_dropped_field_restores_every_value_and_the_file(backen
 
     // The file on disk says v1 again, and its event is recognised as applied.
     assert_eq!(std::fs::read_to_string(site.root().join(USER_PATH)).unwrap(), v1);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    site.coordinator.quiet().await;
     let history = site.coordinator.history(Some(USER_PATH), 10).await.unwrap();
     assert_eq!(history.len(), 3, "the rewrite made no extra version");
     assert_eq!(history[0].actor, "bob");
@@ -1104,6 +1121,7 @@ crate::backend_tests!(
     files_edited_while_down_become_changes_at_start_up,
     file_waiting_on_a_missing_entity_applies_once_it_arrives,
     engine_is_quiet_when_nothing_changes,
+    quiet_waits_for_what_was_written_to_be_handled,
     probes_block_a_required_field_on_rows_and_allow_it_on_an_empty_table,
     dropping_an_empty_field_is_a_warning_and_data_arriving_later_is_caught,
     config_files_are_versioned_graded_by_key_path_and_selected_by_environment,

@@ -44,7 +44,12 @@ async fn set_debounce(site: &mut TestSite, ms: u64) {
     site.write(hot_reload, &format!("id: hot_reload\nvalues:\n  debounce_ms: {ms}\n"));
     site.wait_for(EventKind::Applied, hot_reload).await;
     // The watcher restarts with the new debounce and rescans.
-    tokio::time::sleep(Duration::from_millis(300) + Duration::from_millis(ms).min(Duration::from_millis(700))).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while site.coordinator.debounce() != Duration::from_millis(ms) {
+        assert!(tokio::time::Instant::now() < deadline, "the watcher never restarted with a debounce of {ms} ms");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    site.coordinator.quiet().await;
 }
 
 /// Applies one save and checks: exactly one new version, and the applied hash is
@@ -54,8 +59,8 @@ async fn assert_one_version(site: &mut TestSite, style: &str, save: impl FnOnce(
     let path = site.root().join(USER_PATH);
     save(&path);
     site.wait_for(EventKind::Applied, USER_PATH).await;
-    // Any straggling event of the same save would land within a few debounce periods.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Any straggling event of the same save has been handled by now.
+    site.coordinator.quiet().await;
     let after = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
     assert_eq!(after.len(), before + 1, "{style}: expected exactly one new version");
     let disk = std::fs::read(&path).unwrap();
@@ -201,7 +206,7 @@ async fn torn_writes_end_with_the_whole_file_applied_once(backend: Backend) {
     let mut events = site.coordinator.subscribe();
     tokio::task::spawn_blocking(torn(Duration::from_millis(10), whole.clone(), cut)).await.unwrap();
     site.wait_for(EventKind::Applied, USER_PATH).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    site.coordinator.quiet().await;
     let after = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
     assert_eq!(after.len(), before + 1, "exactly one version for a torn write inside the debounce");
     assert_eq!(after[0].hash, sha256_hex(whole.as_bytes()));
@@ -220,7 +225,7 @@ async fn torn_writes_end_with_the_whole_file_applied_once(backend: Backend) {
     assert!(rejected.message.contains(USER_PATH), "{}", rejected.message);
     writer.await.unwrap();
     site.wait_for(EventKind::Applied, USER_PATH).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    site.coordinator.quiet().await;
     let last = site.coordinator.history(Some(USER_PATH), 100).await.unwrap();
     assert_eq!(last.len(), before + 2, "the half file never applied");
     assert_eq!(last[0].hash, sha256_hex(whole.as_bytes()));
@@ -256,6 +261,8 @@ async fn complete_saves_apply_without_waiting_for_the_debounce(backend: Backend)
     // Half a file, closed: not judged before the debounce.
     let mut events = site.coordinator.subscribe();
     std::fs::write(&path, "id: user\nfields:\n  - id: user").unwrap();
+    // A time, not a condition: what is checked is that nothing happens
+    // within 1.5 s of a debounce of ten.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let kinds = kinds(&mut events);
     assert!(!kinds.contains(&EventKind::Rejected), "a file that does not parse was judged early: {kinds:?}");
@@ -292,7 +299,7 @@ async fn moving_the_old_file_aside_is_not_a_deletion(backend: Backend) {
         .await
         .unwrap();
         site.wait_for(EventKind::Applied, USER_PATH).await;
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        site.coordinator.quiet().await;
         let kinds = kinds(&mut events);
         assert!(!kinds.contains(&EventKind::Pending) && !kinds.contains(&EventKind::Superseded), "{how}: {kinds:?}");
         assert_eq!(kinds.iter().filter(|k| **k == EventKind::Applied).count(), 1, "{how}: {kinds:?}");

@@ -76,13 +76,16 @@ impl From<sqlx::Error> for ContentError {
 /// the move again and evaluates it once more. (A macro: an async closure over
 /// borrowed arguments is not `Send` for axum's handlers.)
 macro_rules! with_transition {
-    ($service:expr, $t:ident => $call:expr) => {{
-        let current = $service.transition().await?;
+    ($service:expr, $t:ident => $call:expr) => {
+        with_transition!($service, transition, $t => $call)
+    };
+    ($service:expr, $read:ident, $t:ident => $call:expr) => {{
+        let current = $service.$read().await?;
         let $t = current.as_deref();
         match $call {
             Err(ContentError::Store(_)) if current.is_some() => {
                 $service.legacy.forget();
-                let current = $service.transition().await?;
+                let current = $service.$read().await?;
                 let $t = current.as_deref();
                 $call
             }
@@ -137,10 +140,15 @@ impl ContentService {
         self.legacy.current().await.map_err(|e| ContentError::Store(StoreError::Sql(e)))
     }
 
+    /// The legacy move under way, read now: what a write goes by.
+    async fn transition_now(&self) -> Result<Option<Arc<Transition>>, ContentError> {
+        self.legacy.now().await.map_err(|e| ContentError::Store(StoreError::Sql(e)))
+    }
+
     pub async fn create(&self, entity: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
         let _lock = self.schema_lock.read().await;
         let entity = self.live_entity(entity)?;
-        let created = with_transition!(self, t => create(&self.store, &entity, input, t).await);
+        let created = with_transition!(self, transition_now, t => create(&self.store, &entity, input, t).await);
         self.wrote(&entity.id);
         created
     }
@@ -148,7 +156,7 @@ impl ContentService {
     pub async fn update(&self, entity: &str, id: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
         let _lock = self.schema_lock.read().await;
         let entity = self.live_entity(entity)?;
-        let updated = with_transition!(self, t => update(&self.store, &entity, id, input, t).await);
+        let updated = with_transition!(self, transition_now, t => update(&self.store, &entity, id, input, t).await);
         self.wrote(&entity.id);
         updated
     }
@@ -156,7 +164,7 @@ impl ContentService {
     pub async fn delete(&self, entity: &str, id: &str) -> Result<(), ContentError> {
         let _lock = self.schema_lock.read().await;
         let entity = self.live_entity(entity)?;
-        let deleted = with_transition!(self, t => delete(&self.store, &entity, id, t).await);
+        let deleted = with_transition!(self, transition_now, t => delete(&self.store, &entity, id, t).await);
         self.wrote(&entity.id);
         deleted
     }

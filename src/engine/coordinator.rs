@@ -113,6 +113,25 @@ impl Coordinator {
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// Returns once nothing more will come of what is on disk now: every file
+    /// event the watcher saw has passed its debounce, been handled, and no
+    /// removed path or refilled directory waits on a timer. A file written just
+    /// before the call is covered: the wait lasts at least one debounce.
+    /// (Commands are answered by their own replies and are not waited for.)
+    pub async fn quiet(&self) {
+        let since = std::time::Instant::now();
+        let activity = &self.shared.activity;
+        while let Some(next) = activity.quiet_at(since, std::time::Instant::now()) {
+            tokio::time::sleep_until(next.into()).await;
+        }
+    }
+
+    /// The debounce the running watcher uses (a `hot_reload.debounce_ms` change
+    /// takes effect when the watcher restarts with it).
+    pub fn debounce(&self) -> std::time::Duration {
+        self.shared.activity.debounce()
+    }
+
     /// The audit log: events from `secure.log`, newest first, those matching
     /// every filter given (file, actor, kind), at most `limit`.
     pub async fn audit(&self, filter: AuditFilter, limit: usize) -> Result<Vec<EngineEvent>, EngineError> {

@@ -3,6 +3,7 @@
 //! changes. Everything that touches disk, database or clock lives here.
 
 pub mod accounts;
+mod activity;
 pub mod arg;
 pub mod backend;
 pub mod content;

@@ -136,4 +136,7 @@ pub struct Shared {
     /// Who holds this process's webhook leases: the instance's name and this
     /// start's id (`<name>/<id>`), so an operator can tell whose they are.
     pub lease_holder: String,
+    /// What the watcher and the worker still have to do about the files (see
+    /// [`Activity`](super::activity::Activity)).
+    pub activity: Arc<super::activity::Activity>,
 }

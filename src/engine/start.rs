@@ -16,6 +16,7 @@ use super::coordinator::Coordinator;
 use super::shared::{Command, Shared};
 use super::snapshot::Snapshot;
 use super::store::Store;
+use super::activity::Signals;
 use super::watcher::SiteWatcher;
 use super::worker::{Inputs, Worker};
 use super::{EngineConfig, EngineError};
@@ -49,6 +50,7 @@ impl Coordinator {
             lock_waits: ArcSwap::default(),
             legacy_running: std::sync::atomic::AtomicBool::new(false),
             health: super::health::Health::default(),
+            activity: Arc::default(),
             lease_holder: format!("{}/{}", config.instance_name, store.instance()),
         });
         let secure_log = match &config.secure_log {
@@ -67,6 +69,7 @@ impl Coordinator {
         worker.reconcile().await;
 
         let (signal_tx, signals) = mpsc::unbounded_channel();
+        let signal_tx = Signals::new(signal_tx, shared.activity.clone());
         let watcher = SiteWatcher::start(&config.site_root, worker.wanted_debounce(), signal_tx.clone())?;
         shared.health.set_watching(true);
         shared.health.set_reconciled();

@@ -20,7 +20,8 @@ use std::time::Duration;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
-use tokio::sync::mpsc::UnboundedSender;
+
+use super::activity::Signals;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -78,10 +79,11 @@ fn identity(dir: &Path) -> Option<DirIdentity> {
 
 impl SiteWatcher {
     /// Watches `root` recursively; debounced signals go to `signals`.
-    pub fn start(root: &Path, debounce: Duration, signals: UnboundedSender<WatchSignal>) -> Result<Self, WatchError> {
+    pub fn start(root: &Path, debounce: Duration, signals: Signals) -> Result<Self, WatchError> {
         let root = root.canonicalize().map_err(|_| WatchError::RootMissing(root.to_path_buf()))?;
         let base = root.clone();
         let signals_early = signals.clone();
+        let signals_started = signals.clone();
         // The debouncer checks for quiet paths every tick; its default (a quarter of
         // the timeout) adds up to 6 ms to every reload at 25 ms.
         let tick = (debounce / 8).max(Duration::from_millis(1));
@@ -96,8 +98,7 @@ impl SiteWatcher {
                 }
             };
             if let Some(signal) = signal {
-                // The receiver is gone only during shutdown.
-                let _ = signals.send(signal);
+                signals.send(signal);
             }
         })
         .map_err(|e| map_notify(&root, e))?;
@@ -107,12 +108,14 @@ impl SiteWatcher {
         let mut complete = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
             // A lost raw event costs only the debounce: the debouncer sees it too.
             let Ok(event) = result else { return };
+            early.activity().saw_event();
             if let Some(signal) = settled(&base, &event) {
-                let _ = early.send(signal);
+                early.send(signal);
             }
         })
         .map_err(|e| map_notify(&root, e))?;
         complete.watch(&root, RecursiveMode::Recursive).map_err(|e| map_notify(&root, e))?;
+        signals_started.activity().watching_with(debounce);
         Ok(Self { _debouncer: debouncer, _complete: complete, identity: identity(&root) })
     }
 

@@ -47,6 +47,7 @@ use super::events::{EngineEvent, EventKind};
 use super::secure_log::SecureLog;
 use super::shared::{Command, Shared};
 use super::store::Store;
+use super::activity::Signals;
 use super::watcher::{SiteWatcher, WatchSignal};
 use super::{EngineConfig, EngineError};
 use crate::live_config::LiveSettings;
@@ -99,7 +100,7 @@ pub(super) struct Worker {
 struct Watching {
     watcher: SiteWatcher,
     debounce: Duration,
-    signals: mpsc::UnboundedSender<WatchSignal>,
+    signals: Signals,
     /// While a site directory that came back is still being filled: when it
     /// counts as settled (pushed on by each event), and is taken in.
     settling: Option<tokio::time::Instant>,
@@ -108,7 +109,7 @@ struct Watching {
 /// Where the worker's inputs come from.
 pub(super) struct Inputs {
     pub watcher: SiteWatcher,
-    pub signal_tx: mpsc::UnboundedSender<WatchSignal>,
+    pub signal_tx: Signals,
     pub signals: mpsc::UnboundedReceiver<WatchSignal>,
     pub commands: mpsc::UnboundedReceiver<Command>,
 }
@@ -182,6 +183,7 @@ impl Worker {
         let mut root_check = tokio::time::interval(site_root::CHECK_EVERY);
         root_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            watching.signals.activity().set_timers(!gone.is_empty() || watching.settling.is_some());
             let next_gone = gone.values().min().copied();
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -207,7 +209,11 @@ impl Worker {
                         // The directory was replaced, or is still being filled:
                         // the rescan once it is quiet takes in everything.
                         drop(signal);
-                        while signals.try_recv().is_ok() {}
+                        let mut dropped = 1;
+                        while signals.try_recv().is_ok() {
+                            dropped += 1;
+                        }
+                        watching.signals.activity().handled(dropped);
                         match watching.settling {
                             Some(_) => watching.settling = Some(tokio::time::Instant::now() + site_root::settle_period(watching.debounce)),
                             None => self.check_root(&mut watching).await,
@@ -218,7 +224,9 @@ impl Worker {
                     let mut paths = BTreeSet::new();
                     let mut complete = BTreeSet::new();
                     let mut rescan = false;
+                    let mut taken = 0;
                     for s in std::iter::once(signal).chain(std::iter::from_fn(|| signals.try_recv().ok())) {
+                        taken += 1;
                         match s {
                             WatchSignal::Paths(p) => paths.extend(p),
                             WatchSignal::Complete(p) => complete.extend(p),
@@ -239,6 +247,7 @@ impl Worker {
                         self.reprocess(&mut turn, paths, BTreeSet::new(), parsed).await
                     }
                     self.end(turn).await;
+                    watching.signals.activity().handled(taken);
                 }
                 Some(command) = commands.recv() => self.command(command).await,
                 _ = root_check.tick() => self.check_root(&mut watching).await,

@@ -201,8 +201,9 @@ pub async fn misfits(store: &Store, limit: i64) -> Result<Vec<MisfitRow>, Legacy
     Ok(store.pool().fetch_all(sql, &[Arg::Int(limit)]).await?)
 }
 
-/// How long the content API trusts what it read of `marain_legacy`: a move
-/// started or finished from the command line is seen within this.
+/// How long the content API's reads trust what it read of `marain_legacy`: a
+/// move started or finished from the command line is seen by reads within
+/// this, and by writes at once (they read it afresh).
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// The content API's view of the move, read at most once per [`FRESH_FOR`].
@@ -223,6 +224,13 @@ impl TransitionView {
         if cached.0.elapsed() < FRESH_FOR {
             return Ok(cached.1.clone());
         }
+        self.now().await
+    }
+
+    /// The move under way, read now (a write decides by it: whether an id is
+    /// still a legacy row's and whether to write both tables), and kept for the
+    /// reads that follow.
+    pub async fn now(&self) -> Result<Option<Arc<Transition>>, sqlx::Error> {
         let read = self.read().await?.map(Arc::new);
         self.cached.store(Arc::new((Instant::now(), read.clone())));
         Ok(read)
