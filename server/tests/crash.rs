@@ -39,7 +39,32 @@ impl Server {
     /// [`Server::start`] with its own secure log `log` in `dir` (every instance
     /// keeps its own: one log is one chain).
     fn start_logging(dir: &Path, db: &str, failpoint: Option<&str>, log: &str, env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_marain")), dir, db, failpoint, log, env)
+    }
+
+    /// [`Server::start`] as a user whom file modes bind. Run as root (as CI
+    /// does), the tests' own process reads every file whatever its mode, so the
+    /// server runs as `nobody` through `setpriv`, and `dir` is handed to it.
+    fn start_unprivileged(dir: &Path, db: &str) -> Server {
+        let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        if !root {
+            return Self::start(dir, db, None);
+        }
+        let status = Command::new("chown").args(["-R", "65534:65534"]).arg(dir).status().unwrap();
+        assert!(status.success(), "chown of the test directory failed");
+        let mut command = Command::new("setpriv");
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(env!("CARGO_BIN_EXE_marain"));
+        Self::start_command(command, dir, db, None, "secure.log", &[])
+    }
+
+    fn start_command(
+        mut command: Command,
+        dir: &Path,
+        db: &str,
+        failpoint: Option<&str>,
+        log: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         command
             .args(["serve", "--site"])
             .arg(dir.join("site"))
@@ -486,6 +511,79 @@ async fn a_panicking_worker_stops_the_server_loudly(backend: Backend) {
     assert!(!status.success(), "{status:?}");
 }
 
+/// Sets the mode of `path`.
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A directory the server may no longer read (an operator's `chmod`, a deploy
+/// that leaves the wrong owner) is an error, never "every file deleted": with
+/// `schemas/` unreadable, each of its files is refused as unreadable while its
+/// applied version stays live, through a restart too; with the site's parent
+/// unreadable, the server stops watching and plans nothing. Read access back,
+/// everything is in sync again with no new version.
+async fn an_unreadable_directory_is_an_error_not_a_deletion(backend: Backend) {
+    let dir = site_with(V1);
+    let db = backend.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let server = Server::start_unprivileged(dir.path(), &db);
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    add_users(&client, &server.base, 3).await;
+    let schemas = dir.path().join("site/schemas");
+    let refused = |s: &Value| {
+        s["rejected"].as_array().unwrap().iter().any(|r| {
+            r["file"] == FILE && r["message"].as_str().unwrap_or_default().contains("cannot read: Permission denied")
+        })
+    };
+
+    chmod(&schemas, 0o000);
+    let seen = wait_status(&client, &server.base, refused).await;
+    assert_eq!(seen["pending"], json!([]), "nothing planned while the directory cannot be read: {seen}");
+    let user: Value = client.get(format!("{}/entity/user/u1", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["bio"], "bio of 1", "the applied schema stays live: {user}");
+
+    // A restart while it cannot be read: the same, from the start-up reconciliation.
+    server.kill();
+    let server = Server::start_unprivileged(dir.path(), &db);
+    let seen = wait_status(&client, &server.base, refused).await;
+    assert_eq!(seen["pending"], json!([]), "{seen}");
+
+    chmod(&schemas, 0o755);
+    let back = wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    assert_eq!(back["rejected"], json!([]), "{back}");
+    // Watched again: an edit under it applies.
+    std::fs::write(dir.path().join("site").join(FILE), format!("{V1}  - id: motto\n    type: text\n")).unwrap();
+    for _ in 0..400 {
+        if versions(&client, &server.base).await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "the edit after the directory opened never applied");
+
+    // The site's parent closed: the site cannot be reached; not ready, nothing planned.
+    let ready = format!("http://{}/readyz", server.process.addr);
+    chmod(dir.path(), 0o000);
+    server.wait_output("the site directory cannot be reached");
+    assert_eq!(client.get(&ready).send().await.unwrap().status().as_u16(), 503);
+    let seen = status(&client, &server.base).await.unwrap();
+    assert_eq!(seen["pending"], json!([]), "{seen}");
+    chmod(dir.path(), 0o700);
+    for _ in 0..400 {
+        if client.get(&ready).send().await.unwrap().status().as_u16() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let back = wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    assert_eq!(back["pending"], json!([]), "{back}");
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "no version came of it");
+    let user: Value = client.get(format!("{}/entity/user/u1", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["bio"], "bio of 1", "{user}");
+    server.kill();
+}
+
 async fn crash_runs(point: &str, backend: Backend) {
     for _ in 0..RUNS {
         crash_once(point, backend).await;
@@ -516,6 +614,7 @@ backend_tests!(
     multi_thread: a_lost_commit_answer_is_found_in_the_history,
     a_fast_clock_does_not_move_when_versions_were_applied,
     a_panicking_worker_stops_the_server_loudly,
+    an_unreadable_directory_is_an_error_not_a_deletion,
     kill_after_backup,
     kill_after_ddl,
     kill_before_history_row,

@@ -13,10 +13,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::UnboundedSender;
-
-use super::watcher::WatchSignal;
-
 /// Counters the watcher's callbacks and the worker's loop keep; see the module.
 #[derive(Debug)]
 pub struct Activity {
@@ -65,6 +61,11 @@ impl Activity {
         Duration::from_micros(self.debounce_us.load(Ordering::SeqCst))
     }
 
+    /// The watcher sent the worker a signal.
+    pub fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// The worker took in and handled `n` signals.
     pub fn handled(&self, n: u64) {
         self.handled.fetch_add(n, Ordering::SeqCst);
@@ -95,31 +96,5 @@ impl Activity {
         let busy = self.sent.load(Ordering::SeqCst) != self.handled.load(Ordering::SeqCst)
             || self.timers.load(Ordering::SeqCst);
         busy.then(|| now + Duration::from_millis(5))
-    }
-}
-
-/// The sending end of the watcher's signals, counting what it sends.
-#[derive(Clone)]
-pub struct Signals {
-    tx: UnboundedSender<WatchSignal>,
-    activity: std::sync::Arc<Activity>,
-}
-
-impl Signals {
-    pub fn new(tx: UnboundedSender<WatchSignal>, activity: std::sync::Arc<Activity>) -> Self {
-        Self { tx, activity }
-    }
-
-    pub fn activity(&self) -> &Activity {
-        &self.activity
-    }
-
-    /// Sends a signal to the worker (dropped only during shutdown, when the
-    /// worker is gone).
-    pub fn send(&self, signal: WatchSignal) {
-        self.activity.sent.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send(signal).is_err() {
-            self.activity.handled.fetch_add(1, Ordering::SeqCst);
-        }
     }
 }

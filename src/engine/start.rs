@@ -16,7 +16,7 @@ use super::coordinator::Coordinator;
 use super::shared::{Command, Shared};
 use super::snapshot::Snapshot;
 use super::store::Store;
-use super::activity::Signals;
+use super::watcher::Signals;
 use super::watcher::SiteWatcher;
 use super::worker::{Inputs, Worker};
 use super::{EngineConfig, EngineError};

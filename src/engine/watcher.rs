@@ -21,7 +21,9 @@ use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
-use super::activity::Signals;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::activity::Activity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -49,6 +51,32 @@ pub enum WatchSignal {
     Rescan,
 }
 
+/// The sending end of the watcher's signals, counting what it sends.
+#[derive(Clone)]
+pub struct Signals {
+    tx: UnboundedSender<WatchSignal>,
+    activity: std::sync::Arc<Activity>,
+}
+
+impl Signals {
+    pub fn new(tx: UnboundedSender<WatchSignal>, activity: std::sync::Arc<Activity>) -> Self {
+        Self { tx, activity }
+    }
+
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// Sends a signal to the worker (dropped only during shutdown, when the
+    /// worker is gone).
+    pub fn send(&self, signal: WatchSignal) {
+        self.activity.sent();
+        if self.tx.send(signal).is_err() {
+            self.activity.handled(1);
+        }
+    }
+}
+
 /// Watches a site directory for as long as it lives.
 pub struct SiteWatcher {
     _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
@@ -57,6 +85,10 @@ pub struct SiteWatcher {
     /// follow a directory, not its path, so one moved away and another put in
     /// its place is watched no more.
     identity: Option<DirIdentity>,
+    /// Directories under the site it may not look into (their permissions
+    /// deny this process): their files are refused as unreadable, not taken
+    /// for deleted, and the watcher is started again once they open.
+    blind: Vec<PathBuf>,
 }
 
 /// A directory's device and inode (Unix); elsewhere only that it exists.
@@ -102,7 +134,7 @@ impl SiteWatcher {
             }
         })
         .map_err(|e| map_notify(&root, e))?;
-        debouncer.watch(&root, RecursiveMode::Recursive).map_err(|e| map_notify(&root, e))?;
+        let blind = watch_tree(&root, |path, mode| debouncer.watch(path, mode))?;
         let base = root.clone();
         let early = signals_early;
         let mut complete = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
@@ -114,9 +146,22 @@ impl SiteWatcher {
             }
         })
         .map_err(|e| map_notify(&root, e))?;
-        complete.watch(&root, RecursiveMode::Recursive).map_err(|e| map_notify(&root, e))?;
+        watch_tree(&root, |path, mode| complete.watch(path, mode))?;
         signals_started.activity().watching_with(debounce);
-        Ok(Self { _debouncer: debouncer, _complete: complete, identity: identity(&root) })
+        for dir in &blind {
+            tracing::error!(
+                directory = %dir.display(),
+                "cannot read this directory (permission denied): its files are refused as unreadable, their \
+                 applied versions stay live, until it can be read"
+            );
+        }
+        Ok(Self { _debouncer: debouncer, _complete: complete, identity: identity(&root), blind })
+    }
+
+    /// Whether a directory this watcher could not look into opens now: then it
+    /// is started again, so the directory is watched and its files read.
+    pub fn blind_opened(&self) -> bool {
+        self.blind.iter().any(|dir| std::fs::read_dir(dir).is_ok())
     }
 
     /// The directory at `root` is still the one being watched: not removed,
@@ -150,6 +195,46 @@ fn settled(root: &Path, event: &notify::Event) -> Option<WatchSignal> {
     }
 }
 
+/// Watches everything under `root` with `watch`; returns the directories that
+/// deny this process (skipped, and reported), so one closed directory does not
+/// keep the whole site from being watched. `root` itself must be readable.
+fn watch_tree(
+    root: &Path,
+    mut watch: impl FnMut(&Path, RecursiveMode) -> notify::Result<()>,
+) -> Result<Vec<PathBuf>, WatchError> {
+    let denied = |e: &notify::Error| matches!(&e.kind, notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied);
+    match watch(root, RecursiveMode::Recursive) {
+        Ok(()) => return Ok(Vec::new()),
+        Err(e) if denied(&e) => {}
+        Err(e) => return Err(map_notify(root, e)),
+    }
+    // One directory at a time, skipping those that deny us.
+    let mut blind = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        match watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {}
+            Err(e) if denied(&e) && dir != root => {
+                blind.push(dir);
+                continue;
+            }
+            Err(e) => return Err(map_notify(&dir, e)),
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            blind.push(dir);
+            continue;
+        };
+        for entry in entries.flatten() {
+            // Not through symlinks: as the recursive watch does.
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    blind.sort();
+    Ok(blind)
+}
+
 fn map_notify(path: &Path, e: notify::Error) -> WatchError {
     match e.kind {
         notify::ErrorKind::MaxFilesWatch => WatchError::WatchLimit,
@@ -174,6 +259,12 @@ fn to_signal(root: &Path, events: &[notify_debouncer_full::DebouncedEvent]) -> O
                 // A directory created or moved in may arrive with its files already
                 // inside, and no event for them.
                 if matches!(event.kind, EventKind::Create(_)) && p.is_dir() {
+                    return Some(WatchSignal::Rescan);
+                }
+                // A directory's permissions or owner changed: the files under
+                // it may have become unreadable (each is then refused, never
+                // taken for deleted) or readable again.
+                if matches!(event.kind, EventKind::Modify(ModifyKind::Metadata(_))) && p.is_dir() {
                     return Some(WatchSignal::Rescan);
                 }
                 if !is_editor_noise(&rel) && !paths.contains(&rel) {

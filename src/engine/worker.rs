@@ -47,7 +47,7 @@ use super::events::{EngineEvent, EventKind};
 use super::secure_log::SecureLog;
 use super::shared::{Command, Shared};
 use super::store::Store;
-use super::activity::Signals;
+use super::watcher::Signals;
 use super::watcher::{SiteWatcher, WatchSignal};
 use super::{EngineConfig, EngineError};
 use crate::live_config::LiveSettings;

@@ -55,14 +55,21 @@ impl Running {
     /// Waits for a line containing `needle` and returns it; fails after `within`.
     pub fn wait_line(&self, needle: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
+        let mut last = std::collections::VecDeque::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
+                Ok(line) => {
+                    last.push_back(line);
+                    if last.len() > 20 {
+                        last.pop_front();
+                    }
+                }
                 Err(_) => break,
             }
         }
-        panic!("the server never printed `{needle}`");
+        let last: Vec<_> = last.into();
+        panic!("the server never printed `{needle}`; its last lines:\n{}", last.join("\n"));
     }
 
     /// Waits for the process to exit by itself; fails after `within`.

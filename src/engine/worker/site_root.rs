@@ -29,6 +29,21 @@ impl Worker {
     /// Restarts the watcher on a directory that came back; marks the watcher
     /// down while there is none.
     pub(super) async fn check_root(&mut self, watching: &mut Watching) {
+        if watching.watcher.intact(&self.config.site_root) && watching.watcher.blind_opened() {
+            // A directory it could not look into opens: watched from now on,
+            // and its files read again.
+            match SiteWatcher::start(&self.config.site_root, watching.debounce, watching.signals.clone()) {
+                Ok(fresh) => {
+                    watching.watcher = fresh;
+                    tracing::info!(site = %self.config.site_root.display(), "a directory of the site can be read again");
+                    let mut turn = Turn::default();
+                    self.rescan(&mut turn).await;
+                    self.end(turn).await;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot watch the site directory again; trying each second"),
+            }
+            return;
+        }
         if watching.watcher.intact(&self.config.site_root) {
             // A directory that came back is watched once it has settled.
             if watching.settling.is_none() {
@@ -37,7 +52,20 @@ impl Worker {
             return;
         }
         watching.settling = None;
+        let was_watching = self.shared.health.watching();
         self.shared.health.set_watching(false);
+        if let Err(why) = std::fs::metadata(&self.config.site_root) {
+            if was_watching {
+                // Gone, or a directory above it no longer lets this process
+                // in: either way no file is taken for deleted meanwhile.
+                tracing::error!(
+                    site = %self.config.site_root.display(),
+                    error = %why,
+                    "the site directory cannot be reached; nothing is planned until it can"
+                );
+            }
+            return;
+        }
         if !self.config.site_root.is_dir() {
             return;
         }
