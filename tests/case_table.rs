@@ -75,7 +75,7 @@ struct CaseOptions {
 
 impl CaseOptions {
     fn seed(&self) -> Seed {
-        Seed { rows: self.rows.unwrap_or(3), values: self.values.clone() }
+        Seed { rows: self.rows.unwrap_or(3), values: self.values.clone(), edges: false }
     }
 }
 

@@ -223,11 +223,35 @@ pub struct Seed {
     pub rows: usize,
     #[serde(default)]
     pub values: BTreeMap<String, Vec<String>>,
+    /// After the `rows` ordinary rows, [`EDGE_ROWS`] more whose single-valued
+    /// fields hold the values conversions trip on ([`edge_value`]).
+    #[serde(default)]
+    pub edges: bool,
 }
+
+/// How many rows of edge values a seed with `edges` adds.
+pub const EDGE_ROWS: usize = 8;
 
 impl Seed {
     pub fn rows(rows: usize) -> Self {
-        Seed { rows, values: BTreeMap::new() }
+        Seed { rows, values: BTreeMap::new(), edges: false }
+    }
+
+    /// `rows` ordinary rows, then the edge rows.
+    pub fn with_edges(rows: usize) -> Self {
+        Seed { rows, values: BTreeMap::new(), edges: true }
+    }
+
+    /// How many rows entity `e` gets: a unique field whose values repeat
+    /// after a few (a boolean, a reference, allowed values) cannot take the
+    /// edge rows, so an entity with one gets none.
+    fn rows_of(&self, e: &marain::model::EntitySchema) -> usize {
+        use marain::model::FieldType;
+        let repeats = |f: &marain::model::Field| {
+            matches!(f.field_type, FieldType::Boolean | FieldType::EntityReference) || f.values.is_some()
+        };
+        let limited = e.fields.iter().any(|f| f.unique && repeats(f));
+        self.rows + if self.edges && !limited { EDGE_ROWS } else { 0 }
     }
 
     /// The case's own literal for `key` in row `n`, if it gives one.
@@ -259,6 +283,54 @@ pub fn seed_value(
     }
 }
 
+/// Edge value number `k` of single-valued field `f`, as a literal; `None`
+/// where the ordinary value must stand (allowed values, references, a
+/// required field's NULL). NULL (optional fields), empty and blank text,
+/// numbers in text, leading zeros, quotes, Unicode, integers at and beyond
+/// 2^53 and at the ends of 64 bits, floats at the ends of their range, and
+/// datetimes at the ends of the calendar and across a DST change. The values
+/// of each list differ from each other and from the ordinary rows', so a
+/// unique field holds them.
+pub fn edge_value(f: &marain::model::Field, k: usize, dialect: Dialect) -> Option<String> {
+    use marain::model::FieldType;
+    if k == 0 && !f.required {
+        return Some("NULL".to_string());
+    }
+    if f.values.is_some() || f.field_type == FieldType::EntityReference {
+        return None;
+    }
+    let list: &[&str] = match f.field_type {
+        FieldType::Integer => &[
+            "42",
+            "0",
+            "-1",
+            "9007199254740993",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "7",
+            "-9007199254740992",
+        ],
+        FieldType::Float => {
+            &["-1e300", "0.0", "2.5", "1e-300", "1.7976931348623157e308", "0.1", "-3.25", "123456789.123456789"]
+        }
+        FieldType::Boolean if f.unique => return None,
+        FieldType::Boolean if dialect == Dialect::Postgres => &["true", "false"],
+        FieldType::Boolean => &["1", "0"],
+        FieldType::Datetime => &[
+            "'2024-12-31T23:59:59Z'",
+            "'1970-01-01T00:00:00Z'",
+            "'9999-12-31T23:59:59Z'",
+            "'2000-02-29T12:34:56Z'",
+            "'2026-03-29T01:30:00Z'",
+            "'1969-12-31T23:59:59Z'",
+            "'2038-01-19T03:14:08Z'",
+            "'2026-10-25T00:59:59Z'",
+        ],
+        _ => &["'  '", "''", "' 7'", "'007'", "'1e3'", "'4.0'", "'Grüße — 日本 🎉'", "'it''s'"],
+    };
+    Some(list[k % list.len()].to_string())
+}
+
 /// The INSERTs of the seed: `seed.rows` rows per entity table, every field filled
 /// (references point at rows of the target), two different values per
 /// multi-valued field. Rows may reference rows inserted later: run them with keys
@@ -272,7 +344,7 @@ pub fn seed_statements(site: &Site, seed: &Seed, dialect: Dialect) -> Vec<String
     let mut out = Vec::new();
     for file in site.schema_files() {
         let e = &file.entity;
-        for i in 0..rows {
+        for i in 0..seed.rows_of(e) {
             let id = seed.given(&format!("{}.id", e.id), i).unwrap_or_else(|| format!("'{}-{i}'", e.id));
             let mut cols = vec!["\"id\"".to_string(), "\"created_at\"".into(), "\"updated_at\"".into()];
             let mut vals = vec![id.clone(), stamp(1), stamp(2)];
@@ -281,7 +353,8 @@ pub fn seed_statements(site: &Site, seed: &Seed, dialect: Dialect) -> Vec<String
                 match f.column() {
                     Some(c) => {
                         cols.push(format!("\"{c}\""));
-                        vals.push(given(i).unwrap_or_else(|| seed_value(e, f, i, rows, dialect)));
+                        let edge = i.checked_sub(rows).and_then(|k| edge_value(f, k, dialect));
+                        vals.push(given(i).or(edge).unwrap_or_else(|| seed_value(e, f, i, rows, dialect)));
                     }
                     None => {
                         let child = dialect.table(&marain::sql::child_table(&e.id, &f.id));
