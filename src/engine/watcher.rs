@@ -20,7 +20,6 @@ use std::time::Duration;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
-
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::activity::Activity;
@@ -115,7 +114,7 @@ impl SiteWatcher {
         let root = root.canonicalize().map_err(|_| WatchError::RootMissing(root.to_path_buf()))?;
         let base = root.clone();
         let signals_early = signals.clone();
-        let signals_started = signals.clone();
+        let activity = std::sync::Arc::clone(&signals.activity);
         // The debouncer checks for quiet paths every tick; its default (a quarter of
         // the timeout) adds up to 6 ms to every reload at 25 ms.
         let tick = (debounce / 8).max(Duration::from_millis(1));
@@ -147,7 +146,7 @@ impl SiteWatcher {
         })
         .map_err(|e| map_notify(&root, e))?;
         watch_tree(&root, |path, mode| complete.watch(path, mode))?;
-        signals_started.activity().watching_with(debounce);
+        activity.watching_with(debounce);
         for dir in &blind {
             tracing::error!(
                 directory = %dir.display(),
