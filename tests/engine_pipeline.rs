@@ -1053,6 +1053,69 @@ async fn files_outside_the_site_and_special_files_are_refused(backend: Backend) 
     site.stop().await;
 }
 
+/// A change to `article` waits for its cut-over (another session holds what
+/// it needs: SQLite's write lock, PostgreSQL's table); meanwhile reads of
+/// `user` never wait, a read of `article` waits for the change and then sees
+/// it whole (the new schema, none of the old), and the change applies once
+/// the session lets go.
+async fn a_change_to_one_entity_never_holds_up_another(backend: Backend) {
+    let mut site = TestSite::start(backend).await;
+    // Long enough that PostgreSQL's apply waits in one attempt (no retries).
+    site.write("config/config.hot_reload.yaml", "id: hot_reload\nvalues:\n  lock_timeout_ms: 20000\n");
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    site.write(USER_PATH, USER);
+    site.write(ARTICLE_PATH, ARTICLE);
+    site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
+    site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    site.exec("INSERT INTO content_article (id, title, body) VALUES ('a1', 'Hello', 'words')").await;
+    site.exec("CREATE TABLE hold_marker (x INTEGER)").await;
+
+    // Another session: a read of `article` and a write, in a transaction it keeps open.
+    let pool = site.coordinator.store().pool().clone();
+    let mut holder = pool.begin().await.unwrap();
+    holder.conn().execute("SELECT COUNT(*) FROM content_article", &[]).await.unwrap();
+    holder.conn().execute("INSERT INTO hold_marker VALUES (1)", &[]).await.unwrap();
+
+    site.write(ARTICLE_PATH, &ARTICLE.replace("  - id: body\n    type: long_text\n", ""));
+    let pending = site.wait_for(EventKind::Pending, ARTICLE_PATH).await;
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("article".into()) };
+    let coordinator = site.coordinator.clone();
+    let approving = tokio::spawn(async move { coordinator.approve(pending.change_id.unwrap(), approval).await });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while site.coordinator.changing() != ["article"] {
+        assert!(tokio::time::Instant::now() < deadline, "the change never started: {:?}", site.coordinator.changing());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let content = site.coordinator.content().clone();
+    let article_read = tokio::spawn(async move { content.get("article", "a1").await });
+
+    // For a second and a half the change waits; `user` answers throughout.
+    let held_until = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let mut reads = 0;
+    while tokio::time::Instant::now() < held_until {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(1), site.coordinator.content().get("user", "u1"));
+        let record = read.await.expect("a read of another entity waited for the change").unwrap();
+        assert_eq!(record["username"], "ann");
+        let (page, total) = site.coordinator.content().list("user", 10, 0).await.unwrap();
+        assert_eq!((page.len(), total), (1, 1));
+        reads += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(reads >= 10, "reads of another entity stalled: {reads} in 1.5 s");
+    assert!(!approving.is_finished(), "the change applied while another session held what it needs");
+    assert!(!article_read.is_finished(), "a read of the changed entity ran across the change");
+
+    holder.commit().await.unwrap();
+    let row = approving.await.unwrap().unwrap();
+    assert_eq!(row.version, 2);
+    let record = article_read.await.unwrap().unwrap();
+    assert_eq!(record["title"], "Hello");
+    assert!(record.get("body").is_none(), "the read saw the old schema after waiting for the new: {record}");
+    assert!(site.coordinator.changing().is_empty());
+    site.stop().await;
+}
+
 /// PostgreSQL only (SQLite locks the whole database, not a table): a session
 /// holds a lock on `content_article` while a change to `article` is approved.
 /// The apply gives up each attempt after the lock timeout (here 100 ms, set live
@@ -1112,6 +1175,7 @@ async fn ddl_waiting_for_a_table_lock_never_stalls_reads() {
 }
 
 crate::backend_tests!(
+    a_change_to_one_entity_never_holds_up_another,
     a_rollback_whose_file_cannot_be_rewritten_says_so,
     a_site_directory_replaced_and_refilled_plans_no_deletion,
     new_entities_apply_by_themselves_in_dependency_order,

@@ -1,16 +1,18 @@
 //! The content service: rows of the typed `content_<entity>` tables, read and
 //! written as JSON, always against the schema that is live at that instant.
 //!
-//! [`ContentService`] is the one way in: each call takes the schema lock shared
-//! for its whole duration and looks the entity up in the snapshot once, so a
-//! request runs wholly before or wholly after a schema change and sees one
-//! version of the schema throughout.
+//! [`ContentService`] is the one way in: each call takes its entity's schema
+//! lock shared for its whole duration ([`SchemaLocks`]) and looks the entity
+//! up in the snapshot once, so a request runs wholly before or wholly after a
+//! change to its entity and sees one version of its schema throughout, while
+//! changes to other entities do not hold it up.
 
 use std::sync::Arc;
 
 use super::database::{Arg, Conn};
 use super::legacy::transition::{self, Transition, TransitionView};
 use super::rows::{arg, column_type, mark, refusal, select, selected, typed};
+use super::schema_locks::SchemaLocks;
 use super::snapshot::Snapshot;
 use super::store::{Store, StoreError};
 use crate::content::{validate_record, FieldProblem, Record, SqlValue};
@@ -20,6 +22,7 @@ use crate::model::{EntitySchema, FieldType};
 use crate::sql::child_table;
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value as Json};
+use tokio::sync::OwnedRwLockReadGuard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
@@ -95,14 +98,14 @@ macro_rules! with_transition {
 }
 
 /// The content API's entry point: a cheap handle on the engine's store, snapshot
-/// and schema lock, and on the legacy move under way, if any
+/// and schema locks, and on the legacy move under way, if any
 /// ([`transition`](super::legacy::transition): reads fall back to legacy rows
 /// not copied yet, writes reach both tables).
 #[derive(Clone)]
 pub struct ContentService {
     store: Store,
     snapshot: Arc<ArcSwap<Snapshot>>,
-    schema_lock: Arc<tokio::sync::RwLock<()>>,
+    schema_locks: Arc<SchemaLocks>,
     legacy: Arc<TransitionView>,
     /// Called with the entity after a write to rows that data files hold:
     /// the coordinator asks the worker for a drift check of those rows.
@@ -113,11 +116,11 @@ impl ContentService {
     pub(super) fn new(
         store: Store,
         snapshot: Arc<ArcSwap<Snapshot>>,
-        schema_lock: Arc<tokio::sync::RwLock<()>>,
+        schema_locks: Arc<SchemaLocks>,
         rows_written: Arc<dyn Fn(&str) + Send + Sync>,
     ) -> Self {
         let legacy = Arc::new(TransitionView::new(store.clone()));
-        Self { store, snapshot, schema_lock, legacy, rows_written }
+        Self { store, snapshot, schema_locks, legacy, rows_written }
     }
 
     /// After a write to `entity`: when data files hold rows of it, the worker
@@ -128,11 +131,17 @@ impl ContentService {
         }
     }
 
-    /// The live schema of entity `id`, taken once so a whole request sees one version.
-    fn live_entity(&self, id: &str) -> Result<EntitySchema, ContentError> {
+    /// Enters a request for entity `id`: its schema lock, shared, and its live
+    /// schema read once under it, so the whole request sees one version. A
+    /// name the snapshot does not define is refused before any lock is made.
+    async fn enter(&self, id: &str) -> Result<(OwnedRwLockReadGuard<()>, EntitySchema), ContentError> {
+        let unknown = || ContentError::UnknownEntity(id.to_string());
+        self.snapshot.load().applied.entity_file(id).ok_or_else(unknown)?;
+        let lock = self.schema_locks.read(id).await;
+        // Read again: a change may have dropped or renamed it meanwhile.
         let snapshot = self.snapshot.load();
-        let file = snapshot.applied.entity_file(id).ok_or_else(|| ContentError::UnknownEntity(id.to_string()))?;
-        Ok(file.entity.clone())
+        let file = snapshot.applied.entity_file(id).ok_or_else(unknown)?;
+        Ok((lock, file.entity.clone()))
     }
 
     /// The legacy move under way, if any.
@@ -146,32 +155,28 @@ impl ContentService {
     }
 
     pub async fn create(&self, entity: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
-        let _lock = self.schema_lock.read().await;
-        let entity = self.live_entity(entity)?;
+        let (_lock, entity) = self.enter(entity).await?;
         let created = with_transition!(self, transition_now, t => create(&self.store, &entity, input, t).await);
         self.wrote(&entity.id);
         created
     }
 
     pub async fn update(&self, entity: &str, id: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
-        let _lock = self.schema_lock.read().await;
-        let entity = self.live_entity(entity)?;
+        let (_lock, entity) = self.enter(entity).await?;
         let updated = with_transition!(self, transition_now, t => update(&self.store, &entity, id, input, t).await);
         self.wrote(&entity.id);
         updated
     }
 
     pub async fn delete(&self, entity: &str, id: &str) -> Result<(), ContentError> {
-        let _lock = self.schema_lock.read().await;
-        let entity = self.live_entity(entity)?;
+        let (_lock, entity) = self.enter(entity).await?;
         let deleted = with_transition!(self, transition_now, t => delete(&self.store, &entity, id, t).await);
         self.wrote(&entity.id);
         deleted
     }
 
     pub async fn get(&self, entity: &str, id: &str) -> Result<Json, ContentError> {
-        let _lock = self.schema_lock.read().await;
-        let entity = self.live_entity(entity)?;
+        let (_lock, entity) = self.enter(entity).await?;
         match get(&self.store, &entity, id).await {
             Err(ContentError::NotFound { .. }) => {
                 with_transition!(self, t => legacy_get(&self.store, &entity, id, t).await)
@@ -182,8 +187,7 @@ impl ContentService {
 
     /// A page of records in id order, and how many there are in all.
     pub async fn list(&self, entity: &str, limit: i64, offset: i64) -> Result<(Vec<Json>, i64), ContentError> {
-        let _lock = self.schema_lock.read().await;
-        let entity = self.live_entity(entity)?;
+        let (_lock, entity) = self.enter(entity).await?;
         with_transition!(self, t => match t {
             None => list(&self.store, &entity, limit, offset).await,
             Some(t) => list_with_legacy(&self.store, &entity, limit, offset, t).await,

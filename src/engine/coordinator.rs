@@ -39,6 +39,12 @@ impl Coordinator {
         self.shared.lock_waits.load_full()
     }
 
+    /// The entities a change is cutting over right now (or about to): their
+    /// content requests wait for it; every other entity's go on.
+    pub fn changing(&self) -> Vec<String> {
+        self.shared.schema_locks.changing()
+    }
+
     /// Whether the engine can do its work now: reconciled, watching, and the
     /// database answering (asked afresh on every call).
     pub async fn readiness(&self) -> Readiness {

@@ -23,6 +23,7 @@ pub mod proposals;
 pub mod recovery;
 pub mod rows;
 pub mod scan;
+mod schema_locks;
 pub mod secret_refs;
 pub mod secure_log;
 mod shared;

@@ -1,6 +1,6 @@
 //! What the engine's handle ([`Coordinator`](super::Coordinator)) and its one
 //! worker task share: the queue's items, and the state both reach (the published
-//! snapshot, the event channel, the store, the schema lock). Neither owns the
+//! snapshot, the event channel, the store, the schema locks). Neither owns the
 //! other's module, so the two stay one-directional.
 
 use std::collections::BTreeMap;
@@ -114,15 +114,17 @@ pub enum Operation {
 }
 
 /// What the handle and the worker share: the published snapshot, the event
-/// channel, the queue's sending end, the store and the schema lock.
+/// channel, the queue's sending end, the store and the schema locks.
 pub struct Shared {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Where every event is appended; the audit log reads it back.
     pub secure_log: Option<PathBuf>,
-    /// Content requests hold it shared for their whole duration; an apply holds
-    /// it exclusively from its first statement to the snapshot swap. So a
-    /// request runs wholly before or wholly after a change, never across.
-    pub schema_lock: Arc<tokio::sync::RwLock<()>>,
+    /// One lock per entity: content requests hold their entity's shared for
+    /// their whole duration; an apply holds those of the entities it changes
+    /// exclusively from its cut-over to the snapshot swap. So a request runs
+    /// wholly before or wholly after a change to its entity, never across,
+    /// and a change to one entity never holds up another's requests.
+    pub schema_locks: Arc<super::schema_locks::SchemaLocks>,
     pub events: broadcast::Sender<EngineEvent>,
     pub commands: mpsc::UnboundedSender<Command>,
     /// A legacy `run` started from the dashboard is under way in this process.

@@ -33,9 +33,9 @@ impl Coordinator {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-        let schema_lock = Arc::new(tokio::sync::RwLock::new(()));
+        let schema_locks = Arc::new(super::schema_locks::SchemaLocks::default());
         let shared = Arc::new(Shared {
-            content: ContentService::new(store.clone(), snapshot.clone(), schema_lock.clone(), {
+            content: ContentService::new(store.clone(), snapshot.clone(), schema_locks.clone(), {
                 let commands = commands.clone();
                 Arc::new(move |entity: &str| {
                     let _ = commands.send(Command::CheckRows { entity: entity.to_string() });
@@ -43,7 +43,7 @@ impl Coordinator {
             }),
             snapshot,
             secure_log: config.secure_log.clone(),
-            schema_lock,
+            schema_locks,
             events,
             commands,
             store: store.clone(),

@@ -41,7 +41,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedRwLockWriteGuard};
+use tokio::sync::mpsc;
 
 use super::events::{EngineEvent, EventKind};
 use super::secure_log::SecureLog;
@@ -61,9 +61,11 @@ pub(super) struct Turn {
     actor: Option<String>,
     /// Emitted events, sent once the snapshot that reflects them is published.
     events: Vec<EngineEvent>,
-    /// Taken by the first apply of the turn and held until its snapshot is
-    /// published: content requests wait for the whole batch, not each file.
-    schema_lock: Option<OwnedRwLockWriteGuard<()>>,
+    /// The schema locks of the entities the turn's applies changed, each taken
+    /// at its change's cut-over and all held until the turn's snapshot is
+    /// published: a request for one of them waits for the batch, requests for
+    /// any other entity do not wait at all.
+    locks: super::schema_locks::Held,
     /// Something changed that no event announces (drift found by a rescan).
     changed: bool,
     /// Another instance moved a file's applied head under an apply: load what
@@ -330,12 +332,12 @@ impl Worker {
     }
 
     /// Ends a turn: publishes the one snapshot that reflects it (if anything
-    /// changed), opens the schema lock, then sends the turn's events.
+    /// changed), lets go of the schema locks, then sends the turn's events.
     fn finish(&mut self, turn: Turn) {
-        if !turn.events.is_empty() || turn.changed || turn.schema_lock.is_some() {
+        if !turn.events.is_empty() || turn.changed || !turn.locks.is_empty() {
             self.publish();
         }
-        drop(turn.schema_lock);
+        drop(turn.locks);
         for event in turn.events {
             // No subscribers is fine: nobody is watching the dashboard.
             let _ = self.shared.events.send(event);

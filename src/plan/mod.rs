@@ -229,6 +229,59 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
+
+    /// The entities whose tables the plan's SQL names, forwards and inverse:
+    /// `content_<e>`, a child table `content_<e>__<field>` (every reading of
+    /// the name, so an id holding `__` is covered too) and a rebuild's
+    /// `marain_rebuild_<e>`. What the engine locks against content requests
+    /// while the plan applies; reading more than the plan touches only makes a
+    /// request wait, reading less would let it run across the change.
+    pub fn entities(&self) -> std::collections::BTreeSet<String> {
+        let statements = self.steps.iter().flat_map(|s| s.sql.iter().chain(&s.rollback_sql));
+        let mut out = std::collections::BTreeSet::new();
+        for statement in statements {
+            for ident in quoted_identifiers(statement) {
+                let name = ident.strip_prefix("content_").or_else(|| ident.strip_prefix("marain_rebuild_"));
+                let Some(name) = name else { continue };
+                out.insert(name.to_string());
+                out.extend(name.match_indices("__").map(|(at, _)| name[..at].to_string()));
+            }
+        }
+        out
+    }
+}
+
+/// The double-quoted identifiers in `statement` (`""` inside one is a quote),
+/// skipping string literals and the table a foreign key `REFERENCES` (its
+/// schema does not change: a key pointing at it does).
+fn quoted_identifiers(statement: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = statement.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\'' => {
+                while let Some((_, c)) = chars.next() {
+                    if c == '\'' && chars.next_if(|(_, c)| *c == '\'').is_none() {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut ident = String::new();
+                while let Some((_, c)) = chars.next() {
+                    if c == '"' && chars.next_if(|(_, c)| *c == '"').is_none() {
+                        break;
+                    }
+                    ident.push(c);
+                }
+                if !statement[..at].trim_end().to_ascii_uppercase().ends_with("REFERENCES") {
+                    out.push(ident);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Plans SQLite DDL taking a file's entity from `old` to `new`.
@@ -363,5 +416,27 @@ impl Originals {
             "UPDATE {t} SET {c} = {b}.{c} FROM {b} WHERE {} AND {t}.{c} IS NOT DISTINCT FROM ({back})",
             same_row.join(" AND ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_names_the_entities_of_the_tables_its_sql_touches() {
+        let binding = PlanBinding { base_hash: String::new(), target_hash: String::new(), backup_tag: "t".into() };
+        let mut plan = Plan::new(binding, Dialect::Postgres);
+        let mut step = Step::record("x".into(), vec![]);
+        step.sql = vec![
+            r#"CREATE TABLE "marain_backup_t_content_post__body" AS SELECT "id", "body" FROM "content_post""#.into(),
+            r#"ALTER TABLE "content_post__tags" ADD CONSTRAINT "x" FOREIGN KEY ("value") REFERENCES "content_tag" ("id")"#.into(),
+            r#"INSERT INTO "content_note" ("id", "t") VALUES ('"content_secret"', 'it''s "content_other"')"#.into(),
+        ];
+        step.rollback_sql = vec![r#"ALTER TABLE "marain_rebuild_page" RENAME TO "content_page""#.into()];
+        plan.steps.push(step);
+        let names: Vec<String> = plan.entities().into_iter().collect();
+        // `tag` is only referenced: its schema does not change.
+        assert_eq!(names, ["note", "page", "post", "post__tags"]);
     }
 }

@@ -17,7 +17,7 @@ use crate::hash::sha256_hex;
 impl Worker {
     /// Applies `change` on behalf of `actor`: one transaction with its history
     /// row, then the in-memory state follows. The turn's snapshot is published
-    /// before the schema lock this takes is released.
+    /// before the schema locks this takes are released.
     pub(super) async fn apply(
         &mut self,
         turn: &mut Turn,
@@ -33,17 +33,20 @@ impl Worker {
             reason,
         };
         let mut attempt = 0;
+        let mut entities = change.plan.entities();
+        entities.insert(change.entity.clone());
         let result = loop {
-            if turn.schema_lock.is_none() {
-                turn.schema_lock = Some(self.shared.schema_lock.clone().write_owned().await);
-            }
+            let taken = self.shared.schema_locks.write(&mut turn.locks, entities.iter().cloned()).await;
             let lock_timeout =
                 self.settings.lock_timeout_ms.map(Duration::from_millis).unwrap_or(self.config.lock_timeout);
             match self.store.apply(&change.plan, change.severity, record.clone(), lock_timeout).await {
                 Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
                     attempt += 1;
-                    // Content requests go on while this waits; none is held longer than one lock timeout.
-                    turn.schema_lock = None;
+                    // Content requests for its entities go on while this
+                    // waits; none is held longer than one lock timeout. (Those
+                    // of the turn's earlier changes stay held: their snapshot
+                    // is not out yet.)
+                    turn.locks.release(&taken);
                     let holders = self.store.lock_holders().await.unwrap_or_default();
                     let wait = lock_backoff(attempt);
                     tracing::warn!(file = %change.file, attempt, wait_ms = wait.as_millis() as u64, holders = ?holders, "a table the change needs is locked by another session; trying again");
