@@ -133,6 +133,7 @@ struct HotReloadValues {
     sync_poll_ms: Option<u64>,
     lock_timeout_ms: Option<u64>,
     webhook_timeout_ms: Option<u64>,
+    online_threshold_rows: Option<u64>,
     auto_apply: Option<AutoApply>,
     directories: BTreeMap<String, DirectoryValues>,
     webhooks: Vec<Webhook>,
@@ -185,6 +186,10 @@ pub struct LiveSettings {
     /// How long one webhook attempt may take before it counts as failed;
     /// `None`: 10 s.
     pub webhook_timeout_ms: Option<u64>,
+    /// The row count from which a change with an online form takes the online
+    /// path; `None`: [`ONLINE_THRESHOLD_ROWS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_threshold_rows: Option<u64>,
     pub auto_apply: Option<AutoApply>,
     /// Per top-level directory (`schemas`, `config`), overriding `auto_apply`.
     pub directory_auto_apply: BTreeMap<String, AutoApply>,
@@ -200,7 +205,17 @@ pub fn system_redaction(values: &Map<String, Json>) -> crate::secrets::Redaction
     crate::secrets::Redaction::new(&system.redact_keys)
 }
 
+/// The row count from which a change takes the online path when
+/// `hot_reload.online_threshold_rows` does not say (docs/online-changes.md):
+/// below it, one transaction is cheaper and its locks are short anyway.
+pub const ONLINE_THRESHOLD_ROWS: u64 = 10_000;
+
 impl LiveSettings {
+    /// The row count from which a change takes the online path.
+    pub fn online_threshold(&self) -> i64 {
+        i64::try_from(self.online_threshold_rows.unwrap_or(ONLINE_THRESHOLD_ROWS)).unwrap_or(i64::MAX)
+    }
+
     /// Which keys hold secrets on this site (the built-in words and `system.redact_keys`).
     pub fn redaction(&self) -> crate::secrets::Redaction {
         crate::secrets::Redaction::new(&self.redact_keys)
@@ -228,6 +243,7 @@ impl LiveSettings {
             sync_poll_ms: hot.sync_poll_ms,
             lock_timeout_ms: hot.lock_timeout_ms,
             webhook_timeout_ms: hot.webhook_timeout_ms,
+            online_threshold_rows: hot.online_threshold_rows,
             auto_apply: hot.auto_apply,
             directory_auto_apply: hot.directories.into_iter().filter_map(|(d, v)| Some((d, v.auto_apply?))).collect(),
             webhooks: hot.webhooks,

@@ -27,8 +27,16 @@ impl From<&PendingChange> for ChangeDto {
             headline: c.headline.clone(),
             summary: c.summary.clone(),
             diff: diff_lines(&c.text_diff),
-            sql: c.plan.sql(),
+            sql: c.plan.cut_over_sql(),
             rollback_sql: c.plan.rollback_sql(),
+            path: c.plan.path.as_str().into(),
+            table_rows: c.plan.table_rows,
+            phases: c
+                .plan
+                .phases()
+                .into_iter()
+                .map(|p| PhaseDto { summary: p.summary.clone(), sql: p.sql.clone() })
+                .collect(),
             rows: c
                 .rows
                 .iter()

@@ -104,11 +104,30 @@ pub struct ChangeDto {
     pub headline: String,
     pub summary: Vec<String>,
     pub diff: Vec<DiffLineDto>,
+    /// What the change's transaction runs (on the online path, its cut-over).
     pub sql: Vec<String>,
     pub rollback_sql: Vec<String>,
+    /// How it applies: `transaction` or `online` (docs/online-changes.md).
+    #[serde(default)]
+    pub path: String,
+    /// The rows of the table its online steps read, when counted: what the
+    /// path was chosen from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_rows: Option<i64>,
+    /// On the online path, the phases that run before the cut-over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseDto>,
     /// The rows a change to reference data writes or deletes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<RowDiffDto>,
+}
+
+/// Work an online change does before its cut-over, beside live traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PhaseDto {
+    pub summary: String,
+    pub sql: Vec<String>,
 }
 
 /// One record of a data file's change: its id, what happens to it, and each

@@ -208,6 +208,16 @@ impl Pooled {
         }
     }
 
+    /// Takes this connection out of the pool for good and drops it, which
+    /// closes it: what its session held (an advisory lock) ends with it. For
+    /// where nothing can be awaited (a `Drop`).
+    pub fn detach(self) {
+        match self {
+            Pooled::Sqlite(c) => drop(c.detach()),
+            Pooled::Postgres(c) => drop(c.detach()),
+        }
+    }
+
     /// A transaction on this connection, begun with `statement` (`BEGIN`,
     /// SQLite's `BEGIN IMMEDIATE`).
     pub async fn begin_with(&mut self, statement: &'static str) -> Result<Tx<'_>, sqlx::Error> {

@@ -17,6 +17,7 @@
 
 mod apply;
 mod history;
+mod phases;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use apply::lock_backoff;
 pub use history::row_hash;
+pub use phases::Lease;
 
 use super::database::{scheme_only, Conn, Pool, PoolSize};
 use crate::hazard::{Hazard, Severity};

@@ -166,6 +166,7 @@ impl Worker {
         }
         self.settings = self.live_settings();
         super::index_names::rename_legacy(&self.store, &self.applied).await?;
+        self.store.clear_unfinished_phases().await?;
         Ok(())
     }
 

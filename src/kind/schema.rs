@@ -159,6 +159,7 @@ fn refill_item(dialect: Dialect, item: &EntityChange, backups: &[String]) -> Opt
         hazards: vec![],
         backups: vec![],
         restores,
+        online: None,
     })
 }
 

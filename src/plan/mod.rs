@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::grade::GradedChange;
-use crate::hazard::{worst, Hazard, Severity};
+use crate::hazard::{worst, Hazard, ProbeKind, Severity};
 use crate::model::{EntitySchema, Field};
 use crate::probe::{probes_for, regrade, Probe};
 pub use crate::sql::Dialect;
@@ -52,6 +52,60 @@ pub struct Plan {
     /// The same for the inverse.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollback_dangling: Vec<String>,
+    /// How it applies: in one transaction, or (steps that have an online form,
+    /// on a big table) in phases before a short cut-over. Chosen from the live
+    /// row count once the plan is probed ([`Plan::choose_path`]).
+    #[serde(default)]
+    pub path: PlanPath,
+    /// The rows of the tables the online steps alter, when counted: what the
+    /// path was chosen from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_rows: Option<i64>,
+}
+
+/// How a plan applies (docs/online-changes.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanPath {
+    /// Every statement in the one transaction that records the change.
+    #[default]
+    Transaction,
+    /// The online steps' phases first, each statement on its own, then the
+    /// one transaction (the cut-over) with what is left.
+    Online,
+}
+
+impl PlanPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanPath::Transaction => "transaction",
+            PlanPath::Online => "online",
+        }
+    }
+}
+
+/// Work done before a change's cut-over, outside its transaction, on a live
+/// table: building an index concurrently, validating a constraint. Every
+/// statement runs on its own (`CREATE INDEX CONCURRENTLY` cannot run in a
+/// transaction), and `reset` runs first, so a phase that failed or was cut
+/// short can simply run again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub summary: String,
+    /// Clears what an earlier, unfinished run of the phase left.
+    pub reset: Vec<String>,
+    pub sql: Vec<String>,
+}
+
+/// A step's online form: its phases, and what remains of its SQL for the
+/// cut-over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Online {
+    /// The table the phases read in full: its rows decide the path.
+    pub table: String,
+    pub phases: Vec<Phase>,
+    /// The step's SQL in the cut-over, instead of [`Step::sql`].
+    pub sql: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,12 +119,24 @@ pub struct Step {
     /// Backup tables this step refills data from (a rollback's restore steps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restores: Vec<String>,
+    /// The step's online form, when it has one (PostgreSQL: indexes, keys and
+    /// constraints added to a live table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<Online>,
 }
 
 impl Step {
     /// A step that only records: no SQL.
     pub fn record(summary: String, hazards: Vec<Hazard>) -> Self {
-        Step { summary, sql: vec![], rollback_sql: vec![], hazards, backups: vec![], restores: vec![] }
+        Step { summary, sql: vec![], rollback_sql: vec![], hazards, backups: vec![], restores: vec![], online: None }
+    }
+
+    /// The statements this step runs in the change's transaction on `path`.
+    pub fn cut_over(&self, path: PlanPath) -> &[String] {
+        match (&self.online, path) {
+            (Some(online), PlanPath::Online) => &online.sql,
+            _ => &self.sql,
+        }
     }
 
     /// Whether `statement`, one of this step's, copies data into one of its
@@ -173,6 +239,50 @@ impl Plan {
             deferred: Vec::new(),
             dangling: Vec::new(),
             rollback_dangling: Vec::new(),
+            path: PlanPath::Transaction,
+            table_rows: None,
+        }
+    }
+
+    /// The tables the steps with an online form read in full, once each.
+    pub fn online_tables(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for online in self.steps.iter().filter_map(|s| s.online.as_ref()) {
+            if !out.contains(&online.table) {
+                out.push(online.table.clone());
+            }
+        }
+        out
+    }
+
+    /// Takes the online path when a step has an online form and its tables
+    /// hold at least `threshold` rows (`rows`, the most of them), the
+    /// one-transaction path otherwise.
+    pub fn choose_path(&mut self, rows: Option<i64>, threshold: i64) {
+        self.table_rows = rows;
+        let online = rows.is_some_and(|n| n >= threshold) && !self.online_tables().is_empty();
+        self.path = if online { PlanPath::Online } else { PlanPath::Transaction };
+    }
+
+    /// The probes the phases settle on the online path: a step's violations
+    /// and rows left without a value, which the constraint or unique index its
+    /// phases validated proves absent (and has refused since). The cut-over
+    /// takes them as zero instead of scanning the table again.
+    pub fn settled_by_phases(&self) -> Vec<Probe> {
+        if self.path != PlanPath::Online {
+            return Vec::new();
+        }
+        let online = self.steps.iter().filter(|s| s.online.is_some());
+        let probes = online.flat_map(|s| &s.hazards).filter_map(|h| h.probe.as_ref());
+        probes.filter(|p| matches!(p.kind, ProbeKind::Violations | ProbeKind::RowsWithoutValue)).cloned().collect()
+    }
+
+    /// The phases that run before the cut-over, in step order (none on the
+    /// one-transaction path).
+    pub fn phases(&self) -> Vec<&Phase> {
+        match self.path {
+            PlanPath::Transaction => vec![],
+            PlanPath::Online => self.steps.iter().filter_map(|s| s.online.as_ref()).flat_map(|o| &o.phases).collect(),
         }
     }
 
@@ -184,8 +294,17 @@ impl Plan {
         self.steps.iter().flat_map(|s| s.hazards.iter().cloned()).collect()
     }
 
+    /// Everything the plan runs on its path: the phases' statements, then the
+    /// cut-over's.
     pub fn sql(&self) -> Vec<String> {
-        self.steps.iter().flat_map(|s| s.sql.iter().cloned()).collect()
+        let phases = self.phases().into_iter().flat_map(|p| p.sql.iter().cloned());
+        phases.chain(self.steps.iter().flat_map(|s| s.cut_over(self.path).iter().cloned())).collect()
+    }
+
+    /// What the cut-over transaction runs on the plan's path (all of it on
+    /// the one-transaction path).
+    pub fn cut_over_sql(&self) -> Vec<String> {
+        self.steps.iter().flat_map(|s| s.cut_over(self.path).iter().cloned()).collect()
     }
 
     /// The inverse: steps in reverse order, each step's own inverse SQL.

@@ -6,7 +6,7 @@
 //! left to the plan that creates the target. Every constraint has a name, so
 //! renames carry their constraints along and inverses drop exactly what was added.
 
-use super::{backup_child, restore_child, ForeignKey, Originals, Plan, PlanBinding, PlanContext, Step};
+use super::{backup_child, restore_child, ForeignKey, Online, Originals, Phase, Plan, PlanBinding, PlanContext, Step};
 use crate::diff::{ChangeItem, EntityChange};
 use crate::grade::{GradedChange, GradedItem};
 use crate::hazard::{Hazard, HazardCode, Severity};
@@ -210,6 +210,9 @@ impl Planner<'_> {
                 let kept = Originals::of(self.tag, entity, old, new);
                 step.sql.extend(kept.iter().map(|k| k.copy(Dialect::Postgres)));
                 step.sql.extend(self.alter_column(&a, &b, new));
+                if old.cardinality.is_single() && kept.is_none() {
+                    step.online = self.online_alter(&a, &b, new);
+                }
                 step.rollback_sql = self.alter_column(&b, &a, old);
                 if let Some(kept) = kept {
                     step.rollback_sql.push(kept.restore(Dialect::Postgres));
@@ -300,6 +303,82 @@ impl Planner<'_> {
         sql.extend(spec.create_index());
         sql.push(format!("DROP TABLE {child}"));
         sql
+    }
+
+    /// The online form of taking column `a` to `b` (docs/online-changes.md),
+    /// when `b` adds what reads every row: an index, a unique key, `NOT NULL`,
+    /// allowed values or a reference, on a column neither renamed nor retyped.
+    /// Those are built or validated in phases beside live traffic; the
+    /// cut-over does the rest of [`Planner::alter_column`] and only catalogue
+    /// work.
+    fn online_alter(&mut self, a: &ColumnSpec, b: &ColumnSpec, field: &Field) -> Option<Online> {
+        if a.column != b.column || a.sql_type() != b.sql_type() {
+            return None;
+        }
+        let index = b.indexed && !a.indexed;
+        let unique = b.unique && !a.unique;
+        let not_null = b.not_null && !a.not_null;
+        let check = b.values.is_some() && a.values.is_none();
+        let fkey = a.target.is_none() && b.target.as_ref().is_some_and(|t| *t == b.entity || (self.ctx.existing)(t));
+        if !(index || unique || not_null || check || fkey) {
+            return None;
+        }
+        let mut phases = Vec::new();
+        let mut rest = b.clone();
+        if index {
+            rest.indexed = false;
+            phases.push(Phase {
+                summary: format!("build index {} concurrently", b.index_name()),
+                reset: vec![ColumnSpec::drop_index_concurrently(&b.index_name())],
+                sql: vec![b.create_index_concurrently()],
+            });
+        }
+        if unique {
+            rest.unique = false;
+            phases.push(Phase {
+                summary: format!("build the unique index of {}.{} concurrently", b.table, b.column),
+                reset: vec![ColumnSpec::drop_index_concurrently(&b.key_name())],
+                sql: vec![b.create_unique_index_concurrently()],
+            });
+        }
+        if not_null {
+            rest.not_null = false;
+            phases.push(Phase {
+                summary: format!("prove {}.{} holds no NULL", b.table, b.column),
+                reset: vec![b.drop_constraint_if_exists(&b.not_null_check_name())],
+                sql: b.add_not_null_check(),
+            });
+        }
+        if check {
+            rest.values = None;
+            phases.push(Phase {
+                summary: format!("add and validate the allowed values of {}.{}", b.table, b.column),
+                reset: vec![b.drop_constraint_if_exists(&b.check_name())],
+                sql: b.add_check(),
+            });
+        }
+        if fkey {
+            rest.target = None;
+            phases.push(Phase {
+                summary: format!("add and validate the reference of {}.{}", b.table, b.column),
+                reset: vec![b.drop_constraint_if_exists(&b.fkey_name())],
+                sql: b.add_fkey(true),
+            });
+        }
+        // What is left, then the phases' work made part of the schema. (A key
+        // left to a later plan was deferred by the one-transaction form already.)
+        let deferred = self.deferred.len();
+        let mut sql = self.alter_column(a, &rest, field);
+        self.deferred.truncate(deferred);
+        if unique {
+            sql.push(b.add_unique_using_index());
+        }
+        if not_null {
+            let c = quote(&b.column);
+            sql.push(format!("ALTER TABLE {} ALTER COLUMN {c} SET NOT NULL", q(&b.table)));
+            sql.push(b.drop_constraint(&b.not_null_check_name()));
+        }
+        Some(Online { table: b.table.clone(), phases, sql })
     }
 
     /// Statements taking column `a` to `b` in place. Whatever is attached to the

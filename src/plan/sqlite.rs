@@ -44,6 +44,7 @@ pub(super) fn plan(
                     hazards: gi.hazards.clone(),
                     backups: vec![],
                     restores: vec![],
+                    online: None,
                 },
                 ChangeItem::Entity(EntityChange::DropEntity { entity }) => {
                     dangle(&mut plan, entity, ctx);
@@ -88,6 +89,7 @@ pub(super) fn plan(
                 hazards: vec![],
                 backups: vec![],
                 restores: vec![],
+                online: None,
             });
             plan.rollback_foreign_keys_off = true;
         }
@@ -163,6 +165,7 @@ fn rename_entity_step(old: &EntitySchema, to: &str, gi: &crate::grade::GradedIte
         hazards: gi.hazards.clone(),
         backups: vec![],
         restores: vec![],
+        online: None,
     }
 }
 
@@ -259,7 +262,15 @@ fn drop_entity_step(e: &EntitySchema, tag: &str, hazards: Vec<Hazard>) -> Step {
         backups.push(bk);
     }
     sql.extend(Dialect::Sqlite.drop_entity(e));
-    Step { summary: format!("- entity {}", e.id), sql, rollback_sql: rollback, hazards, backups, restores: vec![] }
+    Step {
+        summary: format!("- entity {}", e.id),
+        sql,
+        rollback_sql: rollback,
+        hazards,
+        backups,
+        restores: vec![],
+        online: None,
+    }
 }
 
 fn native_step(item: &ChangeItem, hazards: Vec<Hazard>, tag: &str) -> Step {
@@ -522,6 +533,7 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
         hazards,
         backups,
         restores: vec![],
+        online: None,
     }
 }
 

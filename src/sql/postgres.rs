@@ -204,6 +204,45 @@ impl ColumnSpec {
         format!("DROP INDEX {}", q(&self.index_name()))
     }
 
+    /// The plain index, built without blocking writes (outside a transaction).
+    pub fn create_index_concurrently(&self) -> String {
+        format!("CREATE INDEX CONCURRENTLY {} ON {} ({})", q(&self.index_name()), q(&self.table), self.col())
+    }
+
+    /// The unique key's index, built without blocking writes; the cut-over
+    /// turns it into the constraint ([`ColumnSpec::add_unique_using_index`]).
+    pub fn create_unique_index_concurrently(&self) -> String {
+        format!("CREATE UNIQUE INDEX CONCURRENTLY {} ON {} ({})", q(&self.key_name()), q(&self.table), self.col())
+    }
+
+    pub fn add_unique_using_index(&self) -> String {
+        format!("{} ADD CONSTRAINT {} UNIQUE USING INDEX {}", self.alter(), q(&self.key_name()), q(&self.key_name()))
+    }
+
+    /// What an unfinished concurrent build of index `name` left (an invalid
+    /// index), dropped without blocking writes.
+    pub fn drop_index_concurrently(name: &str) -> String {
+        format!("DROP INDEX CONCURRENTLY IF EXISTS {}", q(name))
+    }
+
+    /// The CHECK that proves the column holds no NULL, so that `SET NOT NULL`
+    /// skips its scan (PostgreSQL 12+); dropped again once the column is NOT NULL.
+    pub fn not_null_check_name(&self) -> String {
+        format!("{}_{}_not_null", self.table, self.column)
+    }
+
+    pub fn add_not_null_check(&self) -> Vec<String> {
+        let name = q(&self.not_null_check_name());
+        vec![
+            format!("{} ADD CONSTRAINT {name} CHECK ({} IS NOT NULL) NOT VALID", self.alter(), self.col()),
+            format!("{} VALIDATE CONSTRAINT {name}", self.alter()),
+        ]
+    }
+
+    pub fn drop_constraint_if_exists(&self, name: &str) -> String {
+        format!("{} DROP CONSTRAINT IF EXISTS {}", self.alter(), q(name))
+    }
+
     /// Every constraint name this column carries, for renames.
     pub fn constraint_names(&self) -> Vec<String> {
         let mut names = Vec::new();

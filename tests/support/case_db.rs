@@ -15,6 +15,9 @@ pub trait CaseDb {
     /// Runs statements in one transaction; the error text on failure. Keys of
     /// `dangling` tables may point at dropped tables (SQLite only).
     async fn run(&mut self, sql: &[String], foreign_keys_off: bool, dangling: &[String]) -> Result<(), String>;
+    /// Runs statements each on its own, outside a transaction (an online
+    /// plan's phases); the error text on failure.
+    async fn run_each(&mut self, sql: &[String]) -> Result<(), String>;
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>>;
     async fn data(&mut self) -> Data;
     async fn seed(&mut self, site: &Site, seed: &Seed);
@@ -25,6 +28,12 @@ pub trait CaseDb {
 impl CaseDb for SqliteConnection {
     async fn run(&mut self, sql: &[String], foreign_keys_off: bool, dangling: &[String]) -> Result<(), String> {
         lite::run_leaving(self, sql, foreign_keys_off, dangling).await
+    }
+    async fn run_each(&mut self, sql: &[String]) -> Result<(), String> {
+        for statement in sql {
+            sqlx::query(statement).execute(&mut *self).await.map_err(|e| format!("{statement}: {e}"))?;
+        }
+        Ok(())
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
         lite::schema(self).await
@@ -43,6 +52,12 @@ impl CaseDb for SqliteConnection {
 impl CaseDb for PgConnection {
     async fn run(&mut self, sql: &[String], _: bool, _: &[String]) -> Result<(), String> {
         pg::run(self, sql).await
+    }
+    async fn run_each(&mut self, sql: &[String]) -> Result<(), String> {
+        for statement in sql {
+            sqlx::query(statement).execute(&mut *self).await.map_err(|e| format!("{statement}: {e}"))?;
+        }
+        Ok(())
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
         pg::schema(self).await

@@ -65,8 +65,21 @@ pub fn ChangeCard(
                 <summary>"YAML diff"</summary>
                 <DiffViews lines=change.diff.clone() />
             </details>
+            {(!change.phases.is_empty()).then(|| {
+                let rows = change.table_rows.map(|n| format!(" on {n} rows")).unwrap_or_default();
+                view! {
+                    <details open data-testid="phases">
+                        <summary>{format!("Online: {} before the cut-over{rows}", marain::plural::count(change.phases.len() as i64, "phase", "phases"))}</summary>
+                        <ol class="phases">
+                            {change.phases.iter().map(|p| view! {
+                                <li>{p.summary.clone()}<pre class="sql" tabindex="0">{p.sql.join(";\n") + ";"}</pre></li>
+                            }).collect_view()}
+                        </ol>
+                    </details>
+                }
+            })}
             <details open>
-                <summary>"SQL to run"</summary>
+                <summary>{if change.path == "online" { "SQL of the cut-over" } else { "SQL to run" }}</summary>
                 <pre class="sql" data-testid="sql" tabindex="0">{sql}</pre>
             </details>
             <details>

@@ -23,6 +23,9 @@ use crate::sql::Dialect;
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
 
+/// Statements with their bound values, run in order.
+pub type Statements = Vec<(String, Vec<Arg>)>;
+
 /// One database backend's way of doing what the engine needs.
 pub trait Backend: Sync {
     fn dialect(&self) -> Dialect;
@@ -65,6 +68,17 @@ pub trait Backend: Sync {
     /// that every instance's applies run one at a time; a `lock_timeout` bounds
     /// how long any lock of the transaction may be waited for.
     fn serialise(&self, lock_key: i64, lock_timeout: Option<Duration>) -> Vec<(String, Vec<Arg>)>;
+    /// Statements taking, on a session of its own, the lease on one table's
+    /// online phases (docs/online-changes.md), so only one instance runs them
+    /// at a time and the lease ends with the session if the instance dies;
+    /// `lock_timeout` bounds every lock the phases wait for. The second list
+    /// gives the lease back. None where one process owns the database.
+    fn lease(&self, key: i64, lock_timeout: Duration) -> (Statements, Statements);
+    /// A query of the statements that clear what online phases cut short
+    /// left on content tables (an index a concurrent build left invalid, a
+    /// constraint never validated, a NOT NULL proof never dropped), as rows of
+    /// (table, statement); none where no phase runs.
+    fn unfinished_phases_query(&self) -> Option<&'static str>;
     /// The query listing other sessions' locks on content tables (pid,
     /// application, state, query), where the backend can say.
     fn lock_holders_query(&self) -> Option<&'static str>;

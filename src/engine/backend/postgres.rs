@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::sqlite::plain_arg;
-use super::Backend;
+use super::{Backend, Statements};
 use crate::content::SqlValue;
 use crate::engine::arg::Arg;
 use crate::model::FieldType;
@@ -76,6 +76,37 @@ impl Backend for Postgres {
         }
         out.push(("SELECT pg_advisory_xact_lock($1)".to_string(), vec![Arg::Int(lock_key)]));
         out
+    }
+
+    /// A session-level advisory lock (released by the server if the session
+    /// ends), and the session's `lock_timeout`, so that the brief strong locks
+    /// the phases take (`ADD CONSTRAINT … NOT VALID`) never queue readers
+    /// behind them for long.
+    fn lease(&self, key: i64, lock_timeout: Duration) -> (Statements, Statements) {
+        let take = vec![
+            (format!("SET lock_timeout = {}", lock_timeout.as_millis().max(1)), Vec::new()),
+            ("SELECT pg_advisory_lock($1)".to_string(), vec![Arg::Int(key)]),
+        ];
+        let give_back = vec![
+            ("SELECT pg_advisory_unlock($1)".to_string(), vec![Arg::Int(key)]),
+            ("RESET lock_timeout".to_string(), Vec::new()),
+        ];
+        (take, give_back)
+    }
+
+    fn unfinished_phases_query(&self) -> Option<&'static str> {
+        Some(
+            "SELECT t.relname::text, format('DROP INDEX CONCURRENTLY IF EXISTS %I', c.relname) FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
+             WHERE NOT i.indisvalid AND t.relnamespace = current_schema()::regnamespace \
+             AND t.relname LIKE 'content\\_%' \
+             UNION ALL \
+             SELECT t.relname::text, format('ALTER TABLE %I DROP CONSTRAINT IF EXISTS %I', t.relname, k.conname) \
+             FROM pg_constraint k \
+             JOIN pg_class t ON t.oid = k.conrelid WHERE t.relnamespace = current_schema()::regnamespace \
+             AND t.relname LIKE 'content\\_%' AND (NOT k.convalidated OR k.conname LIKE '%\\_not\\_null') \
+             ORDER BY 1, 2",
+        )
     }
 
     fn lock_holders_query(&self) -> Option<&'static str> {

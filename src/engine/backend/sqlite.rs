@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::Backend;
+use super::{Backend, Statements};
 use crate::content::SqlValue;
 use crate::engine::arg::Arg;
 use crate::model::FieldType;
@@ -76,6 +76,15 @@ impl Backend for Sqlite {
     /// `BEGIN IMMEDIATE` serialises already; a lock wait is the busy timeout's.
     fn serialise(&self, _lock_key: i64, _lock_timeout: Option<Duration>) -> Vec<(String, Vec<Arg>)> {
         Vec::new()
+    }
+
+    /// No online phases run on SQLite: one process owns the database.
+    fn lease(&self, _key: i64, _lock_timeout: Duration) -> (Statements, Statements) {
+        (Vec::new(), Vec::new())
+    }
+
+    fn unfinished_phases_query(&self) -> Option<&'static str> {
+        None
     }
 
     fn lock_holders_query(&self) -> Option<&'static str> {

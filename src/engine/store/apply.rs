@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::history::{chain_head, head_hash, insert_row, row_hash};
 use super::{announce, ChangeNotice, Store, StoreError, VersionRecord, VersionRow, VersionStatus, APPLY_LOCK_KEY};
 use crate::engine::database::{Conn, Tx};
+use crate::hazard::Probe;
 use crate::hazard::Severity;
 use crate::plan::Plan;
 
@@ -17,7 +18,7 @@ impl Store {
     /// Counts what each of `plan`'s probes asks, on the live data.
     pub async fn probe(&self, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        run_probes(&mut conn.conn(), plan).await
+        run_probes(&mut conn.conn(), plan, &[]).await
     }
 
     /// Runs `plan` (as statically graded) and appends its history row in one
@@ -134,16 +135,18 @@ impl Store {
         if head != plan.binding.base_hash {
             return Err(StoreError::HeadMoved { file: record.file });
         }
-        let counts = run_probes(&mut conn, plan).await?;
+        // On the online path, what the phases validated needs no scan here.
+        let settled = plan.settled_by_phases();
+        let counts = run_probes(&mut conn, plan, &settled).await?;
         let mut plan = plan.clone();
-        plan.regrade(|p| counts.get(&p.sql).copied());
+        plan.regrade(|p| counts.get(&p.sql).copied().or(settled.contains(p).then_some(0)));
         let now = plan.severity();
         if now > approved {
             let reasons = plan.hazards().into_iter().filter(|h| h.severity > approved).map(|h| h.message);
             return Err(StoreError::SeverityRose { approved, now, reasons: reasons.collect::<Vec<_>>().join("; ") });
         }
         for step in &plan.steps {
-            for statement in &step.sql {
+            for statement in step.cut_over(plan.path) {
                 conn.execute(statement, &[])
                     .await
                     .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
@@ -231,9 +234,10 @@ pub fn lock_backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
-async fn run_probes(conn: &mut Conn<'_>, plan: &Plan) -> Result<BTreeMap<String, i64>, StoreError> {
+/// Counts what each of `plan`'s probes asks, but those in `skip`.
+async fn run_probes(conn: &mut Conn<'_>, plan: &Plan, skip: &[Probe]) -> Result<BTreeMap<String, i64>, StoreError> {
     let mut counts = BTreeMap::new();
-    for probe in plan.probes() {
+    for probe in plan.probes().into_iter().filter(|p| !skip.contains(p)) {
         let (n,): (i64,) = conn
             .fetch_one(&probe.sql, &[])
             .await

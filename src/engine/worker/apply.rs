@@ -9,7 +9,7 @@ use crate::engine::events::{EngineEvent, EventKind};
 use crate::engine::scan::write_site_file;
 use crate::engine::shared::Command;
 use crate::engine::snapshot::{LockWait, PendingChange};
-use crate::engine::store::{lock_backoff, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS};
+use crate::engine::store::{lock_backoff, Lease, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS};
 use crate::engine::EngineError;
 use crate::error::FileError;
 use crate::hash::sha256_hex;
@@ -33,13 +33,33 @@ impl Worker {
             reason,
         };
         let mut attempt = 0;
-        let mut entities = change.plan.entities();
+        // The entities the plan's SQL names (constraint names read as table
+        // names included), kept to those that exist before or after it.
+        let defined = |e: &String| {
+            self.applied.entity_file(e).is_some()
+                || change.new_file.as_ref().and_then(|f| f.entity()).is_some_and(|n| n.id == *e)
+        };
+        let mut entities: std::collections::BTreeSet<String> =
+            change.plan.entities().into_iter().filter(defined).collect();
         entities.insert(change.entity.clone());
         let result = loop {
+            // The online phases first, beside live traffic: no schema lock yet.
+            let lease = match self.phases(&change).await {
+                Ok(lease) => lease,
+                Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
+                    attempt += 1;
+                    self.wait_for_lock(&change, attempt).await;
+                    continue;
+                }
+                Err(e) => break Err(e),
+            };
             let taken = self.shared.schema_locks.write(&mut turn.locks, entities.iter().cloned()).await;
-            let lock_timeout =
-                self.settings.lock_timeout_ms.map(Duration::from_millis).unwrap_or(self.config.lock_timeout);
-            match self.store.apply(&change.plan, change.severity, record.clone(), lock_timeout).await {
+            let lock_timeout = self.lock_timeout();
+            let applied = self.store.apply(&change.plan, change.severity, record.clone(), lock_timeout).await;
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            match applied {
                 Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
                     attempt += 1;
                     // Content requests for its entities go on while this
@@ -47,11 +67,7 @@ impl Worker {
                     // of the turn's earlier changes stay held: their snapshot
                     // is not out yet.)
                     turn.locks.release(&taken);
-                    let holders = self.store.lock_holders().await.unwrap_or_default();
-                    let wait = lock_backoff(attempt);
-                    tracing::warn!(file = %change.file, attempt, wait_ms = wait.as_millis() as u64, holders = ?holders, "a table the change needs is locked by another session; trying again");
-                    self.announce_wait(&change, LockWait { file: change.file.clone(), attempt, holders });
-                    tokio::time::sleep(wait).await;
+                    self.wait_for_lock(&change, attempt).await;
                 }
                 other => break other,
             }
@@ -94,6 +110,55 @@ impl Worker {
                 Err(e.into())
             }
         }
+    }
+
+    /// The lock timeout an apply runs under: `hot_reload.lock_timeout_ms`, or
+    /// the command line's.
+    fn lock_timeout(&self) -> Duration {
+        self.settings.lock_timeout_ms.map(Duration::from_millis).unwrap_or(self.config.lock_timeout)
+    }
+
+    /// Runs `change`'s online phases under its table's lease, when it takes
+    /// the online path; returns the lease, held until the cut-over is done.
+    async fn phases(&self, change: &PendingChange) -> Result<Option<Lease>, StoreError> {
+        let Some(table) = change.plan.online_tables().into_iter().next().filter(|_| !change.plan.phases().is_empty())
+        else {
+            return Ok(None);
+        };
+        let mut lease = self.store.lease(&table, self.lock_timeout()).await?;
+        tracing::info!(file = %change.file, %table, rows = ?change.plan.table_rows, "running the change's online phases");
+        let Err(refused) = self.store.run_phases(&mut lease, &change.plan, &change.file).await else {
+            return Ok(Some(lease));
+        };
+        lease.release().await;
+        match refused {
+            // A phase the data refused (a duplicate, a NULL written since the
+            // approval): the probes say what, as the cut-over's would have.
+            e @ StoreError::Statement { .. } => Err(self.rose(change).await.unwrap_or(e)),
+            e => Err(e),
+        }
+    }
+
+    /// What the live data grades `change` now, as the refusal an apply gives
+    /// when that is worse than what was approved; `None` when it is not.
+    async fn rose(&self, change: &PendingChange) -> Option<StoreError> {
+        let counts = self.store.probe(&change.plan).await.ok()?;
+        let mut plan = change.plan.clone();
+        plan.regrade(|p| counts.get(&p.sql).copied());
+        let (approved, now) = (change.severity, plan.severity());
+        let reasons = plan.hazards().into_iter().filter(|h| h.severity > approved).map(|h| h.message);
+        let reasons = reasons.collect::<Vec<_>>().join("; ");
+        (now > approved).then_some(StoreError::SeverityRose { approved, now, reasons })
+    }
+
+    /// After the `attempt`-th lock timeout: says who holds the table, then
+    /// backs off.
+    async fn wait_for_lock(&mut self, change: &PendingChange, attempt: u32) {
+        let holders = self.store.lock_holders().await.unwrap_or_default();
+        let wait = lock_backoff(attempt);
+        tracing::warn!(file = %change.file, attempt, wait_ms = wait.as_millis() as u64, holders = ?holders, "a table the change needs is locked by another session; trying again");
+        self.announce_wait(change, LockWait { file: change.file.clone(), attempt, holders });
+        tokio::time::sleep(wait).await;
     }
 
     /// `change` was committed as `row`: the applied state, the file's state

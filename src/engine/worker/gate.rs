@@ -66,6 +66,8 @@ impl Worker {
         redaction: &Redaction,
     ) -> PendingChange {
         let path = planned.file.clone();
+        let mut planned = planned;
+        self.choose_path(&mut planned.plan).await;
         let mut probed = self.probed(&planned.plan).await;
         if let Some(old) = planned.old.as_ref().and_then(SiteFile::entity) {
             let new = planned.new.as_ref().and_then(SiteFile::entity);
@@ -117,6 +119,23 @@ impl Worker {
             conflict: false,
             reason: None,
         }
+    }
+
+    /// Sets how `plan` applies, from the rows of the tables its online steps
+    /// read in full and `hot_reload.online_threshold_rows`. A count that
+    /// fails leaves the one-transaction path.
+    async fn choose_path(&self, plan: &mut crate::plan::Plan) {
+        let mut most = None;
+        for table in plan.online_tables() {
+            match self.store.rows_of(&table).await {
+                Ok(n) => most = most.max(Some(n)),
+                Err(e) => {
+                    tracing::warn!(%table, error = %e, "could not count a table's rows; the change applies in one transaction");
+                    return;
+                }
+            }
+        }
+        plan.choose_path(most, self.settings.online_threshold());
     }
 
     /// The plan re-graded on the live data; if a probe cannot run (the table is

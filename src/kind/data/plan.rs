@@ -147,6 +147,7 @@ impl<'a> Rows<'a> {
             hazards: vec![],
             backups: vec![self.backup.clone()],
             restores: vec![],
+            online: None,
         };
         for (child, backup) in &self.children {
             step.sql.push(format!(
@@ -282,7 +283,15 @@ impl<'a> Rows<'a> {
                 d.table(backup)
             ));
         }
-        Step { summary: change.summary(), sql, rollback_sql: undo, hazards, backups: vec![], restores: vec![] }
+        Step {
+            summary: change.summary(),
+            sql,
+            rollback_sql: undo,
+            hazards,
+            backups: vec![],
+            restores: vec![],
+            online: None,
+        }
     }
 
     /// A removed record: a DELETE (its multi-valued values go with it), whose
@@ -321,6 +330,7 @@ impl<'a> Rows<'a> {
             hazards,
             backups: vec![],
             restores: vec![],
+            online: None,
         }
     }
 }

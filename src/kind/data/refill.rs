@@ -59,6 +59,7 @@ pub(super) fn refill(d: Dialect, undone: &Undone) -> Vec<Step> {
             hazards: vec![],
             backups: vec![],
             restores,
+            online: None,
         });
     }
     steps

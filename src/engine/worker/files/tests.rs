@@ -85,6 +85,8 @@ fn change(id: u64, path: &str, text: u8) -> PendingChange {
             deferred: vec![],
             dangling: vec![],
             rollback_dangling: vec![],
+            path: Default::default(),
+            table_rows: None,
         },
         new_file: None,
         rollback_to: None,

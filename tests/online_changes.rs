@@ -1,0 +1,235 @@
+//! Changes to a big table while content traffic runs (docs/online-changes.md):
+//! readers and a writer on the changed entity and a reader of another go on
+//! through the content API during the change, on both backends; PostgreSQL
+//! takes the online path (phases before a short cut-over), SQLite its one
+//! transaction. "Big" is a low `online_threshold_rows`: the figures for
+//! millions of rows come from `make bench-online`, not from tests.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use marain::engine::content::ContentError;
+use marain::engine::{Approval, Coordinator, EngineError, EventKind};
+use serde_json::{json, Map, Value as Json};
+use support::{Backend, TestSite, USER};
+
+const USER_PATH: &str = "schemas/user.schema.yaml";
+const ITEM_PATH: &str = "schemas/item.schema.yaml";
+const ITEM: &str = "id: item\nname: Item\nfields:\n  - id: code\n    type: text\n  - id: score\n    type: integer\n";
+/// `code` indexed, unique and required, `score` required: every online step
+/// but a reference, in one change.
+const ITEM_STRICT: &str = "id: item\nname: Item\nfields:\n  - id: code\n    type: text\n    required: true\n    \
+                           unique: true\n    indexed: true\n  - id: score\n    type: integer\n    required: true\n";
+const ROWS: i64 = 3000;
+
+/// A site with `user` (one row) and `item` (`ROWS` rows), where a table of
+/// 500 rows is big; `policy` is the schemas' auto-apply policy.
+async fn big_site(backend: Backend, policy: &str) -> TestSite {
+    let mut site = TestSite::start(backend).await;
+    let config = format!(
+        "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  directories:\n    schemas:\n      auto_apply: {policy}\n"
+    );
+    site.write("config/config.hot_reload.yaml", &config);
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    site.write(USER_PATH, USER);
+    site.write(ITEM_PATH, ITEM);
+    // Both apply, by themselves or approved, in whichever order they come.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while site.coordinator.history(Some(ITEM_PATH), 1).await.unwrap().is_empty()
+        || site.coordinator.history(Some(USER_PATH), 1).await.unwrap().is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the entities did not apply");
+        for change in site.coordinator.snapshot().pending.iter() {
+            let approval = Approval { actor: "ann".into(), reason: None, confirm: None };
+            let _ = site.coordinator.approve(change.id, approval).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // What came so far is done with: later waits see only what follows.
+    while site.events.try_recv().is_ok() {}
+    site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
+    site.exec(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) \
+         INSERT INTO content_item (id, code, score) SELECT 'i' || i, 'c' || i, i FROM n"
+    ))
+    .await;
+    site
+}
+
+/// What the traffic saw: failures, and the ids the writer created.
+#[derive(Default)]
+struct Seen {
+    failures: Vec<String>,
+    written: Vec<String>,
+    requests: usize,
+}
+
+/// Readers of `item` and `user` and a writer of `item`, through the content
+/// API, until `stop`: every request is valid before and after the change.
+fn traffic(coordinator: &Coordinator, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<Seen>> {
+    let mut tasks = Vec::new();
+    for role in ["read item", "read user", "write item"] {
+        let content = coordinator.content().clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Seen::default();
+            let mut n: i64 = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let outcome = match role {
+                    "read item" => content.get("item", &format!("i{}", n % ROWS + 1)).await.map(drop),
+                    "read user" => content.list("user", 10, 0).await.map(drop),
+                    _ => {
+                        let id = format!("w{n}");
+                        let input = record(json!({"id": id, "code": format!("w{n}"), "score": n}));
+                        let created = content.create("item", &input).await.map(drop);
+                        if created.is_ok() {
+                            seen.written.push(id);
+                        }
+                        created
+                    }
+                };
+                seen.requests += 1;
+                if let Err(e) = outcome {
+                    seen.failures.push(format!("{role}: {e}"));
+                }
+                tokio::task::yield_now().await;
+            }
+            seen
+        }));
+    }
+    tasks
+}
+
+fn record(value: Json) -> Map<String, Json> {
+    value.as_object().cloned().unwrap()
+}
+
+async fn a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs(backend: Backend) {
+    let mut site = big_site(backend, "safe").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = traffic(&site.coordinator, stop.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    // An index is SAFE: it applies by itself.
+    site.write(ITEM_PATH, &ITEM.replace("type: integer\n", "type: integer\n    indexed: true\n"));
+    site.wait_for(EventKind::Applied, ITEM_PATH).await;
+    // Unique and required are WARNING (no duplicate, no NULL on the live
+    // rows): approved by a person.
+    site.write(ITEM_PATH, ITEM_STRICT);
+    let pending = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    let shown = site.coordinator.snapshot().pending.iter().find(|c| c.file == ITEM_PATH).map(|c| c.plan.clone());
+    let shown = shown.expect("the change waits");
+    let phases: Vec<String> = shown.phases().iter().map(|p| p.summary.clone()).collect();
+    match backend {
+        Backend::Postgres => {
+            assert_eq!(shown.path, marain::plan::PlanPath::Online);
+            assert_eq!(shown.table_rows.map(|n| n >= ROWS), Some(true), "{:?}", shown.table_rows);
+            assert_eq!(phases.len(), 4, "{phases:?}");
+        }
+        Backend::Sqlite => assert_eq!(shown.path, marain::plan::PlanPath::Transaction),
+    }
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut written = Vec::new();
+    for task in tasks {
+        let seen = task.await.unwrap();
+        assert!(seen.failures.is_empty(), "requests valid before and after failed: {:?}", seen.failures);
+        assert!(seen.requests > 0);
+        written.extend(seen.written);
+    }
+    assert!(!written.is_empty(), "the writer wrote nothing");
+    for id in &written {
+        let row = site.coordinator.content().get("item", id).await.unwrap();
+        assert_eq!(row["code"], json!(id), "{row}");
+    }
+    let total = site.count("SELECT COUNT(*) FROM content_item").await;
+    assert_eq!(total, ROWS + written.len() as i64);
+
+    let history = site.coordinator.history(Some(ITEM_PATH), 2).await.unwrap();
+    let sql = history.iter().flat_map(|row| row.sql.iter().cloned()).collect::<Vec<_>>().join(";\n");
+    match backend {
+        Backend::Postgres => {
+            for expected in [
+                "CREATE INDEX CONCURRENTLY",
+                "CREATE UNIQUE INDEX CONCURRENTLY",
+                "CHECK (\"code\" IS NOT NULL) NOT VALID",
+                "VALIDATE CONSTRAINT",
+                "UNIQUE USING INDEX",
+                "SET NOT NULL",
+            ] {
+                assert!(sql.contains(expected), "no `{expected}` in what ran:\n{sql}");
+            }
+            let left = site
+                .count(
+                    "SELECT (SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid) + \
+                     (SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE '%\\_not\\_null')",
+                )
+                .await;
+            assert_eq!(left, 0, "the phases left an invalid index or a NOT NULL proof behind");
+        }
+        Backend::Sqlite => assert!(!sql.contains("CONCURRENTLY"), "{sql}"),
+    }
+
+    // The new schema holds: a duplicate is a conflict, a NULL is refused.
+    let duplicate = site.coordinator.content().create("item", &record(json!({"code": "c1", "score": 1}))).await;
+    assert!(matches!(duplicate, Err(ContentError::Conflict(_))), "{duplicate:?}");
+    let pool = site.coordinator.store().pool().clone();
+    let null = pool.execute("INSERT INTO content_item (id, code, score) VALUES ('n1', NULL, 1)", &[]).await;
+    assert!(null.is_err(), "a NULL code was accepted");
+
+    // Rolled back, every value stays and the constraints go.
+    let back = site.coordinator.rollback(ITEM_PATH, 2, None).await.unwrap();
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    site.coordinator.approve(back.id, approval).await.unwrap();
+    pool.execute("INSERT INTO content_item (id, code, score) VALUES ('n1', NULL, 1)", &[]).await.unwrap();
+    let total = site.count("SELECT COUNT(*) FROM content_item").await;
+    assert_eq!(total, ROWS + written.len() as i64 + 1);
+    site.stop().await;
+}
+
+/// A duplicate written after the change was planned: PostgreSQL's unique
+/// index build fails in its phase, SQLite's cut-over probe finds it; either
+/// way the approval is refused as the data now grades it, the old schema
+/// stays live and nothing of the phases is left behind.
+async fn a_phase_the_data_refuses_leaves_the_old_schema_live(backend: Backend) {
+    let mut site = big_site(backend, "none").await;
+    site.write(ITEM_PATH, ITEM_STRICT);
+    let pending = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    site.exec("INSERT INTO content_item (id, code, score) VALUES ('dup', 'c1', 1)").await;
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    let refused = site.coordinator.approve(pending.change_id.unwrap(), approval).await;
+    match refused {
+        Err(EngineError::Store(e)) => {
+            let message = e.to_string();
+            assert!(message.contains("the live data changed since approval"), "{message}");
+            assert!(message.contains("appears more than once"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(site.coordinator.changing().is_empty());
+    // The old schema: duplicates and NULLs are still fine.
+    site.exec("INSERT INTO content_item (id, code, score) VALUES ('dup2', 'c1', NULL)").await;
+    if backend == Backend::Postgres {
+        let left = site
+            .count(
+                "SELECT (SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'content_item' AND indexname <> \
+                 'content_item_pkey') + (SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE 'content_item_%' \
+                 AND contype <> 'p')",
+            )
+            .await;
+        assert_eq!(left, 0, "the failed phases left an index or a constraint behind");
+    }
+    let columns = site.coordinator.store().table_columns("content_item").await.unwrap();
+    assert_eq!(columns, ["id", "code", "score", "created_at", "updated_at"]);
+    site.stop().await;
+}
+
+crate::backend_tests!(
+    multi_thread: a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs,
+    a_phase_the_data_refuses_leaves_the_old_schema_live,
+);
