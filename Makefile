@@ -8,7 +8,7 @@ DATABASE_URL ?= sqlite://data/marain.db
 ADDR ?= 127.0.0.1:3000
 BIN := target/release/marain
 
-.PHONY: setup setup-test build release run test test-rust test-e2e lint fuzz bench bench-legacy
+.PHONY: setup setup-test build release run test test-rust test-e2e lint fuzz bench bench-legacy bench-online
 
 setup:
 	scripts/setup.sh
@@ -74,3 +74,8 @@ bench:
 # `marain legacy run` and `verify` on 1,000,000 generated legacy rows (ROWS=…).
 bench-legacy:
 	cargo bench -p marain-server --bench legacy_copy
+
+# Schema changes to a big table while content traffic runs: apply time, cut-over,
+# the longest waits of reads and writes (ROWS=1000000 by default; ROWS=10000000 too).
+bench-online:
+	cargo bench --bench online_changes

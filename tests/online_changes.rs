@@ -229,6 +229,36 @@ async fn a_phase_the_data_refuses_leaves_the_old_schema_live(backend: Backend) {
     site.stop().await;
 }
 
+/// PostgreSQL only (phases run only there). While a change's phases run, the
+/// table already refuses what the new schema will: a NULL where the field
+/// becomes required, a value outside the new allowed ones. Such a write is a
+/// conflict naming the field (HTTP 409), not a database error; here the
+/// phases' constraints are put in place as the phases put them.
+#[tokio::test]
+async fn a_write_the_change_in_progress_refuses_is_a_conflict_naming_the_field_on_postgres() {
+    let site = big_site(Backend::Postgres, "safe").await;
+    site.exec("ALTER TABLE content_item ADD CONSTRAINT content_item_code_not_null CHECK (code IS NOT NULL) NOT VALID")
+        .await;
+    site.exec("ALTER TABLE content_item ADD CONSTRAINT content_item_score_check CHECK (score < 100) NOT VALID").await;
+    let content = site.coordinator.content();
+    let missing = content.create("item", &record(json!({"score": 1}))).await;
+    match missing {
+        Err(ContentError::Conflict(why)) => {
+            assert!(why.contains("`code` must have a value: a change making it required is being applied"), "{why}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let outside = content.create("item", &record(json!({"code": "x", "score": 500}))).await;
+    match outside {
+        Err(ContentError::Conflict(why)) => {
+            assert_eq!(why, "the value of `score` is not one the schema allows");
+            assert!(!why.contains("500"));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    site.stop().await;
+}
+
 crate::backend_tests!(
     multi_thread: a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs,
     a_phase_the_data_refuses_leaves_the_old_schema_live,

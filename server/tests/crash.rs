@@ -584,6 +584,90 @@ async fn an_unreadable_directory_is_an_error_not_a_deletion(backend: Backend) {
     server.kill();
 }
 
+/// PostgreSQL only (online phases run only there). `kill -9` during an
+/// online change (every table counts as big): after its first phase (the
+/// index on `bio` built) and after all of them (the unique index of
+/// `username` built too, not yet a constraint). Restarted, the server clears
+/// what the phases left that enforces anything, the old schema is live (a
+/// duplicate username is accepted), the change waits again, and approved it
+/// applies once, with the history intact.
+async fn kill_during_online_phases(point: &str) {
+    let dir = site_with(V1);
+    let config = dir.path().join("site/config/config.hot_reload.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
+    let db = Backend::Postgres.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    // Applies 1 and 2 are the user entity and the config: the online change is the third.
+    let failpoint = format!("{point}@3");
+    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &[("MARAIN_FAILPOINT", &failpoint)]);
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    add_users(&client, &server.base, 5).await;
+    let v2 = V1.replace("    required: true\n", "    required: true\n    unique: true\n") + "    indexed: true\n";
+    std::fs::write(dir.path().join("site").join(FILE), &v2).unwrap();
+    let waiting = wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let id = waiting["pending"][0]["id"].as_u64().unwrap();
+    let change: Value =
+        client.get(format!("{}/hot-reload/changes/{id}", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(change["path"], "online", "{change}");
+    assert_eq!(change["phases"].as_array().map(Vec::len), Some(2), "{change}");
+    let approving = tokio::spawn({
+        let (client, base) = (client.clone(), server.base.clone());
+        async move { approve_pending(&client, &base).await }
+    });
+    server.wait_output(&format!("failpoint {point} reached"));
+    server.kill();
+    approving.abort();
+
+    let server = Server::start(dir.path(), &db, None);
+    wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let left: (i64,) = store
+        .pool()
+        .fetch_one(
+            "SELECT (SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid) + (SELECT COUNT(*) FROM pg_indexes \
+             WHERE indexname = 'content_user_username_key') + (SELECT COUNT(*) FROM pg_constraint \
+             WHERE NOT convalidated OR conname LIKE '%\\_not\\_null')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.0, 0, "{point}: what the phases left was not cleared at start-up");
+    // The old schema: usernames need not be unique.
+    let duplicate = json!({"id": "dup", "username": "user1"});
+    let resp = client.post(format!("{}/entity/user", server.base)).json(&duplicate).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{point}: the old schema is not live");
+    client.delete(format!("{}/entity/user/dup", server.base)).send().await.unwrap();
+    assert_eq!(versions(&client, &server.base).await.len(), 1, "{point}: nothing was applied");
+
+    let resp = approve_pending(&client, &server.base).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{point}");
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}: applied once");
+    let resp = client.post(format!("{}/entity/user", server.base)).json(&duplicate).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 409, "{point}: the unique key is not enforced");
+    let constraints: (i64,) = store
+        .pool()
+        .fetch_one("SELECT COUNT(*) FROM pg_constraint WHERE conname = 'content_user_username_key'", &[])
+        .await
+        .unwrap();
+    assert_eq!(constraints.0, 1, "{point}");
+    store.close().await;
+    history_verifies(&db, dir.path());
+    server.kill();
+}
+
+/// PostgreSQL only (online phases run only there): see [`kill_during_online_phases`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_an_online_phase_on_postgres() {
+    kill_during_online_phases("after_phase").await;
+}
+
+/// PostgreSQL only (online phases run only there): see [`kill_during_online_phases`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_before_the_online_cut_over_on_postgres() {
+    kill_during_online_phases("before_cut_over").await;
+}
+
 async fn crash_runs(point: &str, backend: Backend) {
     for _ in 0..RUNS {
         crash_once(point, backend).await;

@@ -38,8 +38,49 @@ pub fn refusal(e: &sqlx::Error) -> Option<String> {
                 .unwrap_or_else(|| "a value that must be unique is taken by another record".into()),
         );
     }
-    d.is_foreign_key_violation()
-        .then(|| "a reference points at a record that does not exist, or other records still reference this one".into())
+    if d.is_foreign_key_violation() {
+        return Some(
+            "a reference points at a record that does not exist, or other records still reference this one".into(),
+        );
+    }
+    if d.is_check_violation() {
+        return Some(match checked_column(d) {
+            Some((c, true)) => format!(
+                "`{c}` must have a value: a change making it required is being applied (docs/online-changes.md)"
+            ),
+            Some((c, false)) => format!("the value of `{c}` is not one the schema allows"),
+            None => "a value is not one the schema allows".into(),
+        });
+    }
+    if let sqlx::error::ErrorKind::NotNullViolation = d.kind() {
+        let column = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|pg| pg.column());
+        return Some(match column.filter(|c| plain(c)) {
+            Some(c) => format!("`{c}` must have a value"),
+            None => "a required value is missing".into(),
+        });
+    }
+    None
+}
+
+/// The column a CHECK violation is about, from the constraint's name
+/// (`<table>_<column>_check`, or `<table>_<column>_not_null` while a change
+/// making the column required runs its phases: then `true`). PostgreSQL names
+/// the table and the constraint apart from its sentence; SQLite's CHECKs have
+/// no name, and its sentence quotes the expression, so it says nothing here.
+fn checked_column(d: &dyn sqlx::error::DatabaseError) -> Option<(String, bool)> {
+    let pg = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let (table, name) = (pg.table()?, pg.constraint()?);
+    let rest = name.strip_prefix(&format!("{table}_"))?;
+    let (column, required) = match rest.strip_suffix("_not_null") {
+        Some(column) => (column, true),
+        None => (rest.strip_suffix("_check")?, false),
+    };
+    plain(column).then(|| (column.to_string(), required))
+}
+
+/// A name made only of the characters identifiers have: never a value.
+fn plain(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The column a unique violation names, and only its name: never the
@@ -53,7 +94,7 @@ fn unique_column(d: &dyn sqlx::error::DatabaseError) -> Option<String> {
             target.split(',').next()?.trim().rsplit('.').next()?.to_string()
         }
     };
-    column.chars().all(|c| c.is_ascii_alphanumeric() || c == '_').then_some(column)
+    plain(&column).then_some(column)
 }
 
 /// A placeholder for a value of `field_type` (a backend may need to be told

@@ -98,8 +98,9 @@ impl Backend for Postgres {
         Some(
             "SELECT t.relname::text, format('DROP INDEX CONCURRENTLY IF EXISTS %I', c.relname) FROM pg_index i \
              JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
-             WHERE NOT i.indisvalid AND t.relnamespace = current_schema()::regnamespace \
-             AND t.relname LIKE 'content\\_%' \
+             WHERE t.relnamespace = current_schema()::regnamespace AND t.relname LIKE 'content\\_%' \
+             AND (NOT i.indisvalid OR (i.indisunique AND c.relname LIKE '%\\_key' \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid))) \
              UNION ALL \
              SELECT t.relname::text, format('ALTER TABLE %I DROP CONSTRAINT IF EXISTS %I', t.relname, k.conname) \
              FROM pg_constraint k \

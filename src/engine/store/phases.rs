@@ -77,6 +77,8 @@ impl Store {
     /// once if `file`'s applied head is no longer the plan's base. When a
     /// phase fails, every phase is reset (the old schema stays as it was).
     pub async fn run_phases(&self, lease: &mut Lease, plan: &Plan, file: &str) -> Result<(), StoreError> {
+        // The phases and their cut-over count as one apply for the failpoints.
+        self.failpoints.begin_apply();
         let conn = lease.conn.as_mut().expect("a lease holds its connection until released");
         if head_hash(&mut conn.conn(), file).await? != plan.binding.base_hash {
             return Err(StoreError::HeadMoved { file: file.to_string() });

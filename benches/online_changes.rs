@@ -1,0 +1,280 @@
+//! Schema changes to a big table while content traffic runs
+//! (docs/online-changes.md): per backend and change, how long the apply took,
+//! how long its cut-over transaction held the table, and the longest and 99th
+//! percentile wait of a read and of a write of the changed entity and of a
+//! read of another entity, with that reader's idle p99 beside it.
+//!
+//! The engine runs in this process on a real site directory; the traffic goes
+//! through the content API's service (three readers and a writer of `item`, a
+//! reader of `user`) on the same runtime. The rows are made by the database
+//! itself, outside the timing. Printed, never asserted: the machines are shared.
+//!
+//! `make bench-online`, or `cargo bench --bench online_changes`; ROWS=1000000
+//! and BACKENDS=sqlite,postgres by default.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use marain::engine::{Approval, Coordinator, EngineConfig};
+use marain::hash::sha256_hex;
+use serde_json::{json, Map, Value as Json};
+
+#[path = "../tests/support/pg_server.rs"]
+mod pg_server;
+
+const USER: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n";
+
+/// `item` as each change leaves it, in order: (what changes, the file).
+fn changes() -> Vec<(&'static str, String)> {
+    let field = |id: &str, ty: &str, extra: &str| format!("  - id: {id}\n    type: {ty}\n{extra}");
+    let item = |fields: &[String]| format!("id: item\nname: Item\nfields:\n{}", fields.concat());
+    let code = field("code", "text", "");
+    let unique = field("code", "text", "    unique: true\n");
+    let score = field("score", "integer", "");
+    let indexed = field("score", "integer", "    indexed: true\n");
+    let widened = field("score", "float", "    indexed: true\n");
+    let status = field("status", "text", "");
+    let required = field("status", "text", "    required: true\n");
+    let values = field("status", "text", "    required: true\n    values: [draft, live, archived]\n");
+    let note = field("note", "text", "");
+    vec![
+        ("base", item(&[code.clone(), score.clone(), status.clone(), note.clone()])),
+        ("indexed: true", item(&[code.clone(), indexed.clone(), status.clone(), note.clone()])),
+        ("unique: true", item(&[unique.clone(), indexed.clone(), status.clone(), note.clone()])),
+        ("required: true", item(&[unique.clone(), indexed.clone(), required.clone(), note.clone()])),
+        ("values added", item(&[unique.clone(), indexed.clone(), values.clone(), note.clone()])),
+        ("integer → float", item(&[unique.clone(), widened.clone(), values.clone(), note.clone()])),
+        ("field dropped (backed up)", item(&[unique, widened, values])),
+    ]
+}
+
+/// Latencies of one kind of request.
+#[derive(Default)]
+struct Waits {
+    samples: Vec<Duration>,
+    failures: usize,
+    /// The first failure, to say what it was.
+    first: Option<String>,
+}
+
+impl Waits {
+    fn percentile(&mut self, p: f64) -> Duration {
+        self.samples.sort();
+        let at = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
+        self.samples.get(at).copied().unwrap_or_default()
+    }
+
+    fn show(&mut self) -> String {
+        format!("{:>6.1} / {:>6.1}", ms(self.percentile(0.99)), ms(self.percentile(1.0)))
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Peak resident memory of this process so far, in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next());
+    kib.and_then(|k| k.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+}
+
+/// How many records the writer made, over every change: each gets a new id.
+static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Readers and a writer until `stop`; each returns what it saw, by role.
+fn traffic(
+    coordinator: &Coordinator,
+    rows: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(&'static str, Waits)>> {
+    let roles = ["item read", "item read", "item read", "item write", "user read"];
+    roles
+        .into_iter()
+        .enumerate()
+        .map(|(n, role)| {
+            let content = coordinator.content().clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut waits = Waits::default();
+                let mut i: u64 = n as u64 * 7919;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let started = Instant::now();
+                    let outcome = match role {
+                        "item read" => content.get("item", &format!("i{}", (i * 104_729) % rows + 1)).await,
+                        "user read" => content.get("user", &format!("u{}", i % 1000 + 1)).await,
+                        _ => {
+                            let id = format!("w{}", WRITTEN.fetch_add(1, Ordering::Relaxed));
+                            let input = json!({"id": id, "code": id, "status": "live"});
+                            let input: Map<String, Json> = input.as_object().cloned().unwrap();
+                            content.create("item", &input).await
+                        }
+                    };
+                    waits.samples.push(started.elapsed());
+                    if let Err(e) = outcome {
+                        waits.failures += 1;
+                        waits.first.get_or_insert_with(|| format!("{role}: {e}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                (role, waits)
+            })
+        })
+        .collect()
+}
+
+/// Waits for the change of `path` to `text` to be planned; returns its id.
+async fn pending(coordinator: &Coordinator, path: &str, text: &str) -> u64 {
+    let hash = sha256_hex(text.as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let snapshot = coordinator.snapshot();
+        if let Some(change) = snapshot.pending.iter().find(|c| c.file == path && c.to_hash == hash) {
+            return change.id;
+        }
+        assert!(Instant::now() < deadline, "{path} was never planned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn seed(coordinator: &Coordinator, rows: u64, postgres: bool) {
+    let pool = coordinator.store().pool();
+    let numbers = |n: u64| match postgres {
+        true => format!("SELECT i FROM generate_series(1, {n}) AS i"),
+        false => {
+            format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) SELECT i FROM n")
+        }
+    };
+    let users =
+        format!("INSERT INTO content_user (id, username) SELECT 'u' || i, 'user ' || i FROM ({}) AS s", numbers(1000));
+    let items = format!(
+        "INSERT INTO content_item (id, code, score, status, note) SELECT 'i' || i, 'c' || i, i, \
+         CASE WHEN i % 3 = 0 THEN 'draft' ELSE 'live' END, 'note ' || (i % 97) FROM ({}) AS s",
+        numbers(rows)
+    );
+    for sql in [users, items] {
+        pool.execute(&sql, &[]).await.unwrap();
+    }
+    if postgres {
+        pool.execute("ANALYZE", &[]).await.unwrap();
+    }
+}
+
+async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("schemas")).unwrap();
+    std::fs::create_dir_all(site.join("config")).unwrap();
+    // Every change waits for the bench to approve it while traffic runs.
+    let hot_reload = "config/config.hot_reload.yaml";
+    std::fs::write(site.join(hot_reload), "id: hot_reload\nvalues:\n  auto_apply: none\n").unwrap();
+    let (stop_engine, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = EngineConfig::new(&site, url);
+    let (coordinator, task) = Coordinator::start(config, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .expect("the engine starts");
+    while coordinator.history(Some(hot_reload), 1).await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = changes();
+    let approve = |entity: &str| Approval { actor: "bench".into(), reason: None, confirm: Some(entity.into()) };
+    for (entity, text) in [("user", USER), ("item", all[0].1.as_str())] {
+        let path = format!("schemas/{entity}.schema.yaml");
+        std::fs::write(site.join(&path), text).unwrap();
+        let id = pending(&coordinator, &path, text).await;
+        coordinator.approve(id, approve(entity)).await.unwrap();
+    }
+    let seeding = Instant::now();
+    seed(&coordinator, rows, backend == "postgres").await;
+    eprintln!("{backend}: {rows} rows made in {:.1} s", seeding.elapsed().as_secs_f64());
+
+    // Idle: the other entity's reads with nothing changing.
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = traffic(&coordinator, rows, stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut idle = Waits::default();
+    for t in tasks {
+        let (role, w) = t.await.unwrap();
+        if role == "user read" {
+            idle = w;
+        }
+    }
+    let idle_p99 = ms(idle.percentile(0.99));
+
+    println!(
+        "| backend | change | path | apply s | cut-over ms | rows/s | item read p99 / max ms | item write p99 / max ms | \
+         user read p99 / max ms (idle p99 {idle_p99:.1}) | failed requests | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (what, text) in all.iter().skip(1) {
+        std::fs::write(site.join("schemas/item.schema.yaml"), text).unwrap();
+        let id = pending(&coordinator, "schemas/item.schema.yaml", text).await;
+        let path =
+            coordinator.snapshot().pending.iter().find(|c| c.id == id).map(|c| c.plan.path.as_str()).unwrap_or("?");
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = traffic(&coordinator, rows, stop.clone());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        let applied = coordinator.approve(id, approve("item")).await;
+        let apply = started.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let (mut read, mut write, mut other) = (Waits::default(), Waits::default(), Waits::default());
+        for t in tasks {
+            let (role, w) = t.await.unwrap();
+            let into = match role {
+                "item read" => &mut read,
+                "item write" => &mut write,
+                _ => &mut other,
+            };
+            into.samples.extend(w.samples);
+            into.failures += w.failures;
+            if let Some(first) = w.first {
+                eprintln!("{backend} {what}: {} failed, the first: {first}", w.failures);
+            }
+        }
+        let cut_over = match &applied {
+            Ok(row) => format!("{}", row.duration_ms),
+            Err(e) => format!("failed: {e}"),
+        };
+        println!(
+            "| {backend} | {what} | {path} | {:.2} | {cut_over} | {:.0} | {} | {} | {} | {} | {:.0} |",
+            apply.as_secs_f64(),
+            rows as f64 / apply.as_secs_f64(),
+            read.show(),
+            write.show(),
+            other.show(),
+            read.failures + write.failures + other.failures,
+            peak_rss_mib(),
+        );
+    }
+    let _ = stop_engine.send(());
+    task.await.unwrap();
+    coordinator.store().close().await;
+}
+
+fn main() {
+    let rows: u64 = std::env::var("ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(1_000_000);
+    let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    for backend in backends.split(',') {
+        let dir = tempfile::tempdir().unwrap();
+        runtime.block_on(async {
+            let server = (backend == "postgres").then(pg_server::PgServer::start);
+            let url = match &server {
+                Some(server) => {
+                    server.database("bench").await;
+                    server.url("bench")
+                }
+                None => format!("sqlite://{}", dir.path().join("marain.db").display()),
+            };
+            run(backend, rows, url, dir.path()).await;
+        });
+    }
+}
