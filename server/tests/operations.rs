@@ -138,7 +138,10 @@ async fn metrics_move_with_real_changes(backend: Backend) {
     std::fs::create_dir_all(server.site.join("config")).unwrap();
     std::fs::write(
         server.site.join("config/config.hot_reload.yaml"),
-        format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: {hook}\n    - url: http://127.0.0.1:9/closed\n"),
+        format!(
+            "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n  webhooks:\n    - url: {hook}\n    - url: \
+             http://127.0.0.1:9/closed\n"
+        ),
     )
     .unwrap();
     server.wait_versions("config/config.hot_reload.yaml", 1).await;
@@ -148,6 +151,21 @@ async fn metrics_move_with_real_changes(backend: Backend) {
     )
     .unwrap();
     server.wait_versions("schemas/note.schema.yaml", 1).await;
+    // An index on it: every table counts as big, so on PostgreSQL it is built
+    // online, and the phase is measured (SQLite has no online form).
+    std::fs::write(
+        server.site.join("schemas/note.schema.yaml"),
+        "id: note\nname: Note\nfields:\n  - id: body\n    type: text\n    indexed: true\n",
+    )
+    .unwrap();
+    server.wait_versions("schemas/note.schema.yaml", 2).await;
+    if backend == Backend::Postgres {
+        // (The SQLite run beside this one shares the process's recorder.)
+        let text = server.metrics().await;
+        let phases = sample(&text, "marain_online_phase_seconds_count", &[("table", "content_note")]);
+        assert!(phases >= 1.0, "the online phase was not measured: {text}");
+        assert_eq!(sample(&text, "marain_online_phases_running", &[]), 0.0, "{text}");
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
         let text = server.metrics().await;

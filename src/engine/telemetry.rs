@@ -12,6 +12,8 @@ pub const SAVE_TO_APPLIED: &str = "marain_save_to_applied_seconds";
 pub const APPLIES: &str = "marain_applies_total";
 pub const REJECTIONS: &str = "marain_rejections_total";
 pub const SYNC_LAG: &str = "marain_sync_lag_seconds";
+pub const ONLINE_PHASE: &str = "marain_online_phase_seconds";
+pub const ONLINE_PHASES_RUNNING: &str = "marain_online_phases_running";
 
 /// Why a change did not apply, as the `reason` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,12 @@ pub fn describe() {
         "Changes that did not apply: invalid files, declined by a person, failed applies"
     );
     metrics::describe_histogram!(
+        ONLINE_PHASE,
+        metrics::Unit::Seconds,
+        "How long each phase of an online change took (an index built concurrently, a constraint validated), by table"
+    );
+    metrics::describe_gauge!(ONLINE_PHASES_RUNNING, "Phases of online changes running on this instance now");
+    metrics::describe_histogram!(
         SYNC_LAG,
         metrics::Unit::Seconds,
         "From another instance committing a version to this instance taking it in"
@@ -75,4 +83,25 @@ pub fn synced(applied_at: &str) {
     };
     let lag = (time::OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0);
     metrics::histogram!(SYNC_LAG).record(lag);
+}
+
+/// An online change's phase on `table` started: counted as running until
+/// the guard returned is dropped, when its duration is recorded.
+pub fn phase_started(table: &str) -> PhaseRunning {
+    metrics::gauge!(ONLINE_PHASES_RUNNING).increment(1.0);
+    PhaseRunning { table: table.to_string(), started: std::time::Instant::now() }
+}
+
+/// A phase running; see [`phase_started`].
+pub struct PhaseRunning {
+    table: String,
+    started: std::time::Instant,
+}
+
+impl Drop for PhaseRunning {
+    fn drop(&mut self) {
+        metrics::gauge!(ONLINE_PHASES_RUNNING).decrement(1.0);
+        let table = std::mem::take(&mut self.table);
+        metrics::histogram!(ONLINE_PHASE, "table" => table).record(self.started.elapsed().as_secs_f64());
+    }
 }

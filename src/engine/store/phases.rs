@@ -84,8 +84,10 @@ impl Store {
             return Err(StoreError::HeadMoved { file: file.to_string() });
         }
         let phases = plan.phases();
+        let table = plan.online_tables().into_iter().next().unwrap_or_default();
         for phase in &phases {
             let started = std::time::Instant::now();
+            let _running = crate::engine::telemetry::phase_started(&table);
             let ran = async {
                 for statement in phase.reset.iter().chain(&phase.sql) {
                     conn.conn()
