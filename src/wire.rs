@@ -64,6 +64,10 @@ wire_enum! {
         /// An approved change waits for a table lock another session holds (who,
         /// and what it runs, in the message); it tries again by itself.
         Waiting = "waiting",
+        /// An approved change to a big table runs its online phases
+        /// (docs/online-changes.md): sent as each starts, saying which of how
+        /// many and what it does.
+        Progress = "progress",
         /// The move from the legacy JSON table: progress of a `run` (from the
         /// command line or the dashboard), a verify, a finish. `file` is the legacy
         /// table.
@@ -113,7 +117,7 @@ mod tests {
             assert_eq!(serde_json::to_string(state).unwrap(), format!("\"{}\"", state.as_str()));
             assert_eq!(FileState::parse(state.as_str()), Some(*state));
         }
-        assert_eq!(EventKind::ALL.len(), 13);
+        assert_eq!(EventKind::ALL.len(), 14);
         assert_eq!(EventKind::parse("nonsense"), None);
     }
 }

@@ -133,6 +133,13 @@ async fn a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs(backe
     }
     let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
     site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
+    if backend == Backend::Postgres {
+        // Each phase was announced as it started.
+        for n in 1..=4 {
+            let progress = site.wait_for(EventKind::Progress, ITEM_PATH).await;
+            assert!(progress.message.starts_with(&format!("online phase {n} of 4: ")), "{}", progress.message);
+        }
+    }
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     stop.store(true, Ordering::SeqCst);
     let mut written = Vec::new();

@@ -9,7 +9,7 @@ use super::{Store, StoreError};
 use crate::engine::arg::Arg;
 use crate::engine::database::Pooled;
 use crate::hash::sha256_hex;
-use crate::plan::Plan;
+use crate::plan::{Phase, Plan};
 
 /// One table's lease on its online phases: a session of its own holding the
 /// backend's lock. Given back by [`Lease::release`]; dropped without that (a
@@ -76,7 +76,14 @@ impl Store {
     /// own, after what an unfinished earlier run left is reset. Refused at
     /// once if `file`'s applied head is no longer the plan's base. When a
     /// phase fails, every phase is reset (the old schema stays as it was).
-    pub async fn run_phases(&self, lease: &mut Lease, plan: &Plan, file: &str) -> Result<(), StoreError> {
+    /// `starting(n, phase)` is told as the `n`-th phase (from 1) starts.
+    pub async fn run_phases(
+        &self,
+        lease: &mut Lease,
+        plan: &Plan,
+        file: &str,
+        mut starting: impl FnMut(usize, &Phase),
+    ) -> Result<(), StoreError> {
         // The phases and their cut-over count as one apply for the failpoints.
         self.failpoints.begin_apply();
         let conn = lease.conn.as_mut().expect("a lease holds its connection until released");
@@ -85,7 +92,8 @@ impl Store {
         }
         let phases = plan.phases();
         let table = plan.online_tables().into_iter().next().unwrap_or_default();
-        for phase in &phases {
+        for (n, phase) in phases.iter().enumerate() {
+            starting(n + 1, phase);
             let started = std::time::Instant::now();
             let _running = crate::engine::telemetry::phase_started(&table);
             let ran = async {

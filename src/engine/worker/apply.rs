@@ -120,14 +120,24 @@ impl Worker {
 
     /// Runs `change`'s online phases under its table's lease, when it takes
     /// the online path; returns the lease, held until the cut-over is done.
-    async fn phases(&self, change: &PendingChange) -> Result<Option<Lease>, StoreError> {
+    async fn phases(&mut self, change: &PendingChange) -> Result<Option<Lease>, StoreError> {
         let Some(table) = change.plan.online_tables().into_iter().next().filter(|_| !change.plan.phases().is_empty())
         else {
             return Ok(None);
         };
         let mut lease = self.store.lease(&table, self.lock_timeout()).await?;
         tracing::info!(file = %change.file, %table, rows = ?change.plan.table_rows, "running the change's online phases");
-        let Err(refused) = self.store.run_phases(&mut lease, &change.plan, &change.file).await else {
+        let of = change.plan.phases().len();
+        let (journal, events) = (&mut self.journal, &self.shared.events);
+        // Each phase is announced as it starts, mid-turn like a lock wait: it
+        // reports progress and changes no state a snapshot holds.
+        let starting = |n: usize, phase: &crate::plan::Phase| {
+            let message = format!("online phase {n} of {of}: {}", phase.summary);
+            let event = journal.event(EventKind::Progress, &change.file, Some(change), None, message);
+            journal.log(&event);
+            let _ = events.send(event);
+        };
+        let Err(refused) = self.store.run_phases(&mut lease, &change.plan, &change.file, starting).await else {
             return Ok(Some(lease));
         };
         lease.release().await;
