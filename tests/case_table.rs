@@ -129,7 +129,7 @@ fn snapshot(case: &Case, dialect: Dialect) -> Vec<FileSnapshot> {
         .map(|c| {
             let mut online = c.plan.clone();
             online.choose_path(Some(i64::MAX), 0);
-            let online_phases = online.phases().iter().flat_map(|p| p.sql.clone()).collect();
+            let online_phases = online.phases().iter().flat_map(|p| p.sql.iter().chain(&p.batches).cloned()).collect();
             let online_cut_over =
                 if online.path == marain::plan::PlanPath::Online { online.cut_over_sql() } else { vec![] };
             (c, online_phases, online_cut_over)
@@ -247,11 +247,20 @@ async fn run_case<D: CaseDb>(
     }
     let mut failure = None;
     for change in &changes {
-        let phases: Vec<String> = change.plan.phases().into_iter().flat_map(|p| p.sql.clone()).collect();
-        let ran = match db.run_each(&phases).await {
-            Ok(()) => db.run(&change.plan.cut_over_sql(), change.plan.foreign_keys_off, &change.plan.dangling).await,
-            Err(e) => Err(e),
-        };
+        let mut ran = Ok(());
+        for phase in change.plan.phases() {
+            if ran.is_ok() {
+                ran = db.run_each(&phase.sql).await;
+            }
+            for batch in &phase.batches {
+                if ran.is_ok() {
+                    ran = db.repeat(batch).await;
+                }
+            }
+        }
+        if ran.is_ok() {
+            ran = db.run(&change.plan.cut_over_sql(), change.plan.foreign_keys_off, &change.plan.dangling).await;
+        }
         if let Err(e) = ran {
             failure = Some(e);
             break;

@@ -199,6 +199,56 @@ async fn a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs(backe
     site.stop().await;
 }
 
+/// A field of a big table dropped (its values backed up) while a client
+/// keeps rewriting it directly in the database: on PostgreSQL the backup is
+/// made online (a trigger and batches), on SQLite in the apply's transaction.
+/// Either way the backup holds each row's last value at the cut-over, so the
+/// rollback brings every one back, the late writes included.
+async fn a_dropped_field_keeps_every_value_written_up_to_the_cut_over(backend: Backend) {
+    let mut site = big_site(backend, "none").await;
+    site.exec("UPDATE content_item SET code = 'n' || id").await;
+    let with_note = ITEM.replace("  - id: score\n", "  - id: note\n    type: text\n  - id: score\n");
+    site.write(ITEM_PATH, &with_note);
+    let pending = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    let approval = || Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    site.coordinator.approve(pending.change_id.unwrap(), approval()).await.unwrap();
+    site.exec("UPDATE content_item SET note = 'first ' || id").await;
+
+    // A client rewrites notes, one row after another, until the column is gone.
+    let pool = site.coordinator.store().pool().clone();
+    let writer = tokio::spawn(async move {
+        let mut written = Vec::new();
+        for n in 1..=ROWS {
+            let sql = format!("UPDATE content_item SET note = 'late {n}' WHERE id = 'i{n}'");
+            if pool.execute(&sql, &[]).await.is_err() {
+                break;
+            }
+            written.push(n);
+            tokio::task::yield_now().await;
+        }
+        written
+    });
+    site.write(ITEM_PATH, ITEM);
+    let drop = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    site.coordinator.approve(drop.change_id.unwrap(), approval()).await.unwrap();
+    let written = writer.await.unwrap();
+    assert!(!written.is_empty(), "no write went in before the drop");
+
+    let back = site.coordinator.rollback(ITEM_PATH, 2, None).await.unwrap();
+    site.coordinator.approve(back.id, approval()).await.unwrap();
+    let notes =
+        site.texts("SELECT note FROM content_item WHERE id LIKE 'i%' ORDER BY CAST(substr(id, 2) AS INTEGER)").await;
+    assert_eq!(notes.len() as i64, ROWS);
+    for (n, note) in (1..=ROWS).zip(notes) {
+        let expected = match written.contains(&n) {
+            true => format!("late {n}"),
+            false => format!("first i{n}"),
+        };
+        assert_eq!(note.as_deref(), Some(expected.as_str()), "row i{n}");
+    }
+    site.stop().await;
+}
+
 /// A duplicate written after the change was planned: PostgreSQL's unique
 /// index build fails in its phase, SQLite's cut-over probe finds it; either
 /// way the approval is refused as the data now grades it, the old schema
@@ -268,5 +318,6 @@ async fn a_write_the_change_in_progress_refuses_is_a_conflict_naming_the_field_o
 
 crate::backend_tests!(
     multi_thread: a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs,
+    a_dropped_field_keeps_every_value_written_up_to_the_cut_over,
     a_phase_the_data_refuses_leaves_the_old_schema_live,
 );

@@ -95,7 +95,15 @@ pub struct Phase {
     /// Clears what an earlier, unfinished run of the phase left.
     pub reset: Vec<String>,
     pub sql: Vec<String>,
+    /// Statements run again and again, each a batch in its own transaction,
+    /// until one changes no row (a backup copied in keyset batches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<String>,
 }
+
+/// How many rows one batch of a phase copies: small enough that each
+/// transaction is short beside live writes.
+pub const BATCH_ROWS: u32 = 10_000;
 
 /// A step's online form: its phases, and what remains of its SQL for the
 /// cut-over.
@@ -264,17 +272,29 @@ impl Plan {
         self.path = if online { PlanPath::Online } else { PlanPath::Transaction };
     }
 
-    /// The probes the phases settle on the online path: a step's violations
-    /// and rows left without a value, which the constraint or unique index its
-    /// phases validated proves absent (and has refused since). The cut-over
-    /// takes them as zero instead of scanning the table again.
-    pub fn settled_by_phases(&self) -> Vec<Probe> {
+    /// The probes the cut-over need not run on the online path, each with
+    /// the count it is taken as (`None`: the hazard stays as statically
+    /// graded). A step's violations and rows left without a value are proven
+    /// absent by the constraint or unique index its phases validated (which
+    /// has refused new ones since): zero. Values a drop deletes only ever
+    /// lower the grade, and once `approved` covers the hazard as graded
+    /// statically, counting them again (a scan of the table) cannot matter.
+    pub fn settled_by_phases(&self, approved: Severity) -> Vec<(Probe, Option<i64>)> {
         if self.path != PlanPath::Online {
             return Vec::new();
         }
         let online = self.steps.iter().filter(|s| s.online.is_some());
-        let probes = online.flat_map(|s| &s.hazards).filter_map(|h| h.probe.as_ref());
-        probes.filter(|p| matches!(p.kind, ProbeKind::Violations | ProbeKind::RowsWithoutValue)).cloned().collect()
+        let hazards = online.flat_map(|s| &s.hazards);
+        let settled = hazards.filter_map(|h| {
+            let probe = h.probe.as_ref()?;
+            match probe.kind {
+                ProbeKind::Violations | ProbeKind::RowsWithoutValue => Some((probe.clone(), Some(0))),
+                // The plan applied is the static one: `severity` is as graded statically.
+                ProbeKind::DeletedValues if approved >= h.severity => Some((probe.clone(), None)),
+                _ => None,
+            }
+        });
+        settled.collect()
     }
 
     /// The phases that run before the cut-over, in step order (none on the

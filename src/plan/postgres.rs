@@ -180,6 +180,11 @@ impl Planner<'_> {
     }
 
     fn drop_field(&mut self, entity: &str, f: &Field, step: &mut Step) {
+        if let Some(col) = f.column() {
+            let spec = ColumnSpec::of_any(entity, f);
+            let bk = backup_table(self.tag, &table_name(entity), Some(&col));
+            step.online = Some(online_drop(&spec, &bk, drop_field_sql(entity, f)));
+        }
         let bk = match f.column() {
             Some(col) => {
                 let bk = backup_table(self.tag, &table_name(entity), Some(&col));
@@ -331,6 +336,7 @@ impl Planner<'_> {
                 summary: format!("build index {} concurrently", b.index_name()),
                 reset: vec![ColumnSpec::drop_index_concurrently(&b.index_name())],
                 sql: vec![b.create_index_concurrently()],
+                batches: vec![],
             });
         }
         if unique {
@@ -339,6 +345,7 @@ impl Planner<'_> {
                 summary: format!("build the unique index of {}.{} concurrently", b.table, b.column),
                 reset: vec![ColumnSpec::drop_index_concurrently(&b.key_name())],
                 sql: vec![b.create_unique_index_concurrently()],
+                batches: vec![],
             });
         }
         if not_null {
@@ -347,6 +354,7 @@ impl Planner<'_> {
                 summary: format!("prove {}.{} holds no NULL", b.table, b.column),
                 reset: vec![b.drop_constraint_if_exists(&b.not_null_check_name())],
                 sql: b.add_not_null_check(),
+                batches: vec![],
             });
         }
         if check {
@@ -355,6 +363,7 @@ impl Planner<'_> {
                 summary: format!("add and validate the allowed values of {}.{}", b.table, b.column),
                 reset: vec![b.drop_constraint_if_exists(&b.check_name())],
                 sql: b.add_check(),
+                batches: vec![],
             });
         }
         if fkey {
@@ -363,6 +372,7 @@ impl Planner<'_> {
                 summary: format!("add and validate the reference of {}.{}", b.table, b.column),
                 reset: vec![b.drop_constraint_if_exists(&b.fkey_name())],
                 sql: b.add_fkey(true),
+                batches: vec![],
             });
         }
         // What is left, then the phases' work made part of the schema. (A key
@@ -439,6 +449,54 @@ impl Planner<'_> {
         }
         sql
     }
+}
+
+/// The online form of dropping column `spec` with its values backed up in
+/// `bk` (docs/online-changes.md): the backup table is made with a key, a
+/// trigger keeps every value written from then on, and the rows already there
+/// are copied in keyset batches; the cut-over drops the trigger and the column
+/// (`drop`), which reads no row. The backup holds each row's last value at the
+/// cut-over, as the one-transaction path's copy does, plus a `copied` column
+/// the inverse does not read.
+fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Online {
+    let (t, c, id) = (q(&spec.table), quote(&spec.column), quote("id"));
+    let keep = q(&format!("{bk}_keep"));
+    let b = q(bk);
+    let phases = vec![
+        Phase {
+            summary: format!("keep the values of {}.{} written from now on", spec.table, spec.column),
+            reset: vec![format!("DROP FUNCTION IF EXISTS {keep}() CASCADE"), format!("DROP TABLE IF EXISTS {b}")],
+            sql: vec![
+                format!(
+                    "CREATE TABLE {b} ({id} TEXT PRIMARY KEY, {c} {}, {copied} BOOLEAN NOT NULL DEFAULT false)",
+                    spec.sql_type(),
+                    copied = quote("copied")
+                ),
+                format!(
+                    "CREATE FUNCTION {keep}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     INSERT INTO {b} ({id}, {c}) VALUES (NEW.{id}, NEW.{c}) \
+                     ON CONFLICT ({id}) DO UPDATE SET {c} = EXCLUDED.{c}; RETURN NEW; END $$"
+                ),
+                format!("CREATE TRIGGER {keep} AFTER INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {keep}()"),
+            ],
+            batches: vec![],
+        },
+        Phase {
+            summary: format!("back up {}.{} in batches of {}", spec.table, spec.column, super::BATCH_ROWS),
+            reset: vec![],
+            sql: vec![],
+            batches: vec![format!(
+                "INSERT INTO {b} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM {t} \
+                 WHERE {id} > COALESCE((SELECT max({id}) FROM {b} WHERE {copied}), '') ORDER BY {id} LIMIT {} \
+                 ON CONFLICT ({id}) DO UPDATE SET {copied} = true",
+                super::BATCH_ROWS,
+                copied = quote("copied")
+            )],
+        },
+    ];
+    let mut sql = vec![format!("DROP FUNCTION {keep}() CASCADE")];
+    sql.extend(drop);
+    Online { table: spec.table.clone(), phases, sql }
 }
 
 /// Values and their constraints are untouched: only the cardinality differs.

@@ -18,6 +18,8 @@ pub trait CaseDb {
     /// Runs statements each on its own, outside a transaction (an online
     /// plan's phases); the error text on failure.
     async fn run_each(&mut self, sql: &[String]) -> Result<(), String>;
+    /// Runs `sql` again and again until it changes no row (a phase's batches).
+    async fn repeat(&mut self, sql: &str) -> Result<(), String>;
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>>;
     async fn data(&mut self) -> Data;
     async fn seed(&mut self, site: &Site, seed: &Seed);
@@ -33,6 +35,10 @@ impl CaseDb for SqliteConnection {
         for statement in sql {
             sqlx::query(statement).execute(&mut *self).await.map_err(|e| format!("{statement}: {e}"))?;
         }
+        Ok(())
+    }
+    async fn repeat(&mut self, sql: &str) -> Result<(), String> {
+        while sqlx::query(sql).execute(&mut *self).await.map_err(|e| format!("{sql}: {e}"))?.rows_affected() > 0 {}
         Ok(())
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
@@ -57,6 +63,10 @@ impl CaseDb for PgConnection {
         for statement in sql {
             sqlx::query(statement).execute(&mut *self).await.map_err(|e| format!("{statement}: {e}"))?;
         }
+        Ok(())
+    }
+    async fn repeat(&mut self, sql: &str) -> Result<(), String> {
+        while sqlx::query(sql).execute(&mut *self).await.map_err(|e| format!("{sql}: {e}"))?.rows_affected() > 0 {}
         Ok(())
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {

@@ -76,7 +76,8 @@ pub trait Backend: Sync {
     fn lease(&self, key: i64, lock_timeout: Duration) -> (Statements, Statements);
     /// A query of the statements that clear what online phases cut short
     /// left on content tables (an index a concurrent build left invalid, a
-    /// constraint never validated, a NOT NULL proof never dropped), as rows of
+    /// constraint never validated, a NOT NULL proof never dropped, a trigger
+    /// keeping a backup), as rows of
     /// (table, statement); none where no phase runs.
     fn unfinished_phases_query(&self) -> Option<&'static str>;
     /// The query listing other sessions' locks on content tables (pid,

@@ -106,6 +106,11 @@ impl Backend for Postgres {
              FROM pg_constraint k \
              JOIN pg_class t ON t.oid = k.conrelid WHERE t.relnamespace = current_schema()::regnamespace \
              AND t.relname LIKE 'content\\_%' AND (NOT k.convalidated OR k.conname LIKE '%\\_not\\_null') \
+             UNION ALL \
+             SELECT t.relname::text, format('DROP FUNCTION IF EXISTS %I() CASCADE', p.proname) FROM pg_trigger g \
+             JOIN pg_class t ON t.oid = g.tgrelid JOIN pg_proc p ON p.oid = g.tgfoid \
+             WHERE NOT g.tgisinternal AND t.relnamespace = current_schema()::regnamespace \
+             AND t.relname LIKE 'content\\_%' AND p.proname LIKE 'marain\\_backup\\_%' \
              ORDER BY 1, 2",
         )
     }

@@ -139,10 +139,12 @@ impl Store {
             return Err(StoreError::HeadMoved { file: record.file });
         }
         // On the online path, what the phases validated needs no scan here.
-        let settled = plan.settled_by_phases();
-        let counts = run_probes(&mut conn, plan, &settled).await?;
+        let settled = plan.settled_by_phases(approved);
+        let skip: Vec<Probe> = settled.iter().map(|(p, _)| p.clone()).collect();
+        let counts = run_probes(&mut conn, plan, &skip).await?;
         let mut plan = plan.clone();
-        plan.regrade(|p| counts.get(&p.sql).copied().or(settled.contains(p).then_some(0)));
+        let taken_as = |p: &Probe| settled.iter().find(|(s, _)| s == p).and_then(|(_, n)| *n);
+        plan.regrade(|p| counts.get(&p.sql).copied().or_else(|| taken_as(p)));
         let now = plan.severity();
         if now > approved {
             let reasons = plan.hazards().into_iter().filter(|h| h.severity > approved).map(|h| h.message);

@@ -103,6 +103,18 @@ impl Store {
                         .await
                         .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
                 }
+                for statement in &phase.batches {
+                    // Each batch is a transaction of its own: writes interleave.
+                    loop {
+                        let changed = conn.conn().execute(statement, &[]).await;
+                        match changed
+                            .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?
+                        {
+                            0 => break,
+                            _ => self.failpoints.reach("after_batch"),
+                        }
+                    }
+                }
                 Ok::<(), StoreError>(())
             }
             .await;
