@@ -656,6 +656,51 @@ async fn kill_during_online_phases(point: &str) {
     server.kill();
 }
 
+/// PostgreSQL only (online phases run only there). `kill -9` after the first
+/// batch of a dropped field's online backup: restarted, the server drops the
+/// trigger that kept the backup, the field is still there with every value,
+/// and the change, approved again, starts its backup over and applies once
+/// with every value backed up exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_an_online_backup_on_postgres() {
+    let dir = site_with(V1);
+    let config = dir.path().join("site/config/config.hot_reload.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
+    let db = Backend::Postgres.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let env = [("MARAIN_FAILPOINT", "after_batch@3")];
+    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &env);
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    add_users(&client, &server.base, 5).await;
+    std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
+    let approving = tokio::spawn({
+        let (client, base) = (client.clone(), server.base.clone());
+        async move { approve_pending(&client, &base).await }
+    });
+    server.wait_output("failpoint after_batch reached");
+    server.kill();
+    approving.abort();
+
+    let server = Server::start(dir.path(), &db, None);
+    wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let triggers: (i64,) =
+        store.pool().fetch_one("SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal", &[]).await.unwrap();
+    assert_eq!(triggers.0, 0, "the backup's trigger was not dropped at start-up");
+    store.close().await;
+    let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["bio"], "bio of 3", "{user}");
+    assert_eq!(versions(&client, &server.base).await.len(), 1, "nothing was applied");
+
+    let resp = approve_pending(&client, &server.base).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "applied once");
+    assert_eq!(backed_up_bios(&db).await, 5, "every value backed up, once");
+    history_verifies(&db, dir.path());
+    server.kill();
+}
+
 /// PostgreSQL only (online phases run only there): see [`kill_during_online_phases`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_an_online_phase_on_postgres() {

@@ -17,8 +17,8 @@
 //!
 //! Only debug builds (what `cargo test` builds) read the variable; in a release
 //! build [`Failpoints::from_env`] is always inert, so production binaries cannot be
-//! told to hang. Points, in apply order: on the online path `after_phase` (each
-//! phase) and `before_cut_over` (the phases and the cut-over count as one
+//! told to hang. Points, in apply order: on the online path `after_batch` (each
+//! batch a phase copies), `after_phase` (each phase) and `before_cut_over` (the phases and the cut-over count as one
 //! apply), then `after_backup`, `after_ddl`,
 //! `before_history`, `before_commit`, `after_commit` (before the state swap);
 //! in each batch of `marain legacy run` (counted like applies):
