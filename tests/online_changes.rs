@@ -35,20 +35,24 @@ async fn big_site(backend: Backend, policy: &str) -> TestSite {
     site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
     site.write(USER_PATH, USER);
     site.write(ITEM_PATH, ITEM);
-    // Both apply, by themselves or approved, in whichever order they come.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while site.coordinator.history(Some(ITEM_PATH), 1).await.unwrap().is_empty()
-        || site.coordinator.history(Some(USER_PATH), 1).await.unwrap().is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "the entities did not apply");
-        for change in site.coordinator.snapshot().pending.iter() {
-            let approval = Approval { actor: "ann".into(), reason: None, confirm: None };
-            let _ = site.coordinator.approve(change.id, approval).await;
+    // Both apply, by themselves or approved, in whichever order they come;
+    // every event up to both applies is taken, so later waits see only what
+    // follows.
+    let mut applied = std::collections::BTreeSet::new();
+    while applied.len() < 2 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), site.events.recv()).await;
+        let event = event.expect("the entities did not apply").unwrap();
+        match event.kind {
+            EventKind::Applied if event.file.starts_with("schemas/") => {
+                applied.insert(event.file);
+            }
+            EventKind::Pending => {
+                let approval = Approval { actor: "ann".into(), reason: None, confirm: None };
+                site.coordinator.approve(event.change_id.unwrap(), approval).await.unwrap();
+            }
+            _ => {}
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    // What came so far is done with: later waits see only what follows.
-    while site.events.try_recv().is_ok() {}
     site.exec("INSERT INTO content_user (id, username) VALUES ('u1', 'ann')").await;
     site.exec(&format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) \
@@ -249,6 +253,45 @@ async fn a_dropped_field_keeps_every_value_written_up_to_the_cut_over(backend: B
     site.stop().await;
 }
 
+/// `score` becomes a float on a big table while traffic runs: on PostgreSQL a
+/// shadow column kept by a trigger and filled in batches, then a cut-over that
+/// swaps the columns; on SQLite the table rebuild. Every request valid before
+/// and after succeeds, every row (those written during the change too) holds
+/// its value converted, and the rollback brings back every original.
+async fn a_type_change_converts_every_row_written_up_to_the_cut_over(backend: Backend) {
+    let mut site = big_site(backend, "none").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = traffic(&site.coordinator, stop.clone());
+    site.write(ITEM_PATH, &ITEM.replace("type: integer", "type: float"));
+    let pending = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    let approval = || Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    site.coordinator.approve(pending.change_id.unwrap(), approval()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut written = Vec::new();
+    for task in tasks {
+        let seen = task.await.unwrap();
+        assert!(seen.failures.is_empty(), "requests valid before and after failed: {:?}", seen.failures);
+        written.extend(seen.written);
+    }
+    let sql = site.coordinator.history(Some(ITEM_PATH), 1).await.unwrap()[0].sql.join(";\n");
+    assert_eq!(sql.contains("score__marain"), backend == Backend::Postgres, "{sql}");
+    for n in [1, ROWS / 2, ROWS] {
+        let row = site.coordinator.content().get("item", &format!("i{n}")).await.unwrap();
+        assert_eq!(row["score"].as_f64(), Some(n as f64), "{row}");
+    }
+    for id in &written {
+        let row = site.coordinator.content().get("item", id).await.unwrap();
+        let n: f64 = id.trim_start_matches('w').parse().unwrap();
+        assert_eq!(row["score"].as_f64(), Some(n), "{row}");
+    }
+    let back = site.coordinator.rollback(ITEM_PATH, 2, None).await.unwrap();
+    site.coordinator.approve(back.id, approval()).await.unwrap();
+    let total = site.count("SELECT COUNT(*) FROM content_item WHERE CAST(substr(id, 2) AS INTEGER) = score").await;
+    assert_eq!(total, ROWS + written.len() as i64, "every original is back");
+    site.stop().await;
+}
+
 /// A duplicate written after the change was planned: PostgreSQL's unique
 /// index build fails in its phase, SQLite's cut-over probe finds it; either
 /// way the approval is refused as the data now grades it, the old schema
@@ -313,11 +356,31 @@ async fn a_write_the_change_in_progress_refuses_is_a_conflict_naming_the_field_o
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
+    // A type change's trigger converting `code` to an integer, as its phases make it.
+    site.exec(
+        "CREATE FUNCTION marain_backup_v2_ab12_content_item__code_sync() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM CAST(NEW.code AS BIGINT); RETURN NEW; END $$",
+    )
+    .await;
+    site.exec(
+        "CREATE TRIGGER sync BEFORE INSERT OR UPDATE ON content_item FOR EACH ROW EXECUTE FUNCTION \
+         marain_backup_v2_ab12_content_item__code_sync()",
+    )
+    .await;
+    let unconvertible = content.create("item", &record(json!({"code": "abc", "score": 1}))).await;
+    match unconvertible {
+        Err(ContentError::Conflict(why)) => {
+            assert!(why.starts_with("the value of `code` cannot be held by the type a change being applied"), "{why}");
+            assert!(!why.contains("abc"));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
     site.stop().await;
 }
 
 crate::backend_tests!(
     multi_thread: a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs,
     a_dropped_field_keeps_every_value_written_up_to_the_cut_over,
+    a_type_change_converts_every_row_written_up_to_the_cut_over,
     a_phase_the_data_refuses_leaves_the_old_schema_live,
 );

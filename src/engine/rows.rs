@@ -52,6 +52,16 @@ pub fn refusal(e: &sqlx::Error) -> Option<String> {
             None => "a value is not one the schema allows".into(),
         });
     }
+    if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        if pg.code().starts_with("22") {
+            if let Some(field) = converting(pg) {
+                return Some(format!(
+                    "the value of `{field}` cannot be held by the type a change being applied gives it \
+                     (docs/online-changes.md)"
+                ));
+            }
+        }
+    }
     if let sqlx::error::ErrorKind::NotNullViolation = d.kind() {
         let column = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|pg| pg.column());
         return Some(match column.filter(|c| plain(c)) {
@@ -76,6 +86,18 @@ fn checked_column(d: &dyn sqlx::error::DatabaseError) -> Option<(String, bool)> 
         None => (rest.strip_suffix("_check")?, false),
     };
     plain(column).then(|| (column.to_string(), required))
+}
+
+/// The column whose conversion failed, when the failure happened in the
+/// trigger of an online type change (its function is named after the backup
+/// of the column, `marain_backup_<tag>_<table>__<column>_sync`, and the
+/// error's context names the function); `None` for any other data error.
+fn converting(pg: &sqlx::postgres::PgDatabaseError) -> Option<String> {
+    let context = pg.r#where()?;
+    let function = context.split("function ").nth(1)?.split('(').next()?;
+    let backup = function.strip_prefix("marain_backup_")?.strip_suffix("_sync")?;
+    let column = backup.rsplit("__").next()?;
+    plain(column).then(|| column.to_string())
 }
 
 /// A name made only of the characters identifiers have: never a value.

@@ -95,8 +95,9 @@ pub struct Phase {
     /// Clears what an earlier, unfinished run of the phase left.
     pub reset: Vec<String>,
     pub sql: Vec<String>,
-    /// Statements run again and again, each a batch in its own transaction,
-    /// until one changes no row (a backup copied in keyset batches).
+    /// Queries run again and again, each a batch in its own transaction,
+    /// until one answers 0: each returns how many rows its batch took (a
+    /// backup copied, a shadow column filled, in keyset batches).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<String>,
 }
@@ -276,9 +277,10 @@ impl Plan {
     /// the count it is taken as (`None`: the hazard stays as statically
     /// graded). A step's violations and rows left without a value are proven
     /// absent by the constraint or unique index its phases validated (which
-    /// has refused new ones since): zero. Values a drop deletes only ever
-    /// lower the grade, and once `approved` covers the hazard as graded
-    /// statically, counting them again (a scan of the table) cannot matter.
+    /// has refused new ones since): zero. Values a drop deletes and rows a
+    /// rewrite copies only ever lower the grade, and once `approved` covers
+    /// the hazard as graded statically, counting them again (a scan of the
+    /// table) cannot matter.
     pub fn settled_by_phases(&self, approved: Severity) -> Vec<(Probe, Option<i64>)> {
         if self.path != PlanPath::Online {
             return Vec::new();
@@ -290,7 +292,9 @@ impl Plan {
             match probe.kind {
                 ProbeKind::Violations | ProbeKind::RowsWithoutValue => Some((probe.clone(), Some(0))),
                 // The plan applied is the static one: `severity` is as graded statically.
-                ProbeKind::DeletedValues if approved >= h.severity => Some((probe.clone(), None)),
+                ProbeKind::DeletedValues | ProbeKind::RowsCopied if approved >= h.severity => {
+                    Some((probe.clone(), None))
+                }
                 _ => None,
             }
         });

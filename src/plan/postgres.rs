@@ -6,6 +6,10 @@
 //! left to the plan that creates the target. Every constraint has a name, so
 //! renames carry their constraints along and inverses drop exactly what was added.
 
+mod online;
+
+use online::{online_drop, online_retype};
+
 use super::{backup_child, restore_child, ForeignKey, Online, Originals, Phase, Plan, PlanBinding, PlanContext, Step};
 use crate::diff::{ChangeItem, EntityChange};
 use crate::grade::{GradedChange, GradedItem};
@@ -22,6 +26,7 @@ pub(super) fn plan(graded: &GradedChange, binding: PlanBinding, ctx: &PlanContex
     let tag = binding.backup_tag.clone();
     let mut plan = Plan::new(binding, Dialect::Postgres);
     let mut created = None;
+    let mut renamed_before = false;
     for gi in &graded.items {
         if let ChangeItem::Entity(EntityChange::CreateEntity { entity }) = &gi.item {
             created = Some(entity.id.clone());
@@ -29,7 +34,14 @@ pub(super) fn plan(graded: &GradedChange, binding: PlanBinding, ctx: &PlanContex
         if let ChangeItem::Entity(EntityChange::RenameEntity { to, .. }) = &gi.item {
             created = Some(to.clone());
         }
-        let step = Planner { ctx, tag: &tag, deferred: &mut plan.deferred }.step(gi);
+        let mut step = Planner { ctx, tag: &tag, deferred: &mut plan.deferred }.step(gi);
+        if renamed_before {
+            // Phases run before every step's cut-over SQL, so before this
+            // rename too: they would name what is not there yet.
+            step.online = None;
+        }
+        renamed_before |=
+            matches!(gi.item, ChangeItem::Entity(EntityChange::RenameField { .. } | EntityChange::RenameEntity { .. }));
         plan.steps.push(step);
     }
     if let (Some(entity), false) = (created, ctx.waiting.is_empty()) {
@@ -215,8 +227,10 @@ impl Planner<'_> {
                 let kept = Originals::of(self.tag, entity, old, new);
                 step.sql.extend(kept.iter().map(|k| k.copy(Dialect::Postgres)));
                 step.sql.extend(self.alter_column(&a, &b, new));
-                if old.cardinality.is_single() && kept.is_none() {
-                    step.online = self.online_alter(&a, &b, new);
+                match (&kept, old.cardinality.is_single()) {
+                    (None, true) => step.online = self.online_alter(&a, &b, new),
+                    (Some(kept), true) => step.online = online_retype(&a, &b, kept),
+                    _ => {}
                 }
                 step.rollback_sql = self.alter_column(&b, &a, old);
                 if let Some(kept) = kept {
@@ -449,54 +463,6 @@ impl Planner<'_> {
         }
         sql
     }
-}
-
-/// The online form of dropping column `spec` with its values backed up in
-/// `bk` (docs/online-changes.md): the backup table is made with a key, a
-/// trigger keeps every value written from then on, and the rows already there
-/// are copied in keyset batches; the cut-over drops the trigger and the column
-/// (`drop`), which reads no row. The backup holds each row's last value at the
-/// cut-over, as the one-transaction path's copy does, plus a `copied` column
-/// the inverse does not read.
-fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Online {
-    let (t, c, id) = (q(&spec.table), quote(&spec.column), quote("id"));
-    let keep = q(&format!("{bk}_keep"));
-    let b = q(bk);
-    let phases = vec![
-        Phase {
-            summary: format!("keep the values of {}.{} written from now on", spec.table, spec.column),
-            reset: vec![format!("DROP FUNCTION IF EXISTS {keep}() CASCADE"), format!("DROP TABLE IF EXISTS {b}")],
-            sql: vec![
-                format!(
-                    "CREATE TABLE {b} ({id} TEXT PRIMARY KEY, {c} {}, {copied} BOOLEAN NOT NULL DEFAULT false)",
-                    spec.sql_type(),
-                    copied = quote("copied")
-                ),
-                format!(
-                    "CREATE FUNCTION {keep}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                     INSERT INTO {b} ({id}, {c}) VALUES (NEW.{id}, NEW.{c}) \
-                     ON CONFLICT ({id}) DO UPDATE SET {c} = EXCLUDED.{c}; RETURN NEW; END $$"
-                ),
-                format!("CREATE TRIGGER {keep} AFTER INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {keep}()"),
-            ],
-            batches: vec![],
-        },
-        Phase {
-            summary: format!("back up {}.{} in batches of {}", spec.table, spec.column, super::BATCH_ROWS),
-            reset: vec![],
-            sql: vec![],
-            batches: vec![format!(
-                "INSERT INTO {b} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM {t} \
-                 WHERE {id} > COALESCE((SELECT max({id}) FROM {b} WHERE {copied}), '') ORDER BY {id} LIMIT {} \
-                 ON CONFLICT ({id}) DO UPDATE SET {copied} = true",
-                super::BATCH_ROWS,
-                copied = quote("copied")
-            )],
-        },
-    ];
-    let mut sql = vec![format!("DROP FUNCTION {keep}() CASCADE")];
-    sql.extend(drop);
-    Online { table: spec.table.clone(), phases, sql }
 }
 
 /// Values and their constraints are untouched: only the cardinality differs.

@@ -18,7 +18,7 @@ pub trait CaseDb {
     /// Runs statements each on its own, outside a transaction (an online
     /// plan's phases); the error text on failure.
     async fn run_each(&mut self, sql: &[String]) -> Result<(), String>;
-    /// Runs `sql` again and again until it changes no row (a phase's batches).
+    /// Runs the query `sql` again and again until it answers 0 (a phase's batches).
     async fn repeat(&mut self, sql: &str) -> Result<(), String>;
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>>;
     async fn data(&mut self) -> Data;
@@ -38,7 +38,7 @@ impl CaseDb for SqliteConnection {
         Ok(())
     }
     async fn repeat(&mut self, sql: &str) -> Result<(), String> {
-        while sqlx::query(sql).execute(&mut *self).await.map_err(|e| format!("{sql}: {e}"))?.rows_affected() > 0 {}
+        while sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))? > 0 {}
         Ok(())
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
@@ -66,7 +66,7 @@ impl CaseDb for PgConnection {
         Ok(())
     }
     async fn repeat(&mut self, sql: &str) -> Result<(), String> {
-        while sqlx::query(sql).execute(&mut *self).await.map_err(|e| format!("{sql}: {e}"))?.rows_affected() > 0 {}
+        while sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))? > 0 {}
         Ok(())
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {

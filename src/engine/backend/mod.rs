@@ -77,7 +77,7 @@ pub trait Backend: Sync {
     /// A query of the statements that clear what online phases cut short
     /// left on content tables (an index a concurrent build left invalid, a
     /// constraint never validated, a NOT NULL proof never dropped, a trigger
-    /// keeping a backup), as rows of
+    /// keeping a backup, a shadow column), as rows of
     /// (table, statement); none where no phase runs.
     fn unfinished_phases_query(&self) -> Option<&'static str>;
     /// The query listing other sessions' locks on content tables (pid,

@@ -111,6 +111,10 @@ impl Backend for Postgres {
              JOIN pg_class t ON t.oid = g.tgrelid JOIN pg_proc p ON p.oid = g.tgfoid \
              WHERE NOT g.tgisinternal AND t.relnamespace = current_schema()::regnamespace \
              AND t.relname LIKE 'content\\_%' AND p.proname LIKE 'marain\\_backup\\_%' \
+             UNION ALL \
+             SELECT c.table_name::text, format('ALTER TABLE %I DROP COLUMN IF EXISTS %I', c.table_name, c.column_name) \
+             FROM information_schema.columns c WHERE c.table_schema = current_schema() \
+             AND c.table_name LIKE 'content\\_%' AND c.column_name LIKE '%\\_\\_marain' \
              ORDER BY 1, 2",
         )
     }

@@ -106,11 +106,9 @@ impl Store {
                 for statement in &phase.batches {
                     // Each batch is a transaction of its own: writes interleave.
                     loop {
-                        let changed = conn.conn().execute(statement, &[]).await;
-                        match changed
-                            .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?
-                        {
-                            0 => break,
+                        let taken: Result<(i64,), _> = conn.conn().fetch_one(statement, &[]).await;
+                        match taken.map_err(|source| StoreError::Statement { statement: statement.clone(), source })? {
+                            (0,) => break,
                             _ => self.failpoints.reach("after_batch"),
                         }
                     }

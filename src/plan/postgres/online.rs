@@ -1,0 +1,165 @@
+//! The PostgreSQL planner's online forms that need more than an index or a
+//! validated constraint (docs/online-changes.md): a dropped column's backup
+//! and a type change's shadow column, each kept up to date by a trigger and
+//! filled in keyset batches before a cut-over that reads no row.
+
+use super::rename_index;
+use crate::plan::{Online, Originals, Phase, BATCH_ROWS};
+use crate::sql::postgres::{q, ColumnSpec};
+use crate::sql::{convert, quote, Dialect};
+
+/// The online form of dropping column `spec` with its values backed up in
+/// `bk` (docs/online-changes.md): the backup table is made with a key, a
+/// trigger keeps every value written from then on, and the rows already there
+/// are copied in keyset batches; the cut-over drops the trigger and the column
+/// (`drop`), which reads no row. The backup holds each row's last value at the
+/// cut-over, as the one-transaction path's copy does, plus a `copied` column
+/// the inverse does not read.
+pub(super) fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Online {
+    let (t, c, id) = (q(&spec.table), quote(&spec.column), quote("id"));
+    let keep = q(&format!("{bk}_keep"));
+    let b = q(bk);
+    let phases = vec![
+        Phase {
+            summary: format!("keep the values of {}.{} written from now on", spec.table, spec.column),
+            reset: vec![format!("DROP FUNCTION IF EXISTS {keep}() CASCADE"), format!("DROP TABLE IF EXISTS {b}")],
+            sql: vec![
+                format!(
+                    "CREATE TABLE {b} ({id} TEXT PRIMARY KEY, {c} {}, {copied} BOOLEAN NOT NULL DEFAULT false)",
+                    spec.sql_type(),
+                    copied = quote("copied")
+                ),
+                format!(
+                    "CREATE FUNCTION {keep}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     INSERT INTO {b} ({id}, {c}) VALUES (NEW.{id}, NEW.{c}) \
+                     ON CONFLICT ({id}) DO UPDATE SET {c} = EXCLUDED.{c}; RETURN NEW; END $$"
+                ),
+                format!("CREATE TRIGGER {keep} AFTER INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {keep}()"),
+            ],
+            batches: vec![],
+        },
+        Phase {
+            summary: format!("back up {}.{} in batches of {}", spec.table, spec.column, BATCH_ROWS),
+            reset: vec![],
+            sql: vec![],
+            batches: vec![format!(
+                "WITH i AS (INSERT INTO {b} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM {t} \
+                 WHERE {id} > COALESCE((SELECT max({id}) FROM {b} WHERE {copied}), '') ORDER BY {id} LIMIT {} \
+                 ON CONFLICT ({id}) DO UPDATE SET {copied} = true RETURNING 1) SELECT COUNT(*) FROM i",
+                BATCH_ROWS,
+                copied = quote("copied")
+            )],
+        },
+    ];
+    let mut sql = vec![format!("DROP FUNCTION {keep}() CASCADE")];
+    sql.extend(drop);
+    Online { table: spec.table.clone(), phases, sql }
+}
+
+/// The online form of converting column `a` to `b`'s type
+/// (docs/online-changes.md): a shadow column of the new type that a trigger
+/// fills on every write, the originals kept in `kept`'s backup as a dropped
+/// field's are, the shadow filled in keyset batches, then a cut-over that drops
+/// the old column and gives the shadow its name. For a plain column (an index
+/// and `required` are carried over); one with a unique key, allowed values, a
+/// reference or a default keeps the one-transaction path.
+pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) -> Option<Online> {
+    let plain = |s: &ColumnSpec| !s.unique && s.values.is_none() && s.target.is_none() && s.default.is_none();
+    if a.column != b.column || !plain(a) || !plain(b) || a.indexed != b.indexed || a.not_null != b.not_null {
+        return None;
+    }
+    let (t, c, id) = (q(&a.table), quote(&a.column), quote("id"));
+    let shadow_name = format!("{}__marain", a.column);
+    let shadow = quote(&shadow_name);
+    let bk = q(&kept.backup);
+    let sync = q(&format!("{}_sync", kept.backup));
+    let (copied, converted) = (quote("copied"), quote("converted"));
+    let new_value = |x: &str| convert::value(Dialect::Postgres, x, a.field_type, b.field_type);
+    let mut phases = vec![
+        Phase {
+            summary: format!("add {}.{shadow_name} of the new type, kept up to date by a trigger", a.table),
+            reset: vec![
+                format!("DROP FUNCTION IF EXISTS {sync}() CASCADE"),
+                format!("DROP TABLE IF EXISTS {bk}"),
+                format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}"),
+            ],
+            sql: vec![
+                format!("ALTER TABLE {t} ADD COLUMN {shadow} {}", b.sql_type()),
+                format!(
+                    "CREATE TABLE {bk} ({id} TEXT PRIMARY KEY, {c} {}, {copied} BOOLEAN NOT NULL DEFAULT false, \
+                     {converted} BOOLEAN NOT NULL DEFAULT false)",
+                    a.sql_type()
+                ),
+                format!("CREATE INDEX ON {bk} ({id}) WHERE NOT {converted}"),
+                format!(
+                    "CREATE FUNCTION {sync}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     NEW.{shadow} := {}; \
+                     IF TG_OP = 'INSERT' OR NEW.{c} IS DISTINCT FROM OLD.{c} THEN \
+                     INSERT INTO {bk} ({id}, {c}) VALUES (NEW.{id}, NEW.{c}) \
+                     ON CONFLICT ({id}) DO UPDATE SET {c} = EXCLUDED.{c}; END IF; RETURN NEW; END $$",
+                    new_value(&format!("NEW.{c}"))
+                ),
+                format!("CREATE TRIGGER {sync} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {sync}()"),
+            ],
+            batches: vec![],
+        },
+        Phase {
+            summary: format!("back up the originals of {}.{} in batches of {}", a.table, a.column, BATCH_ROWS),
+            reset: vec![],
+            sql: vec![],
+            batches: vec![format!(
+                "WITH i AS (INSERT INTO {bk} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM {t} \
+                 WHERE {id} > COALESCE((SELECT max({id}) FROM {bk} WHERE {copied}), '') ORDER BY {id} LIMIT {} \
+                 ON CONFLICT ({id}) DO UPDATE SET {copied} = true RETURNING 1) SELECT COUNT(*) FROM i",
+                BATCH_ROWS
+            )],
+        },
+        Phase {
+            summary: format!("convert {}.{} into {shadow_name} in batches of {}", a.table, a.column, BATCH_ROWS),
+            reset: vec![],
+            sql: vec![],
+            batches: vec![format!(
+                "WITH b AS (UPDATE {bk} SET {converted} = true WHERE {id} IN (SELECT {id} FROM {bk} \
+                 WHERE NOT {converted} ORDER BY {id} LIMIT {}) RETURNING {id}), \
+                 u AS (UPDATE {t} SET {shadow} = {} FROM b WHERE {t}.{id} = b.{id} RETURNING 1) \
+                 SELECT COUNT(*) FROM b",
+                BATCH_ROWS,
+                new_value(&format!("{t}.{c}"))
+            )],
+        },
+    ];
+    let temp_index = format!("{}__marain", b.index_name());
+    let not_null = format!("{}_{shadow_name}_not_null", a.table);
+    if b.not_null {
+        phases.push(Phase {
+            summary: format!("prove {}.{shadow_name} holds no NULL", a.table),
+            reset: vec![b.drop_constraint_if_exists(&not_null)],
+            sql: vec![
+                format!("ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({shadow} IS NOT NULL) NOT VALID", q(&not_null)),
+                format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", q(&not_null)),
+            ],
+            batches: vec![],
+        });
+    }
+    if b.indexed {
+        phases.push(Phase {
+            summary: format!("build the index of {}.{shadow_name} concurrently", a.table),
+            reset: vec![ColumnSpec::drop_index_concurrently(&temp_index)],
+            sql: vec![format!("CREATE INDEX CONCURRENTLY {} ON {t} ({shadow})", q(&temp_index))],
+            batches: vec![],
+        });
+    }
+    let mut sql = vec![
+        format!("DROP FUNCTION {sync}() CASCADE"),
+        format!("ALTER TABLE {t} DROP COLUMN {c}"),
+        format!("ALTER TABLE {t} RENAME COLUMN {shadow} TO {c}"),
+    ];
+    if b.not_null {
+        sql.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"));
+        sql.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", q(&not_null)));
+    }
+    if b.indexed {
+        sql.push(rename_index(&temp_index, &b.index_name()));
+    }
+    Some(Online { table: a.table.clone(), phases, sql })
+}
