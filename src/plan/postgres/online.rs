@@ -90,7 +90,6 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
                      {converted} BOOLEAN NOT NULL DEFAULT false)",
                     a.sql_type()
                 ),
-                format!("CREATE INDEX ON {bk} ({id}) WHERE NOT {converted}"),
                 format!(
                     "CREATE FUNCTION {sync}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
                      NEW.{shadow} := {}; \
@@ -119,8 +118,9 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
             reset: vec![],
             sql: vec![],
             batches: vec![format!(
-                "WITH b AS (UPDATE {bk} SET {converted} = true WHERE {id} IN (SELECT {id} FROM {bk} \
-                 WHERE NOT {converted} ORDER BY {id} LIMIT {}) RETURNING {id}), \
+                "WITH b AS (SELECT {id} FROM {bk} WHERE {id} > COALESCE((SELECT max({id}) FROM {bk} WHERE {converted}), '') \
+                 ORDER BY {id} LIMIT {}), \
+                 k AS (UPDATE {bk} SET {converted} = true FROM b WHERE {bk}.{id} = b.{id} RETURNING 1), \
                  u AS (UPDATE {t} SET {shadow} = {} FROM b WHERE {t}.{id} = b.{id} RETURNING 1) \
                  SELECT COUNT(*) FROM b",
                 BATCH_ROWS,
