@@ -2,7 +2,9 @@
 //! (docs/online-changes.md): per backend and change, how long the apply took,
 //! how long its cut-over transaction held the table, and the longest and 99th
 //! percentile wait of a read and of a write of the changed entity and of a
-//! read of another entity, with that reader's idle p99 beside it.
+//! read of another entity, with that reader's idle p99 beside it; the rate of
+//! an online change's batches as it reports it (phases of 100,000 rows or
+//! more), and the process's peak resident memory.
 //!
 //! The engine runs in this process on a real site directory; the traffic goes
 //! through the content API's service (three readers and a writer of `item`, a
@@ -209,9 +211,9 @@ async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
 
     println!(
         "| backend | change | path | apply s | cut-over ms | rows/s | item read p99 / max ms | item write p99 / max ms | \
-         user read p99 / max ms (idle p99 {idle_p99:.1}) | failed requests | peak RSS MiB |"
+         user read p99 / max ms (idle p99 {idle_p99:.1}) | failed requests | peak RSS MiB | batch rows/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (what, text) in all.iter().skip(1) {
         std::fs::write(site.join("schemas/item.schema.yaml"), text).unwrap();
         let id = pending(&coordinator, "schemas/item.schema.yaml", text).await;
@@ -220,9 +222,27 @@ async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = traffic(&coordinator, rows, stop.clone());
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // The batches' own rate, as the running change reports it.
+        let watching = Arc::new(AtomicBool::new(true));
+        let sampler = tokio::spawn({
+            let (coordinator, watching) = (coordinator.clone(), watching.clone());
+            async move {
+                let mut best: f64 = 0.0;
+                while watching.load(Ordering::Relaxed) {
+                    for run in coordinator.online_runs().values().filter(|r| r.rows_done >= 100_000) {
+                        best = best.max(run.rows_per_second);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                best
+            }
+        });
         let started = Instant::now();
         let applied = coordinator.approve(id, approve("item")).await;
         let apply = started.elapsed();
+        watching.store(false, Ordering::Relaxed);
+        let batch_rate = sampler.await.unwrap();
+        let batch_rate = if batch_rate > 0.0 { format!("{batch_rate:.0}") } else { "–".into() };
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, Ordering::Relaxed);
         let (mut read, mut write, mut other) = (Waits::default(), Waits::default(), Waits::default());
@@ -244,7 +264,7 @@ async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
             Err(e) => format!("failed: {e}"),
         };
         println!(
-            "| {backend} | {what} | {path} | {:.2} | {cut_over} | {:.0} | {} | {} | {} | {} | {:.0} |",
+            "| {backend} | {what} | {path} | {:.2} | {cut_over} | {:.0} | {} | {} | {} | {} | {:.0} | {batch_rate} |",
             apply.as_secs_f64(),
             rows as f64 / apply.as_secs_f64(),
             read.show(),

@@ -134,6 +134,8 @@ struct HotReloadValues {
     lock_timeout_ms: Option<u64>,
     webhook_timeout_ms: Option<u64>,
     online_threshold_rows: Option<u64>,
+    online_batch_rows: Option<u64>,
+    online_batch_pause_ms: Option<u64>,
     auto_apply: Option<AutoApply>,
     directories: BTreeMap<String, DirectoryValues>,
     webhooks: Vec<Webhook>,
@@ -190,6 +192,14 @@ pub struct LiveSettings {
     /// path; `None`: [`ONLINE_THRESHOLD_ROWS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_threshold_rows: Option<u64>,
+    /// How many rows one batch of an online phase takes; `None`:
+    /// [`ONLINE_BATCH_ROWS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_batch_rows: Option<u64>,
+    /// How long an online phase rests between two batches; `None`: no rest
+    /// (it still slows itself when content requests slow down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_batch_pause_ms: Option<u64>,
     pub auto_apply: Option<AutoApply>,
     /// Per top-level directory (`schemas`, `config`), overriding `auto_apply`.
     pub directory_auto_apply: BTreeMap<String, AutoApply>,
@@ -210,10 +220,25 @@ pub fn system_redaction(values: &Map<String, Json>) -> crate::secrets::Redaction
 /// below it, one transaction is cheaper and its locks are short anyway.
 pub const ONLINE_THRESHOLD_ROWS: u64 = 10_000;
 
+/// How many rows one batch of an online phase takes when
+/// `hot_reload.online_batch_rows` does not say: each batch is a transaction of
+/// its own, short beside live writes.
+pub const ONLINE_BATCH_ROWS: u64 = 10_000;
+
 impl LiveSettings {
     /// The row count from which a change takes the online path.
     pub fn online_threshold(&self) -> i64 {
         i64::try_from(self.online_threshold_rows.unwrap_or(ONLINE_THRESHOLD_ROWS)).unwrap_or(i64::MAX)
+    }
+
+    /// How many rows one batch of an online phase takes.
+    pub fn batch_rows(&self) -> u64 {
+        self.online_batch_rows.unwrap_or(ONLINE_BATCH_ROWS)
+    }
+
+    /// How long an online phase rests between two batches.
+    pub fn batch_pause(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.online_batch_pause_ms.unwrap_or(0))
     }
 
     /// Which keys hold secrets on this site (the built-in words and `system.redact_keys`).
@@ -244,6 +269,8 @@ impl LiveSettings {
             lock_timeout_ms: hot.lock_timeout_ms,
             webhook_timeout_ms: hot.webhook_timeout_ms,
             online_threshold_rows: hot.online_threshold_rows,
+            online_batch_rows: hot.online_batch_rows,
+            online_batch_pause_ms: hot.online_batch_pause_ms,
             auto_apply: hot.auto_apply,
             directory_auto_apply: hot.directories.into_iter().filter_map(|(d, v)| Some((d, v.auto_apply?))).collect(),
             webhooks: hot.webhooks,
@@ -322,8 +349,10 @@ fn debounce_sane(values: &Map<String, Json>) -> Result<(), (String, String)> {
         ("sync_poll_ms", 100..=600_000),
         ("lock_timeout_ms", 10..=600_000),
         ("webhook_timeout_ms", 100..=60_000),
+        ("online_batch_pause_ms", 0..=60_000),
     ];
-    in_range(values, &ranges, " milliseconds")
+    in_range(values, &ranges, " milliseconds")?;
+    in_range(values, &[("online_batch_rows", 100..=1_000_000)], " rows")
 }
 
 /// Each of the integer `keys` present lies in its range; `unit` follows the bounds.

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use marain::engine::content::ContentError;
+use marain::engine::store::{OnlineRun, RunControl, RunState};
 use marain::engine::{Approval, Coordinator, EngineError, EventKind};
 use serde_json::{json, Map, Value as Json};
 use support::{Backend, TestSite, USER};
@@ -378,9 +379,170 @@ async fn a_write_the_change_in_progress_refuses_is_a_conflict_naming_the_field_o
     site.stop().await;
 }
 
+/// The online run of `ITEM_PATH` once it is as `want` says.
+async fn run_until(coordinator: &Coordinator, want: impl Fn(&OnlineRun) -> bool) -> OnlineRun {
+    for _ in 0..400 {
+        if let Some(run) = coordinator.online_runs().get(ITEM_PATH).filter(|r| want(r)) {
+            return run.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the online run never got there: {:?}", coordinator.online_runs());
+}
+
+/// An approver pauses, resumes and aborts a change's running phases, as
+/// `POST …/pause|resume|abort` do. On PostgreSQL a type change of a big table
+/// runs its batches slowly (small batches with a rest between): paused, no
+/// batch runs while writes go on; resumed, the batches go on; aborted, what
+/// the phases made is cleared, every value is as it was and the change waits
+/// for approval again, and then applies. On SQLite the change runs as one
+/// transaction: there is nothing to pause, and asking is a conflict.
+async fn an_approver_pauses_resumes_and_aborts_a_running_change(backend: Backend) {
+    let mut site = big_site(backend, "none").await;
+    let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
+                online_batch_pause_ms: 30\n  directories:\n    schemas:\n      auto_apply: none\n";
+    site.write("config/config.hot_reload.yaml", slow);
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    site.write(ITEM_PATH, &ITEM.replace("type: integer", "type: text"));
+    let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();
+    let coordinator = site.coordinator.clone();
+    let not_running = coordinator.control_online(id, RunControl::Pause, "ann").await;
+    assert!(
+        matches!(not_running, Err(EngineError::NotRunning { .. })),
+        "a change not approved runs nothing: {not_running:?}"
+    );
+    let approval = || Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    let approving = tokio::spawn({
+        let coordinator = coordinator.clone();
+        async move { coordinator.approve(id, approval()).await }
+    });
+    if backend == Backend::Sqlite {
+        approving.await.unwrap().unwrap();
+        let after = coordinator.control_online(id, RunControl::Abort, "ann").await;
+        assert!(matches!(after, Err(EngineError::UnknownChange(_))), "{after:?}");
+        assert!(coordinator.online_runs().is_empty());
+        site.stop().await;
+        return;
+    }
+    let started = run_until(&coordinator, |r: &OnlineRun| r.rows_done > 0 && r.phase >= 2).await;
+    assert_eq!(started.rows_total.map(|n| n >= ROWS), Some(true), "{started:?}");
+    assert!(started.rows_per_second > 0.0, "{started:?}");
+    assert!(started.describe().contains("rows/s"), "{}", started.describe());
+
+    coordinator.control_online(id, RunControl::Pause, "ann").await.unwrap();
+    let paused = run_until(&coordinator, |r: &OnlineRun| r.state == RunState::Paused).await;
+    assert_eq!(paused.state_by.as_deref(), Some("ann"));
+    let again = coordinator.control_online(id, RunControl::Pause, "bob").await;
+    assert!(matches!(again, Err(EngineError::NotRunning { .. })), "paused already: {again:?}");
+    // Paused: writes go on, converted by the trigger; no batch runs.
+    let content = coordinator.content();
+    content.create("item", &record(json!({"id": "p1", "code": "p1", "score": 7}))).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let still = coordinator.online_runs().get(ITEM_PATH).cloned().unwrap();
+    assert_eq!((still.phase, still.rows_done), (paused.phase, paused.rows_done), "a batch ran while paused");
+    assert!(site.count("SELECT COUNT(*) FROM content_item WHERE score__marain = '7'").await >= 1);
+
+    coordinator.control_online(id, RunControl::Resume, "ann").await.unwrap();
+    run_until(&coordinator, |r: &OnlineRun| {
+        r.state == RunState::Running && (r.phase, r.rows_done) != (paused.phase, paused.rows_done)
+    })
+    .await;
+    coordinator.control_online(id, RunControl::Abort, "ann").await.unwrap();
+    match approving.await.unwrap() {
+        Err(EngineError::Store(e)) => {
+            assert_eq!(e.kind(), marain::ErrorKind::Conflict);
+            assert!(e.to_string().contains("aborted by ann"), "{e}");
+        }
+        other => panic!("expected the abort, got {other:?}"),
+    }
+    assert!(coordinator.online_runs().is_empty());
+    assert_eq!(site.count("SELECT COUNT(*) FROM marain_online_runs").await, 0);
+    let columns = coordinator.store().table_columns("content_item").await.unwrap();
+    assert_eq!(columns, ["id", "code", "score", "created_at", "updated_at"], "the shadow column stays");
+    let left = site
+        .count(
+            "SELECT (SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal) + \
+             (SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'marain\\_backup\\_%')",
+        )
+        .await;
+    assert_eq!(left, 0, "the aborted phases left a trigger or a backup table behind");
+    let kept = site.count("SELECT COUNT(*) FROM content_item WHERE score = CAST(substr(id, 2) AS INTEGER)").await;
+    assert_eq!(kept, ROWS, "every value is as it was");
+    let waits = coordinator.snapshot().pending.iter().any(|c| c.id == id);
+    assert!(waits, "the aborted change waits for approval again");
+
+    coordinator.approve(id, approval()).await.unwrap();
+    assert_eq!(site.count("SELECT COUNT(*) FROM content_item WHERE score = substr(id, 2)").await, ROWS);
+    assert_eq!(site.count("SELECT COUNT(*) FROM content_item WHERE id = 'p1' AND score = '7'").await, 1);
+    site.stop().await;
+}
+
+/// PostgreSQL only (phases run only there). Once the phases' own DDL is
+/// done (held paused meanwhile), a report job reads `item` in a transaction
+/// it keeps open: the batches go on beside it (their locks do not conflict
+/// with a reader's), the cut-over cannot take the table and is retried after
+/// each lock timeout with what the phases made kept (they run once, not again
+/// per attempt), and once the reader lets go the change applies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_over_retried_behind_a_reader_keeps_what_the_phases_made_on_postgres() {
+    use sqlx::Connection;
+    let mut site = big_site(Backend::Postgres, "none").await;
+    let config = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
+                  online_batch_pause_ms: 20\n  lock_timeout_ms: 50\n  directories:\n    schemas:\n      \
+                  auto_apply: none\n";
+    site.write("config/config.hot_reload.yaml", config);
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    site.write(ITEM_PATH, &ITEM.replace("type: integer", "type: float"));
+    let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();
+    let coordinator = site.coordinator.clone();
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    let approving = tokio::spawn({
+        let coordinator = coordinator.clone();
+        async move { coordinator.approve(id, approval).await }
+    });
+    // The last phase (the shadow filled) under way: held while the reader starts.
+    let last = run_until(&coordinator, |r| r.phase == r.phases && r.rows_done > 0).await;
+    assert_eq!(last.phases, 2, "{last:?}");
+    coordinator.control_online(id, RunControl::Pause, "ann").await.unwrap();
+    run_until(&coordinator, |r| r.state == RunState::Paused).await;
+    let url = std::fs::read_to_string(site.dir.path().join("database-url")).unwrap();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let mut reader = sqlx::PgConnection::connect_with(&options.application_name("report-job")).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    sqlx::query("SELECT COUNT(*) FROM content_item").execute(&mut reader).await.unwrap();
+    coordinator.control_online(id, RunControl::Resume, "ann").await.unwrap();
+
+    let mut starts = 0;
+    let mut waits = 0;
+    while waits < 3 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(20), site.events.recv()).await;
+        let event = event.expect("the cut-over never waited").unwrap();
+        match event.kind {
+            EventKind::Progress if event.message.starts_with("online phase 1 of") => starts += 1,
+            EventKind::Waiting if event.file == ITEM_PATH => waits += 1,
+            _ => {}
+        }
+    }
+    assert!(!approving.is_finished(), "the cut-over took the table a reader holds");
+    let columns = coordinator.store().table_columns("content_item").await.unwrap();
+    assert!(columns.contains(&"score__marain".to_string()), "the shadow went while the cut-over waited: {columns:?}");
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    approving.await.unwrap().unwrap();
+    while let Ok(event) = site.events.try_recv() {
+        if event.kind == EventKind::Progress && event.message.starts_with("online phase 1 of") {
+            starts += 1;
+        }
+    }
+    assert_eq!(starts, 1, "phase 1 started more than once: the phases ran again for a retried cut-over");
+    let converted = site.count("SELECT COUNT(*) FROM content_item WHERE score = CAST(substr(id, 2) AS FLOAT)").await;
+    assert_eq!(converted, ROWS);
+    site.stop().await;
+}
+
 crate::backend_tests!(
     multi_thread: a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs,
     a_dropped_field_keeps_every_value_written_up_to_the_cut_over,
     a_type_change_converts_every_row_written_up_to_the_cut_over,
     a_phase_the_data_refuses_leaves_the_old_schema_live,
+    an_approver_pauses_resumes_and_aborts_a_running_change,
 );

@@ -33,7 +33,7 @@ pub async fn get_dashboard() -> Result<DashboardDto, AppError> {
     let user = identity().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
     let history = engine.history(None, HISTORY_ROWS).await?;
-    let mut dashboard = crate::convert::dashboard(&engine.snapshot(), &history, &engine.lock_waits());
+    let mut dashboard = crate::convert::dashboard(&engine.snapshot(), &history, &crate::convert::InFlight::of(&engine));
     dashboard.user = Some(crate::dto::UserDto {
         name: user.name.clone(),
         role: user.role.as_str().into(),
@@ -156,6 +156,25 @@ pub async fn decline_change(id: u64, reason: Option<String>) -> Result<(), AppEr
     let user = approver().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
     Ok(engine.decline(id, &user.name, reason.filter(|r| !r.trim().is_empty())).await?)
+}
+
+/// Pauses, resumes or aborts (`action`) the running online phases of an
+/// approved change, on whichever instance runs them.
+#[server(prefix = "/_sfn", endpoint = "control_change")]
+pub async fn control_change(id: u64, action: String) -> Result<(), AppError> {
+    use marain::engine::store::RunControl;
+    let user = approver().await?;
+    let engine = expect_context::<marain::engine::Coordinator>();
+    let control = match action.as_str() {
+        "pause" => RunControl::Pause,
+        "resume" => RunControl::Resume,
+        "abort" => RunControl::Abort,
+        other => {
+            let message = format!("`{other}` is not something a running change can do; use pause, resume or abort");
+            return Err(AppError::new(marain::ErrorKind::Invalid, message));
+        }
+    };
+    Ok(engine.control_online(id, control, &user.name).await?)
 }
 
 /// The Migration page: the moves from the legacy JSON table.

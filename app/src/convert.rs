@@ -3,8 +3,10 @@
 
 use marain::engine::drift::Drift;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use marain::engine::{Behind, EngineError, EngineEvent, LockWait, PendingChange, Snapshot, VersionRow};
+use marain::engine::store::OnlineRun;
+use marain::engine::{Behind, Coordinator, EngineError, EngineEvent, LockWait, PendingChange, Snapshot, VersionRow};
 use marain::text_diff::LineTag;
 use marain::{FileError, Hazard};
 
@@ -107,16 +109,49 @@ impl From<&EngineEvent> for EventDto {
     }
 }
 
-/// Marks each change of `changes` that waits for a table lock with who holds it.
-fn with_lock_waits<'a>(changes: impl Iterator<Item = &'a mut ChangeSummaryDto>, waits: &BTreeMap<String, LockWait>) {
-    for change in changes {
-        change.waiting = waits.get(&change.file).map(LockWait::summary);
+/// What approved changes are doing right now, beside the snapshot: waiting
+/// for a table lock, or running their online phases.
+pub struct InFlight {
+    pub waits: Arc<BTreeMap<String, LockWait>>,
+    pub runs: Arc<BTreeMap<String, OnlineRun>>,
+}
+
+impl InFlight {
+    pub fn of(engine: &Coordinator) -> Self {
+        InFlight { waits: engine.lock_waits(), runs: engine.online_runs() }
+    }
+
+    /// Marks each change of `changes` that waits for a table lock with who
+    /// holds it, and each whose online phases run with how far they are.
+    pub fn mark<'a>(&self, changes: impl Iterator<Item = &'a mut ChangeSummaryDto>) {
+        for change in changes {
+            change.waiting = self.waits.get(&change.file).map(LockWait::summary);
+            change.running = self.runs.get(&change.file).filter(|r| r.change_id == change.id).map(OnlineRunDto::from);
+        }
     }
 }
 
-pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow], waits: &BTreeMap<String, LockWait>) -> DashboardDto {
+impl From<&OnlineRun> for OnlineRunDto {
+    fn from(r: &OnlineRun) -> Self {
+        OnlineRunDto {
+            state: r.state.as_str().to_string(),
+            state_by: r.state_by.clone(),
+            phase: r.phase,
+            phases: r.phases,
+            summary: r.summary.clone(),
+            rows_done: r.rows_done,
+            rows_total: r.rows_total,
+            rows_per_second: r.rows_per_second,
+            seconds_left: r.seconds_left,
+            slowed: r.slowed,
+            text: r.describe(),
+        }
+    }
+}
+
+pub fn dashboard(snapshot: &Snapshot, history: &[VersionRow], in_flight: &InFlight) -> DashboardDto {
     let mut pending: Vec<ChangeDto> = snapshot.pending.iter().map(ChangeDto::from).collect();
-    with_lock_waits(pending.iter_mut().map(|c| &mut c.brief), waits);
+    in_flight.mark(pending.iter_mut().map(|c| &mut c.brief));
     let redaction = snapshot.settings.redaction();
     DashboardDto {
         in_sync: snapshot.in_sync(),
@@ -161,6 +196,7 @@ impl From<&PendingChange> for ChangeSummaryDto {
             origin: c.origin.clone(),
             conflict: c.conflict,
             waiting: None,
+            running: None,
         }
     }
 }
@@ -183,9 +219,9 @@ impl From<&Drift> for DriftDto {
 }
 
 /// The sync status, as `GET /api/v1/hot-reload/status` answers it.
-pub fn status(snapshot: &Snapshot, waits: &BTreeMap<String, LockWait>) -> StatusDto {
+pub fn status(snapshot: &Snapshot, in_flight: &InFlight) -> StatusDto {
     let mut pending: Vec<ChangeSummaryDto> = snapshot.pending.iter().map(ChangeSummaryDto::from).collect();
-    with_lock_waits(pending.iter_mut(), waits);
+    in_flight.mark(pending.iter_mut());
     StatusDto {
         in_sync: snapshot.in_sync(),
         last_sync: snapshot.last_sync.clone(),

@@ -228,6 +228,34 @@ pub struct ChangeSummaryDto {
     /// what that session runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Set while the approved change's online phases run on this instance:
+    /// how far they are (docs/online-changes.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<OnlineRunDto>,
+}
+
+/// How far a change's online phases are, while they run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OnlineRunDto {
+    /// `running`, `paused` or `aborting`.
+    pub state: String,
+    /// Who paused or aborted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_by: Option<String>,
+    /// From 1; `phases + 1` while the cut-over runs.
+    pub phase: usize,
+    pub phases: usize,
+    pub summary: String,
+    /// Rows the current phase took so far, of about `rows_total`.
+    pub rows_done: i64,
+    pub rows_total: Option<i64>,
+    pub rows_per_second: f64,
+    pub seconds_left: Option<f64>,
+    /// The batches rest longer because content requests slowed down.
+    pub slowed: bool,
+    /// All of it in words, as the event stream says it.
+    pub text: String,
 }
 
 /// `GET /api/v1/hot-reload/status`: is the database what the files say, and if

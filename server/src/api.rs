@@ -8,8 +8,10 @@ use axum::response::IntoResponse;
 use axum::Extension;
 use axum::Json;
 use marain::engine::accounts::Identity;
+use marain::engine::store::RunControl;
 use marain::engine::{Approval, EngineError};
 use marain::ErrorKind;
+use marain_app::convert::InFlight;
 use marain_app::dto::{ChangeDto, ChangeSummaryDto, StatusDto, VersionDto};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,7 +22,7 @@ use crate::state::AppState;
 /// What is applied, pending, rejected and drifted, in one look.
 #[utoipa::path(get, path = "/api/v1/hot-reload/status", tag = "hot-reload", responses((status = 200, body = StatusDto)))]
 pub async fn status(State(state): State<AppState>) -> Json<StatusDto> {
-    Json(marain_app::convert::status(&state.engine.snapshot(), &state.engine.lock_waits()))
+    Json(marain_app::convert::status(&state.engine.snapshot(), &InFlight::of(&state.engine)))
 }
 
 /// One pending change in full: diff, hazards, SQL and its inverse.
@@ -30,7 +32,9 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusDto> {
 pub async fn change(State(state): State<AppState>, Path(id): Path<u64>) -> Result<Json<ChangeDto>, ApiError> {
     let snapshot = state.engine.snapshot();
     let change = snapshot.pending.iter().find(|c| c.id == id).ok_or(EngineError::UnknownChange(id))?;
-    Ok(Json(ChangeDto::from(change)))
+    let mut dto = ChangeDto::from(change);
+    InFlight::of(&state.engine).mark(std::iter::once(&mut dto.brief));
+    Ok(Json(dto))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -99,6 +103,62 @@ pub async fn reject(
     body: Option<Json<DeclineBody>>,
 ) -> Result<Json<Declined>, ApiError> {
     decline(state, identity, id, body).await
+}
+
+/// What a control request answers: the change, and what was asked of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Controlled {
+    pub id: u64,
+    /// `pause`, `resume` or `abort`.
+    pub asked: &'static str,
+}
+
+async fn control(state: &AppState, identity: &Identity, id: u64, control: RunControl) -> Result<(), ApiError> {
+    Ok(state.engine.control_online(id, control, &identity.name).await?)
+}
+
+/// Pauses the running online phases of an approved change (approver role),
+/// on whichever instance runs them: they stop between two batches and hold
+/// nothing but their lease until resumed or aborted (docs/online-changes.md).
+#[utoipa::path(post, path = "/api/v1/hot-reload/changes/{id}/pause", tag = "hot-reload",
+    params(("id" = u64, Path, description = "The approved change whose online phases run")),
+    responses((status = 200, body = Controlled), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<u64>,
+) -> Result<Json<Controlled>, ApiError> {
+    control(&state, &identity, id, RunControl::Pause).await?;
+    Ok(Json(Controlled { id, asked: "pause" }))
+}
+
+/// Resumes paused online phases (approver role) where they stopped.
+#[utoipa::path(post, path = "/api/v1/hot-reload/changes/{id}/resume", tag = "hot-reload",
+    params(("id" = u64, Path, description = "The approved change whose online phases are paused")),
+    responses((status = 200, body = Controlled), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<u64>,
+) -> Result<Json<Controlled>, ApiError> {
+    control(&state, &identity, id, RunControl::Resume).await?;
+    Ok(Json(Controlled { id, asked: "resume" }))
+}
+
+/// Aborts running or paused online phases (approver role): at their next
+/// batch or phase they clear what they made (shadow column, backup, trigger,
+/// index), the applied schema stays live, and the change waits for approval
+/// again.
+#[utoipa::path(post, path = "/api/v1/hot-reload/changes/{id}/abort", tag = "hot-reload",
+    params(("id" = u64, Path, description = "The approved change whose online phases run")),
+    responses((status = 200, body = Controlled), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn abort(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<u64>,
+) -> Result<Json<Controlled>, ApiError> {
+    control(&state, &identity, id, RunControl::Abort).await?;
+    Ok(Json(Controlled { id, asked: "abort" }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -901,6 +901,30 @@ async fn a_change_is_declined_by_the_new_name_and_the_old(backend: Backend) {
     server.stop().await;
 }
 
+/// Pause, resume and abort over HTTP: a change that runs no online phases
+/// (here: waiting for approval) answers 409 saying so, an unknown id 404, a
+/// viewer 403, and nothing changes. (The phases themselves are steered in
+/// `tests/online_changes.rs`, on a big table.)
+async fn a_change_running_no_phases_cannot_be_paused_or_aborted(backend: Backend) {
+    let server = Server::start(backend).await;
+    let id = a_waiting_change(&server).await;
+    for action in ["pause", "resume", "abort"] {
+        let (code, err) = server.post(&format!("/changes/{id}/{action}"), json!({})).await;
+        assert_eq!((code, err["error"]["code"].as_str()), (409, Some("conflict")), "{action}: {err}");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains("runs no online phases"), "{message}");
+        let (code, err) = server.post(&format!("/changes/999/{action}"), json!({})).await;
+        assert_eq!(code, 404, "{action}: {err}");
+    }
+    let viewer = client_with(&token(&server.db, "reader", Role::Viewer).await);
+    let resp = viewer.post(format!("{}/changes/{id}/abort", server.base)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let (_, status) = server.get("/status").await;
+    assert_eq!(status["pending"][0]["id"].as_u64(), Some(id), "the change still waits: {status}");
+    assert!(status["pending"][0].get("running").is_none(), "{status}");
+    server.stop().await;
+}
+
 /// `hot_reload.webhooks`: events are POSTed, HMAC-signed, and retried when the
 /// receiver fails.
 /// One delivery attempt as a webhook receiver saw it.
@@ -1370,6 +1394,7 @@ async fn sessions_and_the_sign_in_limit_survive_a_restart(backend: Backend) {
 }
 
 backend_tests!(
+    a_change_running_no_phases_cannot_be_paused_or_aborted,
     status_has_the_spec_shape,
     a_change_is_declined_by_the_new_name_and_the_old,
     breaking_change_needs_confirmation_then_lands_in_history,

@@ -541,7 +541,8 @@ async fn during_the_move_the_api_serves_both_and_writes_through(backend: Backend
     // A write goes by the move as it is now: no wait for the read cache.
     u001["age"] = json!(42);
     let resp = client.put(format!("{users}/u001")).json(&u001).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    let code = resp.status().as_u16();
+    assert_eq!(code, 200, "{}\nthe server printed:\n{}", resp.text().await.unwrap(), server.printed());
     assert_eq!(legacy_data(&store, "u001").await.unwrap()["age"], 41);
     drop(server);
     store.close().await;

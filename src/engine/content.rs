@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use super::content_latency::ContentLatency;
 use super::database::{Arg, Conn};
 use super::legacy::transition::{self, Transition, TransitionView};
 use super::rows::{arg, column_type, mark, refusal, select, selected, typed};
@@ -107,6 +108,8 @@ pub struct ContentService {
     snapshot: Arc<ArcSwap<Snapshot>>,
     schema_locks: Arc<SchemaLocks>,
     legacy: Arc<TransitionView>,
+    /// Every request's time goes in (online phases watch it).
+    latency: Arc<ContentLatency>,
     /// Called with the entity after a write to rows that data files hold:
     /// the coordinator asks the worker for a drift check of those rows.
     rows_written: Arc<dyn Fn(&str) + Send + Sync>,
@@ -117,10 +120,11 @@ impl ContentService {
         store: Store,
         snapshot: Arc<ArcSwap<Snapshot>>,
         schema_locks: Arc<SchemaLocks>,
+        latency: Arc<ContentLatency>,
         rows_written: Arc<dyn Fn(&str) + Send + Sync>,
     ) -> Self {
         let legacy = Arc::new(TransitionView::new(store.clone()));
-        Self { store, snapshot, schema_locks, legacy, rows_written }
+        Self { store, snapshot, schema_locks, legacy, latency, rows_written }
     }
 
     /// After a write to `entity`: when data files hold rows of it, the worker
@@ -155,6 +159,7 @@ impl ContentService {
     }
 
     pub async fn create(&self, entity: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
+        let _timing = self.latency.time();
         let (_lock, entity) = self.enter(entity).await?;
         let created = with_transition!(self, transition_now, t => create(&self.store, &entity, input, t).await);
         self.wrote(&entity.id);
@@ -162,6 +167,7 @@ impl ContentService {
     }
 
     pub async fn update(&self, entity: &str, id: &str, input: &Map<String, Json>) -> Result<Json, ContentError> {
+        let _timing = self.latency.time();
         let (_lock, entity) = self.enter(entity).await?;
         let updated = with_transition!(self, transition_now, t => update(&self.store, &entity, id, input, t).await);
         self.wrote(&entity.id);
@@ -169,6 +175,7 @@ impl ContentService {
     }
 
     pub async fn delete(&self, entity: &str, id: &str) -> Result<(), ContentError> {
+        let _timing = self.latency.time();
         let (_lock, entity) = self.enter(entity).await?;
         let deleted = with_transition!(self, transition_now, t => delete(&self.store, &entity, id, t).await);
         self.wrote(&entity.id);
@@ -176,6 +183,7 @@ impl ContentService {
     }
 
     pub async fn get(&self, entity: &str, id: &str) -> Result<Json, ContentError> {
+        let _timing = self.latency.time();
         let (_lock, entity) = self.enter(entity).await?;
         match get(&self.store, &entity, id).await {
             Err(ContentError::NotFound { .. }) => {
@@ -187,6 +195,7 @@ impl ContentService {
 
     /// A page of records in id order, and how many there are in all.
     pub async fn list(&self, entity: &str, limit: i64, offset: i64) -> Result<(Vec<Json>, i64), ContentError> {
+        let _timing = self.latency.time();
         let (_lock, entity) = self.enter(entity).await?;
         with_transition!(self, t => match t {
             None => list(&self.store, &entity, limit, offset).await,

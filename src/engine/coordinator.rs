@@ -15,7 +15,7 @@ use super::legacy::{self, transition, LegacyMoveView, LegacySource, VerifyReport
 use super::secure_log::{read_audit, AuditFilter};
 use super::shared::{Command, Operation, Shared};
 use super::snapshot::{PendingChange, Snapshot};
-use super::store::{BackupInfo, Store, VersionRow};
+use super::store::{BackupInfo, OnlineRun, RunControl, Store, VersionRow};
 use super::{Approval, EngineError};
 
 /// A cheap, cloneable handle to the running engine.
@@ -37,6 +37,32 @@ impl Coordinator {
     /// Approved changes waiting for a table lock right now, by file.
     pub fn lock_waits(&self) -> Arc<std::collections::BTreeMap<String, super::snapshot::LockWait>> {
         self.shared.lock_waits.load_full()
+    }
+
+    /// The online phases this instance runs right now, by file, as far as
+    /// they are (docs/online-changes.md).
+    pub fn online_runs(&self) -> Arc<std::collections::BTreeMap<String, OnlineRun>> {
+        self.shared.online_runs.load_full()
+    }
+
+    /// Asks the online phases of pending change `id` to pause, resume or
+    /// abort, on whichever instance runs them: straight to the database, not
+    /// through the worker's queue (the worker is busy running them). They
+    /// heed it at their next batch or phase; an abort clears what they made
+    /// and the change waits for approval again.
+    pub async fn control_online(&self, id: u64, control: RunControl, actor: &str) -> Result<(), EngineError> {
+        let snapshot = self.snapshot();
+        let change = snapshot.pending.iter().find(|c| c.id == id).ok_or(EngineError::UnknownChange(id))?;
+        if self.shared.store.control_run(&change.file, control, actor).await? {
+            tracing::info!(file = %change.file, id, ?control, %actor, "online phases asked to change course");
+            return Ok(());
+        }
+        let asked = match control {
+            RunControl::Pause => "paused",
+            RunControl::Resume => "resumed",
+            RunControl::Abort => "aborted",
+        };
+        Err(EngineError::NotRunning { id, file: change.file.clone(), asked })
     }
 
     /// The entities a change is cutting over right now (or about to): their

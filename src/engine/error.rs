@@ -29,6 +29,8 @@ pub enum EngineError {
     AlreadyApplied { id: u64, file: String, version: i64 },
     #[error("{what} is {given}; use at most {max}")]
     OutOfRange { what: &'static str, given: u64, max: u64 },
+    #[error("change {id} to {file} runs no online phases that can be {asked} now (none run, they are at their cut-over, or they are {asked} already)")]
+    NotRunning { id: u64, file: String, asked: &'static str },
     #[error("{file} has no applied version {version}")]
     UnknownVersion { file: String, version: i64 },
     #[error("rolling {file} back to version {version} is not valid now: {reason}")]
@@ -51,7 +53,7 @@ impl EngineError {
             EngineError::NotApprovable { .. } => ErrorKind::NotApprovable,
             EngineError::ConfirmationRequired { .. } => ErrorKind::ConfirmationRequired,
             EngineError::Stale { .. } => ErrorKind::Stale,
-            EngineError::WaitsFor { .. } => ErrorKind::Conflict,
+            EngineError::WaitsFor { .. } | EngineError::NotRunning { .. } => ErrorKind::Conflict,
             EngineError::AlreadyApplied { .. } => ErrorKind::AlreadyApplied,
             EngineError::OutOfRange { .. } => ErrorKind::Invalid,
             EngineError::InvalidRollback { .. } => ErrorKind::InvalidRollback,
@@ -96,6 +98,7 @@ impl StoreError {
                 ErrorKind::ApplyFailed
             }
             StoreError::HeadMoved { .. } => ErrorKind::AlreadyApplied,
+            StoreError::Aborted { .. } => ErrorKind::Conflict,
             StoreError::NotCommitted { .. } | StoreError::DiskFull { .. } => ErrorKind::Unavailable,
             StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Sql(_) | StoreError::Corrupt { .. } => {
                 ErrorKind::Unavailable
@@ -131,9 +134,10 @@ impl StoreError {
                 format!("the change was rolled back: {n} rows would reference rows that do not exist")
             }
             e @ StoreError::SeverityRose { .. } => format!("the change was rolled back: {e}"),
-            e @ (StoreError::HeadMoved { .. } | StoreError::NotCommitted { .. } | StoreError::DiskFull { .. }) => {
-                e.to_string()
-            }
+            e @ (StoreError::HeadMoved { .. }
+            | StoreError::NotCommitted { .. }
+            | StoreError::DiskFull { .. }
+            | StoreError::Aborted { .. }) => e.to_string(),
             StoreError::Open { .. } | StoreError::Migrate(_) | StoreError::Sql(_) | StoreError::Corrupt { .. } => {
                 "the database is unavailable; the server log has the details".into()
             }

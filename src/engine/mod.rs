@@ -7,6 +7,7 @@ mod activity;
 pub mod arg;
 pub mod backend;
 pub mod content;
+pub mod content_latency;
 pub mod coordinator;
 pub mod database;
 pub mod declines;

@@ -135,6 +135,11 @@ pub struct Shared {
     pub health: super::health::Health,
     /// Applies in flight that wait for a table lock, by file (see [`LockWait`]).
     pub lock_waits: ArcSwap<BTreeMap<String, LockWait>>,
+    /// The online phases this instance runs now, by file, as far as they are.
+    pub online_runs: ArcSwap<BTreeMap<String, super::store::OnlineRun>>,
+    /// How long content requests take lately; online phases slow down when
+    /// it rises.
+    pub content_latency: Arc<super::content_latency::ContentLatency>,
     /// Who holds this process's webhook leases: the instance's name and this
     /// start's id (`<name>/<id>`), so an operator can tell whose they are.
     pub lease_holder: String,

@@ -34,13 +34,20 @@ impl Coordinator {
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let schema_locks = Arc::new(super::schema_locks::SchemaLocks::default());
+        let content_latency = Arc::new(super::content_latency::ContentLatency::default());
         let shared = Arc::new(Shared {
-            content: ContentService::new(store.clone(), snapshot.clone(), schema_locks.clone(), {
-                let commands = commands.clone();
-                Arc::new(move |entity: &str| {
-                    let _ = commands.send(Command::CheckRows { entity: entity.to_string() });
-                })
-            }),
+            content: ContentService::new(
+                store.clone(),
+                snapshot.clone(),
+                schema_locks.clone(),
+                content_latency.clone(),
+                {
+                    let commands = commands.clone();
+                    Arc::new(move |entity: &str| {
+                        let _ = commands.send(Command::CheckRows { entity: entity.to_string() });
+                    })
+                },
+            ),
             snapshot,
             secure_log: config.secure_log.clone(),
             schema_locks,
@@ -48,6 +55,8 @@ impl Coordinator {
             commands,
             store: store.clone(),
             lock_waits: ArcSwap::default(),
+            online_runs: ArcSwap::default(),
+            content_latency,
             legacy_running: std::sync::atomic::AtomicBool::new(false),
             health: super::health::Health::default(),
             activity: Arc::default(),

@@ -17,6 +17,7 @@
 
 mod apply;
 mod history;
+mod online_runs;
 mod phases;
 
 use std::sync::Arc;
@@ -25,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 pub use apply::lock_backoff;
 pub use history::row_hash;
-pub use phases::Lease;
+pub use online_runs::{OnlineRun, RunControl, RunState};
+pub use phases::{Lease, Pace, PhaseRun};
 
 use super::database::{scheme_only, Conn, Pool, PoolSize};
 use crate::hazard::{Hazard, Severity};
@@ -55,6 +57,8 @@ pub enum StoreError {
         "the database's disk is full: nothing of the change to {file} was applied; free space and approve it again"
     )]
     DiskFull { file: String },
+    #[error("the online phases of the change to {file} were aborted by {by}; what they made is cleared and the applied schema stays live")]
+    Aborted { file: String, by: String },
 }
 
 /// Where the tamper-evident chain of history rows breaks.

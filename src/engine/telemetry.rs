@@ -14,6 +14,10 @@ pub const REJECTIONS: &str = "marain_rejections_total";
 pub const SYNC_LAG: &str = "marain_sync_lag_seconds";
 pub const ONLINE_PHASE: &str = "marain_online_phase_seconds";
 pub const ONLINE_PHASES_RUNNING: &str = "marain_online_phases_running";
+pub const ONLINE_ROWS_DONE: &str = "marain_online_rows_done";
+pub const ONLINE_ROWS_TOTAL: &str = "marain_online_rows_total";
+pub const ONLINE_ROWS_PER_SECOND: &str = "marain_online_rows_per_second";
+pub const ONLINE_PAUSED: &str = "marain_online_paused";
 
 /// Why a change did not apply, as the `reason` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,10 @@ pub fn describe() {
         "How long each phase of an online change took (an index built concurrently, a constraint validated), by table"
     );
     metrics::describe_gauge!(ONLINE_PHASES_RUNNING, "Phases of online changes running on this instance now");
+    metrics::describe_gauge!(ONLINE_ROWS_DONE, "Rows the running online phase has taken so far, by table");
+    metrics::describe_gauge!(ONLINE_ROWS_TOTAL, "Rows the running online change was planned on, by table");
+    metrics::describe_gauge!(ONLINE_ROWS_PER_SECOND, "The running online phase's rate so far, by table");
+    metrics::describe_gauge!(ONLINE_PAUSED, "1 while an approver holds the online change on the table paused");
     metrics::describe_histogram!(
         SYNC_LAG,
         metrics::Unit::Seconds,
@@ -103,5 +111,22 @@ impl Drop for PhaseRunning {
         metrics::gauge!(ONLINE_PHASES_RUNNING).decrement(1.0);
         let table = std::mem::take(&mut self.table);
         metrics::histogram!(ONLINE_PHASE, "table" => table).record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// How far the online phases on `run.table` are, for the gauges.
+pub fn online_progress(run: &crate::engine::store::OnlineRun) {
+    let table = run.table.clone();
+    metrics::gauge!(ONLINE_ROWS_DONE, "table" => table.clone()).set(run.rows_done as f64);
+    metrics::gauge!(ONLINE_ROWS_TOTAL, "table" => table.clone()).set(run.rows_total.unwrap_or(0) as f64);
+    metrics::gauge!(ONLINE_ROWS_PER_SECOND, "table" => table.clone()).set(run.rows_per_second);
+    let paused = run.state == crate::engine::store::RunState::Paused;
+    metrics::gauge!(ONLINE_PAUSED, "table" => table).set(if paused { 1.0 } else { 0.0 });
+}
+
+/// The online phases on `table` are over: their gauges go back to zero.
+pub fn online_over(table: &str) {
+    for gauge in [ONLINE_ROWS_DONE, ONLINE_ROWS_TOTAL, ONLINE_ROWS_PER_SECOND, ONLINE_PAUSED] {
+        metrics::gauge!(gauge, "table" => table.to_string()).set(0.0);
     }
 }

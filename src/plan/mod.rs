@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::grade::GradedChange;
-use crate::hazard::{worst, Hazard, ProbeKind, Severity};
+use crate::hazard::{worst, Hazard, HazardCode, ProbeKind, Severity};
 use crate::model::{EntitySchema, Field};
 use crate::probe::{probes_for, regrade, Probe};
 pub use crate::sql::Dialect;
@@ -96,15 +96,24 @@ pub struct Phase {
     pub reset: Vec<String>,
     pub sql: Vec<String>,
     /// Queries run again and again, each a batch in its own transaction,
-    /// until one answers 0: each returns how many rows its batch took (a
-    /// backup copied, a shadow column filled, in keyset batches).
+    /// until one answers 0: each takes the batch size as `$1` and the last
+    /// key the batch before took as `$2` (`''` at first), and answers how
+    /// many rows it took and its last key (a backup copied, a shadow column
+    /// filled, in keyset batches: each starts where the last ended, so the
+    /// phase reads the table once).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<String>,
 }
 
-/// How many rows one batch of a phase copies: small enough that each
-/// transaction is short beside live writes.
-pub const BATCH_ROWS: u32 = 10_000;
+/// How a PostgreSQL rewrite's hazard says it converts the rows, on the
+/// one-transaction path and on the online path.
+pub(crate) const REWRITE_LOCKED: &str = "ALTER COLUMN … TYPE converts every row under an exclusive lock";
+pub(crate) const REWRITE_ONLINE: &str =
+    "every row is converted online, into a shadow column filled in batches beside live traffic, then swapped in a \
+     short cut-over";
+/// What the probe of a big rewrite adds, and what the online path says instead.
+const WRITES_WAIT: &str = "; writes wait until it is done";
+const WRITES_GO_ON: &str = "; reads and writes go on meanwhile";
 
 /// A step's online form: its phases, and what remains of its SQL for the
 /// cut-over.
@@ -271,6 +280,25 @@ impl Plan {
         self.table_rows = rows;
         let online = rows.is_some_and(|n| n >= threshold) && !self.online_tables().is_empty();
         self.path = if online { PlanPath::Online } else { PlanPath::Transaction };
+        self.word_rewrites();
+    }
+
+    /// Words a rewrite's hazard as the path chosen runs it: on the online
+    /// path no lock is held while the rows are converted, and writes go on.
+    fn word_rewrites(&mut self) {
+        let online = self.path == PlanPath::Online;
+        for step in self.steps.iter_mut().filter(|s| s.online.is_some()) {
+            for hazard in step.hazards.iter_mut().filter(|h| h.code == HazardCode::TableRebuild) {
+                let (from, to) = match online {
+                    true => (REWRITE_LOCKED, REWRITE_ONLINE),
+                    false => (REWRITE_ONLINE, REWRITE_LOCKED),
+                };
+                hazard.message = hazard.message.replace(from, to);
+                if online {
+                    hazard.message = hazard.message.replace(WRITES_WAIT, WRITES_GO_ON);
+                }
+            }
+        }
     }
 
     /// The probes the cut-over need not run on the online path, each with
@@ -356,6 +384,7 @@ impl Plan {
                 regrade(hazard, &probe, n);
             }
         }
+        self.word_rewrites();
     }
 
     /// Whether applying it deletes data into backups or refills data from them:

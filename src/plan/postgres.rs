@@ -245,10 +245,7 @@ impl Planner<'_> {
                     let mut rewrite = Hazard::new(
                         HazardCode::TableRebuild,
                         Severity::Warning,
-                        format!(
-                            "table {} is rewritten: ALTER COLUMN … TYPE converts every row under an exclusive lock",
-                            a.table
-                        ),
+                        format!("table {} is rewritten: {}", a.table, super::REWRITE_LOCKED),
                     );
                     rewrite.probe = Some(rebuild_probe(entity));
                     step.hazards.push(rewrite);

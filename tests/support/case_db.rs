@@ -18,8 +18,10 @@ pub trait CaseDb {
     /// Runs statements each on its own, outside a transaction (an online
     /// plan's phases); the error text on failure.
     async fn run_each(&mut self, sql: &[String]) -> Result<(), String>;
-    /// Runs the query `sql` again and again until it answers 0 (a phase's batches).
-    async fn repeat(&mut self, sql: &str) -> Result<(), String>;
+    /// Runs the query `sql` with `rows` as its `$1` and the last key it
+    /// answered as its `$2` again and again until it answers 0 (a phase's
+    /// batches).
+    async fn repeat(&mut self, sql: &str, rows: i64) -> Result<(), String>;
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>>;
     async fn data(&mut self) -> Data;
     async fn seed(&mut self, site: &Site, seed: &Seed);
@@ -37,9 +39,15 @@ impl CaseDb for SqliteConnection {
         }
         Ok(())
     }
-    async fn repeat(&mut self, sql: &str) -> Result<(), String> {
-        while sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))? > 0 {}
-        Ok(())
+    async fn repeat(&mut self, sql: &str, rows: i64) -> Result<(), String> {
+        let mut after = String::new();
+        loop {
+            let batch = sqlx::query_as::<_, (i64, String)>(sql).bind(rows).bind(&after);
+            match batch.fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))? {
+                (0, _) => return Ok(()),
+                (_, last) => after = last,
+            }
+        }
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
         lite::schema(self).await
@@ -65,9 +73,15 @@ impl CaseDb for PgConnection {
         }
         Ok(())
     }
-    async fn repeat(&mut self, sql: &str) -> Result<(), String> {
-        while sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))? > 0 {}
-        Ok(())
+    async fn repeat(&mut self, sql: &str, rows: i64) -> Result<(), String> {
+        let mut after = String::new();
+        loop {
+            let batch = sqlx::query_as::<_, (i64, String)>(sql).bind(rows).bind(&after);
+            match batch.fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))? {
+                (0, _) => return Ok(()),
+                (_, last) => after = last,
+            }
+        }
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
         pg::schema(self).await

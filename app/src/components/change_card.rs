@@ -4,14 +4,15 @@ use leptos::prelude::*;
 use marain::Severity;
 
 use super::severity::SeverityBadge;
-use crate::api::{ApproveChange, DeclineChange};
-use crate::dto::{ChangeDto, DiffLineDto, RowDiffDto};
+use crate::api::{ApproveChange, ControlChange, DeclineChange};
+use crate::dto::{ChangeDto, DiffLineDto, OnlineRunDto, RowDiffDto};
 
 #[component]
 pub fn ChangeCard(
     change: ChangeDto,
     approve: ServerAction<ApproveChange>,
     decline: ServerAction<DeclineChange>,
+    control: ServerAction<ControlChange>,
     may_change: bool,
 ) -> impl IntoView {
     let decline_label = format!("Reject change {} to {}", change.brief.id, change.brief.file);
@@ -33,6 +34,7 @@ pub fn ChangeCard(
                 {change.brief.origin.clone().map(|o| view! { <span class="tag" data-testid="origin">{format!("proposed by the copy on {o}")}</span> })}
             </header>
             {change.brief.waiting.clone().map(|w| view! { <p class="waiting" role="status" data-testid="lock-wait">{w}</p> })}
+            {change.brief.running.clone().map(|run| view! { <RunProgress run id=change.brief.id control may_change /> })}
             {change.brief.conflict.then(|| view! {
                 <p class="conflict" role="note" data-testid="conflict">
                     "Conflict: copies of the site on different instances propose different texts for this file. \
@@ -117,6 +119,36 @@ pub fn ChangeCard(
                 </ActionForm>
             })}
         </article>
+    }
+}
+
+/// How far a change's online phases are while they run: a bar of the
+/// current phase's rows, the rate and time left in words, and (for an
+/// approver) Pause or Resume, and Abort.
+#[component]
+fn RunProgress(run: OnlineRunDto, id: u64, control: ServerAction<ControlChange>, may_change: bool) -> impl IntoView {
+    let total = run.rows_total.unwrap_or(0).max(run.rows_done).max(1);
+    let paused = run.state == "paused";
+    let button = move |action: &'static str, label: &'static str, class: &'static str| {
+        view! {
+            <ActionForm action=control attr:class="control">
+                <input type="hidden" name="id" value=id.to_string() />
+                <input type="hidden" name="action" value=action />
+                <button type="submit" class=class aria-label=format!("{label} change {id}")>{label}</button>
+            </ActionForm>
+        }
+    };
+    view! {
+        <section class="running" data-testid="online-run" data-state=run.state.clone() aria-label="Online phases">
+            <progress max=total value=run.rows_done aria-label=format!("phase {} of {}: rows done", run.phase, run.phases)></progress>
+            <p role="status" aria-live="polite" data-testid="online-run-text">{run.text.clone()}</p>
+            {(may_change && run.state != "aborting").then(|| view! {
+                <div class="controls">
+                    {if paused { button("resume", "Resume", "") } else { button("pause", "Pause", "secondary") }}
+                    {button("abort", "Abort", "danger")}
+                </div>
+            })}
+        </section>
     }
 }
 

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::{get_dashboard, ApproveChange, DeclineChange, RollbackTo};
+use crate::api::{get_dashboard, ApproveChange, ControlChange, DeclineChange, RollbackTo};
 use crate::components::change_card::ChangeCard;
 use crate::components::feed::Feed;
 use crate::components::files::{BehindList, DriftList, FileTable, Problems};
@@ -17,15 +17,20 @@ pub fn Dashboard() -> impl IntoView {
     let approve = ServerAction::<ApproveChange>::new();
     let rollback = ServerAction::<RollbackTo>::new();
     let decline = ServerAction::<DeclineChange>::new();
+    let control = ServerAction::<ControlChange>::new();
     let data = Resource::new(
-        move || (live.tick.get(), approve.version().get(), rollback.version().get(), decline.version().get()),
+        move || {
+            let actions = (approve.version().get(), rollback.version().get(), decline.version().get());
+            (live.tick.get(), actions, control.version().get())
+        },
         |_| get_dashboard(),
     );
     let approve_error = move || {
         let approve = approve.value().get().and_then(|r| r.err());
         let rollback = rollback.value().get().and_then(|r| r.err());
         let declined = decline.value().get().and_then(|r| r.err());
-        approve.or(rollback).or(declined).map(|e| e.to_string())
+        let controlled = control.value().get().and_then(|r| r.err());
+        approve.or(rollback).or(declined).or(controlled).map(|e| e.to_string())
     };
 
     view! {
@@ -63,7 +68,7 @@ pub fn Dashboard() -> impl IntoView {
                                     } else {
                                         d.pending
                                             .into_iter()
-                                            .map(|c| view! { <ChangeCard change=c approve decline may_change /> })
+                                            .map(|c| view! { <ChangeCard change=c approve decline control may_change /> })
                                             .collect_view()
                                             .into_any()
                                     }}

@@ -72,6 +72,11 @@ impl Running {
         panic!("the server never printed `{needle}`; its last lines:\n{}", last.join("\n"));
     }
 
+    /// Every line printed since the last look, for a failure message.
+    pub fn printed(&self) -> String {
+        self.lines.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
     /// Waits for the process to exit by itself; fails after `within`.
     pub fn wait_exit(mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;

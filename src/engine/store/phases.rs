@@ -2,11 +2,13 @@
 //! that runs before a change's cut-over transaction, each statement on its
 //! own, under a lease on the entity that one instance holds at a time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::history::head_hash;
+use super::online_runs::{OnlineRun, RunState};
 use super::{Store, StoreError};
 use crate::engine::arg::Arg;
+use crate::engine::content_latency::{slow_down, ContentLatency};
 use crate::engine::database::Pooled;
 use crate::hash::sha256_hex;
 use crate::plan::{Phase, Plan};
@@ -46,6 +48,75 @@ fn lease_key(table: &str) -> i64 {
     u64::from_str_radix(&hex[..16], 16).map(|k| k as i64).unwrap_or_default()
 }
 
+/// How a phase's batches are paced (`hot_reload.online_batch_rows` and
+/// `online_batch_pause_ms`): each batch query takes `rows` as its `$1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub rows: u64,
+    pub pause: Duration,
+}
+
+/// Who a run of phases is for, and how it paces its batches.
+pub struct PhaseRun<'a> {
+    pub change_id: u64,
+    pub file: &'a str,
+    pub pace: Pace,
+    /// How long content requests take lately: the batches rest longer when
+    /// it rises (`content_latency::slow_down`).
+    pub latency: &'a ContentLatency,
+}
+
+/// How often paused phases look whether they were resumed or aborted.
+const PAUSED_POLL: Duration = Duration::from_millis(200);
+
+/// How often `report` is told of batches at most.
+const REPORT_EVERY: Duration = Duration::from_millis(500);
+
+/// A run's progress as it goes: the record, and the clocks its rate and its
+/// reports are measured by.
+struct Progress {
+    run: OnlineRun,
+    phase_started: Instant,
+    reported: Instant,
+}
+
+impl Progress {
+    fn new(run: OnlineRun) -> Self {
+        Progress { run, phase_started: Instant::now(), reported: Instant::now() }
+    }
+
+    fn start(&mut self, phase: usize, summary: &str) {
+        self.run.phase = phase;
+        self.run.summary = summary.to_string();
+        self.run.rows_done = 0;
+        self.run.rows_per_second = 0.0;
+        self.run.seconds_left = None;
+        self.run.slowed = false;
+        self.phase_started = Instant::now();
+    }
+
+    fn took(&mut self, rows: i64, slowed: bool) {
+        self.run.rows_done += rows;
+        self.run.slowed = slowed;
+        let secs = self.phase_started.elapsed().as_secs_f64();
+        self.run.rows_per_second = if secs > 0.0 { self.run.rows_done as f64 / secs } else { 0.0 };
+        self.run.seconds_left = self
+            .run
+            .rows_total
+            .filter(|_| self.run.rows_per_second > 0.0)
+            .map(|total| (total - self.run.rows_done).max(0) as f64 / self.run.rows_per_second);
+    }
+
+    /// Whether a report is due by the clock (and so counts as made).
+    fn due(&mut self) -> bool {
+        let due = self.reported.elapsed() >= REPORT_EVERY;
+        if due {
+            self.reported = Instant::now();
+        }
+        due
+    }
+}
+
 /// How long start-up waits for a table's lease before it takes the table
 /// for one another instance is working on.
 const LEFT_ALONE_AFTER_MS: u64 = 200;
@@ -74,61 +145,148 @@ impl Store {
 
     /// Runs `plan`'s phases on the lease's session, each statement on its
     /// own, after what an unfinished earlier run left is reset. Refused at
-    /// once if `file`'s applied head is no longer the plan's base. When a
-    /// phase fails, every phase is reset (the old schema stays as it was).
-    /// `starting(n, phase)` is told as the `n`-th phase (from 1) starts.
+    /// once if `run.file`'s applied head is no longer the plan's base. When a
+    /// phase fails or is aborted, every phase is reset (the old schema stays
+    /// as it was). Between batches it writes how far it is to
+    /// `marain_online_runs`, heeds a pause or an abort asked there, rests as
+    /// `run.pace` says and longer while content requests are slow. `report`
+    /// is told how far the phases are as each starts, at most twice a second
+    /// during batches, when paused or resumed, and as the cut-over is next.
     pub async fn run_phases(
         &self,
         lease: &mut Lease,
         plan: &Plan,
-        file: &str,
-        mut starting: impl FnMut(usize, &Phase),
+        run: PhaseRun<'_>,
+        mut report: impl FnMut(&OnlineRun),
     ) -> Result<(), StoreError> {
         // The phases and their cut-over count as one apply for the failpoints.
         self.failpoints.begin_apply();
         let conn = lease.conn.as_mut().expect("a lease holds its connection until released");
-        if head_hash(&mut conn.conn(), file).await? != plan.binding.base_hash {
-            return Err(StoreError::HeadMoved { file: file.to_string() });
+        if head_hash(&mut conn.conn(), run.file).await? != plan.binding.base_hash {
+            return Err(StoreError::HeadMoved { file: run.file.to_string() });
         }
         let phases = plan.phases();
-        let table = plan.online_tables().into_iter().next().unwrap_or_default();
-        for (n, phase) in phases.iter().enumerate() {
-            starting(n + 1, phase);
-            let started = std::time::Instant::now();
-            let _running = crate::engine::telemetry::phase_started(&table);
-            let ran = async {
-                for statement in phase.reset.iter().chain(&phase.sql) {
-                    conn.conn()
-                        .execute(statement, &[])
-                        .await
-                        .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
-                }
-                for statement in &phase.batches {
-                    // Each batch is a transaction of its own: writes interleave.
-                    loop {
-                        let taken: Result<(i64,), _> = conn.conn().fetch_one(statement, &[]).await;
-                        match taken.map_err(|source| StoreError::Statement { statement: statement.clone(), source })? {
-                            (0,) => break,
-                            _ => self.failpoints.reach("after_batch"),
-                        }
-                    }
-                }
-                Ok::<(), StoreError>(())
-            }
-            .await;
-            if let Err(e) = ran {
-                for statement in phases.iter().flat_map(|p| &p.reset) {
-                    if let Err(reset) = conn.conn().execute(statement, &[]).await {
-                        tracing::warn!(%file, %statement, error = %reset, "could not clear what a failed phase left");
-                    }
-                }
-                return Err(e);
-            }
-            tracing::info!(%file, phase = %phase.summary, ms = started.elapsed().as_millis() as u64, "online phase done");
-            self.failpoints.reach("after_phase");
+        let mut progress = Progress::new(OnlineRun {
+            file: run.file.to_string(),
+            change_id: run.change_id,
+            table: plan.online_tables().into_iter().next().unwrap_or_default(),
+            state: RunState::Running,
+            state_by: None,
+            phase: 1,
+            phases: phases.len(),
+            summary: phases.first().map(|p| p.summary.clone()).unwrap_or_default(),
+            rows_done: 0,
+            rows_total: plan.table_rows,
+            rows_per_second: 0.0,
+            seconds_left: None,
+            slowed: false,
+        });
+        self.run_started(&progress.run).await?;
+        let ran = self.each_phase(conn, &phases, &run, &mut progress, &mut report).await;
+        if let Err(e) = ran {
+            self.reset_phases(lease, plan, run.file).await;
+            self.run_ended(run.file).await;
+            return Err(e);
         }
+        progress.start(phases.len() + 1, "cut-over");
+        self.run_progress(&progress.run).await?;
+        report(&progress.run);
         self.failpoints.reach("before_cut_over");
         Ok(())
+    }
+
+    /// Clears everything `plan`'s phases make (each phase's reset), on the
+    /// lease's session: after a phase failed or was aborted, or when the
+    /// cut-over did not commit, so that nothing of the change (a trigger, a
+    /// shadow column, a constraint) stays on the table under the old schema.
+    pub async fn reset_phases(&self, lease: &mut Lease, plan: &Plan, file: &str) {
+        let Some(conn) = lease.conn.as_mut() else { return };
+        for statement in plan.phases().iter().flat_map(|p| &p.reset) {
+            if let Err(reset) = conn.conn().execute(statement, &[]).await {
+                tracing::warn!(%file, %statement, error = %reset, "could not clear what an unfinished change's phases left");
+            }
+        }
+    }
+
+    async fn each_phase(
+        &self,
+        conn: &mut Pooled,
+        phases: &[&Phase],
+        run: &PhaseRun<'_>,
+        progress: &mut Progress,
+        report: &mut impl FnMut(&OnlineRun),
+    ) -> Result<(), StoreError> {
+        let before = run.latency.recent();
+        for (n, phase) in phases.iter().enumerate() {
+            progress.start(n + 1, &phase.summary);
+            self.checkpoint(progress, report, true).await?;
+            let started = Instant::now();
+            let _running = crate::engine::telemetry::phase_started(&progress.run.table);
+            for statement in phase.reset.iter().chain(&phase.sql) {
+                conn.conn()
+                    .execute(statement, &[])
+                    .await
+                    .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+            }
+            for statement in &phase.batches {
+                // Each batch is a transaction of its own: writes interleave.
+                let mut after = String::new();
+                loop {
+                    let batch = Instant::now();
+                    let args = [Arg::Int(run.pace.rows as i64), Arg::Text(after.clone())];
+                    let taken: Result<(i64, String), _> = conn.conn().fetch_one(statement, &args).await;
+                    let (rows, last) =
+                        taken.map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+                    if rows == 0 {
+                        break;
+                    }
+                    after = last;
+                    self.failpoints.reach("after_batch");
+                    let slower = slow_down(before, run.latency.recent(), batch.elapsed());
+                    progress.took(rows, slower.is_some());
+                    self.checkpoint(progress, report, false).await?;
+                    let rest = run.pace.pause + slower.unwrap_or_default();
+                    if !rest.is_zero() {
+                        tokio::time::sleep(rest).await;
+                    }
+                }
+            }
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(file = %run.file, phase = %phase.summary, rows = progress.run.rows_done, ms, "online phase done");
+            self.failpoints.reach("after_phase");
+        }
+        Ok(())
+    }
+
+    /// Writes how far the phases are and heeds what was asked: waits while
+    /// paused, stops when aborted. `report` is told at once when `now` or
+    /// when the state changed, else at most twice a second.
+    async fn checkpoint(
+        &self,
+        progress: &mut Progress,
+        report: &mut impl FnMut(&OnlineRun),
+        now: bool,
+    ) -> Result<(), StoreError> {
+        let mut told = false;
+        loop {
+            let (state, by) = self.run_progress(&progress.run).await?;
+            let changed = state != progress.run.state;
+            progress.run.state = state;
+            progress.run.state_by = by;
+            // While paused, only a change of course is worth telling.
+            if (now && !told) || changed || (state == RunState::Running && progress.due()) {
+                report(&progress.run);
+                told = true;
+            }
+            match state {
+                RunState::Running => return Ok(()),
+                RunState::Paused => tokio::time::sleep(PAUSED_POLL).await,
+                RunState::Aborting => {
+                    let by = progress.run.state_by.clone().unwrap_or_else(|| "an approver".into());
+                    return Err(StoreError::Aborted { file: progress.run.file.clone(), by });
+                }
+            }
+        }
     }
 
     /// Clears what online phases cut short by a crash left on content tables
@@ -136,10 +294,15 @@ impl Store {
     /// a table whose lease another instance holds is running its phases now,
     /// and is left alone.
     pub async fn clear_unfinished_phases(&self) -> Result<Vec<String>, StoreError> {
-        let Some(query) = self.backend().unfinished_phases_query() else { return Ok(Vec::new()) };
-        let found: Vec<(String, String)> = self.pool.fetch_all(query, &[]).await?;
+        let found: Vec<(String, String)> = match self.backend().unfinished_phases_query() {
+            Some(query) => self.pool.fetch_all(query, &[]).await?,
+            None => Vec::new(),
+        };
         let mut ran = Vec::new();
-        let mut tables: Vec<&str> = found.iter().map(|(t, _)| t.as_str()).collect();
+        let recorded = self.recorded_run_tables().await?;
+        let mut tables: Vec<&str> =
+            found.iter().map(|(t, _)| t.as_str()).chain(recorded.iter().map(String::as_str)).collect();
+        tables.sort_unstable();
         tables.dedup();
         for table in tables {
             let lease = match self.lease(table, Duration::from_millis(LEFT_ALONE_AFTER_MS)).await {
@@ -153,6 +316,7 @@ impl Store {
                 cleared.map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
                 ran.push(statement.clone());
             }
+            self.forget_runs(table).await?;
             lease.release().await;
         }
         Ok(ran)

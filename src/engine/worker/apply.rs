@@ -9,10 +9,16 @@ use crate::engine::events::{EngineEvent, EventKind};
 use crate::engine::scan::write_site_file;
 use crate::engine::shared::Command;
 use crate::engine::snapshot::{LockWait, PendingChange};
-use crate::engine::store::{lock_backoff, Lease, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS};
+use crate::engine::store::{
+    lock_backoff, Lease, OnlineRun, Pace, PhaseRun, RunState, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS,
+};
 use crate::engine::EngineError;
 use crate::error::FileError;
 use crate::hash::sha256_hex;
+
+/// How long an online change's cut-over waits for its table's lock before
+/// it lets go and tries again (all but its last two tries).
+const ONLINE_CUT_OVER_WAIT: Duration = Duration::from_millis(50);
 
 impl Worker {
     /// Applies `change` on behalf of `actor`: one transaction with its history
@@ -42,36 +48,60 @@ impl Worker {
         let mut entities: std::collections::BTreeSet<String> =
             change.plan.entities().into_iter().filter(defined).collect();
         entities.insert(change.entity.clone());
-        let result = loop {
-            // The online phases first, beside live traffic: no schema lock yet.
-            let lease = match self.phases(&change).await {
-                Ok(lease) => lease,
+        // The online phases first, beside live traffic: no schema lock yet.
+        // They run once; a cut-over that meets a lock is retried with their
+        // lease held and what they made kept up to date by its triggers.
+        let phased = loop {
+            match self.phases(&change).await {
                 Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
                     attempt += 1;
-                    self.wait_for_lock(&change, attempt).await;
-                    continue;
-                }
-                Err(e) => break Err(e),
-            };
-            let taken = self.shared.schema_locks.write(&mut turn.locks, entities.iter().cloned()).await;
-            let lock_timeout = self.lock_timeout();
-            let applied = self.store.apply(&change.plan, change.severity, record.clone(), lock_timeout).await;
-            if let Some(lease) = lease {
-                lease.release().await;
-            }
-            match applied {
-                Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
-                    attempt += 1;
-                    // Content requests for its entities go on while this
-                    // waits; none is held longer than one lock timeout. (Those
-                    // of the turn's earlier changes stay held: their snapshot
-                    // is not out yet.)
-                    turn.locks.release(&taken);
                     self.wait_for_lock(&change, attempt).await;
                 }
                 other => break other,
             }
         };
+        let result = match phased {
+            Err(e) => Err(e),
+            Ok(lease) => {
+                let cut_over = loop {
+                    let taken = self.shared.schema_locks.write(&mut turn.locks, entities.iter().cloned()).await;
+                    let lock_timeout = match lease.is_some() && attempt + 2 < LOCK_ATTEMPTS {
+                        // An online cut-over waits briefly: readers queue
+                        // behind a waiting ALTER, so a long wait would be the
+                        // very stall the phases avoided. Its last tries wait
+                        // the full timeout, past which PostgreSQL cancels an
+                        // autovacuum in the way (`deadlock_timeout`).
+                        true => self.lock_timeout().min(ONLINE_CUT_OVER_WAIT),
+                        false => self.lock_timeout(),
+                    };
+                    let applied = self.store.apply(&change.plan, change.severity, record.clone(), lock_timeout).await;
+                    match applied {
+                        Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
+                            attempt += 1;
+                            // Content requests for its entities go on while
+                            // this waits; none is held longer than one lock
+                            // timeout. (Those of the turn's earlier changes
+                            // stay held: their snapshot is not out yet.)
+                            turn.locks.release(&taken);
+                            self.wait_for_lock(&change, attempt).await;
+                        }
+                        other => break other,
+                    }
+                };
+                if let Some(mut lease) = lease {
+                    if cut_over.is_err() {
+                        // Not applied: the old schema stays, without the
+                        // phases' triggers, shadow column or constraints.
+                        self.store.reset_phases(&mut lease, &change.plan, &change.file).await;
+                    }
+                    lease.release().await;
+                }
+                cut_over
+            }
+        };
+        if !change.plan.phases().is_empty() {
+            self.run_over(&change.file).await;
+        }
         if attempt > 0 {
             self.shared.lock_waits.rcu(|waits| {
                 let mut waits = (**waits).clone();
@@ -95,6 +125,15 @@ impl Worker {
                 // Known not to have happened (the history says so), and for a
                 // passing cause: the change waits again for a person.
                 let message = format!("{}; the change waits again", e.public_message());
+                let again = self.journal.event(EventKind::Pending, &change.file, Some(&change), None, message);
+                self.journal.record(turn, EngineEvent { actor: Some(actor.to_string()), ..again });
+                self.files.hold(change);
+                Err(e.into())
+            }
+            Err(e @ StoreError::Aborted { .. }) if change.origin.is_none() => {
+                // Asked for: the old schema stays live and the change waits
+                // for a person again, as before its approval.
+                let message = format!("{}; the change waits for approval again", e.public_message());
                 let again = self.journal.event(EventKind::Pending, &change.file, Some(&change), None, message);
                 self.journal.record(turn, EngineEvent { actor: Some(actor.to_string()), ..again });
                 self.files.hold(change);
@@ -127,17 +166,32 @@ impl Worker {
         };
         let mut lease = self.store.lease(&table, self.lock_timeout()).await?;
         tracing::info!(file = %change.file, %table, rows = ?change.plan.table_rows, "running the change's online phases");
-        let of = change.plan.phases().len();
-        let (journal, events) = (&mut self.journal, &self.shared.events);
-        // Each phase is announced as it starts, mid-turn like a lock wait: it
-        // reports progress and changes no state a snapshot holds.
-        let starting = |n: usize, phase: &crate::plan::Phase| {
-            let message = format!("online phase {n} of {of}: {}", phase.summary);
-            let event = journal.event(EventKind::Progress, &change.file, Some(change), None, message);
-            journal.log(&event);
+        let run = PhaseRun {
+            change_id: change.id,
+            file: &change.file,
+            pace: Pace { rows: self.settings.batch_rows(), pause: self.settings.batch_pause() },
+            latency: &self.shared.content_latency,
+        };
+        let (journal, events, runs) = (&mut self.journal, &self.shared.events, &self.shared.online_runs);
+        let mut logged = (0, RunState::Running);
+        // How far the phases are goes out mid-turn, like a lock wait: it
+        // reports progress and changes no state a snapshot holds. The log
+        // takes each phase and each pause, not every batch.
+        let report = |progress: &OnlineRun| {
+            crate::engine::telemetry::online_progress(progress);
+            runs.rcu(|runs| {
+                let mut runs = (**runs).clone();
+                runs.insert(progress.file.clone(), progress.clone());
+                runs
+            });
+            let event = journal.event(EventKind::Progress, &change.file, Some(change), None, progress.describe());
+            if logged != (progress.phase, progress.state) {
+                logged = (progress.phase, progress.state);
+                journal.log(&event);
+            }
             let _ = events.send(event);
         };
-        let Err(refused) = self.store.run_phases(&mut lease, &change.plan, &change.file, starting).await else {
+        let Err(refused) = self.store.run_phases(&mut lease, &change.plan, run, report).await else {
             return Ok(Some(lease));
         };
         lease.release().await;
@@ -146,6 +200,21 @@ impl Worker {
             // approval): the probes say what, as the cut-over's would have.
             e @ StoreError::Statement { .. } => Err(self.rose(change).await.unwrap_or(e)),
             e => Err(e),
+        }
+    }
+
+    /// `file`'s online phases are over, whichever way: forgotten here, in the
+    /// database and in the gauges.
+    async fn run_over(&self, file: &str) {
+        self.store.run_ended(file).await;
+        let mut gone = None;
+        self.shared.online_runs.rcu(|runs| {
+            let mut runs = (**runs).clone();
+            gone = runs.remove(file);
+            runs
+        });
+        if let Some(run) = gone {
+            crate::engine::telemetry::online_over(&run.table);
         }
     }
 

@@ -4,7 +4,7 @@
 //! filled in keyset batches before a cut-over that reads no row.
 
 use super::rename_index;
-use crate::plan::{Online, Originals, Phase, BATCH_ROWS};
+use crate::plan::{Online, Originals, Phase};
 use crate::sql::postgres::{q, ColumnSpec};
 use crate::sql::{convert, quote, Dialect};
 
@@ -39,21 +39,29 @@ pub(super) fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Onl
             batches: vec![],
         },
         Phase {
-            summary: format!("back up {}.{} in batches of {}", spec.table, spec.column, BATCH_ROWS),
+            summary: format!("back up {}.{} in keyset batches", spec.table, spec.column),
             reset: vec![],
             sql: vec![],
-            batches: vec![format!(
-                "WITH i AS (INSERT INTO {b} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM {t} \
-                 WHERE {id} > COALESCE((SELECT max({id}) FROM {b} WHERE {copied}), '') ORDER BY {id} LIMIT {} \
-                 ON CONFLICT ({id}) DO UPDATE SET {copied} = true RETURNING 1) SELECT COUNT(*) FROM i",
-                BATCH_ROWS,
-                copied = quote("copied")
-            )],
+            batches: vec![copy_batch(&t, &c, &b)],
         },
     ];
     let mut sql = vec![format!("DROP FUNCTION {keep}() CASCADE")];
     sql.extend(drop);
     Online { table: spec.table.clone(), phases, sql }
+}
+
+/// A batch copying the next `$1` rows of `t` after key `$2` (by `id`) into
+/// backup `b`, marked copied; a row the trigger put there already keeps the
+/// trigger's value, which is as new or newer. Answers the rows taken and the
+/// last key.
+fn copy_batch(t: &str, c: &str, b: &str) -> String {
+    let (id, copied) = (quote("id"), quote("copied"));
+    format!(
+        "WITH s AS (SELECT {id}, {c} FROM {t} WHERE {id} > $2 ORDER BY {id} LIMIT $1), \
+         i AS (INSERT INTO {b} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM s \
+         ON CONFLICT ({id}) DO UPDATE SET {copied} = true RETURNING 1) \
+         SELECT COUNT(*), COALESCE(max({id}), '') FROM s"
+    )
 }
 
 /// The online form of converting column `a` to `b`'s type
@@ -73,7 +81,7 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
     let shadow = quote(&shadow_name);
     let bk = q(&kept.backup);
     let sync = q(&format!("{}_sync", kept.backup));
-    let (copied, converted) = (quote("copied"), quote("converted"));
+    let copied = quote("copied");
     let new_value = |x: &str| convert::value(Dialect::Postgres, x, a.field_type, b.field_type);
     let mut phases = vec![
         Phase {
@@ -86,8 +94,7 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
             sql: vec![
                 format!("ALTER TABLE {t} ADD COLUMN {shadow} {}", b.sql_type()),
                 format!(
-                    "CREATE TABLE {bk} ({id} TEXT PRIMARY KEY, {c} {}, {copied} BOOLEAN NOT NULL DEFAULT false, \
-                     {converted} BOOLEAN NOT NULL DEFAULT false)",
+                    "CREATE TABLE {bk} ({id} TEXT PRIMARY KEY, {c} {}, {copied} BOOLEAN NOT NULL DEFAULT false)",
                     a.sql_type()
                 ),
                 format!(
@@ -103,27 +110,25 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
             batches: vec![],
         },
         Phase {
-            summary: format!("back up the originals of {}.{} in batches of {}", a.table, a.column, BATCH_ROWS),
+            summary: format!(
+                "back up the originals of {}.{} and convert them into {shadow_name}, in keyset batches",
+                a.table, a.column
+            ),
             reset: vec![],
             sql: vec![],
+            // One walk of the table: each row's original backed up (a value the
+            // trigger backed up already is as new or newer, and stays), and the
+            // row written again, which has the trigger convert it. The rows
+            // are written by key range (an index range scan; the same
+            // snapshot as `s` sees the same rows), never joined to `s`, which
+            // a plan could do by reading the whole table.
             batches: vec![format!(
-                "WITH i AS (INSERT INTO {bk} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM {t} \
-                 WHERE {id} > COALESCE((SELECT max({id}) FROM {bk} WHERE {copied}), '') ORDER BY {id} LIMIT {} \
-                 ON CONFLICT ({id}) DO UPDATE SET {copied} = true RETURNING 1) SELECT COUNT(*) FROM i",
-                BATCH_ROWS
-            )],
-        },
-        Phase {
-            summary: format!("convert {}.{} into {shadow_name} in batches of {}", a.table, a.column, BATCH_ROWS),
-            reset: vec![],
-            sql: vec![],
-            batches: vec![format!(
-                "WITH b AS (SELECT {id} FROM {bk} WHERE {id} > COALESCE((SELECT max({id}) FROM {bk} WHERE {converted}), '') \
-                 ORDER BY {id} LIMIT {}), \
-                 k AS (UPDATE {bk} SET {converted} = true FROM b WHERE {bk}.{id} = b.{id} RETURNING 1), \
-                 u AS (UPDATE {t} SET {shadow} = {} FROM b WHERE {t}.{id} = b.{id} RETURNING 1) \
-                 SELECT COUNT(*) FROM b",
-                BATCH_ROWS,
+                "WITH s AS (SELECT {id}, {c} FROM {t} WHERE {id} > $2 ORDER BY {id} LIMIT $1), \
+                 i AS (INSERT INTO {bk} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM s \
+                 ON CONFLICT ({id}) DO UPDATE SET {copied} = true RETURNING 1), \
+                 u AS (UPDATE {t} SET {shadow} = {} WHERE {id} > $2 AND {id} <= (SELECT max({id}) FROM s) \
+                 RETURNING 1) \
+                 SELECT COUNT(*), COALESCE(max(s.{id}), '') FROM s",
                 new_value(&format!("{t}.{c}"))
             )],
         },

@@ -1,0 +1,192 @@
+//! The online phases running now, one row per changed file in
+//! `marain_online_runs` (docs/online-changes.md): the instance running them
+//! writes its progress after every batch and reads back what an approver
+//! asked (pause, resume, abort) from any instance.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+use crate::engine::arg::Arg;
+
+/// Where a run of online phases stands, as the control requests set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    /// Between two batches, until resumed or aborted.
+    Paused,
+    /// Stops at the next batch or phase: what the phases made is cleared and
+    /// the change waits for approval again.
+    Aborting,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Aborting => "aborting",
+        }
+    }
+
+    fn parse(text: &str) -> RunState {
+        match text {
+            "paused" => RunState::Paused,
+            "aborting" => RunState::Aborting,
+            _ => RunState::Running,
+        }
+    }
+}
+
+/// What an approver asks of a running change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunControl {
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl RunControl {
+    /// The state it sets, and the states it may be set from.
+    fn transition(self) -> (RunState, &'static str) {
+        match self {
+            RunControl::Pause => (RunState::Paused, "'running'"),
+            RunControl::Resume => (RunState::Running, "'paused'"),
+            RunControl::Abort => (RunState::Aborting, "'running', 'paused'"),
+        }
+    }
+}
+
+/// How far one change's online phases are: what the change card and the
+/// status show while they run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnlineRun {
+    pub file: String,
+    pub change_id: u64,
+    pub table: String,
+    pub state: RunState,
+    /// Who paused or aborted it.
+    pub state_by: Option<String>,
+    /// From 1; `phases + 1` once the phases are done and the cut-over runs.
+    pub phase: usize,
+    pub phases: usize,
+    pub summary: String,
+    /// Rows the current phase's batches took so far.
+    pub rows_done: i64,
+    /// The rows the change was planned on, when counted.
+    pub rows_total: Option<i64>,
+    /// The current phase's rate so far (0 before its first batch).
+    pub rows_per_second: f64,
+    /// At that rate, how long the current phase still takes.
+    pub seconds_left: Option<f64>,
+    /// The batches rest longer than asked, because content requests slowed
+    /// down since the phases began.
+    pub slowed: bool,
+}
+
+impl OnlineRun {
+    /// "phase 2 of 4: … — 340000 of 1000000 rows, 160000 rows/s, about 4 s left".
+    pub fn describe(&self) -> String {
+        let mut text = match self.phase > self.phases {
+            true => "the phases are done; the cut-over runs".to_string(),
+            false => format!("online phase {} of {}: {}", self.phase, self.phases, self.summary),
+        };
+        if self.rows_done > 0 {
+            match self.rows_total {
+                Some(total) => text.push_str(&format!(" — {} of about {total} rows", self.rows_done)),
+                None => text.push_str(&format!(" — {} rows", self.rows_done)),
+            }
+            text.push_str(&format!(", {:.0} rows/s", self.rows_per_second));
+            if let Some(left) = self.seconds_left {
+                text.push_str(&format!(", about {left:.0} s left"));
+            }
+        }
+        if self.slowed {
+            text.push_str(" (slowed: content requests slowed down)");
+        }
+        match (self.state, &self.state_by) {
+            (RunState::Running, _) => {}
+            (state, Some(by)) => text.push_str(&format!("; {} by {by}", state.as_str())),
+            (state, None) => text.push_str(&format!("; {}", state.as_str())),
+        }
+        text
+    }
+}
+
+fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Records that `run`'s phases start (replacing what a killed run of the
+    /// same file left).
+    pub(super) async fn run_started(&self, run: &OnlineRun) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.pool.execute("DELETE FROM marain_online_runs WHERE file = $1", &[run.file.as_str().into()]).await?;
+        let sql = "INSERT INTO marain_online_runs (file, change_id, table_name, phase, phases, summary, rows_total, \
+                   started_at, phase_started_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)";
+        let args = [
+            run.file.as_str().into(),
+            run.change_id.to_string().into(),
+            run.table.as_str().into(),
+            Arg::Int(run.phase as i64),
+            Arg::Int(run.phases as i64),
+            run.summary.as_str().into(),
+            run.rows_total.map_or(Arg::Null, Arg::Int),
+            Arg::Int(now),
+        ];
+        self.pool.execute(sql, &args).await?;
+        Ok(())
+    }
+
+    /// Writes how far `run` is and reads back what was asked of it since.
+    pub(super) async fn run_progress(&self, run: &OnlineRun) -> Result<(RunState, Option<String>), StoreError> {
+        let sql = "UPDATE marain_online_runs SET phase = $2, summary = $3, rows_done = $4, updated_at = $5 \
+                   WHERE file = $1 RETURNING state, state_by";
+        let args = [
+            run.file.as_str().into(),
+            Arg::Int(run.phase as i64),
+            run.summary.as_str().into(),
+            Arg::Int(run.rows_done),
+            Arg::Int(now_ms()),
+        ];
+        let row: Option<(String, Option<String>)> = self.pool.fetch_optional(sql, &args).await?;
+        Ok(row.map_or((RunState::Running, None), |(state, by)| (RunState::parse(&state), by)))
+    }
+
+    /// `file`'s run is over (applied, failed or aborted).
+    pub async fn run_ended(&self, file: &str) {
+        let ended = self.pool.execute("DELETE FROM marain_online_runs WHERE file = $1", &[file.into()]).await;
+        if let Err(e) = ended {
+            tracing::warn!(%file, error = %e, "could not clear the record of an online run");
+        }
+    }
+
+    /// Asks `file`'s running phases, on whichever instance runs them, to
+    /// pause, resume or abort; `false` when none runs in a state that allows
+    /// it (none at all, already at the cut-over, or already so).
+    pub async fn control_run(&self, file: &str, control: RunControl, by: &str) -> Result<bool, StoreError> {
+        let (to, from) = control.transition();
+        let sql = format!(
+            "UPDATE marain_online_runs SET state = $2, state_by = $3 WHERE file = $1 AND phase <= phases \
+             AND state IN ({from})"
+        );
+        let changed = self.pool.execute(&sql, &[file.into(), to.as_str().into(), by.into()]).await?;
+        Ok(changed > 0)
+    }
+
+    /// Forgets the runs of tables in `tables` (cleared at start-up: their
+    /// lease was free, so no instance runs them).
+    pub(super) async fn forget_runs(&self, table: &str) -> Result<(), StoreError> {
+        self.pool.execute("DELETE FROM marain_online_runs WHERE table_name = $1", &[table.into()]).await?;
+        Ok(())
+    }
+
+    /// The tables whose runs are recorded.
+    pub(super) async fn recorded_run_tables(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            self.pool.fetch_all("SELECT DISTINCT table_name FROM marain_online_runs ORDER BY 1", &[]).await?;
+        Ok(rows.into_iter().map(|(t,)| t).collect())
+    }
+}
