@@ -658,6 +658,7 @@ fn the_handle_changes_state_only_through_the_queue() {
         // busy running them, so the request cannot wait in its queue; the
         // phases read it between batches, and it changes no snapshot state.
         "control_run",
+        "recorded_runs",
     ];
     let methods = store_methods();
     assert!(methods.len() > 30 && methods.contains(&"apply".to_string()), "the store's methods were not found");

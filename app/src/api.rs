@@ -33,7 +33,8 @@ pub async fn get_dashboard() -> Result<DashboardDto, AppError> {
     let user = identity().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
     let history = engine.history(None, HISTORY_ROWS).await?;
-    let mut dashboard = crate::convert::dashboard(&engine.snapshot(), &history, &crate::convert::InFlight::of(&engine));
+    let mut dashboard =
+        crate::convert::dashboard(&engine.snapshot(), &history, &crate::convert::InFlight::of(&engine).await);
     dashboard.user = Some(crate::dto::UserDto {
         name: user.name.clone(),
         role: user.role.as_str().into(),

@@ -117,8 +117,10 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    pub fn of(engine: &Coordinator) -> Self {
-        InFlight { waits: engine.lock_waits(), runs: engine.online_runs() }
+    /// What this instance's changes wait for, and the online phases running
+    /// on any instance.
+    pub async fn of(engine: &Coordinator) -> Self {
+        InFlight { waits: engine.lock_waits(), runs: engine.online_runs_everywhere().await }
     }
 
     /// Marks each change of `changes` that waits for a table lock with who

@@ -22,7 +22,7 @@ use crate::state::AppState;
 /// What is applied, pending, rejected and drifted, in one look.
 #[utoipa::path(get, path = "/api/v1/hot-reload/status", tag = "hot-reload", responses((status = 200, body = StatusDto)))]
 pub async fn status(State(state): State<AppState>) -> Json<StatusDto> {
-    Json(marain_app::convert::status(&state.engine.snapshot(), &InFlight::of(&state.engine)))
+    Json(marain_app::convert::status(&state.engine.snapshot(), &InFlight::of(&state.engine).await))
 }
 
 /// One pending change in full: diff, hazards, SQL and its inverse.
@@ -33,7 +33,7 @@ pub async fn change(State(state): State<AppState>, Path(id): Path<u64>) -> Resul
     let snapshot = state.engine.snapshot();
     let change = snapshot.pending.iter().find(|c| c.id == id).ok_or(EngineError::UnknownChange(id))?;
     let mut dto = ChangeDto::from(change);
-    InFlight::of(&state.engine).mark(std::iter::once(&mut dto.brief));
+    InFlight::of(&state.engine).await.mark(std::iter::once(&mut dto.brief));
     Ok(Json(dto))
 }
 

@@ -720,3 +720,85 @@ async fn copies_per_instance_defer_to_the_applied_version() {
         instance.process.kill();
     }
 }
+
+/// PostgreSQL only (phases run only there). A type change of a big table,
+/// approved on A, runs its phases there in small, slow batches; B shows how
+/// far they are (from the database), pauses them (A's run stops between
+/// batches and says who paused it), then aborts them: A's approval answers
+/// 409 naming who aborted, the table is as it was, and the change waits on
+/// both instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_change_on_one_instance_is_steered_from_another() {
+    const ITEM: &str =
+        "id: item\nname: Item\nfields:\n  - id: code\n    type: text\n  - id: score\n    type: integer\n";
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("schemas")).unwrap();
+    std::fs::create_dir_all(site.join("config")).unwrap();
+    std::fs::write(site.join("schemas/item.schema.yaml"), ITEM).unwrap();
+    let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
+                online_batch_pause_ms: 40\n";
+    std::fs::write(site.join("config/config.hot_reload.yaml"), slow).unwrap();
+    let db = PgServer::shared().fresh_database().await;
+    let client = approver_client(&db).await;
+    let a = Instance::start("a", dir.path(), &db);
+    a.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    let b = Instance::start("b", dir.path(), &db);
+    b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let seed =
+        "INSERT INTO content_item (id, code, score) SELECT 'i' || i, 'c' || i, i FROM generate_series(1, 3000) i";
+    store.pool().execute(seed, &[]).await.unwrap();
+
+    std::fs::write(site.join("schemas/item.schema.yaml"), ITEM.replace("type: integer", "type: text")).unwrap();
+    let id = a.pending_id(&client).await;
+    assert_eq!(b.pending_id(&client).await, id, "one change, one id");
+    let approving = tokio::spawn({
+        let (client, base) = (client.clone(), a.base.clone());
+        async move { approve_at(&client, &base, id).await }
+    });
+    // B sees A's run, as far as its last batch.
+    let change = |instance: &Instance| {
+        let url = format!("{}/changes/{id}", instance.base);
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let mut seen = json!(null);
+    for _ in 0..400 {
+        seen = change(&b).await;
+        if seen["running"]["rows_done"].as_i64().is_some_and(|n| n > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(seen["running"]["rows_done"].as_i64().is_some_and(|n| n > 0), "B never saw A's run: {seen}");
+    assert_eq!(seen["running"]["rows_total"].as_i64().map(|n| n >= 3000), Some(true), "{seen}");
+
+    let control = |instance: &Instance, action: &str| {
+        let url = format!("{}/changes/{id}/{action}", instance.base);
+        let client = client.clone();
+        async move { client.post(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(control(&b, "pause").await, 200);
+    let paused = a.wait_status(&client, |s| s["pending"][0]["running"]["state"] == "paused").await;
+    assert_eq!(paused["pending"][0]["running"]["state_by"], "cluster-test", "{paused}");
+    let held = paused["pending"][0]["running"]["rows_done"].clone();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(a.status(&client).await["pending"][0]["running"]["rows_done"], held, "a batch ran while paused");
+    assert_eq!(control(&b, "pause").await, 409, "paused already");
+
+    assert_eq!(control(&b, "abort").await, 200);
+    let (code, body) = approving.await.unwrap();
+    assert_eq!(code, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("aborted by cluster-test"), "{body}");
+    let columns = store.table_columns("content_item").await.unwrap();
+    assert_eq!(columns, ["id", "code", "score", "created_at", "updated_at"]);
+    let (n,): (i64,) = store.pool().fetch_one("SELECT COUNT(*) FROM marain_online_runs", &[]).await.unwrap();
+    assert_eq!(n, 0);
+    for instance in [&a, &b] {
+        let status = instance.wait_status(&client, |s| s["pending"].as_array().is_some_and(|p| p.len() == 1)).await;
+        assert_eq!(status["pending"][0]["id"].as_u64(), Some(id), "the change waits again on {}", instance.name);
+        assert!(status["pending"][0].get("running").is_none(), "{status}");
+    }
+    store.close().await;
+}

@@ -45,6 +45,28 @@ impl Coordinator {
         self.shared.online_runs.load_full()
     }
 
+    /// The online phases running now on any instance, by file: this
+    /// instance's as they are, the others' as far as they were at their last
+    /// batch (`marain_online_runs`). When the database cannot be read, this
+    /// instance's only.
+    pub async fn online_runs_everywhere(&self) -> Arc<std::collections::BTreeMap<String, OnlineRun>> {
+        let here = self.online_runs();
+        match self.shared.store.recorded_runs().await {
+            Ok(recorded) if recorded.iter().any(|r| !here.contains_key(&r.file)) => {
+                let mut all = (*here).clone();
+                for run in recorded {
+                    all.entry(run.file.clone()).or_insert(run);
+                }
+                Arc::new(all)
+            }
+            Ok(_) => here,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the online runs of other instances");
+                here
+            }
+        }
+    }
+
     /// Asks the online phases of pending change `id` to pause, resume or
     /// abort, on whichever instance runs them: straight to the database, not
     /// through the worker's queue (the worker is busy running them). They

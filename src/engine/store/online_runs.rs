@@ -113,6 +113,49 @@ impl OnlineRun {
     }
 }
 
+/// A row of `marain_online_runs`.
+#[derive(sqlx::FromRow)]
+struct RecordedRun {
+    file: String,
+    change_id: String,
+    table_name: String,
+    state: String,
+    state_by: Option<String>,
+    phase: i64,
+    phases: i64,
+    summary: String,
+    rows_done: i64,
+    rows_total: Option<i64>,
+    phase_started_at: i64,
+    updated_at: i64,
+}
+
+impl From<RecordedRun> for OnlineRun {
+    fn from(r: RecordedRun) -> Self {
+        let secs = (r.updated_at - r.phase_started_at) as f64 / 1000.0;
+        let rows_per_second = if secs > 0.0 { r.rows_done as f64 / secs } else { 0.0 };
+        let seconds_left = r
+            .rows_total
+            .filter(|_| rows_per_second > 0.0)
+            .map(|total| (total - r.rows_done).max(0) as f64 / rows_per_second);
+        OnlineRun {
+            file: r.file,
+            change_id: r.change_id.parse().unwrap_or_default(),
+            table: r.table_name,
+            state: RunState::parse(&r.state),
+            state_by: r.state_by,
+            phase: usize::try_from(r.phase).unwrap_or_default(),
+            phases: usize::try_from(r.phases).unwrap_or_default(),
+            summary: r.summary,
+            rows_done: r.rows_done,
+            rows_total: r.rows_total,
+            rows_per_second,
+            seconds_left: seconds_left.filter(|_| r.rows_done > 0),
+            slowed: false,
+        }
+    }
+}
+
 fn now_ms() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
@@ -142,7 +185,8 @@ impl Store {
 
     /// Writes how far `run` is and reads back what was asked of it since.
     pub(super) async fn run_progress(&self, run: &OnlineRun) -> Result<(RunState, Option<String>), StoreError> {
-        let sql = "UPDATE marain_online_runs SET phase = $2, summary = $3, rows_done = $4, updated_at = $5 \
+        let sql = "UPDATE marain_online_runs SET phase_started_at = CASE WHEN phase = $2 THEN phase_started_at \
+                   ELSE $5 END, phase = $2, summary = $3, rows_done = $4, updated_at = $5 \
                    WHERE file = $1 RETURNING state, state_by";
         let args = [
             run.file.as_str().into(),
@@ -153,6 +197,16 @@ impl Store {
         ];
         let row: Option<(String, Option<String>)> = self.pool.fetch_optional(sql, &args).await?;
         Ok(row.map_or((RunState::Running, None), |(state, by)| (RunState::parse(&state), by)))
+    }
+
+    /// Every run recorded, as far as it was at its last batch, on whichever
+    /// instance runs it (the rate from its phase's start to then).
+    pub async fn recorded_runs(&self) -> Result<Vec<OnlineRun>, StoreError> {
+        let sql = "SELECT file, change_id, table_name, state, state_by, CAST(phase AS BIGINT) AS phase, \
+                   CAST(phases AS BIGINT) AS phases, summary, rows_done, rows_total, phase_started_at, updated_at \
+                   FROM marain_online_runs ORDER BY file";
+        let rows: Vec<RecordedRun> = self.pool.fetch_all(sql, &[]).await?;
+        Ok(rows.into_iter().map(OnlineRun::from).collect())
     }
 
     /// `file`'s run is over (applied, failed or aborted).
