@@ -3,7 +3,11 @@
 -- they are (docs/online-changes.md). The instance running the phases writes
 -- the row as they start, updates it after each batch (reading `state` back:
 -- `running`, `paused` or `aborting`, which the control requests set) and
--- deletes it when they end. Times are milliseconds since the Unix epoch.
+-- deletes it, before it lets go of the table's lease, when they end. A row
+-- whose lease nobody holds was left by an instance that died: another
+-- instance claims it (`updated_at` as it saw it) and applies the change again
+-- under the approval recorded here (`approved_by`, `reason`, `confirm`).
+-- Times are milliseconds since the Unix epoch.
 CREATE TABLE marain_online_runs (
     file TEXT PRIMARY KEY,
     change_id TEXT NOT NULL,
@@ -17,5 +21,8 @@ CREATE TABLE marain_online_runs (
     rows_total BIGINT,
     started_at BIGINT NOT NULL,
     phase_started_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
+    updated_at BIGINT NOT NULL,
+    approved_by TEXT NOT NULL,
+    reason TEXT,
+    confirm TEXT
 );

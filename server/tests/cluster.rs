@@ -802,3 +802,71 @@ async fn an_online_change_on_one_instance_is_steered_from_another() {
     }
     store.close().await;
 }
+
+/// PostgreSQL only (phases run only there). A type change of a big table,
+/// approved on A, runs its phases there; A is killed (SIGKILL) in the middle
+/// of them. Its lease ends with its session, and B, finding the run's record
+/// with nobody holding the lease, applies the change again under the recorded
+/// approval: the phases start over (clearing what A's left) and the change
+/// commits once, as the one who approved it, every value converted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
+    const ITEM: &str =
+        "id: item\nname: Item\nfields:\n  - id: code\n    type: text\n  - id: score\n    type: integer\n";
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("schemas")).unwrap();
+    std::fs::create_dir_all(site.join("config")).unwrap();
+    std::fs::write(site.join("schemas/item.schema.yaml"), ITEM).unwrap();
+    let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
+                online_batch_pause_ms: 40\n";
+    std::fs::write(site.join("config/config.hot_reload.yaml"), slow).unwrap();
+    let db = PgServer::shared().fresh_database().await;
+    let client = approver_client(&db).await;
+    let a = Instance::start("a", dir.path(), &db);
+    a.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    let b = Instance::start("b", dir.path(), &db);
+    b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let seed =
+        "INSERT INTO content_item (id, code, score) SELECT 'i' || i, 'c' || i, i FROM generate_series(1, 3000) i";
+    store.pool().execute(seed, &[]).await.unwrap();
+
+    std::fs::write(site.join("schemas/item.schema.yaml"), ITEM.replace("type: integer", "type: text")).unwrap();
+    let id = a.pending_id(&client).await;
+    assert_eq!(b.pending_id(&client).await, id);
+    let approving = tokio::spawn({
+        let (client, base) = (client.clone(), a.base.clone());
+        async move { client.post(format!("{base}/changes/{id}/approve")).json(&json!({"confirm": "item"})).send().await }
+    });
+    a.wait_status(&client, |s| s["pending"][0]["running"]["rows_done"].as_i64().is_some_and(|n| n > 0)).await;
+    let Instance { process, .. } = a;
+    process.kill();
+    assert!(approving.await.unwrap().is_err(), "A answered although it was killed");
+
+    // B finishes it: applied once, under the approver's name.
+    let mut applied = Vec::new();
+    for _ in 0..600 {
+        applied = store.history().rows(Some("schemas/item.schema.yaml"), 10).await.unwrap();
+        if applied.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(applied.len(), 2, "B never finished the change of the instance that died");
+    assert_eq!(applied[0].actor, "cluster-test");
+    let mut columns = store.table_columns("content_item").await.unwrap();
+    columns.sort();
+    assert_eq!(columns, ["code", "created_at", "id", "score", "updated_at"], "a shadow column stayed");
+    let (n,): (i64,) =
+        store.pool().fetch_one("SELECT COUNT(*) FROM content_item WHERE score = substr(id, 2)", &[]).await.unwrap();
+    assert_eq!(n, 3000, "every value converted");
+    let (left,): (i64,) = store
+        .pool()
+        .fetch_one("SELECT (SELECT COUNT(*) FROM marain_online_runs) + (SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal)", &[])
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a run record or a trigger stayed");
+    b.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
+    store.close().await;
+}

@@ -34,6 +34,7 @@ pub mod snapshot;
 mod start;
 pub mod store;
 mod sync;
+mod takeover;
 pub mod telemetry;
 pub mod watcher;
 mod worker;

@@ -48,6 +48,11 @@ pub enum Command {
     /// What an operator asks for that changes state other than files (see
     /// `worker/operator.rs`).
     Operator(Operation),
+    /// Clear what online phases left on `table` when the instance running
+    /// them died and its change could not be applied again (see `takeover`).
+    ClearPhases {
+        table: String,
+    },
     /// A content write reached rows of `entity` that data files hold: check
     /// those rows for drift.
     CheckRows {

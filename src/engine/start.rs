@@ -84,6 +84,7 @@ impl Coordinator {
         shared.health.set_reconciled();
         super::sync::follow(&shared.store, &shared.commands, shared.snapshot.clone(), config.sync_poll);
         super::legacy_feed::follow(&shared.store, &shared.commands);
+        super::takeover::watch(&shared.store, &shared.commands);
         let inputs = Inputs { watcher, signal_tx, signals, commands: command_rx };
         let task = tokio::spawn(worker.run(inputs, shutdown));
         Ok((Coordinator::new(shared), task))

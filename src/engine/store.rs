@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use apply::lock_backoff;
 pub use history::row_hash;
-pub use online_runs::{OnlineRun, RunControl, RunState};
+pub use online_runs::{OnlineRun, Orphan, RunControl, RunState};
 pub use phases::{Lease, Pace, PhaseRun};
 
 use super::database::{scheme_only, Conn, Pool, PoolSize};

@@ -166,7 +166,7 @@ impl Worker {
         }
         self.settings = self.live_settings();
         super::index_names::rename_legacy(&self.store, &self.applied).await?;
-        self.store.clear_unfinished_phases().await?;
+        self.store.clear_unfinished_phases(None).await?;
         Ok(())
     }
 
@@ -306,6 +306,10 @@ impl Worker {
                 self.end(turn).await;
             }
             Command::Operator(operation) => self.operate(operation).await,
+            Command::ClearPhases { table } => match self.store.clear_unfinished_phases(Some(&table)).await {
+                Ok(ran) => tracing::info!(%table, statements = ran.len(), "cleared what a dead instance's phases left"),
+                Err(e) => tracing::warn!(%table, error = %e, "could not clear what a dead instance's phases left"),
+            },
             Command::Announce { kind, file, actor, message, audit } => {
                 let mut event = self.journal.event(kind, &file, None, None, message);
                 event.actor = actor;

@@ -74,6 +74,9 @@ pub trait Backend: Sync {
     /// `lock_timeout` bounds every lock the phases wait for. The second list
     /// gives the lease back. None where one process owns the database.
     fn lease(&self, key: i64, lock_timeout: Duration) -> (Statements, Statements);
+    /// Queries that take lease `key` if nobody holds it (answering whether it
+    /// was taken) and give it back; none where no phase runs.
+    fn free_lease(&self) -> Option<(&'static str, &'static str)>;
     /// A query of the statements that clear what online phases cut short
     /// left on content tables (an index a concurrent build left invalid, a
     /// constraint never validated, a NOT NULL proof never dropped, a trigger

@@ -98,6 +98,10 @@ impl Backend for Postgres {
         (take, give_back)
     }
 
+    fn free_lease(&self) -> Option<(&'static str, &'static str)> {
+        Some(("SELECT pg_try_advisory_lock($1)", "SELECT pg_advisory_unlock($1)"))
+    }
+
     /// The `_not_null` checks are ours (a `required` proven before `SET NOT
     /// NULL`); only CHECK constraints match, because PostgreSQL 18 keeps every
     /// `NOT NULL` as a constraint named `<table>_<column>_not_null` too.

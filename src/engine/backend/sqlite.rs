@@ -83,6 +83,10 @@ impl Backend for Sqlite {
         (Vec::new(), Vec::new())
     }
 
+    fn free_lease(&self) -> Option<(&'static str, &'static str)> {
+        None
+    }
+
     fn unfinished_phases_query(&self) -> Option<&'static str> {
         None
     }

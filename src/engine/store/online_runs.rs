@@ -3,10 +3,14 @@
 //! writes its progress after every batch and reads back what an approver
 //! asked (pause, resume, abort) from any instance.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 use crate::engine::arg::Arg;
+use crate::engine::Approval;
+use crate::hash::sha256_hex;
 
 /// Where a run of online phases stands, as the control requests set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +117,28 @@ impl OnlineRun {
     }
 }
 
+/// A run whose instance died, and the approval it ran under.
+#[derive(Debug, Clone)]
+pub struct Orphan {
+    pub file: String,
+    pub change_id: u64,
+    pub table: String,
+    pub approval: Approval,
+    updated_at: i64,
+}
+
+/// What a dead instance's run says of itself.
+#[derive(sqlx::FromRow)]
+struct OrphanRow {
+    file: String,
+    change_id: String,
+    table_name: String,
+    approved_by: String,
+    reason: Option<String>,
+    confirm: Option<String>,
+    updated_at: i64,
+}
+
 /// A row of `marain_online_runs`.
 #[derive(sqlx::FromRow)]
 struct RecordedRun {
@@ -156,6 +182,12 @@ impl From<RecordedRun> for OnlineRun {
     }
 }
 
+/// The lock key of `table`'s lease: the first eight bytes of its hash.
+pub(super) fn lease_key(table: &str) -> i64 {
+    let hex = sha256_hex(format!("marain online {table}").as_bytes());
+    u64::from_str_radix(&hex[..16], 16).map(|k| k as i64).unwrap_or_default()
+}
+
 fn now_ms() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
@@ -164,11 +196,12 @@ fn now_ms() -> i64 {
 impl Store {
     /// Records that `run`'s phases start (replacing what a killed run of the
     /// same file left).
-    pub(super) async fn run_started(&self, run: &OnlineRun) -> Result<(), StoreError> {
+    pub(super) async fn run_started(&self, run: &OnlineRun, approval: &Approval) -> Result<(), StoreError> {
         let now = now_ms();
         self.pool.execute("DELETE FROM marain_online_runs WHERE file = $1", &[run.file.as_str().into()]).await?;
         let sql = "INSERT INTO marain_online_runs (file, change_id, table_name, phase, phases, summary, rows_total, \
-                   started_at, phase_started_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)";
+                   started_at, phase_started_at, updated_at, approved_by, reason, confirm) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10, $11)";
         let args = [
             run.file.as_str().into(),
             run.change_id.to_string().into(),
@@ -178,6 +211,9 @@ impl Store {
             run.summary.as_str().into(),
             run.rows_total.map_or(Arg::Null, Arg::Int),
             Arg::Int(now),
+            approval.actor.as_str().into(),
+            approval.reason.as_deref().map_or(Arg::Null, Arg::from),
+            approval.confirm.as_deref().map_or(Arg::Null, Arg::from),
         ];
         self.pool.execute(sql, &args).await?;
         Ok(())
@@ -207,6 +243,39 @@ impl Store {
                    FROM marain_online_runs ORDER BY file";
         let rows: Vec<RecordedRun> = self.pool.fetch_all(sql, &[]).await?;
         Ok(rows.into_iter().map(OnlineRun::from).collect())
+    }
+
+    /// The runs whose instance died: their table's lease is free and they
+    /// were last written `stale_after` ago or more (a run writes after every
+    /// batch and holds the lease throughout; a claim writes too). None where
+    /// no phase runs.
+    pub async fn orphaned_runs(&self, stale_after: Duration) -> Result<Vec<Orphan>, StoreError> {
+        let Some((take, give_back)) = self.backend().free_lease() else { return Ok(Vec::new()) };
+        let before = now_ms() - i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
+        let sql = "SELECT file, change_id, table_name, approved_by, reason, confirm, updated_at \
+                   FROM marain_online_runs WHERE updated_at <= $1 ORDER BY file";
+        let rows: Vec<OrphanRow> = self.pool.fetch_all(sql, &[Arg::Int(before)]).await?;
+        let mut orphans = Vec::new();
+        let mut conn = self.pool.acquire().await?;
+        for OrphanRow { file, change_id, table_name: table, approved_by: actor, reason, confirm, updated_at } in rows {
+            let key = Arg::Int(lease_key(&table));
+            let (free,): (bool,) = conn.conn().fetch_one(take, std::slice::from_ref(&key)).await?;
+            if free {
+                let _: (bool,) = conn.conn().fetch_one(give_back, &[key]).await?;
+                let approval = Approval { actor, reason, confirm };
+                let change_id = change_id.parse().unwrap_or_default();
+                orphans.push(Orphan { file, change_id, table, approval, updated_at });
+            }
+        }
+        Ok(orphans)
+    }
+
+    /// Claims `orphan` for this instance, unless another did since it was
+    /// seen; `true` when this instance is the one to apply it again.
+    pub async fn claim_run(&self, orphan: &Orphan) -> Result<bool, StoreError> {
+        let sql = "UPDATE marain_online_runs SET updated_at = $3 WHERE file = $1 AND updated_at = $2";
+        let args = [orphan.file.as_str().into(), Arg::Int(orphan.updated_at), Arg::Int(now_ms())];
+        Ok(self.pool.execute(sql, &args).await? > 0)
     }
 
     /// `file`'s run is over (applied, failed or aborted).

@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use super::history::head_hash;
-use super::online_runs::{OnlineRun, RunState};
+use super::online_runs::{lease_key, OnlineRun, RunState};
 use super::{Store, StoreError};
 use crate::engine::arg::Arg;
 use crate::engine::content_latency::{slow_down, ContentLatency};
 use crate::engine::database::Pooled;
-use crate::hash::sha256_hex;
+use crate::engine::Approval;
 use crate::plan::{Phase, Plan};
 
 /// One table's lease on its online phases: a session of its own holding the
@@ -42,12 +42,6 @@ impl Drop for Lease {
     }
 }
 
-/// The lock key of `table`'s lease: the first eight bytes of its hash.
-fn lease_key(table: &str) -> i64 {
-    let hex = sha256_hex(format!("marain online {table}").as_bytes());
-    u64::from_str_radix(&hex[..16], 16).map(|k| k as i64).unwrap_or_default()
-}
-
 /// How a phase's batches are paced (`hot_reload.online_batch_rows` and
 /// `online_batch_pause_ms`): each batch query takes `rows` as its `$1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +58,9 @@ pub struct PhaseRun<'a> {
     /// How long content requests take lately: the batches rest longer when
     /// it rises (`content_latency::slow_down`).
     pub latency: &'a ContentLatency,
+    /// What was approved, recorded so that another instance can apply the
+    /// change again if this one dies during the phases.
+    pub approval: &'a Approval,
 }
 
 /// How often paused phases look whether they were resumed or aborted.
@@ -181,7 +178,7 @@ impl Store {
             seconds_left: None,
             slowed: false,
         });
-        self.run_started(&progress.run).await?;
+        self.run_started(&progress.run, run.approval).await?;
         let ran = self.each_phase(conn, &phases, &run, &mut progress, &mut report).await;
         if let Err(e) = ran {
             self.reset_phases(lease, plan, run.file).await;
@@ -293,7 +290,7 @@ impl Store {
     /// (docs/online-changes.md); returns the statements it ran. At start-up:
     /// a table whose lease another instance holds is running its phases now,
     /// and is left alone.
-    pub async fn clear_unfinished_phases(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn clear_unfinished_phases(&self, only: Option<&str>) -> Result<Vec<String>, StoreError> {
         let found: Vec<(String, String)> = match self.backend().unfinished_phases_query() {
             Some(query) => self.pool.fetch_all(query, &[]).await?,
             None => Vec::new(),
@@ -304,6 +301,7 @@ impl Store {
             found.iter().map(|(t, _)| t.as_str()).chain(recorded.iter().map(String::as_str)).collect();
         tables.sort_unstable();
         tables.dedup();
+        tables.retain(|t| only.is_none_or(|only| *t == only));
         for table in tables {
             let lease = match self.lease(table, Duration::from_millis(LEFT_ALONE_AFTER_MS)).await {
                 Ok(lease) => lease,

@@ -12,7 +12,7 @@ use crate::engine::snapshot::{LockWait, PendingChange};
 use crate::engine::store::{
     lock_backoff, Lease, OnlineRun, Pace, PhaseRun, RunState, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS,
 };
-use crate::engine::EngineError;
+use crate::engine::{Approval, EngineError};
 use crate::error::FileError;
 use crate::hash::sha256_hex;
 
@@ -52,7 +52,7 @@ impl Worker {
         // They run once; a cut-over that meets a lock is retried with their
         // lease held and what they made kept up to date by its triggers.
         let phased = loop {
-            match self.phases(&change).await {
+            match self.phases(&change, actor, record.reason.clone()).await {
                 Err(e) if e.is_lock_timeout() && attempt + 1 < LOCK_ATTEMPTS => {
                     attempt += 1;
                     self.wait_for_lock(&change, attempt).await;
@@ -61,7 +61,14 @@ impl Worker {
             }
         };
         let result = match phased {
-            Err(e) => Err(e),
+            Err(e) => {
+                // Stopped (failed, aborted) or never started: forgotten here
+                // too (the store forgot it as it let go of the lease).
+                if !change.plan.phases().is_empty() {
+                    self.run_over(&change.file).await;
+                }
+                Err(e)
+            }
             Ok(lease) => {
                 let cut_over = loop {
                     let taken = self.shared.schema_locks.write(&mut turn.locks, entities.iter().cloned()).await;
@@ -94,14 +101,14 @@ impl Worker {
                         // phases' triggers, shadow column or constraints.
                         self.store.reset_phases(&mut lease, &change.plan, &change.file).await;
                     }
+                    // Forgotten while the lease is held: a recorded run with a
+                    // free lease is a dead instance's (`takeover`).
+                    self.run_over(&change.file).await;
                     lease.release().await;
                 }
                 cut_over
             }
         };
-        if !change.plan.phases().is_empty() {
-            self.run_over(&change.file).await;
-        }
         if attempt > 0 {
             self.shared.lock_waits.rcu(|waits| {
                 let mut waits = (**waits).clone();
@@ -159,18 +166,25 @@ impl Worker {
 
     /// Runs `change`'s online phases under its table's lease, when it takes
     /// the online path; returns the lease, held until the cut-over is done.
-    async fn phases(&mut self, change: &PendingChange) -> Result<Option<Lease>, StoreError> {
+    async fn phases(
+        &mut self,
+        change: &PendingChange,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<Option<Lease>, StoreError> {
         let Some(table) = change.plan.online_tables().into_iter().next().filter(|_| !change.plan.phases().is_empty())
         else {
             return Ok(None);
         };
         let mut lease = self.store.lease(&table, self.lock_timeout()).await?;
         tracing::info!(file = %change.file, %table, rows = ?change.plan.table_rows, "running the change's online phases");
+        let approval = Approval { actor: actor.to_string(), reason, confirm: Some(change.entity.clone()) };
         let run = PhaseRun {
             change_id: change.id,
             file: &change.file,
             pace: Pace { rows: self.settings.batch_rows(), pause: self.settings.batch_pause() },
             latency: &self.shared.content_latency,
+            approval: &approval,
         };
         let (journal, events, runs) = (&mut self.journal, &self.shared.events, &self.shared.online_runs);
         let mut logged = (0, RunState::Running);
