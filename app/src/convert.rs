@@ -37,7 +37,7 @@ impl From<&PendingChange> for ChangeDto {
                 .plan
                 .phases()
                 .into_iter()
-                .map(|p| PhaseDto { summary: p.summary.clone(), sql: p.sql.clone() })
+                .map(|p| PhaseDto { summary: p.summary.clone(), sql: p.sql.clone(), batches: p.batches.clone() })
                 .collect(),
             rows: c
                 .rows

@@ -128,6 +128,11 @@ pub struct ChangeDto {
 pub struct PhaseDto {
     pub summary: String,
     pub sql: Vec<String>,
+    /// Queries run again and again, each batch its own transaction, with the
+    /// batch size as `$1` and the last key done as `$2`, until one takes no
+    /// row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<String>,
 }
 
 /// One record of a data file's change: its id, what happens to it, and each

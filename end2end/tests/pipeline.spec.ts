@@ -548,3 +548,53 @@ test.describe('reference data', () => {
     await expect(page.getByTestId('sync-status')).toHaveAttribute('data-in-sync', 'true');
   });
 });
+
+test.describe('online changes', () => {
+  // PostgreSQL only: there a big table's change runs in phases beside live
+  // traffic. Small, slow batches make a few thousand rows "big" and slow
+  // enough to watch: the card shows the progress, pauses, and aborts.
+  test('a running change shows its progress on the card and is paused and aborted from it', async ({ page, request, marain, backend }) => {
+    test.skip(backend !== 'postgres', 'online phases run on PostgreSQL only');
+    const HOT = 'config/config.hot_reload.yaml';
+    fs.writeFileSync(
+      marain.file(HOT),
+      'id: hot_reload\nvalues:\n  auto_apply: none\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  online_batch_pause_ms: 80\n',
+    );
+    await expect(async () => {
+      const res = await request.get(`${marain.url}/api/v1/hot-reload/history?file_path=${HOT}`, { headers: marain.auth });
+      expect((await res.json()).versions.length).toBe(1);
+    }).toPass();
+    fs.appendFileSync(marain.file(ARTICLE), '  - id: views\n    type: integer\n    label: Views\n');
+    await approveArticle(request, marain, 'count views');
+    sql(marain, [
+      "INSERT INTO content_article (id, title, slug, views) SELECT 'a' || i, 'Title ' || i, 'slug-' || i, i FROM generate_series(1, 6000) i",
+    ]);
+
+    await liveAsAdmin(page, marain);
+    editArticle(marain, (t) => t.replace('  - id: views\n    type: integer\n', '  - id: views\n    type: text\n'));
+    const card = page.locator(`[data-testid="change-card"][data-file="${ARTICLE}"]`);
+    await expect(card).toBeVisible();
+    await expect(card.getByTestId('phases')).toContainText('Online: 2 phases before the cut-over on 6000 rows');
+    await expect(card.getByTestId('phases')).toContainText('-- in batches, each its own transaction');
+    const confirm = card.getByLabel('Type article to confirm');
+    if (await confirm.count()) await confirm.fill('article');
+    await card.getByRole('button', { name: 'Approve change' }).click();
+
+    const run = card.getByTestId('online-run');
+    await expect(run.getByTestId('online-run-text')).toContainText('rows/s');
+    await card.getByRole('button', { name: /^Pause change/ }).click();
+    await expect(run).toHaveAttribute('data-state', 'paused');
+    await expect(run.getByTestId('online-run-text')).toContainText('paused by admin');
+    await expect(card.getByRole('button', { name: /^Resume change/ })).toBeVisible();
+    fs.mkdirSync('screenshots', { recursive: true });
+    await page.screenshot({ path: 'screenshots/online-paused.png', fullPage: true });
+
+    await card.getByRole('button', { name: /^Abort change/ }).click();
+    await expect(page.getByRole('alert')).toContainText('aborted by admin');
+    await expect(card.getByTestId('online-run')).toHaveCount(0);
+    await expect(card).toBeVisible();
+    // The table is as it was: no shadow column, every value an integer still.
+    const stored = await (await request.get(`${marain.url}/api/v1/entity/article/a42`, { headers: marain.auth })).json();
+    expect(stored.views).toBe(42);
+  });
+});

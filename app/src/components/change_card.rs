@@ -74,7 +74,7 @@ pub fn ChangeCard(
                         <summary>{format!("Online: {} before the cut-over{rows}", marain::plural::count(change.phases.len() as i64, "phase", "phases"))}</summary>
                         <ol class="phases">
                             {change.phases.iter().map(|p| view! {
-                                <li>{p.summary.clone()}<pre class="sql" tabindex="0">{p.sql.join(";\n") + ";"}</pre></li>
+                                <li>{p.summary.clone()}<pre class="sql" tabindex="0">{phase_sql(p)}</pre></li>
                             }).collect_view()}
                         </ol>
                     </details>
@@ -150,6 +150,17 @@ fn RunProgress(run: OnlineRunDto, id: u64, control: ServerAction<ControlChange>,
             })}
         </section>
     }
+}
+
+/// A phase's statements, then its batch queries marked as such.
+fn phase_sql(phase: &crate::dto::PhaseDto) -> String {
+    let mut text: Vec<String> = phase.sql.iter().map(|s| format!("{s};")).collect();
+    for batch in &phase.batches {
+        text.push(format!(
+            "-- in batches, each its own transaction: $1 rows after key $2, until none is left\n{batch};"
+        ));
+    }
+    text.join("\n")
 }
 
 fn short(hash: &str) -> String {
