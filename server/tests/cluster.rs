@@ -721,6 +721,46 @@ async fn copies_per_instance_defer_to_the_applied_version() {
     }
 }
 
+/// Two instances on a shared site whose `item` has 3,000 rows, "big" for
+/// `online_threshold_rows: 500`, changed in small, slow batches; `score`
+/// becoming text waits for approval as change `id` on both.
+struct BigChange {
+    dir: tempfile::TempDir,
+    client: reqwest::Client,
+    a: Instance,
+    b: Instance,
+    store: marain::engine::Store,
+    id: u64,
+}
+
+impl BigChange {
+    async fn waiting() -> BigChange {
+        const ITEM: &str =
+            "id: item\nname: Item\nfields:\n  - id: code\n    type: text\n  - id: score\n    type: integer\n";
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(site.join("schemas")).unwrap();
+        std::fs::create_dir_all(site.join("config")).unwrap();
+        std::fs::write(site.join("schemas/item.schema.yaml"), ITEM).unwrap();
+        let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
+                    online_batch_pause_ms: 40\n";
+        std::fs::write(site.join("config/config.hot_reload.yaml"), slow).unwrap();
+        let db = PgServer::shared().fresh_database().await;
+        let client = approver_client(&db).await;
+        let a = Instance::start("a", dir.path(), &db);
+        a.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+        let b = Instance::start("b", dir.path(), &db);
+        b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
+        let store = marain::engine::Store::open(&db).await.unwrap();
+        let seed =
+            "INSERT INTO content_item (id, code, score) SELECT 'i' || i, 'c' || i, i FROM generate_series(1, 3000) i";
+        store.pool().execute(seed, &[]).await.unwrap();
+        std::fs::write(site.join("schemas/item.schema.yaml"), ITEM.replace("type: integer", "type: text")).unwrap();
+        let id = a.pending_id(&client).await;
+        BigChange { dir, client, a, b, store, id }
+    }
+}
+
 /// PostgreSQL only (phases run only there). A type change of a big table,
 /// approved on A, runs its phases there in small, slow batches; B shows how
 /// far they are (from the database), pauses them (A's run stops between
@@ -729,29 +769,7 @@ async fn copies_per_instance_defer_to_the_applied_version() {
 /// both instances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_change_on_one_instance_is_steered_from_another() {
-    const ITEM: &str =
-        "id: item\nname: Item\nfields:\n  - id: code\n    type: text\n  - id: score\n    type: integer\n";
-    let dir = tempfile::tempdir().unwrap();
-    let site = dir.path().join("site");
-    std::fs::create_dir_all(site.join("schemas")).unwrap();
-    std::fs::create_dir_all(site.join("config")).unwrap();
-    std::fs::write(site.join("schemas/item.schema.yaml"), ITEM).unwrap();
-    let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
-                online_batch_pause_ms: 40\n";
-    std::fs::write(site.join("config/config.hot_reload.yaml"), slow).unwrap();
-    let db = PgServer::shared().fresh_database().await;
-    let client = approver_client(&db).await;
-    let a = Instance::start("a", dir.path(), &db);
-    a.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
-    let b = Instance::start("b", dir.path(), &db);
-    b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
-    let store = marain::engine::Store::open(&db).await.unwrap();
-    let seed =
-        "INSERT INTO content_item (id, code, score) SELECT 'i' || i, 'c' || i, i FROM generate_series(1, 3000) i";
-    store.pool().execute(seed, &[]).await.unwrap();
-
-    std::fs::write(site.join("schemas/item.schema.yaml"), ITEM.replace("type: integer", "type: text")).unwrap();
-    let id = a.pending_id(&client).await;
+    let BigChange { dir: _dir, client, a, b, store, id } = BigChange::waiting().await;
     assert_eq!(b.pending_id(&client).await, id, "one change, one id");
     let approving = tokio::spawn({
         let (client, base) = (client.clone(), a.base.clone());
@@ -811,29 +829,7 @@ async fn an_online_change_on_one_instance_is_steered_from_another() {
 /// commits once, as the one who approved it, every value converted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
-    const ITEM: &str =
-        "id: item\nname: Item\nfields:\n  - id: code\n    type: text\n  - id: score\n    type: integer\n";
-    let dir = tempfile::tempdir().unwrap();
-    let site = dir.path().join("site");
-    std::fs::create_dir_all(site.join("schemas")).unwrap();
-    std::fs::create_dir_all(site.join("config")).unwrap();
-    std::fs::write(site.join("schemas/item.schema.yaml"), ITEM).unwrap();
-    let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
-                online_batch_pause_ms: 40\n";
-    std::fs::write(site.join("config/config.hot_reload.yaml"), slow).unwrap();
-    let db = PgServer::shared().fresh_database().await;
-    let client = approver_client(&db).await;
-    let a = Instance::start("a", dir.path(), &db);
-    a.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
-    let b = Instance::start("b", dir.path(), &db);
-    b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
-    let store = marain::engine::Store::open(&db).await.unwrap();
-    let seed =
-        "INSERT INTO content_item (id, code, score) SELECT 'i' || i, 'c' || i, i FROM generate_series(1, 3000) i";
-    store.pool().execute(seed, &[]).await.unwrap();
-
-    std::fs::write(site.join("schemas/item.schema.yaml"), ITEM.replace("type: integer", "type: text")).unwrap();
-    let id = a.pending_id(&client).await;
+    let BigChange { dir: _dir, client, a, b, store, id } = BigChange::waiting().await;
     assert_eq!(b.pending_id(&client).await, id);
     let approving = tokio::spawn({
         let (client, base) = (client.clone(), a.base.clone());
