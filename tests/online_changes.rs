@@ -539,6 +539,50 @@ async fn a_cut_over_retried_behind_a_reader_keeps_what_the_phases_made_on_postgr
     site.stop().await;
 }
 
+/// PostgreSQL only (phases run only there). A report job reads `item` in a
+/// transaction it keeps open as a change is approved: the first phase's
+/// `ADD COLUMN` cannot take the table. It waits only briefly each time and
+/// tries again, so the content reads of `item` queued behind it never wait
+/// long: they go on throughout the hold (with one full `lock_timeout` wait
+/// they would stall for it). Once the reader lets go, the change applies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_phase_meeting_a_reader_lets_go_and_tries_again_on_postgres() {
+    use sqlx::Connection;
+    let mut site = big_site(Backend::Postgres, "none").await;
+    let config = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  lock_timeout_ms: 5000\n  directories:\n    \
+                  schemas:\n      auto_apply: none\n";
+    site.write("config/config.hot_reload.yaml", config);
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    site.write(ITEM_PATH, &ITEM.replace("type: integer", "type: float"));
+    let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();
+    let url = std::fs::read_to_string(site.dir.path().join("database-url")).unwrap();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let mut reader = sqlx::PgConnection::connect_with(&options.application_name("report-job")).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    sqlx::query("SELECT COUNT(*) FROM content_item").execute(&mut reader).await.unwrap();
+
+    let coordinator = site.coordinator.clone();
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    let approving = tokio::spawn(async move { coordinator.approve(id, approval).await });
+    site.wait_for(EventKind::Progress, ITEM_PATH).await;
+    // Held for two seconds: reads of `item` go on (the 5 s lock timeout
+    // would have held them all that time).
+    let held_until = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut reads = 0;
+    while tokio::time::Instant::now() < held_until {
+        site.coordinator.content().get("item", "i1").await.unwrap();
+        reads += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!approving.is_finished(), "the phase took the table a reader holds");
+    assert!(reads >= 10, "reads of item stalled behind the waiting phase: {reads} in two seconds");
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    approving.await.unwrap().unwrap();
+    let converted = site.count("SELECT COUNT(*) FROM content_item WHERE score = CAST(substr(id, 2) AS FLOAT)").await;
+    assert_eq!(converted, ROWS);
+    site.stop().await;
+}
+
 crate::backend_tests!(
     multi_thread: a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs,
     a_dropped_field_keeps_every_value_written_up_to_the_cut_over,

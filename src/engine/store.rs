@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use apply::lock_backoff;
 pub use history::row_hash;
 pub use online_runs::{OnlineRun, Orphan, RunControl, RunState};
-pub use phases::{Lease, Pace, PhaseRun};
+pub use phases::{Lease, Pace, PhaseRun, BRIEF_WAIT};
 
 use super::database::{scheme_only, Conn, Pool, PoolSize};
 use crate::hazard::{Hazard, Severity};

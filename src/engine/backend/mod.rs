@@ -74,6 +74,9 @@ pub trait Backend: Sync {
     /// `lock_timeout` bounds every lock the phases wait for. The second list
     /// gives the lease back. None where one process owns the database.
     fn lease(&self, key: i64, lock_timeout: Duration) -> (Statements, Statements);
+    /// The statement setting how long the lease's session waits for a lock
+    /// from now on; none where no phase runs.
+    fn lock_timeout_statement(&self, lock_timeout: Duration) -> Option<String>;
     /// Queries that take lease `key` if nobody holds it (answering whether it
     /// was taken) and give it back; none where no phase runs.
     fn free_lease(&self) -> Option<(&'static str, &'static str)>;

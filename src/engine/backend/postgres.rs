@@ -84,7 +84,7 @@ impl Backend for Postgres {
     /// behind them for long.
     fn lease(&self, key: i64, lock_timeout: Duration) -> (Statements, Statements) {
         let take = vec![
-            (format!("SET lock_timeout = {}", lock_timeout.as_millis().max(1)), Vec::new()),
+            (self.lock_timeout_statement(lock_timeout).unwrap_or_default(), Vec::new()),
             ("SELECT pg_advisory_lock($1)".to_string(), vec![Arg::Int(key)]),
             // A batch is planned for its own key and size each time: a generic
             // plan cannot see that `LIMIT $1` is small and may read the table.
@@ -96,6 +96,10 @@ impl Backend for Postgres {
             ("RESET plan_cache_mode".to_string(), Vec::new()),
         ];
         (take, give_back)
+    }
+
+    fn lock_timeout_statement(&self, lock_timeout: Duration) -> Option<String> {
+        Some(format!("SET lock_timeout = {}", lock_timeout.as_millis().max(1)))
     }
 
     fn free_lease(&self) -> Option<(&'static str, &'static str)> {

@@ -83,6 +83,10 @@ impl Backend for Sqlite {
         (Vec::new(), Vec::new())
     }
 
+    fn lock_timeout_statement(&self, _lock_timeout: Duration) -> Option<String> {
+        None
+    }
+
     fn free_lease(&self) -> Option<(&'static str, &'static str)> {
         None
     }

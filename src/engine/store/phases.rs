@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::apply::lock_backoff;
 use super::history::head_hash;
 use super::online_runs::{lease_key, OnlineRun, RunState};
-use super::{Store, StoreError};
+use super::{Store, StoreError, LOCK_ATTEMPTS};
 use crate::engine::arg::Arg;
 use crate::engine::content_latency::{slow_down, ContentLatency};
 use crate::engine::database::Pooled;
@@ -19,6 +20,9 @@ use crate::plan::{Phase, Plan};
 pub struct Lease {
     conn: Option<Pooled>,
     give_back: Vec<(String, Vec<Arg>)>,
+    /// How long the session waits for a lock (a batch for a row a client
+    /// writes, a constraint's validation for an autovacuum).
+    lock_timeout: Duration,
 }
 
 impl Lease {
@@ -61,6 +65,19 @@ pub struct PhaseRun<'a> {
     /// What was approved, recorded so that another instance can apply the
     /// change again if this one dies during the phases.
     pub approval: &'a Approval,
+}
+
+/// How long a phase's statement waits for its table's lock before it lets go
+/// and tries again (all but its last two tries; see `Store::briefly`).
+pub const BRIEF_WAIT: Duration = Duration::from_millis(50);
+
+/// Whether `statement`, waiting for its table's lock, makes the table's
+/// readers queue behind it: every DDL statement of a phase but those built to
+/// run beside traffic (`… CONCURRENTLY`, `VALIDATE CONSTRAINT`, whose locks
+/// readers and writers pass; a concurrent build cut short would also leave
+/// an invalid index that a plain retry trips on).
+fn queues_readers(statement: &str) -> bool {
+    !(statement.contains(" CONCURRENTLY ") || statement.contains(" VALIDATE CONSTRAINT "))
 }
 
 /// How often paused phases look whether they were resumed or aborted.
@@ -137,7 +154,7 @@ impl Store {
                 return Err(e.into());
             }
         }
-        Ok(Lease { conn: Some(conn), give_back })
+        Ok(Lease { conn: Some(conn), give_back, lock_timeout })
     }
 
     /// Runs `plan`'s phases on the lease's session, each statement on its
@@ -179,7 +196,8 @@ impl Store {
             slowed: false,
         });
         self.run_started(&progress.run, run.approval).await?;
-        let ran = self.each_phase(conn, &phases, &run, &mut progress, &mut report).await;
+        let lock_timeout = lease.lock_timeout;
+        let ran = self.each_phase(conn, lock_timeout, &phases, &run, &mut progress, &mut report).await;
         if let Err(e) = ran {
             self.reset_phases(lease, plan, run.file).await;
             self.run_ended(run.file).await;
@@ -208,6 +226,7 @@ impl Store {
     async fn each_phase(
         &self,
         conn: &mut Pooled,
+        lock_timeout: Duration,
         phases: &[&Phase],
         run: &PhaseRun<'_>,
         progress: &mut Progress,
@@ -220,10 +239,13 @@ impl Store {
             let started = Instant::now();
             let _running = crate::engine::telemetry::phase_started(&progress.run.table);
             for statement in phase.reset.iter().chain(&phase.sql) {
-                conn.conn()
-                    .execute(statement, &[])
-                    .await
-                    .map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+                match queues_readers(statement) {
+                    true => self.briefly(conn, statement, lock_timeout).await?,
+                    false => {
+                        let ran = conn.conn().execute(statement, &[]).await;
+                        ran.map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+                    }
+                }
             }
             for statement in &phase.batches {
                 // Each batch is a transaction of its own: writes interleave.
@@ -253,6 +275,40 @@ impl Store {
             self.failpoints.reach("after_phase");
         }
         Ok(())
+    }
+
+    /// Runs one of a phase's statements on the lease's session, waiting at
+    /// most `BRIEF_WAIT` for the table's lock: one that takes a strong lock
+    /// (`ADD COLUMN`, `ADD CONSTRAINT … NOT VALID`) makes every later reader
+    /// of the table queue behind it while it waits, so it lets go and tries
+    /// again with backoff instead. Its last two tries wait the session's full
+    /// `lock_timeout`, past which PostgreSQL cancels an autovacuum in the way.
+    async fn briefly(&self, conn: &mut Pooled, statement: &str, lock_timeout: Duration) -> Result<(), StoreError> {
+        let set = |wait| self.backend().lock_timeout_statement(wait);
+        let mut attempt = 0;
+        loop {
+            let wait = match attempt + 2 < LOCK_ATTEMPTS {
+                true => lock_timeout.min(BRIEF_WAIT),
+                false => lock_timeout,
+            };
+            if let Some(sql) = set(wait) {
+                conn.conn().execute(&sql, &[]).await?;
+            }
+            let ran = conn.conn().execute(statement, &[]).await;
+            if let Some(sql) = set(lock_timeout) {
+                conn.conn().execute(&sql, &[]).await?;
+            }
+            let error = match ran {
+                Ok(_) => return Ok(()),
+                Err(source) => StoreError::Statement { statement: statement.to_string(), source },
+            };
+            attempt += 1;
+            if !error.is_lock_timeout() || attempt >= LOCK_ATTEMPTS {
+                return Err(error);
+            }
+            tracing::debug!(%statement, attempt, "a phase's statement met a lock; trying again");
+            tokio::time::sleep(lock_backoff(attempt)).await;
+        }
     }
 
     /// Writes how far the phases are and heeds what was asked: waits while

@@ -10,15 +10,12 @@ use crate::engine::scan::write_site_file;
 use crate::engine::shared::Command;
 use crate::engine::snapshot::{LockWait, PendingChange};
 use crate::engine::store::{
-    lock_backoff, Lease, OnlineRun, Pace, PhaseRun, RunState, StoreError, VersionRecord, VersionRow, LOCK_ATTEMPTS,
+    lock_backoff, Lease, OnlineRun, Pace, PhaseRun, RunState, StoreError, VersionRecord, VersionRow, BRIEF_WAIT,
+    LOCK_ATTEMPTS,
 };
 use crate::engine::{Approval, EngineError};
 use crate::error::FileError;
 use crate::hash::sha256_hex;
-
-/// How long an online change's cut-over waits for its table's lock before
-/// it lets go and tries again (all but its last two tries).
-const ONLINE_CUT_OVER_WAIT: Duration = Duration::from_millis(50);
 
 impl Worker {
     /// Applies `change` on behalf of `actor`: one transaction with its history
@@ -78,7 +75,7 @@ impl Worker {
                         // very stall the phases avoided. Its last tries wait
                         // the full timeout, past which PostgreSQL cancels an
                         // autovacuum in the way (`deadlock_timeout`).
-                        true => self.lock_timeout().min(ONLINE_CUT_OVER_WAIT),
+                        true => self.lock_timeout().min(BRIEF_WAIT),
                         false => self.lock_timeout(),
                     };
                     let applied = self.store.apply(&change.plan, change.severity, record.clone(), lock_timeout).await;
