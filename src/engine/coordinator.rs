@@ -51,6 +51,10 @@ impl Coordinator {
     /// instance's only.
     pub async fn online_runs_everywhere(&self) -> Arc<std::collections::BTreeMap<String, OnlineRun>> {
         let here = self.online_runs();
+        if self.shared.store.backend().free_lease().is_none() {
+            // No phase runs on this backend: nothing to read.
+            return here;
+        }
         match self.shared.store.recorded_runs().await {
             Ok(recorded) if recorded.iter().any(|r| !here.contains_key(&r.file)) => {
                 let mut all = (*here).clone();

@@ -188,20 +188,23 @@ pub(super) fn lease_key(table: &str) -> i64 {
     u64::from_str_radix(&hex[..16], 16).map(|k| k as i64).unwrap_or_default()
 }
 
-fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl Store {
+    /// The database's clock in milliseconds, as SQL: instances compare these
+    /// times with one another, so no process's own clock writes them.
+    fn now_ms_sql(&self) -> &'static str {
+        self.backend().now_sql().1
+    }
+
     /// Records that `run`'s phases start (replacing what a killed run of the
     /// same file left).
     pub(super) async fn run_started(&self, run: &OnlineRun, approval: &Approval) -> Result<(), StoreError> {
-        let now = now_ms();
         self.pool.execute("DELETE FROM marain_online_runs WHERE file = $1", &[run.file.as_str().into()]).await?;
-        let sql = "INSERT INTO marain_online_runs (file, change_id, table_name, phase, phases, summary, rows_total, \
-                   started_at, phase_started_at, updated_at, approved_by, reason, confirm) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10, $11)";
+        let sql = format!(
+            "INSERT INTO marain_online_runs (file, change_id, table_name, phase, phases, summary, rows_total, \
+             started_at, phase_started_at, updated_at, approved_by, reason, confirm) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {now}, {now}, {now}, $8, $9, $10)",
+            now = self.now_ms_sql()
+        );
         let args = [
             run.file.as_str().into(),
             run.change_id.to_string().into(),
@@ -210,28 +213,29 @@ impl Store {
             Arg::Int(run.phases as i64),
             run.summary.as_str().into(),
             run.rows_total.map_or(Arg::Null, Arg::Int),
-            Arg::Int(now),
             approval.actor.as_str().into(),
             approval.reason.as_deref().map_or(Arg::Null, Arg::from),
             approval.confirm.as_deref().map_or(Arg::Null, Arg::from),
         ];
-        self.pool.execute(sql, &args).await?;
+        self.pool.execute(&sql, &args).await?;
         Ok(())
     }
 
     /// Writes how far `run` is and reads back what was asked of it since.
     pub(super) async fn run_progress(&self, run: &OnlineRun) -> Result<(RunState, Option<String>), StoreError> {
-        let sql = "UPDATE marain_online_runs SET phase_started_at = CASE WHEN phase = $2 THEN phase_started_at \
-                   ELSE $5 END, phase = $2, summary = $3, rows_done = $4, updated_at = $5 \
-                   WHERE file = $1 RETURNING state, state_by";
+        let sql = format!(
+            "UPDATE marain_online_runs SET phase_started_at = CASE WHEN phase = $2 THEN phase_started_at \
+             ELSE {now} END, phase = $2, summary = $3, rows_done = $4, updated_at = {now} \
+             WHERE file = $1 RETURNING state, state_by",
+            now = self.now_ms_sql()
+        );
         let args = [
             run.file.as_str().into(),
             Arg::Int(run.phase as i64),
             run.summary.as_str().into(),
             Arg::Int(run.rows_done),
-            Arg::Int(now_ms()),
         ];
-        let row: Option<(String, Option<String>)> = self.pool.fetch_optional(sql, &args).await?;
+        let row: Option<(String, Option<String>)> = self.pool.fetch_optional(&sql, &args).await?;
         Ok(row.map_or((RunState::Running, None), |(state, by)| (RunState::parse(&state), by)))
     }
 
@@ -251,10 +255,13 @@ impl Store {
     /// no phase runs.
     pub async fn orphaned_runs(&self, stale_after: Duration) -> Result<Vec<Orphan>, StoreError> {
         let Some((take, give_back)) = self.backend().free_lease() else { return Ok(Vec::new()) };
-        let before = now_ms() - i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
-        let sql = "SELECT file, change_id, table_name, approved_by, reason, confirm, updated_at \
-                   FROM marain_online_runs WHERE updated_at <= $1 ORDER BY file";
-        let rows: Vec<OrphanRow> = self.pool.fetch_all(sql, &[Arg::Int(before)]).await?;
+        let stale = Arg::Int(i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX));
+        let sql = format!(
+            "SELECT file, change_id, table_name, approved_by, reason, confirm, updated_at \
+             FROM marain_online_runs WHERE updated_at <= {} - $1 ORDER BY file",
+            self.now_ms_sql()
+        );
+        let rows: Vec<OrphanRow> = self.pool.fetch_all(&sql, &[stale]).await?;
         let mut orphans = Vec::new();
         let mut conn = self.pool.acquire().await?;
         for OrphanRow { file, change_id, table_name: table, approved_by: actor, reason, confirm, updated_at } in rows {
@@ -273,9 +280,13 @@ impl Store {
     /// Claims `orphan` for this instance, unless another did since it was
     /// seen; `true` when this instance is the one to apply it again.
     pub async fn claim_run(&self, orphan: &Orphan) -> Result<bool, StoreError> {
-        let sql = "UPDATE marain_online_runs SET updated_at = $3 WHERE file = $1 AND updated_at = $2";
-        let args = [orphan.file.as_str().into(), Arg::Int(orphan.updated_at), Arg::Int(now_ms())];
-        Ok(self.pool.execute(sql, &args).await? > 0)
+        // The time it had is `stale_after` old or more: the claim writes another.
+        let sql = format!(
+            "UPDATE marain_online_runs SET updated_at = {} WHERE file = $1 AND updated_at = $2",
+            self.now_ms_sql()
+        );
+        let args = [orphan.file.as_str().into(), Arg::Int(orphan.updated_at)];
+        Ok(self.pool.execute(&sql, &args).await? > 0)
     }
 
     /// `file`'s run is over (applied, failed or aborted).
