@@ -18,10 +18,20 @@ pub trait CaseDb {
     /// Runs statements each on its own, outside a transaction (an online
     /// plan's phases); the error text on failure.
     async fn run_each(&mut self, sql: &[String]) -> Result<(), String>;
-    /// Runs the query `sql` with `rows` as its `$1` and the last key it
-    /// answered as its `$2` again and again until it answers 0 (a phase's
-    /// batches).
-    async fn repeat(&mut self, sql: &str, rows: i64) -> Result<(), String>;
+    /// Runs the batch query `sql` once, with `rows` as its `$1` and `after`
+    /// as its `$2`: the rows it took and its last key.
+    async fn batch(&mut self, sql: &str, rows: i64, after: &str) -> Result<(i64, String), String>;
+    /// Runs the batch query `sql` again and again, each time after the last
+    /// key the one before answered, until it takes no row (a phase's batches).
+    async fn repeat(&mut self, sql: &str, rows: i64) -> Result<(), String> {
+        let mut after = String::new();
+        loop {
+            match self.batch(sql, rows, &after).await? {
+                (0, _) => return Ok(()),
+                (_, last) => after = last,
+            }
+        }
+    }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>>;
     async fn data(&mut self) -> Data;
     async fn seed(&mut self, site: &Site, seed: &Seed);
@@ -39,15 +49,9 @@ impl CaseDb for SqliteConnection {
         }
         Ok(())
     }
-    async fn repeat(&mut self, sql: &str, rows: i64) -> Result<(), String> {
-        let mut after = String::new();
-        loop {
-            let batch = sqlx::query_as::<_, (i64, String)>(sql).bind(rows).bind(&after);
-            match batch.fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))? {
-                (0, _) => return Ok(()),
-                (_, last) => after = last,
-            }
-        }
+    async fn batch(&mut self, sql: &str, rows: i64, after: &str) -> Result<(i64, String), String> {
+        let batch = sqlx::query_as(sql).bind(rows).bind(after);
+        batch.fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
         lite::schema(self).await
@@ -73,15 +77,9 @@ impl CaseDb for PgConnection {
         }
         Ok(())
     }
-    async fn repeat(&mut self, sql: &str, rows: i64) -> Result<(), String> {
-        let mut after = String::new();
-        loop {
-            let batch = sqlx::query_as::<_, (i64, String)>(sql).bind(rows).bind(&after);
-            match batch.fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))? {
-                (0, _) => return Ok(()),
-                (_, last) => after = last,
-            }
-        }
+    async fn batch(&mut self, sql: &str, rows: i64, after: &str) -> Result<(i64, String), String> {
+        let batch = sqlx::query_as(sql).bind(rows).bind(after);
+        batch.fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
         pg::schema(self).await

@@ -156,15 +156,23 @@ struct RecordedRun {
     updated_at: i64,
 }
 
+impl OnlineRun {
+    /// Sets the rate and the time left from `rows_done` taken in `secs` since
+    /// the phase began.
+    pub(super) fn timed(&mut self, secs: f64) {
+        self.rows_per_second = if secs > 0.0 { self.rows_done as f64 / secs } else { 0.0 };
+        let rate = self.rows_per_second;
+        self.seconds_left = self
+            .rows_total
+            .filter(|_| rate > 0.0 && self.rows_done > 0)
+            .map(|total| (total - self.rows_done).max(0) as f64 / rate);
+    }
+}
+
 impl From<RecordedRun> for OnlineRun {
     fn from(r: RecordedRun) -> Self {
         let secs = (r.updated_at - r.phase_started_at) as f64 / 1000.0;
-        let rows_per_second = if secs > 0.0 { r.rows_done as f64 / secs } else { 0.0 };
-        let seconds_left = r
-            .rows_total
-            .filter(|_| rows_per_second > 0.0)
-            .map(|total| (total - r.rows_done).max(0) as f64 / rows_per_second);
-        OnlineRun {
+        let mut run = OnlineRun {
             file: r.file,
             change_id: r.change_id.parse().unwrap_or_default(),
             table: r.table_name,
@@ -175,10 +183,12 @@ impl From<RecordedRun> for OnlineRun {
             summary: r.summary,
             rows_done: r.rows_done,
             rows_total: r.rows_total,
-            rows_per_second,
-            seconds_left: seconds_left.filter(|_| r.rows_done > 0),
+            rows_per_second: 0.0,
+            seconds_left: None,
             slowed: false,
-        }
+        };
+        run.timed(secs);
+        run
     }
 }
 
@@ -268,7 +278,13 @@ impl Store {
             let key = Arg::Int(lease_key(&table));
             let (free,): (bool,) = conn.conn().fetch_one(take, std::slice::from_ref(&key)).await?;
             if free {
-                let _: (bool,) = conn.conn().fetch_one(give_back, &[key]).await?;
+                // Given back at once; if that fails, the connection is
+                // closed rather than pooled holding a table's lease.
+                let given: Result<(bool,), _> = conn.conn().fetch_one(give_back, &[key]).await;
+                if let Err(e) = given {
+                    conn.detach();
+                    return Err(e.into());
+                }
                 let approval = Approval { actor, reason, confirm };
                 let change_id = change_id.parse().unwrap_or_default();
                 orphans.push(Orphan { file, change_id, table, approval, updated_at });

@@ -112,13 +112,7 @@ impl Progress {
     fn took(&mut self, rows: i64, slowed: bool) {
         self.run.rows_done += rows;
         self.run.slowed = slowed;
-        let secs = self.phase_started.elapsed().as_secs_f64();
-        self.run.rows_per_second = if secs > 0.0 { self.run.rows_done as f64 / secs } else { 0.0 };
-        self.run.seconds_left = self
-            .run
-            .rows_total
-            .filter(|_| self.run.rows_per_second > 0.0)
-            .map(|total| (total - self.run.rows_done).max(0) as f64 / self.run.rows_per_second);
+        self.run.timed(self.phase_started.elapsed().as_secs_f64());
     }
 
     /// Whether a report is due by the clock (and so counts as made).
