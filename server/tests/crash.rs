@@ -584,19 +584,20 @@ async fn an_unreadable_directory_is_an_error_not_a_deletion(backend: Backend) {
     server.kill();
 }
 
-/// PostgreSQL only (online phases run only there). `kill -9` during an
-/// online change (every table counts as big): after its first phase (the
-/// index on `bio` built) and after all of them (the unique index of
-/// `username` built too, not yet a constraint). Restarted, the server clears
-/// what the phases left that enforces anything, the old schema is live (a
-/// duplicate username is accepted), the change waits again, and approved it
-/// applies once, with the history intact.
-async fn kill_during_online_phases(point: &str) {
+/// `kill -9` during an online change (every table counts as big): after its
+/// first phase and after all of them. On PostgreSQL the first builds the
+/// index on `bio`, the second the unique index of `username` (not yet a
+/// constraint); on SQLite the first makes the shadow table and its triggers,
+/// the second fills it. Restarted, the server clears what the phases left
+/// that enforces anything, the old schema is live (a duplicate username is
+/// accepted), the change waits again, and approved it applies once, with the
+/// history intact.
+async fn kill_during_online_phases(point: &str, backend: Backend) {
     let dir = site_with(V1);
     let config = dir.path().join("site/config/config.hot_reload.yaml");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
-    let db = Backend::Postgres.prepare(dir.path()).await;
+    let db = backend.prepare(dir.path()).await;
     let client = approver_client(&db).await;
     // Applies 1 and 2 are the user entity and the config: the online change is the third.
     let failpoint = format!("{point}@3");
@@ -622,16 +623,17 @@ async fn kill_during_online_phases(point: &str) {
     let server = Server::start(dir.path(), &db, None);
     wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
     let store = marain::engine::Store::open(&db).await.unwrap();
-    let left: (i64,) = store
-        .pool()
-        .fetch_one(
+    let left = match backend {
+        Backend::Postgres => {
             "SELECT (SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid) + (SELECT COUNT(*) FROM pg_indexes \
              WHERE indexname = 'content_user_username_key') + (SELECT COUNT(*) FROM pg_constraint \
-             WHERE NOT convalidated OR conname LIKE '%\\_not\\_null')",
-            &[],
-        )
-        .await
-        .unwrap();
+             WHERE NOT convalidated OR conname LIKE '%\\_not\\_null')"
+        }
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' OR name LIKE 'marain\\_shadow\\_%' ESCAPE '\\'"
+        }
+    };
+    let left: (i64,) = store.pool().fetch_one(left, &[]).await.unwrap();
     assert_eq!(left.0, 0, "{point}: what the phases left was not cleared at start-up");
     // The old schema: usernames need not be unique.
     let duplicate = json!({"id": "dup", "username": "user1"});
@@ -645,12 +647,12 @@ async fn kill_during_online_phases(point: &str) {
     assert_eq!(versions(&client, &server.base).await.len(), 2, "{point}: applied once");
     let resp = client.post(format!("{}/entity/user", server.base)).json(&duplicate).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 409, "{point}: the unique key is not enforced");
-    let constraints: (i64,) = store
-        .pool()
-        .fetch_one("SELECT COUNT(*) FROM pg_constraint WHERE conname = 'content_user_username_key'", &[])
-        .await
-        .unwrap();
-    assert_eq!(constraints.0, 1, "{point}");
+    let keys = match backend {
+        Backend::Postgres => "SELECT COUNT(*) FROM pg_constraint WHERE conname = 'content_user_username_key'",
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE name = 'idx_user__bio'",
+    };
+    let keys: (i64,) = store.pool().fetch_one(keys, &[]).await.unwrap();
+    assert_eq!(keys.0, 1, "{point}");
     store.close().await;
     history_verifies(&db, dir.path());
     server.kill();
@@ -701,16 +703,14 @@ async fn kill_during_an_online_backup_on_postgres() {
     server.kill();
 }
 
-/// PostgreSQL only (online phases run only there): see [`kill_during_online_phases`].
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_after_an_online_phase_on_postgres() {
-    kill_during_online_phases("after_phase").await;
+/// See [`kill_during_online_phases`].
+async fn kill_after_an_online_phase(backend: Backend) {
+    kill_during_online_phases("after_phase", backend).await;
 }
 
-/// PostgreSQL only (online phases run only there): see [`kill_during_online_phases`].
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_before_the_online_cut_over_on_postgres() {
-    kill_during_online_phases("before_cut_over").await;
+/// See [`kill_during_online_phases`].
+async fn kill_before_the_online_cut_over(backend: Backend) {
+    kill_during_online_phases("before_cut_over", backend).await;
 }
 
 async fn crash_runs(point: &str, backend: Backend) {
@@ -749,4 +749,6 @@ backend_tests!(
     kill_before_history_row,
     kill_before_commit,
     kill_after_commit_before_state_swap,
+    kill_after_an_online_phase,
+    kill_before_the_online_cut_over,
 );

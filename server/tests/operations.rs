@@ -151,8 +151,8 @@ async fn metrics_move_with_real_changes(backend: Backend) {
     )
     .unwrap();
     server.wait_versions("schemas/note.schema.yaml", 1).await;
-    // An index on it: every table counts as big, so on PostgreSQL it is built
-    // online, and the phase is measured (SQLite has no online form).
+    // An index on it: every table counts as big, so it is built online (on
+    // SQLite, into a shadow table), and the phase is measured.
     std::fs::write(
         server.site.join("schemas/note.schema.yaml"),
         "id: note\nname: Note\nfields:\n  - id: body\n    type: text\n    indexed: true\n",

@@ -227,7 +227,8 @@ async fn create(
         }
         None => uuid::Uuid::now_v7().to_string(),
     };
-    let mut tx = store.pool().begin().await.map_err(StoreError::Sql)?;
+    let _turn = store.write_turn().await;
+    let mut tx = store.writers().begin().await.map_err(StoreError::Sql)?;
     if let Some(t) = legacy {
         if transition::legacy_row(&mut tx.conn(), t, &entity.id, &id).await?.is_some() {
             return Err(ContentError::Conflict(format!(
@@ -305,7 +306,8 @@ async fn update(
     }
     sets.push(format!("{} = CURRENT_TIMESTAMP", d.table("updated_at")));
     let sql = format!("UPDATE {} SET {} WHERE {} = $1", d.table(&entity.table()), sets.join(", "), d.table("id"));
-    let mut tx = store.pool().begin().await.map_err(StoreError::Sql)?;
+    let _turn = store.write_turn().await;
+    let mut tx = store.writers().begin().await.map_err(StoreError::Sql)?;
     if tx.conn().execute(&sql, &args).await? == 0 {
         let row = match legacy {
             Some(t) => transition::legacy_row(&mut tx.conn(), t, &entity.id, id).await?,
@@ -341,7 +343,8 @@ async fn delete(
 ) -> Result<(), ContentError> {
     let d = store.dialect();
     let sql = format!("DELETE FROM {} WHERE {} = $1", d.table(&entity.table()), d.table("id"));
-    let mut tx = store.pool().begin().await.map_err(StoreError::Sql)?;
+    let _turn = store.write_turn().await;
+    let mut tx = store.writers().begin().await.map_err(StoreError::Sql)?;
     let deleted = tx.conn().execute(&sql, &[id.into()]).await.map_err(|e| match ContentError::from(e) {
         ContentError::Conflict(_) => ContentError::Conflict(format!(
             "other records still reference `{}` `{id}`; change or remove them first",

@@ -94,9 +94,10 @@ impl StoreError {
     /// or written is `unavailable`.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Statement { .. } | StoreError::ForeignKeys(_) | StoreError::SeverityRose { .. } => {
-                ErrorKind::ApplyFailed
-            }
+            StoreError::Statement { .. }
+            | StoreError::Disproved { .. }
+            | StoreError::ForeignKeys(_)
+            | StoreError::SeverityRose { .. } => ErrorKind::ApplyFailed,
             StoreError::HeadMoved { .. } => ErrorKind::AlreadyApplied,
             StoreError::Aborted { .. } => ErrorKind::Conflict,
             StoreError::NotCommitted { .. } | StoreError::DiskFull { .. } => ErrorKind::Unavailable,
@@ -132,6 +133,11 @@ impl StoreError {
             }
             StoreError::ForeignKeys(n) => {
                 format!("the change was rolled back: {n} rows would reference rows that do not exist")
+            }
+            StoreError::Disproved { found, .. } => {
+                format!(
+                    "the change was not applied: {found} rows hold what it cannot take; the server log has the query"
+                )
             }
             e @ StoreError::SeverityRose { .. } => format!("the change was rolled back: {e}"),
             e @ (StoreError::HeadMoved { .. }

@@ -52,17 +52,18 @@ pub fn refusal(e: &sqlx::Error) -> Option<String> {
             None => "a value is not one the schema allows".into(),
         });
     }
-    if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        if pg.code().starts_with("22") {
-            if let Some(field) = converting(pg) {
-                return Some(format!(
-                    "the value of `{field}` cannot be held by the type a change being applied gives it \
-                     (docs/online-changes.md)"
-                ));
-            }
-        }
+    if let Some(field) = converting(d) {
+        return Some(format!(
+            "the value of `{field}` cannot be held by the type a change being applied gives it \
+             (docs/online-changes.md)"
+        ));
     }
     if let sqlx::error::ErrorKind::NotNullViolation = d.kind() {
+        if let Some(c) = shadow_not_null(d) {
+            return Some(format!(
+                "`{c}` must have a value: a change making it required is being applied (docs/online-changes.md)"
+            ));
+        }
         let column = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|pg| pg.column());
         return Some(match column.filter(|c| plain(c)) {
             Some(c) => format!("`{c}` must have a value"),
@@ -70,6 +71,14 @@ pub fn refusal(e: &sqlx::Error) -> Option<String> {
         });
     }
     None
+}
+
+/// The column of SQLite's `NOT NULL constraint failed: <table>.<column>` when
+/// the table is an online rebuild's shadow: the field is becoming required.
+fn shadow_not_null(d: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    let target = d.message().strip_prefix("NOT NULL constraint failed: ")?;
+    let (table, column) = target.split_once('.')?;
+    (table.starts_with("marain_shadow_") && plain(column)).then(|| column.to_string())
 }
 
 /// The column a CHECK violation is about, from the constraint's name
@@ -89,10 +98,18 @@ fn checked_column(d: &dyn sqlx::error::DatabaseError) -> Option<(String, bool)> 
 }
 
 /// The column whose conversion failed, when the failure happened in the
-/// trigger of an online type change (its function is named after the backup
-/// of the column, `marain_backup_<tag>_<table>__<column>_sync`, and the
-/// error's context names the function); `None` for any other data error.
-fn converting(pg: &sqlx::postgres::PgDatabaseError) -> Option<String> {
+/// trigger of an online type change; `None` for any other error. SQLite: the
+/// shadow table's trigger raised `cannot convert <column>` (plan/sqlite/online.rs).
+/// PostgreSQL: a data error whose context names the trigger's function,
+/// named after the backup of the column (`marain_backup_<tag>_<table>__<column>_sync`).
+fn converting(d: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() else {
+        let column = d.message().strip_prefix("marain: cannot convert ")?;
+        return plain(column).then(|| column.to_string());
+    };
+    if !pg.code().starts_with("22") {
+        return None;
+    }
     let context = pg.r#where()?;
     let function = context.split("function ").nth(1)?.split('(').next()?;
     let backup = function.strip_prefix("marain_backup_")?.strip_suffix("_sync")?;

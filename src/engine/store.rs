@@ -41,6 +41,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("statement failed: {statement}: {source}")]
     Statement { statement: String, source: sqlx::Error },
+    #[error("the data does not allow the change: {found} rows found by {statement}")]
+    Disproved { statement: String, found: i64 },
     #[error("foreign key check failed after the change: {0} rows reference missing rows")]
     ForeignKeys(usize),
     #[error("database: {0}")]
@@ -151,6 +153,17 @@ pub struct Store {
     /// connection changed; applying on one connection keeps a thousand-table
     /// first start linear, not quadratic. PostgreSQL: the main pool.
     writer: Pool,
+    /// Where content writes and an online change's phases run. SQLite: a pool
+    /// of its own, so that a write waiting for SQLite's one write lock
+    /// (behind a batch of an online change, or another write) holds none of
+    /// the readers' connections, and reads never queue behind it. PostgreSQL:
+    /// the main pool (its writers do not wait for one another's tables).
+    writers: Pool,
+    /// Turns at SQLite's one write lock for content writes and an online
+    /// change's batches, taken in the order asked (tokio's mutex is fair):
+    /// SQLite's own busy wait is not, and a writer sleeping in it can miss
+    /// every gap between one batch and the next.
+    write_turns: Arc<tokio::sync::Mutex<()>>,
     /// One apply at a time within this process; across processes the database
     /// serialises them (SQLite's write lock, PostgreSQL's advisory lock).
     apply_lock: Arc<tokio::sync::Mutex<()>>,
@@ -209,13 +222,20 @@ impl Store {
         let pool =
             Pool::connect(url, PoolSize { max_connections: readers, keep_forever: false }).await.map_err(open_err)?;
         pool.migrate().await?;
-        let writer = match pool.backend().kept_writer() {
-            true => Pool::connect(url, PoolSize { max_connections: 1, keep_forever: true }).await.map_err(open_err)?,
-            false => pool.clone(),
+        let (writer, writers) = match pool.backend().kept_writer() {
+            true => (
+                Pool::connect(url, PoolSize { max_connections: 1, keep_forever: true }).await.map_err(open_err)?,
+                Pool::connect(url, PoolSize { max_connections: readers, keep_forever: false })
+                    .await
+                    .map_err(open_err)?,
+            ),
+            false => (pool.clone(), pool.clone()),
         };
         Ok(Self {
             pool,
             writer,
+            writers,
+            write_turns: Arc::new(tokio::sync::Mutex::new(())),
             apply_lock: Arc::new(tokio::sync::Mutex::new(())),
             failpoints: super::failpoint::Failpoints::from_env(),
             instance: uuid::Uuid::now_v7().to_string(),
@@ -233,6 +253,20 @@ impl Store {
     /// This process's name in notifications, unique per start.
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// Where content writes run (see the field).
+    pub fn writers(&self) -> &Pool {
+        &self.writers
+    }
+
+    /// A turn at writing, held until the write transaction ends, where
+    /// writers exclude each other (SQLite); `None` where they do not.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend().writers_excluded() {
+            true => Some(self.write_turns.lock().await),
+            false => None,
+        }
     }
 
     pub fn pool(&self) -> &Pool {
@@ -276,6 +310,7 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
+        self.writers.close().await;
     }
 }
 

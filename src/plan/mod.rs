@@ -103,6 +103,19 @@ pub struct Phase {
     /// phase reads the table once).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<String>,
+    /// Where a backend cannot write in the query that finds a batch (SQLite
+    /// has no writing `WITH`): each of `batches` then only finds the batch's
+    /// rows, and these statements write them, in the same transaction, over
+    /// the rows after `$2` up to and including `$3`, the batch's last key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch_writes: Vec<String>,
+    /// Counts run once the phase's statements and batches are done, each of
+    /// which must answer 0: what the data must not hold for the change to go
+    /// on (values its new type cannot hold, say), proven beside live traffic
+    /// so that the cut-over need not scan for it. Writes after the proof are
+    /// refused by the phases' triggers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proofs: Vec<String>,
 }
 
 /// How a PostgreSQL rewrite's hazard says it converts the rows, on the
@@ -110,6 +123,11 @@ pub struct Phase {
 pub(crate) const REWRITE_LOCKED: &str = "ALTER COLUMN … TYPE converts every row under an exclusive lock";
 pub(crate) const REWRITE_ONLINE: &str =
     "every row is converted online, into a shadow column filled in batches beside live traffic, then swapped in a \
+     short cut-over";
+/// How a SQLite rebuild's hazard says it copies the rows, on either path.
+pub(crate) const REBUILD_LOCKED: &str = "every row is copied into a new table";
+pub(crate) const REBUILD_ONLINE: &str =
+    "every row is copied online, into a shadow table filled in batches beside live traffic, then swapped in a \
      short cut-over";
 /// What the probe of a big rewrite adds, and what the online path says instead.
 const WRITES_WAIT: &str = "; writes wait until it is done";
@@ -289,11 +307,13 @@ impl Plan {
         let online = self.path == PlanPath::Online;
         for step in self.steps.iter_mut().filter(|s| s.online.is_some()) {
             for hazard in step.hazards.iter_mut().filter(|h| h.code == HazardCode::TableRebuild) {
-                let (from, to) = match online {
-                    true => (REWRITE_LOCKED, REWRITE_ONLINE),
-                    false => (REWRITE_ONLINE, REWRITE_LOCKED),
-                };
-                hazard.message = hazard.message.replace(from, to);
+                for (locked, unlocked) in [(REWRITE_LOCKED, REWRITE_ONLINE), (REBUILD_LOCKED, REBUILD_ONLINE)] {
+                    let (from, to) = match online {
+                        true => (locked, unlocked),
+                        false => (unlocked, locked),
+                    };
+                    hazard.message = hazard.message.replace(from, to);
+                }
                 if online {
                     hazard.message = hazard.message.replace(WRITES_WAIT, WRITES_GO_ON);
                 }

@@ -348,6 +348,8 @@ impl Planner<'_> {
                 reset: vec![ColumnSpec::drop_index_concurrently(&b.index_name())],
                 sql: vec![b.create_index_concurrently()],
                 batches: vec![],
+                batch_writes: vec![],
+                proofs: vec![],
             });
         }
         if unique {
@@ -357,6 +359,8 @@ impl Planner<'_> {
                 reset: vec![ColumnSpec::drop_index_concurrently(&b.key_name())],
                 sql: vec![b.create_unique_index_concurrently()],
                 batches: vec![],
+                batch_writes: vec![],
+                proofs: vec![],
             });
         }
         if not_null {
@@ -366,6 +370,8 @@ impl Planner<'_> {
                 reset: vec![b.drop_constraint_if_exists(&b.not_null_check_name())],
                 sql: b.add_not_null_check(),
                 batches: vec![],
+                batch_writes: vec![],
+                proofs: vec![],
             });
         }
         if check {
@@ -375,6 +381,8 @@ impl Planner<'_> {
                 reset: vec![b.drop_constraint_if_exists(&b.check_name())],
                 sql: b.add_check(),
                 batches: vec![],
+                batch_writes: vec![],
+                proofs: vec![],
             });
         }
         if fkey {
@@ -384,6 +392,8 @@ impl Planner<'_> {
                 reset: vec![b.drop_constraint_if_exists(&b.fkey_name())],
                 sql: b.add_fkey(true),
                 batches: vec![],
+                batch_writes: vec![],
+                proofs: vec![],
             });
         }
         // What is left, then the phases' work made part of the schema. (A key

@@ -5,12 +5,18 @@
 //! child table) goes through SQLite's documented table rebuild: create the target
 //! table under a temporary name, copy the rows, drop the old table, rename.
 
+mod online;
+
 use std::collections::HashMap;
 
-use super::{backup_child, renamed_old, restore_child, ForeignKey, Originals, Plan, PlanBinding, PlanContext, Step};
+use online::{online_rebuild, Kept};
+
+use super::{
+    backup_child, renamed_old, restore_child, ForeignKey, Online, Originals, Plan, PlanBinding, PlanContext, Step,
+};
 use crate::diff::{ChangeItem, Continuations, EntityChange, FieldAspect};
-use crate::grade::GradedChange;
-use crate::hazard::{Hazard, HazardCode, Severity};
+use crate::grade::{GradedChange, GradedItem};
+use crate::hazard::{Hazard, HazardCode, ProbeKind, Severity};
 use crate::model::{EntitySchema, Field, FieldType};
 use crate::sql::{backup_table, child_table, convert, index_name, quote, rebuild_table, sqlite, Dialect};
 
@@ -78,7 +84,7 @@ pub(super) fn plan(
         if !backward_native {
             // SQLite can do this in place but cannot undo it in place: the inverse
             // is one rebuild back to the old shape, run first when rolling back.
-            let inverse = rebuild_step(o, n, vec![], &tag);
+            let inverse = rebuild_step(o, n, vec![], &tag, false);
             for step in &mut plan.steps[first..] {
                 step.rollback_sql.clear();
             }
@@ -93,22 +99,67 @@ pub(super) fn plan(
             });
             plan.rollback_foreign_keys_off = true;
         }
+        if !renamed {
+            in_place_online(&mut plan.steps[first..first + storage.len()], o, n, &storage, &tag);
+        }
     } else {
         let mut hazards: Vec<Hazard> = storage.iter().flat_map(|gi| gi.hazards.iter().cloned()).collect();
         let mut rebuild = Hazard::new(
             HazardCode::TableRebuild,
             Severity::Warning,
-            format!("table content_{} is rebuilt: every row is copied into a new table", n.id),
+            format!("table content_{} is rebuilt: {}", n.id, super::REBUILD_LOCKED),
         );
         rebuild.probe = Some(crate::probe::rebuild_probe(&n.id));
         hazards.push(rebuild);
-        let mut step = rebuild_step(o, n, hazards, &tag);
+        let mut step = rebuild_step(o, n, hazards, &tag, !renamed);
         step.summary = storage.iter().map(|gi| gi.item.summary()).chain([step.summary]).collect::<Vec<_>>().join("; ");
         plan.steps.push(step);
         plan.foreign_keys_off = true;
         plan.rollback_foreign_keys_off = true;
     }
     plan
+}
+
+/// Gives in-place `steps` (one per item of `storage`) an online form when one
+/// of them reads every row (`DROP COLUMN` rewrites the table, `CREATE INDEX`
+/// sorts it) and all are single-valued fields: the shadow-table rebuild
+/// (`online.rs`), carried by the first step; the others have nothing left
+/// for the cut-over. Faster in one transaction, which holds the database's
+/// only write lock meanwhile; the threshold decides.
+fn in_place_online(steps: &mut [Step], o: &EntitySchema, n: &EntitySchema, storage: &[&GradedItem], tag: &str) {
+    let single = |f: &Field| f.cardinality.is_single();
+    let mut kept = Vec::new();
+    let mut reads_every_row = false;
+    for gi in storage {
+        let ChangeItem::Entity(item) = &gi.item else { return };
+        match item {
+            EntityChange::AddField { field, .. } if single(field) => {}
+            EntityChange::RenameField { from, .. } if single(from) => {}
+            EntityChange::DropField { entity, field } if single(field) => {
+                let column = field.column().unwrap_or_default();
+                let backup = backup_table(tag, &crate::model::table_name(entity), Some(&column));
+                kept.push(Kept { backup, column, sql_type: sqlite::column_type(field.field_type) });
+                reads_every_row = true;
+            }
+            EntityChange::AlterField { old, new, .. } if single(old) && single(new) => {
+                reads_every_row |= new.indexed && !old.indexed;
+            }
+            _ => return,
+        }
+    }
+    if !reads_every_row {
+        return;
+    }
+    let probes = storage.iter().flat_map(|gi| &gi.hazards).filter_map(|h| h.probe.as_ref());
+    let proofs = probes.filter(|p| matches!(p.kind, ProbeKind::Violations | ProbeKind::RowsWithoutValue));
+    let online = online_rebuild(o, n, &kept, proofs.map(|p| p.sql.clone()).collect());
+    let nothing = Online { table: online.table.clone(), phases: vec![], sql: vec![] };
+    for step in steps.iter_mut() {
+        step.online = Some(nothing.clone());
+    }
+    if let Some(first) = steps.first_mut() {
+        first.online = Some(online);
+    }
 }
 
 /// A reference cycle deleted in one batch: no order of drops keeps every key
@@ -416,8 +467,14 @@ fn rebuild_sql(to: &EntitySchema, source: impl Fn(&Field) -> Option<String>) -> 
     sql
 }
 
-fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &str) -> Step {
+/// A rebuild of `o`'s table into `n`'s shape, with its online form when
+/// `online` allows one and it moves no values between a column and a child
+/// table (docs/online-changes.md).
+fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &str, online: bool) -> Step {
     let entity = &n.id;
+    // What the online form keeps, and whether it can take this rebuild.
+    let mut kept = Vec::new();
+    let mut columns_only = online;
     let mut sql = Vec::new();
     let mut after_rebuild = Vec::new();
     let mut backups = Vec::new();
@@ -432,10 +489,13 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     for of in o.fields.iter().filter(|f| links.successor(&f.id).is_none()) {
         if of.cardinality.is_single() {
             let (bk, copy) = backup_column(tag, entity, of);
+            let column = of.column().unwrap_or_default();
+            kept.push(Kept { backup: bk.clone(), column, sql_type: sqlite::column_type(of.field_type) });
             sql.push(copy);
             dropped_columns.insert(&of.id, bk.clone());
             backups.push(bk);
         } else {
+            columns_only = false;
             let gone = ChildBackup::of(tag, entity, of);
             sql.extend([gone.copy, gone.drop]);
             restore_children.extend(gone.restore);
@@ -445,6 +505,7 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     for nf in &n.fields {
         let Some(of) = links.source(&nf.id) else {
             if !nf.cardinality.is_single() {
+                columns_only = false;
                 sql.push(sqlite::create_child_table(entity, nf));
                 undo_children.push(drop_child(entity, nf));
             }
@@ -452,20 +513,24 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
         };
         match (of.cardinality.is_single(), nf.cardinality.is_single()) {
             (true, true) => {
-                if let Some(kept) = Originals::of(tag, entity, of, nf) {
-                    sql.push(kept.copy(Dialect::Sqlite));
-                    restore_values.push(kept.restore(Dialect::Sqlite));
-                    backups.push(kept.backup);
+                if let Some(originals) = Originals::of(tag, entity, of, nf) {
+                    let sql_type = sqlite::column_type(originals.original);
+                    kept.push(Kept { backup: originals.backup.clone(), column: originals.column.clone(), sql_type });
+                    sql.push(originals.copy(Dialect::Sqlite));
+                    restore_values.push(originals.restore(Dialect::Sqlite));
+                    backups.push(originals.backup);
                 }
             }
             // One → many: the column's values become each row's first value.
             (true, false) => {
+                columns_only = false;
                 sql.push(sqlite::create_child_table(entity, nf));
                 sql.push(move_into_child(entity, of, nf));
                 restore_children.push(drop_child(entity, nf));
             }
             // Many → one: the first value stays, the child table is backed up.
             (false, true) => {
+                columns_only = false;
                 let gone = ChildBackup::of(tag, entity, of);
                 sql.push(gone.copy);
                 after_rebuild.push(gone.drop);
@@ -487,6 +552,9 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
                 // Same values, new shape (type, bound, allowed values): rebuild the
                 // child table under its new name; undo before renaming back.
                 let old_shape = Field { id: nf.id.clone(), ..of.clone() };
+                if renamed || !old_shape.same_storage(nf) || of.field_type != nf.field_type {
+                    columns_only = false;
+                }
                 if !old_shape.same_storage(nf) {
                     sql.extend(rebuild_child_sql(entity, &old_shape, nf));
                     undo_children.extend(rebuild_child_sql(entity, nf, &old_shape));
@@ -526,6 +594,13 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
     rollback.extend(restore_children);
     rollback.extend(restore_values);
 
+    let online = columns_only.then(|| {
+        // Rows breaking a new rule, values a new type cannot hold: proven
+        // absent before the cut-over, which then need not scan for them.
+        let probes = hazards.iter().filter_map(|h| h.probe.as_ref());
+        let proofs = probes.filter(|p| matches!(p.kind, ProbeKind::Violations | ProbeKind::RowsWithoutValue));
+        online_rebuild(o, n, &kept, proofs.map(|p| p.sql.clone()).collect())
+    });
     Step {
         summary: format!("~ rebuild table content_{entity}"),
         sql,
@@ -533,7 +608,7 @@ fn rebuild_step(o: &EntitySchema, n: &EntitySchema, hazards: Vec<Hazard>, tag: &
         hazards,
         backups,
         restores: vec![],
-        online: None,
+        online,
     }
 }
 

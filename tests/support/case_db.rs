@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use marain::plan::Dialect;
+use marain::plan::{Dialect, Plan};
 use marain::site::Site;
 use sqlx::{PgConnection, SqliteConnection};
 
@@ -19,18 +19,37 @@ pub trait CaseDb {
     /// plan's phases); the error text on failure.
     async fn run_each(&mut self, sql: &[String]) -> Result<(), String>;
     /// Runs the batch query `sql` once, with `rows` as its `$1` and `after`
-    /// as its `$2`: the rows it took and its last key.
-    async fn batch(&mut self, sql: &str, rows: i64, after: &str) -> Result<(i64, String), String>;
-    /// Runs the batch query `sql` again and again, each time after the last
-    /// key the one before answered, until it takes no row (a phase's batches).
-    async fn repeat(&mut self, sql: &str, rows: i64) -> Result<(), String> {
+    /// as its `$2`, then `writes` over its rows (`$2` to `$3`, its last key)
+    /// in the same transaction: the rows it took and its last key.
+    async fn batch(&mut self, sql: &str, writes: &[String], rows: i64, after: &str) -> Result<(i64, String), String>;
+    /// Runs a phase's batch query `sql` again and again, each time after the
+    /// last key the one before answered, until it takes no row.
+    async fn repeat(&mut self, sql: &str, writes: &[String], rows: i64) -> Result<(), String> {
         let mut after = String::new();
         loop {
-            match self.batch(sql, rows, &after).await? {
+            match self.batch(sql, writes, rows, &after).await? {
                 (0, _) => return Ok(()),
                 (_, last) => after = last,
             }
         }
+    }
+    /// Runs `plan`'s cut-over as the store does: in one transaction, between
+    /// the settings its backend puts around an apply.
+    async fn cut_over(&mut self, plan: &Plan) -> Result<(), String> {
+        let around = marain::engine::backend::of(plan.dialect).around_apply(plan);
+        for (before, _) in &around {
+            self.run_each(&[before.to_string()]).await?;
+        }
+        let ran = self.run(&plan.cut_over_sql(), plan.foreign_keys_off, &plan.dangling).await;
+        for (_, after) in &around {
+            self.run_each(&[after.to_string()]).await?;
+        }
+        ran
+    }
+    /// Whether the database file is whole, where the database can say
+    /// (SQLite's `integrity_check`: an online cut-over writes its schema table).
+    async fn whole(&mut self) -> Result<(), String> {
+        Ok(())
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>>;
     async fn data(&mut self) -> Data;
@@ -49,9 +68,26 @@ impl CaseDb for SqliteConnection {
         }
         Ok(())
     }
-    async fn batch(&mut self, sql: &str, rows: i64, after: &str) -> Result<(i64, String), String> {
+    async fn batch(&mut self, sql: &str, writes: &[String], rows: i64, after: &str) -> Result<(i64, String), String> {
+        use sqlx::Connection;
+        let mut tx = self.begin().await.map_err(|e| e.to_string())?;
         let batch = sqlx::query_as(sql).bind(rows).bind(after);
-        batch.fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))
+        let (taken, last): (i64, String) = batch.fetch_one(&mut *tx).await.map_err(|e| format!("{sql}: {e}"))?;
+        if taken > 0 {
+            for write in writes {
+                let query = sqlx::query(write).bind(rows).bind(after).bind(&last);
+                query.execute(&mut *tx).await.map_err(|e| format!("{write}: {e}"))?;
+            }
+        }
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok((taken, last))
+    }
+    async fn whole(&mut self) -> Result<(), String> {
+        let found: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&mut *self).await.unwrap();
+        match found.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            _ => Err(format!("the database is not whole: {found:?}")),
+        }
     }
     async fn schema(&mut self) -> BTreeMap<String, Vec<String>> {
         lite::schema(self).await
@@ -77,7 +113,9 @@ impl CaseDb for PgConnection {
         }
         Ok(())
     }
-    async fn batch(&mut self, sql: &str, rows: i64, after: &str) -> Result<(i64, String), String> {
+    /// A PostgreSQL batch writes in its own query (`writes` is empty).
+    async fn batch(&mut self, sql: &str, writes: &[String], rows: i64, after: &str) -> Result<(i64, String), String> {
+        assert!(writes.is_empty(), "a PostgreSQL batch writes in its query");
         let batch = sqlx::query_as(sql).bind(rows).bind(after);
         batch.fetch_one(&mut *self).await.map_err(|e| format!("{sql}: {e}"))
     }

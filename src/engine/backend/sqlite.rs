@@ -9,7 +9,7 @@ use super::{Backend, Statements};
 use crate::content::SqlValue;
 use crate::engine::arg::Arg;
 use crate::model::FieldType;
-use crate::plan::Plan;
+use crate::plan::{Plan, PlanPath};
 use crate::sql::Dialect;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -41,11 +41,19 @@ impl Backend for Sqlite {
     /// with `synchronous = FULL`, since the files cannot re-derive it.
     fn around_apply(&self, plan: &Plan) -> Vec<(&'static str, &'static str)> {
         let mut out = Vec::new();
-        if plan.foreign_keys_off {
+        // An online cut-over drops the live table: with keys on, SQLite would
+        // first delete its rows, and cascade to its child tables.
+        if plan.foreign_keys_off || plan.path == PlanPath::Online {
             out.push(("PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON"));
         }
         if plan.moves_data() {
             out.push(("PRAGMA synchronous = FULL", "PRAGMA synchronous = NORMAL"));
+        }
+        // An online rebuild's cut-over gives the shadow table's indexes their
+        // fields' names in the schema table (SQLite cannot rename an index);
+        // RESET then reloads this connection's schema.
+        if plan.path == PlanPath::Online {
+            out.push(("PRAGMA writable_schema = ON", "PRAGMA writable_schema = RESET"));
         }
         out
     }
@@ -91,8 +99,17 @@ impl Backend for Sqlite {
         None
     }
 
+    /// An online rebuild cut short leaves its shadow table and the
+    /// triggers keeping it on the live table (its backups stay until the
+    /// change is approved again, as on PostgreSQL).
     fn unfinished_phases_query(&self) -> Option<&'static str> {
-        None
+        Some(
+            "SELECT tbl_name, 'DROP TRIGGER IF EXISTS \"' || name || '\"' FROM sqlite_master \
+             WHERE type = 'trigger' AND name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' \
+             UNION ALL SELECT 'content_' || substr(name, 15), 'DROP TABLE IF EXISTS \"' || name || '\"' \
+             FROM sqlite_master WHERE type = 'table' AND name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' \
+             ORDER BY 2 DESC",
+        )
     }
 
     fn lock_holders_query(&self) -> Option<&'static str> {

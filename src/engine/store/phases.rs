@@ -80,6 +80,11 @@ fn queues_readers(statement: &str) -> bool {
     !(statement.contains(" CONCURRENTLY ") || statement.contains(" VALIDATE CONSTRAINT "))
 }
 
+/// The error of `statement` failing.
+fn failed(statement: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |source| StoreError::Statement { statement: statement.to_string(), source }
+}
+
 /// How often paused phases look whether they were resumed or aborted.
 const PAUSED_POLL: Duration = Duration::from_millis(200);
 
@@ -141,7 +146,7 @@ impl Store {
     /// (as long as `lock_timeout`: the error then says it is a lock timeout).
     pub async fn lease(&self, table: &str, lock_timeout: Duration) -> Result<Lease, StoreError> {
         let (take, give_back) = self.backend().lease(lease_key(table), lock_timeout);
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writers.acquire().await?;
         for (sql, args) in &take {
             if let Err(e) = conn.conn().execute(sql, args).await {
                 conn.detach();
@@ -246,10 +251,7 @@ impl Store {
                 let mut after = String::new();
                 loop {
                     let batch = Instant::now();
-                    let args = [Arg::Int(run.pace.rows as i64), Arg::Text(after.clone())];
-                    let taken: Result<(i64, String), _> = conn.conn().fetch_one(statement, &args).await;
-                    let (rows, last) =
-                        taken.map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
+                    let (rows, last) = self.batch(conn, statement, &phase.batch_writes, run.pace.rows, &after).await?;
                     if rows == 0 {
                         break;
                     }
@@ -264,11 +266,51 @@ impl Store {
                     }
                 }
             }
+            for proof in &phase.proofs {
+                let counted: Result<(i64,), _> = conn.conn().fetch_one(proof, &[]).await;
+                let (found,) = counted.map_err(|source| StoreError::Statement { statement: proof.clone(), source })?;
+                if found > 0 {
+                    return Err(StoreError::Disproved { statement: proof.clone(), found });
+                }
+            }
             let ms = started.elapsed().as_millis() as u64;
             tracing::info!(file = %run.file, phase = %phase.summary, rows = progress.run.rows_done, ms, "online phase done");
             self.failpoints.reach("after_phase");
         }
         Ok(())
+    }
+
+    /// One batch of `query`: the next `rows` rows after key `after`, as
+    /// (rows taken, last key). With `writes` (SQLite), the query only finds
+    /// them and the writes, in the same transaction, write them.
+    async fn batch(
+        &self,
+        conn: &mut Pooled,
+        query: &str,
+        writes: &[String],
+        rows: u64,
+        after: &str,
+    ) -> Result<(i64, String), StoreError> {
+        let args = [Arg::Int(rows as i64), Arg::Text(after.to_string())];
+        if writes.is_empty() {
+            return conn.conn().fetch_one(query, &args).await.map_err(failed(query));
+        }
+        let _turn = self.write_turn().await;
+        conn.conn().execute(self.backend().begin_writing(), &[]).await?;
+        let written = async {
+            let (taken, last): (i64, String) = conn.conn().fetch_one(query, &args).await.map_err(failed(query))?;
+            if taken > 0 {
+                let args = [args[0].clone(), args[1].clone(), Arg::Text(last.clone())];
+                for write in writes {
+                    conn.conn().execute(write, &args).await.map_err(failed(write))?;
+                }
+            }
+            Ok::<_, StoreError>((taken, last))
+        }
+        .await;
+        let end = if written.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        conn.conn().execute(end, &[]).await?;
+        written
     }
 
     /// Runs one of a phase's statements on the lease's session, waiting at

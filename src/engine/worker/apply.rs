@@ -209,7 +209,9 @@ impl Worker {
         match refused {
             // A phase the data refused (a duplicate, a NULL written since the
             // approval): the probes say what, as the cut-over's would have.
-            e @ StoreError::Statement { .. } => Err(self.rose(change).await.unwrap_or(e)),
+            e @ (StoreError::Statement { .. } | StoreError::Disproved { .. }) => {
+                Err(self.rose(change).await.unwrap_or(e))
+            }
             e => Err(e),
         }
     }

@@ -37,12 +37,16 @@ pub(super) fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Onl
                 format!("CREATE TRIGGER {keep} AFTER INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {keep}()"),
             ],
             batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
         },
         Phase {
             summary: format!("back up {}.{} in keyset batches", spec.table, spec.column),
             reset: vec![],
             sql: vec![],
             batches: vec![copy_batch(&t, &c, &b)],
+            batch_writes: vec![],
+            proofs: vec![],
         },
     ];
     let mut sql = vec![format!("DROP FUNCTION {keep}() CASCADE")];
@@ -108,6 +112,8 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
                 format!("CREATE TRIGGER {sync} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {sync}()"),
             ],
             batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
         },
         Phase {
             summary: format!(
@@ -131,6 +137,8 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
                  SELECT COUNT(*), COALESCE(max(s.{id}), '') FROM s",
                 new_value(&format!("{t}.{c}"))
             )],
+            batch_writes: vec![],
+            proofs: vec![],
         },
     ];
     let temp_index = format!("{}__marain", b.index_name());
@@ -144,6 +152,8 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
                 format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", q(&not_null)),
             ],
             batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
         });
     }
     if b.indexed {
@@ -152,6 +162,8 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
             reset: vec![ColumnSpec::drop_index_concurrently(&temp_index)],
             sql: vec![format!("CREATE INDEX CONCURRENTLY {} ON {t} ({shadow})", q(&temp_index))],
             batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
         });
     }
     let mut sql = vec![
