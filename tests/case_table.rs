@@ -131,7 +131,8 @@ fn snapshot(case: &Case, dialect: Dialect) -> Vec<FileSnapshot> {
             online.choose_path(Some(i64::MAX), 0);
             let online_phases = online
                 .phases()
-                .iter()
+                .into_iter()
+                .chain(online.retire_phases())
                 .flat_map(|p| p.sql.iter().chain(&p.batches).chain(&p.batch_writes).chain(&p.proofs).cloned())
                 .collect();
             let online_cut_over =
@@ -274,6 +275,18 @@ async fn run_case<D: CaseDb>(
         }
         if ran.is_ok() {
             ran = db.cut_over(&change.plan).await;
+        }
+        // What the old shape left (SQLite: the table the shadow replaced),
+        // cleared after the cut-over.
+        for phase in change.plan.retire_phases() {
+            if ran.is_ok() {
+                ran = db.run_each(&phase.sql).await;
+            }
+            for batch in &phase.batches {
+                if ran.is_ok() {
+                    ran = db.repeat(batch, &phase.batch_writes, 2).await;
+                }
+            }
         }
         if let Err(e) = ran {
             failure = Some(e);

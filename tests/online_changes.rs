@@ -70,10 +70,11 @@ async fn big_site(backend: Backend, policy: &str) -> TestSite {
 async fn assert_sqlite_clean(site: &TestSite) {
     let left = site
         .count(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' OR type = 'trigger'",
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' OR \
+             name LIKE 'marain\\_retired\\_%' ESCAPE '\\' OR type = 'trigger'",
         )
         .await;
-    assert_eq!(left, 0, "a shadow table, its index or a trigger is left");
+    assert_eq!(left, 0, "a shadow or retired table, an index of one, or a trigger is left");
     let checked = site.texts("PRAGMA integrity_check").await;
     assert_eq!(checked, [Some("ok".to_string())], "the database is not whole");
 }

@@ -703,6 +703,57 @@ async fn kill_during_an_online_backup_on_postgres() {
     server.kill();
 }
 
+/// SQLite only (PostgreSQL's online steps leave nothing to clear after their
+/// cut-over). `kill -9` after an online rebuild's cut-over committed, before
+/// the table it replaced (`marain_retired_user`) was emptied and dropped:
+/// restarted, the server drops it before anything applies, the change is
+/// applied once (the new unique key holds, every row is there), and the
+/// history verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_an_online_cut_over_before_its_cleanup_on_sqlite() {
+    let dir = site_with(V1);
+    let config = dir.path().join("site/config/config.hot_reload.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
+    let db = Backend::Sqlite.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let env = [("MARAIN_FAILPOINT", "after_cut_over@3")];
+    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &env);
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    add_users(&client, &server.base, 5).await;
+    let v2 = V1.replace("    required: true\n", "    required: true\n    unique: true\n");
+    std::fs::write(dir.path().join("site").join(FILE), &v2).unwrap();
+    let approving = tokio::spawn({
+        let (client, base) = (client.clone(), server.base.clone());
+        async move { approve_pending(&client, &base).await }
+    });
+    server.wait_output("failpoint after_cut_over reached");
+    server.kill();
+    approving.abort();
+
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let retired = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'marain_retired_user'";
+    let (left,): (i64,) = store.pool().fetch_one(retired, &[]).await.unwrap();
+    assert_eq!(left, 1, "the kill came before the retired table was dropped");
+    store.close().await;
+    let server = Server::start(dir.path(), &db, None);
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let (left,): (i64,) = store.pool().fetch_one(retired, &[]).await.unwrap();
+    assert_eq!(left, 0, "the retired table was not dropped at start-up");
+    let (whole,): (String,) = store.pool().fetch_one("PRAGMA integrity_check", &[]).await.unwrap();
+    assert_eq!(whole, "ok");
+    store.close().await;
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "applied once");
+    let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["bio"], "bio of 3", "{user}");
+    let duplicate = json!({"id": "dup", "username": "user1"});
+    let resp = client.post(format!("{}/entity/user", server.base)).json(&duplicate).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 409, "the unique key is not enforced");
+    history_verifies(&db, dir.path());
+    server.kill();
+}
+
 /// See [`kill_during_online_phases`].
 async fn kill_after_an_online_phase(backend: Backend) {
     kill_during_online_phases("after_phase", backend).await;

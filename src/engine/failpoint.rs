@@ -20,7 +20,9 @@
 //! told to hang. Points, in apply order: on the online path `after_batch` (each
 //! batch a phase copies), `after_phase` (each phase) and `before_cut_over` (the phases and the cut-over count as one
 //! apply), then `after_backup`, `after_ddl`,
-//! `before_history`, `before_commit`, `after_commit` (before the state swap);
+//! `before_history`, `before_commit`, `after_commit` (before the state swap),
+//! and on the online path `after_cut_over` (committed and published, before
+//! what the old shape left is cleared: SQLite's retired table);
 //! in each batch of `marain legacy run` (counted like applies):
 //! `legacy_before_commit`, `legacy_after_commit`.
 

@@ -71,6 +71,17 @@ pub(super) struct Turn {
     /// Another instance moved a file's applied head under an apply: load what
     /// it applied before the turn ends.
     resync: bool,
+    /// Online changes applied this turn whose retire phases run once the
+    /// turn's snapshot is out and its schema locks are let go, each with its
+    /// table's lease.
+    retiring: Vec<Retiring>,
+}
+
+/// An applied online change whose retire phases are left to run.
+pub(super) struct Retiring {
+    lease: crate::engine::store::Lease,
+    plan: crate::plan::Plan,
+    file: String,
 }
 
 impl Turn {
@@ -333,7 +344,15 @@ impl Worker {
         }
         self.publish_proposals().await;
         self.mark_conflicts();
+        let retiring = std::mem::take(&mut turn.retiring);
         self.finish(turn);
+        // The new schema is live and nobody waits for it: what the old shape
+        // left is cleared beside live traffic.
+        let pace = crate::engine::store::Pace { rows: self.settings.batch_rows(), pause: self.settings.batch_pause() };
+        for Retiring { mut lease, plan, file } in retiring {
+            self.store.retire(&mut lease, &plan, &file, pace).await;
+            lease.release().await;
+        }
     }
 
     /// Ends a turn: publishes the one snapshot that reflects it (if anything

@@ -142,6 +142,12 @@ pub struct Online {
     pub phases: Vec<Phase>,
     /// The step's SQL in the cut-over, instead of [`Step::sql`].
     pub sql: Vec<String>,
+    /// Phases run once the cut-over committed, beside live traffic: what the
+    /// old shape left, cleared (SQLite: the table the shadow replaced,
+    /// emptied in batches, then dropped). Run once; a crash before they end
+    /// leaves what start-up clears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retire: Vec<Phase>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -355,6 +361,15 @@ impl Plan {
         match self.path {
             PlanPath::Transaction => vec![],
             PlanPath::Online => self.steps.iter().filter_map(|s| s.online.as_ref()).flat_map(|o| &o.phases).collect(),
+        }
+    }
+
+    /// The phases that run after the cut-over committed, in step order
+    /// (none on the one-transaction path).
+    pub fn retire_phases(&self) -> Vec<&Phase> {
+        match self.path {
+            PlanPath::Transaction => vec![],
+            PlanPath::Online => self.steps.iter().filter_map(|s| s.online.as_ref()).flat_map(|o| &o.retire).collect(),
         }
     }
 

@@ -409,7 +409,7 @@ impl Planner<'_> {
             sql.push(format!("ALTER TABLE {} ALTER COLUMN {c} SET NOT NULL", q(&b.table)));
             sql.push(b.drop_constraint(&b.not_null_check_name()));
         }
-        Some(Online { table: b.table.clone(), phases, sql })
+        Some(Online { table: b.table.clone(), phases, sql, retire: vec![] })
     }
 
     /// Statements taking column `a` to `b` in place. Whatever is attached to the

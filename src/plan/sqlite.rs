@@ -153,7 +153,7 @@ fn in_place_online(steps: &mut [Step], o: &EntitySchema, n: &EntitySchema, stora
     let probes = storage.iter().flat_map(|gi| &gi.hazards).filter_map(|h| h.probe.as_ref());
     let proofs = probes.filter(|p| matches!(p.kind, ProbeKind::Violations | ProbeKind::RowsWithoutValue));
     let online = online_rebuild(o, n, &kept, proofs.map(|p| p.sql.clone()).collect());
-    let nothing = Online { table: online.table.clone(), phases: vec![], sql: vec![] };
+    let nothing = Online { table: online.table.clone(), phases: vec![], sql: vec![], retire: vec![] };
     for step in steps.iter_mut() {
         step.online = Some(nothing.clone());
     }

@@ -49,10 +49,13 @@ impl Backend for Sqlite {
         if plan.moves_data() {
             out.push(("PRAGMA synchronous = FULL", "PRAGMA synchronous = NORMAL"));
         }
-        // An online rebuild's cut-over gives the shadow table's indexes their
-        // fields' names in the schema table (SQLite cannot rename an index);
-        // RESET then reloads this connection's schema.
+        // An online rebuild's cut-over renames the live table aside without
+        // the other tables' keys following it (`legacy_alter_table`), and
+        // gives the shadow table's indexes their fields' names in the schema
+        // table (SQLite cannot rename an index); RESET then reloads this
+        // connection's schema.
         if plan.path == PlanPath::Online {
+            out.push(("PRAGMA legacy_alter_table = ON", "PRAGMA legacy_alter_table = OFF"));
             out.push(("PRAGMA writable_schema = ON", "PRAGMA writable_schema = RESET"));
         }
         out
@@ -101,13 +104,16 @@ impl Backend for Sqlite {
 
     /// An online rebuild cut short leaves its shadow table and the
     /// triggers keeping it on the live table (its backups stay until the
-    /// change is approved again, as on PostgreSQL).
+    /// change is approved again, as on PostgreSQL); one whose cut-over
+    /// committed may leave the table it replaced (`marain_retired_<entity>`).
     fn unfinished_phases_query(&self) -> Option<&'static str> {
         Some(
             "SELECT tbl_name, 'DROP TRIGGER IF EXISTS \"' || name || '\"' FROM sqlite_master \
              WHERE type = 'trigger' AND name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' \
              UNION ALL SELECT 'content_' || substr(name, 15), 'DROP TABLE IF EXISTS \"' || name || '\"' \
              FROM sqlite_master WHERE type = 'table' AND name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' \
+             UNION ALL SELECT 'content_' || substr(name, 16), 'DROP TABLE IF EXISTS \"' || name || '\"' \
+             FROM sqlite_master WHERE type = 'table' AND name LIKE 'marain\\_retired\\_%' ESCAPE '\\' \
              ORDER BY 2 DESC",
         )
     }

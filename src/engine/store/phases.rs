@@ -209,6 +209,52 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `plan`'s retire phases once its cut-over committed and the
+    /// schema locks are let go (docs/online-changes.md), on the lease's
+    /// session: their statements and their batches of `pace.rows`, without
+    /// progress or steering (the change is applied; only clearing what the
+    /// old shape left remains). A failure is logged, not returned: what is
+    /// left is cleared at start-up.
+    pub async fn retire(&self, lease: &mut Lease, plan: &Plan, file: &str, pace: Pace) {
+        let phases = plan.retire_phases();
+        if phases.is_empty() {
+            return;
+        }
+        self.failpoints.reach("after_cut_over");
+        let Some(conn) = lease.conn.as_mut() else { return };
+        for phase in phases {
+            let started = Instant::now();
+            let ran = async {
+                for statement in &phase.sql {
+                    conn.conn().execute(statement, &[]).await.map_err(failed(statement))?;
+                }
+                for query in &phase.batches {
+                    let mut after = String::new();
+                    loop {
+                        let (rows, last) = self.batch(conn, query, &phase.batch_writes, pace.rows, &after).await?;
+                        if rows == 0 {
+                            break;
+                        }
+                        after = last;
+                        if !pace.pause.is_zero() {
+                            tokio::time::sleep(pace.pause).await;
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(())
+            }
+            .await;
+            let ms = started.elapsed().as_millis() as u64;
+            match ran {
+                Ok(()) => tracing::info!(%file, phase = %phase.summary, ms, "online phase after the cut-over done"),
+                Err(e) => {
+                    tracing::warn!(%file, phase = %phase.summary, error = %e, "what a change's cut-over left could not be cleared; start-up clears it");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Clears everything `plan`'s phases make (each phase's reset), on the
     /// lease's session: after a phase failed or was aborted, or when the
     /// cut-over did not commit, so that nothing of the change (a trigger, a

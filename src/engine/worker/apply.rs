@@ -101,7 +101,14 @@ impl Worker {
                     // Forgotten while the lease is held: a recorded run with a
                     // free lease is a dead instance's (`takeover`).
                     self.run_over(&change.file).await;
-                    lease.release().await;
+                    match cut_over.is_ok() && !change.plan.retire_phases().is_empty() {
+                        true => turn.retiring.push(super::Retiring {
+                            lease,
+                            plan: change.plan.clone(),
+                            file: change.file.clone(),
+                        }),
+                        false => lease.release().await,
+                    }
                 }
                 cut_over
             }

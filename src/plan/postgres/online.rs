@@ -51,7 +51,7 @@ pub(super) fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Onl
     ];
     let mut sql = vec![format!("DROP FUNCTION {keep}() CASCADE")];
     sql.extend(drop);
-    Online { table: spec.table.clone(), phases, sql }
+    Online { table: spec.table.clone(), phases, sql, retire: vec![] }
 }
 
 /// A batch copying the next `$1` rows of `t` after key `$2` (by `id`) into
@@ -178,5 +178,5 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
     if b.indexed {
         sql.push(rename_index(&temp_index, &b.index_name()));
     }
-    Some(Online { table: a.table.clone(), phases, sql })
+    Some(Online { table: a.table.clone(), phases, sql, retire: vec![] })
 }

@@ -99,6 +99,9 @@ pub(super) fn online_rebuild(o: &EntitySchema, n: &EntitySchema, kept: &[Kept], 
     let mut reset: Vec<String> =
         ["insert", "update", "delete"].iter().map(|w| format!("DROP TRIGGER IF EXISTS {}", trigger(w))).collect();
     reset.push(format!("DROP TABLE IF EXISTS {s}"));
+    // A table an earlier change retired and could not drop would stop the
+    // cut-over, which renames the live table to its name.
+    reset.push(format!("DROP TABLE IF EXISTS {}", quote(&retired_table(entity))));
     reset.extend(kept.iter().map(|k| format!("DROP TABLE IF EXISTS {}", quote(&k.backup))));
 
     let mut create = vec![sqlite::create_table_as(n, &shadow_table(entity))];
@@ -155,19 +158,62 @@ pub(super) fn online_rebuild(o: &EntitySchema, n: &EntitySchema, kept: &[Kept], 
             proofs,
         },
     ];
-    // The cut-over: the live table goes (its triggers and indexes with it),
-    // the shadow takes its name, and each of the shadow's indexes the name
-    // the field's index has (SQLite cannot rename an index; its name is only
-    // in the schema table, which `around_apply` lets this transaction write).
-    let mut sql = vec![format!("DROP TABLE {t}"), format!("ALTER TABLE {s} RENAME TO {t}")];
-    for f in &indexed {
-        let create = sqlite::create_index(entity, f).unwrap_or_default();
-        sql.push(format!(
+    // The cut-over reads no row. The triggers go; the live table is renamed
+    // aside (`legacy_alter_table`, set around the apply by the backend, keeps
+    // the other tables' keys naming the entity's table, which the shadow is
+    // about to become); its indexes give up their fields' names and the
+    // shadow's take them, in the schema table (SQLite cannot rename an index;
+    // `writable_schema` lets this transaction write it); then the shadow is
+    // renamed, which reloads the schema as the file now has it.
+    let retired = retired_table(entity);
+    let r = quote(&retired);
+    let mut sql: Vec<String> =
+        ["insert", "update", "delete"].iter().map(|w| format!("DROP TRIGGER {}", trigger(w))).collect();
+    sql.push(format!("ALTER TABLE {t} RENAME TO {r}"));
+    let rename_index = |table: &str, f: &Field, from: &str, to: &str| {
+        let column = quote(&f.column().unwrap_or_default());
+        format!(
             "UPDATE sqlite_master SET name = {}, sql = {} WHERE type = 'index' AND name = {}",
-            string_literal(&index_name(entity, &f.id)),
-            string_literal(&create),
-            string_literal(&shadow_index(entity, f))
-        ));
+            string_literal(to),
+            string_literal(&format!("CREATE INDEX {} ON {} ({column})", quote(to), quote(table))),
+            string_literal(from)
+        )
+    };
+    for f in o.fields.iter().filter(|f| f.indexed && f.column().is_some()) {
+        let name = index_name(entity, &f.id);
+        sql.push(rename_index(&retired, f, &name, &format!("{name}__retired")));
     }
-    Online { table: n.table(), phases, sql }
+    for f in &indexed {
+        sql.push(rename_index(&shadow_table(entity), f, &shadow_index(entity, f), &index_name(entity, &f.id)));
+    }
+    sql.push(format!("ALTER TABLE {s} RENAME TO {t}"));
+    // After the cut-over, beside live traffic: the old table emptied in
+    // batches (each a short write transaction), then dropped.
+    let retire = vec![
+        Phase {
+            summary: format!("empty {retired}, the table as it was, in keyset batches"),
+            reset: vec![],
+            sql: vec![],
+            batches: vec![format!(
+                "SELECT COUNT(*), COALESCE(MAX({id}), '') FROM (SELECT {id} FROM {r} WHERE {id} > $2 ORDER BY {id} \
+                 LIMIT $1)"
+            )],
+            batch_writes: vec![format!("DELETE FROM {r} WHERE {range}")],
+            proofs: vec![],
+        },
+        Phase {
+            summary: format!("drop {retired}"),
+            reset: vec![],
+            sql: vec![format!("DROP TABLE IF EXISTS {r}")],
+            batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
+        },
+    ];
+    Online { table: n.table(), phases, sql, retire }
+}
+
+/// Where the cut-over puts the table it replaces, until it is dropped.
+fn retired_table(entity: &str) -> String {
+    format!("marain_retired_{entity}")
 }
