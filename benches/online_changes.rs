@@ -211,9 +211,10 @@ async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
 
     println!(
         "| backend | change | path | apply s | cut-over ms | rows/s | item read p99 / max ms | item write p99 / max ms | \
-         user read p99 / max ms (idle p99 {idle_p99:.1}) | failed requests | peak RSS MiB | batch rows/s |"
+         user read p99 / max ms (idle p99 {idle_p99:.1}) | failed requests | peak RSS MiB | batch rows/s | \
+         cleared after s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (what, text) in all.iter().skip(1) {
         std::fs::write(site.join("schemas/item.schema.yaml"), text).unwrap();
         let id = pending(&coordinator, "schemas/item.schema.yaml", text).await;
@@ -243,6 +244,14 @@ async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
         watching.store(false, Ordering::Relaxed);
         let batch_rate = sampler.await.unwrap();
         let batch_rate = if batch_rate > 0.0 { format!("{batch_rate:.0}") } else { "–".into() };
+        // What the old shape left is cleared after the approval returns
+        // (SQLite: the retired table emptied in batches): traffic is measured
+        // until it is gone.
+        let clearing = Instant::now();
+        while retired_tables(&coordinator).await > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cleared = clearing.elapsed();
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, Ordering::Relaxed);
         let (mut read, mut write, mut other) = (Waits::default(), Waits::default(), Waits::default());
@@ -264,7 +273,8 @@ async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
             Err(e) => format!("failed: {e}"),
         };
         println!(
-            "| {backend} | {what} | {path} | {:.2} | {cut_over} | {:.0} | {} | {} | {} | {} | {:.0} | {batch_rate} |",
+            "| {backend} | {what} | {path} | {:.2} | {cut_over} | {:.0} | {} | {} | {} | {} | {:.0} | {batch_rate} | \
+             {:.2} |",
             apply.as_secs_f64(),
             rows as f64 / apply.as_secs_f64(),
             read.show(),
@@ -272,11 +282,26 @@ async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
             other.show(),
             read.failures + write.failures + other.failures,
             peak_rss_mib(),
+            cleared.as_secs_f64(),
         );
     }
     let _ = stop_engine.send(());
     task.await.unwrap();
     coordinator.store().close().await;
+}
+
+/// Tables an online change retired and has not dropped yet (SQLite's
+/// `marain_retired_<entity>`; PostgreSQL retires none).
+async fn retired_tables(coordinator: &Coordinator) -> i64 {
+    let pool = coordinator.store().pool();
+    let query = match pool.dialect() {
+        marain::plan::Dialect::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'marain\\_retired\\_%' ESCAPE '\\'"
+        }
+        marain::plan::Dialect::Postgres => "SELECT 0::BIGINT",
+    };
+    let (n,): (i64,) = pool.fetch_one(query, &[]).await.unwrap();
+    n
 }
 
 fn main() {
