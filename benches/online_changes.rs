@@ -49,6 +49,8 @@ fn changes() -> Vec<(&'static str, String)> {
         ("values added", item(&[unique.clone(), indexed.clone(), values.clone(), note.clone()])),
         ("integer → float", item(&[unique.clone(), widened.clone(), values.clone(), note.clone()])),
         ("field dropped (backed up)", item(&[unique, widened, values])),
+        // Empty: the change before is rolled back (the field refilled).
+        ("drop rolled back", String::new()),
     ]
 }
 
@@ -216,8 +218,17 @@ async fn run(backend: &str, rows: u64, url: String, dir: &Path) {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (what, text) in all.iter().skip(1) {
-        std::fs::write(site.join("schemas/item.schema.yaml"), text).unwrap();
-        let id = pending(&coordinator, "schemas/item.schema.yaml", text).await;
+        let file = "schemas/item.schema.yaml";
+        let id = match text.is_empty() {
+            false => {
+                std::fs::write(site.join(file), text).unwrap();
+                pending(&coordinator, file, text).await
+            }
+            true => {
+                let head = coordinator.history(Some(file), 1).await.unwrap()[0].version;
+                coordinator.rollback(file, head - 1, None).await.unwrap().id
+            }
+        };
         let path =
             coordinator.snapshot().pending.iter().find(|c| c.id == id).map(|c| c.plan.path.as_str()).unwrap_or("?");
         let stop = Arc::new(AtomicBool::new(false));

@@ -90,8 +90,7 @@ pub fn plan_restore(
                     graded: &change.graded,
                     backups: &target.backups,
                 };
-                let refill = kind.refill(dialect, &undone);
-                change.plan.steps.extend(refill);
+                kind.refill(dialect, &undone, &mut change.plan);
             }
             Some(Restore { change, to_version: target.version })
         })

@@ -66,8 +66,17 @@ async fn big_site(backend: Backend, policy: &str) -> TestSite {
 
 /// SQLite after an online rebuild ended, whichever way: no shadow table or
 /// trigger left, and the database file whole (the cut-over wrote the schema
-/// table to give the shadow's indexes their names).
+/// table to give the shadow's indexes their names). The retired table is
+/// emptied and dropped after the approval is answered: it must be gone
+/// within a generous while.
 async fn assert_sqlite_clean(site: &TestSite) {
+    let retired = "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'marain\\_retired\\_%' ESCAPE '\\'";
+    for _ in 0..1500 {
+        if site.count(retired).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let left = site
         .count(
             "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' OR \
@@ -263,8 +272,23 @@ async fn a_dropped_field_keeps_every_value_written_up_to_the_cut_over(backend: B
     let written = writer.await.unwrap();
     assert!(!written.is_empty(), "no write went in before the drop");
 
+    // The rollback is online too: a shadow column filled from the backup in
+    // batches while traffic runs, named at the cut-over.
     let back = site.coordinator.rollback(ITEM_PATH, 2, None).await.unwrap();
+    assert_eq!(back.plan.path, marain::plan::PlanPath::Online);
+    let phases: Vec<String> = back.plan.phases().iter().map(|p| p.summary.clone()).collect();
+    assert!(phases.iter().any(|p| p.starts_with("refill content_item.note__marain from ")), "{phases:?}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = traffic(&site.coordinator, stop.clone());
     site.coordinator.approve(back.id, approval()).await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for task in tasks {
+        let seen = task.await.unwrap();
+        assert!(seen.failures.is_empty(), "requests valid before and after failed: {:?}", seen.failures);
+    }
+    let history = site.coordinator.history(Some(ITEM_PATH), 1).await.unwrap();
+    let sql = history.iter().flat_map(|row| row.sql.iter().cloned()).collect::<Vec<_>>().join(";\n");
+    assert!(sql.contains("RENAME COLUMN \"note__marain\" TO \"note\""), "the refill was not online:\n{sql}");
     let notes =
         site.texts("SELECT note FROM content_item WHERE id LIKE 'i%' ORDER BY CAST(substr(id, 2) AS INTEGER)").await;
     assert_eq!(notes.len() as i64, ROWS);
@@ -275,6 +299,19 @@ async fn a_dropped_field_keeps_every_value_written_up_to_the_cut_over(backend: B
         };
         assert_eq!(note.as_deref(), Some(expected.as_str()), "row i{n}");
     }
+    let mut columns = site.coordinator.store().table_columns("content_item").await.unwrap();
+    columns.sort();
+    assert_eq!(columns, ["code", "created_at", "id", "note", "score", "updated_at"], "a shadow column stayed");
+
+    // A refill cut short leaves its shadow column (and its index): cleared
+    // as what unfinished phases left, which SQLite cannot say `IF EXISTS`.
+    site.exec("ALTER TABLE content_item ADD COLUMN note__marain TEXT").await;
+    site.exec("CREATE INDEX idx_item__note__marain ON content_item (note__marain)").await;
+    let cleared = site.coordinator.store().clear_unfinished_phases(None).await.unwrap();
+    assert!(!cleared.is_empty(), "nothing was found unfinished");
+    let mut columns = site.coordinator.store().table_columns("content_item").await.unwrap();
+    columns.sort();
+    assert_eq!(columns, ["code", "created_at", "id", "note", "score", "updated_at"], "{cleared:?}");
     site.stop().await;
 }
 

@@ -823,9 +823,10 @@ async fn an_online_change_on_one_instance_is_steered_from_another() {
 
 /// PostgreSQL only (phases run only there). A type change of a big table,
 /// approved on A, runs its phases there; A is killed (SIGKILL) in the middle
-/// of them. Its lease ends with its session, and B, finding the run's record
-/// with nobody holding the lease, applies the change again under the recorded
-/// approval: the phases start over (clearing what A's left) and the change
+/// of its batches. Its lease ends with its session, and B, finding the run's
+/// record with nobody holding the lease, applies the change again under the
+/// recorded approval: it goes on from A's last recorded batch (the rows A's
+/// batches wrote up to that key are not written again) and the change
 /// commits once, as the one who approved it, every value converted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
@@ -835,10 +836,19 @@ async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
         let (client, base) = (client.clone(), a.base.clone());
         async move { client.post(format!("{base}/changes/{id}/approve")).json(&json!({"confirm": "item"})).send().await }
     });
-    a.wait_status(&client, |s| s["pending"][0]["running"]["rows_done"].as_i64().is_some_and(|n| n > 0)).await;
+    a.wait_status(&client, |s| s["pending"][0]["running"]["rows_done"].as_i64().is_some_and(|n| n >= 500)).await;
     let Instance { process, .. } = a;
     process.kill();
     assert!(approving.await.unwrap().is_err(), "A answered although it was killed");
+    // Where A's record says it was, and which transaction last wrote each
+    // row up to there: B's batches must not write those rows again.
+    let at = "SELECT CAST(batch AS BIGINT), after_key, rows_done FROM marain_online_runs";
+    let (batch, key, rows): (Option<i64>, Option<String>, i64) = store.pool().fetch_one(at, &[]).await.unwrap();
+    assert_eq!(batch, Some(0), "A was in its batches");
+    let key = key.expect("A recorded its last key");
+    assert!(rows >= 500, "A recorded {rows} rows");
+    let written = "SELECT string_agg(xmin::text, ',' ORDER BY id) FROM content_item WHERE id <= $1";
+    let (before,): (String,) = store.pool().fetch_one(written, &[key.as_str().into()]).await.unwrap();
 
     // B finishes it: applied once, under the approver's name.
     let mut applied = Vec::new();
@@ -857,6 +867,9 @@ async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
     let (n,): (i64,) =
         store.pool().fetch_one("SELECT COUNT(*) FROM content_item WHERE score = substr(id, 2)", &[]).await.unwrap();
     assert_eq!(n, 3000, "every value converted");
+    let (after,): (String,) = store.pool().fetch_one(written, &[key.as_str().into()]).await.unwrap();
+    let again = before.split(',').zip(after.split(',')).filter(|(b, a)| b != a).count();
+    assert_eq!(again, 0, "B wrote again {again} rows A's batches had done (up to {key}): it started over");
     let (left,): (i64,) = store
         .pool()
         .fetch_one("SELECT (SELECT COUNT(*) FROM marain_online_runs) + (SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal)", &[])

@@ -6,8 +6,11 @@
 //! whose lease nobody holds and that nobody wrote for a while was left by an
 //! instance that died during the phases. Every instance looks for such rows;
 //! the one whose claim wins (the row as it saw it) asks its own worker to
-//! apply the change again under the recorded approval: the phases start over
-//! (each first clears what the dead run left) and the cut-over commits once.
+//! apply the change again under the recorded approval: when it plans the
+//! very phases the dead run recorded (by their hash), it goes on from the
+//! dead run's last recorded batch (`Store::run_phases`), else the phases
+//! start over (each first clears what the dead run left); the cut-over
+//! commits once.
 //! If the change cannot be applied any more (the file changed, it was applied
 //! meanwhile), what the dead run left is cleared instead.
 //!

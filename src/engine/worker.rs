@@ -279,8 +279,9 @@ impl Worker {
             Command::Approve { id, approval, reply } => {
                 let mut turn = Turn::by(&approval.actor);
                 let result = self.approve(&mut turn, id, approval).await;
-                self.end(turn).await;
+                let retiring = self.close(turn).await;
                 let _ = reply.send(result);
+                self.retire(retiring).await;
             }
             Command::Rescan { reply } => {
                 let mut turn = Turn::default();
@@ -335,7 +336,15 @@ impl Worker {
     /// Ends a turn, first taking in what another instance applied if an apply
     /// of this turn found the head moved (a few rounds at most: each round only
     /// re-plans files whose head moved again meanwhile).
-    async fn end(&mut self, mut turn: Turn) {
+    async fn end(&mut self, turn: Turn) {
+        let retiring = self.close(turn).await;
+        self.retire(retiring).await;
+    }
+
+    /// Ends a turn as `end` does, but leaves its online changes' retire
+    /// phases to the caller: an approval is answered as soon as the new
+    /// schema is live, before what the old shape left is cleared.
+    async fn close(&mut self, mut turn: Turn) -> Vec<Retiring> {
         for _ in 0..3 {
             if !std::mem::take(&mut turn.resync) {
                 break;
@@ -346,8 +355,13 @@ impl Worker {
         self.mark_conflicts();
         let retiring = std::mem::take(&mut turn.retiring);
         self.finish(turn);
-        // The new schema is live and nobody waits for it: what the old shape
-        // left is cleared beside live traffic.
+        retiring
+    }
+
+    /// Runs the retire phases of changes whose new schema is live and whose
+    /// turn is finished: what the old shape left is cleared beside live
+    /// traffic, each with its table's lease, which is let go after.
+    async fn retire(&mut self, retiring: Vec<Retiring>) {
         let pace = crate::engine::store::Pace { rows: self.settings.batch_rows(), pause: self.settings.batch_pause() };
         for Retiring { mut lease, plan, file } in retiring {
             self.store.retire(&mut lease, &plan, &file, pace).await;

@@ -13,7 +13,7 @@ mod schema;
 
 use crate::error::FileError;
 use crate::grade::GradedChange;
-use crate::plan::{Dialect, Plan, PlanBinding, PlanContext, Step};
+use crate::plan::{Dialect, Plan, PlanBinding, PlanContext};
 use crate::secrets::Redaction;
 use crate::site::{CheckScope, Site, SiteFile, DEFAULT_ENV};
 
@@ -64,12 +64,12 @@ pub trait FileKind: Sync {
         ctx: &PlanContext,
     ) -> (GradedChange, Plan);
 
-    /// The steps that refill what `undone` brings back from the backups the
-    /// undone versions made. None by default: a kind whose files hold no rows
-    /// (configuration) needs only its text back.
-    fn refill(&self, _dialect: Dialect, _undone: &Undone) -> Vec<Step> {
-        Vec::new()
-    }
+    /// Adds to `plan` (the change taking the file back) the steps that refill
+    /// what `undone` brings back from the backups the undone versions made,
+    /// giving a step of `plan` an online form where the refill has one. None
+    /// by default: a kind whose files hold no rows (configuration) needs only
+    /// its text back.
+    fn refill(&self, _dialect: Dialect, _undone: &Undone, _plan: &mut Plan) {}
 
     /// Whether applying one of its files changes the live settings (log
     /// level, rate limits, the auto-apply policy …), so the engine rebuilds them.

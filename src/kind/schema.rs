@@ -10,7 +10,7 @@ use crate::diff::{diff_entities, ChangeItem, EntityChange, FieldAspect};
 use crate::error::FileError;
 use crate::grade::{grade, GradedChange};
 use crate::model::table_name;
-use crate::plan::{plan_change_in, Dialect, Plan, PlanBinding, PlanContext, Step};
+use crate::plan::{plan_change_in, Dialect, Online, Plan, PlanBinding, PlanContext, Step};
 use crate::site::{CheckScope, SchemaFile, Site, SiteFile};
 use crate::sql::{child_table, sqlite};
 
@@ -60,12 +60,29 @@ impl FileKind for SchemaKind {
         (graded, plan)
     }
 
-    fn refill(&self, dialect: Dialect, undone: &Undone) -> Vec<Step> {
-        let items = undone.graded.items.iter().filter_map(|i| match &i.item {
-            ChangeItem::Entity(e) => Some(e),
-            _ => None,
-        });
-        items.filter_map(|item| refill_item(dialect, item, undone.backups)).collect()
+    fn refill(&self, dialect: Dialect, undone: &Undone, plan: &mut Plan) {
+        let items: Vec<&EntityChange> = undone
+            .graded
+            .items
+            .iter()
+            .filter_map(|i| match &i.item {
+                ChangeItem::Entity(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        // Refills go online only in a plan that is otherwise in place: no
+        // other step has phases of its own, and nothing is renamed (phases
+        // run before every step of the cut-over, so before a rename).
+        let renames =
+            items.iter().any(|i| matches!(i, EntityChange::RenameEntity { .. } | EntityChange::RenameField { .. }));
+        let online = !renames && plan.steps.iter().all(|s| s.online.is_none());
+        for item in items {
+            let Some(mut step) = refill_item(dialect, item, undone.backups) else { continue };
+            if online {
+                refill_online(dialect, item, &mut step, plan);
+            }
+            plan.steps.push(step);
+        }
     }
 }
 
@@ -161,6 +178,28 @@ fn refill_item(dialect: Dialect, item: &EntityChange, backups: &[String]) -> Opt
         restores,
         online: None,
     })
+}
+
+/// Gives `refill`, the step refilling the column `item` brings back, and
+/// the step of `plan` adding that column their online form, when the column
+/// has one: the adding step's phases add a shadow column and fill it from
+/// the backup, its cut-over names it; the refill has nothing left to do in
+/// the cut-over. A required field without a default keeps the
+/// one-transaction path (the rows written since the drop hold no value,
+/// which its probe counts).
+fn refill_online(dialect: Dialect, item: &EntityChange, refill: &mut Step, plan: &mut Plan) {
+    let EntityChange::AddField { entity, field } = item else { return };
+    let ([backup], true) = (refill.restores.as_slice(), !field.required || field.default.is_some()) else { return };
+    let Some(adding) = plan.steps.iter_mut().find(|s| s.summary == item.summary() && !s.sql.is_empty()) else {
+        return;
+    };
+    // Only an in-place add: a rebuild makes the column in its new table.
+    if !adding.sql.first().is_some_and(|s| s.contains(" ADD COLUMN ")) {
+        return;
+    }
+    let Some(online) = crate::plan::online_refill(dialect, entity, field, backup) else { return };
+    refill.online = Some(Online { table: online.table.clone(), phases: vec![], sql: vec![], retire: vec![] });
+    adding.online = Some(online);
 }
 
 fn copy_child(dialect: Dialect, child: &str, backup: &str) -> String {

@@ -516,6 +516,20 @@ pub fn plan_change_in(
     }
 }
 
+/// The online form of bringing back `field` of `entity` refilled from
+/// backup `backup` (a rollback of a change that dropped it), in `dialect`:
+/// the phases add and fill a shadow column, the cut-over names it. `None`
+/// where the field keeps the one-transaction path (a child table, a unique
+/// key, allowed values, a reference).
+pub fn online_refill(dialect: Dialect, entity: &str, field: &Field, backup: &str) -> Option<Online> {
+    match dialect {
+        Dialect::Postgres => {
+            postgres::online_refill(&crate::sql::postgres::ColumnSpec::of_field(entity, field)?, backup)
+        }
+        Dialect::Sqlite => sqlite::online_refill(entity, field, backup),
+    }
+}
+
 /// A configuration change: no SQL, one recorded step per change item; the engine
 /// applies it to the live state.
 pub fn plan_config(graded: &GradedChange, binding: PlanBinding) -> Plan {

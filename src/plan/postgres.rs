@@ -8,6 +8,7 @@
 
 mod online;
 
+pub(crate) use online::online_refill;
 use online::{online_drop, online_retype};
 
 use super::{backup_child, restore_child, ForeignKey, Online, Originals, Phase, Plan, PlanBinding, PlanContext, Step};

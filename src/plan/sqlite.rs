@@ -9,6 +9,7 @@ mod online;
 
 use std::collections::HashMap;
 
+pub(crate) use online::online_refill;
 use online::{online_rebuild, Kept};
 
 use super::{

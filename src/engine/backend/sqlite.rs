@@ -106,10 +106,18 @@ impl Backend for Sqlite {
     /// triggers keeping it on the live table (its backups stay until the
     /// change is approved again, as on PostgreSQL); one whose cut-over
     /// committed may leave the table it replaced (`marain_retired_<entity>`).
+    /// A rollback's refill cut short leaves a shadow column (`<column>__marain`)
+    /// and maybe its index on the live table.
     fn unfinished_phases_query(&self) -> Option<&'static str> {
         Some(
             "SELECT tbl_name, 'DROP TRIGGER IF EXISTS \"' || name || '\"' FROM sqlite_master \
              WHERE type = 'trigger' AND name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' \
+             UNION ALL SELECT tbl_name, 'DROP INDEX IF EXISTS \"' || name || '\"' FROM sqlite_master \
+             WHERE type = 'index' AND tbl_name LIKE 'content\\_%' ESCAPE '\\' \
+             AND name LIKE '%\\_\\_marain' ESCAPE '\\' \
+             UNION ALL SELECT m.name, 'ALTER TABLE \"' || m.name || '\" DROP COLUMN \"' || p.name || '\"' \
+             FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' \
+             AND m.name LIKE 'content\\_%' ESCAPE '\\' AND p.name LIKE '%\\_\\_marain' ESCAPE '\\' \
              UNION ALL SELECT 'content_' || substr(name, 15), 'DROP TABLE IF EXISTS \"' || name || '\"' \
              FROM sqlite_master WHERE type = 'table' AND name LIKE 'marain\\_shadow\\_%' ESCAPE '\\' \
              UNION ALL SELECT 'content_' || substr(name, 16), 'DROP TABLE IF EXISTS \"' || name || '\"' \

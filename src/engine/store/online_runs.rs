@@ -127,6 +127,21 @@ pub struct Orphan {
     updated_at: i64,
 }
 
+/// Where a dead instance's run of the same phases stood at its last
+/// recorded batch: the run taking it over goes on from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Resume {
+    /// The phase it was in, from 1 (the ones before are done);
+    /// `phases + 1` when only the cut-over was left.
+    pub phase: usize,
+    /// Within that phase, once its statements ran: the batch query it ran
+    /// last (an index into the phase's `batches`) and the last key it
+    /// committed. `None`: the phase starts over.
+    pub at: Option<(usize, String)>,
+    /// The rows the phase's batches had taken.
+    pub rows_done: i64,
+}
+
 /// What a dead instance's run says of itself.
 #[derive(sqlx::FromRow)]
 struct OrphanRow {
@@ -157,10 +172,10 @@ struct RecordedRun {
 }
 
 impl OnlineRun {
-    /// Sets the rate and the time left from `rows_done` taken in `secs` since
-    /// the phase began.
-    pub(super) fn timed(&mut self, secs: f64) {
-        self.rows_per_second = if secs > 0.0 { self.rows_done as f64 / secs } else { 0.0 };
+    /// Sets the rate and the time left from `rows` (of `rows_done`; fewer
+    /// when a run went on from a dead instance's) taken in `secs`.
+    pub(super) fn timed(&mut self, rows: i64, secs: f64) {
+        self.rows_per_second = if secs > 0.0 { rows as f64 / secs } else { 0.0 };
         let rate = self.rows_per_second;
         self.seconds_left = self
             .rows_total
@@ -187,7 +202,7 @@ impl From<RecordedRun> for OnlineRun {
             seconds_left: None,
             slowed: false,
         };
-        run.timed(secs);
+        run.timed(run.rows_done, secs);
         run
     }
 }
@@ -206,13 +221,18 @@ impl Store {
     }
 
     /// Records that `run`'s phases start (replacing what a killed run of the
-    /// same file left).
-    pub(super) async fn run_started(&self, run: &OnlineRun, approval: &Approval) -> Result<(), StoreError> {
+    /// same file left), planned as `plan_hash` says.
+    pub(super) async fn run_started(
+        &self,
+        run: &OnlineRun,
+        approval: &Approval,
+        plan_hash: &str,
+    ) -> Result<(), StoreError> {
         self.pool.execute("DELETE FROM marain_online_runs WHERE file = $1", &[run.file.as_str().into()]).await?;
         let sql = format!(
             "INSERT INTO marain_online_runs (file, change_id, table_name, phase, phases, summary, rows_total, \
-             started_at, phase_started_at, updated_at, approved_by, reason, confirm) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, {now}, {now}, {now}, $8, $9, $10)",
+             started_at, phase_started_at, updated_at, approved_by, reason, confirm, plan_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {now}, {now}, {now}, $8, $9, $10, $11)",
             now = self.now_ms_sql()
         );
         let args = [
@@ -226,17 +246,61 @@ impl Store {
             approval.actor.as_str().into(),
             approval.reason.as_deref().map_or(Arg::Null, Arg::from),
             approval.confirm.as_deref().map_or(Arg::Null, Arg::from),
+            plan_hash.into(),
         ];
         self.pool.execute(&sql, &args).await?;
         Ok(())
     }
 
-    /// Writes how far `run` is and reads back what was asked of it since.
-    pub(super) async fn run_progress(&self, run: &OnlineRun) -> Result<(RunState, Option<String>), StoreError> {
+    /// Where the run of `file` recorded by a dead instance stood, when it ran
+    /// the same change with the same phases (`plan_hash`): the caller holds
+    /// the table's lease, so nobody else runs it, and start-up, which clears
+    /// a dead run's leftovers under the same lease, forgets its record as it
+    /// does. A record is only ever left with its phases' work in place: a
+    /// run that resets its phases forgets its record first.
+    pub(super) async fn resumable(
+        &self,
+        file: &str,
+        change_id: u64,
+        plan_hash: &str,
+    ) -> Result<Option<Resume>, StoreError> {
+        let sql = "SELECT CAST(phase AS BIGINT), CAST(batch AS BIGINT), after_key, rows_done \
+                   FROM marain_online_runs WHERE file = $1 AND change_id = $2 AND plan_hash = $3";
+        let args = [file.into(), change_id.to_string().into(), plan_hash.into()];
+        let row: Option<(i64, Option<i64>, Option<String>, i64)> = self.pool.fetch_optional(sql, &args).await?;
+        Ok(row.and_then(|(phase, batch, after, rows_done)| {
+            let phase = usize::try_from(phase).ok().filter(|p| *p >= 1)?;
+            let at = match (batch.and_then(|b| usize::try_from(b).ok()), after) {
+                (Some(batch), Some(after)) => Some((batch, after)),
+                _ => None,
+            };
+            let rows_done = if at.is_some() { rows_done } else { 0 };
+            Some(Resume { phase, at, rows_done })
+        }))
+    }
+
+    /// Records that this instance now runs `file`'s phases, resumed: its
+    /// current phase's clock starts again.
+    pub(super) async fn run_resumed(&self, file: &str) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE marain_online_runs SET phase_started_at = {now}, updated_at = {now} WHERE file = $1",
+            now = self.now_ms_sql()
+        );
+        self.pool.execute(&sql, &[file.into()]).await?;
+        Ok(())
+    }
+
+    /// Writes how far `run` is (with `at`, its current phase's last batch
+    /// query and key) and reads back what was asked of it since.
+    pub(super) async fn run_progress(
+        &self,
+        run: &OnlineRun,
+        at: Option<&(usize, String)>,
+    ) -> Result<(RunState, Option<String>), StoreError> {
         let sql = format!(
             "UPDATE marain_online_runs SET phase_started_at = CASE WHEN phase = $2 THEN phase_started_at \
-             ELSE {now} END, phase = $2, summary = $3, rows_done = $4, updated_at = {now} \
-             WHERE file = $1 RETURNING state, state_by",
+             ELSE {now} END, phase = $2, summary = $3, rows_done = $4, batch = CAST($5 AS INTEGER), after_key = $6, \
+             updated_at = {now} WHERE file = $1 RETURNING state, state_by",
             now = self.now_ms_sql()
         );
         let args = [
@@ -244,6 +308,10 @@ impl Store {
             Arg::Int(run.phase as i64),
             run.summary.as_str().into(),
             Arg::Int(run.rows_done),
+            // As text whether set or not: a statement keeps the parameter
+            // types it was first prepared with.
+            at.map_or(Arg::Null, |(batch, _)| Arg::Text(batch.to_string())),
+            at.map_or(Arg::Null, |(_, after)| Arg::Text(after.clone())),
         ];
         let row: Option<(String, Option<String>)> = self.pool.fetch_optional(&sql, &args).await?;
         Ok(row.map_or((RunState::Running, None), |(state, by)| (RunState::parse(&state), by)))
@@ -305,12 +373,14 @@ impl Store {
         Ok(self.pool.execute(&sql, &args).await? > 0)
     }
 
-    /// `file`'s run is over (applied, failed or aborted).
-    pub async fn run_ended(&self, file: &str) {
+    /// `file`'s run is over (applied, failed or aborted); `false` when its
+    /// record could not be cleared.
+    pub async fn run_ended(&self, file: &str) -> bool {
         let ended = self.pool.execute("DELETE FROM marain_online_runs WHERE file = $1", &[file.into()]).await;
-        if let Err(e) = ended {
+        if let Err(e) = &ended {
             tracing::warn!(%file, error = %e, "could not clear the record of an online run");
         }
+        ended.is_ok()
     }
 
     /// Asks `file`'s running phases, on whichever instance runs them, to

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use super::apply::lock_backoff;
 use super::history::head_hash;
-use super::online_runs::{lease_key, OnlineRun, RunState};
+use super::online_runs::{lease_key, OnlineRun, Resume, RunState};
 use super::{Store, StoreError, LOCK_ATTEMPTS};
 use crate::engine::arg::Arg;
 use crate::engine::content_latency::{slow_down, ContentLatency};
 use crate::engine::database::Pooled;
 use crate::engine::Approval;
+use crate::hash::sha256_hex;
 use crate::plan::{Phase, Plan};
 
 /// One table's lease on its online phases: a session of its own holding the
@@ -95,13 +96,19 @@ const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// reports are measured by.
 struct Progress {
     run: OnlineRun,
+    /// The current phase's batch query that ran last and the last key it
+    /// committed (recorded, so a run taken over goes on from there).
+    at: Option<(usize, String)>,
+    /// Rows of the current phase taken before this instance ran it (by a
+    /// dead instance whose run this one goes on with): not in the rate.
+    rows_before: i64,
     phase_started: Instant,
     reported: Instant,
 }
 
 impl Progress {
     fn new(run: OnlineRun) -> Self {
-        Progress { run, phase_started: Instant::now(), reported: Instant::now() }
+        Progress { run, at: None, rows_before: 0, phase_started: Instant::now(), reported: Instant::now() }
     }
 
     fn start(&mut self, phase: usize, summary: &str) {
@@ -111,13 +118,25 @@ impl Progress {
         self.run.rows_per_second = 0.0;
         self.run.seconds_left = None;
         self.run.slowed = false;
+        self.at = None;
+        self.rows_before = 0;
         self.phase_started = Instant::now();
     }
 
-    fn took(&mut self, rows: i64, slowed: bool) {
+    /// The current phase goes on where a dead instance's run left it.
+    fn resumed(&mut self, resume: &Resume) {
+        self.at = resume.at.clone();
+        self.run.rows_done = resume.rows_done;
+        self.rows_before = resume.rows_done;
+    }
+
+    fn took(&mut self, batch: usize, rows: i64, last: &str, slowed: bool) {
+        self.at = Some((batch, last.to_string()));
         self.run.rows_done += rows;
         self.run.slowed = slowed;
-        self.run.timed(self.phase_started.elapsed().as_secs_f64());
+        // The rate of this instance's batches.
+        let here = self.run.rows_done - self.rows_before;
+        self.run.timed(here, self.phase_started.elapsed().as_secs_f64());
     }
 
     /// Whether a report is due by the clock (and so counts as made).
@@ -128,6 +147,12 @@ impl Progress {
         }
         due
     }
+}
+
+/// What identifies a plan's phases: a run is only resumed by one planned
+/// with the very same statements.
+fn phases_hash(phases: &[&Phase]) -> String {
+    sha256_hex(serde_json::to_string(phases).unwrap_or_default().as_bytes())
 }
 
 /// How long start-up waits for a table's lease before it takes the table
@@ -179,6 +204,7 @@ impl Store {
             return Err(StoreError::HeadMoved { file: run.file.to_string() });
         }
         let phases = plan.phases();
+        let plan_hash = phases_hash(&phases);
         let mut progress = Progress::new(OnlineRun {
             file: run.file.to_string(),
             change_id: run.change_id,
@@ -194,16 +220,24 @@ impl Store {
             seconds_left: None,
             slowed: false,
         });
-        self.run_started(&progress.run, run.approval).await?;
-        let lock_timeout = lease.lock_timeout;
-        let ran = self.each_phase(conn, lock_timeout, &phases, &run, &mut progress, &mut report).await;
+        // A dead instance's run of these very phases goes on from its last
+        // recorded batch; anything else starts over.
+        let resume = self.resumable(run.file, run.change_id, &plan_hash).await?;
+        match &resume {
+            Some(resume) => {
+                tracing::warn!(file = %run.file, phase = resume.phase, rows = resume.rows_done,
+                    after = ?resume.at.as_ref().map(|(_, key)| key), "going on with a dead instance's online phases from its last batch");
+                self.run_resumed(run.file).await?;
+            }
+            None => self.run_started(&progress.run, run.approval, &plan_hash).await?,
+        }
+        let ran = self.each_phase(lease, &phases, resume.as_ref(), &run, &mut progress, &mut report).await;
         if let Err(e) = ran {
             self.reset_phases(lease, plan, run.file).await;
-            self.run_ended(run.file).await;
             return Err(e);
         }
         progress.start(phases.len() + 1, "cut-over");
-        self.run_progress(&progress.run).await?;
+        self.run_progress(&progress.run, None).await?;
         report(&progress.run);
         self.failpoints.reach("before_cut_over");
         Ok(())
@@ -259,9 +293,27 @@ impl Store {
     /// lease's session: after a phase failed or was aborted, or when the
     /// cut-over did not commit, so that nothing of the change (a trigger, a
     /// shadow column, a constraint) stays on the table under the old schema.
+    /// The run's record goes first: a record whose phases' work is gone
+    /// would be resumed by the instance taking it over. If the record cannot
+    /// be cleared, the work stays with it (start-up clears both).
     pub async fn reset_phases(&self, lease: &mut Lease, plan: &Plan, file: &str) {
+        if !self.run_ended(file).await {
+            tracing::warn!(%file, "an online change's phases are left as they are, with their record; start-up clears them");
+            return;
+        }
         let Some(conn) = lease.conn.as_mut() else { return };
-        for statement in plan.phases().iter().flat_map(|p| &p.reset) {
+        let mut statements: Vec<String> = plan.phases().iter().flat_map(|p| p.reset.clone()).collect();
+        // And what a reset cannot say only if it is there (SQLite cannot drop
+        // a column `IF EXISTS`): what the backend finds unfinished on the
+        // plan's tables, which under the lease is this change's.
+        if let Some(query) = self.backend().unfinished_phases_query() {
+            let tables = plan.online_tables();
+            match conn.conn().fetch_all::<(String, String)>(query, &[]).await {
+                Ok(found) => statements.extend(found.into_iter().filter(|(t, _)| tables.contains(t)).map(|(_, s)| s)),
+                Err(e) => tracing::warn!(%file, error = %e, "could not look for what an unfinished change left"),
+            }
+        }
+        for statement in &statements {
             if let Err(reset) = conn.conn().execute(statement, &[]).await {
                 tracing::warn!(%file, %statement, error = %reset, "could not clear what an unfinished change's phases left");
             }
@@ -270,20 +322,32 @@ impl Store {
 
     async fn each_phase(
         &self,
-        conn: &mut Pooled,
-        lock_timeout: Duration,
+        lease: &mut Lease,
         phases: &[&Phase],
+        resume: Option<&Resume>,
         run: &PhaseRun<'_>,
         progress: &mut Progress,
         report: &mut impl FnMut(&OnlineRun),
     ) -> Result<(), StoreError> {
+        let lock_timeout = lease.lock_timeout;
+        let conn = lease.conn.as_mut().expect("a lease holds its connection until released");
         let before = run.latency.recent();
         for (n, phase) in phases.iter().enumerate() {
+            // A dead instance's run did the phases before the one it was in,
+            // and that one's statements if it had begun its batches.
+            let from = resume.filter(|r| r.phase == n + 1).and_then(|r| r.at.as_ref().map(|_| r));
+            if resume.is_some_and(|r| r.phase > n + 1) {
+                continue;
+            }
             progress.start(n + 1, &phase.summary);
+            if let Some(resume) = from {
+                progress.resumed(resume);
+            }
             self.checkpoint(progress, report, true).await?;
             let started = Instant::now();
             let _running = crate::engine::telemetry::phase_started(&progress.run.table);
-            for statement in phase.reset.iter().chain(&phase.sql) {
+            let ran_before = from.is_some();
+            for statement in phase.reset.iter().chain(&phase.sql).filter(|_| !ran_before) {
                 match queues_readers(statement) {
                     true => self.briefly(conn, statement, lock_timeout).await?,
                     false => {
@@ -292,9 +356,12 @@ impl Store {
                     }
                 }
             }
-            for statement in &phase.batches {
+            let (first, mut after) = from.and_then(|r| r.at.clone()).unwrap_or_default();
+            for (b, statement) in phase.batches.iter().enumerate().skip(first) {
+                if b > first {
+                    after.clear();
+                }
                 // Each batch is a transaction of its own: writes interleave.
-                let mut after = String::new();
                 loop {
                     let batch = Instant::now();
                     let (rows, last) = self.batch(conn, statement, &phase.batch_writes, run.pace.rows, &after).await?;
@@ -304,7 +371,7 @@ impl Store {
                     after = last;
                     self.failpoints.reach("after_batch");
                     let slower = slow_down(before, run.latency.recent(), batch.elapsed());
-                    progress.took(rows, slower.is_some());
+                    progress.took(b, rows, &after, slower.is_some());
                     self.checkpoint(progress, report, false).await?;
                     let rest = run.pace.pause + slower.unwrap_or_default();
                     if !rest.is_zero() {
@@ -404,7 +471,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut told = false;
         loop {
-            let (state, by) = self.run_progress(&progress.run).await?;
+            let (state, by) = self.run_progress(&progress.run, progress.at.as_ref()).await?;
             let changed = state != progress.run.state;
             progress.run.state = state;
             progress.run.state_by = by;

@@ -16,7 +16,7 @@ mod values;
 
 use crate::error::FileError;
 use crate::grade::GradedChange;
-use crate::plan::{Dialect, Plan, PlanBinding, PlanContext, Step};
+use crate::plan::{Dialect, Plan, PlanBinding, PlanContext};
 use crate::site::{CheckScope, Site, SiteFile};
 
 use super::{FileKind, Undone};
@@ -66,7 +66,7 @@ impl FileKind for DataKind {
         plan::plan(old, new, binding, ctx)
     }
 
-    fn refill(&self, dialect: Dialect, undone: &Undone) -> Vec<Step> {
-        refill::refill(dialect, undone)
+    fn refill(&self, dialect: Dialect, undone: &Undone, plan: &mut Plan) {
+        plan.steps.extend(refill::refill(dialect, undone));
     }
 }

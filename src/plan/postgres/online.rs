@@ -5,7 +5,7 @@
 
 use super::rename_index;
 use crate::plan::{Online, Originals, Phase};
-use crate::sql::postgres::{q, ColumnSpec};
+use crate::sql::postgres::{literal, q, ColumnSpec};
 use crate::sql::{convert, quote, Dialect};
 
 /// The online form of dropping column `spec` with its values backed up in
@@ -179,4 +179,75 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
         sql.push(rename_index(&temp_index, &b.index_name()));
     }
     Some(Online { table: a.table.clone(), phases, sql, retire: vec![] })
+}
+
+/// The online form of bringing back column `spec`, a field a later version
+/// dropped, with its values refilled from backup `bk` (a rollback,
+/// docs/online-changes.md): a shadow column is added and filled from the
+/// backup in keyset batches (a row written meanwhile under the old schema
+/// never held the field, so nothing keeps it in step), then the cut-over
+/// gives it the field's name and what the field asks of it. `None` for a
+/// column with a unique key, allowed values or a reference, which keep the
+/// one-transaction path.
+pub(crate) fn online_refill(spec: &ColumnSpec, bk: &str) -> Option<Online> {
+    if spec.unique || spec.values.is_some() || spec.target.is_some() || !spec.add_check().is_empty() {
+        return None;
+    }
+    let (t, c, id) = (q(&spec.table), quote(&spec.column), quote("id"));
+    let shadow_name = format!("{}__marain", spec.column);
+    let shadow = quote(&shadow_name);
+    let b = q(bk);
+    let default = spec.default.as_ref().map(|d| format!(" DEFAULT {}", literal(d))).unwrap_or_default();
+    let mut phases = vec![
+        Phase {
+            summary: format!("add {}.{shadow_name}, to be refilled from {bk}", spec.table),
+            reset: vec![format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}")],
+            sql: vec![
+                // With the field's default, as adding it would: the rows the
+                // backup does not hold (written since the drop) take it.
+                format!("ALTER TABLE {t} ADD COLUMN {shadow} {}{default}", spec.sql_type()),
+                // The backup is read by key once per batch; the one-transaction
+                // path's backups have no key of their own.
+                format!("CREATE INDEX IF NOT EXISTS {} ON {b} ({id})", q(&format!("{bk}__id"))),
+            ],
+            batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
+        },
+        Phase {
+            summary: format!("refill {}.{shadow_name} from {bk} in keyset batches", spec.table),
+            reset: vec![],
+            sql: vec![],
+            batches: vec![format!(
+                "WITH s AS (SELECT {id} FROM {t} WHERE {id} > $2 ORDER BY {id} LIMIT $1), \
+                 u AS (UPDATE {t} SET {shadow} = {b}.{c} FROM {b} WHERE {b}.{id} = {t}.{id} \
+                 AND {t}.{id} > $2 AND {t}.{id} <= (SELECT max({id}) FROM s) RETURNING 1) \
+                 SELECT COUNT(*), COALESCE(max(s.{id}), '') FROM s"
+            )],
+            batch_writes: vec![],
+            proofs: vec![],
+        },
+    ];
+    let temp_index = format!("{}__marain", spec.index_name());
+    if spec.indexed {
+        phases.push(Phase {
+            summary: format!("build the index of {}.{shadow_name} concurrently", spec.table),
+            reset: vec![ColumnSpec::drop_index_concurrently(&temp_index)],
+            sql: vec![format!("CREATE INDEX CONCURRENTLY {} ON {t} ({shadow})", q(&temp_index))],
+            batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
+        });
+    }
+    let mut sql = vec![format!("ALTER TABLE {t} RENAME COLUMN {shadow} TO {c}")];
+    if spec.not_null {
+        // Scans the table under the cut-over's lock: a row written under the
+        // old schema meanwhile holds no value, and fails it as it fails the
+        // one-transaction path.
+        sql.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"));
+    }
+    if spec.indexed {
+        sql.push(rename_index(&temp_index, &spec.index_name()));
+    }
+    Some(Online { table: spec.table.clone(), phases, sql, retire: vec![] })
 }

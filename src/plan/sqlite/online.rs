@@ -170,15 +170,8 @@ pub(super) fn online_rebuild(o: &EntitySchema, n: &EntitySchema, kept: &[Kept], 
     let mut sql: Vec<String> =
         ["insert", "update", "delete"].iter().map(|w| format!("DROP TRIGGER {}", trigger(w))).collect();
     sql.push(format!("ALTER TABLE {t} RENAME TO {r}"));
-    let rename_index = |table: &str, f: &Field, from: &str, to: &str| {
-        let column = quote(&f.column().unwrap_or_default());
-        format!(
-            "UPDATE sqlite_master SET name = {}, sql = {} WHERE type = 'index' AND name = {}",
-            string_literal(to),
-            string_literal(&format!("CREATE INDEX {} ON {} ({column})", quote(to), quote(table))),
-            string_literal(from)
-        )
-    };
+    let rename_index =
+        |table: &str, f: &Field, from: &str, to: &str| rename_index(table, &f.column().unwrap_or_default(), from, to);
     for f in o.fields.iter().filter(|f| f.indexed && f.column().is_some()) {
         let name = index_name(entity, &f.id);
         sql.push(rename_index(&retired, f, &name, &format!("{name}__retired")));
@@ -216,4 +209,86 @@ pub(super) fn online_rebuild(o: &EntitySchema, n: &EntitySchema, kept: &[Kept], 
 /// Where the cut-over puts the table it replaces, until it is dropped.
 fn retired_table(entity: &str) -> String {
     format!("marain_retired_{entity}")
+}
+
+/// The online form of bringing back `field` of `entity`, a single-valued
+/// field a later version dropped, with its values refilled from backup `bk`
+/// (a rollback, docs/online-changes.md): a shadow column is added in place
+/// and filled from the backup in keyset batches (each a short write
+/// transaction; a row written meanwhile under the old schema never held the
+/// field, so nothing keeps it in step), its index built, then the cut-over
+/// gives both the field's names. `None` for a column with a unique key, a
+/// CHECK or a reference, which keep the one-transaction path.
+pub(crate) fn online_refill(entity: &str, field: &Field, bk: &str) -> Option<Online> {
+    let column = field.column()?;
+    let def = sqlite::column_def(field);
+    if field.unique || def.contains(" CHECK ") || def.contains(" REFERENCES ") {
+        return None;
+    }
+    let table = crate::model::table_name(entity);
+    let shadow_name = format!("{column}__marain");
+    let (t, c, shadow, id, b) = (quote(&table), quote(&column), quote(&shadow_name), quote("id"), quote(bk));
+    // The field's own definition (its type, `NOT NULL` with its default) under
+    // the shadow's name: rows the backup does not hold take the default.
+    let shadow_def = def.replacen(&c, &shadow, 1);
+    // SQLite cannot drop a column only if it is there: what a phase cut short
+    // leaves is cleared by the backend's query of unfinished phases, which
+    // finds the `__marain` column (and its index) by name.
+    // The batches walk the backup by its rowid (a backup made in one
+    // transaction has no key; building one would hold the write lock for a
+    // sort of the whole table), each writing its rows' values into the live
+    // table by key.
+    let after = "CAST($2 AS INTEGER)";
+    let mut phases = vec![
+        Phase {
+            summary: format!("add {table}.{shadow_name}, to be refilled from {bk}"),
+            reset: vec![],
+            sql: vec![format!("ALTER TABLE {t} ADD COLUMN {shadow_def}")],
+            batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
+        },
+        Phase {
+            summary: format!("refill {table}.{shadow_name} from {bk} in batches"),
+            reset: vec![],
+            sql: vec![],
+            batches: vec![format!(
+                "SELECT COUNT(*), COALESCE(CAST(MAX(rowid) AS TEXT), '') FROM (SELECT rowid FROM {b} \
+                 WHERE rowid > {after} ORDER BY rowid LIMIT $1)"
+            )],
+            batch_writes: vec![format!(
+                "UPDATE {t} SET {shadow} = {b}.{c} FROM {b} WHERE {b}.rowid > {after} \
+                 AND {b}.rowid <= CAST($3 AS INTEGER) AND {b}.{id} = {t}.{id}"
+            )],
+            proofs: vec![],
+        },
+    ];
+    let index = index_name(entity, &field.id);
+    let temp_index = format!("{index}__marain");
+    let mut sql = vec![format!("ALTER TABLE {t} RENAME COLUMN {shadow} TO {c}")];
+    if field.indexed {
+        // One write transaction: SQLite builds an index in one pass.
+        phases.push(Phase {
+            summary: format!("build the index of {table}.{shadow_name}"),
+            reset: vec![format!("DROP INDEX IF EXISTS {}", quote(&temp_index))],
+            sql: vec![format!("CREATE INDEX {} ON {t} ({shadow})", quote(&temp_index))],
+            batches: vec![],
+            batch_writes: vec![],
+            proofs: vec![],
+        });
+        sql.push(rename_index(&table, &column, &temp_index, &index));
+    }
+    Some(Online { table, phases, sql, retire: vec![] })
+}
+
+/// Gives index `from` (on `table`'s `column`) the name `to` in the schema
+/// table: SQLite cannot rename an index, and the online cut-overs run with
+/// `writable_schema` on (`engine::backend::sqlite`).
+fn rename_index(table: &str, column: &str, from: &str, to: &str) -> String {
+    format!(
+        "UPDATE sqlite_master SET name = {}, sql = {} WHERE type = 'index' AND name = {}",
+        string_literal(to),
+        string_literal(&format!("CREATE INDEX {} ON {} ({})", quote(to), quote(table), quote(column))),
+        string_literal(from)
+    )
 }
