@@ -64,6 +64,17 @@ async fn big_site(backend: Backend, policy: &str) -> TestSite {
     site
 }
 
+/// A big site whose online batches are small and rest between them, so that
+/// a change is still running when the test acts on it; nothing auto-applies.
+async fn slow_big_site(backend: Backend) -> TestSite {
+    let mut site = big_site(backend, "none").await;
+    let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
+                online_batch_pause_ms: 30\n  directories:\n    schemas:\n      auto_apply: none\n";
+    site.write("config/config.hot_reload.yaml", slow);
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    site
+}
+
 /// SQLite after an online rebuild ended, whichever way: no shadow table or
 /// trigger left, and the database file whole (the cut-over wrote the schema
 /// table to give the shadow's indexes their names). The retired table is
@@ -466,11 +477,7 @@ async fn run_until(coordinator: &Coordinator, want: impl Fn(&OnlineRun) -> bool)
 /// phases made is cleared, every value is as it was and the change waits for
 /// approval again, and then applies.
 async fn an_approver_pauses_resumes_and_aborts_a_running_change(backend: Backend) {
-    let mut site = big_site(backend, "none").await;
-    let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
-                online_batch_pause_ms: 30\n  directories:\n    schemas:\n      auto_apply: none\n";
-    site.write("config/config.hot_reload.yaml", slow);
-    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    let mut site = slow_big_site(backend).await;
     site.write(ITEM_PATH, &ITEM.replace("type: integer", "type: text"));
     let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();
     let coordinator = site.coordinator.clone();
@@ -568,9 +575,10 @@ async fn a_cut_over_retried_behind_a_reader_keeps_what_the_phases_made_on_postgr
         let coordinator = coordinator.clone();
         async move { coordinator.approve(id, approval).await }
     });
-    // The last phase (the shadow filled) under way: held while the reader starts.
-    let last = run_until(&coordinator, |r| r.phase == r.phases && r.rows_done > 0).await;
-    assert_eq!(last.phases, 2, "{last:?}");
+    // The batches (the shadow filled, phase 2 of 3; a VACUUM follows) under
+    // way: held while the reader starts.
+    let filling = run_until(&coordinator, |r| r.phase == 2 && r.rows_done > 0).await;
+    assert_eq!(filling.phases, 3, "{filling:?}");
     coordinator.control_online(id, RunControl::Pause, "ann").await.unwrap();
     run_until(&coordinator, |r| r.state == RunState::Paused).await;
     let url = std::fs::read_to_string(site.dir.path().join("database-url")).unwrap();
@@ -657,11 +665,7 @@ async fn a_phase_meeting_a_reader_lets_go_and_tries_again_on_postgres() {
 /// paused mid-batches, and a client writes. What the new type can hold goes
 /// in and is there, converted, once the change applies.
 async fn a_write_the_running_change_refuses_is_a_conflict_naming_the_field(backend: Backend) {
-    let mut site = big_site(backend, "none").await;
-    let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
-                online_batch_pause_ms: 30\n  directories:\n    schemas:\n      auto_apply: none\n";
-    site.write("config/config.hot_reload.yaml", slow);
-    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    let mut site = slow_big_site(backend).await;
     site.exec("UPDATE content_item SET code = substr(id, 2)").await;
     site.write(ITEM_PATH, &ITEM.replace("code\n    type: text", "code\n    type: integer"));
     let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();

@@ -150,6 +150,13 @@ pub struct Online {
     pub retire: Vec<Phase>,
 }
 
+impl Phase {
+    /// A phase of statements alone: no batches, no proofs.
+    pub fn statements(summary: String, reset: Vec<String>, sql: Vec<String>) -> Self {
+        Phase { summary, reset, sql, batches: vec![], batch_writes: vec![], proofs: vec![] }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub summary: String,

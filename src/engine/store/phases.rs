@@ -74,11 +74,13 @@ pub const BRIEF_WAIT: Duration = Duration::from_millis(50);
 
 /// Whether `statement`, waiting for its table's lock, makes the table's
 /// readers queue behind it: every DDL statement of a phase but those built to
-/// run beside traffic (`… CONCURRENTLY`, `VALIDATE CONSTRAINT`, whose locks
-/// readers and writers pass; a concurrent build cut short would also leave
-/// an invalid index that a plain retry trips on).
+/// run beside traffic (`… CONCURRENTLY`, `VALIDATE CONSTRAINT`, `VACUUM`,
+/// whose locks readers and writers pass; a concurrent build cut short would
+/// also leave an invalid index that a plain retry trips on).
 fn queues_readers(statement: &str) -> bool {
-    !(statement.contains(" CONCURRENTLY ") || statement.contains(" VALIDATE CONSTRAINT "))
+    !(statement.contains(" CONCURRENTLY ")
+        || statement.contains(" VALIDATE CONSTRAINT ")
+        || statement.starts_with("VACUUM "))
 }
 
 /// The error of `statement` failing.

@@ -20,10 +20,10 @@ pub(super) fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Onl
     let keep = q(&format!("{bk}_keep"));
     let b = q(bk);
     let phases = vec![
-        Phase {
-            summary: format!("keep the values of {}.{} written from now on", spec.table, spec.column),
-            reset: vec![format!("DROP FUNCTION IF EXISTS {keep}() CASCADE"), format!("DROP TABLE IF EXISTS {b}")],
-            sql: vec![
+        Phase::statements(
+            format!("keep the values of {}.{} written from now on", spec.table, spec.column),
+            vec![format!("DROP FUNCTION IF EXISTS {keep}() CASCADE"), format!("DROP TABLE IF EXISTS {b}")],
+            vec![
                 format!(
                     "CREATE TABLE {b} ({id} TEXT PRIMARY KEY, {c} {}, {copied} BOOLEAN NOT NULL DEFAULT false)",
                     spec.sql_type(),
@@ -36,10 +36,7 @@ pub(super) fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Onl
                 ),
                 format!("CREATE TRIGGER {keep} AFTER INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {keep}()"),
             ],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        },
+        ),
         Phase {
             summary: format!("back up {}.{} in keyset batches", spec.table, spec.column),
             reset: vec![],
@@ -88,14 +85,14 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
     let copied = quote("copied");
     let new_value = |x: &str| convert::value(Dialect::Postgres, x, a.field_type, b.field_type);
     let mut phases = vec![
-        Phase {
-            summary: format!("add {}.{shadow_name} of the new type, kept up to date by a trigger", a.table),
-            reset: vec![
+        Phase::statements(
+            format!("add {}.{shadow_name} of the new type, kept up to date by a trigger", a.table),
+            vec![
                 format!("DROP FUNCTION IF EXISTS {sync}() CASCADE"),
                 format!("DROP TABLE IF EXISTS {bk}"),
                 format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}"),
             ],
-            sql: vec![
+            vec![
                 format!("ALTER TABLE {t} ADD COLUMN {shadow} {}", b.sql_type()),
                 format!(
                     "CREATE TABLE {bk} ({id} TEXT PRIMARY KEY, {c} {}, {copied} BOOLEAN NOT NULL DEFAULT false)",
@@ -111,10 +108,7 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
                 ),
                 format!("CREATE TRIGGER {sync} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {sync}()"),
             ],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        },
+        ),
         Phase {
             summary: format!(
                 "back up the originals of {}.{} and convert them into {shadow_name}, in keyset batches",
@@ -141,30 +135,21 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
             proofs: vec![],
         },
     ];
+    phases.push(vacuum(&a.table));
     let temp_index = format!("{}__marain", b.index_name());
     let not_null = format!("{}_{shadow_name}_not_null", a.table);
     if b.not_null {
-        phases.push(Phase {
-            summary: format!("prove {}.{shadow_name} holds no NULL", a.table),
-            reset: vec![b.drop_constraint_if_exists(&not_null)],
-            sql: vec![
+        phases.push(Phase::statements(
+            format!("prove {}.{shadow_name} holds no NULL", a.table),
+            vec![b.drop_constraint_if_exists(&not_null)],
+            vec![
                 format!("ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({shadow} IS NOT NULL) NOT VALID", q(&not_null)),
                 format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", q(&not_null)),
             ],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        });
+        ));
     }
     if b.indexed {
-        phases.push(Phase {
-            summary: format!("build the index of {}.{shadow_name} concurrently", a.table),
-            reset: vec![ColumnSpec::drop_index_concurrently(&temp_index)],
-            sql: vec![format!("CREATE INDEX CONCURRENTLY {} ON {t} ({shadow})", q(&temp_index))],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        });
+        phases.push(shadow_index(&a.table, &shadow_name, &temp_index));
     }
     let mut sql = vec![
         format!("DROP FUNCTION {sync}() CASCADE"),
@@ -199,10 +184,10 @@ pub(crate) fn online_refill(spec: &ColumnSpec, bk: &str) -> Option<Online> {
     let b = q(bk);
     let default = spec.default.as_ref().map(|d| format!(" DEFAULT {}", literal(d))).unwrap_or_default();
     let mut phases = vec![
-        Phase {
-            summary: format!("add {}.{shadow_name}, to be refilled from {bk}", spec.table),
-            reset: vec![format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}")],
-            sql: vec![
+        Phase::statements(
+            format!("add {}.{shadow_name}, to be refilled from {bk}", spec.table),
+            vec![format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}")],
+            vec![
                 // With the field's default, as adding it would: the rows the
                 // backup does not hold (written since the drop) take it.
                 format!("ALTER TABLE {t} ADD COLUMN {shadow} {}{default}", spec.sql_type()),
@@ -210,10 +195,7 @@ pub(crate) fn online_refill(spec: &ColumnSpec, bk: &str) -> Option<Online> {
                 // path's backups have no key of their own.
                 format!("CREATE INDEX IF NOT EXISTS {} ON {b} ({id})", q(&format!("{bk}__id"))),
             ],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        },
+        ),
         Phase {
             summary: format!("refill {}.{shadow_name} from {bk} in keyset batches", spec.table),
             reset: vec![],
@@ -228,16 +210,10 @@ pub(crate) fn online_refill(spec: &ColumnSpec, bk: &str) -> Option<Online> {
             proofs: vec![],
         },
     ];
+    phases.push(vacuum(&spec.table));
     let temp_index = format!("{}__marain", spec.index_name());
     if spec.indexed {
-        phases.push(Phase {
-            summary: format!("build the index of {}.{shadow_name} concurrently", spec.table),
-            reset: vec![ColumnSpec::drop_index_concurrently(&temp_index)],
-            sql: vec![format!("CREATE INDEX CONCURRENTLY {} ON {t} ({shadow})", q(&temp_index))],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        });
+        phases.push(shadow_index(&spec.table, &shadow_name, &temp_index));
     }
     let mut sql = vec![format!("ALTER TABLE {t} RENAME COLUMN {shadow} TO {c}")];
     if spec.not_null {
@@ -250,4 +226,28 @@ pub(crate) fn online_refill(spec: &ColumnSpec, bk: &str) -> Option<Online> {
         sql.push(rename_index(&temp_index, &spec.index_name()));
     }
     Some(Online { table: spec.table.clone(), phases, sql, retire: vec![] })
+}
+
+/// The phase building the index of `table`'s shadow column `shadow` under
+/// the temporary name `temp_index` (the cut-over gives it the field's).
+fn shadow_index(table: &str, shadow: &str, temp_index: &str) -> Phase {
+    Phase::statements(
+        format!("build the index of {table}.{shadow} concurrently"),
+        vec![ColumnSpec::drop_index_concurrently(temp_index)],
+        vec![format!("CREATE INDEX CONCURRENTLY {} ON {} ({})", q(temp_index), q(table), quote(shadow))],
+    )
+}
+
+/// The phase after batches that wrote every row of `table` again: `VACUUM`
+/// clears the old row versions they left. It runs beside reads and writes
+/// (its lock conflicts with neither), and it spares the cut-over an
+/// autovacuum that would take the table for those rows just then: the
+/// cut-over's `ALTER TABLE` would wait for it, and every request of the
+/// entity behind the cut-over, until PostgreSQL cancelled it (a second).
+fn vacuum(table: &str) -> Phase {
+    Phase::statements(
+        format!("vacuum {table}: clear the old row versions the batches left"),
+        vec![],
+        vec![format!("VACUUM {}", q(table))],
+    )
 }

@@ -138,14 +138,11 @@ pub(super) fn online_rebuild(o: &EntitySchema, n: &EntitySchema, kept: &[Kept], 
         exprs("")
     ));
     let phases = vec![
-        Phase {
-            summary: format!("create {}, the table's new shape, kept up to date by triggers", shadow_table(entity)),
+        Phase::statements(
+            format!("create {}, the table's new shape, kept up to date by triggers", shadow_table(entity)),
             reset,
-            sql: create,
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        },
+            create,
+        ),
         Phase {
             summary: format!("copy {} into {} in keyset batches", n.table(), shadow_table(entity)),
             reset: vec![],
@@ -194,14 +191,7 @@ pub(super) fn online_rebuild(o: &EntitySchema, n: &EntitySchema, kept: &[Kept], 
             batch_writes: vec![format!("DELETE FROM {r} WHERE {range}")],
             proofs: vec![],
         },
-        Phase {
-            summary: format!("drop {retired}"),
-            reset: vec![],
-            sql: vec![format!("DROP TABLE IF EXISTS {r}")],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        },
+        Phase::statements(format!("drop {retired}"), vec![], vec![format!("DROP TABLE IF EXISTS {r}")]),
     ];
     Online { table: n.table(), phases, sql, retire }
 }
@@ -240,14 +230,11 @@ pub(crate) fn online_refill(entity: &str, field: &Field, bk: &str) -> Option<Onl
     // table by key.
     let after = "CAST($2 AS INTEGER)";
     let mut phases = vec![
-        Phase {
-            summary: format!("add {table}.{shadow_name}, to be refilled from {bk}"),
-            reset: vec![],
-            sql: vec![format!("ALTER TABLE {t} ADD COLUMN {shadow_def}")],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        },
+        Phase::statements(
+            format!("add {table}.{shadow_name}, to be refilled from {bk}"),
+            vec![],
+            vec![format!("ALTER TABLE {t} ADD COLUMN {shadow_def}")],
+        ),
         Phase {
             summary: format!("refill {table}.{shadow_name} from {bk} in batches"),
             reset: vec![],
@@ -268,14 +255,11 @@ pub(crate) fn online_refill(entity: &str, field: &Field, bk: &str) -> Option<Onl
     let mut sql = vec![format!("ALTER TABLE {t} RENAME COLUMN {shadow} TO {c}")];
     if field.indexed {
         // One write transaction: SQLite builds an index in one pass.
-        phases.push(Phase {
-            summary: format!("build the index of {table}.{shadow_name}"),
-            reset: vec![format!("DROP INDEX IF EXISTS {}", quote(&temp_index))],
-            sql: vec![format!("CREATE INDEX {} ON {t} ({shadow})", quote(&temp_index))],
-            batches: vec![],
-            batch_writes: vec![],
-            proofs: vec![],
-        });
+        phases.push(Phase::statements(
+            format!("build the index of {table}.{shadow_name}"),
+            vec![format!("DROP INDEX IF EXISTS {}", quote(&temp_index))],
+            vec![format!("CREATE INDEX {} ON {t} ({shadow})", quote(&temp_index))],
+        ));
         sql.push(rename_index(&table, &column, &temp_index, &index));
     }
     Some(Online { table, phases, sql, retire: vec![] })
