@@ -64,15 +64,13 @@ async fn big_site(backend: Backend, policy: &str) -> TestSite {
     site
 }
 
-/// A big site whose online batches are small and rest between them, so that
-/// a change is still running when the test acts on it; nothing auto-applies.
-async fn slow_big_site(backend: Backend) -> TestSite {
-    let mut site = big_site(backend, "none").await;
+/// Makes `site`'s online batches small, with a rest between them, so that a
+/// change is still running when the test acts on it; nothing auto-applies.
+async fn slow_batches(site: &mut TestSite) {
     let slow = "id: hot_reload\nvalues:\n  online_threshold_rows: 500\n  online_batch_rows: 100\n  \
                 online_batch_pause_ms: 30\n  directories:\n    schemas:\n      auto_apply: none\n";
     site.write("config/config.hot_reload.yaml", slow);
     site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
-    site
 }
 
 /// SQLite after an online rebuild ended, whichever way: no shadow table or
@@ -477,7 +475,8 @@ async fn run_until(coordinator: &Coordinator, want: impl Fn(&OnlineRun) -> bool)
 /// phases made is cleared, every value is as it was and the change waits for
 /// approval again, and then applies.
 async fn an_approver_pauses_resumes_and_aborts_a_running_change(backend: Backend) {
-    let mut site = slow_big_site(backend).await;
+    let mut site = big_site(backend, "none").await;
+    slow_batches(&mut site).await;
     site.write(ITEM_PATH, &ITEM.replace("type: integer", "type: text"));
     let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();
     let coordinator = site.coordinator.clone();
@@ -665,7 +664,8 @@ async fn a_phase_meeting_a_reader_lets_go_and_tries_again_on_postgres() {
 /// paused mid-batches, and a client writes. What the new type can hold goes
 /// in and is there, converted, once the change applies.
 async fn a_write_the_running_change_refuses_is_a_conflict_naming_the_field(backend: Backend) {
-    let mut site = slow_big_site(backend).await;
+    let mut site = big_site(backend, "none").await;
+    slow_batches(&mut site).await;
     site.exec("UPDATE content_item SET code = substr(id, 2)").await;
     site.write(ITEM_PATH, &ITEM.replace("code\n    type: text", "code\n    type: integer"));
     let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();
