@@ -324,6 +324,50 @@ async fn a_dropped_field_keeps_every_value_written_up_to_the_cut_over(backend: B
     site.stop().await;
 }
 
+/// A field dropped while its table was small (its backup made in the
+/// change's one transaction, without a key) and rolled back once the table
+/// counts as big: the refill is online, walking a backup that has no key of
+/// its own (PostgreSQL builds one first; SQLite walks its rowid), and every
+/// value comes back; a row written since the drop takes the field's default.
+async fn a_rollback_refills_online_from_a_backup_made_in_one_transaction(backend: Backend) {
+    let mut site = big_site(backend, "none").await;
+    let threshold = |rows: u64| {
+        format!(
+            "id: hot_reload\nvalues:\n  online_threshold_rows: {rows}\n  directories:\n    schemas:\n      \
+             auto_apply: none\n"
+        )
+    };
+    let approval = || Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    let with_note = ITEM.replace("  - id: score\n", "  - id: note\n    type: text\n    default: none\n  - id: score\n");
+    site.write(ITEM_PATH, &with_note);
+    let added = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    site.coordinator.approve(added.change_id.unwrap(), approval()).await.unwrap();
+    site.exec("UPDATE content_item SET note = 'kept ' || id").await;
+    site.write("config/config.hot_reload.yaml", &threshold(1_000_000));
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    site.write(ITEM_PATH, ITEM);
+    let dropped = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    let change = site.coordinator.snapshot().pending.iter().find(|c| c.file == ITEM_PATH).map(|c| c.plan.path);
+    assert_eq!(change, Some(marain::plan::PlanPath::Transaction), "the drop must make its backup in one transaction");
+    site.coordinator.approve(dropped.change_id.unwrap(), approval()).await.unwrap();
+    site.exec("INSERT INTO content_item (id, code, score) VALUES ('late', 'late', 0)").await;
+    site.write("config/config.hot_reload.yaml", &threshold(500));
+    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+
+    let back = site.coordinator.rollback(ITEM_PATH, 2, None).await.unwrap();
+    assert_eq!(back.plan.path, marain::plan::PlanPath::Online);
+    site.coordinator.approve(back.id, approval()).await.unwrap();
+    let notes =
+        site.texts("SELECT note FROM content_item WHERE id LIKE 'i%' ORDER BY CAST(substr(id, 2) AS INTEGER)").await;
+    assert_eq!(notes.len() as i64, ROWS);
+    for (n, note) in (1..=ROWS).zip(notes) {
+        assert_eq!(note, Some(format!("kept i{n}")), "row i{n}");
+    }
+    let late = site.texts("SELECT note FROM content_item WHERE id = 'late'").await;
+    assert_eq!(late, [Some("none".to_string())], "a row written since the drop takes the default");
+    site.stop().await;
+}
+
 /// `score` becomes a float on a big table while traffic runs: on PostgreSQL a
 /// shadow column kept by a trigger and filled in batches, then a cut-over that
 /// swaps the columns; on SQLite a shadow table kept by triggers and filled in
@@ -706,6 +750,7 @@ async fn a_write_the_running_change_refuses_is_a_conflict_naming_the_field(backe
 crate::backend_tests!(
     multi_thread: a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs,
     a_dropped_field_keeps_every_value_written_up_to_the_cut_over,
+    a_rollback_refills_online_from_a_backup_made_in_one_transaction,
     a_type_change_converts_every_row_written_up_to_the_cut_over,
     a_phase_the_data_refuses_leaves_the_old_schema_live,
     an_approver_pauses_resumes_and_aborts_a_running_change,

@@ -191,20 +191,29 @@ pub(crate) fn online_refill(spec: &ColumnSpec, bk: &str) -> Option<Online> {
                 // With the field's default, as adding it would: the rows the
                 // backup does not hold (written since the drop) take it.
                 format!("ALTER TABLE {t} ADD COLUMN {shadow} {}{default}", spec.sql_type()),
-                // The backup is read by key once per batch; the one-transaction
-                // path's backups have no key of their own.
-                format!("CREATE INDEX IF NOT EXISTS {} ON {b} ({id})", q(&format!("{bk}__id"))),
+                // The batches walk the backup by key: one the one-transaction
+                // path made has none (an online drop's has its primary key).
+                format!(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+                     ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                     WHERE i.indrelid = '{b}'::regclass AND a.attname = 'id') \
+                     THEN CREATE INDEX {} ON {b} ({id}); END IF; END $$",
+                    q(&format!("{bk}__id"))
+                ),
             ],
         ),
         Phase {
-            summary: format!("refill {}.{shadow_name} from {bk} in keyset batches", spec.table),
+            summary: format!("refill {}.{shadow_name} from {bk} in batches", spec.table),
             reset: vec![],
             sql: vec![],
+            // The backup walked by its key, each of its rows written into the
+            // live row of that key (an index lookup per row: planned for the
+            // batch's own size, `plan_cache_mode` on the lease's session). A
+            // join by key range instead read the whole backup per batch.
             batches: vec![format!(
-                "WITH s AS (SELECT {id} FROM {t} WHERE {id} > $2 ORDER BY {id} LIMIT $1), \
-                 u AS (UPDATE {t} SET {shadow} = {b}.{c} FROM {b} WHERE {b}.{id} = {t}.{id} \
-                 AND {t}.{id} > $2 AND {t}.{id} <= (SELECT max({id}) FROM s) RETURNING 1) \
-                 SELECT COUNT(*), COALESCE(max(s.{id}), '') FROM s"
+                "WITH s AS MATERIALIZED (SELECT {id}, {c} FROM {b} WHERE {id} > $2 ORDER BY {id} LIMIT $1), \
+                 u AS (UPDATE {t} SET {shadow} = s.{c} FROM s WHERE {t}.{id} = s.{id} RETURNING 1) \
+                 SELECT COUNT(*), COALESCE(max({id}), '') FROM s"
             )],
             batch_writes: vec![],
             proofs: vec![],
