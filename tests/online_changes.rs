@@ -330,6 +330,19 @@ async fn a_dropped_field_keeps_every_value_written_up_to_the_cut_over(backend: B
 /// its own (PostgreSQL builds one first; SQLite walks its rowid), and every
 /// value comes back; a row written since the drop takes the field's default.
 async fn a_rollback_refills_online_from_a_backup_made_in_one_transaction(backend: Backend) {
+    refill_after_a_drop(backend, 500, marain::plan::PlanPath::Online).await;
+}
+
+/// The same rollback on the one-transaction path means the same: every
+/// value back, the default for a row written since the drop.
+async fn a_rollback_refills_in_one_transaction_as_online(backend: Backend) {
+    refill_after_a_drop(backend, 1_000_000, marain::plan::PlanPath::Transaction).await;
+}
+
+/// Drops a field with a default on the one-transaction path, writes a row,
+/// then rolls the drop back with `online_threshold_rows` at `threshold`,
+/// which must choose `path`.
+async fn refill_after_a_drop(backend: Backend, threshold_rows: u64, path: marain::plan::PlanPath) {
     let mut site = big_site(backend, "none").await;
     let threshold = |rows: u64| {
         format!(
@@ -351,11 +364,13 @@ async fn a_rollback_refills_online_from_a_backup_made_in_one_transaction(backend
     assert_eq!(change, Some(marain::plan::PlanPath::Transaction), "the drop must make its backup in one transaction");
     site.coordinator.approve(dropped.change_id.unwrap(), approval()).await.unwrap();
     site.exec("INSERT INTO content_item (id, code, score) VALUES ('late', 'late', 0)").await;
-    site.write("config/config.hot_reload.yaml", &threshold(500));
-    site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    if threshold_rows != 1_000_000 {
+        site.write("config/config.hot_reload.yaml", &threshold(threshold_rows));
+        site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
+    }
 
     let back = site.coordinator.rollback(ITEM_PATH, 2, None).await.unwrap();
-    assert_eq!(back.plan.path, marain::plan::PlanPath::Online);
+    assert_eq!(back.plan.path, path);
     site.coordinator.approve(back.id, approval()).await.unwrap();
     let notes =
         site.texts("SELECT note FROM content_item WHERE id LIKE 'i%' ORDER BY CAST(substr(id, 2) AS INTEGER)").await;
@@ -751,6 +766,7 @@ crate::backend_tests!(
     multi_thread: a_big_table_is_indexed_keyed_and_made_required_while_traffic_runs,
     a_dropped_field_keeps_every_value_written_up_to_the_cut_over,
     a_rollback_refills_online_from_a_backup_made_in_one_transaction,
+    a_rollback_refills_in_one_transaction_as_online,
     a_type_change_converts_every_row_written_up_to_the_cut_over,
     a_phase_the_data_refuses_leaves_the_old_schema_live,
     an_approver_pauses_resumes_and_aborts_a_running_change,

@@ -121,8 +121,12 @@ fn refill_item(dialect: Dialect, item: &EntityChange, backups: &[String]) -> Opt
             match field.column() {
                 Some(col) => {
                     if let Some(bk) = find(&format!("_{table}__{col}")) {
+                        // Only the rows the backup holds: a row written since
+                        // the drop keeps the field's default, as on the
+                        // online path.
                         sql.push(format!(
-                            "UPDATE {t} SET {c} = (SELECT {b}.{c} FROM {b} WHERE {b}.{id} = {t}.{id})",
+                            "UPDATE {t} SET {c} = (SELECT {b}.{c} FROM {b} WHERE {b}.{id} = {t}.{id}) \
+                             WHERE {id} IN (SELECT {id} FROM {b})",
                             t = dialect.table(&table),
                             c = dialect.table(&col),
                             b = dialect.table(&bk),
