@@ -339,6 +339,46 @@ async fn a_rollback_refills_in_one_transaction_as_online(backend: Backend) {
     refill_after_a_drop(backend, 1_000_000, marain::plan::PlanPath::Transaction).await;
 }
 
+/// A rollback's refill aborted mid-batches leaves no shadow column: SQLite
+/// cannot drop a column `IF EXISTS`, so the reset finds it as unfinished
+/// work on the table; PostgreSQL's reset drops it by name. The field stays
+/// dropped, and the rollback applies when approved again.
+async fn an_aborted_refill_leaves_no_shadow_column(backend: Backend) {
+    let mut site = big_site(backend, "none").await;
+    let approval = || Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    let with_note = ITEM.replace("  - id: score\n", "  - id: note\n    type: text\n  - id: score\n");
+    site.write(ITEM_PATH, &with_note);
+    let added = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    site.coordinator.approve(added.change_id.unwrap(), approval()).await.unwrap();
+    site.exec("UPDATE content_item SET note = 'kept ' || id").await;
+    site.write(ITEM_PATH, ITEM);
+    let dropped = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    site.coordinator.approve(dropped.change_id.unwrap(), approval()).await.unwrap();
+    slow_batches(&mut site).await;
+
+    let back = site.coordinator.rollback(ITEM_PATH, 2, None).await.unwrap();
+    let coordinator = site.coordinator.clone();
+    let approving = tokio::spawn({
+        let coordinator = coordinator.clone();
+        async move { coordinator.approve(back.id, approval()).await }
+    });
+    run_until(&coordinator, |r: &OnlineRun| r.rows_done > 0 && r.summary.starts_with("refill ")).await;
+    let columns = coordinator.store().table_columns("content_item").await.unwrap();
+    assert!(columns.contains(&"note__marain".to_string()), "{columns:?}");
+    coordinator.control_online(back.id, RunControl::Abort, "ann").await.unwrap();
+    let aborted = approving.await.unwrap();
+    assert!(aborted.is_err(), "{aborted:?}");
+    let mut columns = coordinator.store().table_columns("content_item").await.unwrap();
+    columns.sort();
+    assert_eq!(columns, ["code", "created_at", "id", "score", "updated_at"], "the shadow column stays");
+
+    let again = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    site.coordinator.approve(again.change_id.unwrap(), approval()).await.unwrap();
+    let kept = site.count("SELECT COUNT(*) FROM content_item WHERE note = 'kept ' || id").await;
+    assert_eq!(kept, ROWS, "every value is back once approved again");
+    site.stop().await;
+}
+
 /// Drops a field with a default on the one-transaction path, writes a row,
 /// then rolls the drop back with `online_threshold_rows` at `threshold`,
 /// which must choose `path`.
@@ -767,6 +807,7 @@ crate::backend_tests!(
     a_dropped_field_keeps_every_value_written_up_to_the_cut_over,
     a_rollback_refills_online_from_a_backup_made_in_one_transaction,
     a_rollback_refills_in_one_transaction_as_online,
+    an_aborted_refill_leaves_no_shadow_column,
     a_type_change_converts_every_row_written_up_to_the_cut_over,
     a_phase_the_data_refuses_leaves_the_old_schema_live,
     an_approver_pauses_resumes_and_aborts_a_running_change,
