@@ -434,10 +434,12 @@ async fn a_fast_clock_does_not_move_when_versions_were_applied(backend: Backend)
 async fn a_slow_host_clock_ends_sessions_by_the_database() {
     let dir = site_with(V1);
     let db = Backend::Postgres.prepare(dir.path()).await;
-    let mut command = Command::new("faketime");
+    // libfaketime preloaded into the server itself: the `faketime` command
+    // runs its program as a child, which killing `faketime` leaves running.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
     command
-        .args(["-f", "-10m"])
-        .arg(env!("CARGO_BIN_EXE_marain"))
+        .env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", "-10m")
         .args(["serve", "--site"])
         .arg(dir.path().join("site"))
         .args(["--database", &db, "--addr", "127.0.0.1:0", "--secure-log"])
@@ -463,6 +465,13 @@ async fn a_slow_host_clock_ends_sessions_by_the_database() {
     let status = client.get(format!("{root}/api/v1/hot-reload/status")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(status.status().as_u16(), 200, "the session works");
     process.kill();
+}
+
+/// libfaketime's library (installed by `scripts/setup.sh --test`).
+fn libfaketime() -> std::path::PathBuf {
+    let dirs = std::fs::read_dir("/usr/lib").unwrap().filter_map(Result::ok);
+    let found = dirs.map(|d| d.path().join("faketime/libfaketime.so.1")).find(|p| p.exists());
+    found.expect("libfaketime is not installed: run scripts/setup.sh --test")
 }
 
 /// SQLite only (a PostgreSQL server's disk cannot be filled from here; its
