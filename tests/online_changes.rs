@@ -336,8 +336,20 @@ async fn a_rollback_refills_online_from_a_backup_made_in_one_transaction(backend
 /// The same rollback on the one-transaction path means the same: every
 /// value back, the default for a row written since the drop.
 async fn a_rollback_refills_in_one_transaction_as_online(backend: Backend) {
-    refill_after_a_drop(backend, 1_000_000, marain::plan::PlanPath::Transaction).await;
+    refill_after_a_drop(backend, DROP_THRESHOLD, marain::plan::PlanPath::Transaction).await;
 }
+
+/// Writes `text` as `item`'s schema and approves the change it waits with.
+async fn approve_item(site: &mut TestSite, text: &str) {
+    site.write(ITEM_PATH, text);
+    let pending = site.wait_for(EventKind::Pending, ITEM_PATH).await;
+    let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+    site.coordinator.approve(pending.change_id.unwrap(), approval).await.unwrap();
+}
+
+/// `online_threshold_rows` while `refill_after_a_drop` drops the field:
+/// above the table's rows, so the backup is made in one transaction.
+const DROP_THRESHOLD: u64 = 1_000_000;
 
 /// A rollback's refill aborted mid-batches leaves no shadow column: SQLite
 /// cannot drop a column `IF EXISTS`, so the reset finds it as unfinished
@@ -347,13 +359,9 @@ async fn an_aborted_refill_leaves_no_shadow_column(backend: Backend) {
     let mut site = big_site(backend, "none").await;
     let approval = || Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
     let with_note = ITEM.replace("  - id: score\n", "  - id: note\n    type: text\n  - id: score\n");
-    site.write(ITEM_PATH, &with_note);
-    let added = site.wait_for(EventKind::Pending, ITEM_PATH).await;
-    site.coordinator.approve(added.change_id.unwrap(), approval()).await.unwrap();
+    approve_item(&mut site, &with_note).await;
     site.exec("UPDATE content_item SET note = 'kept ' || id").await;
-    site.write(ITEM_PATH, ITEM);
-    let dropped = site.wait_for(EventKind::Pending, ITEM_PATH).await;
-    site.coordinator.approve(dropped.change_id.unwrap(), approval()).await.unwrap();
+    approve_item(&mut site, ITEM).await;
     slow_batches(&mut site).await;
 
     let back = site.coordinator.rollback(ITEM_PATH, 2, None).await.unwrap();
@@ -392,11 +400,9 @@ async fn refill_after_a_drop(backend: Backend, threshold_rows: u64, path: marain
     };
     let approval = || Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
     let with_note = ITEM.replace("  - id: score\n", "  - id: note\n    type: text\n    default: none\n  - id: score\n");
-    site.write(ITEM_PATH, &with_note);
-    let added = site.wait_for(EventKind::Pending, ITEM_PATH).await;
-    site.coordinator.approve(added.change_id.unwrap(), approval()).await.unwrap();
+    approve_item(&mut site, &with_note).await;
     site.exec("UPDATE content_item SET note = 'kept ' || id").await;
-    site.write("config/config.hot_reload.yaml", &threshold(1_000_000));
+    site.write("config/config.hot_reload.yaml", &threshold(DROP_THRESHOLD));
     site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
     site.write(ITEM_PATH, ITEM);
     let dropped = site.wait_for(EventKind::Pending, ITEM_PATH).await;
@@ -404,7 +410,7 @@ async fn refill_after_a_drop(backend: Backend, threshold_rows: u64, path: marain
     assert_eq!(change, Some(marain::plan::PlanPath::Transaction), "the drop must make its backup in one transaction");
     site.coordinator.approve(dropped.change_id.unwrap(), approval()).await.unwrap();
     site.exec("INSERT INTO content_item (id, code, score) VALUES ('late', 'late', 0)").await;
-    if threshold_rows != 1_000_000 {
+    if threshold_rows != DROP_THRESHOLD {
         site.write("config/config.hot_reload.yaml", &threshold(threshold_rows));
         site.wait_for(EventKind::Applied, "config/config.hot_reload.yaml").await;
     }
