@@ -847,8 +847,11 @@ async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
     assert_eq!(batch, Some(0), "A was in its batches");
     let key = key.expect("A recorded its last key");
     assert!(rows >= 500, "A recorded {rows} rows");
-    let written = "SELECT string_agg(xmin::text, ',' ORDER BY id) FROM content_item WHERE id <= $1";
-    let (before,): (String,) = store.pool().fetch_one(written, &[key.as_str().into()]).await.unwrap();
+    // The batches copy into the shadow table, which the cut-over makes the
+    // table: its rows keep the transaction that copied them.
+    let written = |table: &str| format!("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM {table} WHERE id <= $1");
+    let (before,): (String,) =
+        store.pool().fetch_one(&written("marain_shadow_item"), &[key.as_str().into()]).await.unwrap();
 
     // B finishes it: applied once, under the approver's name.
     let mut applied = Vec::new();
@@ -864,10 +867,13 @@ async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
     let mut columns = store.table_columns("content_item").await.unwrap();
     columns.sort();
     assert_eq!(columns, ["code", "created_at", "id", "score", "updated_at"], "a shadow column stayed");
+    let shadows = "SELECT COUNT(*) FROM pg_tables WHERE tablename ~ '^marain_(shadow|gone)_'";
+    let (shadows,): (i64,) = store.pool().fetch_one(shadows, &[]).await.unwrap();
+    assert_eq!(shadows, 0, "a shadow table stayed");
     let (n,): (i64,) =
         store.pool().fetch_one("SELECT COUNT(*) FROM content_item WHERE score = substr(id, 2)", &[]).await.unwrap();
     assert_eq!(n, 3000, "every value converted");
-    let (after,): (String,) = store.pool().fetch_one(written, &[key.as_str().into()]).await.unwrap();
+    let (after,): (String,) = store.pool().fetch_one(&written("content_item"), &[key.as_str().into()]).await.unwrap();
     let again = before.split(',').zip(after.split(',')).filter(|(b, a)| b != a).count();
     assert_eq!(again, 0, "B wrote again {again} rows A's batches had done (up to {key}): it started over");
     let (left,): (i64,) = store

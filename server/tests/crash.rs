@@ -712,8 +712,67 @@ async fn kill_during_an_online_backup_on_postgres() {
     server.kill();
 }
 
+/// PostgreSQL only (online phases run only there). `kill -9` after the first
+/// batch of a type change's copy into its shadow table, on a table a child
+/// table points at: restarted, the server drops the trigger, the shadow table
+/// (with the copies of the keys pointing at it) and the table of deleted
+/// keys; the old schema is live with every value; approved again, the change
+/// copies from the start, applies once, and the history verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_an_online_type_change_on_postgres() {
+    let v1 = format!("{V1}  - id: age\n    type: integer\n  - id: langs\n    type: text\n    cardinality: -1\n");
+    let dir = site_with(&v1);
+    let config = dir.path().join("site/config/config.hot_reload.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
+    let db = Backend::Postgres.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let env = [("MARAIN_FAILPOINT", "after_batch@3")];
+    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &env);
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    for i in 0..5 {
+        let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "age": 30 + i, "langs": ["en"]});
+        let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    std::fs::write(dir.path().join("site").join(FILE), v1.replace("type: integer", "type: float")).unwrap();
+    let approving = tokio::spawn({
+        let (client, base) = (client.clone(), server.base.clone());
+        async move { approve_pending(&client, &base).await }
+    });
+    server.wait_output("failpoint after_batch reached");
+    server.kill();
+    approving.abort();
+
+    let server = Server::start(dir.path(), &db, None);
+    wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let store = marain::engine::Store::open(&db).await.unwrap();
+    let left = "SELECT (SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal) \
+                + (SELECT COUNT(*) FROM pg_tables WHERE tablename ~ '^marain_(shadow|gone)_') \
+                + (SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE 'marain\\_fk\\_%') \
+                + (SELECT COUNT(*) FROM pg_proc WHERE proname LIKE 'marain\\_copy\\_%')";
+    let (left,): (i64,) = store.pool().fetch_one(left, &[]).await.unwrap();
+    assert_eq!(left, 0, "a trigger, a shadow table or a key copy was not cleared at start-up");
+    let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(user["age"], json!(33), "{user}");
+    assert_eq!(versions(&client, &server.base).await.len(), 1, "nothing was applied");
+
+    let resp = approve_pending(&client, &server.base).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(versions(&client, &server.base).await.len(), 2, "applied once");
+    let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!((user["age"].as_f64(), &user["langs"]), (Some(33.0), &json!(["en"])), "{user}");
+    let keys = "SELECT COUNT(*) FROM pg_constraint WHERE contype = 'f' AND convalidated \
+                AND confrelid = 'content_user'::regclass AND conname = 'content_user__langs_parent_id_fkey'";
+    let (keys,): (i64,) = store.pool().fetch_one(keys, &[]).await.unwrap();
+    assert_eq!(keys, 1, "the child table's key does not point at the new table");
+    store.close().await;
+    history_verifies(&db, dir.path());
+    server.kill();
+}
+
 /// SQLite only (PostgreSQL's online steps leave nothing to clear after their
-/// cut-over). `kill -9` after an online rebuild's cut-over committed, before
+/// cut-over: a type change's old table is the backup it keeps). `kill -9` after an online rebuild's cut-over committed, before
 /// the table it replaced (`marain_retired_user`) was emptied and dropped:
 /// restarted, the server drops it before anything applies, the change is
 /// applied once (the new unique key holds, every row is there), and the

@@ -122,8 +122,8 @@ pub struct Phase {
 /// one-transaction path and on the online path.
 pub(crate) const REWRITE_LOCKED: &str = "ALTER COLUMN … TYPE converts every row under an exclusive lock";
 pub(crate) const REWRITE_ONLINE: &str =
-    "every row is converted online, into a shadow column filled in batches beside live traffic, then swapped in a \
-     short cut-over";
+    "every row is converted online, into a shadow column or table filled in batches beside live traffic, then \
+     swapped in a short cut-over";
 /// How a SQLite rebuild's hazard says it copies the rows, on either path.
 pub(crate) const REBUILD_LOCKED: &str = "every row is copied into a new table";
 pub(crate) const REBUILD_ONLINE: &str =

@@ -7,9 +7,12 @@
 //! renames carry their constraints along and inverses drop exactly what was added.
 
 mod online;
+mod swap;
 
 pub(crate) use online::online_refill;
 use online::{online_drop, online_retype};
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{backup_child, restore_child, ForeignKey, Online, Originals, Phase, Plan, PlanBinding, PlanContext, Step};
 use crate::diff::{ChangeItem, EntityChange};
@@ -28,6 +31,7 @@ pub(super) fn plan(graded: &GradedChange, binding: PlanBinding, ctx: &PlanContex
     let mut plan = Plan::new(binding, Dialect::Postgres);
     let mut created = None;
     let mut renamed_before = false;
+    let alone = entities_changed_once(graded);
     for gi in &graded.items {
         if let ChangeItem::Entity(EntityChange::CreateEntity { entity }) = &gi.item {
             created = Some(entity.id.clone());
@@ -35,7 +39,7 @@ pub(super) fn plan(graded: &GradedChange, binding: PlanBinding, ctx: &PlanContex
         if let ChangeItem::Entity(EntityChange::RenameEntity { to, .. }) = &gi.item {
             created = Some(to.clone());
         }
-        let mut step = Planner { ctx, tag: &tag, deferred: &mut plan.deferred }.step(gi);
+        let mut step = Planner { ctx, tag: &tag, deferred: &mut plan.deferred, alone: &alone }.step(gi);
         if renamed_before {
             // Phases run before every step's cut-over SQL, so before this
             // rename too: they would name what is not there yet.
@@ -58,10 +62,27 @@ pub(super) fn plan(graded: &GradedChange, binding: PlanBinding, ctx: &PlanContex
     plan
 }
 
+/// The entities only one item of the change alters (metadata aside): a type
+/// change of one of them may swap in a whole new table (`swap.rs`), which
+/// another step's statements on the same table would not expect.
+fn entities_changed_once(graded: &GradedChange) -> BTreeSet<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for gi in &graded.items {
+        match &gi.item {
+            ChangeItem::Entity(EntityChange::EntityMetadata { .. }) => {}
+            ChangeItem::Entity(item) => *counts.entry(item.entity()).or_default() += 1,
+            _ => {}
+        }
+    }
+    counts.into_iter().filter(|(_, n)| *n == 1).map(|(e, _)| e.to_string()).collect()
+}
+
 struct Planner<'a> {
     ctx: &'a PlanContext<'a>,
     tag: &'a str,
     deferred: &'a mut Vec<ForeignKey>,
+    /// [`entities_changed_once`].
+    alone: &'a BTreeSet<String>,
 }
 
 impl Planner<'_> {
@@ -230,7 +251,11 @@ impl Planner<'_> {
                 step.sql.extend(self.alter_column(&a, &b, new));
                 match (&kept, old.cardinality.is_single()) {
                     (None, true) => step.online = self.online_alter(&a, &b, new),
-                    (Some(kept), true) => step.online = online_retype(&a, &b, kept),
+                    (Some(kept), true) => {
+                        let whole = self.alone.contains(entity).then(|| self.ctx.site.entity_file(entity)).flatten();
+                        let swapped = whole.and_then(|file| swap::online_swap(&file.entity, &a, &b, kept));
+                        step.online = swapped.or_else(|| online_retype(&a, &b, kept));
+                    }
                     _ => {}
                 }
                 step.rollback_sql = self.alter_column(&b, &a, old);

@@ -130,6 +130,14 @@ impl Backend for Postgres {
              SELECT c.table_name::text, format('ALTER TABLE %I DROP COLUMN IF EXISTS %I', c.table_name, c.column_name) \
              FROM information_schema.columns c WHERE c.table_schema = current_schema() \
              AND c.table_name LIKE 'content\\_%' AND c.column_name LIKE '%\\_\\_marain' \
+             UNION ALL \
+             SELECT 'content_' || regexp_replace(c.relname, '^marain_(shadow|gone)_', ''), \
+             format('DROP TABLE IF EXISTS %I CASCADE', c.relname) FROM pg_class c \
+             WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
+             AND c.relname ~ '^marain_(shadow|gone)_' \
+             UNION ALL \
+             SELECT 'content_' || substr(p.proname, 13), format('DROP FUNCTION IF EXISTS %I(BIGINT, TEXT)', p.proname) \
+             FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'marain\\_copy\\_%' \
              ORDER BY 1, 2",
         )
     }

@@ -1,0 +1,264 @@
+//! The PostgreSQL planner's shadow-table form of a type change
+//! (docs/online-changes.md, "Online plans on PostgreSQL"): the rows are
+//! copied, converted, into a new table that has no index but its key, the
+//! indexes are built on it once it is full, and the cut-over swaps the two
+//! tables by name. Writing a new table without its indexes is what makes it
+//! faster than converting a shadow column in place, which writes every row
+//! again with every index of the table (and leaves a dead version of each).
+//!
+//! The table the swap replaces becomes the backup of the converted column: at
+//! the cut-over it holds every original value, the writes made during the
+//! copy included, which is what a backup must hold then.
+
+use super::rename_index;
+use crate::model::EntitySchema;
+use crate::plan::{Online, Originals, Phase};
+use crate::sql::postgres::{ident, pkey_name, q, table_columns, ColumnSpec};
+use crate::sql::{convert, quote, Dialect};
+
+/// The shadow table of `entity`'s type change.
+fn shadow_table(entity: &str) -> String {
+    ident(&format!("marain_shadow_{entity}"))
+}
+
+/// The table of the keys of rows deleted while the shadow is filled.
+fn gone_table(entity: &str) -> String {
+    ident(&format!("marain_gone_{entity}"))
+}
+
+/// The function a batch of the copy calls.
+fn copy_function(entity: &str) -> String {
+    ident(&format!("marain_copy_{entity}"))
+}
+
+/// The shadow-table form of converting column `a` of `e` (as the change
+/// leaves it) to `b`'s type, its originals kept in `kept`; `None` where the
+/// column is not a plain one (a unique key, allowed values, a reference or a
+/// default keep the one-transaction path) or the change alters more than its
+/// type. The caller uses it only when this change is the only one to the
+/// entity in its plan: the swap replaces the whole table, and another step's
+/// cut-over statements would name the table the swap retires.
+pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) -> Option<Online> {
+    let plain = |s: &ColumnSpec| !s.unique && s.values.is_none() && s.target.is_none() && s.default.is_none();
+    if a.column != b.column || !plain(a) || !plain(b) || a.indexed != b.indexed || a.not_null != b.not_null {
+        return None;
+    }
+    let columns = table_columns(e);
+    if !columns.contains(&a.column) {
+        return None;
+    }
+    let table = &a.table;
+    let (t, s, gone, id) = (q(table), q(&shadow_table(&e.id)), q(&gone_table(&e.id)), quote("id"));
+    let (shadow_name, bk) = (shadow_table(&e.id), kept.backup.clone());
+    let copy = q(&copy_function(&e.id));
+    let sync = q(&format!("{bk}_sync"));
+    let converted = |row: &str| {
+        let each = columns.iter().map(|c| match *c == a.column {
+            true => convert::value(Dialect::Postgres, &format!("{row}.{}", quote(c)), a.field_type, b.field_type),
+            false => format!("{row}.{}", quote(c)),
+        });
+        each.collect::<Vec<_>>().join(", ")
+    };
+    let listed = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let updated = columns.iter().filter(|c| *c != "id").map(|c| format!("{c} = EXCLUDED.{c}", c = quote(c)));
+    let updated = updated.collect::<Vec<_>>().join(", ");
+    let specs: Vec<ColumnSpec> = e.fields.iter().filter_map(|f| ColumnSpec::of_field(&e.id, f)).collect();
+    let mut phases = vec![
+        Phase::statements(
+            format!("create {shadow_name}, {table} with {} of the new type, kept in step by a trigger", a.column),
+            vec![
+                format!("DROP FUNCTION IF EXISTS {sync}() CASCADE"),
+                format!("DROP FUNCTION IF EXISTS {copy}(BIGINT, TEXT)"),
+                // With the copies of the keys pointing at it (`shadow_keys`).
+                format!("DROP TABLE IF EXISTS {s} CASCADE"),
+                format!("DROP TABLE IF EXISTS {gone}"),
+            ],
+            vec![
+                // The columns in the table's own order, with their defaults,
+                // NOT NULLs and CHECKs; no index but the key yet.
+                format!("CREATE TABLE {s} (LIKE {t} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
+                format!("ALTER TABLE {s} ALTER COLUMN {} TYPE {} USING NULL", quote(&a.column), b.sql_type()),
+                format!("ALTER TABLE {s} ADD CONSTRAINT {} PRIMARY KEY ({id})", q(&pkey_name(&shadow_name))),
+                format!("CREATE TABLE {gone} ({id} TEXT PRIMARY KEY)"),
+                // Every write from now on reaches the shadow, converted (a
+                // value the new type cannot hold fails the write, which the
+                // content API answers 409, engine/rows.rs); a deleted row's
+                // key is kept, for a batch may have read the row just before.
+                format!(
+                    "CREATE FUNCTION {sync}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR NEW.{id} IS DISTINCT FROM OLD.{id}) THEN \
+                     DELETE FROM {s} WHERE {id} = OLD.{id}; \
+                     INSERT INTO {gone} ({id}) VALUES (OLD.{id}) ON CONFLICT DO NOTHING; END IF; \
+                     IF TG_OP = 'DELETE' THEN RETURN NULL; END IF; \
+                     INSERT INTO {s} ({listed}) VALUES ({}) ON CONFLICT ({id}) DO UPDATE SET {updated}; \
+                     IF TG_OP = 'INSERT' OR NEW.{id} IS DISTINCT FROM OLD.{id} THEN \
+                     DELETE FROM {gone} WHERE {id} = NEW.{id}; END IF; RETURN NULL; END $$",
+                    converted("NEW")
+                ),
+                format!(
+                    "CREATE TRIGGER {sync} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION {sync}()"
+                ),
+                // A batch: the next `n` keys after `after`, then their rows
+                // copied but for those the trigger wrote already (a row it
+                // wrote is as new or newer). A plain insert: `ON CONFLICT`
+                // writes each row as a speculative insertion, which took the
+                // copy nearly twice as long. Should the trigger write one of
+                // the rows meanwhile, the insert fails on the key and the
+                // batch is copied again with `ON CONFLICT DO NOTHING`.
+                format!(
+                    "CREATE FUNCTION {copy}(marain_n BIGINT, marain_after TEXT, \
+                     OUT marain_taken BIGINT, OUT marain_last TEXT) LANGUAGE plpgsql AS $$ BEGIN \
+                     SELECT COUNT(*), COALESCE(max(k.{id}), '') INTO marain_taken, marain_last \
+                     FROM (SELECT {id} FROM {t} WHERE {id} > marain_after ORDER BY {id} LIMIT marain_n) k; \
+                     IF marain_taken = 0 THEN RETURN; END IF; \
+                     BEGIN INSERT INTO {s} ({listed}) SELECT {converted_r} FROM {t} r \
+                     WHERE r.{id} > marain_after AND r.{id} <= marain_last \
+                     AND r.{id} NOT IN (SELECT {id} FROM {s} WHERE {id} > marain_after AND {id} <= marain_last); \
+                     EXCEPTION WHEN unique_violation THEN \
+                     INSERT INTO {s} ({listed}) SELECT {converted_r} FROM {t} r \
+                     WHERE r.{id} > marain_after AND r.{id} <= marain_last ON CONFLICT ({id}) DO NOTHING; END; END $$",
+                    converted_r = converted("r")
+                ),
+            ],
+        ),
+        Phase {
+            summary: format!("copy {table} into {shadow_name} in keyset batches, converting {}", a.column),
+            reset: vec![],
+            sql: vec![],
+            batches: vec![format!("SELECT marain_taken, marain_last FROM {copy}($1, $2)")],
+            batch_writes: vec![],
+            proofs: vec![],
+        },
+        // A batch that read a row just before its delete committed copied
+        // it after the trigger had deleted it. No batch runs from here on
+        // (their function goes);
+        // cleared before the unique indexes are built on the shadow (and
+        // again in the cut-over, for a delete that commits later).
+        Phase::statements(
+            format!("clear from {shadow_name} the rows deleted while it was filled"),
+            vec![],
+            vec![
+                format!("DROP FUNCTION IF EXISTS {copy}(BIGINT, TEXT)"),
+                format!("DELETE FROM {s} WHERE {id} IN (SELECT {id} FROM {gone})"),
+            ],
+        ),
+    ];
+    let temp = |name: &str| format!("{name}__marain");
+    for spec in &specs {
+        let (name, unique) = match (spec.unique, spec.indexed) {
+            (true, _) => (spec.key_name(), "UNIQUE "),
+            (false, true) => (spec.index_name(), ""),
+            (false, false) => continue,
+        };
+        phases.push(Phase::statements(
+            format!("build the {}index of {shadow_name}.{} concurrently", unique.to_lowercase(), spec.column),
+            vec![ColumnSpec::drop_index_concurrently(&temp(&name))],
+            vec![format!("CREATE {unique}INDEX CONCURRENTLY {} ON {s} ({})", q(&temp(&name)), quote(&spec.column))],
+        ));
+        // A field both unique and indexed has a second, plain index.
+        if spec.unique && spec.indexed {
+            let name = spec.index_name();
+            phases.push(Phase::statements(
+                format!("build the index of {shadow_name}.{} concurrently", spec.column),
+                vec![ColumnSpec::drop_index_concurrently(&temp(&name))],
+                vec![format!("CREATE INDEX CONCURRENTLY {} ON {s} ({})", q(&temp(&name)), quote(&spec.column))],
+            ));
+        }
+    }
+    phases.push(shadow_keys(&t, &s, &shadow_name));
+    // The statistics the planner reads once the shadow is the table.
+    phases.push(Phase::statements(format!("analyze {shadow_name}"), vec![], vec![format!("ANALYZE {s}")]));
+    let b_ = q(&bk);
+    let mut sql = vec![
+        format!("DROP FUNCTION {sync}() CASCADE"),
+        // Under the table's lock no delete is in flight: a transaction that
+        // deleted a row a batch then copied, and committed only after the
+        // phase above, has its key in `gone` now.
+        format!("DELETE FROM {s} WHERE {id} IN (SELECT {id} FROM {gone})"),
+        format!("DROP TABLE {gone}"),
+        // The table's own keys go with it (the shadow has its copies); each
+        // key pointing at it gives way to its copy pointing at the shadow.
+        format!(
+            "DO $$ DECLARE k record; BEGIN FOR k IN SELECT conname::text AS name FROM pg_constraint \
+             WHERE contype = 'f' AND conrelid = '{t}'::regclass LOOP \
+             EXECUTE format('ALTER TABLE {t} DROP CONSTRAINT %I', k.name); END LOOP; \
+             FOR k IN SELECT c.conrelid::regclass::text AS rel, c.conname::text AS copy, o.conname::text AS name \
+             FROM pg_constraint c JOIN pg_constraint o ON o.oid = substr(c.conname, {at})::oid \
+             WHERE c.contype = 'f' AND c.confrelid = '{s}'::regclass AND c.conname LIKE '{COPY}%' LOOP \
+             EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', k.rel, k.name); \
+             EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', k.rel, k.copy, k.name); END LOOP; END $$",
+            at = COPY.len() + 1
+        ),
+        format!("ALTER TABLE {t} RENAME TO {b_}"),
+        format!("ALTER TABLE {b_} RENAME CONSTRAINT {} TO {}", q(&pkey_name(table)), q(&pkey_name(&bk))),
+    ];
+    for spec in &specs {
+        if spec.unique {
+            sql.push(format!("ALTER TABLE {b_} DROP CONSTRAINT {}", q(&spec.key_name())));
+        }
+        if spec.indexed {
+            sql.push(format!("DROP INDEX {}", q(&spec.index_name())));
+        }
+    }
+    sql.push(format!("ALTER TABLE {s} RENAME TO {t}"));
+    sql.push(format!("ALTER TABLE {t} RENAME CONSTRAINT {} TO {}", q(&pkey_name(&shadow_name)), q(&pkey_name(table))));
+    for spec in &specs {
+        if spec.unique {
+            sql.push(format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} UNIQUE USING INDEX {}",
+                q(&spec.key_name()),
+                q(&temp(&spec.key_name()))
+            ));
+        }
+        if spec.indexed {
+            sql.push(rename_index(&temp(&spec.index_name()), &spec.index_name()));
+        }
+    }
+    Some(Online { table: table.clone(), phases, sql, retire: vec![] })
+}
+
+/// How a copy of a key pointing at the table is named while it points at the
+/// shadow: after the original's oid, which the cut-over finds it by.
+const COPY: &str = "marain_fk_";
+
+/// The phase giving the shadow table (`s`, of `t`) a validated copy of every
+/// foreign key from and to `t`: its own keys (a reference to itself then
+/// points at the shadow), and beside each key of another table pointing at
+/// `t` (a child table's, another entity's reference) one pointing at the
+/// shadow. Each is added `NOT VALID` (no row read under its lock) and then
+/// validated, which lets reads and writes go on. The cut-over then only drops
+/// the originals and renames the copies: nothing is left to validate once the
+/// new table is live.
+fn shadow_keys(t: &str, s: &str, shadow_name: &str) -> Phase {
+    let pointing = format!(
+        "SELECT c.oid, c.conrelid, c.conname::text AS name, \
+         replace(regexp_replace(pg_get_constraintdef(c.oid), ' NOT VALID$', ''), \
+         'REFERENCES ' || '{t}'::regclass::text || '(', 'REFERENCES {s}(') AS def \
+         FROM pg_constraint c WHERE c.contype = 'f' \
+         AND (c.conrelid = '{t}'::regclass OR c.confrelid = '{t}'::regclass)"
+    );
+    let ours = format!(
+        "SELECT conrelid::regclass::text AS rel, conname::text AS name FROM pg_constraint WHERE contype = 'f' \
+         AND (conrelid = to_regclass('{s}') OR (confrelid = to_regclass('{s}') AND conname LIKE '{COPY}%'))"
+    );
+    Phase::statements(
+        format!("copy the foreign keys from and to {shadow_name}, validated"),
+        vec![format!(
+            "DO $$ DECLARE k record; BEGIN FOR k IN {ours} LOOP \
+             EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', k.rel, k.name); END LOOP; END $$"
+        )],
+        vec![
+            format!(
+                "DO $$ DECLARE k record; BEGIN FOR k IN {pointing} LOOP \
+                 IF k.conrelid = '{t}'::regclass THEN \
+                 EXECUTE format('ALTER TABLE {s} ADD CONSTRAINT %I %s NOT VALID', k.name, k.def); \
+                 ELSE EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID', \
+                 k.conrelid::regclass::text, '{COPY}' || k.oid, k.def); END IF; END LOOP; END $$"
+            ),
+            format!(
+                "DO $$ DECLARE k record; BEGIN FOR k IN {ours} LOOP \
+                 EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', k.rel, k.name); END LOOP; END $$"
+            ),
+        ],
+    )
+}
