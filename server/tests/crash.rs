@@ -749,8 +749,7 @@ async fn kill_during_an_online_type_change_on_postgres() {
     let store = marain::engine::Store::open(&db).await.unwrap();
     let left = "SELECT (SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal) \
                 + (SELECT COUNT(*) FROM pg_tables WHERE tablename ~ '^marain_(shadow|gone)_') \
-                + (SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE 'marain\\_fk\\_%') \
-                + (SELECT COUNT(*) FROM pg_proc WHERE proname LIKE 'marain\\_copy\\_%')";
+                + (SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE 'marain\\_fk\\_%')";
     let (left,): (i64,) = store.pool().fetch_one(left, &[]).await.unwrap();
     assert_eq!(left, 0, "a trigger, a shadow table or a key copy was not cleared at start-up");
     let user: Value = client.get(format!("{}/entity/user/u3", server.base)).send().await.unwrap().json().await.unwrap();

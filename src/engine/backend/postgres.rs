@@ -135,9 +135,6 @@ impl Backend for Postgres {
              format('DROP TABLE IF EXISTS %I CASCADE', c.relname) FROM pg_class c \
              WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
              AND c.relname ~ '^marain_(shadow|gone)_' \
-             UNION ALL \
-             SELECT 'content_' || substr(p.proname, 13), format('DROP FUNCTION IF EXISTS %I(BIGINT, TEXT)', p.proname) \
-             FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'marain\\_copy\\_%' \
              ORDER BY 1, 2",
         )
     }

@@ -57,12 +57,16 @@ pub(super) fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Onl
 /// last key.
 fn copy_batch(t: &str, c: &str, b: &str) -> String {
     let (id, copied) = (quote("id"), quote("copied"));
-    format!(
-        "WITH s AS (SELECT {id}, {c} FROM {t} WHERE {id} > $2 ORDER BY {id} LIMIT $1), \
-         i AS (INSERT INTO {b} ({id}, {c}, {copied}) SELECT {id}, {c}, true FROM s \
-         ON CONFLICT ({id}) DO UPDATE SET {copied} = true RETURNING 1) \
-         SELECT COUNT(*), COALESCE(max({id}), '') FROM s"
-    )
+    copy_rows(t, b, &format!("{id}, {c}, {copied}"), &format!("r.{id}, r.{c}, true"))
+}
+
+/// A batch of `marain_copy_rows` (PostgreSQL migration 0015): the next `$1`
+/// rows of `source` after key `$2` inserted into `target`'s `columns` as
+/// `selected` (over `source r`) says, but those a trigger wrote there
+/// already. Answers the rows taken and the last key.
+pub(super) fn copy_rows(source: &str, target: &str, columns: &str, selected: &str) -> String {
+    let args = [source, target, columns, selected].map(crate::sql::string_literal);
+    format!("SELECT marain_taken, marain_last FROM marain_copy_rows($1, $2, {})", args.join(", "))
 }
 
 /// The online form of converting column `a` to `b`'s type

@@ -10,6 +10,7 @@
 //! the cut-over it holds every original value, the writes made during the
 //! copy included, which is what a backup must hold then.
 
+use super::online::copy_rows;
 use super::rename_index;
 use crate::model::EntitySchema;
 use crate::plan::{Online, Originals, Phase};
@@ -24,11 +25,6 @@ fn shadow_table(entity: &str) -> String {
 /// The table of the keys of rows deleted while the shadow is filled.
 fn gone_table(entity: &str) -> String {
     ident(&format!("marain_gone_{entity}"))
-}
-
-/// The function a batch of the copy calls.
-fn copy_function(entity: &str) -> String {
-    ident(&format!("marain_copy_{entity}"))
 }
 
 /// The shadow-table form of converting column `a` of `e` (as the change
@@ -50,7 +46,6 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
     let table = &a.table;
     let (t, s, gone, id) = (q(table), q(&shadow_table(&e.id)), q(&gone_table(&e.id)), quote("id"));
     let (shadow_name, bk) = (shadow_table(&e.id), kept.backup.clone());
-    let copy = q(&copy_function(&e.id));
     let sync = q(&format!("{bk}_sync"));
     let converted = |row: &str| {
         let each = columns.iter().map(|c| match *c == a.column {
@@ -68,7 +63,6 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
             format!("create {shadow_name}, {table} with {} of the new type, kept in step by a trigger", a.column),
             vec![
                 format!("DROP FUNCTION IF EXISTS {sync}() CASCADE"),
-                format!("DROP FUNCTION IF EXISTS {copy}(BIGINT, TEXT)"),
                 // With the copies of the keys pointing at it (`shadow_keys`).
                 format!("DROP TABLE IF EXISTS {s} CASCADE"),
                 format!("DROP TABLE IF EXISTS {gone}"),
@@ -98,49 +92,25 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
                 format!(
                     "CREATE TRIGGER {sync} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION {sync}()"
                 ),
-                // A batch: the next `n` keys after `after`, then their rows
-                // copied but for those the trigger wrote already (a row it
-                // wrote is as new or newer). A plain insert: `ON CONFLICT`
-                // writes each row as a speculative insertion, which took the
-                // copy nearly twice as long. Should the trigger write one of
-                // the rows meanwhile, the insert fails on the key and the
-                // batch is copied again with `ON CONFLICT DO NOTHING`.
-                format!(
-                    "CREATE FUNCTION {copy}(marain_n BIGINT, marain_after TEXT, \
-                     OUT marain_taken BIGINT, OUT marain_last TEXT) LANGUAGE plpgsql AS $$ BEGIN \
-                     SELECT COUNT(*), COALESCE(max(k.{id}), '') INTO marain_taken, marain_last \
-                     FROM (SELECT {id} FROM {t} WHERE {id} > marain_after ORDER BY {id} LIMIT marain_n) k; \
-                     IF marain_taken = 0 THEN RETURN; END IF; \
-                     BEGIN INSERT INTO {s} ({listed}) SELECT {converted_r} FROM {t} r \
-                     WHERE r.{id} > marain_after AND r.{id} <= marain_last \
-                     AND r.{id} NOT IN (SELECT {id} FROM {s} WHERE {id} > marain_after AND {id} <= marain_last); \
-                     EXCEPTION WHEN unique_violation THEN \
-                     INSERT INTO {s} ({listed}) SELECT {converted_r} FROM {t} r \
-                     WHERE r.{id} > marain_after AND r.{id} <= marain_last ON CONFLICT ({id}) DO NOTHING; END; END $$",
-                    converted_r = converted("r")
-                ),
             ],
         ),
         Phase {
             summary: format!("copy {table} into {shadow_name} in keyset batches, converting {}", a.column),
             reset: vec![],
             sql: vec![],
-            batches: vec![format!("SELECT marain_taken, marain_last FROM {copy}($1, $2)")],
+            // A row the trigger wrote already is as new or newer, and stays.
+            batches: vec![copy_rows(&t, &s, &listed, &converted("r"))],
             batch_writes: vec![],
             proofs: vec![],
         },
         // A batch that read a row just before its delete committed copied
-        // it after the trigger had deleted it. No batch runs from here on
-        // (their function goes);
+        // it after the trigger had deleted it. No batch runs from here on;
         // cleared before the unique indexes are built on the shadow (and
         // again in the cut-over, for a delete that commits later).
         Phase::statements(
             format!("clear from {shadow_name} the rows deleted while it was filled"),
             vec![],
-            vec![
-                format!("DROP FUNCTION IF EXISTS {copy}(BIGINT, TEXT)"),
-                format!("DELETE FROM {s} WHERE {id} IN (SELECT {id} FROM {gone})"),
-            ],
+            vec![format!("DELETE FROM {s} WHERE {id} IN (SELECT {id} FROM {gone})")],
         ),
     ];
     let temp = |name: &str| format!("{name}__marain");
