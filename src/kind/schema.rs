@@ -76,10 +76,14 @@ impl FileKind for SchemaKind {
         let renames =
             items.iter().any(|i| matches!(i, EntityChange::RenameEntity { .. } | EntityChange::RenameField { .. }));
         let online = !renames && plan.steps.iter().all(|s| s.online.is_none());
+        // The entity as the rollback leaves it, when the refill is its only
+        // change: PostgreSQL may then swap in a whole new table.
+        let changes = items.iter().filter(|i| !matches!(i, EntityChange::EntityMetadata { .. })).count();
+        let whole = undone.new.and_then(SiteFile::entity).filter(|_| changes == 1);
         for item in items {
             let Some(mut step) = refill_item(dialect, item, undone.backups) else { continue };
             if online {
-                refill_online(dialect, item, &mut step, plan);
+                refill_online(dialect, item, &mut step, plan, whole);
             }
             plan.steps.push(step);
         }
@@ -191,7 +195,13 @@ fn refill_item(dialect: Dialect, item: &EntityChange, backups: &[String]) -> Opt
 /// the cut-over. A required field without a default keeps the
 /// one-transaction path (the rows written since the drop hold no value,
 /// which its probe counts).
-fn refill_online(dialect: Dialect, item: &EntityChange, refill: &mut Step, plan: &mut Plan) {
+fn refill_online(
+    dialect: Dialect,
+    item: &EntityChange,
+    refill: &mut Step,
+    plan: &mut Plan,
+    whole: Option<&crate::model::EntitySchema>,
+) {
     let EntityChange::AddField { entity, field } = item else { return };
     let ([backup], true) = (refill.restores.as_slice(), !field.required || field.default.is_some()) else { return };
     let Some(adding) = plan.steps.iter_mut().find(|s| s.summary == item.summary() && !s.sql.is_empty()) else {
@@ -201,7 +211,7 @@ fn refill_online(dialect: Dialect, item: &EntityChange, refill: &mut Step, plan:
     if !adding.sql.first().is_some_and(|s| s.contains(" ADD COLUMN ")) {
         return;
     }
-    let Some(online) = crate::plan::online_refill(dialect, entity, field, backup) else { return };
+    let Some(online) = crate::plan::online_refill(dialect, entity, field, backup, whole) else { return };
     refill.online = Some(Online { table: online.table.clone(), phases: vec![], sql: vec![], retire: vec![] });
     adding.online = Some(online);
 }

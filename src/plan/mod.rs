@@ -525,13 +525,24 @@ pub fn plan_change_in(
 
 /// The online form of bringing back `field` of `entity` refilled from
 /// backup `backup` (a rollback of a change that dropped it), in `dialect`:
-/// the phases add and fill a shadow column, the cut-over names it. `None`
-/// where the field keeps the one-transaction path (a child table, a unique
-/// key, allowed values, a reference).
-pub fn online_refill(dialect: Dialect, entity: &str, field: &Field, backup: &str) -> Option<Online> {
+/// the phases add and fill a shadow column, the cut-over names it; on
+/// PostgreSQL, given `whole` (the entity as the rollback leaves it, when
+/// this is its only change), the phases fill a shadow table and the
+/// cut-over swaps it in. `None` where the field keeps the one-transaction
+/// path (a child table, a unique key, allowed values, a reference).
+pub fn online_refill(
+    dialect: Dialect,
+    entity: &str,
+    field: &Field,
+    backup: &str,
+    whole: Option<&EntitySchema>,
+) -> Option<Online> {
     match dialect {
         Dialect::Postgres => {
-            postgres::online_refill(&crate::sql::postgres::ColumnSpec::of_field(entity, field)?, backup)
+            let spec = crate::sql::postgres::ColumnSpec::of_field(entity, field)?;
+            let swapped =
+                whole.and_then(|e| postgres::online_swap(e, postgres::Reshape::Refill { spec: &spec, backup }));
+            swapped.or_else(|| postgres::online_refill(&spec, backup))
         }
         Dialect::Sqlite => sqlite::online_refill(entity, field, backup),
     }

@@ -11,6 +11,7 @@ mod swap;
 
 pub(crate) use online::online_refill;
 use online::{online_drop, online_retype};
+pub(crate) use swap::{online_swap, Reshape};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -253,7 +254,9 @@ impl Planner<'_> {
                     (None, true) => step.online = self.online_alter(&a, &b, new),
                     (Some(kept), true) => {
                         let whole = self.alone.contains(entity).then(|| self.ctx.site.entity_file(entity)).flatten();
-                        let swapped = whole.and_then(|file| swap::online_swap(&file.entity, &a, &b, kept));
+                        let swapped = whole.and_then(|file| {
+                            swap::online_swap(&file.entity, swap::Reshape::Retype { a: &a, b: &b, kept })
+                        });
                         step.online = swapped.or_else(|| online_retype(&a, &b, kept));
                     }
                     _ => {}

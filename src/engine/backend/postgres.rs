@@ -131,10 +131,10 @@ impl Backend for Postgres {
              FROM information_schema.columns c WHERE c.table_schema = current_schema() \
              AND c.table_name LIKE 'content\\_%' AND c.column_name LIKE '%\\_\\_marain' \
              UNION ALL \
-             SELECT 'content_' || regexp_replace(c.relname, '^marain_(shadow|gone)_', ''), \
+             SELECT 'content_' || regexp_replace(c.relname, '^marain_(shadow|gone|retired)_', ''), \
              format('DROP TABLE IF EXISTS %I CASCADE', c.relname) FROM pg_class c \
              WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
-             AND c.relname ~ '^marain_(shadow|gone)_' \
+             AND c.relname ~ '^marain_(shadow|gone|retired)_' \
              ORDER BY 1, 2",
         )
     }

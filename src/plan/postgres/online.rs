@@ -170,6 +170,22 @@ pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) ->
     Some(Online { table: a.table.clone(), phases, sql, retire: vec![] })
 }
 
+/// The statement giving backup `bk` an index on `id` if it has none: one the
+/// one-transaction path made has none (an online drop's has its primary
+/// key). Nothing but a refill reads a backup, so the plain build holds up
+/// nobody.
+pub(super) fn key_backup(bk: &str) -> String {
+    let b = q(bk);
+    format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+         ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+         WHERE i.indrelid = '{b}'::regclass AND a.attname = 'id') \
+         THEN CREATE INDEX {} ON {b} ({}); END IF; END $$",
+        q(&format!("{bk}__id")),
+        quote("id")
+    )
+}
+
 /// The online form of bringing back column `spec`, a field a later version
 /// dropped, with its values refilled from backup `bk` (a rollback,
 /// docs/online-changes.md): a shadow column is added and filled from the
@@ -195,15 +211,8 @@ pub(crate) fn online_refill(spec: &ColumnSpec, bk: &str) -> Option<Online> {
                 // With the field's default, as adding it would: the rows the
                 // backup does not hold (written since the drop) take it.
                 format!("ALTER TABLE {t} ADD COLUMN {shadow} {}{default}", spec.sql_type()),
-                // The batches walk the backup by key: one the one-transaction
-                // path made has none (an online drop's has its primary key).
-                format!(
-                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
-                     ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
-                     WHERE i.indrelid = '{b}'::regclass AND a.attname = 'id') \
-                     THEN CREATE INDEX {} ON {b} ({id}); END IF; END $$",
-                    q(&format!("{bk}__id"))
-                ),
+                // The batches walk the backup by key.
+                key_backup(bk),
             ],
         ),
         Phase {

@@ -10,11 +10,11 @@
 //! the cut-over it holds every original value, the writes made during the
 //! copy included, which is what a backup must hold then.
 
-use super::online::copy_rows;
+use super::online::{copy_rows, key_backup};
 use super::rename_index;
 use crate::model::EntitySchema;
 use crate::plan::{Online, Originals, Phase};
-use crate::sql::postgres::{ident, pkey_name, q, table_columns, ColumnSpec};
+use crate::sql::postgres::{ident, literal, pkey_name, q, table_columns, ColumnSpec};
 use crate::sql::{convert, quote, Dialect};
 
 /// The shadow table of `entity`'s type change.
@@ -27,30 +27,88 @@ fn gone_table(entity: &str) -> String {
     ident(&format!("marain_gone_{entity}"))
 }
 
-/// The shadow-table form of converting column `a` of `e` (as the change
-/// leaves it) to `b`'s type, its originals kept in `kept`; `None` where the
-/// column is not a plain one (a unique key, allowed values, a reference or a
-/// default keep the one-transaction path) or the change alters more than its
-/// type. The caller uses it only when this change is the only one to the
-/// entity in its plan: the swap replaces the whole table, and another step's
-/// cut-over statements would name the table the swap retires.
-pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) -> Option<Online> {
-    let plain = |s: &ColumnSpec| !s.unique && s.values.is_none() && s.target.is_none() && s.default.is_none();
-    if a.column != b.column || !plain(a) || !plain(b) || a.indexed != b.indexed || a.not_null != b.not_null {
-        return None;
+/// What the shadow table changes of the table's shape.
+pub(crate) enum Reshape<'a> {
+    /// Column `a` converted to `b`'s type; the table the shadow replaces
+    /// becomes the backup of the originals, `kept`.
+    Retype { a: &'a ColumnSpec, b: &'a ColumnSpec, kept: &'a Originals },
+    /// Column `spec` added back, its values refilled from backup `backup` (a
+    /// rollback of the change that dropped it); the table the shadow
+    /// replaces is retired and dropped after the cut-over.
+    Refill { spec: &'a ColumnSpec, backup: &'a str },
+}
+
+impl Reshape<'_> {
+    /// The column the shadow holds differently.
+    fn column(&self) -> &ColumnSpec {
+        match self {
+            Reshape::Retype { b, .. } => b,
+            Reshape::Refill { spec, .. } => spec,
+        }
     }
+
+    /// `None` where the change keeps another path: a retype of a column that
+    /// is not a plain one (a unique key, allowed values, a reference or a
+    /// default keep the one-transaction path) or that changes more than its
+    /// type; a refill of a column with a unique key, allowed values or a
+    /// reference.
+    fn eligible(&self) -> Option<()> {
+        let plain = |s: &ColumnSpec| !s.unique && s.values.is_none() && s.target.is_none();
+        match self {
+            Reshape::Retype { a, b, .. } => (a.column == b.column
+                && plain(a)
+                && plain(b)
+                && a.default.is_none()
+                && b.default.is_none()
+                && a.indexed == b.indexed
+                && a.not_null == b.not_null)
+                .then_some(()),
+            Reshape::Refill { spec, .. } => plain(spec).then_some(()),
+        }
+    }
+}
+
+/// The shadow-table form of `reshape` on `e` (as the change leaves it);
+/// `None` where [`Reshape::eligible`] says so. The caller uses it only when
+/// this change is the only one to the entity in its plan: the swap replaces
+/// the whole table, and another step's cut-over statements would name the
+/// table the swap retires.
+pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Online> {
+    reshape.eligible()?;
+    let c = reshape.column();
     let columns = table_columns(e);
-    if !columns.contains(&a.column) {
+    if !columns.contains(&c.column) {
         return None;
     }
-    let table = &a.table;
+    let table = &c.table;
     let (t, s, gone, id) = (q(table), q(&shadow_table(&e.id)), q(&gone_table(&e.id)), quote("id"));
-    let (shadow_name, bk) = (shadow_table(&e.id), kept.backup.clone());
-    let sync = q(&format!("{bk}_sync"));
+    let shadow_name = shadow_table(&e.id);
+    // The old table's name after the swap, the trigger's function, and the
+    // column's value in a row of the old table (`row`).
+    let (old_name, sync) = match &reshape {
+        Reshape::Retype { kept, .. } => (kept.backup.clone(), q(&format!("{}_sync", kept.backup))),
+        Reshape::Refill { backup, .. } => (ident(&format!("marain_retired_{}", e.id)), q(&format!("{backup}_refill"))),
+    };
+    let value = |row: &str| match &reshape {
+        Reshape::Retype { a, b, .. } => {
+            convert::value(Dialect::Postgres, &format!("{row}.{}", quote(&a.column)), a.field_type, b.field_type)
+        }
+        // The backup's value where it holds the row (an empty one
+        // included); a row written since the drop takes the default.
+        Reshape::Refill { spec, backup } => {
+            let b = q(backup);
+            let default = spec.default.as_ref().map(literal).unwrap_or_else(|| "NULL".into());
+            format!(
+                "CASE WHEN EXISTS (SELECT 1 FROM {b} WHERE {b}.{id} = {row}.{id}) \
+                 THEN (SELECT {b}.{col} FROM {b} WHERE {b}.{id} = {row}.{id}) ELSE {default} END",
+                col = quote(&spec.column)
+            )
+        }
+    };
     let converted = |row: &str| {
-        let each = columns.iter().map(|c| match *c == a.column {
-            true => convert::value(Dialect::Postgres, &format!("{row}.{}", quote(c)), a.field_type, b.field_type),
-            false => format!("{row}.{}", quote(c)),
+        let each = columns.iter().map(|x| match *x == c.column {
+            true => value(row),
+            false => format!("{row}.{}", quote(x)),
         });
         each.collect::<Vec<_>>().join(", ")
     };
@@ -60,7 +118,14 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
     let specs: Vec<ColumnSpec> = e.fields.iter().filter_map(|f| ColumnSpec::of_field(&e.id, f)).collect();
     let mut phases = vec![
         Phase::statements(
-            format!("create {shadow_name}, {table} with {} of the new type, kept in step by a trigger", a.column),
+            match &reshape {
+                Reshape::Retype { .. } => {
+                    format!("create {shadow_name}, {table} with {} of the new type, kept in step by a trigger", c.column)
+                }
+                Reshape::Refill { backup, .. } => {
+                    format!("create {shadow_name}, {table} with {} refilled from {backup}, kept in step by a trigger", c.column)
+                }
+            },
             vec![
                 format!("DROP FUNCTION IF EXISTS {sync}() CASCADE"),
                 // With the copies of the keys pointing at it (`shadow_keys`).
@@ -71,7 +136,12 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
                 // The columns in the table's own order, with their defaults,
                 // NOT NULLs and CHECKs; no index but the key yet.
                 format!("CREATE TABLE {s} (LIKE {t} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
-                format!("ALTER TABLE {s} ALTER COLUMN {} TYPE {} USING NULL", quote(&a.column), b.sql_type()),
+                match &reshape {
+                    Reshape::Retype { .. } => {
+                        format!("ALTER TABLE {s} ALTER COLUMN {} TYPE {} USING NULL", quote(&c.column), c.sql_type())
+                    }
+                    Reshape::Refill { .. } => format!("ALTER TABLE {s} ADD COLUMN {}", c.definition()),
+                },
                 format!("ALTER TABLE {s} ADD CONSTRAINT {} PRIMARY KEY ({id})", q(&pkey_name(&shadow_name))),
                 format!("CREATE TABLE {gone} ({id} TEXT PRIMARY KEY)"),
                 // Every write from now on reaches the shadow, converted (a
@@ -95,7 +165,14 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
             ],
         ),
         Phase {
-            summary: format!("copy {table} into {shadow_name} in keyset batches, converting {}", a.column),
+            summary: match &reshape {
+                Reshape::Retype { .. } => {
+                    format!("copy {table} into {shadow_name} in keyset batches, converting {}", c.column)
+                }
+                Reshape::Refill { backup, .. } => {
+                    format!("copy {table} into {shadow_name} in keyset batches, {} from {backup}", c.column)
+                }
+            },
             reset: vec![],
             sql: vec![],
             // A row the trigger wrote already is as new or newer, and stays.
@@ -113,6 +190,11 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
             vec![format!("DELETE FROM {s} WHERE {id} IN (SELECT {id} FROM {gone})")],
         ),
     ];
+    if let Reshape::Refill { backup, .. } = &reshape {
+        // A refill looks each row up in the backup by key, the trigger's
+        // first write included.
+        phases[0].sql.insert(0, key_backup(backup));
+    }
     let temp = |name: &str| format!("{name}__marain");
     for spec in &specs {
         let (name, unique) = match (spec.unique, spec.indexed) {
@@ -138,7 +220,7 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
     phases.push(shadow_keys(&t, &s, &shadow_name));
     // The statistics the planner reads once the shadow is the table.
     phases.push(Phase::statements(format!("analyze {shadow_name}"), vec![], vec![format!("ANALYZE {s}")]));
-    let b_ = q(&bk);
+    let old = q(&old_name);
     let mut sql = vec![
         format!("DROP FUNCTION {sync}() CASCADE"),
         // Under the table's lock no delete is in flight: a transaction that
@@ -159,12 +241,15 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
              EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', k.rel, k.copy, k.name); END LOOP; END $$",
             at = COPY.len() + 1
         ),
-        format!("ALTER TABLE {t} RENAME TO {b_}"),
-        format!("ALTER TABLE {b_} RENAME CONSTRAINT {} TO {}", q(&pkey_name(table)), q(&pkey_name(&bk))),
+        format!("ALTER TABLE {t} RENAME TO {old}"),
+        format!("ALTER TABLE {old} RENAME CONSTRAINT {} TO {}", q(&pkey_name(table)), q(&pkey_name(&old_name))),
     ];
-    for spec in &specs {
+    // The old table's keys and indexes, but a refilled column's, which it
+    // does not have.
+    let refilled = |spec: &ColumnSpec| matches!(reshape, Reshape::Refill { .. }) && spec.column == c.column;
+    for spec in specs.iter().filter(|spec| !refilled(spec)) {
         if spec.unique {
-            sql.push(format!("ALTER TABLE {b_} DROP CONSTRAINT {}", q(&spec.key_name())));
+            sql.push(format!("ALTER TABLE {old} DROP CONSTRAINT {}", q(&spec.key_name())));
         }
         if spec.indexed {
             sql.push(format!("DROP INDEX {}", q(&spec.index_name())));
@@ -184,7 +269,17 @@ pub(super) fn online_swap(e: &EntitySchema, a: &ColumnSpec, b: &ColumnSpec, kept
             sql.push(rename_index(&temp(&spec.index_name()), &spec.index_name()));
         }
     }
-    Some(Online { table: table.clone(), phases, sql, retire: vec![] })
+    // A retype keeps the old table as the backup of the originals; a
+    // refill's is of no use once the cut-over committed.
+    let retire = match &reshape {
+        Reshape::Retype { .. } => vec![],
+        Reshape::Refill { .. } => vec![Phase::statements(
+            format!("drop {old_name}, the table {shadow_name} replaced"),
+            vec![],
+            vec![format!("DROP TABLE IF EXISTS {old}")],
+        )],
+    };
+    Some(Online { table: table.clone(), phases, sql, retire })
 }
 
 /// How a copy of a key pointing at the table is named while it points at the
