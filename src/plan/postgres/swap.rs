@@ -218,8 +218,17 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
         }
     }
     phases.push(shadow_keys(&t, &s, &shadow_name));
-    // The statistics the planner reads once the shadow is the table.
-    phases.push(Phase::statements(format!("analyze {shadow_name}"), vec![], vec![format!("ANALYZE {s}")]));
+    // The statistics the planner reads once the shadow is the table, and
+    // the visibility map of its rows: a table that was only inserted into
+    // brings autovacuum to it for those rows, which just as the cut-over
+    // needs the table makes it wait until PostgreSQL cancels the autovacuum
+    // (a second; seen at ten million rows, with every request of the entity
+    // queued behind the cut-over). Reads and writes go on meanwhile.
+    phases.push(Phase::statements(
+        format!("vacuum and analyze {shadow_name}"),
+        vec![],
+        vec![format!("VACUUM (ANALYZE) {s}")],
+    ));
     let old = q(&old_name);
     let mut sql = vec![
         format!("DROP FUNCTION {sync}() CASCADE"),
