@@ -547,14 +547,7 @@ async fn a_type_change_keeps_what_was_deleted_updated_and_pointed_at_meanwhile(b
     site.write(ITEM_PATH, &ITEM_TAGGED.replace("type: integer", "type: float"));
     let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();
     let coordinator = site.coordinator.clone();
-    let approving = tokio::spawn({
-        let coordinator = coordinator.clone();
-        let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
-        async move { coordinator.approve(id, approval).await }
-    });
-    run_until(&coordinator, |r: &OnlineRun| r.rows_done > 0 && r.phase == 2).await;
-    coordinator.control_online(id, RunControl::Pause, "ann").await.unwrap();
-    let paused = run_until(&coordinator, |r: &OnlineRun| r.state == RunState::Paused).await;
+    let (approving, paused) = approve_and_pause_mid_copy(&coordinator, id).await;
     let content = coordinator.content().clone();
     let mut deleted = std::collections::BTreeSet::new();
     let mut updated = std::collections::BTreeMap::new();
@@ -672,14 +665,7 @@ async fn a_batch_meeting_a_row_the_trigger_is_writing_copies_around_it_on_postgr
     site.write(ITEM_PATH, &ITEM.replace("type: integer", "type: float"));
     let id = site.wait_for(EventKind::Pending, ITEM_PATH).await.change_id.unwrap();
     let coordinator = site.coordinator.clone();
-    let approving = tokio::spawn({
-        let coordinator = coordinator.clone();
-        let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
-        async move { coordinator.approve(id, approval).await }
-    });
-    run_until(&coordinator, |r: &OnlineRun| r.rows_done > 0 && r.phase == 2).await;
-    coordinator.control_online(id, RunControl::Pause, "ann").await.unwrap();
-    let paused = run_until(&coordinator, |r: &OnlineRun| r.state == RunState::Paused).await;
+    let (approving, paused) = approve_and_pause_mid_copy(&coordinator, id).await;
     let url = std::fs::read_to_string(site.dir.path().join("database-url")).unwrap();
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
     let mut writer = sqlx::PgConnection::connect_with(&options.application_name("open-update")).await.unwrap();
@@ -797,6 +783,23 @@ async fn a_write_the_change_in_progress_refuses_is_a_conflict_naming_the_field_o
         other => panic!("expected a conflict, got {other:?}"),
     }
     site.stop().await;
+}
+
+/// Approves change `id` in the background and pauses it once its batches
+/// (phase 2) have taken rows: the approval's task, and the run as paused.
+async fn approve_and_pause_mid_copy(
+    coordinator: &Coordinator,
+    id: u64,
+) -> (tokio::task::JoinHandle<Result<marain::engine::VersionRow, EngineError>>, OnlineRun) {
+    let approving = tokio::spawn({
+        let coordinator = coordinator.clone();
+        let approval = Approval { actor: "ann".into(), reason: None, confirm: Some("item".into()) };
+        async move { coordinator.approve(id, approval).await }
+    });
+    run_until(coordinator, |r: &OnlineRun| r.rows_done > 0 && r.phase == 2).await;
+    coordinator.control_online(id, RunControl::Pause, "ann").await.unwrap();
+    let paused = run_until(coordinator, |r: &OnlineRun| r.state == RunState::Paused).await;
+    (approving, paused)
 }
 
 /// The online run of `ITEM_PATH` once it is as `want` says.

@@ -138,6 +138,46 @@ fn site_with(text: &str) -> tempfile::TempDir {
 }
 
 /// Stores users `u0`… through the content API, each with a bio.
+/// A site of `schema` where every table counts as big (every change takes
+/// the online path), its database on `backend`, and `marain serve` on it
+/// stopping at `failpoint` (applies 1 and 2 are the entity and the config:
+/// an online change is the third), once in sync.
+async fn online_site(
+    schema: &str,
+    backend: Backend,
+    failpoint: &str,
+) -> (tempfile::TempDir, String, reqwest::Client, Server) {
+    let dir = site_with(schema);
+    let config = dir.path().join("site/config/config.hot_reload.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
+    let db = backend.prepare(dir.path()).await;
+    let client = approver_client(&db).await;
+    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &[("MARAIN_FAILPOINT", failpoint)]);
+    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    (dir, db, client, server)
+}
+
+/// Approves the change waiting on `server` and kills the server (`kill -9`)
+/// as it reaches failpoint `point`: the approval never answers.
+async fn approve_until_killed(server: Server, client: &reqwest::Client, point: &str) {
+    let approving = tokio::spawn({
+        let (client, base) = (client.clone(), server.base.clone());
+        async move { approve_pending(&client, &base).await }
+    });
+    server.wait_output(&format!("failpoint {point} reached"));
+    server.kill();
+    approving.abort();
+}
+
+/// `marain serve` started again on `dir` and `db`, once the change it finds
+/// waits for approval.
+async fn restarted_waiting(dir: &Path, db: &str, client: &reqwest::Client) -> Server {
+    let server = Server::start(dir, db, None);
+    wait_status(client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    server
+}
+
 async fn add_users(client: &reqwest::Client, base: &str, n: usize) {
     for i in 0..n {
         let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "bio": format!("bio of {i}")});
@@ -602,16 +642,7 @@ async fn an_unreadable_directory_is_an_error_not_a_deletion(backend: Backend) {
 /// accepted), the change waits again, and approved it applies once, with the
 /// history intact.
 async fn kill_during_online_phases(point: &str, backend: Backend) {
-    let dir = site_with(V1);
-    let config = dir.path().join("site/config/config.hot_reload.yaml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
-    let db = backend.prepare(dir.path()).await;
-    let client = approver_client(&db).await;
-    // Applies 1 and 2 are the user entity and the config: the online change is the third.
-    let failpoint = format!("{point}@3");
-    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &[("MARAIN_FAILPOINT", &failpoint)]);
-    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    let (dir, db, client, server) = online_site(V1, backend, &format!("{point}@3")).await;
     add_users(&client, &server.base, 5).await;
     let v2 = V1.replace("    required: true\n", "    required: true\n    unique: true\n") + "    indexed: true\n";
     std::fs::write(dir.path().join("site").join(FILE), &v2).unwrap();
@@ -621,16 +652,9 @@ async fn kill_during_online_phases(point: &str, backend: Backend) {
         client.get(format!("{}/hot-reload/changes/{id}", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(change["path"], "online", "{change}");
     assert_eq!(change["phases"].as_array().map(Vec::len), Some(2), "{change}");
-    let approving = tokio::spawn({
-        let (client, base) = (client.clone(), server.base.clone());
-        async move { approve_pending(&client, &base).await }
-    });
-    server.wait_output(&format!("failpoint {point} reached"));
-    server.kill();
-    approving.abort();
+    approve_until_killed(server, &client, point).await;
 
-    let server = Server::start(dir.path(), &db, None);
-    wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let server = restarted_waiting(dir.path(), &db, &client).await;
     let store = marain::engine::Store::open(&db).await.unwrap();
     let left = match backend {
         Backend::Postgres => {
@@ -674,27 +698,12 @@ async fn kill_during_online_phases(point: &str, backend: Backend) {
 /// with every value backed up exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_during_an_online_backup_on_postgres() {
-    let dir = site_with(V1);
-    let config = dir.path().join("site/config/config.hot_reload.yaml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
-    let db = Backend::Postgres.prepare(dir.path()).await;
-    let client = approver_client(&db).await;
-    let env = [("MARAIN_FAILPOINT", "after_batch@3")];
-    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &env);
-    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    let (dir, db, client, server) = online_site(V1, Backend::Postgres, "after_batch@3").await;
     add_users(&client, &server.base, 5).await;
     std::fs::write(dir.path().join("site").join(FILE), V2).unwrap();
-    let approving = tokio::spawn({
-        let (client, base) = (client.clone(), server.base.clone());
-        async move { approve_pending(&client, &base).await }
-    });
-    server.wait_output("failpoint after_batch reached");
-    server.kill();
-    approving.abort();
+    approve_until_killed(server, &client, "after_batch").await;
 
-    let server = Server::start(dir.path(), &db, None);
-    wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let server = restarted_waiting(dir.path(), &db, &client).await;
     let store = marain::engine::Store::open(&db).await.unwrap();
     let triggers: (i64,) =
         store.pool().fetch_one("SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal", &[]).await.unwrap();
@@ -721,31 +730,16 @@ async fn kill_during_an_online_backup_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_during_an_online_type_change_on_postgres() {
     let v1 = format!("{V1}  - id: age\n    type: integer\n  - id: langs\n    type: text\n    cardinality: -1\n");
-    let dir = site_with(&v1);
-    let config = dir.path().join("site/config/config.hot_reload.yaml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
-    let db = Backend::Postgres.prepare(dir.path()).await;
-    let client = approver_client(&db).await;
-    let env = [("MARAIN_FAILPOINT", "after_batch@3")];
-    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &env);
-    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    let (dir, db, client, server) = online_site(&v1, Backend::Postgres, "after_batch@3").await;
     for i in 0..5 {
         let body = json!({"id": format!("u{i}"), "username": format!("user{i}"), "age": 30 + i, "langs": ["en"]});
         let resp = client.post(format!("{}/entity/user", server.base)).json(&body).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 201);
     }
     std::fs::write(dir.path().join("site").join(FILE), v1.replace("type: integer", "type: float")).unwrap();
-    let approving = tokio::spawn({
-        let (client, base) = (client.clone(), server.base.clone());
-        async move { approve_pending(&client, &base).await }
-    });
-    server.wait_output("failpoint after_batch reached");
-    server.kill();
-    approving.abort();
+    approve_until_killed(server, &client, "after_batch").await;
 
-    let server = Server::start(dir.path(), &db, None);
-    wait_status(&client, &server.base, |s| !s["pending"].as_array().unwrap().is_empty()).await;
+    let server = restarted_waiting(dir.path(), &db, &client).await;
     let store = marain::engine::Store::open(&db).await.unwrap();
     let left = "SELECT (SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal) \
                 + (SELECT COUNT(*) FROM pg_tables WHERE tablename ~ '^marain_(shadow|gone)_') \
@@ -778,25 +772,11 @@ async fn kill_during_an_online_type_change_on_postgres() {
 /// history verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_an_online_cut_over_before_its_cleanup_on_sqlite() {
-    let dir = site_with(V1);
-    let config = dir.path().join("site/config/config.hot_reload.yaml");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(&config, "id: hot_reload\nvalues:\n  online_threshold_rows: 0\n").unwrap();
-    let db = Backend::Sqlite.prepare(dir.path()).await;
-    let client = approver_client(&db).await;
-    let env = [("MARAIN_FAILPOINT", "after_cut_over@3")];
-    let server = Server::start_logging(dir.path(), &db, None, "secure.log", &env);
-    wait_status(&client, &server.base, |s| s["in_sync"] == json!(true)).await;
+    let (dir, db, client, server) = online_site(V1, Backend::Sqlite, "after_cut_over@3").await;
     add_users(&client, &server.base, 5).await;
     let v2 = V1.replace("    required: true\n", "    required: true\n    unique: true\n");
     std::fs::write(dir.path().join("site").join(FILE), &v2).unwrap();
-    let approving = tokio::spawn({
-        let (client, base) = (client.clone(), server.base.clone());
-        async move { approve_pending(&client, &base).await }
-    });
-    server.wait_output("failpoint after_cut_over reached");
-    server.kill();
-    approving.abort();
+    approve_until_killed(server, &client, "after_cut_over").await;
 
     let store = marain::engine::Store::open(&db).await.unwrap();
     let retired = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'marain_retired_user'";
