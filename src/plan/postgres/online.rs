@@ -57,15 +57,16 @@ pub(super) fn online_drop(spec: &ColumnSpec, bk: &str, drop: Vec<String>) -> Onl
 /// last key.
 fn copy_batch(t: &str, c: &str, b: &str) -> String {
     let (id, copied) = (quote("id"), quote("copied"));
-    copy_rows(t, b, &format!("{id}, {c}, {copied}"), &format!("r.{id}, r.{c}, true"))
+    copy_rows(t, "", b, &format!("{id}, {c}, {copied}"), &format!("r.{id}, r.{c}, true"))
 }
 
 /// A batch of `marain_copy_rows` (PostgreSQL migration 0015): the next `$1`
 /// rows of `source` after key `$2` inserted into `target`'s `columns` as
-/// `selected` (over `source r`) says, but those a trigger wrote there
-/// already. Answers the rows taken and the last key.
-pub(super) fn copy_rows(source: &str, target: &str, columns: &str, selected: &str) -> String {
-    let args = [source, target, columns, selected].map(crate::sql::string_literal);
+/// `selected` (over `source r` and what `joined` adds to the FROM clause,
+/// where `$1` and `$2` are the batch's key range) says, but those a trigger
+/// wrote there already. Answers the rows taken and the last key.
+pub(super) fn copy_rows(source: &str, joined: &str, target: &str, columns: &str, selected: &str) -> String {
+    let args = [source, joined, target, columns, selected].map(crate::sql::string_literal);
     format!("SELECT marain_taken, marain_last FROM marain_copy_rows($1, $2, {})", args.join(", "))
 }
 

@@ -89,6 +89,9 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
         Reshape::Retype { kept, .. } => (kept.backup.clone(), q(&format!("{}_sync", kept.backup))),
         Reshape::Refill { backup, .. } => (ident(&format!("marain_retired_{}", e.id)), q(&format!("{backup}_refill"))),
     };
+    // A batch reads a refill's backup joined over its key range (`joined`,
+    // below: one pass of each index, in key order); the trigger looks a
+    // row up by its key.
     let value = |row: &str| match &reshape {
         Reshape::Retype { a, b, .. } => {
             convert::value(Dialect::Postgres, &format!("{row}.{}", quote(&a.column)), a.field_type, b.field_type)
@@ -96,14 +99,23 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
         // The backup's value where it holds the row (an empty one
         // included); a row written since the drop takes the default.
         Reshape::Refill { spec, backup } => {
-            let b = q(backup);
+            let (b, col) = (q(backup), quote(&spec.column));
             let default = spec.default.as_ref().map(literal).unwrap_or_else(|| "NULL".into());
-            format!(
-                "CASE WHEN EXISTS (SELECT 1 FROM {b} WHERE {b}.{id} = {row}.{id}) \
-                 THEN (SELECT {b}.{col} FROM {b} WHERE {b}.{id} = {row}.{id}) ELSE {default} END",
-                col = quote(&spec.column)
-            )
+            match row {
+                "r" => format!("CASE WHEN {BACKUP}.{id} IS NULL THEN {default} ELSE {BACKUP}.{col} END"),
+                _ => format!(
+                    "CASE WHEN EXISTS (SELECT 1 FROM {b} WHERE {b}.{id} = {row}.{id}) \
+                     THEN (SELECT {b}.{col} FROM {b} WHERE {b}.{id} = {row}.{id}) ELSE {default} END"
+                ),
+            }
         }
+    };
+    let joined = match &reshape {
+        Reshape::Retype { .. } => String::new(),
+        Reshape::Refill { backup, .. } => format!(
+            "LEFT JOIN {} {BACKUP} ON {BACKUP}.{id} = r.{id} AND {BACKUP}.{id} > $1 AND {BACKUP}.{id} <= $2",
+            q(backup)
+        ),
     };
     let converted = |row: &str| {
         let each = columns.iter().map(|x| match *x == c.column {
@@ -176,7 +188,7 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
             reset: vec![],
             sql: vec![],
             // A row the trigger wrote already is as new or newer, and stays.
-            batches: vec![copy_rows(&t, &s, &listed, &converted("r"))],
+            batches: vec![copy_rows(&t, &joined, &s, &listed, &converted("r"))],
             batch_writes: vec![],
             proofs: vec![],
         },
@@ -290,6 +302,9 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
     };
     Some(Online { table: table.clone(), phases, sql, retire })
 }
+
+/// The alias of a refill's backup in a batch's FROM clause.
+const BACKUP: &str = "marain_b";
 
 /// How a copy of a key pointing at the table is named while it points at the
 /// shadow: after the original's oid, which the cut-over finds it by.
