@@ -70,6 +70,15 @@ pub(super) fn copy_rows(source: &str, joined: &str, target: &str, columns: &str,
     format!("SELECT marain_taken, marain_last FROM marain_copy_rows($1, $2, {})", args.join(", "))
 }
 
+/// Whether taking column `a` to `b` is a type change the online forms (a
+/// shadow column here, a shadow table in `swap.rs`) can run: the same plain
+/// column (no unique key, allowed values, reference or default), its index
+/// and `required` unchanged.
+pub(super) fn retypes_online(a: &ColumnSpec, b: &ColumnSpec) -> bool {
+    let plain = |s: &ColumnSpec| !s.unique && s.values.is_none() && s.target.is_none() && s.default.is_none();
+    a.column == b.column && plain(a) && plain(b) && a.indexed == b.indexed && a.not_null == b.not_null
+}
+
 /// The online form of converting column `a` to `b`'s type
 /// (docs/online-changes.md): a shadow column of the new type that a trigger
 /// fills on every write, the originals kept in `kept`'s backup as a dropped
@@ -78,8 +87,7 @@ pub(super) fn copy_rows(source: &str, joined: &str, target: &str, columns: &str,
 /// and `required` are carried over); one with a unique key, allowed values, a
 /// reference or a default keeps the one-transaction path.
 pub(super) fn online_retype(a: &ColumnSpec, b: &ColumnSpec, kept: &Originals) -> Option<Online> {
-    let plain = |s: &ColumnSpec| !s.unique && s.values.is_none() && s.target.is_none() && s.default.is_none();
-    if a.column != b.column || !plain(a) || !plain(b) || a.indexed != b.indexed || a.not_null != b.not_null {
+    if !retypes_online(a, b) {
         return None;
     }
     let (t, c, id) = (q(&a.table), quote(&a.column), quote("id"));

@@ -10,7 +10,7 @@
 //! the cut-over it holds every original value, the writes made during the
 //! copy included, which is what a backup must hold then.
 
-use super::online::{copy_rows, key_backup};
+use super::online::{copy_rows, key_backup, retypes_online};
 use super::rename_index;
 use crate::model::EntitySchema;
 use crate::plan::{Online, Originals, Phase};
@@ -53,17 +53,11 @@ impl Reshape<'_> {
     /// type; a refill of a column with a unique key, allowed values or a
     /// reference.
     fn eligible(&self) -> Option<()> {
-        let plain = |s: &ColumnSpec| !s.unique && s.values.is_none() && s.target.is_none();
         match self {
-            Reshape::Retype { a, b, .. } => (a.column == b.column
-                && plain(a)
-                && plain(b)
-                && a.default.is_none()
-                && b.default.is_none()
-                && a.indexed == b.indexed
-                && a.not_null == b.not_null)
-                .then_some(()),
-            Reshape::Refill { spec, .. } => plain(spec).then_some(()),
+            Reshape::Retype { a, b, .. } => retypes_online(a, b).then_some(()),
+            Reshape::Refill { spec, .. } => {
+                (!spec.unique && spec.values.is_none() && spec.target.is_none()).then_some(())
+            }
         }
     }
 }
@@ -89,23 +83,27 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
         Reshape::Retype { kept, .. } => (kept.backup.clone(), q(&format!("{}_sync", kept.backup))),
         Reshape::Refill { backup, .. } => (ident(&format!("marain_retired_{}", e.id)), q(&format!("{backup}_refill"))),
     };
-    // A batch reads a refill's backup joined over its key range (`joined`,
-    // below: one pass of each index, in key order); the trigger looks a
-    // row up by its key.
-    let value = |row: &str| match &reshape {
-        Reshape::Retype { a, b, .. } => {
-            convert::value(Dialect::Postgres, &format!("{row}.{}", quote(&a.column)), a.field_type, b.field_type)
-        }
+    // The column's value in `row`, a row of the old table: `Row::Written`
+    // in the trigger, `Row::Batch` in a batch, which reads a refill's backup
+    // joined over its key range (`joined`, below: one pass of each index, in
+    // key order) where the trigger looks the row up by its key.
+    let value = |row: Row| match &reshape {
+        Reshape::Retype { a, b, .. } => convert::value(
+            Dialect::Postgres,
+            &format!("{}.{}", row.alias(), quote(&a.column)),
+            a.field_type,
+            b.field_type,
+        ),
         // The backup's value where it holds the row (an empty one
         // included); a row written since the drop takes the default.
         Reshape::Refill { spec, backup } => {
             let (b, col) = (q(backup), quote(&spec.column));
             let default = spec.default.as_ref().map(literal).unwrap_or_else(|| "NULL".into());
             match row {
-                "r" => format!("CASE WHEN {BACKUP}.{id} IS NULL THEN {default} ELSE {BACKUP}.{col} END"),
-                _ => format!(
-                    "CASE WHEN EXISTS (SELECT 1 FROM {b} WHERE {b}.{id} = {row}.{id}) \
-                     THEN (SELECT {b}.{col} FROM {b} WHERE {b}.{id} = {row}.{id}) ELSE {default} END"
+                Row::Batch => format!("CASE WHEN {BACKUP}.{id} IS NULL THEN {default} ELSE {BACKUP}.{col} END"),
+                Row::Written => format!(
+                    "CASE WHEN EXISTS (SELECT 1 FROM {b} WHERE {b}.{id} = NEW.{id}) \
+                     THEN (SELECT {b}.{col} FROM {b} WHERE {b}.{id} = NEW.{id}) ELSE {default} END"
                 ),
             }
         }
@@ -117,10 +115,10 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
             q(backup)
         ),
     };
-    let converted = |row: &str| {
+    let converted = |row: Row| {
         let each = columns.iter().map(|x| match *x == c.column {
             true => value(row),
-            false => format!("{row}.{}", quote(x)),
+            false => format!("{}.{}", row.alias(), quote(x)),
         });
         each.collect::<Vec<_>>().join(", ")
     };
@@ -169,7 +167,7 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
                      INSERT INTO {s} ({listed}) VALUES ({}) ON CONFLICT ({id}) DO UPDATE SET {updated}; \
                      IF TG_OP = 'INSERT' OR NEW.{id} IS DISTINCT FROM OLD.{id} THEN \
                      DELETE FROM {gone} WHERE {id} = NEW.{id}; END IF; RETURN NULL; END $$",
-                    converted("NEW")
+                    converted(Row::Written)
                 ),
                 format!(
                     "CREATE TRIGGER {sync} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION {sync}()"
@@ -188,7 +186,7 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
             reset: vec![],
             sql: vec![],
             // A row the trigger wrote already is as new or newer, and stays.
-            batches: vec![copy_rows(&t, &joined, &s, &listed, &converted("r"))],
+            batches: vec![copy_rows(&t, &joined, &s, &listed, &converted(Row::Batch))],
             batch_writes: vec![],
             proofs: vec![],
         },
@@ -301,6 +299,25 @@ pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Onli
         )],
     };
     Some(Online { table: table.clone(), phases, sql, retire })
+}
+
+/// Where the shadow's values come from: the row a trigger is told of, or a
+/// row a batch reads.
+#[derive(Clone, Copy)]
+enum Row {
+    Written,
+    Batch,
+}
+
+impl Row {
+    /// How the row is named in the SQL (`marain_copy_rows` calls a batch's
+    /// source `r`).
+    fn alias(self) -> &'static str {
+        match self {
+            Row::Written => "NEW",
+            Row::Batch => "r",
+        }
+    }
 }
 
 /// The alias of a refill's backup in a batch's FROM clause.
