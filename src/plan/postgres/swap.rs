@@ -1,14 +1,16 @@
-//! The PostgreSQL planner's shadow-table form of a type change
-//! (docs/online-changes.md, "Online plans on PostgreSQL"): the rows are
-//! copied, converted, into a new table that has no index but its key, the
-//! indexes are built on it once it is full, and the cut-over swaps the two
-//! tables by name. Writing a new table without its indexes is what makes it
-//! faster than converting a shadow column in place, which writes every row
+//! The PostgreSQL planner's shadow-table form of a type change and of a
+//! rollback's refill (docs/online-changes.md, "Online plans on PostgreSQL"
+//! and "Rolling back an online change"): the rows are copied, converted or
+//! with the refilled column, into a new table that has no index but its key,
+//! the indexes are built on it once it is full, and the cut-over swaps the
+//! two tables by name. Writing a new table without its indexes is what makes
+//! it faster than filling a shadow column in place, which writes every row
 //! again with every index of the table (and leaves a dead version of each).
 //!
-//! The table the swap replaces becomes the backup of the converted column: at
-//! the cut-over it holds every original value, the writes made during the
-//! copy included, which is what a backup must hold then.
+//! After a type change the table the swap replaces becomes the backup of the
+//! converted column: at the cut-over it holds every original value, the
+//! writes made during the copy included, which is what a backup must hold
+//! then. After a refill it is of no use, and is dropped.
 
 use super::online::{copy_rows, key_backup, retypes_online};
 use super::rename_index;
@@ -47,31 +49,27 @@ impl Reshape<'_> {
         }
     }
 
-    /// `None` where the change keeps another path: a retype of a column that
-    /// is not a plain one (a unique key, allowed values, a reference or a
-    /// default keep the one-transaction path) or that changes more than its
-    /// type; a refill of a column with a unique key, allowed values or a
-    /// reference.
-    fn eligible(&self) -> Option<()> {
+    /// Whether the swap can run it: not a retype of a column that is not a
+    /// plain one (a unique key, allowed values, a reference or a default keep
+    /// the one-transaction path) or that changes more than its type, nor a
+    /// refill of a column with a unique key, allowed values or a reference.
+    fn eligible(&self) -> bool {
         match self {
-            Reshape::Retype { a, b, .. } => retypes_online(a, b).then_some(()),
-            Reshape::Refill { spec, .. } => {
-                (!spec.unique && spec.values.is_none() && spec.target.is_none()).then_some(())
-            }
+            Reshape::Retype { a, b, .. } => retypes_online(a, b),
+            Reshape::Refill { spec, .. } => !spec.unique && spec.values.is_none() && spec.target.is_none(),
         }
     }
 }
 
 /// The shadow-table form of `reshape` on `e` (as the change leaves it);
-/// `None` where [`Reshape::eligible`] says so. The caller uses it only when
+/// `None` where [`Reshape::eligible`] says no. The caller uses it only when
 /// this change is the only one to the entity in its plan: the swap replaces
 /// the whole table, and another step's cut-over statements would name the
 /// table the swap retires.
 pub(crate) fn online_swap(e: &EntitySchema, reshape: Reshape<'_>) -> Option<Online> {
-    reshape.eligible()?;
     let c = reshape.column();
     let columns = table_columns(e);
-    if !columns.contains(&c.column) {
+    if !reshape.eligible() || !columns.contains(&c.column) {
         return None;
     }
     let table = &c.table;
