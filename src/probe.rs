@@ -168,7 +168,7 @@ fn violation_probe(entity: &str, live: &Field, new: &Field, aspect: FieldAspect,
         }
         FieldAspect::Values => {
             let allowed = new.values.as_ref()?;
-            let list: Vec<String> = allowed.iter().map(|v| string_literal(v)).collect();
+            let list: Vec<String> = allowed.iter().map(|v| string_literal(dialect, v)).collect();
             violations(
                 HazardCode::AllowedValuesChanged,
                 format!("{col} IS NOT NULL AND {as_text} NOT IN ({})", list.join(", ")),

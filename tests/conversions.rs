@@ -163,7 +163,7 @@ fn literal(d: Dialect, v: &Value) -> String {
         F(f) => format!("{f:?}"),
         Bool(b) if d == Dialect::Postgres => b.to_string().to_uppercase(),
         Bool(b) => u8::from(*b).to_string(),
-        T(s) | Time(s) => marain::sql::string_literal(s),
+        T(s) | Time(s) => marain::sql::string_literal(d, s),
     }
 }
 

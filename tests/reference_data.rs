@@ -497,7 +497,67 @@ async fn a_row_changed_through_the_content_api_is_drift_of_its_file(backend: Bac
     site.stop().await;
 }
 
+/// A text that would end an SQL literal early under PostgreSQL's legacy
+/// `standard_conforming_strings = off` (a backslash escapes the quote Marain
+/// doubles) and run the rest as SQL: here, `current_user`.
+const ESCAPING: &str = r"a\'||current_user||'x";
+
+/// Values from files are written as they are, whatever the database's
+/// settings: a PostgreSQL database whose sessions default to
+/// `standard_conforming_strings = off` still gets every schema default,
+/// allowed value and record value exactly as the file has it (each of
+/// Marain's sessions sets it on, docs/security.md).
+async fn a_value_with_a_backslash_and_a_quote_is_written_as_it_is(backend: Backend) {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.prepare(dir.path()).await;
+    if backend == Backend::Postgres {
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let name = url.split('?').next().and_then(|u| u.rsplit('/').next()).unwrap().to_string();
+        let legacy = format!("ALTER DATABASE \"{name}\" SET standard_conforming_strings = off");
+        sqlx::query(&legacy).execute(&mut admin).await.unwrap();
+        // A session that does not set it finds the legacy setting.
+        let mut plain = sqlx::PgConnection::connect(&url).await.unwrap();
+        let (shown,): (String,) =
+            sqlx::query_as("SHOW standard_conforming_strings").fetch_one(&mut plain).await.unwrap();
+        assert_eq!(shown, "off", "the database's sessions default to the legacy setting");
+    }
+    let mut site = TestSite::start_on(dir, backend).await;
+    let quoted = ESCAPING.replace('\'', "''");
+    let schema = format!(
+        "id: quote\nname: Quote\nfields:\n  - id: title\n    type: text\n    default: '{quoted}'\n  - id: kind\n    \
+         type: text\n    values: ['{quoted}', plain]\n  - id: tags\n    type: text\n    cardinality: -1\n"
+    );
+    site.write("schemas/quote.schema.yaml", &schema);
+    site.wait_for(EventKind::Applied, "schemas/quote.schema.yaml").await;
+    let data = format!(
+        "records:\n  - id: r1\n    title: '{quoted}'\n    kind: '{quoted}'\n    tags: ['{quoted}']\n  - id: r2\n    \
+         kind: plain\n"
+    );
+    site.write("data/quote/main.yaml", &data);
+    site.wait_for(EventKind::Applied, "data/quote/main.yaml").await;
+    let written = rows(&site, "content_quote", &["id", "title", "kind"]).await;
+    assert_eq!(written, [format!("r1|{ESCAPING}|{ESCAPING}"), format!("r2|{ESCAPING}|plain")]);
+    let tags = rows(&site, "content_quote__tags", &["parent_id", "delta", "value"]).await;
+    assert_eq!(tags, [format!("r1|0|{ESCAPING}")]);
+    // A value outside the allowed ones is still refused: the CHECK holds the text itself.
+    let input = serde_json::json!({"kind": r"a\"});
+    let refused = site.coordinator.content().create("quote", input.as_object().unwrap()).await;
+    assert!(refused.is_err(), "{refused:?}");
+    if backend == Backend::Postgres {
+        assert_eq!(site.text("SHOW standard_conforming_strings").await, "on", "Marain's sessions set it");
+        // The SQL a plan holds reads the same in a session that did not
+        // (the database's default here): `psql` running an exported plan.
+        let mut plain = sqlx::PgConnection::connect(&url).await.unwrap();
+        let literal = marain::sql::string_literal(backend.dialect(), ESCAPING);
+        let (read,): (String,) = sqlx::query_as(&format!("SELECT {literal}")).fetch_one(&mut plain).await.unwrap();
+        assert_eq!(read, ESCAPING, "{literal}");
+    }
+    site.stop().await;
+}
+
 crate::backend_tests!(
+    a_value_with_a_backslash_and_a_quote_is_written_as_it_is,
     data_cases_apply_and_roll_back_with_every_value_restored,
     a_field_and_the_data_that_fills_it_land_in_one_save,
     a_reference_to_a_row_that_does_not_exist_blocks_until_it_does,

@@ -97,6 +97,20 @@ fn only_the_yaml_module_names_serde_yaml() {
     assert!(found.is_empty(), "serde_yaml outside src/yaml.rs:\n{}", found.join("\n"));
 }
 
+/// Architecture Invariant: text becomes an SQL literal in one place,
+/// `sql::string_literal`, which knows what each dialect needs (a backslash on
+/// PostgreSQL); quoting by hand elsewhere would miss it.
+#[test]
+fn sql_literals_are_made_in_one_place() {
+    let mut paths = Vec::new();
+    for dir in ["src", "server/src"] {
+        paths.extend(files(dir, ".rs"));
+    }
+    paths.retain(|p| relative(p) != "src/sql/mod.rs");
+    let found = occurrences(&paths, &[r#"replace('\'', "''")"#, r#"replace("'", "''")"#]);
+    assert!(found.is_empty(), "a literal quoted outside sql::string_literal:\n{}", found.join("\n"));
+}
+
 /// Architecture Invariant: only the coordinator's worker task mutates engine
 /// state; everything else reads a `Snapshot` or sends a command. The snapshot is
 /// published in exactly one place.

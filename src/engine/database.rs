@@ -284,6 +284,19 @@ impl Pool {
                 let options = PgConnectOptions::from_str(url)?.application_name("marain");
                 let pool_options = || {
                     PgPoolOptions::new()
+                        // SQL means what it says whatever the server's
+                        // default: under the legacy `off` a backslash in a
+                        // literal escapes (`LIKE 'content\_%'` would match any
+                        // character). Set in a statement, not in the start-up
+                        // packet, so a pooler in transaction mode keeps it
+                        // (PgBouncer tracks this setting per client). Literals
+                        // made from files do not rely on it (`sql::string_literal`).
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                sqlx::Executor::execute(conn, "SET standard_conforming_strings = on").await?;
+                                Ok(())
+                            })
+                        })
                         .max_connections(size.max_connections)
                         .idle_timeout(lasting(Duration::from_secs(600)))
                         .max_lifetime(lasting(Duration::from_secs(1800)))

@@ -102,7 +102,7 @@ async fn rows(store: &Store, site: &Site, file: &DataFile) -> Result<Vec<Drift>,
     let d = store.dialect();
     let table = d.table(&entity.table());
     let id = d.table("id");
-    let ids: Vec<String> = file.records.iter().map(|r| string_literal(&r.id)).collect();
+    let ids: Vec<String> = file.records.iter().map(|r| string_literal(d, &r.id)).collect();
     let present: BTreeSet<String> = store
         .pool()
         .fetch_json(&format!("SELECT {id} FROM {table} WHERE {id} IN ({})", ids.join(", ")), &[])
@@ -118,7 +118,7 @@ async fn rows(store: &Store, site: &Site, file: &DataFile) -> Result<Vec<Drift>,
         .records
         .iter()
         .filter(|r| present.contains(&r.id))
-        .map(|r| format!("({id} = {} AND {})", string_literal(&r.id), row_differs(d, entity, r)))
+        .map(|r| format!("({id} = {} AND {})", string_literal(d, &r.id), row_differs(d, entity, r)))
         .collect();
     // The rows that differ, by id, with the values of the fields the file names.
     let mut changed: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();

@@ -67,8 +67,8 @@ pub fn converts(from: FieldType, to: FieldType) -> bool {
 /// `x` matches regular expression `re`.
 fn matches(d: Dialect, x: &str, re: &str) -> String {
     match d {
-        Dialect::Postgres => format!("({x} ~ {})", string_literal(re)),
-        Dialect::Sqlite => format!("({x} REGEXP {})", string_literal(re)),
+        Dialect::Postgres => format!("({x} ~ {})", string_literal(d, re)),
+        Dialect::Sqlite => format!("({x} REGEXP {})", string_literal(d, re)),
     }
 }
 
@@ -192,7 +192,10 @@ pub fn value(d: Dialect, x: &str, from: FieldType, to: FieldType) -> String {
 /// A PostgreSQL timestamp as RFC 3339 text in UTC: `2026-03-01T10:00:00Z`, the
 /// fraction only when there is one, without trailing zeros.
 pub fn postgres_utc(x: &str) -> String {
-    format!("regexp_replace(to_char({x} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '\\.?0+$', '') || 'Z'")
+    format!(
+        "regexp_replace(to_char({x} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), {}, '') || 'Z'",
+        string_literal(Dialect::Postgres, r"\.?0+$")
+    )
 }
 
 /// A date-time text read by SQLite, as [`postgres_utc`] writes it. SQLite's date

@@ -56,9 +56,18 @@ pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// `'text'`, with embedded quotes doubled.
-pub fn string_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// `'text'`, with embedded quotes doubled: the same text on `d` whatever
+/// the session's settings. On PostgreSQL a text holding a backslash is
+/// written `E'…'` with the backslash doubled, which reads the same with
+/// `standard_conforming_strings` on or off: in a plain literal under the
+/// legacy `off`, a backslash would escape the quote doubled after it, end
+/// the literal early and run the rest of the text as SQL.
+pub fn string_literal(d: Dialect, s: &str) -> String {
+    let quoted = s.replace('\'', "''");
+    match d {
+        Dialect::Postgres if s.contains('\\') => format!("E'{}'", quoted.replace('\\', "\\\\")),
+        _ => format!("'{quoted}'"),
+    }
 }
 
 /// `idx_<entity>__<field>`: the name of a field's index. Entity ids never hold

@@ -5,7 +5,7 @@
 //! plans can drop, validate or rename exactly that constraint, and a table migrated
 //! step by step is indistinguishable from one created directly.
 
-use super::{child_table, index_name, quote, string_literal};
+use super::{child_table, index_name, quote, string_literal, Dialect};
 use crate::hash::sha256_hex;
 use crate::model::{table_name, Cardinality, EntitySchema, Field, FieldType, Literal};
 
@@ -40,7 +40,7 @@ pub fn column_type(t: FieldType) -> &'static str {
 
 pub fn literal(l: &Literal) -> String {
     match l {
-        Literal::Text(s) => string_literal(s),
+        Literal::Text(s) => string_literal(Dialect::Postgres, s),
         Literal::Integer(i) => i.to_string(),
         Literal::Float(f) => format!("{f:?}"),
         Literal::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
@@ -136,7 +136,7 @@ impl ColumnSpec {
 
     fn check_expr(&self) -> Option<String> {
         let values = self.values.as_ref()?;
-        let list: Vec<String> = values.iter().map(|v| string_literal(v)).collect();
+        let list: Vec<String> = values.iter().map(|v| string_literal(Dialect::Postgres, v)).collect();
         Some(format!("CHECK ({} IN ({}))", self.col(), list.join(", ")))
     }
 

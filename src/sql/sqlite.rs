@@ -1,6 +1,6 @@
 //! SQLite DDL for entity tables.
 
-use super::{child_table, index_name, quote, string_literal};
+use super::{child_table, index_name, quote, string_literal, Dialect};
 use crate::model::{table_name, Cardinality, EntitySchema, Field, FieldType, Literal};
 
 pub fn column_type(t: FieldType) -> &'static str {
@@ -16,7 +16,7 @@ pub fn column_type(t: FieldType) -> &'static str {
 
 pub fn literal(l: &Literal) -> String {
     match l {
-        Literal::Text(s) => string_literal(s),
+        Literal::Text(s) => string_literal(Dialect::Sqlite, s),
         Literal::Integer(i) => i.to_string(),
         Literal::Float(f) => format!("{f:?}"),
         Literal::Bool(b) => u8::from(*b).to_string(),
@@ -30,7 +30,7 @@ fn checks(col: &str, f: &Field) -> String {
         out.push_str(&format!(" CHECK ({} IN (0, 1))", quote(col)));
     }
     if let Some(values) = &f.values {
-        let list: Vec<String> = values.iter().map(|v| string_literal(v)).collect();
+        let list: Vec<String> = values.iter().map(|v| string_literal(Dialect::Sqlite, v)).collect();
         out.push_str(&format!(" CHECK ({} IN ({}))", quote(col), list.join(", ")));
     }
     out

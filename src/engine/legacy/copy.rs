@@ -418,9 +418,9 @@ async fn unhook_dangling(conn: &mut Conn<'_>, entity: &EntitySchema) -> Result<V
         let mut ids = BTreeSet::new();
         for (table, key) in &tables {
             let sql = format!(
-                "SELECT CAST(t.{key} AS TEXT) FROM pragma_foreign_key_check('{name}') c JOIN {table} t ON t.rowid = c.rowid",
+                "SELECT CAST(t.{key} AS TEXT) FROM pragma_foreign_key_check({name}) c JOIN {table} t ON t.rowid = c.rowid",
                 key = d.table(key),
-                name = table.replace('\'', "''"),
+                name = crate::sql::string_literal(d, table),
                 table = d.table(table),
             );
             let rows: Vec<(String,)> = conn.fetch_all(&sql, &[]).await?;

@@ -49,7 +49,7 @@ pub(super) fn plan(
         return (graded, plan);
     }
     let rows = Rows::new(ctx.dialect, entity, &plan.binding.backup_tag);
-    let ids: Vec<String> = changes.iter().map(|c| string_literal(c.id())).collect();
+    let ids: Vec<String> = changes.iter().map(|c| string_literal(ctx.dialect, c.id())).collect();
     plan.steps.push(rows.backup_step(&ids));
     // The record ids data files define, for each entity this one references.
     let defined: Defined = entity
@@ -121,7 +121,7 @@ impl<'a> Rows<'a> {
 
     /// `<table> WHERE id = '<id>'`.
     fn row(&self, id: &str) -> String {
-        format!("{} WHERE {} = {}", self.table, self.id, string_literal(id))
+        format!("{} WHERE {} = {}", self.table, self.id, string_literal(self.d, id))
     }
 
     /// The entity table's columns, quoted, in table order.
@@ -214,7 +214,7 @@ impl<'a> Rows<'a> {
             }
         }
         let mut cols = vec![self.id.clone()];
-        let mut vals = vec![string_literal(id)];
+        let mut vals = vec![string_literal(self.d, id)];
         for (c, v) in &set {
             cols.push(d.table(c));
             vals.push(v.clone());
@@ -239,7 +239,7 @@ impl<'a> Rows<'a> {
             }
         }
         let mut sql = vec![upsert];
-        let (parent, lit) = (d.table("parent_id"), string_literal(id));
+        let (parent, lit) = (d.table("parent_id"), string_literal(self.d, id));
         let each = format!("{parent}, {}, {}", d.table("delta"), d.table("value"));
         for (field, items) in &children {
             let child = d.table(&child_table(&self.entity.id, field));
@@ -256,7 +256,7 @@ impl<'a> Rows<'a> {
                 format!("DELETE FROM {}", self.row(id)),
                 format!(
                     "INSERT INTO {t} ({c}) SELECT {c} FROM {b} WHERE {key} = {}",
-                    string_literal(id),
+                    string_literal(self.d, id),
                     c = self.all_columns()
                 ),
             ],
@@ -268,7 +268,7 @@ impl<'a> Rows<'a> {
                         format!("{c} = (SELECT {b}.{c} FROM {b} WHERE {b}.{key} = {t}.{key})")
                     })
                     .collect();
-                vec![format!("UPDATE {t} SET {} WHERE {key} = {}", back.join(", "), string_literal(id))]
+                vec![format!("UPDATE {t} SET {} WHERE {key} = {}", back.join(", "), string_literal(self.d, id))]
             }
         };
         for (field, _) in &children {
@@ -307,7 +307,7 @@ impl<'a> Rows<'a> {
                 shows: self.shows(change),
             });
         }
-        let lit = string_literal(id);
+        let lit = string_literal(self.d, id);
         let mut undo = vec![format!(
             "INSERT INTO {} ({c}) SELECT {c} FROM {} WHERE {} = {lit}",
             self.table,
@@ -421,7 +421,7 @@ fn missing_references(
                 "SELECT 1 - COUNT(*) FROM {} WHERE {} = {}",
                 d.table(&crate::model::table_name(target)),
                 d.table("id"),
-                string_literal(id)
+                string_literal(d, id)
             ),
             counts: format!("referenced rows are missing (`{target}` `{id}`, named by `{key}`)"),
             shows: None,
@@ -445,7 +445,7 @@ fn referenced(site: &Site, d: Dialect, entity: &str, id: &str) -> Option<Hazard>
                 "(SELECT COUNT(*) FROM {} WHERE {} = {})",
                 d.table(&table),
                 d.table(&col),
-                string_literal(id)
+                string_literal(d, id)
             ));
         }
     }

@@ -117,9 +117,9 @@ fn literal(d: Dialect, t: FieldType, v: &SqlValue) -> String {
         (SqlValue::Null, ..) => "NULL".into(),
         (SqlValue::Integer(i), FieldType::Boolean, Dialect::Postgres) => (*i != 0).to_string().to_uppercase(),
         (SqlValue::Text(s), FieldType::Datetime, Dialect::Postgres) => {
-            format!("CAST({} AS TIMESTAMPTZ)", string_literal(s))
+            format!("CAST({} AS TIMESTAMPTZ)", string_literal(d, s))
         }
-        (SqlValue::Text(s), ..) => string_literal(s),
+        (SqlValue::Text(s), ..) => string_literal(d, s),
         (SqlValue::Integer(i), ..) => i.to_string(),
         (SqlValue::Float(f), ..) => format!("{f:?}"),
     }

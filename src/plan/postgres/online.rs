@@ -66,7 +66,7 @@ fn copy_batch(t: &str, c: &str, b: &str) -> String {
 /// where `$1` and `$2` are the batch's key range) says, but those a trigger
 /// wrote there already. Answers the rows taken and the last key.
 pub(super) fn copy_rows(source: &str, joined: &str, target: &str, columns: &str, selected: &str) -> String {
-    let args = [source, joined, target, columns, selected].map(crate::sql::string_literal);
+    let args = [source, joined, target, columns, selected].map(|a| crate::sql::string_literal(Dialect::Postgres, a));
     format!("SELECT marain_taken, marain_last FROM marain_copy_rows($1, $2, {})", args.join(", "))
 }
 

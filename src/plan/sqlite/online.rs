@@ -72,7 +72,7 @@ pub(super) fn online_rebuild(o: &EntitySchema, n: &EntitySchema, kept: &[Kept], 
             let message = format!("marain: cannot convert {}", of.column().unwrap_or_default());
             written.push(format!(
                 "SELECT RAISE(ABORT, {}) WHERE {new} IS NOT NULL AND NOT ({fits});",
-                string_literal(&message)
+                string_literal(Dialect::Sqlite, &message)
             ));
         }
     }
@@ -271,8 +271,8 @@ pub(crate) fn online_refill(entity: &str, field: &Field, bk: &str) -> Option<Onl
 fn rename_index(table: &str, column: &str, from: &str, to: &str) -> String {
     format!(
         "UPDATE sqlite_master SET name = {}, sql = {} WHERE type = 'index' AND name = {}",
-        string_literal(to),
-        string_literal(&format!("CREATE INDEX {} ON {} ({})", quote(to), quote(table), quote(column))),
-        string_literal(from)
+        string_literal(Dialect::Sqlite, to),
+        string_literal(Dialect::Sqlite, &format!("CREATE INDEX {} ON {} ({})", quote(to), quote(table), quote(column))),
+        string_literal(Dialect::Sqlite, from)
     )
 }
