@@ -7,6 +7,8 @@ use serde::Deserialize;
 
 use crate::error::FileError;
 
+pub mod expansion;
+
 /// Files larger than this are refused before parsing: nothing a person writes by
 /// hand is this big, and the limit bounds the parser's memory.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
@@ -98,6 +100,10 @@ fn parse_document<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Res
             None,
             format!("file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", text.len()),
         ));
+    }
+    // Before loading, which would make every copy an alias stands for.
+    if let Err(over) = expansion::check(text) {
+        return Err(FileError::new(file, over.at, None, over.message));
     }
     serde_yaml::from_str(text).map_err(|e| to_file_error(file, &e))
 }

@@ -304,10 +304,17 @@ async fn oversized_files_alias_bombs_and_deep_nesting_are_rejected(backend: Back
         let refs = vec![format!("*l{}", i - 1); 10].join(", ");
         bomb.push_str(&format!("  l{i}: &l{i} [{refs}]\n"));
     }
+    // Under serde_yaml's own repetition limit: a million values from 7 KB.
+    let million = format!(
+        "id: api\nvalues:\n  l0: &l0 [{}]\n  l1: [{}]\n",
+        vec!["x"; 1000].join(", "),
+        vec!["*l0"; 1000].join(", ")
+    );
     let deep = format!("id: api\nvalues:\n  deep: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
     let huge = format!("id: api\nvalues:\n  blob: \"{}\"\n", "x".repeat(5 * 1024 * 1024));
     for (name, text, expect) in [
-        ("alias bomb", bomb, "repetition limit"),
+        ("alias bomb", bomb, "config/config.api.yaml:6:12:"),
+        ("a million values from 7 KB", million, "config/config.api.yaml:4:"),
         ("10,000-deep nesting", deep, "recursion limit"),
         ("5 MiB file", huge, "over the 1048576-byte limit"),
     ] {
@@ -316,6 +323,13 @@ async fn oversized_files_alias_bombs_and_deep_nesting_are_rejected(backend: Back
         let rejected = site.wait_for(EventKind::Rejected, api).await;
         eprintln!("{name}: rejected {:?} after the write", started.elapsed());
         assert!(rejected.message.contains(expect), "{name}: {}", rejected.message);
+        if name.contains("alias") || name.contains("million") {
+            assert!(
+                rejected.message.contains("past what its aliases may expand it to"),
+                "{name}: {}",
+                rejected.message
+            );
+        }
         let live = site.coordinator.snapshot();
         assert_eq!(live.applied.config("api").unwrap().doc.values["a"], 1, "{name}: the last good version stays live");
     }
