@@ -242,6 +242,23 @@ pub fn redact_url(text: &str) -> String {
     format!("{}{REDACTED}{}", &text[..start], &text[end..])
 }
 
+/// A URL as a log line may show it: without its user name, password, query
+/// and fragment (`https://u:pw@hooks.example/h?token=x` →
+/// `https://hooks.example/h`); a text that is not a URL is not shown.
+pub fn url_for_logs(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else { return "(not a URL)".into() };
+    let scheme = &text[..scheme_end];
+    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        return "(not a URL)".into();
+    }
+    let rest = &text[scheme_end + 3..];
+    let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +281,15 @@ mod tests {
         assert!(site.is_secret_key("license") && site.is_secret_key("SMTP_PIN") && site.is_secret_key("secret"));
         assert!(!site.is_secret_key("licenses"), "site keys are names, not words");
         assert!(site.union(&Redaction::new(["x"])).is_secret_key("license"));
+    }
+
+    #[test]
+    fn urls_in_logs_lose_their_user_password_query_and_fragment() {
+        assert_eq!(url_for_logs("https://u:pw@hooks.example:8443/h/x?token=t#f"), "https://hooks.example:8443/h/x");
+        assert_eq!(url_for_logs("http://hooks.example?secret=s"), "http://hooks.example");
+        assert_eq!(url_for_logs("https://a@b@hooks.example/"), "https://hooks.example/");
+        assert_eq!(url_for_logs("hunter2"), "(not a URL)");
+        assert_eq!(url_for_logs("pass word://x"), "(not a URL)");
     }
 
     #[test]

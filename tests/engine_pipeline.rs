@@ -842,7 +842,10 @@ async fn a_file_waiting_on_an_approval_goes_on_once_it_is_approved(backend: Back
 /// resolved for the running server only, and a reference that does not resolve
 /// rejects the file at its line.
 async fn secrets_in_config_files_are_never_shown(backend: Backend) {
-    let mut site = TestSite::start(backend).await;
+    let beside_the_site = |c: &mut marain::engine::EngineConfig| {
+        c.secret_sources.dir = c.site_root.parent().map(|p| p.to_path_buf());
+    };
+    let mut site = TestSite::start_with(tempfile::tempdir().unwrap(), backend, beside_the_site).await;
     let mut events = site.coordinator.subscribe();
     let path = "config/config.hot_reload.yaml";
     let hooks = |secret: &str| {
@@ -873,10 +876,11 @@ async fn secrets_in_config_files_are_never_shown(backend: Backend) {
     let applied = site.wait_for(EventKind::Applied, path).await;
     assert_eq!(applied.version, Some(3));
     assert_eq!(site.coordinator.snapshot().settings.webhooks[0].secret.as_deref(), Some("from-the-file"));
-    let unset = "MARAIN_TEST_UNSET_SECRET_VARIABLE";
+    let unset = "MARAIN_SECRET_TEST_UNSET_VARIABLE";
     site.write(path, &hooks(&format!("${{env:{unset}}}")));
     let refused = site.wait_for(EventKind::Rejected, path).await;
-    assert!(refused.message.contains(&format!("{unset} is not set")), "{}", refused.message);
+    assert!(refused.message.contains("names an environment variable that is not set"), "{}", refused.message);
+    assert!(!refused.message.contains(unset), "a refusal names the key, not the reference: {}", refused.message);
     let error = site.coordinator.snapshot().rejected[0].clone();
     assert_eq!((error.line, error.field.as_deref()), (5, Some("values.webhooks.0.secret")));
 
@@ -887,6 +891,85 @@ async fn secrets_in_config_files_are_never_shown(backend: Backend) {
     for secret in ["s3cret-one", "s3cret-two", "from-the-file"] {
         assert!(!shown.contains(secret), "{secret} was shown: {shown}");
     }
+    site.stop().await;
+}
+
+/// A reference reads only what the server allows: `${file:}` regular files
+/// under the secrets directory (no link out of it, no FIFO, nothing over the
+/// size cap, nothing at all without the directory), `${env:}` only variables
+/// with the allowed prefix. Each refusal rejects the file at its line naming
+/// the key, never the reference; the engine goes on (a FIFO never holds it).
+async fn secret_references_read_only_what_the_server_allows(backend: Backend) {
+    use marain::engine::EngineConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("hook"), "from-the-secrets-dir\n").unwrap();
+    std::fs::write(dir.path().join("outside"), "not-for-the-site\n").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside"), secrets.join("link-out")).unwrap();
+    std::fs::write(secrets.join("big"), "x".repeat(70 * 1024)).unwrap();
+    let fifo = secrets.join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let into = secrets.clone();
+    let mut site =
+        TestSite::start_with(dir, backend, move |c: &mut EngineConfig| c.secret_sources.dir = Some(into)).await;
+    let path = "config/config.hot_reload.yaml";
+    let hooks = |reference: &str| {
+        format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: http://127.0.0.1:9/hook\n      secret: {reference}\n")
+    };
+    let file = |p: &std::path::Path| format!("${{file:{}}}", p.display());
+    // The process's own secrets are in its environment.
+    let admin = "MARAIN_ADMIN_PASSWORD_OF_THIS_TEST";
+    std::env::set_var(admin, "the-admin-password");
+    std::env::set_var("MARAIN_SECRET_TEST_HOOK", "from-the-environment");
+    let outside = site.dir.path().join("outside");
+    for (n, (what, reference, says)) in [
+        ("a file outside the directory", file(&outside), "names a file outside the secrets directory"),
+        ("a link out of the directory", file(&secrets.join("link-out")), "outside the secrets directory"),
+        ("/dev/zero", "${file:/dev/zero}".to_string(), "outside the secrets directory"),
+        ("a FIFO", file(&fifo), "names something that is not a regular file"),
+        ("a file over the cap", file(&secrets.join("big")), "over the 65536-byte limit"),
+        ("a variable without the prefix", format!("${{env:{admin}}}"), "outside the ones references may name"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A good version between two refusals: the same refusal twice in a
+        // row is announced once.
+        let good = format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: http://127.0.0.1:9/hook{n}\n");
+        site.write(path, &good);
+        site.wait_for(EventKind::Applied, path).await;
+        site.write(path, &hooks(&reference));
+        let refused = site.wait_for(EventKind::Rejected, path).await;
+        assert!(refused.message.contains(says), "{what}: {}", refused.message);
+        assert!(
+            refused.message.contains("config/config.hot_reload.yaml:5:15: the reference in `values.webhooks.0.secret`"),
+            "{what}: {}",
+            refused.message
+        );
+        for hidden in [reference.as_str(), admin, "the-admin-password", "not-for-the-site", "fifo"] {
+            assert!(!refused.message.contains(hidden), "{what}: `{hidden}` shown in {}", refused.message);
+        }
+        let error = site.coordinator.snapshot().rejected[0].clone();
+        assert_eq!(error.field.as_deref(), Some("values.webhooks.0.secret"), "{what}");
+    }
+    for (reference, secret) in [
+        (file(&secrets.join("hook")), "from-the-secrets-dir"),
+        ("${env:MARAIN_SECRET_TEST_HOOK}".to_string(), "from-the-environment"),
+    ] {
+        site.write(path, &hooks(&reference));
+        site.wait_for(EventKind::Applied, path).await;
+        assert_eq!(site.coordinator.snapshot().settings.webhooks[0].secret.as_deref(), Some(secret));
+    }
+    site.stop().await;
+
+    // Without a secrets directory, `${file:}` is off.
+    let mut site = TestSite::start(backend).await;
+    let secret = site.dir.path().join("hook");
+    std::fs::write(&secret, "s\n").unwrap();
+    site.write(path, &hooks(&file(&secret)));
+    let refused = site.wait_for(EventKind::Rejected, path).await;
+    assert!(refused.message.contains("`${file:}` is off"), "{}", refused.message);
     site.stop().await;
 }
 
@@ -1216,6 +1299,7 @@ crate::backend_tests!(
     an_approval_publishes_one_snapshot_before_its_events,
     a_file_waiting_on_an_approval_goes_on_once_it_is_approved,
     secrets_in_config_files_are_never_shown,
+    secret_references_read_only_what_the_server_allows,
     keys_a_site_names_secret_are_never_shown,
     index_names_of_different_fields_never_collide,
     indexes_under_their_old_name_are_renamed_at_start_up,

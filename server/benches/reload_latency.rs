@@ -61,6 +61,8 @@ async fn start(site: &Path, db: &str, addr: SocketAddr, debounce_ms: u64, log: P
         lock_timeout_ms: 2000,
         site_layout: marain_server::cli::SiteLayoutArg::Shared,
         instance_name: None,
+        secrets_dir: None,
+        secret_env_prefix: marain::engine::secret_refs::DEFAULT_ENV_PREFIX.into(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(marain_server::serve::serve(listener, args, async move {

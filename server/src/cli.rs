@@ -269,6 +269,14 @@ pub struct ServeArgs {
     /// copy equal to an older applied version is then reported as behind.
     #[arg(long, env = "MARAIN_SITE_LAYOUT", value_enum, default_value_t = SiteLayoutArg::Shared)]
     pub site_layout: SiteLayoutArg,
+    /// The directory whose files `${file:…}` references in config files may
+    /// read (regular files, up to 64 KiB). Without it, `${file:}` is off.
+    #[arg(long, env = "MARAIN_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// `${env:…}` references may name only environment variables whose names
+    /// start with this.
+    #[arg(long, env = "MARAIN_SECRET_ENV_PREFIX", default_value = marain::engine::secret_refs::DEFAULT_ENV_PREFIX)]
+    pub secret_env_prefix: String,
     /// This instance's name in proposals shared between per-instance copies;
     /// stable across restarts and unique per copy. Default `<host>:<site dir>`.
     #[arg(long, env = "MARAIN_INSTANCE_NAME")]

@@ -73,6 +73,10 @@ pub async fn serve_logged(
     };
     config.env = args.env.clone();
     config.secure_log = args.secure_log.clone();
+    config.secret_sources = marain::engine::secret_refs::SecretSources {
+        dir: args.secrets_dir.clone(),
+        env_prefix: args.secret_env_prefix.clone(),
+    };
     let engine_stop = {
         let mut rx = stop_rx.clone();
         async move {

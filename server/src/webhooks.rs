@@ -21,6 +21,7 @@ use hmac::{Hmac, Mac};
 use marain::engine::deliveries::Delivery;
 use marain::engine::{Coordinator, EngineEvent, EventKind};
 use marain::live_config::Webhook;
+use marain::secrets::url_for_logs;
 use sha2::Sha256;
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 
@@ -37,19 +38,6 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the dispatcher looks for deliveries due (other instances' rows,
 /// retries), besides being woken by this instance's own.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
-
-/// `url` as the log shows it: without a user, a password or a query.
-fn shown(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.set_query(None);
-            url.to_string()
-        }
-        Err(_) => "(not a URL)".into(),
-    }
-}
 
 /// `sha256=<hex>` of `body` under `secret`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -101,9 +89,9 @@ pub async fn deliver(engine: Coordinator, mut shutdown: watch::Receiver<bool>) {
             let key = delivery_key(hook, &event);
             match engine.enqueue_delivery(&key, &hook.url, event.kind.as_str(), &body).await {
                 Ok(true) => wake.notify_one(),
-                Ok(false) => tracing::debug!(url = %shown(&hook.url), "another instance added this delivery"),
+                Ok(false) => tracing::debug!(url = %url_for_logs(&hook.url), "another instance added this delivery"),
                 Err(e) => {
-                    tracing::error!(url = %shown(&hook.url), error = %e, "cannot add a webhook delivery; not sent")
+                    tracing::error!(url = %url_for_logs(&hook.url), error = %e, "cannot add a webhook delivery; not sent")
                 }
             }
         }
@@ -156,7 +144,7 @@ fn timeout(engine: &Coordinator) -> Duration {
 
 /// One attempt of `delivery`, and its outcome in the outbox.
 async fn send(engine: &Coordinator, client: &reqwest::Client, delivery: Delivery, timeout: Duration) {
-    let url = shown(&delivery.url);
+    let url = url_for_logs(&delivery.url);
     let hook = engine.snapshot().settings.webhooks.iter().find(|h| h.url == delivery.url).cloned();
     let Some(hook) = hook else {
         tracing::warn!(url = %url, "the webhook is no longer configured; its delivery is dropped");

@@ -976,9 +976,12 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
     let hook_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
 
-    let server = Server::start(backend).await;
+    // The secret is named by reference, kept beside the site (the server's
+    // secrets directory), never in it.
+    let beside_the_site =
+        |args: &mut marain_server::cli::ServeArgs| args.secrets_dir = args.site.parent().map(Into::into);
+    let server = Server::start_with(backend, beside_the_site).await;
     std::fs::create_dir_all(server.site.join("config")).unwrap();
-    // The secret is named by reference, kept beside the site, never in it.
     let secret_file = server.site.parent().unwrap().join("hook-secret");
     std::fs::write(&secret_file, "s3cret\n").unwrap();
     std::fs::write(

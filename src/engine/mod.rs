@@ -80,6 +80,8 @@ pub struct EngineConfig {
     /// This instance's name in shared proposals (per-instance copies): stable
     /// across restarts, unique per copy. Defaults to `<host>:<site root>`.
     pub instance_name: String,
+    /// What `${env:}` and `${file:}` references in config files may read.
+    pub secret_sources: secret_refs::SecretSources,
 }
 
 /// How the site's files reach the instances that share one database.
@@ -117,6 +119,7 @@ impl EngineConfig {
             sync_poll: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(2),
             site_layout: SiteLayout::Shared,
+            secret_sources: secret_refs::SecretSources::default(),
         }
     }
 }

@@ -145,7 +145,7 @@ impl Worker {
 
     /// What the applied configs set, with secrets named by reference resolved.
     fn live_settings(&self) -> Arc<LiveSettings> {
-        Arc::new(super::secret_refs::resolved(self.applied.live_settings()))
+        Arc::new(super::secret_refs::resolved(&self.config.secret_sources, self.applied.live_settings()))
     }
 
     /// The debounce the watcher should run with: a `hot_reload.debounce_ms`

@@ -43,12 +43,22 @@ impl TestSite {
     /// Starts the engine on `dir/site`, on the database `dir` already has or a
     /// new one of `backend`.
     pub async fn start_on(dir: tempfile::TempDir, backend: Backend) -> TestSite {
+        Self::start_with(dir, backend, |_| {}).await
+    }
+
+    /// [`TestSite::start_on`] with the engine's configuration adjusted first.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        backend: Backend,
+        adjust: impl FnOnce(&mut EngineConfig),
+    ) -> TestSite {
         let site = dir.path().join("site");
         std::fs::create_dir_all(site.join("schemas")).unwrap();
         let url = backend.prepare(dir.path()).await;
         let (stop, stopped) = oneshot::channel::<()>();
         let mut config = EngineConfig::new(&site, url);
         config.secure_log = Some(dir.path().join("secure.log"));
+        adjust(&mut config);
         let (coordinator, task) = Coordinator::start(config, async move {
             let _ = stopped.await;
         })

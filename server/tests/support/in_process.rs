@@ -96,6 +96,8 @@ impl Server {
             lock_timeout_ms: 2000,
             site_layout: marain_server::cli::SiteLayoutArg::Shared,
             instance_name: None,
+            secrets_dir: None,
+            secret_env_prefix: marain::engine::secret_refs::DEFAULT_ENV_PREFIX.into(),
         };
         let mut args = args;
         adjust(&mut args);

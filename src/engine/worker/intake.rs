@@ -174,7 +174,7 @@ impl Worker {
         }
         // A secret named by reference must resolve here before the file can apply.
         let unresolved = match file.config() {
-            Some(c) => crate::engine::secret_refs::check(path, &text, &c.doc.values),
+            Some(c) => crate::engine::secret_refs::check(&self.config.secret_sources, path, &text, &c.doc.values),
             None => Vec::new(),
         };
         if !unresolved.is_empty() {
