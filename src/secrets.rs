@@ -18,6 +18,12 @@ use serde_json::Value as Json;
 /// What is shown in place of a secret.
 pub const REDACTED: &str = "•••••";
 
+/// Secret values shorter than this are not looked for in messages: replacing
+/// every `1` or `ok` would garble them, and such a value hides nothing.
+pub const QUOTED_SECRET_MIN_CHARS: usize = 4;
+
+mod text;
+
 /// Parts of a key name that mark its value as a secret.
 const SECRET_WORDS: [&str; 9] =
     ["secret", "password", "passwd", "token", "api_key", "apikey", "private_key", "credential", "auth_key"];
@@ -98,60 +104,32 @@ impl Redaction {
         }
     }
 
-    /// A configuration file's text with the secrets in it shown as [`REDACTED`],
-    /// line by line, for the diff view and the file history: `key: value` under
-    /// a secret key, every line of a block (mapping or list) under one, and
-    /// passwords in URLs. References are kept; the lines stay where they were.
+    /// A configuration file's text with the secrets in it shown as
+    /// [`REDACTED`], found by the file's structure (`secrets/text.rs`): every
+    /// value under a secret key in any form YAML gives it, the anchors such a
+    /// key aliases, comments that could hold a secret, and passwords in URLs.
+    /// References are kept; the lines stay where they were.
     pub fn redact_yaml_text(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        // The indentation of a secret key whose value is the block below it, and
-        // whether that block is a scalar (`|`, `>`: every line is the value).
-        let mut block: Option<(usize, bool)> = None;
-        for line in text.split_inclusive('\n') {
-            let (body, end) = match line.strip_suffix('\n') {
-                Some(body) => (body, "\n"),
-                None => (line, ""),
-            };
-            let trimmed = body.trim_start();
-            let indent = body.len() - trimmed.len();
-            let inside = |i: usize| indent > i || (indent == i && trimmed.starts_with('-'));
-            let shown = match block {
-                _ if trimmed.is_empty() || trimmed.starts_with('#') => body.to_string(),
-                Some((i, true)) if indent > i => format!("{}{REDACTED}", &body[..indent]),
-                Some((i, false)) if inside(i) => redact_block_line(body, indent),
-                _ => {
-                    let (shown, opens) = self.redact_yaml_line(body);
-                    let key_indent = indent + if trimmed.starts_with("- ") { 2 } else { 0 };
-                    block = opens.map(|scalar| (key_indent, scalar));
-                    shown
-                }
-            };
-            out.push_str(&shown);
-            out.push_str(end);
-        }
-        out
+        self.shown_by_structure(text)
     }
 
-    /// One line shown, and whether it is a secret key whose value is the block
-    /// below it (`Some(true)` for a block scalar, `Some(false)` for a mapping or list).
-    fn redact_yaml_line(&self, line: &str) -> (String, Option<bool>) {
-        let line = redact_url(line);
-        let trimmed = line.trim_start();
-        let key_start = line.len() - trimmed.len() + if trimmed.starts_with("- ") { 2 } else { 0 };
-        let Some(colon) = line[key_start..].find(':').map(|c| key_start + c) else { return (line, None) };
-        let key = line[key_start..colon].trim().trim_matches(|c| c == '"' || c == '\'');
-        let value = line[colon + 1..].trim();
-        if !self.is_secret_key(key) {
-            return (line, None);
+    /// `message`, built from the file `text` (an error, a rejection), with
+    /// every secret value of the file that it quotes, and every word of one
+    /// (of at least [`QUOTED_SECRET_MIN_CHARS`] characters), and every
+    /// password of a URL in it hidden.
+    pub fn redact_message(&self, text: &str, message: &str) -> String {
+        // Whole values, and each word of one: a message may quote a
+        // multi-line value escaped (`first\nsecond`), or a part of it.
+        let whole = self.secrets_of(text).texts;
+        let words = whole.iter().flat_map(|v| v.split_whitespace().map(str::to_string)).collect::<Vec<_>>();
+        let mut values: Vec<String> = whole.into_iter().chain(words).collect();
+        // The longest first: a secret holding another is hidden whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut out = message.to_string();
+        for value in values.iter().filter(|v| v.chars().count() >= QUOTED_SECRET_MIN_CHARS) {
+            out = out.replace(value.as_str(), REDACTED);
         }
-        if value.is_empty() || value.starts_with('#') {
-            return (line, Some(false));
-        }
-        if SecretRef::parse(value.trim_matches(['"', '\''])).is_some() {
-            return (line, None);
-        }
-        let scalar = value.starts_with('|') || value.starts_with('>');
-        (format!("{}: {REDACTED}", &line[..colon]), scalar.then_some(true))
+        redact_urls(&out)
     }
 
     /// Every literal secret in `value` (not a reference, not empty), as key paths
@@ -227,6 +205,20 @@ fn redact_block_line(line: &str, indent: usize) -> String {
         Some(c) => format!("{lead}{dash}{}: {REDACTED}", &rest[..c]),
         None => format!("{lead}{dash}{REDACTED}"),
     }
+}
+
+/// [`redact_url`] for every URL in `text`.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    // Each round hides the first URL's password and moves past its `://`.
+    while let Some(at) = rest.find("://") {
+        let line_end = rest[at..].find(char::is_whitespace).map_or(rest.len(), |e| at + e);
+        out.push_str(&redact_url(&rest[..line_end]));
+        rest = &rest[line_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `scheme://user:password@host…` with the password replaced; other text as is.
@@ -347,6 +339,80 @@ mod tests {
             assert!(shown.contains(kept), "{kept} missing in\n{shown}");
         }
         assert_eq!(shown.lines().count(), text.lines().count());
+    }
+
+    #[test]
+    fn every_form_a_value_takes_under_a_secret_key_is_hidden() {
+        let text = "\
+smtp: {host: mail, password: hunter2-flow}
+hooks: [{url: https://x, secret: s1-in-a-list}, {secret: '${env:MARAIN_SECRET_A}'}]
+token: \"first-line
+  second-line\"
+api_key: plain-first
+  plain-second
+private_key: |
+  -----BEGIN KEY-----
+  block-body
+common: &shared anchored-secret
+password: *shared
+# password: commented-out-secret
+name: shown # a comment that is shown
+db: postgres://app:url-password@db/x
+list_secret:
+  # between-items note
+  - item-one
+  - item-two
+after: visible
+";
+        let shown = Redaction::default().redact_yaml_text(text);
+        for hidden in [
+            "hunter2-flow",
+            "s1-in-a-list",
+            "first-line",
+            "second-line",
+            "plain-first",
+            "plain-second",
+            "BEGIN KEY",
+            "block-body",
+            "anchored-secret",
+            "commented-out-secret",
+            "url-password",
+            "between-items",
+            "item-one",
+            "item-two",
+        ] {
+            assert!(!shown.contains(hidden), "{hidden} shown in\n{shown}");
+        }
+        for kept in [
+            "smtp: {host: mail, password: •••••}",
+            "${env:MARAIN_SECRET_A}",
+            "name: shown # a comment that is shown",
+            "after: visible",
+            "password: *shared",
+            "postgres://app:•••••@db/x",
+        ] {
+            assert!(shown.contains(kept), "{kept} missing in\n{shown}");
+        }
+        assert_eq!(shown.lines().count(), text.lines().count(), "{shown}");
+    }
+
+    #[test]
+    fn a_text_the_parser_stops_on_hides_every_value_after_the_stop() {
+        let text = "name: shown\nsmtp: {password: hunter2\nother: value-after\n  # note\n";
+        let shown = Redaction::default().redact_yaml_text(text);
+        assert!(!shown.contains("hunter2") && !shown.contains("value-after"), "{shown}");
+        assert!(shown.starts_with("name: shown\n"), "{shown}");
+    }
+
+    #[test]
+    fn messages_quoting_a_secret_value_or_a_url_password_hide_them() {
+        let text = "values:\n  webhooks:\n    - url: https://u:pw-in-url@h/x?token=q\n      secret: 987654321123\n";
+        let r = Redaction::default();
+        let message =
+            "webhooks[0].secret: invalid type: integer `987654321123`, expected a string; url https://u:pw-in-url@h/x";
+        let shown = r.redact_message(text, message);
+        assert!(!shown.contains("987654321123") && !shown.contains("pw-in-url"), "{shown}");
+        assert!(shown.contains("webhooks[0].secret: invalid type: integer `•••••`"), "{shown}");
     }
 
     #[test]

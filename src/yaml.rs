@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::error::FileError;
 
 pub mod expansion;
+pub mod outline;
 
 /// Files larger than this are refused before parsing: nothing a person writes by
 /// hand is this big, and the limit bounds the parser's memory.

@@ -884,11 +884,21 @@ async fn secrets_in_config_files_are_never_shown(backend: Backend) {
     let error = site.coordinator.snapshot().rejected[0].clone();
     assert_eq!((error.line, error.field.as_deref()), (5, Some("values.webhooks.0.secret")));
 
+    // Rejections quoting a value: a secret of the wrong type, a URL's password.
+    site.write(path, &hooks("987654321123"));
+    let refused = site.wait_for(EventKind::Rejected, path).await;
+    assert!(refused.message.contains("invalid type: integer `•••••`"), "{}", refused.message);
+    let ftp = "id: hot_reload\nvalues:\n  webhooks:\n    - url: ftp://hook:ftp-pass-77@127.0.0.1/x\n";
+    site.write(path, ftp);
+    let refused = site.wait_for(EventKind::Rejected, path).await;
+    assert!(refused.message.contains("must start with http"), "{}", refused.message);
+    shown.push_str(&format!("{:?}", site.coordinator.snapshot().rejected));
+
     while let Ok(event) = events.try_recv() {
         shown.push_str(&event.message);
     }
     shown.push_str(&std::fs::read_to_string(site.dir.path().join("secure.log")).unwrap());
-    for secret in ["s3cret-one", "s3cret-two", "from-the-file"] {
+    for secret in ["s3cret-one", "s3cret-two", "from-the-file", "987654321123", "ftp-pass-77"] {
         assert!(!shown.contains(secret), "{secret} was shown: {shown}");
     }
     site.stop().await;

@@ -86,4 +86,8 @@ impl FileKind for ConfigKind {
     fn shown(&self, text: &str, redaction: &Redaction) -> String {
         redaction.redact_yaml_text(text)
     }
+
+    fn shown_message(&self, text: &str, message: &str, redaction: &Redaction) -> String {
+        redaction.redact_message(text, message)
+    }
 }

@@ -81,6 +81,12 @@ pub trait FileKind: Sync {
     fn shown(&self, text: &str, _redaction: &Redaction) -> String {
         text.to_string()
     }
+
+    /// A message built from one of its files (`text`), an error or a
+    /// rejection, as people may see it: the secrets it quotes hidden.
+    fn shown_message(&self, _text: &str, message: &str, _redaction: &Redaction) -> String {
+        message.to_string()
+    }
 }
 
 /// A change that takes a file back to an earlier text, as a rollback or a
@@ -117,6 +123,13 @@ pub fn feeds_live_settings(path: &str) -> bool {
 /// Is `path` a file the site is made of (does some kind claim it)?
 pub fn is_site_path(path: &str) -> bool {
     kind_of(path).is_some()
+}
+
+/// The errors of site file `path` (text `text`) as people may see them: the
+/// secrets their messages quote hidden ([`FileKind::shown_message`]).
+pub fn shown_errors(path: &str, text: &str, errors: Vec<FileError>, redaction: &Redaction) -> Vec<FileError> {
+    let Some(kind) = kind_of(path) else { return errors };
+    errors.into_iter().map(|e| FileError { message: kind.shown_message(text, &e.message, redaction), ..e }).collect()
 }
 
 /// The text of site file `path` as people may see it: secrets redacted as its
@@ -177,21 +190,28 @@ impl Site {
     }
 
     /// Builds a site for environment `env`: files for other environments are
-    /// checked but left out.
+    /// checked but left out. The problems' messages hide the secrets they
+    /// quote ([`shown_errors`]), as the site's `system` config names them.
     pub fn from_texts_for<'a>(
         env: &str,
         texts: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> (Site, Vec<FileError>) {
         let mut site = Site::default();
-        let mut errors = Vec::new();
+        let mut refused = Vec::new();
         for (path, text) in texts {
             match SiteFile::parse(path, text) {
                 Ok(f) if !f.kind().active_in(&f, env) => {}
                 Ok(f) => site.insert_file(f),
-                Err(e) => errors.extend(e),
+                Err(e) => refused.push((path, text, e)),
             }
         }
-        errors.extend(site.check());
+        let redaction = site.redaction();
+        let mut errors: Vec<FileError> =
+            refused.into_iter().flat_map(|(path, text, e)| shown_errors(path, text, e, &redaction)).collect();
+        for e in site.check() {
+            let text = site.file(&e.file).map(|f| f.text().to_string()).unwrap_or_default();
+            errors.extend(shown_errors(&e.file.clone(), &text, vec![e], &redaction));
+        }
         (site, errors)
     }
 }

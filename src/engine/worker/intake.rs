@@ -178,7 +178,7 @@ impl Worker {
             None => Vec::new(),
         };
         if !unresolved.is_empty() {
-            self.invalidate(turn, path, unresolved, None);
+            self.invalidate(turn, path, unresolved, Some(text));
             return Read::Done;
         }
         self.files.accept(path);
@@ -189,6 +189,13 @@ impl Worker {
     /// announced unless it showed them already.
     pub(super) fn invalidate(&mut self, turn: &mut Turn, path: &str, errors: Vec<FileError>, source: Option<String>) {
         self.supersede(turn, path, "the file changed again and no longer validates");
+        // A message may quote a value of the file: its secrets are hidden
+        // before it is kept, shown or sent anywhere.
+        let redaction = self.applied.redaction();
+        let errors = match &source {
+            Some(text) => crate::kind::shown_errors(path, text, errors, &redaction),
+            None => errors,
+        };
         let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         if self.files.invalidate(path, errors, source) {
             crate::engine::telemetry::not_applied(crate::engine::telemetry::NotApplied::Invalid);
@@ -244,8 +251,12 @@ impl Worker {
                     ));
                 }
             }
+            let redaction = self.applied.redaction();
             for (path, errs) in blamed {
-                candidates.remove(&path);
+                let errs = match candidates.remove(&path).flatten() {
+                    Some(file) => crate::kind::shown_errors(&path, file.text(), errs, &redaction),
+                    None => errs,
+                };
                 self.supersede(turn, &path, "the file changed again and no longer validates");
                 let message = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
                 if self.files.wait_on_others(&path, errs) {
