@@ -224,6 +224,10 @@ pub async fn login(
             tracing::warn!(%ip, user = %form.username, "sign-in refused: too many attempts");
             return Redirect::to("/login?error=rate").into_response();
         }
+        Ok(Attempt::SlowedDown { wait_secs }) => {
+            tracing::warn!(%ip, user = %form.username, wait_secs, "sign-in refused: the account is slowed down");
+            return Redirect::to(&format!("/login?error=slow&wait={wait_secs}")).into_response();
+        }
         Err(e) => {
             tracing::error!(error = %e, "sign-in could not read the failure count");
             return Redirect::to("/login?error=unavailable").into_response();

@@ -8,11 +8,17 @@ use leptos_router::hooks::use_query_map;
 pub fn Login() -> impl IntoView {
     let query = use_query_map();
     let message = move || match query.read().get("error").as_deref() {
-        Some("invalid") => Some("Wrong user name or password."),
-        Some("rate") => Some("Too many attempts from this address; wait a minute and try again."),
-        Some("origin") => Some("The sign-in form must be sent from this site."),
-        Some("unavailable") => Some("The server cannot check accounts right now; try again shortly."),
-        Some(_) => Some("Signing in failed; try again."),
+        Some("invalid") => Some("Wrong user name or password.".to_string()),
+        Some("rate") => Some("Too many attempts from this address; wait a minute and try again.".to_string()),
+        Some("slow") => {
+            let wait = query.read().get("wait").and_then(|w| w.parse::<u32>().ok()).unwrap_or(1);
+            Some(format!(
+                "This account had many failed sign-ins; from an address that has failed too, wait {wait} s and try again."
+            ))
+        }
+        Some("origin") => Some("The sign-in form must be sent from this site.".to_string()),
+        Some("unavailable") => Some("The server cannot check accounts right now; try again shortly.".to_string()),
+        Some(_) => Some("Signing in failed; try again.".to_string()),
         None => None,
     };
     let next = move || query.read().get("next").unwrap_or_default();
