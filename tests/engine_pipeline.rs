@@ -346,6 +346,18 @@ async fn events_reach_the_secure_log_and_the_history_chain_detects_tampering(bac
     site.write(ARTICLE_PATH, ARTICLE);
     site.wait_for(EventKind::Applied, ARTICLE_PATH).await;
 
+    // Readable by this user only: the log, and a SQLite database with its
+    // `-wal` and `-shm` files.
+    use std::os::unix::fs::PermissionsExt;
+    let mut private = vec![site.dir.path().join("secure.log")];
+    if backend == Backend::Sqlite {
+        private.extend(["marain.db", "marain.db-wal", "marain.db-shm"].map(|f| site.dir.path().join(f)));
+    }
+    for path in private {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+    }
+
     let log = std::fs::read_to_string(site.dir.path().join("secure.log")).unwrap();
     let events: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let applied: Vec<(&str, i64)> = events

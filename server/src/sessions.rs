@@ -5,6 +5,10 @@
 //! expired rows are deleted every minute. When a session ends is stamped and
 //! checked by the database's clock (see [`Clock`]), so instances whose clocks
 //! differ agree on it.
+//!
+//! A row is kept under a hash of the session's id ([`stored`]), never the id
+//! itself: a copy of the database (a backup) holds nothing a browser could
+//! send to be signed in (docs/security.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -103,6 +107,22 @@ impl SessionRows {
         self.clock.now(&self.store).await + OffsetDuration::hours(SESSION_HOURS)
     }
 
+    /// The row kept under `stored` (see [`stored`]).
+    async fn load_stored(&self, stored: &Id) -> session_store::Result<Option<Record>> {
+        match &self.rows {
+            Rows::Sqlite(s) => s.load(stored).await,
+            Rows::Postgres(s) => s.load(stored).await,
+        }
+    }
+
+    /// Writes `record`, whose id is already the stored one.
+    async fn save_stored(&self, record: &Record) -> session_store::Result<()> {
+        match &self.rows {
+            Rows::Sqlite(s) => s.save(record).await,
+            Rows::Postgres(s) => s.save(record).await,
+        }
+    }
+
     async fn migrate(&self) -> Result<(), String> {
         match &self.rows {
             Rows::Sqlite(s) => s.migrate().await,
@@ -110,6 +130,16 @@ impl SessionRows {
         }
         .map_err(|e| e.to_string())
     }
+}
+
+/// The id a session's row is kept under: the first 128 bits of the SHA-256 of
+/// the id the cookie carries. The row alone does not give the id back.
+fn stored(id: &Id) -> Id {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.to_string().as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Id(i128::from_le_bytes(bytes))
 }
 
 /// A store failure as the session layer reports it (the text stays in the log).
@@ -122,10 +152,12 @@ fn backend(e: marain::engine::store::StoreError) -> session_store::Error {
 impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         record.expiry_date = self.ends().await;
-        match &self.rows {
-            Rows::Sqlite(s) => s.create(record).await?,
-            Rows::Postgres(s) => s.create(record).await?,
+        // A new id whose row is not taken (as the stores' own `create` does,
+        // on the stored id).
+        while self.load_stored(&stored(&record.id)).await?.is_some() {
+            record.id = Id::default();
         }
+        self.save_stored(&Record { id: stored(&record.id), ..record.clone() }).await?;
         // A session is created at sign-in (a new id every time): list it.
         let identity = record.data.get(IDENTITY_KEY).and_then(|v| serde_json::from_value::<Identity>(v.clone()).ok());
         if let Some(identity) = identity {
@@ -145,10 +177,7 @@ impl SessionStore for SessionRows {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let record = &Record { expiry_date: self.ends().await, ..record.clone() };
-        match &self.rows {
-            Rows::Sqlite(s) => s.save(record).await?,
-            Rows::Postgres(s) => s.save(record).await?,
-        }
+        self.save_stored(&Record { id: stored(&record.id), ..record.clone() }).await?;
         if record.data.contains_key(IDENTITY_KEY) {
             let id = record.id.to_string();
             let now = marain::engine::now_unix();
@@ -170,18 +199,15 @@ impl SessionStore for SessionRows {
     /// The row's own query compares with this host's clock; what it returns
     /// is checked again by the database's.
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let record = match &self.rows {
-            Rows::Sqlite(s) => s.load(id).await?,
-            Rows::Postgres(s) => s.load(id).await?,
-        };
+        let record = self.load_stored(&stored(id)).await?;
         let now = self.clock.now(&self.store).await;
-        Ok(record.filter(|r| r.expiry_date > now))
+        Ok(record.filter(|r| r.expiry_date > now).map(|r| Record { id: *id, ..r }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match &self.rows {
-            Rows::Sqlite(s) => s.delete(id).await?,
-            Rows::Postgres(s) => s.delete(id).await?,
+            Rows::Sqlite(s) => s.delete(&stored(id)).await?,
+            Rows::Postgres(s) => s.delete(&stored(id)).await?,
         }
         let id = id.to_string();
         self.renewed.lock().expect("the renewal map is never poisoned").remove(&id);

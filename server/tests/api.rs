@@ -1290,8 +1290,25 @@ async fn sign_in_rotates_the_session_id_and_sets_its_expiry(backend: Backend) {
     let second_id = second_cookie.split(';').next().unwrap().to_string();
     assert_ne!(first_id, second_id, "the session id must change at sign-in");
     let status = |cookie: String| no_redirects.get(format!("{}/status", server.base)).header("cookie", cookie).send();
-    assert_eq!(status(second_id).await.unwrap().status().as_u16(), 200);
+    assert_eq!(status(second_id.clone()).await.unwrap().status().as_u16(), 200);
     assert_eq!(status(first_id).await.unwrap().status().as_u16(), 401, "the old id no longer signs anyone in");
+    // The database keeps a hash of the id, not the id: a copy of it (a
+    // backup) holds no cookie that signs in.
+    let table = match backend {
+        Backend::Sqlite => "marain_sessions",
+        Backend::Postgres => "tower_sessions.marain_sessions",
+    };
+    let store = marain::engine::Store::open(&server.db).await.unwrap();
+    let rows: Vec<(String,)> = store.pool().fetch_all(&format!("SELECT id FROM {table}"), &[]).await.unwrap();
+    store.close().await;
+    let cookie_id = second_id.split_once('=').unwrap().1.to_string();
+    assert!(!rows.is_empty());
+    for (kept,) in &rows {
+        assert_ne!(kept, &cookie_id, "the session id is kept as it is");
+        let stolen = status(format!("marain_session={kept}")).await.unwrap();
+        assert_eq!(stolen.status().as_u16(), 401, "a row's id signs nobody in");
+    }
+    assert_eq!(status(second_id.clone()).await.unwrap().status().as_u16(), 200);
     // Expires 8 h from now (tower-sessions writes Max-Age in seconds, or Expires).
     let max_age = second_cookie
         .split(';')

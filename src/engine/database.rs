@@ -238,6 +238,19 @@ pub struct PoolSize {
     pub keep_forever: bool,
 }
 
+/// Creates the SQLite file `path`, when it is missing, readable and writable
+/// by this user only (0600): it holds every content row, the accounts'
+/// password hashes and the sessions. SQLite makes its `-wal` and `-shm`
+/// files with the database file's mode. An existing file keeps its mode; a
+/// failure here is left for the connection to report.
+fn create_private(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return;
+    }
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+}
+
 impl Pool {
     /// The backend a URL names: `sqlite:` or `postgres:`/`postgresql:`.
     pub fn dialect_of(url: &str) -> Option<Dialect> {
@@ -269,6 +282,7 @@ impl Pool {
                     // does with `~` (see `sql::convert`).
                     .with_regexp()
                     .busy_timeout(Duration::from_secs(5));
+                create_private(options.get_filename());
                 let pool = SqlitePoolOptions::new()
                     .max_connections(size.max_connections)
                     .idle_timeout(lasting(Duration::from_secs(600)))

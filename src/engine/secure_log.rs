@@ -63,7 +63,7 @@ impl SecureLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = private_append(path)?;
         let size = file.metadata()?.len();
         // The chain goes on from the newest line of the log, in this file or the last rotated one.
         let last = match last_line(path)? {
@@ -101,10 +101,18 @@ impl SecureLog {
             }
         }
         std::fs::rename(&self.path, older(&self.path, 1))?;
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = private_append(&self.path)?;
         self.size = 0;
         Ok(())
     }
+}
+
+/// `path` opened to append, created readable and writable by this user only
+/// (0600): the log holds who did what (docs/security.md). A rotated file keeps
+/// the mode it was made with.
+fn private_append(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
 }
 
 /// The last complete line of `path`, reading only its end.
@@ -289,6 +297,11 @@ mod tests {
         let mut log = SecureLog::open_with(&path, rotation).unwrap();
         log.append(&event(61));
         assert!(older(&path, 3).exists() && !older(&path, 4).exists(), "three old files kept");
+        for file in [path.clone(), older(&path, 1), older(&path, 3)] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+        }
         let intact = verify(&path).unwrap();
         assert!(intact > 10 && intact < 61, "{intact}: the oldest were rotated away");
         let newest = read_audit(&path, &AuditFilter::default(), 20).await.unwrap();
