@@ -183,7 +183,8 @@ pub async fn control_change(id: u64, action: String) -> Result<(), AppError> {
 pub async fn get_legacy_move() -> Result<crate::dto::LegacyMoveDto, AppError> {
     let user = identity().await?;
     let engine = expect_context::<marain::engine::Coordinator>();
-    Ok(crate::convert::legacy_move(engine.legacy_move().await?, user.role.may_change()))
+    let redaction = engine.snapshot().settings.redaction();
+    Ok(crate::convert::legacy_move(engine.legacy_move().await?, user.role.may_change(), &redaction))
 }
 
 /// Starts a legacy run (default options) on the server; progress comes as

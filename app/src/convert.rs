@@ -290,8 +290,18 @@ pub fn browser(agent: &str) -> String {
     }
 }
 
-/// The Migration page's data.
-pub fn legacy_move(view: marain::engine::legacy::LegacyMoveView, may_change: bool) -> crate::dto::LegacyMoveDto {
+/// The Migration page's data. A misfit's value is shown to approvers only,
+/// hidden under a secret key (a legacy `password_hash`) by the site's key
+/// rules, and without a URL's password (docs/security.md).
+pub fn legacy_move(
+    view: marain::engine::legacy::LegacyMoveView,
+    may_change: bool,
+    redaction: &marain::secrets::Redaction,
+) -> crate::dto::LegacyMoveDto {
+    let shown = |key: &str, value: String| match may_change && !redaction.is_secret_key(key) {
+        true => marain::secrets::redact_urls(&value),
+        false => marain::secrets::REDACTED.to_string(),
+    };
     use crate::dto::{LegacyMoveDto, MisfitDto, MoveDto, TypeProgressDto};
     LegacyMoveDto {
         moves: view
@@ -325,8 +335,8 @@ pub fn legacy_move(view: marain::engine::legacy::LegacyMoveView, may_change: boo
             .map(|m| MisfitDto {
                 entity_type: m.entity_type,
                 id: m.id,
+                value: shown(&m.json_key, m.value),
                 key: m.json_key,
-                value: m.value,
                 reason: m.reason,
             })
             .collect(),

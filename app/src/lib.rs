@@ -30,7 +30,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <MetaTags />
                 // Before the first paint: the diff layout the reader chose last
                 // time (no flash of the other one), and the buttons that change it.
-                <script>{DIFF_VIEW_SCRIPT}</script>
+                <script nonce=leptos::nonce::use_nonce()>{DIFF_VIEW_SCRIPT}</script>
             </head>
             <body>
                 <App />

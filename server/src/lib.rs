@@ -12,6 +12,7 @@ pub mod connections;
 pub mod content_api;
 pub mod cors;
 pub mod error;
+pub mod headers;
 pub mod health;
 pub mod history_cmd;
 pub mod legacy_cmd;

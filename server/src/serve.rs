@@ -216,7 +216,10 @@ pub fn router(
         .leptos_routes_with_context(
             &leptos_options,
             generate_route_list(App),
-            move || provide_context(engine.clone()),
+            move || {
+                provide_context(engine.clone());
+                crate::headers::set_page_policy();
+            },
             {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -229,6 +232,7 @@ pub fn router(
         .route("/login", post(crate::auth::login))
         .route("/logout", post(crate::auth::logout))
         .with_state(auth.clone());
+    let [headers_a, headers_b, headers_c] = crate::headers::layers();
     pages
         .merge(api)
         .merge(sign_in)
@@ -237,6 +241,9 @@ pub fn router(
         // Every route, server functions and sign-in included: no body over 1 MiB
         // is read (content records and approvals are far smaller).
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(headers_a)
+        .layer(headers_b)
+        .layer(headers_c)
 }
 
 /// The largest request body any route reads.

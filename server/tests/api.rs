@@ -616,6 +616,44 @@ async fn limits_on_everything_a_client_sends(backend: Backend) {
     server.stop().await;
 }
 
+/// Every page says how a browser may use it: a content security policy
+/// whose nonce is the one the page's inline scripts carry (and differs per
+/// page), no framing by another site (`frame-ancestors`, `X-Frame-Options`),
+/// no sniffing, no `Referer` to other sites; API answers carry the same
+/// framing, sniffing and referrer headers.
+async fn pages_carry_a_content_security_policy_and_cannot_be_framed(backend: Backend) {
+    let server = Server::start(backend).await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    let page = |path: &'static str| reqwest::get(format!("{root}{path}"));
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let resp = page("/login").await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let csp = header("content-security-policy");
+        assert_eq!(header("x-frame-options"), "DENY");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("referrer-policy"), "same-origin");
+        for part in ["default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'"] {
+            assert!(csp.contains(part), "{part} missing in {csp}");
+        }
+        let nonce = csp.split("'nonce-").nth(1).and_then(|n| n.split('\'').next()).expect("a nonce").to_string();
+        let html = resp.text().await.unwrap();
+        let scripts = html.matches("<script").count();
+        let with_nonce = html.matches(&format!("nonce=\"{nonce}\"")).count();
+        assert!(scripts >= 2, "{html}");
+        assert_eq!(with_nonce, scripts, "every inline script carries the page's nonce:\n{html}");
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "a nonce per page");
+    let (code, _) = server.get("/status").await;
+    assert_eq!(code, 200);
+    let api = server.client.get(format!("{}/status", server.base)).send().await.unwrap();
+    assert_eq!(api.headers()["x-frame-options"], "DENY");
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+    server.stop().await;
+}
+
 /// OPTIONS is no way around sign-in (only a real CORS preflight to the API goes
 /// through unauthenticated, and the CORS layer answers it), and a token that
 /// cannot be looked up is the server's trouble (503), not a wrong token (401).
@@ -1435,6 +1473,7 @@ async fn sessions_and_the_sign_in_limit_survive_a_restart(backend: Backend) {
 }
 
 backend_tests!(
+    pages_carry_a_content_security_policy_and_cannot_be_framed,
     a_change_running_no_phases_cannot_be_paused_or_aborted,
     status_has_the_spec_shape,
     a_change_is_declined_by_the_new_name_and_the_old,

@@ -606,6 +606,40 @@ async fn the_migration_page_runs_the_move_and_shows_it_live(backend: Backend) {
     ] {
         assert!(after.contains(expected), "missing `{expected}` in the page:\n{after}");
     }
+    // A misfit's value is an approver's to see, and never under a secret key
+    // or a URL's password.
+    let store = Store::open(&db).await.unwrap();
+    for (id, key, value) in [
+        ("u097", "password_hash", "$argon2id$v=19$legacy-hash-value"),
+        ("u098", "homepage", "https://me:url-pass-9@example.org/"),
+    ] {
+        store
+            .pool()
+            .execute(
+                "INSERT INTO marain_legacy_misfits (entity_type, id, json_key, value, reason) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    "user".into(),
+                    id.into(),
+                    key.into(),
+                    value.into(),
+                    format!("no field takes `{key}`").into(),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let approver_page = page().await;
+    let viewer_page = reader.get(format!("{root}/migration")).send().await.unwrap().text().await.unwrap();
+    for (who, shown) in [("approver", &approver_page), ("viewer", &viewer_page)] {
+        assert!(shown.contains("u097") && shown.contains("no field takes `password_hash`"), "{who}: {shown}");
+        for hidden in ["legacy-hash-value", "url-pass-9"] {
+            assert!(!shown.contains(hidden), "{who} sees {hidden}: {shown}");
+        }
+    }
+    assert!(approver_page.contains("https://me:•••••@example.org/"), "{approver_page}");
+    assert!(approver_page.contains("&quot;old&quot;") || approver_page.contains("\"old\""), "{approver_page}");
+    assert!(!viewer_page.contains("example.org") && !viewer_page.contains("\"old\""), "{viewer_page}");
     let (code, verified) = call(&client, &root, "verify_legacy_move").await;
     assert_eq!(code, 200, "{verified}");
     assert_eq!(verified["difference_count"], 0, "{verified}");
