@@ -1028,9 +1028,20 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
             }
         }
     };
+    // `bounce` answers every delivery with a redirect to `caught`, another
+    // address the delivery must never reach.
+    let bounced = {
+        let record = record("bounce", attempts.clone());
+        move |headers: HeaderMap, body: String| async move {
+            let _ = record(headers, body).await;
+            (StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, "/caught")])
+        }
+    };
     let receiver = axum::Router::new()
         .route("/flaky", axum::routing::post(record("flaky", attempts.clone())))
-        .route("/down", axum::routing::post(record("down", attempts.clone())));
+        .route("/down", axum::routing::post(record("down", attempts.clone())))
+        .route("/bounce", axum::routing::post(bounced))
+        .route("/caught", axum::routing::post(record("caught", attempts.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
@@ -1046,7 +1057,7 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
     std::fs::write(
         server.site.join("config/config.hot_reload.yaml"),
         format!(
-            "id: hot_reload\nvalues:\n  webhooks:\n    - url: http://{hook_addr}/flaky\n      secret: ${{file:{}}}\n    - url: http://{hook_addr}/down\n",
+            "id: hot_reload\nvalues:\n  webhooks:\n    - url: http://{hook_addr}/flaky\n      secret: ${{file:{}}}\n    - url: http://{hook_addr}/down\n    - url: http://{hook_addr}/bounce\n",
             secret_file.display()
         ),
     )
@@ -1097,6 +1108,10 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
     // Longer than the longest backoff after the fourth attempt: no fifth comes.
     tokio::time::sleep_until((down[3].at + Duration::from_secs(6)).into()).await;
     assert_eq!(applied_of("down").len(), 4, "given up after the fourth attempt");
+    // A redirect is a failed delivery, retried at the same address; where
+    // it points is never reached.
+    assert_eq!(applied_of("bounce").len(), 4, "{:#?}", attempts.lock().unwrap());
+    assert!(attempts.lock().unwrap().iter().all(|a| a.hook != "caught"), "a redirect was followed");
     server.stop().await;
 }
 
