@@ -16,7 +16,11 @@ pub async fn run(args: &HistoryArgs) -> ExitCode {
                 }
             }
             let Some(log) = secure_log else { return ExitCode::SUCCESS };
-            match marain::engine::secure_log::verify(log) {
+            let anchor = match store.secure_log_head(&marain::engine::secure_log::anchor_name(log)).await {
+                Ok(anchor) => anchor,
+                Err(e) => return failed(e),
+            };
+            match marain::engine::secure_log::verify_anchored(log, anchor.as_deref()) {
                 Ok(lines) => {
                     println!("ok: {lines} secure-log lines, chain intact");
                     ExitCode::SUCCESS

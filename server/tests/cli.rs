@@ -262,7 +262,8 @@ async fn database_with_a_backup(dir: &Path, backend: Backend) -> String {
     let site = site_with(dir, "user.schema.yaml", &format!("{user}  - id: bio\n    type: long_text\n"));
     let db = backend.prepare(dir).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = marain::engine::EngineConfig::new(&site, &db);
+    let mut config = marain::engine::EngineConfig::new(&site, &db);
+    config.secure_log = Some(dir.join("secure.log"));
     let (engine, task) = marain::engine::Coordinator::start(config, async move {
         let _ = stopped.await;
     })
@@ -310,6 +311,29 @@ async fn history_verify_exits_1_on_a_tampered_chain(backend: Backend) {
     assert!(stderr.contains("history row 2 breaks the chain") && stderr.contains("edited"), "{stderr}");
 }
 
+/// The database records the newest line of `secure.log`: a log whose tail
+/// was cut passes its own chain check, and `marain history verify` still
+/// finds it out.
+async fn a_secure_log_cut_short_fails_history_verify(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_with_a_backup(dir.path(), backend).await;
+    let log = dir.path().join("secure.log");
+    let path = log.display().to_string();
+    let (code, stdout, stderr) = marain(&["history", "verify", "--database", &db, "--secure-log", &path]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("secure-log lines, chain intact"), "{stdout}");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 2, "{text}");
+    let cut = lines[..lines.len() - 2].iter().map(|l| format!("{l}\n")).collect::<String>();
+    std::fs::write(&log, cut).unwrap();
+    assert!(marain::engine::secure_log::verify(&log).is_ok(), "the chain alone cannot tell");
+    let (code, _, stderr) = marain(&["history", "verify", "--database", &db, "--secure-log", &path]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the log ends before the newest line the database recorded"), "{stderr}");
+}
+
 /// `marain backups` lists the backup of the dropped values with its rows;
 /// `marain backups prune --older-than-days 0` drops it, and the listing says so.
 async fn backups_are_listed_and_pruned_from_the_command_line(backend: Backend) {
@@ -333,6 +357,7 @@ backend_tests!(
     tokens_and_accounts_are_managed_from_the_command_line,
     history_verify_on_an_empty_database_is_intact,
     history_verify_exits_1_on_a_tampered_chain,
+    a_secure_log_cut_short_fails_history_verify,
     backups_are_listed_and_pruned_from_the_command_line,
 );
 

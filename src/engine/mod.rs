@@ -100,13 +100,7 @@ pub enum SiteLayout {
 impl EngineConfig {
     pub fn new(site_root: impl Into<PathBuf>, database_url: impl Into<String>) -> Self {
         let site_root: PathBuf = site_root.into();
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
-        let instance_name = format!("{host}:{}", site_root.display());
+        let instance_name = format!("{}:{}", host_name(), site_root.display());
         Self {
             instance_name,
             site_root,
@@ -147,6 +141,16 @@ fn process_now() -> time::OffsetDateTime {
 }
 
 /// Now, in seconds since the Unix epoch, by this process's clock.
+/// This host's name (`HOSTNAME`, else `/etc/hostname`, else `localhost`).
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 pub fn now_unix() -> i64 {
     process_now().unix_timestamp()
 }

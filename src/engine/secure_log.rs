@@ -54,7 +54,25 @@ fn older(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// How the database names the log at `path` (`marain_secure_log_heads`):
+/// this host and the log's absolute path. The server and `marain history
+/// verify`, run on the log's host, name it alike.
+pub fn anchor_name(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("{}:{}", super::host_name(), absolute.display())
+}
+
 impl SecureLog {
+    /// The hash of the newest line written (empty before the first).
+    pub fn head(&self) -> &str {
+        &self.last
+    }
+
+    /// The log's name in the database ([`anchor_name`]).
+    pub fn anchor_name(&self) -> String {
+        anchor_name(&self.path)
+    }
+
     pub fn open(path: &Path) -> std::io::Result<Self> {
         Self::open_with(path, Rotation::default())
     }
@@ -235,11 +253,19 @@ pub struct LogBreak {
 /// names the hash of the line before; returns how many lines are intact. The
 /// first line of the oldest kept file may name a line rotated away.
 pub fn verify(path: &Path) -> Result<usize, LogBreak> {
+    verify_anchored(path, None)
+}
+
+/// [`verify`], and that the chain holds the line whose hash is `anchor`
+/// (the newest the database recorded, [`anchor_name`]): a log cut after it
+/// was anchored no longer does.
+pub fn verify_anchored(path: &Path, anchor: Option<&str>) -> Result<usize, LogBreak> {
     let mut files: Vec<PathBuf> = (1..).map(|n| older(path, n)).take_while(|p| p.exists()).collect();
     files.reverse();
     files.push(path.to_path_buf());
     let mut prev: Option<String> = None;
     let mut count = 0;
+    let mut found = false;
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|e| LogBreak {
             file: file.display().to_string(),
@@ -259,9 +285,21 @@ pub fn verify(path: &Path) -> Result<usize, LogBreak> {
             }
             prev = Some(sha256_hex(line.as_bytes()));
             count += 1;
+            if anchor.is_some_and(|a| prev.as_deref() == Some(a)) {
+                found = true;
+            }
         }
     }
-    Ok(count)
+    match anchor.filter(|a| !a.is_empty() && !found) {
+        Some(_) => Err(LogBreak {
+            file: path.display().to_string(),
+            line: count,
+            reason: "the log ends before the newest line the database recorded for it: its tail was cut, \
+                     or a file was replaced"
+                .into(),
+        }),
+        None => Ok(count),
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 
 mod apply;
 mod history;
+mod log_heads;
 mod online_runs;
 mod phases;
 

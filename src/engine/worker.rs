@@ -355,7 +355,19 @@ impl Worker {
         self.mark_conflicts();
         let retiring = std::mem::take(&mut turn.retiring);
         self.finish(turn);
+        self.anchor_secure_log().await;
         retiring
+    }
+
+    /// Records the secure log's newest line in the database, so cutting the
+    /// log's tail shows in `marain history verify` (docs/security.md). A
+    /// failure is logged: the next turn tries again.
+    async fn anchor_secure_log(&mut self) {
+        let Some((log, head)) = self.journal.unanchored() else { return };
+        match self.store.anchor_secure_log(&log, &head).await {
+            Ok(()) => self.journal.anchored(head),
+            Err(e) => tracing::warn!(error = %e, "cannot record the secure log's newest line in the database"),
+        }
     }
 
     /// Runs the retire phases of changes whose new schema is live and whose

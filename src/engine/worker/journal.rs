@@ -11,11 +11,25 @@ use crate::engine::snapshot::PendingChange;
 pub(in crate::engine) struct Journal {
     secure_log: Option<SecureLog>,
     next_seq: u64,
+    /// The newest line of `secure_log` recorded in the database.
+    anchored: String,
 }
 
 impl Journal {
     pub fn new(secure_log: Option<SecureLog>) -> Self {
-        Journal { secure_log, next_seq: 1 }
+        Journal { secure_log, next_seq: 1, anchored: String::new() }
+    }
+
+    /// The log's name and newest line, when the database has not recorded
+    /// that line yet.
+    pub fn unanchored(&self) -> Option<(String, String)> {
+        let log = self.secure_log.as_ref()?;
+        (!log.head().is_empty() && log.head() != self.anchored).then(|| (log.anchor_name(), log.head().to_string()))
+    }
+
+    /// The database recorded `head` as the log's newest line.
+    pub fn anchored(&mut self, head: String) {
+        self.anchored = head;
     }
 
     /// A new event, numbered, not yet attributed to anyone.
