@@ -23,6 +23,7 @@ pub mod plan_cmd;
 pub mod rate_limit;
 pub mod rollback_cmd;
 pub mod serve;
+pub mod server_fn_errors;
 pub mod sessions;
 pub mod sse;
 pub mod state;

@@ -236,6 +236,7 @@ pub fn router(
     pages
         .merge(api)
         .merge(sign_in)
+        .layer(axum::middleware::from_fn(crate::server_fn_errors::statuses))
         .layer(axum::middleware::from_fn_with_state(auth, crate::auth::require_identity))
         .layer(sessions)
         // Every route, server functions and sign-in included: no body over 1 MiB

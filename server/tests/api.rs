@@ -880,9 +880,8 @@ async fn approvers_see_who_is_signed_in_end_sessions_and_revoke_tokens(backend: 
     // A viewer sees who, not from where, and may not act.
     let (_, seen) = call(viewer.clone(), "access", vec![]).await;
     assert!(seen["sessions"].as_array().unwrap().iter().all(|s| s["address"].is_null() && s["handle"] == ""), "{seen}");
-    // (Server functions answer every error 500, with its kind in the body.)
-    let (_, refused) = call(viewer.clone(), "end_session", vec![("handle", handle.clone())]).await;
-    assert_eq!(refused["kind"], "forbidden", "{refused}");
+    let (code, refused) = call(viewer.clone(), "end_session", vec![("handle", handle.clone())]).await;
+    assert_eq!((code, refused["kind"].as_str()), (403, Some("forbidden")), "{refused}");
     assert_eq!(status_with(laptop.clone()).await, 200);
 
     // Ended: signed out on its next request, and it stays out.
@@ -981,6 +980,45 @@ async fn a_change_running_no_phases_cannot_be_paused_or_aborted(backend: Backend
     let (_, status) = server.get("/status").await;
     assert_eq!(status["pending"][0]["id"].as_u64(), Some(id), "the change still waits: {status}");
     assert!(status["pending"][0].get("running").is_none(), "{status}");
+    server.stop().await;
+}
+
+/// A server function's error answers with the status its kind has in the
+/// REST API, and its body still carries the kind and the message the
+/// dashboard shows.
+async fn server_functions_answer_with_the_status_of_their_error_kind(backend: Backend) {
+    let server = Server::start(backend).await;
+    let id = a_waiting_change(&server).await;
+    let root = server.base.replace("/api/v1/hot-reload", "");
+    let viewer = client_with(&token(&server.db, "reader", Role::Viewer).await);
+    let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let call = |client: reqwest::Client, id: u64, action: &'static str| {
+        let url = format!("{root}/_sfn/control_change");
+        async move {
+            let form = [("id", id.to_string()), ("action", action.to_string())];
+            let resp = client.post(url).form(&form).send().await.unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for (who, client, id, action, status, kind) in [
+        ("an approver, a wrong action", server.client.clone(), id, "dance", 422, "invalid"),
+        ("an approver, a change without phases", server.client.clone(), id, "pause", 409, "conflict"),
+        ("an approver, no such change", server.client.clone(), 999, "pause", 404, "not_found"),
+        ("a viewer", viewer.clone(), id, "pause", 403, "forbidden"),
+    ] {
+        let (code, body) = call(client, id, action).await;
+        assert_eq!((code, body["kind"].as_str()), (status, Some(kind)), "{who}: {body}");
+        assert!(!body["message"].as_str().unwrap_or_default().is_empty(), "{who}: {body}");
+    }
+    let (code, body) = call(anonymous.clone(), id, "pause").await;
+    assert_eq!(code, 401, "signed out: {body}");
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let resp = server.client.post(format!("{root}/_sfn/control_change")).body(huge).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    // A success is untouched.
+    let resp = server.client.post(format!("{root}/_sfn/dashboard")).form(&Vec::<(String, String)>::new());
+    assert_eq!(resp.send().await.unwrap().status().as_u16(), 200);
     server.stop().await;
 }
 
@@ -1489,6 +1527,7 @@ async fn sessions_and_the_sign_in_limit_survive_a_restart(backend: Backend) {
 
 backend_tests!(
     pages_carry_a_content_security_policy_and_cannot_be_framed,
+    server_functions_answer_with_the_status_of_their_error_kind,
     a_change_running_no_phases_cannot_be_paused_or_aborted,
     status_has_the_spec_shape,
     a_change_is_declined_by_the_new_name_and_the_old,

@@ -582,7 +582,7 @@ async fn the_migration_page_runs_the_move_and_shows_it_live(backend: Backend) {
 
     let mut events = support::EventReader::open(&client, &format!("{root}/api/v1/hot-reload")).await;
     let (code, body) = call(&reader, &root, "start_legacy_move").await;
-    assert_eq!(code, 500, "a viewer may not start: {body}");
+    assert_eq!(code, 403, "a viewer may not start: {body}");
     assert_eq!(body["kind"], "forbidden", "{body}");
     let (code, body) = call(&client, &root, "start_legacy_move").await;
     assert_eq!(code, 200, "{body}");
@@ -645,7 +645,7 @@ async fn the_migration_page_runs_the_move_and_shows_it_live(backend: Backend) {
     assert_eq!(verified["difference_count"], 0, "{verified}");
     assert_eq!(verified["compared"], 50, "{verified}");
     let (code, refused) = call(&client, &root, "finish_legacy_move").await;
-    assert_eq!(code, 500, "{refused}");
+    assert_eq!(code, 409, "{refused}");
     assert_eq!(refused["kind"], "conflict", "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("not copied"), "{refused}");
     drop(server);
