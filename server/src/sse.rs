@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
@@ -28,7 +28,12 @@ pub async fn events(State(state): State<AppState>) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
         return response;
     };
-    stream(state, permit).into_response()
+    // A proxy that buffers responses (nginx does by default) would hold the
+    // events back: `X-Accel-Buffering: no` tells it not to, and the comments
+    // the stream sends every 15 s keep an idle one from timing it out.
+    let mut response = stream(state, permit).into_response();
+    response.headers_mut().insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+    response
 }
 
 fn stream(state: AppState, permit: OwnedSemaphorePermit) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

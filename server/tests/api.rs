@@ -699,6 +699,10 @@ async fn event_streams_are_capped_by_max_event_streams(backend: Backend) {
         let again = server.client.get(format!("{}/events", server.base)).send().await.unwrap();
         room = again.status().as_u16();
         if room == 200 {
+            // What a buffering proxy needs to pass the events on at once.
+            assert_eq!(again.headers()["x-accel-buffering"], "no");
+            assert_eq!(again.headers()["content-type"], "text/event-stream");
+            assert_eq!(again.headers()["cache-control"], "no-cache");
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
