@@ -1,4 +1,5 @@
-//! The cap on open HTTP connections (`api.max_connections`, read at start-up).
+//! The cap on open HTTP connections (`api.max_connections`, as applied when
+//! the engine has started; the default until then: the server listens first).
 //!
 //! [`CappedListener`] wraps the TCP listener: each accepted connection holds a
 //! permit until it closes. One connection over the cap is still accepted, told
@@ -38,8 +39,38 @@ pub struct CappedListener {
 }
 
 impl CappedListener {
-    pub fn new(inner: TcpListener, max: usize) -> Self {
-        CappedListener { inner, permits: Arc::new(Semaphore::new(max.max(1))) }
+    /// The listener, and the handle that changes its cap (from `max`).
+    pub fn new(inner: TcpListener, max: usize) -> (Self, Cap) {
+        let permits = Arc::new(Semaphore::new(max.max(1)));
+        let cap = Cap { permits: permits.clone(), max: Arc::new(std::sync::Mutex::new(max.max(1))) };
+        (CappedListener { inner, permits }, cap)
+    }
+}
+
+/// Changes a [`CappedListener`]'s cap once it serves: the server listens
+/// before the engine has read `api.max_connections`.
+#[derive(Clone)]
+pub struct Cap {
+    permits: Arc<Semaphore>,
+    max: Arc<std::sync::Mutex<usize>>,
+}
+
+impl Cap {
+    /// At most `max` connections from now on; a lower cap takes effect as
+    /// open connections close.
+    pub fn set(&self, max: usize) {
+        let max = max.max(1);
+        let old = std::mem::replace(&mut *self.max.lock().expect("the cap is never poisoned"), max);
+        if max > old {
+            self.permits.add_permits(max - old);
+        } else if max < old {
+            let (permits, fewer) = (self.permits.clone(), (old - max) as u32);
+            tokio::spawn(async move {
+                if let Ok(taken) = permits.acquire_many_owned(fewer).await {
+                    taken.forget();
+                }
+            });
+        }
     }
 }
 

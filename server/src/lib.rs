@@ -26,6 +26,7 @@ pub mod serve;
 pub mod server_fn_errors;
 pub mod sessions;
 pub mod sse;
+pub mod starting;
 pub mod state;
 pub mod store_cmd;
 pub mod version;

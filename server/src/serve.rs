@@ -83,26 +83,75 @@ pub async fn serve_logged(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (engine, engine_task) = Coordinator::start(config, engine_stop).await.map_err(|e| e.to_string())?;
 
-    match engine.store().accounts().ensure_admin(args.admin_password.as_deref()).await {
-        Ok(Some(password)) if args.admin_password.is_none() => println!(
-            "marain: first start: account `admin` (approver) created with the one-time password: {password}\n\
-             marain: sign in and replace it with `marain admin add --username admin --role approver --replace`"
-        ),
-        Ok(Some(_)) => println!("marain: first start: account `admin` (approver) created from MARAIN_ADMIN_PASSWORD"),
-        Ok(None) => {}
-        Err(e) => return Err(format!("cannot create the first account: {e}")),
-    }
+    // The listener answers from now on: probes and pages say what the start
+    // is waiting for until the engine runs (`starting.rs`). Its cap is the
+    // default until the applied `api.max_connections` is known.
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    if let Some(control) = log {
-        tokio::spawn(crate::log_level::follow(engine.clone(), control, stop_rx.clone()));
-    }
-    tokio::spawn(crate::webhooks::deliver(engine.clone(), stop_rx.clone()));
-    let sessions = crate::sessions::layer(engine.store(), args.secure_cookies, stop_rx.clone()).await?;
-    let (streams, event_stream_limit) = snapshot_streams(&engine);
-    let state = AppState { engine: engine.clone(), shutdown: stop_rx, event_streams: streams, event_stream_limit };
-    let app = router(state, &args, addr, sessions);
+    let starting = std::sync::Arc::new(marain::engine::health::Starting::default());
+    let started: crate::starting::Started = std::sync::Arc::default();
+    let (listener, cap) =
+        crate::connections::CappedListener::new(listener, crate::connections::DEFAULT_MAX_CONNECTIONS);
+    let (engine_gone_tx, engine_gone) = tokio::sync::oneshot::channel::<String>();
+    let stopping = stop_tx.subscribe();
+    let gate = crate::starting::router(started.clone(), starting.clone());
+    let mut server = tokio::spawn(
+        axum::serve(listener, gate.into_make_service_with_connect_info::<crate::connections::Peer>())
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = engine_gone => {}
+                }
+                let _ = stop_tx.send(true);
+            })
+            .into_future(),
+    );
+    println!("marain: listening on http://{addr}/ (starting)");
+
+    let started_engine = Coordinator::start_observed(config, engine_stop, starting).await;
+    let (engine, engine_task) = match started_engine {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = engine_gone_tx.send(e.to_string());
+            let _ = server.await;
+            return Err(e.to_string());
+        }
+    };
+    let set_up = async {
+        match engine.store().accounts().ensure_admin(args.admin_password.as_deref()).await {
+            Ok(Some(password)) if args.admin_password.is_none() => println!(
+                "marain: first start: account `admin` (approver) created with the one-time password: {password}\n\
+                 marain: sign in and replace it with `marain admin add --username admin --role approver --replace`"
+            ),
+            Ok(Some(_)) => {
+                println!("marain: first start: account `admin` (approver) created from MARAIN_ADMIN_PASSWORD")
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("cannot create the first account: {e}")),
+        }
+        if let Some(control) = log {
+            tokio::spawn(crate::log_level::follow(engine.clone(), control, stop_rx.clone()));
+        }
+        tokio::spawn(crate::webhooks::deliver(engine.clone(), stop_rx.clone()));
+        let sessions = crate::sessions::layer(engine.store(), args.secure_cookies, stop_rx.clone()).await?;
+        let (streams, event_stream_limit) = snapshot_streams(&engine);
+        let state =
+            AppState { engine: engine.clone(), shutdown: stop_rx.clone(), event_streams: streams, event_stream_limit };
+        Ok(router(state, &args, addr, sessions))
+    };
+    let app = match set_up.await {
+        Ok(app) => app,
+        Err(e) => {
+            let _ = engine_gone_tx.send(e.clone());
+            let _ = server.await;
+            let _ = engine_task.await;
+            engine.store().close().await;
+            return Err(e);
+        }
+    };
+    let max_connections = engine.snapshot().settings.max_connections.map(|n| n as usize);
+    cap.set(max_connections.unwrap_or(crate::connections::DEFAULT_MAX_CONNECTIONS));
+    let _ = started.set(app);
 
     let snapshot = engine.snapshot();
     println!("marain: dashboard on http://{addr}/");
@@ -116,27 +165,10 @@ pub async fn serve_logged(
         snapshot.rejected.len()
     );
 
-    let (engine_gone_tx, engine_gone) = tokio::sync::oneshot::channel::<String>();
-    let stopping = stop_tx.subscribe();
     let mut engine_task = engine_task;
-    let max_connections = engine.snapshot().settings.max_connections.map(|n| n as usize);
-    let listener = crate::connections::CappedListener::new(
-        listener,
-        max_connections.unwrap_or(crate::connections::DEFAULT_MAX_CONNECTIONS),
-    );
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<crate::connections::Peer>())
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = engine_gone => {}
-            }
-            let _ = stop_tx.send(true);
-        })
-        .into_future();
-    tokio::pin!(server);
     tokio::select! {
         served = &mut server => {
-            served.map_err(|e| e.to_string())?;
+            served.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
             engine_task.await.map_err(|e| e.to_string())?;
         }
         // The engine ended while the server runs: a panic in the worker. Serving
@@ -146,7 +178,7 @@ pub async fn serve_logged(
             if *stopping.borrow() {
                 // The engine stops first on an ordinary shutdown.
                 ended.map_err(|e| e.to_string())?;
-                server.await.map_err(|e| e.to_string())?;
+                let _ = server.await;
                 engine.store().close().await;
                 return Ok(());
             }

@@ -302,6 +302,69 @@ backend_tests!(
     the_openapi_document_describes_every_route,
 );
 
+/// The server answers before the start-up reconciliation ends: `/healthz`
+/// is 200, `/readyz` 503 saying what the start waits for, every page a 503
+/// page saying the same; once the engine runs, ready. The start-up's apply
+/// is held at a failpoint until the test lets it go, so the start is seen
+/// whatever the machine's speed.
+fn the_server_answers_while_the_engine_starts(backend: Backend) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("schemas")).unwrap();
+    std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
+    let db = rt.block_on(backend.prepare(dir.path()));
+    let release = dir.path().join("release");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
+    command
+        .args(["serve", "--site"])
+        .arg(&site)
+        .arg("--database")
+        .arg(&db)
+        .args(["--addr", "127.0.0.1:0", "--assets"])
+        .arg(dir.path().join("assets"))
+        .arg("--secure-log")
+        .arg(dir.path().join("secure.log"))
+        .env("MARAIN_FAILPOINT", "hold:after_ddl@1")
+        .env("MARAIN_FAILPOINT_RELEASE", &release);
+    let server = Running::spawn_until(command, "listening on http://");
+    let root = format!("http://{}", server.addr);
+    server.wait_line("failpoint after_ddl reached; holding", Duration::from_secs(20));
+    let get = |path: &str| {
+        let resp = rt.block_on(reqwest::get(format!("{root}{path}"))).unwrap();
+        let code = resp.status().as_u16();
+        let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        (code, retry, rt.block_on(resp.text()).unwrap())
+    };
+    assert_eq!(get("/healthz").0, 200);
+    let (code, retry, body) = get("/readyz");
+    assert_eq!((code, retry.as_deref()), (503, Some("2")), "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["status"], "starting");
+    assert_eq!(body["waiting_for"], "reconciling 1 file with the database", "{body}");
+    let (code, _, page) = get("/");
+    assert_eq!(code, 503, "{page}");
+    assert!(page.contains("Starting: reconciling 1 file with the database"), "{page}");
+    let (code, _, _) = get("/api/v1/hot-reload/status");
+    assert_eq!(code, 503, "nothing else is served while starting");
+
+    std::fs::write(&release, "").unwrap();
+    server.wait_line("dashboard on http://", Duration::from_secs(20));
+    let (code, _, body) = get("/readyz");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(get("/login").0, 200);
+}
+
+#[test]
+fn the_server_answers_while_the_engine_starts_sqlite() {
+    the_server_answers_while_the_engine_starts(Backend::Sqlite)
+}
+
+#[test]
+fn the_server_answers_while_the_engine_starts_postgres() {
+    the_server_answers_while_the_engine_starts(Backend::Postgres)
+}
+
 /// SIGTERM: the apply under way finishes, event streams close, the process
 /// stops taking requests and exits 0.
 fn sigterm_finishes_the_apply_and_exits_cleanly(backend: Backend) {

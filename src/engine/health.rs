@@ -4,7 +4,7 @@
 //! it depends on recovers (the worker restarts a watcher whose directory came
 //! back; the pool reconnects).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::store::Store;
@@ -40,6 +40,53 @@ impl Health {
 
     pub fn reconciled(&self) -> bool {
         self.reconciled.load(Ordering::SeqCst)
+    }
+}
+
+/// How far the engine's start has come: the server listens before the
+/// start-up reconciliation, and says what it is waiting for (`/readyz`, the
+/// page it serves meanwhile) until [`Starting::done`].
+#[derive(Debug, Default)]
+pub struct Starting {
+    stage: AtomicU8,
+    files: AtomicUsize,
+}
+
+const OPENING: u8 = 0;
+const LOADING: u8 = 1;
+const RECONCILING: u8 = 2;
+const STARTED: u8 = 3;
+
+impl Starting {
+    pub(super) fn loading(&self) {
+        self.stage.store(LOADING, Ordering::SeqCst);
+    }
+
+    pub(super) fn reconciling(&self, files: usize) {
+        self.files.store(files, Ordering::SeqCst);
+        self.stage.store(RECONCILING, Ordering::SeqCst);
+    }
+
+    pub(super) fn started(&self) {
+        self.stage.store(STARTED, Ordering::SeqCst);
+    }
+
+    /// Whether the start has finished (the engine is running).
+    pub fn done(&self) -> bool {
+        self.stage.load(Ordering::SeqCst) == STARTED
+    }
+
+    /// What the start is doing now, for a person.
+    pub fn waiting_for(&self) -> String {
+        match self.stage.load(Ordering::SeqCst) {
+            OPENING => "opening the database".into(),
+            LOADING => "loading the applied versions".into(),
+            RECONCILING => format!(
+                "reconciling {} with the database",
+                crate::plural::count(self.files.load(Ordering::SeqCst) as i64, "file", "files")
+            ),
+            _ => "nothing".into(),
+        }
     }
 }
 

@@ -29,7 +29,18 @@ impl Coordinator {
         config: EngineConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(Coordinator, JoinHandle<()>), EngineError> {
+        Self::start_observed(config, shutdown, Arc::default()).await
+    }
+
+    /// [`Coordinator::start`], saying in `starting` how far it has come, for
+    /// a server that answers while the engine starts.
+    pub async fn start_observed(
+        config: EngineConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        starting: Arc<super::health::Starting>,
+    ) -> Result<(Coordinator, JoinHandle<()>), EngineError> {
         let store = Store::open(&config.database_url).await?;
+        starting.loading();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
@@ -75,6 +86,7 @@ impl Coordinator {
         }
         let mut worker = Worker::new(&config, store, shared.clone(), secure_log);
         worker.load_applied().await?;
+        starting.reconciling(super::scan::list_site_files(&config.site_root).len());
         worker.reconcile().await;
 
         let (signal_tx, signals) = mpsc::unbounded_channel();
@@ -87,6 +99,7 @@ impl Coordinator {
         super::takeover::watch(&shared.store, &shared.commands);
         let inputs = Inputs { watcher, signal_tx, signals, commands: command_rx };
         let task = tokio::spawn(worker.run(inputs, shutdown));
+        starting.started();
         Ok((Coordinator::new(shared), task))
     }
 }

@@ -153,7 +153,9 @@ impl Server {
     /// Polls the status until `done` holds; fails after 10 s.
     pub async fn wait_until(&self, done: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..200 {
-            if let Ok(resp) = self.client.get(format!("{}/status", self.base)).send().await {
+            // While the engine starts, the server answers 503 (`starting.rs`).
+            let answer = self.client.get(format!("{}/status", self.base)).send().await;
+            if let Ok(resp) = answer.and_then(|r| r.error_for_status()) {
                 let status: Value = resp.json().await.unwrap();
                 if done(&status) {
                     return status;

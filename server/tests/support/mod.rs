@@ -33,7 +33,14 @@ pub struct Running {
 impl Running {
     /// Spawns `command`, which must serve on `--addr 127.0.0.1:0`, and waits for it
     /// to report where it listens.
-    pub fn spawn(mut command: Command) -> Running {
+    pub fn spawn(command: Command) -> Running {
+        Self::spawn_until(command, "dashboard on http://")
+    }
+
+    /// [`Running::spawn`], back as soon as the process prints `marker`
+    /// followed by its address (`listening on http://`: the engine may still
+    /// be starting).
+    pub fn spawn_until(mut command: Command, marker: &str) -> Running {
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let (tx, lines) = mpsc::channel();
         let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
@@ -47,8 +54,9 @@ impl Running {
             });
         }
         let mut running = Running { child, addr: String::new(), lines };
-        let line = running.wait_line("dashboard on http://", Duration::from_secs(20));
-        running.addr = line.split("dashboard on http://").nth(1).unwrap().trim_end_matches('/').to_string();
+        let line = running.wait_line(marker, Duration::from_secs(20));
+        let addr = line.split(marker).nth(1).unwrap();
+        running.addr = addr.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
         running
     }
 
