@@ -118,18 +118,22 @@ impl Redaction {
     /// (of at least [`QUOTED_SECRET_MIN_CHARS`] characters), and every
     /// password of a URL in it hidden.
     pub fn redact_message(&self, text: &str, message: &str) -> String {
+        self.quoted_secrets(text).hide(message)
+    }
+
+    /// What [`Redaction::redact_message`] hides in messages built from
+    /// `text`, found once for any number of them.
+    pub fn quoted_secrets(&self, text: &str) -> QuotedSecrets {
         // Whole values, and each word of one: a message may quote a
         // multi-line value escaped (`first\nsecond`), or a part of it.
         let whole = self.secrets_of(text).texts;
         let words = whole.iter().flat_map(|v| v.split_whitespace().map(str::to_string)).collect::<Vec<_>>();
         let mut values: Vec<String> = whole.into_iter().chain(words).collect();
+        values.retain(|v| v.chars().count() >= QUOTED_SECRET_MIN_CHARS);
         // The longest first: a secret holding another is hidden whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        let mut out = message.to_string();
-        for value in values.iter().filter(|v| v.chars().count() >= QUOTED_SECRET_MIN_CHARS) {
-            out = out.replace(value.as_str(), REDACTED);
-        }
-        redact_urls(&out)
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        QuotedSecrets { values }
     }
 
     /// Every literal secret in `value` (not a reference, not empty), as key paths
@@ -204,6 +208,23 @@ fn redact_block_line(line: &str, indent: usize) -> String {
         Some(c) if rest[c + 1..].trim().is_empty() => line.to_string(),
         Some(c) => format!("{lead}{dash}{}: {REDACTED}", &rest[..c]),
         None => format!("{lead}{dash}{REDACTED}"),
+    }
+}
+
+/// The secret values of one file, to hide from messages built from it.
+#[derive(Debug, Clone, Default)]
+pub struct QuotedSecrets {
+    values: Vec<String>,
+}
+
+impl QuotedSecrets {
+    /// `message` with every one of the values, and URL passwords, hidden.
+    pub fn hide(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for value in &self.values {
+            out = out.replace(value.as_str(), REDACTED);
+        }
+        redact_urls(&out)
     }
 }
 

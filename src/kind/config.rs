@@ -87,7 +87,9 @@ impl FileKind for ConfigKind {
         redaction.redact_yaml_text(text)
     }
 
-    fn shown_message(&self, text: &str, message: &str, redaction: &Redaction) -> String {
-        redaction.redact_message(text, message)
+    fn shown_errors(&self, text: &str, errors: Vec<FileError>, redaction: &Redaction) -> Vec<FileError> {
+        // The file's secrets are found once for all its errors.
+        let quoted = redaction.quoted_secrets(text);
+        errors.into_iter().map(|e| FileError { message: quoted.hide(&e.message), ..e }).collect()
     }
 }

@@ -82,10 +82,10 @@ pub trait FileKind: Sync {
         text.to_string()
     }
 
-    /// A message built from one of its files (`text`), an error or a
-    /// rejection, as people may see it: the secrets it quotes hidden.
-    fn shown_message(&self, _text: &str, message: &str, _redaction: &Redaction) -> String {
-        message.to_string()
+    /// The errors of one of its files (`text`) as people may see them: the
+    /// secrets their messages quote hidden.
+    fn shown_errors(&self, _text: &str, errors: Vec<FileError>, _redaction: &Redaction) -> Vec<FileError> {
+        errors
     }
 }
 
@@ -126,10 +126,12 @@ pub fn is_site_path(path: &str) -> bool {
 }
 
 /// The errors of site file `path` (text `text`) as people may see them: the
-/// secrets their messages quote hidden ([`FileKind::shown_message`]).
+/// secrets their messages quote hidden ([`FileKind::shown_errors`]).
 pub fn shown_errors(path: &str, text: &str, errors: Vec<FileError>, redaction: &Redaction) -> Vec<FileError> {
-    let Some(kind) = kind_of(path) else { return errors };
-    errors.into_iter().map(|e| FileError { message: kind.shown_message(text, &e.message, redaction), ..e }).collect()
+    match kind_of(path) {
+        Some(kind) if !errors.is_empty() => kind.shown_errors(text, errors, redaction),
+        _ => errors,
+    }
 }
 
 /// The text of site file `path` as people may see it: secrets redacted as its
