@@ -269,6 +269,8 @@ impl Worker {
             }
             self.retune_watcher(&mut watching).await;
         }
+        // The log's last lines are recorded before the process goes.
+        self.journal.anchor_now(&self.store).await;
         tracing::debug!("coordinator stopped");
     }
 
@@ -355,19 +357,9 @@ impl Worker {
         self.mark_conflicts();
         let retiring = std::mem::take(&mut turn.retiring);
         self.finish(turn);
-        self.anchor_secure_log().await;
+        // So cutting the log's tail shows in `marain history verify`.
+        self.journal.anchor(&self.store);
         retiring
-    }
-
-    /// Records the secure log's newest line in the database, so cutting the
-    /// log's tail shows in `marain history verify` (docs/security.md). A
-    /// failure is logged: the next turn tries again.
-    async fn anchor_secure_log(&mut self) {
-        let Some((log, head)) = self.journal.unanchored() else { return };
-        match self.store.anchor_secure_log(&log, &head).await {
-            Ok(()) => self.journal.anchored(head),
-            Err(e) => tracing::warn!(error = %e, "cannot record the secure log's newest line in the database"),
-        }
     }
 
     /// Runs the retire phases of changes whose new schema is live and whose

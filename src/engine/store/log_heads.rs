@@ -8,8 +8,10 @@ use crate::engine::now_unix;
 impl Store {
     /// Records that the log named `log` (see `secure_log::anchor_name`) has
     /// written the line whose hash is `head`.
+    /// On the writers' pool: on SQLite the write may wait for the one write
+    /// lock, and must not hold a reader's connection meanwhile.
     pub async fn anchor_secure_log(&self, log: &str, head: &str) -> Result<(), StoreError> {
-        self.pool
+        self.writers
             .execute(
                 "INSERT INTO marain_secure_log_heads (log, head, updated_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (log) DO UPDATE SET head = excluded.head, updated_at = excluded.updated_at",
