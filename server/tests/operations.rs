@@ -302,6 +302,23 @@ backend_tests!(
     the_openapi_document_describes_every_route,
 );
 
+/// `marain serve` on a site of `dir` holding the `user` schema, on a new
+/// database of `backend`: the command, the site and the database's URL.
+fn serve_user_site(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    backend: Backend,
+) -> (Command, std::path::PathBuf, String) {
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("schemas")).unwrap();
+    std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
+    let db = rt.block_on(backend.prepare(dir));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
+    command.args(["serve", "--site"]).arg(&site).arg("--database").arg(&db).args(["--addr", "127.0.0.1:0", "--assets"]);
+    command.arg(dir.join("assets")).arg("--secure-log").arg(dir.join("secure.log"));
+    (command, site, db)
+}
+
 /// The server answers before the start-up reconciliation ends: `/healthz`
 /// is 200, `/readyz` 503 saying what the start waits for, every page a 503
 /// page saying the same; once the engine runs, ready. The start-up's apply
@@ -310,23 +327,9 @@ backend_tests!(
 fn the_server_answers_while_the_engine_starts(backend: Backend) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let site = dir.path().join("site");
-    std::fs::create_dir_all(site.join("schemas")).unwrap();
-    std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
-    let db = rt.block_on(backend.prepare(dir.path()));
+    let (mut command, _, _) = serve_user_site(&rt, dir.path(), backend);
     let release = dir.path().join("release");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
-    command
-        .args(["serve", "--site"])
-        .arg(&site)
-        .arg("--database")
-        .arg(&db)
-        .args(["--addr", "127.0.0.1:0", "--assets"])
-        .arg(dir.path().join("assets"))
-        .arg("--secure-log")
-        .arg(dir.path().join("secure.log"))
-        .env("MARAIN_FAILPOINT", "hold:after_ddl@1")
-        .env("MARAIN_FAILPOINT_RELEASE", &release);
+    command.env("MARAIN_FAILPOINT", "hold:after_ddl@1").env("MARAIN_FAILPOINT_RELEASE", &release);
     let server = Running::spawn_until(command, "listening on http://");
     let root = format!("http://{}", server.addr);
     server.wait_line("failpoint after_ddl reached; holding", Duration::from_secs(20));
@@ -370,21 +373,10 @@ fn the_server_answers_while_the_engine_starts_postgres() {
 fn sigterm_finishes_the_apply_and_exits_cleanly(backend: Backend) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let site = dir.path().join("site");
-    std::fs::create_dir_all(site.join("schemas")).unwrap();
-    std::fs::write(site.join("schemas/user.schema.yaml"), USER).unwrap();
-    let db = rt.block_on(backend.prepare(dir.path()));
+    let (mut command, site, db) = serve_user_site(&rt, dir.path(), backend);
     let secret = rt.block_on(token(&db, "ops", Role::Viewer));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
     command
-        .args(["serve", "--site"])
-        .arg(&site)
-        .arg("--database")
-        .arg(&db)
-        .args(["--addr", "127.0.0.1:0", "--debounce-ms", "10", "--assets"])
-        .arg(dir.path().join("assets"))
-        .arg("--secure-log")
-        .arg(dir.path().join("secure.log"))
+        .args(["--debounce-ms", "10"])
         // The second apply (the first is the start-up's) pauses after its DDL.
         .env("MARAIN_FAILPOINT", "pause:after_ddl@2");
     let server = Running::spawn(command);
