@@ -561,6 +561,8 @@ async fn sign_in_cannot_be_brute_forced(backend: Backend) {
     // account starts afresh for everyone.
     assert_eq!(attempt(from("127.0.0.4"), "admin".into(), ADMIN, None).await, "/", "the owner is never locked out");
     assert_eq!(attempt(from("127.0.0.10"), "admin".into(), "wrong guess!", None).await, "/login?error=invalid");
+    // The owner signing in frees no guesser: the first one's address stays locked.
+    assert_eq!(attempt(guesser.clone(), "admin".into(), ADMIN, None).await, "/login?error=rate", "still locked");
 
     // Forty wrong guesses at once: at most five reach the password check.
     let parallel = from("127.0.0.5");

@@ -125,7 +125,8 @@ impl Accounts<'_> {
     }
 
     /// A successful sign-in: its own attempt no longer counts against its
-    /// address, and its account starts afresh, from every address.
+    /// address, its address's count for the account goes, and the account's
+    /// slowing down ends; other addresses' counts for it stay.
     pub async fn sign_in_succeeded(&self, address: &str, account: &str) -> Result<(), StoreError> {
         self.store
             .pool()
@@ -137,13 +138,10 @@ impl Accounts<'_> {
         self.store
             .pool()
             .execute(
-                // Every `pair:<account>|…` key: `}` sorts right after `|`.
-                "DELETE FROM marain_sign_in_attempts WHERE key = $1 OR (key > $2 AND key < $3)",
-                &[
-                    account_key(account).into(),
-                    format!("pair:{}|", account.to_lowercase()).into(),
-                    format!("pair:{}}}", account.to_lowercase()).into(),
-                ],
+                // The account, and this address's count for it: other
+                // addresses' counts stay (the owner signing in frees no guesser).
+                "DELETE FROM marain_sign_in_attempts WHERE key = $1 OR key = $2",
+                &[account_key(account).into(), pair_key(account, address).into()],
             )
             .await?;
         Ok(())
