@@ -210,10 +210,20 @@ impl Site {
         let redaction = site.redaction();
         let mut errors: Vec<FileError> =
             refused.into_iter().flat_map(|(path, text, e)| shown_errors(path, text, e, &redaction)).collect();
-        for e in site.check() {
-            let text = site.file(&e.file).map(|f| f.text().to_string()).unwrap_or_default();
-            errors.extend(shown_errors(&e.file.clone(), &text, vec![e], &redaction));
+        // Each file's secrets found once for all of its errors, which keep
+        // their order.
+        let mut by_file: std::collections::BTreeMap<String, Vec<(usize, FileError)>> = Default::default();
+        for (n, e) in site.check().into_iter().enumerate() {
+            by_file.entry(e.file.clone()).or_default().push((n, e));
         }
+        let mut checked: Vec<(usize, FileError)> = Vec::new();
+        for (file, numbered) in by_file {
+            let text = site.file(&file).map(|f| f.text().to_string()).unwrap_or_default();
+            let (order, errs): (Vec<usize>, Vec<FileError>) = numbered.into_iter().unzip();
+            checked.extend(order.into_iter().zip(shown_errors(&file, &text, errs, &redaction)));
+        }
+        checked.sort_by_key(|(n, _)| *n);
+        errors.extend(checked.into_iter().map(|(_, e)| e));
         (site, errors)
     }
 }
