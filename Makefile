@@ -8,7 +8,7 @@ DATABASE_URL ?= sqlite://data/marain.db
 ADDR ?= 127.0.0.1:3000
 BIN := target/release/marain
 
-.PHONY: setup setup-test build release run test test-rust test-e2e lint fuzz bench bench-legacy bench-online
+.PHONY: setup setup-test build release run test test-rust test-e2e lint fuzz bench bench-legacy bench-online measure-dashboard
 
 setup:
 	scripts/setup.sh
@@ -79,3 +79,10 @@ bench-legacy:
 # the longest waits of reads and writes (ROWS=1000000 by default; ROWS=10000000 too).
 bench-online:
 	cargo bench --bench online_changes
+
+# The release dashboard as a browser gets it: bytes on the wire for a first and
+# a second visit, and time to interactive on a 10 Mbit/s, 40 ms link (Chromium
+# throttled over the DevTools protocol). Sizes are asserted, times printed;
+# also written to target/measure-dashboard.txt.
+measure-dashboard: release setup-test
+	cd end2end && MARAIN_BIN=../target/release/marain npx playwright test -c measure.config.ts

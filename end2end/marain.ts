@@ -42,7 +42,7 @@ async function start(backend: Backend): Promise<{ marain: Marain; stop: () => Pr
   const binary = process.env.MARAIN_BIN ?? path.join(repo, 'target', 'debug', 'marain');
   if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run the build first (make build)`);
   const assets = path.join(repo, 'target', 'site');
-  if (!fs.existsSync(path.join(assets, 'pkg', 'marain.wasm'))) throw new Error(`${assets}/pkg is missing: run cargo xtask build`);
+  if (!fs.existsSync(path.join(assets, 'hash.txt'))) throw new Error(`${assets}/hash.txt is missing: run cargo xtask build`);
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'marain-e2e-'));
   const site = path.join(tmp, 'site');

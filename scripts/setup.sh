@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Marain needs, skipping what is already there.
 # Safe to run again and again.
-#   scripts/setup.sh          build tools: the wasm32 target (the build itself is `cargo xtask build`)
-#   scripts/setup.sh --test   also Debian's Chromium, PostgreSQL's server binaries, libfaketime and the Playwright runner
+#   scripts/setup.sh          build tools: the wasm32 target and wasm-opt (the build itself is `cargo xtask build`)
+#   scripts/setup.sh --test   also Debian's Chromium, PostgreSQL's server binaries, libfaketime, nginx, pgbouncer and the Playwright runner
 #   scripts/setup.sh --leptos also cargo-leptos and the wasm-bindgen CLI, for `cargo leptos watch`
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,13 @@ apt_install() {
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
+fi
+
+# 1b. wasm-opt (Debian's binaryen): `cargo xtask build --release` size-optimises
+#     the dashboard's wasm with it, and fails without it.
+if ! command -v wasm-opt >/dev/null 2>&1; then
+  say "installing Debian's binaryen (wasm-opt)"
+  apt_install binaryen
 fi
 
 if [ "${1:-}" = "--leptos" ]; then
@@ -64,7 +71,18 @@ if [ "${1:-}" = "--test" ]; then
     say "installing libfaketime and e2fsprogs"
     apt_install faketime e2fsprogs
   fi
-  # 5. The Playwright runner, from the lock file, without its browser download.
+  # 5. A real load balancer and a real connection pooler in front of several
+  #    instances (server/tests/proxies.rs). Only the programs: no service is
+  #    enabled, each test starts its own on loopback.
+  if [ ! -x /usr/sbin/nginx ] || [ ! -x /usr/sbin/pgbouncer ]; then
+    say "installing Debian's nginx and pgbouncer"
+    apt_install nginx pgbouncer
+  fi
+  if [ ! -x /usr/sbin/nginx ] || [ ! -x /usr/sbin/pgbouncer ]; then
+    echo "setup: FAILED: nginx or pgbouncer could not be installed; the proxy tests cannot run" >&2
+    exit 1
+  fi
+  # 6. The Playwright runner, from the lock file, without its browser download.
   if [ ! -x end2end/node_modules/.bin/playwright ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing the Playwright test runner"
     (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -13,7 +13,7 @@ pub mod pages;
 pub mod picture;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -25,6 +25,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="stylesheet" id="leptos" href=stylesheet_href(&options) />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -39,6 +40,22 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// `/pkg/marain.<hash>.css` when the build named its files by content (the
+/// `css:` line of the manifest Leptos reads for the script names), else
+/// `/pkg/marain.css`. Read on each render, as Leptos reads it.
+fn stylesheet_href(options: &LeptosOptions) -> String {
+    let pkg = &options.site_pkg_dir;
+    let hash = options
+        .hash_files
+        .then(|| std::fs::read_to_string(options.hash_file.as_ref()).ok())
+        .flatten()
+        .and_then(|manifest| manifest.lines().find_map(|l| l.strip_prefix("css:").map(|h| h.trim().to_string())));
+    match hash {
+        Some(hash) => format!("/{pkg}/{}.{hash}.css", options.output_name),
+        None => format!("/{pkg}/{}.css", options.output_name),
+    }
+}
+
 /// Sets `data-diff-view` on `<html>` from `localStorage` (`unified` unless the
 /// reader chose `split`), and makes every `[data-diff-choice]` button set and
 /// remember it. Plain script, so it works before and without hydration.
@@ -48,7 +65,6 @@ const DIFF_VIEW_SCRIPT: &str = r#"(function(){var k='marain.diff-view',d=documen
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/marain.css" />
         <Title text="Marain hot-reload" />
         <Router>
             <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>

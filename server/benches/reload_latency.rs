@@ -49,6 +49,7 @@ async fn start(site: &Path, db: &str, addr: SocketAddr, debounce_ms: u64, log: P
     let args = ServeArgs {
         site: site.to_path_buf(),
         database: db.to_string(),
+        direct_database: None,
         addr,
         assets: site.join("no-assets"),
         event_buffer: 1024,

@@ -231,6 +231,14 @@ pub struct ServeArgs {
     /// `postgres://…` (several instances may share one PostgreSQL database).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/marain.db")]
     pub database: String,
+    /// When `--database` is a connection pooler in transaction mode
+    /// (PgBouncer's `pool_mode = transaction`): the same PostgreSQL database
+    /// reached without the pooler. `LISTEN`, migrations and the leases of
+    /// online schema changes use it, since they need a session that outlives
+    /// a transaction; the pooled URL then runs without prepared statements.
+    /// See docs/multi-instance.md.
+    #[arg(long, env = "MARAIN_DIRECT_DATABASE_URL")]
+    pub direct_database: Option<String>,
     /// The address to listen on.
     #[arg(long, env = "MARAIN_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,

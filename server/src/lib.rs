@@ -3,6 +3,7 @@
 
 pub mod accounts_cmd;
 pub mod api;
+pub mod assets;
 pub mod auth;
 pub mod backups_cmd;
 pub mod check;

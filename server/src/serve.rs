@@ -60,6 +60,7 @@ pub async fn serve_logged(
     crate::metrics_export::handle();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut config = EngineConfig::new(&args.site, &args.database);
+    config.direct_database_url = args.direct_database.clone();
     config.debounce = std::time::Duration::from_millis(args.debounce_ms);
     config.event_buffer = args.event_buffer.max(1);
     config.sync_poll = std::time::Duration::from_millis(args.sync_poll_ms);
@@ -225,11 +226,20 @@ pub fn router(
     addr: std::net::SocketAddr,
     sessions: tower_sessions::SessionManagerLayer<crate::sessions::SessionRows>,
 ) -> Router {
+    // Built by `cargo xtask build`, the files carry their content's hash in
+    // their names and `hash.txt` says which (Leptos reads it for the page's
+    // script tags, the shell for its stylesheet). Assets built otherwise
+    // (`cargo leptos watch`) have plain names.
+    let manifest = crate::assets::manifest(&args.assets);
     let leptos_options = LeptosOptions::builder()
         .output_name("marain")
         .site_root(args.assets.to_string_lossy().to_string())
         .site_pkg_dir("pkg")
         .site_addr(addr)
+        .hash_files(manifest.is_some())
+        .hash_file(std::sync::Arc::<str>::from(
+            manifest.map_or_else(|| "hash.txt".to_string(), |p| p.to_string_lossy().to_string()),
+        ))
         .build();
     // The content API is the public one: `api.rate_limit` applies to it (the
     // operator's own endpoints never lock the operator out). Every answer is
@@ -258,7 +268,8 @@ pub fn router(
             },
         )
         .fallback(leptos_axum::file_and_error_handler(shell))
-        .with_state(leptos_options);
+        .with_state(leptos_options)
+        .layer(axum::middleware::from_fn(crate::assets::page_validators));
     let auth = crate::auth::Auth::new(state.engine.clone());
     let sign_in = Router::new()
         .route("/login", post(crate::auth::login))
@@ -266,6 +277,7 @@ pub fn router(
         .with_state(auth.clone());
     let [headers_a, headers_b, headers_c] = crate::headers::layers();
     pages
+        .merge(crate::assets::pkg_routes(&args.assets))
         .merge(api)
         .merge(sign_in)
         .layer(axum::middleware::from_fn(crate::server_fn_errors::statuses))

@@ -94,9 +94,15 @@ enum Rows {
 impl SessionRows {
     fn on(store: &Store) -> Result<Self, String> {
         let named = |e: String| format!("session table: {e}");
-        let rows = match store.pool() {
+        // The session store's own statements are kept prepared (sqlx's
+        // default), which a pooler in transaction mode cannot carry: behind
+        // one, the store reads and writes through the direct connections.
+        let pool = if store.behind_pooler() { store.direct() } else { store.pool() };
+        let rows = match pool {
             Pool::Sqlite(p) => Rows::Sqlite(SqliteStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
-            Pool::Postgres(p) => Rows::Postgres(PostgresStore::new(p.clone()).with_table_name(TABLE).map_err(named)?),
+            Pool::Postgres(p, _) => {
+                Rows::Postgres(PostgresStore::new(p.clone()).with_table_name(TABLE).map_err(named)?)
+            }
         };
         Ok(SessionRows { rows, store: store.clone(), renewed: Arc::default(), clock: Arc::default() })
     }

@@ -18,103 +18,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 mod support;
+use support::instance::{approver_client, Instance};
 use support::pg_server::PgServer;
-use support::{EventReader, Running};
+use support::pooler::{database_name, PgBouncer};
+use support::EventReader;
 
 const FILE: &str = "schemas/user.schema.yaml";
 const V1: &str = "id: user\nname: User\nfields:\n  - id: username\n    type: text\n    required: true\n  - id: bio\n    type: long_text\n  - id: motto\n    type: text\n";
-
-/// One instance: its process and its API base.
-struct Instance {
-    name: &'static str,
-    process: Running,
-    base: String,
-}
-
-impl Instance {
-    /// `marain serve` on `site` and `db`, with its own secure log, and a sync
-    /// poll slow enough that only notifications (or a reconnect) can explain
-    /// a prompt catch-up.
-    fn start(name: &'static str, dir: &Path, db: &str) -> Instance {
-        Self::start_on(name, dir, &dir.join("site"), db, "shared")
-    }
-
-    /// [`Instance::start`] on its own `site` directory, with `--site-layout layout`.
-    fn start_on(name: &'static str, dir: &Path, site: &Path, db: &str, layout: &str) -> Instance {
-        Self::start_with(name, dir, site, db, layout, &[])
-    }
-
-    /// [`Instance::start_on`] with more environment (a failpoint).
-    fn start_with(
-        name: &'static str,
-        dir: &Path,
-        site: &Path,
-        db: &str,
-        layout: &str,
-        env: &[(&str, String)],
-    ) -> Instance {
-        // The sync poll is slow unless asked otherwise: only notifications (or
-        // a reconnect) can explain a prompt catch-up.
-        let poll = env.iter().find(|(k, _)| *k == "MARAIN_SYNC_POLL_MS").map_or("60000", |(_, v)| v.as_str());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_marain"));
-        command
-            .args(["serve", "--site"])
-            .arg(site)
-            .args(["--site-layout", layout, "--instance-name", name])
-            .args(["--database", db, "--addr", "127.0.0.1:0", "--debounce-ms", "10", "--sync-poll-ms", poll])
-            .arg("--secure-log")
-            .arg(dir.join(format!("secure-{name}.log")))
-            .arg("--assets")
-            .arg(dir.join("assets"))
-            .env("MARAIN_ADMIN_PASSWORD", "correct horse battery staple")
-            .env_remove("MARAIN_FAILPOINT");
-        command.envs(env.iter().map(|(k, v)| (k, v)));
-        let process = Running::spawn(command);
-        let base = format!("http://{}/api/v1/hot-reload", process.addr);
-        Instance { name, process, base }
-    }
-
-    async fn status(&self, client: &reqwest::Client) -> Value {
-        client.get(format!("{}/status", self.base)).send().await.unwrap().json().await.unwrap()
-    }
-
-    /// Polls the status until `done` holds; fails after 10 s naming the instance.
-    async fn wait_status(&self, client: &reqwest::Client, done: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..400 {
-            let status = self.status(client).await;
-            if done(&status) {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("instance {} never reached the expected state: {}", self.name, self.status(client).await);
-    }
-
-    /// This instance's id of its one pending change, once it has one.
-    async fn pending_id(&self, client: &reqwest::Client) -> u64 {
-        let status = self.wait_status(client, |s| s["pending"].as_array().is_some_and(|p| p.len() == 1)).await;
-        status["pending"][0]["id"].as_u64().unwrap()
-    }
-
-    async fn approve(&self, client: &reqwest::Client, id: u64, confirm: &str) -> (u16, Value) {
-        let resp = client
-            .post(format!("{}/changes/{id}/approve", self.base))
-            .json(&json!({"reason": "cluster test", "confirm": confirm}))
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
-    }
-}
-
-async fn approver_client(db: &str) -> reqwest::Client {
-    let store = marain::engine::Store::open(db).await.unwrap();
-    let token = store.accounts().create_token("cluster-test", marain::engine::accounts::Role::Approver).await.unwrap();
-    store.close().await;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build().unwrap()
-}
 
 /// The versions of `FILE` in the shared history, newest first.
 async fn versions(db: &str) -> Vec<i64> {
@@ -189,6 +99,26 @@ async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 /// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_one_shared_site_act_as_one() {
+    act_as_one(Route::Direct).await;
+}
+
+/// The same, with every instance's `--database` PgBouncer in transaction mode
+/// and `--direct-database` the server itself (for `LISTEN`, migrations and
+/// leases): exactly-once applies, sync, approvals on any instance, rejections,
+/// a lost listener and content traffic all go through the pooler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_through_pgbouncer_in_transaction_mode_act_as_one() {
+    act_as_one(Route::PgBouncer).await;
+}
+
+/// How the instances reach the database.
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    Direct,
+    PgBouncer,
+}
+
+async fn act_as_one(route: Route) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("site/schemas")).unwrap();
     std::fs::create_dir_all(dir.path().join("site/config")).unwrap();
@@ -197,12 +127,22 @@ async fn three_instances_on_one_shared_site_act_as_one() {
     let hooks = format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: {hook}\n");
     std::fs::write(dir.path().join("site/config/config.hot_reload.yaml"), hooks).unwrap();
     let db = PgServer::shared().fresh_database().await;
+    let bouncer = matches!(route, Route::PgBouncer).then(|| PgBouncer::start(PgServer::shared()));
+    let (instance_db, instance_args) = match &bouncer {
+        Some(bouncer) => (bouncer.url(database_name(&db)), vec!["--direct-database".to_string(), db.clone()]),
+        None => (db.clone(), Vec::new()),
+    };
     let client = approver_client(&db).await;
     // All three start at the same moment on an empty database: migrations, the
     // first account, the session table and the first applies race, and must not
     // trip over each other.
     let instances = std::thread::scope(|scope| {
-        let started = ["a", "b", "c"].map(|name| scope.spawn(|| Instance::start(name, dir.path(), &db)));
+        let started = ["a", "b", "c"].map(|name| {
+            scope.spawn(|| {
+                let site = dir.path().join("site");
+                Instance::start_with_args(name, dir.path(), &site, &instance_db, "shared", &[], &instance_args)
+            })
+        });
         started.map(|s| s.join().expect("an instance failed to start"))
     });
     for instance in &instances {
@@ -226,6 +166,36 @@ async fn three_instances_on_one_shared_site_act_as_one() {
     for instance in &instances {
         let status = instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
         assert_eq!(status["rejected"], json!([]), "instance {}: {status}", instance.name);
+    }
+
+    // Content written through each instance is read back through every one.
+    for (n, instance) in instances.iter().enumerate() {
+        let resp = client
+            .post(format!("http://{}/api/v1/entity/user", instance.process.addr))
+            .json(&json!({"id": format!("u{n}"), "username": format!("user {n}"), "email": "x@example.org"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            201,
+            "instance {} ({route:?}): {}",
+            instance.name,
+            resp.text().await.unwrap()
+        );
+    }
+    for instance in &instances {
+        let list: Value = client
+            .get(format!("http://{}/api/v1/entity/user", instance.process.addr))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        ids.sort();
+        assert_eq!(ids, ["u0", "u1", "u2"], "instance {} ({route:?}): {list}", instance.name);
     }
 
     // A BREAKING change approved on B: applied once, gone from A's and C's dashboards.
@@ -333,6 +303,10 @@ async fn three_instances_on_one_shared_site_act_as_one() {
     assert_eq!(heard, [2, 3, 4, 5], "one delivery per applied version, cluster-wide");
     for instance in instances {
         instance.process.kill();
+    }
+    if let Some(bouncer) = bouncer {
+        let log = bouncer.log();
+        assert!(log.contains("login attempt"), "the instances never went through pgbouncer:\n{log}");
     }
 }
 

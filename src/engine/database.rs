@@ -24,24 +24,63 @@ pub use super::arg::Arg;
 pub trait Record: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 impl<T> Record for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 
-/// Runs `$body` with `$c` bound to the backend's own value, whichever it is
-/// (and `$db` naming that backend's sqlx database type, when given).
+/// Runs `$body` with `$c` bound to the backend's own value, whichever it is.
 macro_rules! each_backend {
     ($value:expr, $enum:ident, $c:ident => $body:expr) => {
         match $value {
             $enum::Sqlite($c) => $body,
-            $enum::Postgres($c) => $body,
+            $enum::Postgres($c, ..) => $body,
         }
     };
-    ($value:expr, $enum:ident, ($c:ident, $db:ident) => $body:expr) => {
-        match $value {
-            $enum::Sqlite($c) => {
-                type $db = sqlx::Sqlite;
+}
+
+/// How a PostgreSQL connection runs a statement. sqlx sends a statement
+/// with arguments in two rounds (parse, then bind and execute), and names it
+/// to keep it prepared even with its cache off. Behind a pooler in
+/// transaction mode, the next round may reach another server session, where
+/// the name means nothing or something else; only within a transaction do
+/// the rounds stay on one session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statements {
+    /// Straight to PostgreSQL: prepared once, kept for the connection's life.
+    Kept,
+    /// Behind a pooler, outside a transaction: each statement unnamed, in a
+    /// transaction of its own.
+    Unnamed,
+    /// Behind a pooler, in an open transaction: each statement unnamed.
+    UnnamedInTransaction,
+}
+
+impl Statements {
+    /// How statements run once a transaction is open.
+    fn in_transaction(self) -> Statements {
+        match self {
+            Statements::Kept => Statements::Kept,
+            Statements::Unnamed | Statements::UnnamedInTransaction => Statements::UnnamedInTransaction,
+        }
+    }
+}
+
+/// Runs `$body` (a `Result<_, sqlx::Error>`) with `$conn` the PostgreSQL
+/// connection to run it on and `$kept` whether its statement may stay
+/// prepared, as `$statements` says (see [`Statements`]).
+macro_rules! on_postgres {
+    ($c:expr, $statements:expr, |$conn:ident, $kept:ident| $body:expr) => {
+        match $statements {
+            Statements::Kept | Statements::UnnamedInTransaction => {
+                let $kept = matches!($statements, Statements::Kept);
+                let $conn = &mut **$c;
                 $body
             }
-            $enum::Postgres($c) => {
-                type $db = sqlx::Postgres;
-                $body
+            Statements::Unnamed => {
+                let mut tx = sqlx::Connection::begin(&mut **$c).await?;
+                let $kept = false;
+                let $conn = &mut *tx;
+                let out = $body;
+                if out.is_ok() {
+                    tx.commit().await?;
+                }
+                out
             }
         }
     };
@@ -73,14 +112,14 @@ where
 /// One connection (or open transaction) of either backend.
 pub enum Conn<'c> {
     Sqlite(&'c mut SqliteConnection),
-    Postgres(&'c mut PgConnection),
+    Postgres(&'c mut PgConnection, Statements),
 }
 
 impl Conn<'_> {
     pub fn dialect(&self) -> Dialect {
         match self {
             Conn::Sqlite(_) => Dialect::Sqlite,
-            Conn::Postgres(_) => Dialect::Postgres,
+            Conn::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -91,19 +130,56 @@ impl Conn<'_> {
 
     /// Runs one statement; returns the rows it affected.
     pub async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
-        each_backend!(self, Conn, (c, Db) => Ok(sqlx::query_with(sql, arguments::<Db>(args)?).execute(&mut **c).await?.rows_affected()))
+        match self {
+            Conn::Sqlite(c) => {
+                Ok(sqlx::query_with(sql, arguments::<sqlx::Sqlite>(args)?).execute(&mut **c).await?.rows_affected())
+            }
+            Conn::Postgres(c, statements) => {
+                on_postgres!(c, *statements, |conn, kept| sqlx::query_with(sql, arguments::<sqlx::Postgres>(args)?)
+                    .persistent(kept)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected()))
+            }
+        }
     }
 
     pub async fn fetch_all<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
-        each_backend!(self, Conn, (c, Db) => sqlx::query_as_with(sql, arguments::<Db>(args)?).fetch_all(&mut **c).await)
+        match self {
+            Conn::Sqlite(c) => sqlx::query_as_with(sql, arguments::<sqlx::Sqlite>(args)?).fetch_all(&mut **c).await,
+            Conn::Postgres(c, statements) => {
+                on_postgres!(c, *statements, |conn, kept| sqlx::query_as_with(sql, arguments::<sqlx::Postgres>(args)?)
+                    .persistent(kept)
+                    .fetch_all(conn)
+                    .await)
+            }
+        }
     }
 
     pub async fn fetch_optional<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<Option<T>, sqlx::Error> {
-        each_backend!(self, Conn, (c, Db) => sqlx::query_as_with(sql, arguments::<Db>(args)?).fetch_optional(&mut **c).await)
+        match self {
+            Conn::Sqlite(c) => {
+                sqlx::query_as_with(sql, arguments::<sqlx::Sqlite>(args)?).fetch_optional(&mut **c).await
+            }
+            Conn::Postgres(c, statements) => {
+                on_postgres!(c, *statements, |conn, kept| sqlx::query_as_with(sql, arguments::<sqlx::Postgres>(args)?)
+                    .persistent(kept)
+                    .fetch_optional(conn)
+                    .await)
+            }
+        }
     }
 
     pub async fn fetch_one<T: Record>(&mut self, sql: &str, args: &[Arg]) -> Result<T, sqlx::Error> {
-        each_backend!(self, Conn, (c, Db) => sqlx::query_as_with(sql, arguments::<Db>(args)?).fetch_one(&mut **c).await)
+        match self {
+            Conn::Sqlite(c) => sqlx::query_as_with(sql, arguments::<sqlx::Sqlite>(args)?).fetch_one(&mut **c).await,
+            Conn::Postgres(c, statements) => {
+                on_postgres!(c, *statements, |conn, kept| sqlx::query_as_with(sql, arguments::<sqlx::Postgres>(args)?)
+                    .persistent(kept)
+                    .fetch_one(conn)
+                    .await)
+            }
+        }
     }
 
     /// Rows as JSON values, each column by the type the database reports for it:
@@ -114,13 +190,16 @@ impl Conn<'_> {
                 let rows = sqlx::query_with(sql, arguments::<sqlx::Sqlite>(args)?).fetch_all(&mut **c).await?;
                 Ok(rows.iter().map(json_row).collect())
             }
-            Conn::Postgres(c) => {
+            Conn::Postgres(c, statements) => {
                 // Not kept prepared: after a change of a column's type the same
                 // text returns another type, which a kept statement refuses.
-                let rows = sqlx::query_with(sql, arguments::<sqlx::Postgres>(args)?)
-                    .persistent(false)
-                    .fetch_all(&mut **c)
-                    .await?;
+                let rows = on_postgres!(c, *statements, |conn, _kept| sqlx::query_with(
+                    sql,
+                    arguments::<sqlx::Postgres>(args)?
+                )
+                .persistent(false)
+                .fetch_all(conn)
+                .await)?;
                 Ok(rows.iter().map(json_row).collect())
             }
         }
@@ -160,20 +239,20 @@ where
 #[derive(Clone, Debug)]
 pub enum Pool {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Postgres(PgPool, Statements),
 }
 
 /// An open transaction of either backend.
 pub enum Tx<'c> {
     Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'c, sqlx::Postgres>),
+    Postgres(sqlx::Transaction<'c, sqlx::Postgres>, Statements),
 }
 
 impl Tx<'_> {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
             Tx::Sqlite(tx) => Conn::Sqlite(tx),
-            Tx::Postgres(tx) => Conn::Postgres(tx),
+            Tx::Postgres(tx, statements) => Conn::Postgres(tx, statements.in_transaction()),
         }
     }
 
@@ -185,14 +264,14 @@ impl Tx<'_> {
 /// A connection taken from a [`Pool`], returned to it on drop.
 pub enum Pooled {
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
-    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>, Statements),
 }
 
 impl Pooled {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
             Pooled::Sqlite(c) => Conn::Sqlite(c),
-            Pooled::Postgres(c) => Conn::Postgres(c),
+            Pooled::Postgres(c, statements) => Conn::Postgres(c, *statements),
         }
     }
 
@@ -201,7 +280,7 @@ impl Pooled {
     pub async fn close(self) {
         let closed = match self {
             Pooled::Sqlite(c) => c.close().await,
-            Pooled::Postgres(c) => c.close().await,
+            Pooled::Postgres(c, _) => c.close().await,
         };
         if let Err(e) = closed {
             tracing::debug!(error = %e, "closing a connection");
@@ -214,7 +293,7 @@ impl Pooled {
     pub fn detach(self) {
         match self {
             Pooled::Sqlite(c) => drop(c.detach()),
-            Pooled::Postgres(c) => drop(c.detach()),
+            Pooled::Postgres(c, _) => drop(c.detach()),
         }
     }
 
@@ -224,7 +303,7 @@ impl Pooled {
         use sqlx::Connection;
         Ok(match self {
             Pooled::Sqlite(c) => Tx::Sqlite(c.begin_with(statement).await?),
-            Pooled::Postgres(c) => Tx::Postgres(c.begin_with(statement).await?),
+            Pooled::Postgres(c, statements) => Tx::Postgres(c.begin_with(statement).await?, *statements),
         })
     }
 }
@@ -236,6 +315,11 @@ pub struct PoolSize {
     /// Connections are never closed for being idle or old (the SQLite writer
     /// keeps its one connection and so its parsed schema).
     pub keep_forever: bool,
+    /// The URL is a pooler's in transaction mode (PgBouncer): consecutive
+    /// transactions of one connection may run on different server sessions, so
+    /// no statement is kept prepared on the server (sqlx's statement cache is
+    /// off; each statement is parsed, bound and run in one round).
+    pub behind_pooler: bool,
 }
 
 /// Creates the SQLite file `path`, when it is missing, readable and writable
@@ -295,7 +379,10 @@ impl Pool {
                 // sqlx starts every session with `TimeZone=UTC`: a date-time
                 // written without a zone means UTC, as on SQLite and in the
                 // conversions (which do not depend on it, see `sql::convert`).
-                let options = PgConnectOptions::from_str(url)?.application_name("marain");
+                let mut options = PgConnectOptions::from_str(url)?.application_name("marain");
+                if size.behind_pooler {
+                    options = options.statement_cache_capacity(0);
+                }
                 let pool_options = || {
                     PgPoolOptions::new()
                         // SQL means what it says whatever the server's
@@ -330,7 +417,8 @@ impl Pool {
                     }
                     other => other?,
                 };
-                Ok(Pool::Postgres(pool))
+                let statements = if size.behind_pooler { Statements::Unnamed } else { Statements::Kept };
+                Ok(Pool::Postgres(pool, statements))
             }
             None => Err(sqlx::Error::Configuration(
                 format!("`{}` is neither a sqlite: nor a postgres: URL", scheme_only(url)).into(),
@@ -341,7 +429,7 @@ impl Pool {
     pub fn dialect(&self) -> Dialect {
         match self {
             Pool::Sqlite(_) => Dialect::Sqlite,
-            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -355,14 +443,14 @@ impl Pool {
         let migrator = self.backend().migrator();
         match self {
             Pool::Sqlite(p) => migrator.run(p).await,
-            Pool::Postgres(p) => migrator.run(p).await,
+            Pool::Postgres(p, _) => migrator.run(p).await,
         }
     }
 
     /// The PostgreSQL pool, for what only PostgreSQL offers (`LISTEN`).
     pub fn postgres(&self) -> Option<&PgPool> {
         match self {
-            Pool::Postgres(p) => Some(p),
+            Pool::Postgres(p, _) => Some(p),
             Pool::Sqlite(_) => None,
         }
     }
@@ -370,14 +458,14 @@ impl Pool {
     pub async fn acquire(&self) -> Result<Pooled, sqlx::Error> {
         Ok(match self {
             Pool::Sqlite(p) => Pooled::Sqlite(p.acquire().await?),
-            Pool::Postgres(p) => Pooled::Postgres(p.acquire().await?),
+            Pool::Postgres(p, statements) => Pooled::Postgres(p.acquire().await?, *statements),
         })
     }
 
     pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
         Ok(match self {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Pool::Postgres(p, statements) => Tx::Postgres(p.begin().await?, *statements),
         })
     }
 
@@ -389,7 +477,7 @@ impl Pool {
             Pool::Sqlite(p) => {
                 Tx::Sqlite(sqlx::Transaction::begin(p.acquire().await?, Some("BEGIN IMMEDIATE".into())).await?)
             }
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Pool::Postgres(p, statements) => Tx::Postgres(p.begin().await?, *statements),
         })
     }
 

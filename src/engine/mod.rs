@@ -54,6 +54,10 @@ pub use store::{AppliedVersion, Store, VersionRow, VersionStatus};
 pub struct EngineConfig {
     pub site_root: PathBuf,
     pub database_url: String,
+    /// When `database_url` is a pooler's in transaction mode (PgBouncer): the
+    /// same PostgreSQL database without the pooler, for what needs a session
+    /// of its own (`LISTEN`, migrations, online changes' leases).
+    pub direct_database_url: Option<String>,
     /// Quiet time after the last event on a path before it is processed; editors
     /// write a file in several steps, and this lets the last one land.
     pub debounce: Duration,
@@ -105,6 +109,7 @@ impl EngineConfig {
             instance_name,
             site_root,
             database_url: database_url.into(),
+            direct_database_url: None,
             debounce: Duration::from_millis(25),
             auto_apply_safe: true,
             event_buffer: 1024,

@@ -39,7 +39,7 @@ impl Coordinator {
         shutdown: impl Future<Output = ()> + Send + 'static,
         starting: Arc<super::health::Starting>,
     ) -> Result<(Coordinator, JoinHandle<()>), EngineError> {
-        let store = Store::open(&config.database_url).await?;
+        let store = Store::open_through(&config.database_url, config.direct_database_url.as_deref()).await?;
         starting.loading();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(config.event_buffer.max(1));

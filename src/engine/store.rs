@@ -160,6 +160,13 @@ pub struct Store {
     /// the readers' connections, and reads never queue behind it. PostgreSQL:
     /// the main pool (its writers do not wait for one another's tables).
     writers: Pool,
+    /// What needs a database session of its own across statements:
+    /// migrations, `LISTEN`, an online change's lease (a session-level
+    /// advisory lock and its `SET`s). The main pool's connections unless the
+    /// main URL is a pooler's in transaction mode, where a session does not
+    /// outlive a transaction; then straight to PostgreSQL (`--direct-database`,
+    /// docs/multi-instance.md).
+    direct: Pool,
     /// Turns at SQLite's one write lock for content writes and an online
     /// change's batches, taken in the order asked (tokio's mutex is fair):
     /// SQLite's own busy wait is not, and a writer sleeping in it can miss
@@ -173,6 +180,10 @@ pub struct Store {
     /// This process, as named in the notifications it sends.
     instance: String,
 }
+
+/// Connections straight to PostgreSQL beside a pooler: the listener, the
+/// leases of online changes (one per table being changed) and a spare.
+const DIRECT_CONNECTIONS: u32 = 4;
 
 /// The PostgreSQL channel every commit of a history row is announced on.
 pub const CHANGES_CHANNEL: &str = "marain_changes";
@@ -218,24 +229,56 @@ impl Store {
     /// Opens (creating if needed) the database at `url` — SQLite or PostgreSQL,
     /// by the URL's scheme — and brings Marain's own tables up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_through(url, None).await
+    }
+
+    /// [`Store::open`] where `url` may be a connection pooler's in
+    /// transaction mode: then `direct` reaches the same PostgreSQL database
+    /// without it, for what needs a session (see the field `direct`).
+    pub async fn open_through(url: &str, direct: Option<&str>) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open { url: scheme_only(url), source };
         let readers = Pool::dialect_of(url).map_or(8, |d| super::backend::of(d).reader_connections());
-        let pool =
-            Pool::connect(url, PoolSize { max_connections: readers, keep_forever: false }).await.map_err(open_err)?;
-        pool.migrate().await?;
+        let size =
+            |max_connections, keep_forever| PoolSize { max_connections, keep_forever, behind_pooler: direct.is_some() };
+        let direct = match direct {
+            Some(direct_url) => {
+                if Pool::dialect_of(direct_url) != Some(crate::sql::Dialect::Postgres)
+                    || Pool::dialect_of(url) != Some(crate::sql::Dialect::Postgres)
+                {
+                    return Err(StoreError::Open {
+                        url: scheme_only(direct_url),
+                        source: sqlx::Error::Configuration(
+                            "a direct database URL goes with a PostgreSQL database behind a pooler: both must be postgres:// URLs"
+                                .into(),
+                        ),
+                    });
+                }
+                let size = PoolSize { max_connections: DIRECT_CONNECTIONS, keep_forever: false, behind_pooler: false };
+                let direct = Pool::connect(direct_url, size)
+                    .await
+                    .map_err(|source| StoreError::Open { url: scheme_only(direct_url), source })?;
+                direct.migrate().await?;
+                Some(direct)
+            }
+            None => None,
+        };
+        let pool = Pool::connect(url, size(readers, false)).await.map_err(open_err)?;
+        if direct.is_none() {
+            pool.migrate().await?;
+        }
         let (writer, writers) = match pool.backend().kept_writer() {
             true => (
-                Pool::connect(url, PoolSize { max_connections: 1, keep_forever: true }).await.map_err(open_err)?,
-                Pool::connect(url, PoolSize { max_connections: readers, keep_forever: false })
-                    .await
-                    .map_err(open_err)?,
+                Pool::connect(url, size(1, true)).await.map_err(open_err)?,
+                Pool::connect(url, size(readers, false)).await.map_err(open_err)?,
             ),
             false => (pool.clone(), pool.clone()),
         };
+        let direct = direct.unwrap_or_else(|| writers.clone());
         Ok(Self {
             pool,
             writer,
             writers,
+            direct,
             write_turns: Arc::new(tokio::sync::Mutex::new(())),
             apply_lock: Arc::new(tokio::sync::Mutex::new(())),
             failpoints: super::failpoint::Failpoints::from_env(),
@@ -272,6 +315,16 @@ impl Store {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Whether the main URL is a pooler's in transaction mode.
+    pub fn behind_pooler(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_, super::database::Statements::Unnamed))
+    }
+
+    /// Connections whose session lasts as long as they do (see the field).
+    pub fn direct(&self) -> &Pool {
+        &self.direct
     }
 
     /// Which SQL this store's database speaks.

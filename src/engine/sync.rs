@@ -34,7 +34,7 @@ pub(super) fn follow(
     snapshot: Arc<ArcSwap<Snapshot>>,
     poll: Duration,
 ) {
-    let Some(pool) = store.pool().postgres().cloned() else { return };
+    let Some(pool) = store.direct().postgres().cloned() else { return };
     let instance = store.instance().to_string();
     let (listen_commands, poll_commands) = (commands.clone(), commands.clone());
     tokio::spawn(async move {

@@ -100,6 +100,17 @@ impl PgServer {
         );
     }
 
+    /// The directory of the server's Unix socket, and its port (part of the
+    /// socket's name), for a program that connects to it (PgBouncer).
+    pub fn socket(&self) -> (&std::path::Path, u16) {
+        (self.dir.path(), self.port)
+    }
+
+    /// The user the server's processes run as, when the tests run as root.
+    pub fn run_as(&self) -> Option<&str> {
+        self.run_as.as_deref()
+    }
+
     /// The URL of `database`, over the server's Unix socket.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://marain@localhost:{}/{database}?host={}", self.port, self.dir.path().display())

@@ -5,6 +5,7 @@
 //! machine needs no 20-minute tool install; `cargo leptos watch` still works for
 //! live-reload development (see the README).
 
+mod assets;
 mod bindgen;
 mod cargo;
 mod fuzz;
@@ -18,7 +19,8 @@ usage: cargo xtask build [--release]
        cargo xtask fuzz [--target plan] [--runs N]
 
   build       the server (target/<profile>/marain) and the dashboard (target/site)
-  --release   optimised server and size-optimised wasm (runs wasm-opt when it is on PATH)
+  --release   optimised server and size-optimised wasm (wasm-opt -Oz, from Debian's binaryen)
+              Both write content-hashed asset names, hash.txt and .br/.gz copies.
   fuzz        builds fuzz/ with libFuzzer (nightly toolchain) and runs a target for
               N inputs (default 200000) from a corpus seeded with our own site files
 ";
@@ -84,8 +86,19 @@ fn build(paths: &Paths, release: bool) -> Result<(), String> {
     cargo::build_server(paths, release)?;
     let wasm = cargo::build_hydrate(paths, release)?;
     let site = paths.target.join("site");
-    bindgen::generate(&wasm, &site.join("pkg"), release)?;
+    // A fresh `pkg/`: the names of an earlier build's files are stale.
+    let pkg = site.join("pkg");
+    if pkg.exists() {
+        std::fs::remove_dir_all(&pkg).map_err(|e| format!("clearing {}: {e}", pkg.display()))?;
+    }
+    bindgen::generate(&wasm, &pkg, release)?;
     layout::copy_assets(&paths.root, &site)?;
+    assets::fingerprint(&site, bindgen::OUTPUT_NAME)?;
+    let sizes = assets::precompress(&site, release)?;
+    eprintln!(
+        "xtask: assets {} bytes, {} with brotli, {} with gzip",
+        sizes.plain, sizes.br, sizes.gz
+    );
     eprintln!("xtask: built the server and {} in {:.1} s", site.display(), started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -84,6 +84,7 @@ impl Server {
         let args = ServeArgs {
             site: site.clone(),
             database: db.clone(),
+            direct_database: None,
             addr,
             assets: dir.path().join("assets"),
             debounce_ms: 25,

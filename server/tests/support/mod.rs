@@ -9,8 +9,10 @@
 pub mod backend;
 pub mod event_reader;
 pub mod in_process;
+pub mod instance;
 #[path = "../../../tests/support/pg_server.rs"]
 pub mod pg_server;
+pub mod pooler;
 
 #[allow(unused_imports)]
 pub use backend::Backend;

@@ -57,7 +57,7 @@ impl LegacySource {
         let (pool, same_database, database) = match url {
             None => (store.pool().clone(), true, "the site's database".to_string()),
             Some(url) => {
-                let size = PoolSize { max_connections: 2, keep_forever: false };
+                let size = PoolSize { max_connections: 2, keep_forever: false, behind_pooler: false };
                 let pool = Pool::connect(url, size).await.map_err(LegacyError::Source)?;
                 (pool, false, format!("the legacy database ({})", scheme_only(url)))
             }

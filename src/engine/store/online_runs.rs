@@ -341,7 +341,7 @@ impl Store {
         );
         let rows: Vec<OrphanRow> = self.pool.fetch_all(&sql, &[stale]).await?;
         let mut orphans = Vec::new();
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.direct.acquire().await?;
         for OrphanRow { file, change_id, table_name: table, approved_by: actor, reason, confirm, updated_at } in rows {
             let key = Arg::Int(lease_key(&table));
             let (free,): (bool,) = conn.conn().fetch_one(take, std::slice::from_ref(&key)).await?;

@@ -173,7 +173,7 @@ impl Store {
     /// (as long as `lock_timeout`: the error then says it is a lock timeout).
     pub async fn lease(&self, table: &str, lock_timeout: Duration) -> Result<Lease, StoreError> {
         let (take, give_back) = self.backend().lease(lease_key(table), lock_timeout);
-        let mut conn = self.writers.acquire().await?;
+        let mut conn = self.direct.acquire().await?;
         for (sql, args) in &take {
             if let Err(e) = conn.conn().execute(sql, args).await {
                 conn.detach();
