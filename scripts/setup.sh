@@ -72,7 +72,7 @@ if [ "${1:-}" = "--test" ]; then
     apt_install faketime e2fsprogs
   fi
   # 5. A real load balancer and a real connection pooler in front of several
-  #    instances (server/tests/proxies.rs). Only the programs: no service is
+  #    instances (server/tests/load_balancer.rs). Only the programs: no service is
   #    enabled, each test starts its own on loopback.
   if [ ! -x /usr/sbin/nginx ] || [ ! -x /usr/sbin/pgbouncer ]; then
     say "installing Debian's nginx and pgbouncer"

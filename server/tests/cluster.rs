@@ -102,6 +102,7 @@ async fn three_instances_on_one_shared_site_act_as_one() {
     act_as_one(Route::Direct).await;
 }
 
+/// PostgreSQL only (a pooler sits in front of a database server).
 /// The same, with every instance's `--database` PgBouncer in transaction mode
 /// and `--direct-database` the server itself (for `LISTEN`, migrations and
 /// leases): exactly-once applies, sync, approvals on any instance, rejections,

@@ -426,6 +426,22 @@ impl Pool {
         }
     }
 
+    /// A direct URL goes only with a PostgreSQL database behind a pooler.
+    pub fn check_direct(pooled: &str, direct: &str) -> Result<(), sqlx::Error> {
+        match (Self::dialect_of(pooled), Self::dialect_of(direct)) {
+            (Some(Dialect::Postgres), Some(Dialect::Postgres)) => Ok(()),
+            _ => Err(sqlx::Error::Configuration(
+                "a direct database URL goes with a PostgreSQL database behind a pooler: both must be postgres:// URLs"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Whether this pool's URL is a pooler's in transaction mode.
+    pub fn behind_pooler(&self) -> bool {
+        matches!(self, Pool::Postgres(_, Statements::Unnamed))
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self {
             Pool::Sqlite(_) => Dialect::Sqlite,

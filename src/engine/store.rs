@@ -242,17 +242,8 @@ impl Store {
             |max_connections, keep_forever| PoolSize { max_connections, keep_forever, behind_pooler: direct.is_some() };
         let direct = match direct {
             Some(direct_url) => {
-                if Pool::dialect_of(direct_url) != Some(crate::sql::Dialect::Postgres)
-                    || Pool::dialect_of(url) != Some(crate::sql::Dialect::Postgres)
-                {
-                    return Err(StoreError::Open {
-                        url: scheme_only(direct_url),
-                        source: sqlx::Error::Configuration(
-                            "a direct database URL goes with a PostgreSQL database behind a pooler: both must be postgres:// URLs"
-                                .into(),
-                        ),
-                    });
-                }
+                Pool::check_direct(url, direct_url)
+                    .map_err(|source| StoreError::Open { url: scheme_only(direct_url), source })?;
                 let size = PoolSize { max_connections: DIRECT_CONNECTIONS, keep_forever: false, behind_pooler: false };
                 let direct = Pool::connect(direct_url, size)
                     .await
@@ -319,7 +310,7 @@ impl Store {
 
     /// Whether the main URL is a pooler's in transaction mode.
     pub fn behind_pooler(&self) -> bool {
-        matches!(self.pool, Pool::Postgres(_, super::database::Statements::Unnamed))
+        self.pool.behind_pooler()
     }
 
     /// Connections whose session lasts as long as they do (see the field).

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod event_reader;
 pub mod in_process;
 pub mod instance;
+pub mod nginx;
 #[path = "../../../tests/support/pg_server.rs"]
 pub mod pg_server;
 pub mod pooler;
