@@ -37,7 +37,11 @@ export async function recordWire(page: Page): Promise<{ cdp: CDPSession; stop: (
   });
   cdp.on('Network.loadingFinished', (e: any) => {
     const f = seen.get(e.requestId);
-    if (f) f.wire = f.fromCache ? 0 : e.encodedDataLength;
+    if (!f) return;
+    // The memory cache answers without a `requestServedFromCache`: nothing
+    // crossed the wire, not even headers.
+    if (e.encodedDataLength === 0 && f.status === 200) f.fromCache = true;
+    f.wire = f.fromCache ? 0 : e.encodedDataLength;
   });
   return { cdp, stop: () => [...seen.values()] };
 }

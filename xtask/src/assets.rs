@@ -102,7 +102,8 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>, String> {
         let path = entry.path();
         if entry.file_type().map_err(|e| format!("{}: {e}", path.display()))?.is_dir() {
             out.extend(files(&path)?);
-        } else if !matches!(path.extension().and_then(|e| e.to_str()), Some("br" | "gz")) && !path.ends_with("hash.txt") {
+        } else if !matches!(path.extension().and_then(|e| e.to_str()), Some("br" | "gz")) && !path.ends_with("hash.txt")
+        {
             out.push(path);
         }
     }
@@ -130,11 +131,13 @@ mod tests {
         assert!(css.is_file() && !pkg.join("m.css").exists());
 
         precompress(&site, false).unwrap();
-        let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(pkg.join(format!("m.{css_hash}.css.gz"))).unwrap());
+        let mut gz =
+            flate2::read::GzDecoder::new(std::fs::File::open(pkg.join(format!("m.{css_hash}.css.gz"))).unwrap());
         let mut back = String::new();
         std::io::Read::read_to_string(&mut gz, &mut back).unwrap();
         assert_eq!(back, format!("css{text}"));
-        let mut br = brotli::Decompressor::new(std::fs::File::open(pkg.join(format!("m.{css_hash}.css.br"))).unwrap(), 4096);
+        let mut br =
+            brotli::Decompressor::new(std::fs::File::open(pkg.join(format!("m.{css_hash}.css.br"))).unwrap(), 4096);
         back.clear();
         std::io::Read::read_to_string(&mut br, &mut back).unwrap();
         assert_eq!(back, format!("css{text}"));

@@ -95,10 +95,7 @@ fn build(paths: &Paths, release: bool) -> Result<(), String> {
     layout::copy_assets(&paths.root, &site)?;
     assets::fingerprint(&site, bindgen::OUTPUT_NAME)?;
     let sizes = assets::precompress(&site, release)?;
-    eprintln!(
-        "xtask: assets {} bytes, {} with brotli, {} with gzip",
-        sizes.plain, sizes.br, sizes.gz
-    );
+    eprintln!("xtask: assets {} bytes, {} with brotli, {} with gzip", sizes.plain, sizes.br, sizes.gz);
     eprintln!("xtask: built the server and {} in {:.1} s", site.display(), started.elapsed().as_secs_f64());
     Ok(())
 }
