@@ -1,5 +1,5 @@
-//! How the dashboard's files and pages are cached (docs/operations.md,
-//! "Caching and compression"). `cargo xtask build` names the files the page
+//! How the dashboard's files and pages are cached (docs/operating.md,
+//! "What the browser downloads"). `cargo xtask build` names the files the page
 //! links after their content and writes `.br`/`.gz` copies beside them; here
 //! `/pkg/` sends the copy the request's `Accept-Encoding` allows, and tells
 //! browsers and proxies to keep a content-named file for a year without
