@@ -32,7 +32,16 @@ impl AppError {
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
+    /// A call whose arguments cannot be read is the caller's fault (422, as
+    /// the REST API answers a body that does not fit); anything else (the
+    /// network, the server) is `unavailable`.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        AppError::new(ErrorKind::Unavailable, format!("request failed: {value}"))
+        let kind = match value {
+            ServerFnErrorErr::Args(_)
+            | ServerFnErrorErr::MissingArg(_)
+            | ServerFnErrorErr::UnsupportedRequestMethod(_) => ErrorKind::Invalid,
+            _ => ErrorKind::Unavailable,
+        };
+        AppError::new(kind, format!("request failed: {value}"))
     }
 }

@@ -1017,6 +1017,12 @@ async fn server_functions_answer_with_the_status_of_their_error_kind(backend: Ba
         assert_eq!((code, body["kind"].as_str()), (status, Some(kind)), "{who}: {body}");
         assert!(!body["message"].as_str().unwrap_or_default().is_empty(), "{who}: {body}");
     }
+    // Arguments that cannot be read: the caller's fault, as the REST API
+    // answers a body that does not fit.
+    let resp = server.client.post(format!("{root}/_sfn/control_change")).form(&[("id", "seven")]).send().await.unwrap();
+    let code = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!((code, body["kind"].as_str()), (422, Some("invalid")), "{body}");
     let (code, body) = call(anonymous.clone(), id, "pause").await;
     assert_eq!(code, 401, "signed out: {body}");
     let huge = "x".repeat(2 * 1024 * 1024);

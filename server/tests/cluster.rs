@@ -141,7 +141,7 @@ async fn act_as_one(route: Route) {
         let started = ["a", "b", "c"].map(|name| {
             scope.spawn(|| {
                 let site = dir.path().join("site");
-                Instance::start_with_args(name, dir.path(), &site, &instance_db, "shared", &[], &instance_args)
+                Instance::start_with(name, dir.path(), &site, &instance_db, "shared", &[], &instance_args)
             })
         });
         started.map(|s| s.join().expect("an instance failed to start"))
@@ -331,7 +331,7 @@ async fn an_approval_racing_one_that_holds_the_lock_is_refused() {
     // B applies the first version; A, started after, finds it applied.
     let b = Instance::start("b", dir.path(), &db);
     b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
-    let a = Instance::start_with("a", dir.path(), &dir.path().join("site"), &db, "shared", &hold);
+    let a = Instance::start_with("a", dir.path(), &dir.path().join("site"), &db, "shared", &hold, &[]);
     for instance in [&a, &b] {
         instance.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
     }
@@ -383,9 +383,9 @@ async fn a_listener_that_goes_silent_is_caught_up_by_the_poll() {
     let db = PgServer::shared().fresh_database().await;
     let client = approver_client(&db).await;
     let poll = [("MARAIN_SYNC_POLL_MS", "500".to_string())];
-    let a = Instance::start_with("a", dir.path(), &sites[0], &db, "per-instance", &poll);
+    let a = Instance::start_with("a", dir.path(), &sites[0], &db, "per-instance", &poll, &[]);
     a.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
-    let b = Instance::start_with("b", dir.path(), &sites[1], &db, "per-instance", &poll);
+    let b = Instance::start_with("b", dir.path(), &sites[1], &db, "per-instance", &poll, &[]);
     b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
 
     let listeners = listening_backends(&db).await;

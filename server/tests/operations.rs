@@ -223,6 +223,16 @@ async fn readiness_follows_the_watcher_and_the_database(backend: Backend) {
         let terminate = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'");
         admin_store.pool().execute(&terminate, &[]).await.unwrap();
         server.probe_until("/readyz", 503, "the database refuses connections").await;
+        // The dashboard's calls say so with 503 too, not 500.
+        let root = server.base.replace("/api/v1/hot-reload", "");
+        let resp = server
+            .client
+            .post(format!("{root}/_sfn/audit"))
+            .form(&Vec::<(String, String)>::new())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 503, "{}", resp.text().await.unwrap());
         admin_store.pool().execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"), &[]).await.unwrap();
         admin_store.close().await;
         server.probe_until("/readyz", 200, "the database answers again").await;

@@ -26,23 +26,12 @@ impl Instance {
 
     /// [`Instance::start`] on its own `site` directory, with `--site-layout layout`.
     pub fn start_on(name: &'static str, dir: &Path, site: &Path, db: &str, layout: &str) -> Instance {
-        Self::start_with(name, dir, site, db, layout, &[])
+        Self::start_with(name, dir, site, db, layout, &[], &[])
     }
 
-    /// [`Instance::start_on`] with more environment (a failpoint).
+    /// [`Instance::start_on`] with more environment (a failpoint) and more
+    /// arguments (`--direct-database …`).
     pub fn start_with(
-        name: &'static str,
-        dir: &Path,
-        site: &Path,
-        db: &str,
-        layout: &str,
-        env: &[(&str, String)],
-    ) -> Instance {
-        Self::start_with_args(name, dir, site, db, layout, env, &[])
-    }
-
-    /// [`Instance::start_with`] with more arguments (`--direct-database …`).
-    pub fn start_with_args(
         name: &'static str,
         dir: &Path,
         site: &Path,
