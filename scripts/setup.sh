@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Marain needs, skipping what is already there.
 # Safe to run again and again.
-#   scripts/setup.sh          build tools: the wasm32 target and wasm-opt (the build itself is `cargo xtask build`)
+#   scripts/setup.sh          build tools: the wasm32 target and the pinned wasm-opt (the build itself is `cargo xtask build`)
 #   scripts/setup.sh --test   also Debian's Chromium, PostgreSQL's server binaries, libfaketime, nginx, pgbouncer and the Playwright runner
 #   scripts/setup.sh --leptos also cargo-leptos and the wasm-bindgen CLI, for `cargo leptos watch`
 set -euo pipefail
@@ -21,11 +21,13 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# 1b. wasm-opt (Debian's binaryen): `cargo xtask build --release` size-optimises
-#     the dashboard's wasm with it, and fails without it.
-if ! command -v wasm-opt >/dev/null 2>&1; then
-  say "installing Debian's binaryen (wasm-opt)"
-  apt_install binaryen
+# 1b. wasm-opt: `cargo xtask build --release` size-optimises the dashboard's
+#     wasm with it, and fails without it. binaryen is pinned in tools/binaryen
+#     (npm's package): Debian 12's binaryen 108 breaks wasm-bindgen's externref
+#     table, and the dashboard then never starts (xtask/src/optimise.rs).
+if [ ! -x tools/binaryen/node_modules/.bin/wasm-opt ] || [ tools/binaryen/package-lock.json -nt tools/binaryen/node_modules/.package-lock.json ]; then
+  say "installing binaryen (wasm-opt) from tools/binaryen/package-lock.json"
+  (cd tools/binaryen && npm ci --no-audit --no-fund)
 fi
 
 if [ "${1:-}" = "--leptos" ]; then

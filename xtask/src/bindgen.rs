@@ -2,7 +2,6 @@
 //! Leptos's hydration script asks for them (`pkg/marain.js`, `pkg/marain.wasm`).
 
 use std::path::Path;
-use std::process::Command;
 
 /// The version of the `wasm-bindgen-cli-support` this crate pins. The glue it
 /// writes only works with the `wasm-bindgen` crate of exactly that version.
@@ -41,8 +40,9 @@ fn locked_version<'a>(lock: &'a str, name: &str) -> Option<&'a str> {
     None
 }
 
-/// Writes `<out>/marain.js` and `<out>/marain.wasm` from the hydrate library.
-pub fn generate(wasm: &Path, out: &Path, release: bool) -> Result<(), String> {
+/// Writes `<out>/marain.js` and `<out>/marain.wasm` from the hydrate library;
+/// returns the `.wasm`.
+pub fn generate(wasm: &Path, out: &Path, release: bool) -> Result<std::path::PathBuf, String> {
     eprintln!("xtask: wasm-bindgen {BINDGEN_VERSION} → {}", out.display());
     std::fs::create_dir_all(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
     let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
@@ -53,48 +53,7 @@ pub fn generate(wasm: &Path, out: &Path, release: bool) -> Result<(), String> {
     let generated = out.join(format!("{OUTPUT_NAME}_bg.wasm"));
     let served = out.join(format!("{OUTPUT_NAME}.wasm"));
     std::fs::rename(&generated, &served).map_err(|e| format!("renaming {}: {e}", generated.display()))?;
-    if release {
-        optimise(&served)?;
-    }
-    Ok(())
-}
-
-/// The WebAssembly features rustc's wasm32 target emits by default. wasm-opt
-/// 108 (Debian 12's binaryen) assumes the MVP and refuses a module that uses
-/// any other, so each is named.
-const WASM_FEATURES: [&str; 6] = [
-    "--enable-bulk-memory",
-    "--enable-reference-types",
-    "--enable-multivalue",
-    "--enable-sign-ext",
-    "--enable-nontrapping-float-to-int",
-    "--enable-mutable-globals",
-];
-
-/// `wasm-opt -Oz` (Debian's `binaryen`, which `scripts/setup.sh` installs): a
-/// release build without it fails rather than ship a bundle almost three
-/// times larger.
-fn optimise(wasm: &Path) -> Result<(), String> {
-    let before = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
-    let started = std::time::Instant::now();
-    let status = Command::new("wasm-opt")
-        .arg("-Oz")
-        .args(WASM_FEATURES)
-        .arg(wasm)
-        .arg("-o")
-        .arg(wasm)
-        .status()
-        .map_err(|e| format!("running wasm-opt ({e}): install Debian's binaryen (scripts/setup.sh does)"))?;
-    if !status.success() {
-        return Err(format!("wasm-opt -Oz {} failed ({status})", wasm.display()));
-    }
-    let after = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
-    eprintln!(
-        "xtask: wasm-opt -Oz {}: {before} → {after} bytes in {:.1} s",
-        wasm.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(served)
 }
 
 #[cfg(test)]

@@ -10,16 +10,19 @@ mod bindgen;
 mod cargo;
 mod fuzz;
 mod layout;
+mod optimise;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: cargo xtask build [--release]
+usage: cargo xtask build [--release | --release-wasm]
        cargo xtask fuzz [--target plan] [--runs N]
 
   build       the server (target/<profile>/marain) and the dashboard (target/site)
-  --release   optimised server and size-optimised wasm (wasm-opt -Oz, from Debian's binaryen)
+  --release   optimised server and size-optimised wasm (wasm-opt -Oz, binaryen pinned in tools/binaryen)
+  --release-wasm  the debug server with the size-optimised wasm (what `make test` runs:
+              the browser tests check the bundle users get)
               Both write content-hashed asset names, hash.txt and .br/.gz copies.
   fuzz        builds fuzz/ with libFuzzer (nightly toolchain) and runs a target for
               N inputs (default 200000) from a corpus seeded with our own site files
@@ -39,10 +42,11 @@ fn main() -> ExitCode {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits inside the workspace").to_path_buf();
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let paths = Paths { root, target };
-    let release = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let profiles = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["fuzz", rest @ ..] => return finish(fuzz_args(rest).and_then(|a| fuzz::run(&paths, &a))),
-        ["build"] => false,
-        ["build", "--release"] => true,
+        ["build"] => Profiles { server_release: false, wasm_release: false },
+        ["build", "--release"] => Profiles { server_release: true, wasm_release: true },
+        ["build", "--release-wasm"] => Profiles { server_release: false, wasm_release: true },
         ["help" | "--help" | "-h"] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -52,7 +56,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    finish(build(&paths, release))
+    finish(build(&paths, profiles))
 }
 
 fn finish(result: Result<(), String>) -> ExitCode {
@@ -80,10 +84,18 @@ fn fuzz_args(rest: &[&str]) -> Result<fuzz::FuzzArgs, String> {
     Ok(args)
 }
 
-fn build(paths: &Paths, release: bool) -> Result<(), String> {
+/// Which of the two builds are optimised.
+#[derive(Clone, Copy)]
+struct Profiles {
+    server_release: bool,
+    wasm_release: bool,
+}
+
+fn build(paths: &Paths, profiles: Profiles) -> Result<(), String> {
+    let release = profiles.wasm_release;
     let started = std::time::Instant::now();
     bindgen::check_version(&paths.root)?;
-    cargo::build_server(paths, release)?;
+    cargo::build_server(paths, profiles.server_release)?;
     let wasm = cargo::build_hydrate(paths, release)?;
     let site = paths.target.join("site");
     // A fresh `pkg/`: the names of an earlier build's files are stale.
@@ -91,7 +103,10 @@ fn build(paths: &Paths, release: bool) -> Result<(), String> {
     if pkg.exists() {
         std::fs::remove_dir_all(&pkg).map_err(|e| format!("clearing {}: {e}", pkg.display()))?;
     }
-    bindgen::generate(&wasm, &pkg, release)?;
+    let served = bindgen::generate(&wasm, &pkg, release)?;
+    if release {
+        optimise::run(&paths.root, &served)?;
+    }
     layout::copy_assets(&paths.root, &site)?;
     assets::fingerprint(&site, bindgen::OUTPUT_NAME)?;
     let sizes = assets::precompress(&site, release)?;
