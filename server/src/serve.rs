@@ -95,7 +95,7 @@ pub async fn serve_logged(
         crate::connections::CappedListener::new(listener, crate::connections::DEFAULT_MAX_CONNECTIONS);
     let (engine_gone_tx, engine_gone) = tokio::sync::oneshot::channel::<String>();
     let stopping = stop_tx.subscribe();
-    let gate = crate::starting::router(started.clone(), starting.clone());
+    let gate = crate::starting::router(started.clone(), starting.clone(), sign_in_page(&args, addr));
     let mut server = tokio::spawn(
         axum::serve(listener, gate.into_make_service_with_connect_info::<crate::connections::Peer>())
             .with_graceful_shutdown(async move {
@@ -220,18 +220,13 @@ fn ensure_sqlite_parent(url: &str) -> Result<(), String> {
     }
 }
 
-pub fn router(
-    state: AppState,
-    args: &ServeArgs,
-    addr: std::net::SocketAddr,
-    sessions: tower_sessions::SessionManagerLayer<crate::sessions::SessionRows>,
-) -> Router {
-    // Built by `cargo xtask build`, the files carry their content's hash in
-    // their names and `hash.txt` says which (Leptos reads it for the page's
-    // script tags, the shell for its stylesheet). Assets built otherwise
-    // (`cargo leptos watch`) have plain names.
+/// The pages' Leptos settings. Built by `cargo xtask build`, the files carry
+/// their content's hash in their names and `hash.txt` says which (Leptos
+/// reads it for the page's script tags, the shell for its stylesheet). Assets
+/// built otherwise (`cargo leptos watch`) have plain names.
+fn page_options(args: &ServeArgs, addr: std::net::SocketAddr) -> LeptosOptions {
     let manifest = crate::assets::manifest(&args.assets);
-    let leptos_options = LeptosOptions::builder()
+    LeptosOptions::builder()
         .output_name("marain")
         .site_root(args.assets.to_string_lossy().to_string())
         .site_pkg_dir("pkg")
@@ -240,7 +235,35 @@ pub fn router(
         .hash_file(std::sync::Arc::<str>::from(
             manifest.map_or_else(|| "hash.txt".to_string(), |p| p.to_string_lossy().to_string()),
         ))
-        .build();
+        .build()
+}
+
+/// What serves the sign-in page and its files while the engine starts: the
+/// page needs no engine, and a person can type while a big site reconciles.
+fn sign_in_page(args: &ServeArgs, addr: std::net::SocketAddr) -> Router {
+    let options = page_options(args, addr);
+    let login = generate_route_list(App).into_iter().filter(|route| route.path() == "/login").collect::<Vec<_>>();
+    let [headers_a, headers_b, headers_c] = crate::headers::layers();
+    Router::new()
+        .leptos_routes_with_context(&options, login, crate::headers::set_page_policy, {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .with_state(options)
+        .layer(axum::middleware::from_fn(crate::assets::page_validators))
+        .merge(crate::assets::pkg_routes(&args.assets))
+        .layer(headers_a)
+        .layer(headers_b)
+        .layer(headers_c)
+}
+
+pub fn router(
+    state: AppState,
+    args: &ServeArgs,
+    addr: std::net::SocketAddr,
+    sessions: tower_sessions::SessionManagerLayer<crate::sessions::SessionRows>,
+) -> Router {
+    let leptos_options = page_options(args, addr);
     // The content API is the public one: `api.rate_limit` applies to it (the
     // operator's own endpoints never lock the operator out). Every answer is
     // counted for `/metrics`.

@@ -360,6 +360,23 @@ fn the_server_answers_while_the_engine_starts(backend: Backend) {
     assert!(page.contains("Starting: reconciling 1 file with the database"), "{page}");
     let (code, _, _) = get("/api/v1/hot-reload/status");
     assert_eq!(code, 503, "nothing else is served while starting");
+    // The sign-in page is: a person may type while the site reconciles. A
+    // sign-in sent meanwhile comes back to it, saying why.
+    let (code, _, page) = get("/login");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("name=\"password\""), "{page}");
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = rt
+        .block_on(
+            no_redirects
+                .post(format!("{root}/login"))
+                .header("Origin", &root)
+                .form(&[("username", "admin"), ("password", "whatever it is")])
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/login?error=starting");
 
     std::fs::write(&release, "").unwrap();
     server.wait_line("dashboard on http://", Duration::from_secs(20));

@@ -17,6 +17,7 @@ pub fn Login() -> impl IntoView {
             ))
         }
         Some("origin") => Some("The sign-in form must be sent from this site.".to_string()),
+        Some("starting") => Some("Marain is still starting; sign in again in a few seconds.".to_string()),
         Some("unavailable") => Some("The server cannot check accounts right now; try again shortly.".to_string()),
         Some(_) => Some("Signing in failed; try again.".to_string()),
         None => None,
