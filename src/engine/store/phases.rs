@@ -517,7 +517,7 @@ impl Store {
             };
             for (_, statement) in found.iter().filter(|(t, _)| t == table) {
                 tracing::warn!(%statement, "clearing what an online change cut short left");
-                let cleared = self.pool.execute(statement, &[]).await;
+                let cleared = self.direct.execute(statement, &[]).await;
                 cleared.map_err(|source| StoreError::Statement { statement: statement.clone(), source })?;
                 ran.push(statement.clone());
             }
