@@ -128,11 +128,7 @@ async fn act_as_one(route: Route) {
     let hooks = format!("id: hot_reload\nvalues:\n  webhooks:\n    - url: {hook}\n");
     std::fs::write(dir.path().join("site/config/config.hot_reload.yaml"), hooks).unwrap();
     let db = PgServer::shared().fresh_database().await;
-    let bouncer = matches!(route, Route::PgBouncer).then(|| PgBouncer::start(PgServer::shared()));
-    let (instance_db, instance_args) = match &bouncer {
-        Some(bouncer) => (bouncer.url(database_name(&db)), vec!["--direct-database".to_string(), db.clone()]),
-        None => (db.clone(), Vec::new()),
-    };
+    let (instance_db, instance_args, bouncer) = route_to(route, &db);
     let client = approver_client(&db).await;
     // All three start at the same moment on an empty database: migrations, the
     // first account, the session table and the first applies race, and must not
@@ -305,10 +301,7 @@ async fn act_as_one(route: Route) {
     for instance in instances {
         instance.process.kill();
     }
-    if let Some(bouncer) = bouncer {
-        let log = bouncer.log();
-        assert!(log.contains("login attempt"), "the instances never went through pgbouncer:\n{log}");
-    }
+    assert_went_through(bouncer.as_ref());
 }
 
 /// PostgreSQL only (instances share one database server; a SQLite file serves one instance).
@@ -706,10 +699,25 @@ struct BigChange {
     b: Instance,
     store: marain::engine::Store,
     id: u64,
+    /// The pooler the instances go through, if any; kept as long as they run.
+    bouncer: Option<PgBouncer>,
+}
+
+/// The `--database` URL and the extra arguments of an instance on `db`, by
+/// `route`, and the pooler it goes through.
+fn route_to(route: Route, db: &str) -> (String, Vec<String>, Option<PgBouncer>) {
+    match route {
+        Route::Direct => (db.to_string(), Vec::new(), None),
+        Route::PgBouncer => {
+            let bouncer = PgBouncer::start(PgServer::shared());
+            let pooled = bouncer.url(database_name(db));
+            (pooled, vec!["--direct-database".to_string(), db.to_string()], Some(bouncer))
+        }
+    }
 }
 
 impl BigChange {
-    async fn waiting() -> BigChange {
+    async fn waiting(route: Route) -> BigChange {
         const ITEM: &str =
             "id: item\nname: Item\nfields:\n  - id: code\n    type: text\n  - id: score\n    type: integer\n";
         let dir = tempfile::tempdir().unwrap();
@@ -722,9 +730,10 @@ impl BigChange {
         std::fs::write(site.join("config/config.hot_reload.yaml"), slow).unwrap();
         let db = PgServer::shared().fresh_database().await;
         let client = approver_client(&db).await;
-        let a = Instance::start("a", dir.path(), &db);
+        let (instance_db, args, bouncer) = route_to(route, &db);
+        let a = Instance::start_with("a", dir.path(), &site, &instance_db, "shared", &[], &args);
         a.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
-        let b = Instance::start("b", dir.path(), &db);
+        let b = Instance::start_with("b", dir.path(), &site, &instance_db, "shared", &[], &args);
         b.wait_status(&client, |s| s["in_sync"] == json!(true)).await;
         let store = marain::engine::Store::open(&db).await.unwrap();
         let seed =
@@ -732,7 +741,7 @@ impl BigChange {
         store.pool().execute(seed, &[]).await.unwrap();
         std::fs::write(site.join("schemas/item.schema.yaml"), ITEM.replace("type: integer", "type: text")).unwrap();
         let id = a.pending_id(&client).await;
-        BigChange { dir, client, a, b, store, id }
+        BigChange { dir, client, a, b, store, id, bouncer }
     }
 }
 
@@ -744,7 +753,7 @@ impl BigChange {
 /// both instances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_change_on_one_instance_is_steered_from_another() {
-    let BigChange { dir: _dir, client, a, b, store, id } = BigChange::waiting().await;
+    let BigChange { dir: _dir, client, a, b, store, id, bouncer: _bouncer } = BigChange::waiting(Route::Direct).await;
     assert_eq!(b.pending_id(&client).await, id, "one change, one id");
     let approving = tokio::spawn({
         let (client, base) = (client.clone(), a.base.clone());
@@ -805,7 +814,20 @@ async fn an_online_change_on_one_instance_is_steered_from_another() {
 /// commits once, as the one who approved it, every value converted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
-    let BigChange { dir: _dir, client, a, b, store, id } = BigChange::waiting().await;
+    finished_by_another(Route::Direct).await;
+}
+
+/// PostgreSQL only (a pooler sits in front of a database server).
+/// The same through PgBouncer in transaction mode: the lease is a
+/// session-level lock, taken over `--direct-database`, so it still ends with
+/// the session of the instance that dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_online_change_of_an_instance_that_dies_is_finished_by_another_through_pgbouncer() {
+    finished_by_another(Route::PgBouncer).await;
+}
+
+async fn finished_by_another(route: Route) {
+    let BigChange { dir: _dir, client, a, b, store, id, bouncer } = BigChange::waiting(route).await;
     assert_eq!(b.pending_id(&client).await, id);
     let approving = tokio::spawn({
         let (client, base) = (client.clone(), a.base.clone());
@@ -859,4 +881,13 @@ async fn the_online_change_of_an_instance_that_dies_is_finished_by_another() {
     assert_eq!(left, 0, "a run record or a trigger stayed");
     b.wait_status(&client, |s| s["pending"] == json!([]) && s["in_sync"] == json!(true)).await;
     store.close().await;
+    assert_went_through(bouncer.as_ref());
+}
+
+/// The instances logged in through `bouncer`, when there is one.
+fn assert_went_through(bouncer: Option<&PgBouncer>) {
+    if let Some(bouncer) = bouncer {
+        let log = bouncer.log();
+        assert!(log.contains("login attempt"), "the instances never went through pgbouncer:\n{log}");
+    }
 }
