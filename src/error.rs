@@ -37,6 +37,9 @@ pub enum ErrorKind {
     OriginMismatch,
     /// No such change, version, entity, record or endpoint.
     NotFound,
+    /// The request is not well-formed: its body is not JSON, or not sent as
+    /// JSON, or a server function's arguments cannot be read.
+    Malformed,
     /// The request's body does not fit what it asks for.
     Invalid,
     /// The request fits, but the data refuses it (a taken unique value, a
@@ -71,6 +74,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::OriginMismatch => "origin_mismatch",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::Malformed => "malformed",
             ErrorKind::Invalid => "invalid",
             ErrorKind::Conflict => "conflict",
             ErrorKind::NotApprovable => "not_approvable",
@@ -88,6 +92,7 @@ impl ErrorKind {
     /// The HTTP status that goes with it.
     pub fn http_status(self) -> u16 {
         match self {
+            ErrorKind::Malformed => 400,
             ErrorKind::Unauthenticated => 401,
             ErrorKind::Forbidden | ErrorKind::OriginMismatch => 403,
             ErrorKind::NotFound => 404,

@@ -822,6 +822,11 @@ fn one_word_one_meaning() {
         "_migration(",
         "migration_feed",
     ];
-    let found = occurrences(&paths, &needles);
+    // axum's extractor trait names the answer to a refused request
+    // `Rejection`: the one place the word is the framework's, not ours.
+    let found: Vec<String> = occurrences(&paths, &needles)
+        .into_iter()
+        .filter(|line| !line.ends_with("type Rejection = ApiError;"))
+        .collect();
     assert!(found.is_empty(), "one word, one meaning (ARCHITECTURE.md, Words):\n{}", found.join("\n"));
 }

@@ -32,14 +32,14 @@ impl AppError {
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
-    /// A call whose arguments cannot be read is the caller's fault (422, as
-    /// the REST API answers a body that does not fit); anything else (the
-    /// network, the server) is `unavailable`.
+    /// A call whose arguments cannot be read is the caller's fault
+    /// (`malformed`, 400, as the REST API answers a body that is not JSON);
+    /// anything else (the network, the server) is `unavailable`.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let kind = match value {
             ServerFnErrorErr::Args(_)
             | ServerFnErrorErr::MissingArg(_)
-            | ServerFnErrorErr::UnsupportedRequestMethod(_) => ErrorKind::Invalid,
+            | ServerFnErrorErr::UnsupportedRequestMethod(_) => ErrorKind::Malformed,
             _ => ErrorKind::Unavailable,
         };
         AppError::new(kind, format!("request failed: {value}"))

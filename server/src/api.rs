@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
+use crate::json_body::JsonBody;
 use crate::state::AppState;
 
 /// What is applied, pending, rejected and drifted, in one look.
@@ -53,9 +54,9 @@ pub async fn approve(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     Path(id): Path<u64>,
-    body: Option<Json<ApproveBody>>,
+    body: Option<JsonBody<ApproveBody>>,
 ) -> Result<Json<VersionDto>, ApiError> {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let approval = Approval { actor: identity.name, reason: body.reason, confirm: body.confirm };
     let row = state.engine.approve(id, approval).await?;
     Ok(Json(VersionDto::from(&row)))
@@ -84,9 +85,9 @@ pub async fn decline(
     State(state): State<AppState>,
     Extension(identity): Extension<Identity>,
     Path(id): Path<u64>,
-    body: Option<Json<DeclineBody>>,
+    body: Option<JsonBody<DeclineBody>>,
 ) -> Result<Json<Declined>, ApiError> {
-    let reason = body.and_then(|Json(b)| b.reason);
+    let reason = body.and_then(|JsonBody(b)| b.reason);
     state.engine.decline(id, &identity.name, reason).await?;
     Ok(Json(Declined { declined: id, rejected: id }))
 }
@@ -100,7 +101,7 @@ pub async fn reject(
     state: State<AppState>,
     identity: Extension<Identity>,
     id: Path<u64>,
-    body: Option<Json<DeclineBody>>,
+    body: Option<JsonBody<DeclineBody>>,
 ) -> Result<Json<Declined>, ApiError> {
     decline(state, identity, id, body).await
 }
@@ -197,7 +198,7 @@ pub struct RollbackBody {
     responses((status = 202, body = ChangeSummaryDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
-    Json(body): Json<RollbackBody>,
+    JsonBody(body): JsonBody<RollbackBody>,
 ) -> Result<(StatusCode, Json<ChangeSummaryDto>), ApiError> {
     let change = state.engine.rollback(&body.file, body.version, body.reason).await?;
     Ok((StatusCode::ACCEPTED, Json(ChangeSummaryDto::from(&change))))
@@ -217,10 +218,10 @@ pub struct Changes {
 /// Point-in-time recovery: 202 and one pending change per file that differs
 /// from its version at `at`, in the order they must be approved.
 #[utoipa::path(post, path = "/api/v1/hot-reload/recover", tag = "hot-reload", request_body = RecoverBody,
-    responses((status = 202, body = Changes), (status = 400, body = ErrorBody)))]
+    responses((status = 202, body = Changes), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn recover(
     State(state): State<AppState>,
-    Json(body): Json<RecoverBody>,
+    JsonBody(body): JsonBody<RecoverBody>,
 ) -> Result<(StatusCode, Json<Changes>), ApiError> {
     let changes = state.engine.recover_to(&body.at).await?;
     Ok((StatusCode::ACCEPTED, Json(Changes { changes: changes.iter().map(ChangeSummaryDto::from).collect() })))
@@ -269,7 +270,7 @@ pub struct Pruned {
     responses((status = 200, body = Pruned)))]
 pub async fn prune_backups(
     State(state): State<AppState>,
-    Json(body): Json<PruneBody>,
+    JsonBody(body): JsonBody<PruneBody>,
 ) -> Result<Json<Pruned>, ApiError> {
     let pruned = state.engine.prune_backups(body.older_than_days).await?;
     Ok(Json(Pruned { pruned }))

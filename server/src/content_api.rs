@@ -9,17 +9,18 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::json_body::JsonBody;
 use crate::state::AppState;
 
 /// Stores a new record, validated against the entity's live schema.
 #[utoipa::path(post, path = "/api/v1/entity/{entity}", tag = "content",
     params(("entity" = String, Path, description = "The entity id")),
     request_body(content = Object, description = "The record's fields (an `id` is made when none is given)"),
-    responses((status = 201, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Path(entity): Path<String>,
-    Json(body): Json<Value>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let stored = state.engine.content().create(&entity, &object(body)?).await?;
     Ok((StatusCode::CREATED, Json(stored)))
@@ -36,11 +37,11 @@ fn object(body: Value) -> Result<serde_json::Map<String, Value>, ApiError> {
 #[utoipa::path(put, path = "/api/v1/entity/{entity}/{id}", tag = "content",
     params(("entity" = String, Path, description = "The entity id"), ("id" = String, Path, description = "The record id")),
     request_body(content = Object),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path((entity, id)): Path<(String, String)>,
-    Json(body): Json<Value>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(state.engine.content().update(&entity, &id, &object(body)?).await?))
 }

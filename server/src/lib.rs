@@ -16,6 +16,7 @@ pub mod error;
 pub mod headers;
 pub mod health;
 pub mod history_cmd;
+pub mod json_body;
 pub mod legacy_cmd;
 pub mod log_level;
 pub mod metrics_export;

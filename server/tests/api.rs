@@ -138,6 +138,24 @@ async fn content_is_validated_against_the_live_schema(backend: Backend) {
         assert!(message.contains(expected), "{message}");
     }
 
+    // A body that is not JSON, or not sent as JSON, is refused in the API's
+    // own shape (not the framework's plain text), naming where it broke.
+    let broken = server.client.post(&content).header("content-type", "application/json").body("{\"username\": ");
+    let resp = broken.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "malformed", "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("line 1 column"), "{err}");
+    let resp = server.client.post(&content).body("username=ann").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "malformed", "{err}");
+    // JSON of the wrong shape for the endpoint is `invalid`.
+    let resp = server.client.post(format!("{}/rollback", server.base)).json(&json!({"file": 7})).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid", "{err}");
+
     // A field added to the file is accepted as soon as it is live.
     std::fs::write(server.site.join("schemas/user.schema.yaml"), format!("{USER}  - id: motto\n    type: text\n"))
         .unwrap();
@@ -1018,11 +1036,11 @@ async fn server_functions_answer_with_the_status_of_their_error_kind(backend: Ba
         assert!(!body["message"].as_str().unwrap_or_default().is_empty(), "{who}: {body}");
     }
     // Arguments that cannot be read: the caller's fault, as the REST API
-    // answers a body that does not fit.
+    // answers a body that is not JSON.
     let resp = server.client.post(format!("{root}/_sfn/control_change")).form(&[("id", "seven")]).send().await.unwrap();
     let code = resp.status().as_u16();
     let body: Value = resp.json().await.unwrap();
-    assert_eq!((code, body["kind"].as_str()), (422, Some("invalid")), "{body}");
+    assert_eq!((code, body["kind"].as_str()), (400, Some("malformed")), "{body}");
     let (code, body) = call(anonymous.clone(), id, "pause").await;
     assert_eq!(code, 401, "signed out: {body}");
     let huge = "x".repeat(2 * 1024 * 1024);
