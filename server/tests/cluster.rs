@@ -194,6 +194,32 @@ async fn act_as_one(route: Route) {
         ids.sort();
         assert_eq!(ids, ["u0", "u1", "u2"], "instance {} ({route:?}): {list}", instance.name);
     }
+    // The figure of the closing note (printed, never asserted): a read and a
+    // write of the content API on one instance, 300 of each, by route.
+    let records = format!("http://{}/api/v1/entity/user", instances[0].process.addr);
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    for n in 0..300 {
+        let started = std::time::Instant::now();
+        let resp = client.get(format!("{records}/u0")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        reads.push(started.elapsed());
+        let started = std::time::Instant::now();
+        let resp =
+            client.put(format!("{records}/u0")).json(&json!({"username": format!("user {n}")})).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+        writes.push(started.elapsed());
+    }
+    let at = |v: &mut Vec<Duration>, p: usize| {
+        v.sort();
+        v[(v.len() - 1) * p / 100].as_micros()
+    };
+    println!(
+        "{route:?}: content read p50 {} µs p99 {} µs; write p50 {} µs p99 {} µs",
+        at(&mut reads, 50),
+        at(&mut reads, 99),
+        at(&mut writes, 50),
+        at(&mut writes, 99)
+    );
 
     // A BREAKING change approved on B: applied once, gone from A's and C's dashboards.
     write_site(
