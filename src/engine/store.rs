@@ -356,6 +356,8 @@ impl Store {
         self.pool.close().await;
         self.writer.close().await;
         self.writers.close().await;
+        // Its own pool only beside a pooler; else a clone, closed already.
+        self.direct.close().await;
     }
 }
 
