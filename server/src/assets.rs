@@ -25,8 +25,10 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 /// A page shows one signed-in person's view: no shared cache keeps it.
 const PAGE: &str = "private, no-cache";
-/// A page larger than this is sent without an ETag (it is not buffered).
-const LARGEST_TAGGED_PAGE: usize = 4 * 1024 * 1024;
+/// A page is read whole to be tagged (the pages render whole before they are
+/// sent anyway); one larger than this, far beyond any real page, answers 500
+/// rather than grow the buffer without bound.
+const LARGEST_TAGGED_PAGE: usize = 64 * 1024 * 1024;
 
 /// The manifest `cargo xtask build` writes: which names the files carry.
 pub fn manifest(assets: &Path) -> Option<std::path::PathBuf> {
@@ -77,8 +79,12 @@ pub async fn page_validators(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, LARGEST_TAGGED_PAGE).await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response();
+    let bytes = match axum::body::to_bytes(body, LARGEST_TAGGED_PAGE).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, "a page could not be rendered whole");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response();
+        }
     };
     parts.headers.insert(CACHE_CONTROL, HeaderValue::from_static(PAGE));
     let nonce = parts.headers.get(CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()).and_then(nonce_of);
