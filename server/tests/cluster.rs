@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 mod support;
-use support::instance::{approver_client, Instance};
+use support::instance::{approver_client, Instance, APPROVER};
 use support::pg_server::PgServer;
 use support::pooler::{database_name, PgBouncer};
 use support::EventReader;
@@ -289,7 +289,7 @@ async fn act_as_one(route: Route) {
             })
             .await;
         let message = status["rejected"][0]["message"].as_str().unwrap();
-        assert!(message.contains("rejected by cluster-test: not now"), "instance {}: {status}", instance.name);
+        assert!(message.contains(&format!("rejected by {APPROVER}: not now")), "instance {}: {status}", instance.name);
     }
     assert_eq!(versions(&db).await, [4, 3, 2, 1], "a rejection applies nothing");
 
@@ -809,7 +809,7 @@ async fn an_online_change_on_one_instance_is_steered_from_another() {
     };
     assert_eq!(control(&b, "pause").await, 200);
     let paused = a.wait_status(&client, |s| s["pending"][0]["running"]["state"] == "paused").await;
-    assert_eq!(paused["pending"][0]["running"]["state_by"], "cluster-test", "{paused}");
+    assert_eq!(paused["pending"][0]["running"]["state_by"], APPROVER, "{paused}");
     let held = paused["pending"][0]["running"]["rows_done"].clone();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(a.status(&client).await["pending"][0]["running"]["rows_done"], held, "a batch ran while paused");
@@ -818,7 +818,7 @@ async fn an_online_change_on_one_instance_is_steered_from_another() {
     assert_eq!(control(&b, "abort").await, 200);
     let (code, body) = approving.await.unwrap();
     assert_eq!(code, 409, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("aborted by cluster-test"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&format!("aborted by {APPROVER}")), "{body}");
     let columns = store.table_columns("content_item").await.unwrap();
     assert_eq!(columns, ["id", "code", "score", "created_at", "updated_at"]);
     let (n,): (i64,) = store.pool().fetch_one("SELECT COUNT(*) FROM marain_online_runs", &[]).await.unwrap();
@@ -886,7 +886,7 @@ async fn finished_by_another(route: Route) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(applied.len(), 2, "B never finished the change of the instance that died");
-    assert_eq!(applied[0].actor, "cluster-test");
+    assert_eq!(applied[0].actor, APPROVER);
     let mut columns = store.table_columns("content_item").await.unwrap();
     columns.sort();
     assert_eq!(columns, ["code", "created_at", "id", "score", "updated_at"], "a shadow column stayed");

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 mod support;
 
+use support::instance::approver_client;
 use support::{Backend, Running};
 
 use serde_json::{json, Value};
@@ -252,17 +253,6 @@ fn log_verifies(db: &str, log: &Path) {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "history verify: {said}");
     assert!(said.contains("secure-log lines, chain intact"), "{said}");
-}
-
-/// A client carrying an approver's API token, made in the database the server
-/// will open.
-async fn approver_client(db: &str) -> reqwest::Client {
-    let store = marain::engine::Store::open(db).await.unwrap();
-    let token = store.accounts().create_token("crash-test", marain::engine::accounts::Role::Approver).await.unwrap();
-    store.close().await;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build().unwrap()
 }
 
 /// One crash at `point` and the restart after it.

@@ -104,9 +104,7 @@ async fn two_instances_behind_nginx_serve_one_site() {
     std::fs::write(site.join(FILE), V1).unwrap();
     let db = PgServer::shared().fresh_database().await;
     let api = approver_client(&db).await;
-    let store = marain::engine::Store::open(&db).await.unwrap();
-    let token = store.accounts().create_token("content", marain::engine::accounts::Role::Approver).await.unwrap();
-    store.close().await;
+    let token = support::in_process::token(&db, "content", marain::engine::accounts::Role::Approver).await;
     let instances = std::thread::scope(|scope| {
         let started = ["a", "b"].map(|name| scope.spawn(|| Instance::start(name, dir.path(), &db)));
         started.map(|s| s.join().expect("an instance failed to start"))

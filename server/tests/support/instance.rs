@@ -94,11 +94,14 @@ impl Instance {
     }
 }
 
+/// A client carrying the API token of an approver named [`APPROVER`], made
+/// in the database the instances open.
 pub async fn approver_client(db: &str) -> reqwest::Client {
-    let store = marain::engine::Store::open(db).await.unwrap();
-    let token = store.accounts().create_token("cluster-test", marain::engine::accounts::Role::Approver).await.unwrap();
-    store.close().await;
+    let token = super::in_process::token(db, APPROVER, marain::engine::accounts::Role::Approver).await;
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
     reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build().unwrap()
 }
+
+/// Who [`approver_client`] acts as, in history rows and messages.
+pub const APPROVER: &str = "cluster-test";
